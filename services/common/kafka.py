@@ -1,0 +1,93 @@
+"""Kafka connection settings (``KAFKA_*``) and client factories.
+
+Every service reaches the broker through :class:`KafkaSettings`: the embedded
+Tansu broker by default, any real Kafka when ``KAFKA_BOOTSTRAP_SERVERS`` is set.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Literal
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "takeaction"
+    #: Prepended to every topic name (one cluster shared by several campaigns, or tests).
+    topic_prefix: str = ""
+    #: Partitions for topics that bootstrap creates; per-topic overrides below.
+    partitions: int = Field(default=3, ge=1, le=1024)
+    topic_partitions: dict[str, int] = Field(default_factory=dict)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    #: Retention for the pipeline topics (ms); -1 keeps forever.
+    retention_ms: int = 7 * 24 * 3600 * 1000
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    request_timeout_ms: int = Field(default=10_000, ge=1_000)
+
+    def topic(self, name: str) -> str:
+        """The physical topic name for a logical one (``mentions.raw``)."""
+        return f"{self.topic_prefix}{name}"
+
+    def partitions_for(self, name: str) -> int:
+        return self.topic_partitions.get(name, self.partitions)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Connection arguments shared by aiokafka producers, consumers and admin clients."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.client_id,
+            "request_timeout_ms": self.request_timeout_ms,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            kwargs["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        return kwargs
+
+
+def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
+    """A producer for at-least-once delivery.
+
+    ``acks=all`` and no idempotence: Tansu does not implement InitProducerId, so
+    duplicates are possible on retry and every consumer is idempotent instead.
+    """
+    options: dict[str, Any] = {
+        **settings.client_kwargs(),
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": 5,
+        "compression_type": None,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(settings: KafkaSettings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
+    options: dict[str, Any] = {
+        **settings.client_kwargs(),
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+def make_admin(settings: KafkaSettings) -> AIOKafkaAdminClient:
+    kwargs = settings.client_kwargs()
+    return AIOKafkaAdminClient(**kwargs)

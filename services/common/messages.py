@@ -1,0 +1,269 @@
+"""One frozen pydantic model per Kafka topic: the contract between services.
+
+Every message carries ``schema_version`` and UTC-aware timestamps. Events are
+past-tense facts (``MentionReceived``); commands are imperatives
+(``PublishReply``). Serialise at the boundary with :mod:`services.common.codec`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+SCHEMA_VERSION: Literal[1] = 1
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+#: A timezone-aware datetime, normalised to UTC. Naive datetimes are refused.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+#: Platform-native identifiers: printable, no whitespace, bounded.
+NativeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-@]{1,128}$")]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+MAX_TEXT_CHARS = 10_000
+_MENTION_ID = re.compile(r"^(x|mastodon):[A-Za-z0-9_.\-@]{1,128}$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Platform(StrEnum):
+    X = "x"
+    MASTODON = "mastodon"
+
+
+class Source(StrEnum):
+    """Where ingest heard a mention (for counters and audit)."""
+
+    WEBHOOK = "webhook"
+    X_STREAM = "x_stream"
+    MASTODON = "mastodon"
+    REPLAY = "replay"
+
+
+class Decision(StrEnum):
+    QUARANTINE = "quarantine"
+    REVIEW = "review"
+    DROP = "drop"
+    AUTO_ASSIGN = "auto_assign"
+
+
+class Message(BaseModel):
+    """Base for every wire model: frozen, strict about unknown fields, versioned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+
+class Part(BaseModel):
+    """Base for nested value objects inside a message."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+# --- mentions.raw -----------------------------------------------------------
+
+
+class Author(Part):
+    id: NativeId
+    handle: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    display_name: Annotated[str, StringConstraints(max_length=256)] | None = None
+    followers: Annotated[int, Field(ge=0)] | None = None
+
+
+def mention_id(platform: Platform, native_id: str) -> str:
+    """The id every service uses for a mention: ``<platform>:<native id>``."""
+    return f"{platform.value}:{native_id}"
+
+
+class MentionReceived(Message):
+    """A mention of the campaign, as heard by ingest. Key: ``id``."""
+
+    id: str
+    platform: Platform
+    native_id: NativeId
+    author: Author
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+    lang: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")] | None = (
+        None
+    )
+    created_at: UtcDatetime
+    conversation_id: NativeId | None = None
+    in_reply_to: NativeId | None = None
+    url: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://")] | None = None
+    matched_rules: tuple[ShortText, ...] = ()
+    source: Source = Source.WEBHOOK
+    received_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _id_matches_platform(self) -> MentionReceived:
+        if self.id != mention_id(self.platform, self.native_id) or not _MENTION_ID.match(self.id):
+            raise ValueError(f"id must be '<platform>:<native_id>', got {self.id!r}")
+        return self
+
+
+# --- mentions.classified / mentions.quarantined -----------------------------
+
+
+class Scores(Part):
+    offensive: Probability
+    hate: Probability
+    spam: Probability | None = None
+    question: Probability
+    relevance: Probability
+
+
+class PriorityReason(Part):
+    """One explainable part of a priority: e.g. ``question`` contributed +30."""
+
+    factor: ShortText
+    points: float
+    detail: Annotated[str, StringConstraints(max_length=512)] = ""
+
+
+class MentionClassified(Message):
+    """A mention with scores, priority and a decision. Key: mention id.
+
+    Also the message on ``mentions.quarantined`` (abuse kept for audit).
+    """
+
+    mention: MentionReceived
+    scores: Scores
+    priority: Annotated[int, Field(ge=0, le=100)]
+    reasons: tuple[PriorityReason, ...] = ()
+    decision: Decision
+    model_version: ShortText
+    rule: ShortText
+    cluster_id: ShortText | None = None
+    classified_at: UtcDatetime
+
+
+# --- questions.assigned -------------------------------------------------------
+
+
+class QuestionAssigned(Message):
+    """A moderator (or auto-assign) routed a question to a team. Key: team id."""
+
+    question_id: ShortText
+    mention_id: str
+    team: ShortText
+    assigned_by: ShortText
+    priority: Annotated[int, Field(ge=0, le=100)]
+    due_at: UtcDatetime | None = None
+    assigned_at: UtcDatetime
+
+
+# --- answers.recorded ---------------------------------------------------------
+
+
+class Media(Part):
+    uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    mime: Annotated[str, StringConstraints(pattern=r"^video/[a-z0-9.+\-]+$")]
+    bytes: Annotated[int, Field(gt=0)]
+    sha256: Sha256Hex
+    duration_s: Annotated[float, Field(gt=0)] | None = None
+
+
+class Consent(Part):
+    """Who agreed to be filmed and published, for what, recorded by whom and when."""
+
+    speaker_ref: ShortText
+    scope: ShortText
+    recorded_by: ShortText
+    at: UtcDatetime
+
+
+class AnswerRecorded(Message):
+    """A team uploaded a video answer with the speaker's consent. Key: question id."""
+
+    question_id: ShortText
+    team: ShortText
+    media: Media
+    consent: Consent
+    caption: Annotated[str, StringConstraints(max_length=5_000)] = ""
+    transcript: Annotated[str, StringConstraints(max_length=50_000)] = ""
+    language: Annotated[str, StringConstraints(min_length=2, max_length=16)]
+    recorded_at: UtcDatetime
+
+
+# --- replies.requested / published / failed ----------------------------------
+
+
+class PublishReply(Message):
+    """Command: post this reply. ``reply_id`` is the idempotency key. Key: question id."""
+
+    reply_id: ShortText
+    question_id: ShortText
+    mention_id: str
+    platform: Platform
+    in_reply_to: NativeId
+    author: Author
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+    language: Annotated[str, StringConstraints(min_length=2, max_length=16)] | None = None
+    media: Media | None = None
+    consent: Consent
+    approved_by: ShortText
+    requested_at: UtcDatetime
+
+
+class ReplyPublished(Message):
+    """A reply went out. Key: question id."""
+
+    reply_id: ShortText
+    question_id: ShortText
+    platform: Platform
+    post_id: NativeId
+    url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    at: UtcDatetime
+
+
+class ReplyFailed(Message):
+    """A reply did not go out (dead letter of the publisher). Key: question id."""
+
+    reply_id: ShortText
+    question_id: ShortText
+    platform: Platform
+    error: Annotated[str, StringConstraints(min_length=1, max_length=4_000)]
+    attempts: Annotated[int, Field(ge=0)]
+    retryable: bool
+    at: UtcDatetime
+
+
+# --- <topic>.dlq --------------------------------------------------------------
+
+
+class DeadLetter(Message):
+    """An input a stage could not process, with the original bytes (base64).
+
+    Key: the original key (or none). ``value_b64`` holds the bytes exactly as
+    received, so a fixed consumer can replay them.
+    """
+
+    topic: ShortText
+    stage: ShortText
+    error: Annotated[str, StringConstraints(min_length=1, max_length=4_000)]
+    partition: Annotated[int, Field(ge=0)] | None = None
+    offset: Annotated[int, Field(ge=0)] | None = None
+    key_b64: str | None = None
+    value_b64: str
+    at: UtcDatetime

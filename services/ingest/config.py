@@ -1,0 +1,52 @@
+"""Ingest settings, from ``INGEST_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from services.common.config import ServiceSettings
+
+
+class XStreamRule(BaseModel):
+    """One filtered-stream rule; ``tag`` is how the rule is recognised when syncing."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    value: str = Field(min_length=1, max_length=1024)
+    tag: str = Field(min_length=1, max_length=128)
+
+
+class IngestSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="INGEST_", frozen=True, extra="ignore")
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=1, le=65535)
+    #: Bearer token for ``POST /v1/mentions``.
+    api_key: SecretStr = SecretStr("")
+    #: Largest request body accepted by the webhook (bytes); bigger gets 413.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_batch: int = Field(default=1000, ge=1, le=10_000)
+
+    #: Dedupe window: a mention id seen within this many hours is a duplicate.
+    dedupe_window_hours: float = Field(default=72.0, gt=0)
+    #: Upper bound on remembered ids (memory stays bounded whatever the traffic).
+    dedupe_max_ids: int = Field(default=1_000_000, ge=1000)
+
+    # X API v2 filtered stream (disabled unless a bearer token is set).
+    x_bearer_token: SecretStr | None = None
+    x_api_base_url: str = "https://api.x.com"
+    #: Rules kept in sync on start: JSON list of {"value": ..., "tag": ...}.
+    x_rules: list[XStreamRule] = Field(default_factory=list)
+
+    # Mastodon streaming (disabled unless an instance URL is set).
+    mastodon_base_url: str | None = None
+    mastodon_access_token: SecretStr | None = None
+    #: Hashtags to follow (without '#').
+    mastodon_hashtags: list[str] = Field(default_factory=list)
+    #: Also stream the account's notifications (mentions of the campaign account).
+    mastodon_mentions: bool = True

@@ -1,0 +1,167 @@
+"""Pure decisions of ingest: what a valid incoming mention is, and how each
+source's shape becomes a :class:`MentionReceived`. No I/O here."""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from services.common.codec import describe_validation_error
+from services.common.messages import (
+    MAX_TEXT_CHARS,
+    Author,
+    MentionReceived,
+    NativeId,
+    Platform,
+    ShortText,
+    Source,
+    UtcDatetime,
+    mention_id,
+)
+
+#: A mention dated further in the future than this is refused (clock skew allowance).
+MAX_FUTURE_SKEW = timedelta(hours=1)
+
+# Control characters other than tab and newline are stripped from text.
+_CONTROL = {c for c in range(0x20) if c not in (0x09, 0x0A)} | {0x7F}
+_STRIP_CONTROL = dict.fromkeys(_CONTROL)
+
+
+class InvalidMention(ValueError):
+    """An incoming item is not a usable mention; the message says why."""
+
+
+class AuthorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: NativeId
+    handle: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    display_name: Annotated[str, StringConstraints(max_length=256)] | None = None
+    followers: Annotated[int, Field(ge=0)] | None = None
+
+
+class MentionIn(BaseModel):
+    """One item of ``POST /v1/mentions`` (and one line of a replay file)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    platform: Platform
+    id: NativeId
+    author: AuthorIn
+    text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
+    created_at: UtcDatetime
+    lang: str | None = None
+    conversation_id: NativeId | None = None
+    in_reply_to: NativeId | None = None
+    url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    matched_rules: list[ShortText] = Field(default_factory=list, max_length=50)
+
+
+def clean_text(text: str) -> str:
+    """NFC-normalise, drop control characters, trim. Never changes meaning."""
+    return unicodedata.normalize("NFC", text).translate(_STRIP_CONTROL).strip()
+
+
+def parse_item(raw: Any) -> MentionIn:
+    """Validate one webhook/replay item; raise :class:`InvalidMention` with the reason."""
+    if not isinstance(raw, dict):
+        raise InvalidMention(f"item must be a JSON object, got {type(raw).__name__}")
+    try:
+        return MentionIn.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidMention(describe_validation_error(exc)) from exc
+
+
+def to_mention(item: MentionIn, *, source: Source, received_at: datetime) -> MentionReceived:
+    """Normalise a validated item into the ``mentions.raw`` contract."""
+    text = clean_text(item.text)
+    if not text:
+        raise InvalidMention("text: empty after removing whitespace and control characters")
+    if item.created_at > received_at + MAX_FUTURE_SKEW:
+        raise InvalidMention("created_at: in the future")
+    lang = (item.lang or "").strip().lower() or None
+    if lang in ("und", "zxx", "qme", "qht"):  # X's "undetermined"/"no linguistic content" codes
+        lang = None
+    url = item.url if item.url and item.url.startswith(("https://", "http://")) else None
+    try:
+        return MentionReceived(
+            id=mention_id(item.platform, item.id),
+            platform=item.platform,
+            native_id=item.id,
+            author=Author(
+                id=item.author.id,
+                handle=item.author.handle.lstrip("@"),
+                display_name=item.author.display_name,
+                followers=item.author.followers,
+            ),
+            text=text,
+            lang=lang,
+            created_at=item.created_at,
+            conversation_id=item.conversation_id,
+            in_reply_to=item.in_reply_to,
+            url=url,
+            matched_rules=tuple(dict.fromkeys(item.matched_rules)),
+            source=source,
+            received_at=received_at,
+        )
+    except ValidationError as exc:
+        raise InvalidMention(describe_validation_error(exc)) from exc
+
+
+def item_to_mention(raw: Any, *, source: Source, received_at: datetime) -> MentionReceived:
+    return to_mention(parse_item(raw), source=source, received_at=received_at)
+
+
+# --- X API v2 ----------------------------------------------------------------
+
+
+def x_payload_to_item(payload: Any) -> MentionIn:
+    """Map one X API v2 filtered-stream object (``data`` / ``includes`` /
+    ``matching_rules``) to an item. The author comes from ``includes.users``
+    (``expansions=author_id``)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+        raise InvalidMention("X stream object has no 'data' object")
+    tweet = payload["data"]
+    users = (payload.get("includes") or {}).get("users") or []
+    author_id = tweet.get("author_id")
+    user = next((u for u in users if isinstance(u, dict) and u.get("id") == author_id), None)
+    if user is None:
+        raise InvalidMention("X stream object: author not in includes.users (expansions=author_id?)")
+    replied_to = next(
+        (
+            ref.get("id")
+            for ref in tweet.get("referenced_tweets") or []
+            if isinstance(ref, dict) and ref.get("type") == "replied_to"
+        ),
+        None,
+    )
+    metrics = user.get("public_metrics") or {}
+    username = user.get("username")
+    rules = [
+        str(rule.get("tag") or rule.get("id"))
+        for rule in payload.get("matching_rules") or []
+        if isinstance(rule, dict) and (rule.get("tag") or rule.get("id"))
+    ]
+    item = {
+        "platform": Platform.X.value,
+        "id": tweet.get("id"),
+        "author": {
+            "id": author_id,
+            "handle": username,
+            "display_name": user.get("name"),
+            "followers": metrics.get("followers_count"),
+        },
+        # X escapes &, < and > in tweet text.
+        "text": html.unescape(tweet["text"]) if isinstance(tweet.get("text"), str) else None,
+        "created_at": tweet.get("created_at"),
+        "lang": tweet.get("lang"),
+        "conversation_id": tweet.get("conversation_id"),
+        "in_reply_to": replied_to,
+        "url": f"https://x.com/{username}/status/{tweet.get('id')}" if username else None,
+        "matched_rules": rules,
+    }
+    return parse_item(item)

@@ -1,0 +1,89 @@
+"""Shared fixtures: a real Kafka-protocol broker for the session, unique topics
+per test, and factories for messages."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.common.broker import EmbeddedBroker, free_port
+from services.common.kafka import KafkaSettings
+from services.common.messages import Author, MentionReceived, Platform, Source, mention_id
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of a real broker: ``TEST_KAFKA_BOOTSTRAP_SERVERS`` if set,
+    else a Tansu broker started for this session on a free port."""
+    external = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    log_path = ROOT / "var" / "log" / f"test-broker-{os.getpid()}.log"
+    with EmbeddedBroker(free_port(), log_path=log_path) as broker:
+        yield broker.bootstrap_servers
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    """Kafka settings with a unique topic prefix: each test gets its own topics."""
+    return KafkaSettings(
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        partitions=2,
+        request_timeout_ms=5000,
+    )
+
+
+@pytest.fixture
+def mention_factory() -> Callable[..., MentionReceived]:
+    counter = iter(range(1, 10**9))
+
+    def make(**overrides: Any) -> MentionReceived:
+        n = next(counter)
+        platform = overrides.pop("platform", Platform.X)
+        native_id = overrides.pop("native_id", f"{1_800_000_000_000 + n}")
+        fields: dict[str, Any] = {
+            "id": mention_id(platform, native_id),
+            "platform": platform,
+            "native_id": native_id,
+            "author": Author(id=f"{n}", handle=f"asker{n}", display_name=f"Asker {n}"),
+            "text": f"@IWelcomeRefugees what do you miss most about home? #{n}",
+            "lang": "en",
+            "created_at": datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+            "received_at": datetime(2026, 11, 23, 12, 0, 1, tzinfo=UTC),
+            "source": Source.WEBHOOK,
+        }
+        fields.update(overrides)
+        return MentionReceived(**fields)
+
+    return make
+
+
+@pytest.fixture
+def item_factory() -> Callable[..., dict[str, Any]]:
+    """Webhook items (``POST /v1/mentions`` shape), as plain JSON-able dicts."""
+    counter = iter(range(1, 10**9))
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        n = next(counter)
+        item: dict[str, Any] = {
+            "platform": "x",
+            "id": f"{1_900_000_000_000 + n}-{uuid.uuid4().hex[:6]}",
+            "author": {"id": f"{n}", "handle": f"asker{n}"},
+            "text": f"@IWelcomeRefugees what would you like people here to know? ({n})",
+            "created_at": "2026-11-23T12:00:00Z",
+            "lang": "en",
+        }
+        item.update(overrides)
+        return item
+
+    return make
