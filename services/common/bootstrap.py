@@ -83,12 +83,17 @@ def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
     return [(e[0], e[1], e[2] if len(e) > 2 else None) for e in errors]
 
 
-async def _report_partitions(admin: object, settings: KafkaSettings, specs: dict[str, TopicSpec]) -> None:
+async def _report_partitions(
+    admin: object, settings: KafkaSettings, specs: dict[str, TopicSpec]
+) -> None:
     describe = getattr(admin, "describe_topics")  # noqa: B009 - typed loosely upstream
     for info in await describe(list(specs)):
         have = len(info.get("partitions", []))
         want = settings.partitions_for(specs[info["topic"]].name)
         if have < want:
             log.warning(
-                "topic %s has %d partitions, %d configured; not altering it", info["topic"], have, want
+                "topic %s has %d partitions, %d configured; not altering it",
+                info["topic"],
+                have,
+                want,
             )

@@ -55,6 +55,4 @@ def decode(model: type[M], raw: bytes | None) -> M:
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise DecodeError(f"malformed JSON: {exc.errors()[0]['msg']}") from exc
-        raise DecodeError(
-            f"invalid {model.__name__}: {describe_validation_error(exc)}"
-        ) from exc
+        raise DecodeError(f"invalid {model.__name__}: {describe_validation_error(exc)}") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,7 +31,7 @@ class ServiceSettings(BaseSettings):
 
     #: One switch for every service, read from ``TAKEACTION_ENV``.
     environment: Environment = Field(
-        default=Environment.DEVELOPMENT, validation_alias=AliasChoices("TAKEACTION_ENV")
+        default=Environment.DEVELOPMENT, validation_alias="TAKEACTION_ENV"
     )
 
     @model_validator(mode="after")

@@ -61,7 +61,11 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 
 def error_response(
-    status: int, message: str, *, code: str | None = None, details: Any = None,
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    details: Any = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(

@@ -104,9 +104,9 @@ class MentionReceived(Message):
     native_id: NativeId
     author: Author
     text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
-    lang: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")] | None = (
-        None
-    )
+    lang: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")] | None
+    ) = None
     created_at: UtcDatetime
     conversation_id: NativeId | None = None
     in_reply_to: NativeId | None = None
