@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +143,13 @@ class EmbeddedBroker:
             "--storage-engine",
             "memory://tansu/",
         ]
-        output = subprocess.DEVNULL
+        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            output = self.log_path.open("ab")  # type: ignore[assignment]
-        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+            with self.log_path.open("ab") as output:
+                self._process = self._spawn(command, output, env)
+        else:
+            self._process = self._spawn(command, subprocess.DEVNULL, env)
         try:
             self._wait(timeout)
         except BaseException:
@@ -157,6 +157,14 @@ class EmbeddedBroker:
             raise
         log.info("Tansu broker ready on %s (pid %d)", self.bootstrap_servers, self._process.pid)
         return self
+
+    @staticmethod
+    def _spawn(
+        command: list[str], output: IO[bytes] | int, env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
 
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -212,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         broker.start()
     except BrokerError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
         return 1
     log.info("Kafka bootstrap servers: %s (Ctrl-C stops; memory only)", broker.bootstrap_servers)
     try:
