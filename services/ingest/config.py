@@ -50,3 +50,19 @@ class IngestSettings(ServiceSettings):
     mastodon_hashtags: list[str] = Field(default_factory=list)
     #: Also stream the account's notifications (mentions of the campaign account).
     mastodon_mentions: bool = True
+    #: Streaming API base when the instance serves it from another host; unset:
+    #: discovered from ``/api/v2/instance``, else ``mastodon_base_url``.
+    mastodon_streaming_base_url: str | None = None
+    #: Only statuses with these visibilities are taken in (a public reply to a
+    #: private or direct post would expose it).
+    mastodon_visibilities: list[str] = Field(default_factory=lambda: ["public", "unlisted"])
+    #: REST backfill bounds: pages per catch-up, page size, and how far back the
+    #: first catch-up (no last id yet) reaches.
+    mastodon_backfill_max_pages: int = Field(default=20, ge=0, le=1000)
+    mastodon_backfill_page_size: int = Field(default=40, ge=1, le=40)
+    mastodon_backfill_max_age_hours: float = Field(default=24.0, ge=0)
+    #: Reconnect backoff (exponential with jitter) and stream liveness: the
+    #: server sends a heartbeat comment every ~15 s, so silence this long is a dead stream.
+    mastodon_backoff_initial_s: float = Field(default=1.0, gt=0)
+    mastodon_backoff_max_s: float = Field(default=120.0, gt=0)
+    mastodon_stream_read_timeout_s: float = Field(default=60.0, gt=0)

@@ -124,7 +124,9 @@ class TopicTail:
             for records in batches.values():
                 for record in records:
                     if record.key:
-                        self.seen.add(record.key.decode("utf-8", "replace"), record.timestamp / 1000)
+                        self.seen.add(
+                            record.key.decode("utf-8", "replace"), record.timestamp / 1000
+                        )
                         self.read += 1
             await self._check_caught_up(consumer, targets)
 

@@ -125,25 +125,30 @@ def x_payload_to_item(payload: Any) -> MentionIn:
     (``expansions=author_id``)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
         raise InvalidMention("X stream object has no 'data' object")
-    tweet = payload["data"]
-    users = (payload.get("includes") or {}).get("users") or []
+    tweet: dict[str, Any] = payload["data"]
+    includes = _object(payload.get("includes"))
+    users = includes.get("users") if isinstance(includes.get("users"), list) else []
     author_id = tweet.get("author_id")
     user = next((u for u in users if isinstance(u, dict) and u.get("id") == author_id), None)
     if user is None:
-        raise InvalidMention("X stream object: author not in includes.users (expansions=author_id?)")
+        raise InvalidMention(
+            "X stream object: author not in includes.users (expansions=author_id?)"
+        )
+    references = tweet.get("referenced_tweets")
     replied_to = next(
         (
             ref.get("id")
-            for ref in tweet.get("referenced_tweets") or []
+            for ref in (references if isinstance(references, list) else [])
             if isinstance(ref, dict) and ref.get("type") == "replied_to"
         ),
         None,
     )
-    metrics = user.get("public_metrics") or {}
-    username = user.get("username")
+    metrics = _object(user.get("public_metrics"))
+    username = user.get("username") if isinstance(user.get("username"), str) else None
+    matching = payload.get("matching_rules")
     rules = [
         str(rule.get("tag") or rule.get("id"))
-        for rule in payload.get("matching_rules") or []
+        for rule in (matching if isinstance(matching, list) else [])
         if isinstance(rule, dict) and (rule.get("tag") or rule.get("id"))
     ]
     item = {
@@ -165,3 +170,7 @@ def x_payload_to_item(payload: Any) -> MentionIn:
         "matched_rules": rules,
     }
     return parse_item(item)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -17,5 +17,7 @@ SOURCE_CONNECTED = Gauge(
     "ingest_source_connected", "1 while a streaming source is connected", ["source"]
 )
 SOURCE_RECONNECTS = Counter(
-    "ingest_source_reconnects_total", "Reconnects of a streaming source, by reason", ["source", "reason"]
+    "ingest_source_reconnects_total",
+    "Reconnects of a streaming source, by reason",
+    ["source", "reason"],
 )

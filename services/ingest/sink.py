@@ -45,9 +45,7 @@ class MentionSink(Protocol):
 
 
 class KafkaMentionSink:
-    def __init__(
-        self, producer: AIOKafkaProducer, settings: KafkaSettings, seen: SeenIds
-    ) -> None:
+    def __init__(self, producer: AIOKafkaProducer, settings: KafkaSettings, seen: SeenIds) -> None:
         self.producer = producer
         self.settings = settings
         self.seen = seen
@@ -85,7 +83,9 @@ class KafkaMentionSink:
         return result
 
     async def dead_letter(self, *, source: Source, error: str, raw: bytes) -> None:
-        letter = dead_letter(topic=topics.MENTIONS_RAW, stage=f"ingest.{source.value}", error=error, value=raw)
+        letter = dead_letter(
+            topic=topics.MENTIONS_RAW, stage=f"ingest.{source.value}", error=error, value=raw
+        )
         try:
             await send_dead_letter(self.producer, letter, physical_topic=self.topic)
         except (KafkaError, OSError) as exc:

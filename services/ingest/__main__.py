@@ -1,0 +1,45 @@
+"""``python -m services.ingest [serve]`` runs the service;
+``python -m services.ingest replay FILE.jsonl [--rate N/s]`` replays a file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from services.common.logs import configure_logging
+from services.ingest.app import create_app
+from services.ingest.config import IngestSettings
+from services.ingest.replay import main as replay_main
+
+
+def serve() -> int:
+    configure_logging("ingest")
+    settings = IngestSettings()
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.ingest")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "replay"])
+    args, rest = parser.parse_known_args(argv[:1])
+    if args.command == "replay":
+        return replay_main(argv[1:])
+    if rest or argv[1:]:
+        parser.error(f"unexpected arguments: {' '.join(argv[1:])}")
+    return serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,174 @@
+"""Composition root of ingest: builds the Kafka producer, the dedupe memory,
+the sink and the streaming sources once, in the lifespan, and the FastAPI app
+around them. Tests pass fakes through :func:`create_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from services.common import topics
+from services.common.bootstrap import ensure_topics
+from services.common.http import BodySizeLimit, install_error_handlers
+from services.common.kafka import KafkaSettings, make_producer
+from services.ingest.config import IngestSettings
+from services.ingest.dedupe import SeenIds, TopicTail
+from services.ingest.deps import BrokerCheck, IngestRuntime, ReadinessCheck
+from services.ingest.routes import health, mentions
+from services.ingest.sink import KafkaMentionSink, MentionSink
+from services.ingest.sources.mastodon import MastodonStream
+from services.ingest.sources.x import XFilteredStream
+
+log = logging.getLogger(__name__)
+
+#: How long ingest keeps trying to reach Kafka at start before giving up.
+STARTUP_TIMEOUT_S = 120.0
+
+
+class TailReadiness:
+    def __init__(self, tail: TopicTail) -> None:
+        self.tail = tail
+
+    async def wait(self, timeout: float) -> bool:
+        if self.tail.caught_up.is_set() or timeout <= 0:
+            return self.tail.caught_up.is_set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.tail.caught_up.wait(), timeout)
+        return self.tail.caught_up.is_set()
+
+
+class ProducerBrokerCheck:
+    def __init__(self, producer: AIOKafkaProducer, timeout: float = 3.0) -> None:
+        self.producer = producer
+        self.timeout = timeout
+
+    async def check(self) -> str | None:
+        try:
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), self.timeout)
+        except TimeoutError:
+            return f"no metadata from Kafka within {self.timeout:.0f}s"
+        except (KafkaError, OSError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+
+class AlwaysReady:
+    """For sinks that need no warm-up (tests, fakes)."""
+
+    async def wait(self, timeout: float) -> bool:
+        return True
+
+    async def check(self) -> str | None:
+        return None
+
+
+@dataclass
+class Overrides:
+    """Fakes a test passes instead of the real adapters."""
+
+    sink: MentionSink | None = None
+    ready: ReadinessCheck | None = None
+    broker: BrokerCheck | None = None
+    extra_tasks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+async def _start_producer(kafka: KafkaSettings) -> AIOKafkaProducer:
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type((KafkaError, OSError)),
+        wait=wait_exponential(multiplier=0.5, max=5),
+        stop=stop_after_delay(STARTUP_TIMEOUT_S),
+        reraise=True,
+    ):
+        with attempt:
+            producer = make_producer(kafka)
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            return producer
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def create_app(
+    settings: IngestSettings | None = None,
+    kafka: KafkaSettings | None = None,
+    overrides: Overrides | None = None,
+) -> FastAPI:
+    settings = settings or IngestSettings()
+    kafka = kafka or KafkaSettings()
+    overrides = overrides or Overrides()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            tasks: list[asyncio.Task[None]] = []
+            if overrides.sink is not None:
+                fake = AlwaysReady()
+                runtime = IngestRuntime(
+                    settings, overrides.sink, overrides.ready or fake, overrides.broker or fake
+                )
+            else:
+                await ensure_topics(
+                    kafka,
+                    [
+                        topics.spec_for(topics.MENTIONS_RAW),
+                        topics.spec_for(topics.dlq(topics.MENTIONS_RAW)),
+                    ],
+                    attempts=int(STARTUP_TIMEOUT_S),
+                )
+                producer = await _start_producer(kafka)
+                stack.push_async_callback(producer.stop)
+                seen = SeenIds(settings.dedupe_window_hours * 3600, settings.dedupe_max_ids)
+                tail = TopicTail(kafka, kafka.topic(topics.MENTIONS_RAW), seen)
+                tasks.append(asyncio.create_task(tail.run(), name="dedupe-tail"))
+                runtime = IngestRuntime(
+                    settings,
+                    KafkaMentionSink(producer, kafka, seen),
+                    TailReadiness(tail),
+                    ProducerBrokerCheck(producer),
+                )
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+            )
+            if settings.x_bearer_token is not None:
+                x_stream = XFilteredStream(settings, http, runtime.sink)
+                tasks.append(asyncio.create_task(x_stream.run(), name="x-stream"))
+            if settings.mastodon_base_url:
+                mastodon = MastodonStream(settings, http, runtime.sink)
+                tasks.append(asyncio.create_task(mastodon.run(), name="mastodon"))
+            tasks.extend(asyncio.create_task(task()) for task in overrides.extra_tasks)
+            app.state.runtime = runtime
+            log.info(
+                "ingest ready on %s:%d (Kafka %s)",
+                settings.host,
+                settings.port,
+                kafka.bootstrap_servers,
+            )
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    app = FastAPI(
+        title="takeaction ingest",
+        version="0.1.0",
+        summary="Takes mentions in and produces each once to mentions.raw",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(mentions.router)
+    app.include_router(health.router)
+    return app

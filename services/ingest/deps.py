@@ -1,0 +1,58 @@
+"""FastAPI dependencies of ingest: the API key check and the running pieces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Header, Request
+
+from services.common.http import ApiError, bearer_matches
+from services.ingest.config import IngestSettings
+from services.ingest.sink import MentionSink
+
+
+class ReadinessCheck(Protocol):
+    """Is ingest able to tell duplicates apart yet (dedupe memory rebuilt)?"""
+
+    async def wait(self, timeout: float) -> bool:
+        """True once ready; waits at most ``timeout`` seconds."""
+        ...
+
+
+class BrokerCheck(Protocol):
+    """Can ingest reach Kafka right now?"""
+
+    async def check(self) -> str | None:
+        """None when connected, else the reason."""
+        ...
+
+
+@dataclass
+class IngestRuntime:
+    """What the lifespan builds once and the routes use."""
+
+    settings: IngestSettings
+    sink: MentionSink
+    ready: ReadinessCheck
+    broker: BrokerCheck
+
+
+def get_runtime(request: Request) -> IngestRuntime:
+    runtime: IngestRuntime = request.app.state.runtime
+    return runtime
+
+
+Runtime = Annotated[IngestRuntime, Depends(get_runtime)]
+
+
+def require_api_key(
+    runtime: Runtime, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    expected = runtime.settings.api_key.get_secret_value()
+    if not bearer_matches(authorization, expected):
+        raise ApiError(
+            401,
+            "missing or invalid bearer token",
+            headers={"WWW-Authenticate": 'Bearer realm="ingest"'},
+        )

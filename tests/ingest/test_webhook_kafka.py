@@ -1,0 +1,106 @@
+"""The webhook against a real broker: mentions land on mentions.raw exactly once,
+and the dedupe memory survives a restart of ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.common import codec, topics
+from services.common.kafka import KafkaSettings
+from services.common.messages import DeadLetter, MentionReceived, Source
+from services.ingest.app import create_app
+from services.ingest.config import IngestSettings
+from tests.kafka_helpers import read_all
+
+pytestmark = pytest.mark.integration
+
+API_KEY = "test-key-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def _raw(kafka: KafkaSettings) -> list[Any]:
+    return asyncio.run(read_all(kafka, kafka.topic(topics.MENTIONS_RAW)))
+
+
+def _ready(client: TestClient, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if client.get("/readyz").status_code == 200:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_100_mentions_make_100_messages_and_a_repeat_adds_none(
+    kafka_settings: KafkaSettings, item_factory: Callable[..., dict[str, Any]]
+) -> None:
+    settings = IngestSettings(api_key=API_KEY)
+    items = [item_factory() for _ in range(100)]
+    with TestClient(create_app(settings, kafka_settings)) as client:
+        assert _ready(client)
+        first = client.post("/v1/mentions", json={"mentions": items}, headers=AUTH)
+        assert first.json() == {"accepted": 100, "duplicates": 0, "rejected": []}
+        second = client.post("/v1/mentions", json={"mentions": items}, headers=AUTH)
+        assert second.json() == {"accepted": 0, "duplicates": 100, "rejected": []}
+
+    records = _raw(kafka_settings)
+    assert len(records) == 100
+    for record in records:
+        mention = codec.decode(MentionReceived, record.value)
+        assert record.key == mention.id.encode()
+    assert sorted(codec.decode(MentionReceived, r.value).native_id for r in records) == sorted(
+        i["id"] for i in items
+    )
+
+    # A restarted ingest rebuilds its memory from the topic: still no duplicates.
+    with TestClient(create_app(settings, kafka_settings)) as client:
+        third = client.post("/v1/mentions", json={"mentions": items[:10]}, headers=AUTH)
+        assert third.json() == {"accepted": 0, "duplicates": 10, "rejected": []}
+        health = client.get("/healthz").json()
+        assert health["broker"]["connected"] is True
+    assert len(_raw(kafka_settings)) == 100
+
+
+def test_a_second_replica_learns_what_the_first_produced(
+    kafka_settings: KafkaSettings, item_factory: Callable[..., dict[str, Any]]
+) -> None:
+    settings = IngestSettings(api_key=API_KEY)
+    item = item_factory()
+    with (
+        TestClient(create_app(settings, kafka_settings)) as one,
+        TestClient(create_app(settings, kafka_settings)) as two,
+    ):
+        response = one.post("/v1/mentions", json={"mentions": [item]}, headers=AUTH)
+        assert response.json()["accepted"] == 1
+        seen_by_two = two.app.state.runtime.sink.seen  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while f"x:{item['id']}" not in seen_by_two and time.monotonic() < deadline:
+            time.sleep(0.05)
+        response = two.post("/v1/mentions", json={"mentions": [item]}, headers=AUTH)
+        assert response.json() == {"accepted": 0, "duplicates": 1, "rejected": []}
+    assert len(_raw(kafka_settings)) == 1
+
+
+def test_dead_letters_keep_the_original_bytes(kafka_settings: KafkaSettings) -> None:
+    settings = IngestSettings(api_key=API_KEY)
+    with TestClient(create_app(settings, kafka_settings)) as client:
+        sink = client.app.state.runtime.sink  # type: ignore[attr-defined]
+        raw = b'{"data": {"id": "1"' + b"\xff"
+        client.portal.call(  # type: ignore[union-attr]
+            lambda: sink.dead_letter(source=Source.X_STREAM, error="malformed JSON", raw=raw)
+        )
+    records = asyncio.run(read_all(kafka_settings, kafka_settings.topic("mentions.raw.dlq")))
+    assert len(records) == 1
+    letter = codec.decode(DeadLetter, records[0].value)
+    assert letter.stage == "ingest.x_stream"
+    assert letter.topic == "mentions.raw"
+    assert base64.b64decode(letter.value_b64) == raw
+    assert json.loads(records[0].value)["error"] == "malformed JSON"
