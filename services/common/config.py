@@ -22,14 +22,16 @@ PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "passwor
 class ServiceSettings(BaseSettings):
     """Frozen settings; refuses placeholder secrets outside development and tests.
 
-    Subclasses list the names of their secret fields in ``secret_fields``.
+    Subclasses list their required secrets in ``secret_fields`` and the ones
+    that may be unset (a disabled integration) in ``optional_secret_fields``.
     """
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    optional_secret_fields: ClassVar[tuple[str, ...]] = ()
 
-    #: One switch for every service, read from ``TAKEACTION_ENV``.
+    #: ``development``, ``test`` or ``production`` (production refuses placeholder secrets).
     environment: Environment = Field(
         default=Environment.DEVELOPMENT, validation_alias="TAKEACTION_ENV"
     )
@@ -37,7 +39,8 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> ServiceSettings:
         if self.environment is Environment.PRODUCTION:
-            for name in self.secret_fields:
+            optional = [n for n in self.optional_secret_fields if getattr(self, n) is not None]
+            for name in (*self.secret_fields, *optional):
                 value = getattr(self, name)
                 raw = value.get_secret_value() if isinstance(value, SecretStr) else value
                 if raw is None or raw.strip().lower() in PLACEHOLDER_SECRETS or len(raw) < 16:

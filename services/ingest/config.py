@@ -23,13 +23,17 @@ class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", frozen=True, extra="ignore")
 
     secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
+    optional_secret_fields: ClassVar[tuple[str, ...]] = ("x_bearer_token", "mastodon_access_token")
 
+    #: Address the HTTP server binds (``0.0.0.0`` in a container).
     host: str = "127.0.0.1"
+    #: Port of the webhook, health and metrics.
     port: int = Field(default=8001, ge=1, le=65535)
     #: Bearer token for ``POST /v1/mentions``.
     api_key: SecretStr = SecretStr("")
     #: Largest request body accepted by the webhook (bytes); bigger gets 413.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: Most mentions in one ``POST /v1/mentions``.
     max_batch: int = Field(default=1000, ge=1, le=10_000)
 
     #: Dedupe window: a mention id seen within this many hours is a duplicate.
@@ -37,14 +41,16 @@ class IngestSettings(ServiceSettings):
     #: Upper bound on remembered ids (memory stays bounded whatever the traffic).
     dedupe_max_ids: int = Field(default=1_000_000, ge=1000)
 
-    # X API v2 filtered stream (disabled unless a bearer token is set).
+    #: X API v2 app bearer token; the filtered stream runs only when it is set.
     x_bearer_token: SecretStr | None = None
+    #: X API base URL (a local fake in tests).
     x_api_base_url: str = "https://api.x.com"
     #: Rules kept in sync on start: JSON list of {"value": ..., "tag": ...}.
     x_rules: list[XStreamRule] = Field(default_factory=list)
 
-    # Mastodon streaming (disabled unless an instance URL is set).
+    #: Mastodon instance, e.g. ``https://mastodon.social``; streaming runs only when set.
     mastodon_base_url: str | None = None
+    #: Access token of the campaign account (read scope).
     mastodon_access_token: SecretStr | None = None
     #: Hashtags to follow (without '#').
     mastodon_hashtags: list[str] = Field(default_factory=list)
@@ -56,13 +62,15 @@ class IngestSettings(ServiceSettings):
     #: Only statuses with these visibilities are taken in (a public reply to a
     #: private or direct post would expose it).
     mastodon_visibilities: list[str] = Field(default_factory=lambda: ["public", "unlisted"])
-    #: REST backfill bounds: pages per catch-up, page size, and how far back the
-    #: first catch-up (no last id yet) reaches.
+    #: Most REST backfill pages per catch-up after a reconnect.
     mastodon_backfill_max_pages: int = Field(default=20, ge=0, le=1000)
+    #: Statuses per REST backfill page (Mastodon allows at most 40).
     mastodon_backfill_page_size: int = Field(default=40, ge=1, le=40)
+    #: How far back the first backfill reaches (hours).
     mastodon_backfill_max_age_hours: float = Field(default=24.0, ge=0)
-    #: Reconnect backoff (exponential with jitter) and stream liveness: the
-    #: server sends a heartbeat comment every ~15 s, so silence this long is a dead stream.
+    #: First reconnect backoff (seconds); exponential with jitter after that.
     mastodon_backoff_initial_s: float = Field(default=1.0, gt=0)
+    #: Longest reconnect backoff (seconds).
     mastodon_backoff_max_s: float = Field(default=120.0, gt=0)
+    #: Silence on a stream for this long (seconds) means it is dead; reconnect.
     mastodon_stream_read_timeout_s: float = Field(default=60.0, gt=0)

@@ -31,3 +31,12 @@ def test_settings_are_frozen() -> None:
     settings = IngestSettings()
     with pytest.raises(ValidationError):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_optional_secret_is_checked_only_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAKEACTION_ENV", "production")
+    monkeypatch.setenv("INGEST_API_KEY", "q8V1mZ3kP0wXr7Ty2uLc")
+    assert IngestSettings().x_bearer_token is None
+    monkeypatch.setenv("INGEST_X_BEARER_TOKEN", "secret")
+    with pytest.raises(ValidationError, match="x_bearer_token"):
+        IngestSettings()
