@@ -18,21 +18,31 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True, extra="ignore")
 
+    #: Comma-separated host:port list; the embedded Tansu broker by default.
     bootstrap_servers: str = "127.0.0.1:9092"
+    #: Client id reported to the broker (shows up in broker logs and quotas).
     client_id: str = "takeaction"
     #: Prepended to every topic name (one cluster shared by several campaigns, or tests).
     topic_prefix: str = ""
     #: Partitions for topics that bootstrap creates; per-topic overrides below.
     partitions: int = Field(default=3, ge=1, le=1024)
+    #: Per-topic partitions, JSON: ``{"mentions.raw": 12}``.
     topic_partitions: dict[str, int] = Field(default_factory=dict)
+    #: Replication factor of created topics (3 on a real cluster).
     replication_factor: int = Field(default=1, ge=1, le=16)
     #: Retention for the pipeline topics (ms); -1 keeps forever.
     retention_ms: int = 7 * 24 * 3600 * 1000
+    #: ``PLAINTEXT``, ``SSL``, ``SASL_PLAINTEXT`` or ``SASL_SSL``.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    #: ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512`` when SASL is used.
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    #: SASL user name.
     sasl_username: str | None = None
+    #: SASL password (secret).
     sasl_password: SecretStr | None = None
+    #: CA bundle for TLS to the brokers (system CAs when unset).
     ssl_cafile: str | None = None
+    #: How long a Kafka request may take before it fails (ms).
     request_timeout_ms: int = Field(default=10_000, ge=1_000)
 
     def topic(self, name: str) -> str:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -78,7 +79,7 @@ class Overrides:
     sink: MentionSink | None = None
     ready: ReadinessCheck | None = None
     broker: BrokerCheck | None = None
-    extra_tasks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    extra_tasks: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 async def _start_producer(kafka: KafkaSettings) -> AIOKafkaProducer:

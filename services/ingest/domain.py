@@ -127,7 +127,8 @@ def x_payload_to_item(payload: Any) -> MentionIn:
         raise InvalidMention("X stream object has no 'data' object")
     tweet: dict[str, Any] = payload["data"]
     includes = _object(payload.get("includes"))
-    users = includes.get("users") if isinstance(includes.get("users"), list) else []
+    found = includes.get("users")
+    users: list[Any] = found if isinstance(found, list) else []
     author_id = tweet.get("author_id")
     user = next((u for u in users if isinstance(u, dict) and u.get("id") == author_id), None)
     if user is None:

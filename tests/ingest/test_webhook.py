@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from services.common.messages import Source
 from services.ingest.app import Overrides, create_app
@@ -35,7 +36,7 @@ def sink() -> FakeSink:
 
 @pytest.fixture
 def client(sink: FakeSink) -> Iterator[TestClient]:
-    settings = IngestSettings(api_key=API_KEY, max_body_bytes=1_000_000)
+    settings = IngestSettings(api_key=SecretStr(API_KEY), max_body_bytes=1_000_000)
     with TestClient(create_app(settings, overrides=Overrides(sink=sink))) as test_client:
         yield test_client
 
@@ -186,7 +187,7 @@ def test_replay_header_labels_the_source(
 
 
 def test_not_ready_is_503_and_health_reports_the_broker(sink: FakeSink, item_factory: Item) -> None:
-    settings = IngestSettings(api_key=API_KEY)
+    settings = IngestSettings(api_key=SecretStr(API_KEY))
     overrides = Overrides(sink=sink, ready=NotReady(), broker=NotReady())
     with TestClient(create_app(settings, overrides=overrides)) as client:
         response = post(client, {"mentions": [item_factory()]})

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from services.common import codec, topics
 from services.common.kafka import KafkaSettings
@@ -42,7 +43,7 @@ def _ready(client: TestClient, timeout_s: float = 10.0) -> bool:
 def test_100_mentions_make_100_messages_and_a_repeat_adds_none(
     kafka_settings: KafkaSettings, item_factory: Callable[..., dict[str, Any]]
 ) -> None:
-    settings = IngestSettings(api_key=API_KEY)
+    settings = IngestSettings(api_key=SecretStr(API_KEY))
     items = [item_factory() for _ in range(100)]
     with TestClient(create_app(settings, kafka_settings)) as client:
         assert _ready(client)
@@ -72,7 +73,7 @@ def test_100_mentions_make_100_messages_and_a_repeat_adds_none(
 def test_a_second_replica_learns_what_the_first_produced(
     kafka_settings: KafkaSettings, item_factory: Callable[..., dict[str, Any]]
 ) -> None:
-    settings = IngestSettings(api_key=API_KEY)
+    settings = IngestSettings(api_key=SecretStr(API_KEY))
     item = item_factory()
     with (
         TestClient(create_app(settings, kafka_settings)) as one,
@@ -90,7 +91,7 @@ def test_a_second_replica_learns_what_the_first_produced(
 
 
 def test_dead_letters_keep_the_original_bytes(kafka_settings: KafkaSettings) -> None:
-    settings = IngestSettings(api_key=API_KEY)
+    settings = IngestSettings(api_key=SecretStr(API_KEY))
     with TestClient(create_app(settings, kafka_settings)) as client:
         sink = client.app.state.runtime.sink  # type: ignore[attr-defined]
         raw = b'{"data": {"id": "1"' + b"\xff"
