@@ -326,9 +326,23 @@ class Stack:
                 time.sleep(delay)
                 process.restarts.append(now)
                 process.start()
-            if self.broker is not None and self.broker.pid and not _is_ours(self.broker.pid):
-                raise StackError("the embedded broker exited; see var/log/broker.log")
+            if self.broker is not None and not self.broker.running:
+                self.restart_broker()
             time.sleep(1.0)
+
+    def restart_broker(self) -> None:
+        """The embedded broker died: start a new one on the same port.
+
+        It comes back empty (memory only), so the topics are created again;
+        the services reconnect on their own.
+        """
+        assert self.broker is not None
+        log.warning("the embedded broker exited; restarting it (its data is gone: memory only)")
+        self.broker.stop()
+        self.broker.start()
+        (self.run_dir / "broker.pid").write_text(str(self.broker.pid))
+        asyncio.run(ensure_topics(KafkaSettings()))
+        log.info("broker back on %s, topics recreated", self.broker.bootstrap_servers)
 
     def down(self) -> None:
         for process in reversed(self.processes):

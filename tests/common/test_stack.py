@@ -96,7 +96,11 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
             env={k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"},
             cwd=stack.ROOT,
         )
-        output = _read_until(proc, "takeaction is running", timeout_s=180)
+        try:
+            output = _read_until(proc, "takeaction is running", timeout_s=180)
+        except BaseException:
+            _stop(proc, tmp_path / "var" / "run")
+            raise
         credentials = stack.load_env_file(tmp_path / "var" / "credentials.env")
         assert credentials["INGEST_API_KEY"] in output
         assert f"http://127.0.0.1:{ingest_port}/v1/mentions" in output
@@ -106,6 +110,8 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
         else:
             assert credentials["INGEST_API_KEY"] == first_key
         assert stack.http_ok(f"http://127.0.0.1:{ingest_port}/readyz")
+        if attempt == 2:
+            _kill_the_broker_and_see_it_come_back(tmp_path / "var" / "run", ingest_port)
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
@@ -114,6 +120,23 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
         assert stack.port_free(ingest_port)
         assert stack.port_free(broker_port)
         assert list((tmp_path / "var" / "run").glob("*.pid")) == []
+
+
+def _kill_the_broker_and_see_it_come_back(run_dir: Path, ingest_port: int) -> None:
+    pid_file = run_dir / "broker.pid"
+    old_pid = int(pid_file.read_text())
+    os.kill(old_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new_pid = pid_file.read_text() if pid_file.exists() else ""
+        if (
+            new_pid
+            and int(new_pid) != old_pid
+            and stack.http_ok(f"http://127.0.0.1:{ingest_port}/readyz")
+        ):
+            return
+        time.sleep(0.5)
+    pytest.fail("the supervisor did not bring the broker back")
 
 
 def _read_until(proc: subprocess.Popen[str], marker: str, timeout_s: float) -> str:
@@ -142,5 +165,17 @@ def _read_until(proc: subprocess.Popen[str], marker: str, timeout_s: float) -> s
         in_banner = in_banner or marker in line
         if in_banner and "logs:" in line:
             return "".join(seen)
-    proc.kill()
     pytest.fail("stack did not come up:\n" + "".join(seen))
+
+
+def _stop(proc: subprocess.Popen[str], run_dir: Path) -> None:
+    """Stop a stack under test the polite way, and whatever it leaves behind."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    stack.stop_leftovers(run_dir)
+    if proc.stdout is not None:
+        proc.stdout.close()

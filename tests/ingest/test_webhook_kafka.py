@@ -8,6 +8,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from services.common import codec, topics
+from services.common.bootstrap import ensure_topics
+from services.common.broker import EmbeddedBroker, free_port
 from services.common.kafka import KafkaSettings
 from services.common.messages import DeadLetter, MentionReceived, Source
 from services.ingest.app import create_app
@@ -105,3 +108,40 @@ def test_dead_letters_keep_the_original_bytes(kafka_settings: KafkaSettings) -> 
     assert letter.topic == "mentions.raw"
     assert base64.b64decode(letter.value_b64) == raw
     assert json.loads(records[0].value)["error"] == "malformed JSON"
+
+
+@pytest.mark.timeout(180)
+def test_ingest_survives_a_broker_restart(
+    tmp_path: Path, item_factory: Callable[..., dict[str, Any]]
+) -> None:
+    """Kafka goes away: the webhook says 503 and loses nothing; Kafka comes
+    back (the supervisor recreates the topics): the same mentions go through."""
+    port = free_port()
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=3000)
+    broker = EmbeddedBroker(port, log_path=tmp_path / "broker.log").start()
+    try:
+        with TestClient(create_app(IngestSettings(api_key=SecretStr(API_KEY)), kafka)) as client:
+            assert _ready(client)
+            before = client.post("/v1/mentions", json={"mentions": [item_factory()]}, headers=AUTH)
+            assert before.json()["accepted"] == 1
+
+            broker.stop()
+            items = [item_factory() for _ in range(5)]
+            during = client.post("/v1/mentions", json={"mentions": items}, headers=AUTH)
+            assert during.status_code == 503
+            assert client.get("/healthz").json()["broker"]["connected"] is False
+
+            broker.start()
+            asyncio.run(ensure_topics(kafka))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                after = client.post("/v1/mentions", json={"mentions": items}, headers=AUTH)
+                if after.status_code == 202:
+                    break
+                time.sleep(0.5)
+            assert after.json() == {"accepted": 5, "duplicates": 0, "rejected": []}
+            assert client.get("/healthz").json()["broker"]["connected"] is True
+        records = asyncio.run(read_all(kafka, topics.MENTIONS_RAW))
+        assert sorted(r.key for r in records) == sorted(f"x:{i['id']}".encode() for i in items)
+    finally:
+        broker.stop()
