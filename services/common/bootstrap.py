@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Iterable
 
 from aiokafka.admin import NewTopic
@@ -97,3 +98,20 @@ async def _report_partitions(
                 have,
                 want,
             )
+
+
+def main() -> int:
+    """``python -m services.common.bootstrap``: create the topics (compose init step)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = KafkaSettings()
+    try:
+        created = asyncio.run(ensure_topics(settings))
+    except BootstrapError as exc:
+        log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
+        return 1
+    log.info("%d topics created on %s", len(created), settings.bootstrap_servers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
