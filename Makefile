@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install run broker test unit lint typecheck docs fmt clean distclean
+.PHONY: help install run broker test unit lint typecheck bench docs fmt clean distclean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,9 @@ unit: $(STAMP) ## Only the fast tests (no broker, no database)
 
 test: $(STAMP) lint typecheck ## Lint, type-check and run the whole test suite (what CI runs)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) ## Benchmarks, each against a baseline measured in the same run (prints RATIO lines)
+	$(BIN)/python -m tests.bench.bench_ingest
 
 DOCS := README.md services/ingest/README.md
 
