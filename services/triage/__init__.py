@@ -1,0 +1,2 @@
+"""Triage: classifies mentions (abuse, questions, relevance), prioritises and
+routes them; owns the moderators' database and web page."""
