@@ -154,7 +154,11 @@ class MentionClassified(Message):
     decision: Decision
     model_version: ShortText
     rule: ShortText
+    #: Version of the rules file that decided (its content hash).
+    rules_version: ShortText | None = None
     cluster_id: ShortText | None = None
+    #: The recording team suggested by language routing, if any.
+    team: ShortText | None = None
     classified_at: UtcDatetime
 
 

@@ -831,6 +831,8 @@ class Triage:
             decision=verdict.decision,
             model_version=self.model_version,
             rule=verdict.rule,
+            rules_version=rules.version,
             cluster_id=cluster.cluster_id if cluster is not None else None,
+            team=rules.routing.team_for(mention.lang),
             classified_at=now,
         )

@@ -865,3 +865,15 @@ def test_shrinking_capacity_keeps_the_most_recent(rules_file: Callable[..., Rule
 
     assert [i in ix for i in ids] == [False, False, False, True, True]
     assert near_last.cluster_id == ids[4]
+
+
+def test_every_result_records_the_rules_version_and_the_suggested_team(
+    rules_file: Callable[..., RulesFile], mention_factory: Callable[..., MentionReceived]
+) -> None:
+    rules = rules_file()
+    triage = Triage(rules, "test-model")
+    result = triage.prejudge(mention_factory(text="RT @someone: hello", lang="fr"), now=NOW)
+    assert result is not None
+    assert result.rules_version == rules.version
+    assert result.team == rules.current().routing.team_for("fr")
+    assert result.team is not None
