@@ -44,7 +44,7 @@ test: $(STAMP) lint typecheck ## Lint, type-check and run the whole test suite (
 bench: $(STAMP) ## Benchmarks, each against a baseline measured in the same run (prints RATIO lines)
 	$(BIN)/python -m tests.bench.bench_ingest
 
-DOCS := README.md services/ingest/README.md
+DOCS := README.md services/ingest/README.md services/publish/README.md
 
 docs: $(STAMP) ## Regenerate the configuration tables in the READMEs from the settings classes
 	$(BIN)/python -m services.common.configdoc --write $(DOCS)

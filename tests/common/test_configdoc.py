@@ -11,7 +11,7 @@ from services.ingest.config import IngestSettings
 from tests.conftest import ROOT
 
 DOCUMENTED = [KafkaSettings, IngestSettings]
-READMES = ["README.md", "services/ingest/README.md"]
+READMES = ["README.md", "services/ingest/README.md", "services/publish/README.md"]
 
 
 @pytest.mark.parametrize("settings", DOCUMENTED)

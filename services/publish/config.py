@@ -1,0 +1,75 @@
+"""Publisher settings, from ``PUBLISH_*`` environment variables.
+
+The platform base URLs default to the real services; ``make run`` points them
+at the local sandbox (``PUBLISH_X_API_BASE_URL=http://127.0.0.1:8003`` and the
+same for Mastodon), so real endpoints are one setting away.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from services.common.config import ServiceSettings
+
+#: X accepts media chunks of at most 5 MiB in ``POST /2/media/upload/{id}/append``.
+X_MAX_CHUNK_BYTES = 5 * 1024 * 1024
+
+
+class PublishSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="PUBLISH_", frozen=True, extra="ignore")
+
+    optional_secret_fields: ClassVar[tuple[str, ...]] = ("x_access_token", "mastodon_access_token")
+
+    #: Address the health/metrics server binds (``0.0.0.0`` in a container).
+    host: str = "127.0.0.1"
+    #: Port of health and metrics.
+    port: int = Field(default=8002, ge=1, le=65535)
+
+    #: X API base URL (the sandbox, ``http://127.0.0.1:8003``, under ``make run``).
+    x_api_base_url: str = "https://api.x.com"
+    #: Where a posted reply is shown: ``<x_web_base_url>/i/web/status/<id>``.
+    x_web_base_url: str = "https://x.com"
+    #: OAuth 2.0 user-context access token of the campaign account (scopes
+    #: tweet.read, tweet.write, users.read, media.write); X publishing is off when unset.
+    x_access_token: SecretStr | None = None
+    #: Label of the X account in logs and budgets (its handle); the numeric user id
+    #: is looked up with ``GET /2/users/me`` when needed.
+    x_account: str = Field(default="x-campaign", min_length=1, max_length=128)
+    #: ``media_category`` of uploads: ``tweet_video`` for a video attached to a post.
+    x_media_category: Literal["tweet_video", "amplify_video"] = "tweet_video"
+    #: Bytes per ``append`` (at most 5 MiB); the file is streamed one chunk at a time.
+    x_chunk_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=X_MAX_CHUNK_BYTES)
+
+    #: Mastodon instance of the campaign account, e.g. ``https://mastodon.social``;
+    #: Mastodon publishing is off when unset.
+    mastodon_base_url: str | None = None
+    #: Access token of the campaign account (scopes write:media, write:statuses, read).
+    mastodon_access_token: SecretStr | None = None
+    #: Label of the Mastodon account in logs and budgets (its acct).
+    mastodon_account: str = Field(default="mastodon-campaign", min_length=1, max_length=128)
+    #: Visibility of replies (``public`` shows in the asker's thread and on the profile).
+    mastodon_visibility: Literal["public", "unlisted"] = "public"
+    #: First wait between ``GET /api/v1/media/:id`` polls (seconds); doubles up to 5 s.
+    mastodon_poll_initial_s: float = Field(default=1.0, gt=0)
+
+    #: Connect timeout of every platform request (seconds).
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    #: Read/write timeout of API calls (seconds).
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    #: Read/write timeout of media transfers (one X chunk, a whole Mastodon upload).
+    upload_timeout_s: float = Field(default=300.0, gt=0)
+    #: Attempts per request on 5xx and network errors (1 = no retry).
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    #: First backoff after a 5xx or network error (seconds); exponential with jitter.
+    backoff_initial_s: float = Field(default=1.0, gt=0)
+    #: Longest backoff between attempts (seconds).
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    #: Pause after a 429 that carries no reset time (seconds).
+    rate_limit_fallback_s: float = Field(default=60.0, gt=0)
+    #: Give up on media still processing after this long (seconds): retryable.
+    media_processing_timeout_s: float = Field(default=600.0, gt=0)
+    #: Pages of the account's recent posts searched when reconciling a reply.
+    find_reply_max_pages: int = Field(default=5, ge=1, le=50)

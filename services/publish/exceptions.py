@@ -1,0 +1,90 @@
+"""The publisher's exceptions: what a platform call can end in.
+
+::
+
+    PublishError
+    ├── RateLimited      the account must wait until ``reset_at``; nothing was posted
+    ├── RetryableError   a 5xx or a network failure that outlasted the client's retries
+    └── FinalError       the platform refused the request (a 4xx other than 429);
+                         retrying the same request cannot help: it goes to replies.failed
+
+Every error names the platform and the account, so the publisher can pause the
+right budget and dead-letter with context.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PublishError(Exception):
+    """Base of everything the publisher raises on purpose."""
+
+    def __init__(self, message: str, *, platform: str, account: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.platform = platform
+        self.account = account
+
+
+class RateLimited(PublishError):
+    """The platform answered 429, or the account's budget is spent: wait until ``reset_at``.
+
+    ``reset_at`` is epoch seconds (UTC). Nothing was done by the refused request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        platform: str,
+        account: str,
+        reset_at: float,
+        bucket: str | None = None,
+    ) -> None:
+        super().__init__(message, platform=platform, account=account)
+        self.reset_at = reset_at
+        #: The rate-limit bucket (endpoint family) that ran out; None: the whole account.
+        self.bucket = bucket
+
+
+class RetryableError(PublishError):
+    """A 5xx or a transport failure, still failing after the client's own retries.
+
+    The same request may succeed later. ``status`` is None for network failures.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        platform: str,
+        account: str,
+        status: int | None = None,
+        error: Any = None,
+    ) -> None:
+        super().__init__(message, platform=platform, account=account)
+        self.status = status
+        self.error = error
+
+
+class FinalError(PublishError):
+    """The platform refused the request for good (a 4xx other than 429, a failed
+    media processing, a local file that does not match its checksum).
+
+    ``status`` is the HTTP status (None for a local check); ``error`` is the
+    platform's decoded error body, kept for ``replies.failed``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        platform: str,
+        account: str,
+        status: int | None,
+        error: Any = None,
+    ) -> None:
+        super().__init__(message, platform=platform, account=account)
+        self.status = status
+        self.error = error

@@ -1,0 +1,40 @@
+"""Platform adapters behind the :class:`~services.publish.platforms.base.Platform` port."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from services.common.messages import Platform as PlatformName
+from services.publish.config import PublishSettings
+from services.publish.platforms.base import MediaFile, Platform, PostedReply
+from services.publish.platforms.mastodon import MastodonClient
+from services.publish.platforms.x import XClient
+
+__all__ = [
+    "MastodonClient",
+    "MediaFile",
+    "Platform",
+    "PostedReply",
+    "XClient",
+    "build_platforms",
+]
+
+
+def build_platforms(
+    settings: PublishSettings,
+    http: httpx.AsyncClient,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.time,
+) -> dict[PlatformName, Platform]:
+    """The adapters the settings enable, sharing one pooled ``httpx.AsyncClient``."""
+    platforms: dict[PlatformName, Platform] = {}
+    if settings.x_access_token is not None:
+        platforms[PlatformName.X] = XClient(settings, http, sleep=sleep, clock=clock)
+    if settings.mastodon_base_url and settings.mastodon_access_token is not None:
+        platforms[PlatformName.MASTODON] = MastodonClient(settings, http, sleep=sleep, clock=clock)
+    return platforms

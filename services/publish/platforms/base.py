@@ -1,0 +1,165 @@
+"""The port every social platform adapter implements, and the values it trades in."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from services.common.messages import Platform as PlatformName
+from services.publish.ratelimit import AccountBudget
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A video on local disk, as ``answers.recorded`` described it."""
+
+    path: Path
+    mime: str
+    #: Lower-case hex SHA-256 of the file; checked while the file is streamed.
+    sha256: str
+    #: Size in bytes; checked before anything is sent.
+    size: int
+
+
+@dataclass(frozen=True)
+class PostedReply:
+    """A reply that exists on the platform."""
+
+    post_id: str
+    url: str | None
+    in_reply_to: str | None = None
+
+
+class Platform(Protocol):
+    """One account on one social platform.
+
+    Every method raises only :mod:`services.publish.exceptions`: ``RateLimited``
+    (the account's :attr:`budget` is paused; try after ``reset_at``),
+    ``RetryableError`` (5xx/network, still failing after the adapter's own
+    retries) or ``FinalError`` (the platform refused; the error body is kept).
+    """
+
+    name: PlatformName
+    #: The account's rate-limit state; consult ``budget.wait_s()`` before a call.
+    budget: AccountBudget
+
+    async def upload_video(self, media: MediaFile) -> str:
+        """Upload the file (streamed, never whole in memory); return the platform's
+        media id once the platform has finished processing it."""
+        ...
+
+    async def post_reply(
+        self,
+        *,
+        text: str,
+        in_reply_to: str,
+        media_ids: Sequence[str] = (),
+        language: str | None = None,
+        idempotency_key: str,
+    ) -> PostedReply:
+        """Post ``text`` as a reply to the post ``in_reply_to`` with the media attached.
+
+        ``idempotency_key`` (the reply id) makes a repeated call return the first
+        post where the platform supports it (Mastodon, for an hour). X has no such
+        key: the adapter's own retries look for the reply before posting again,
+        but a caller that gets an error out of this method and tries later must
+        call :meth:`find_reply` first (the post may have gone out).
+        """
+        ...
+
+    async def find_reply(
+        self,
+        *,
+        in_reply_to: str,
+        idempotency_key: str | None = None,
+        text: str | None = None,
+    ) -> PostedReply | None:
+        """Find a reply this account already posted to ``in_reply_to`` (reconciliation
+        after a crash). Any reply of ours counts: the asker gets one reply, never two.
+        ``text`` picks among several."""
+        ...
+
+    async def delete_post(self, post_id: str) -> bool:
+        """Delete one of this account's posts (consent withdrawn). True when this call
+        deleted it, False when it was already gone."""
+        ...
+
+
+class MediaMismatch(ValueError):
+    """The file on disk is not the one the message described."""
+
+
+def check_size(media: MediaFile) -> None:
+    """Refuse a file whose size differs from the one declared (before any upload)."""
+    actual = os.stat(media.path).st_size
+    if actual != media.size:
+        raise MediaMismatch(f"{media.path} has {actual} bytes, the answer declared {media.size}")
+
+
+class ChunkReader:
+    """Read a file in chunks off the event loop, hashing as it goes."""
+
+    def __init__(self, media: MediaFile, chunk_bytes: int) -> None:
+        self.media = media
+        self.chunk_bytes = chunk_bytes
+        self.read_bytes = 0
+        self._sha = hashlib.sha256()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        handle: BinaryIO = await asyncio.to_thread(self.media.path.open, "rb")
+        try:
+            while chunk := await asyncio.to_thread(handle.read, self.chunk_bytes):
+                self._sha.update(chunk)
+                self.read_bytes += len(chunk)
+                yield chunk
+        finally:
+            await asyncio.to_thread(handle.close)
+
+    def verify(self) -> None:
+        """Raise :class:`MediaMismatch` unless what was read matches size and sha256."""
+        if self.read_bytes != self.media.size:
+            raise MediaMismatch(
+                f"read {self.read_bytes} bytes from {self.media.path}, expected {self.media.size}"
+            )
+        if self._sha.hexdigest() != self.media.sha256.lower():
+            raise MediaMismatch(f"sha256 of {self.media.path} does not match the answer's")
+
+
+class HashingFile:
+    """A binary file that hashes what is read from it, for httpx multipart uploads.
+
+    httpx streams a file part in 64 KiB reads and seeks to 0 before each attempt,
+    which restarts the hash, so a retried upload is checked again from the start.
+    """
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._sha = hashlib.sha256()
+        self.read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self._sha.update(data)
+        self.read_bytes += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        position = self._handle.seek(offset, whence)
+        if position == 0:
+            self._sha = hashlib.sha256()
+            self.read_bytes = 0
+        return position
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def fileno(self) -> int:
+        return self._handle.fileno()
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()

@@ -1,0 +1,217 @@
+"""One request to a platform, the way both adapters make it: the budget is
+consulted first, the rate-limit headers of every response update it, and the
+answer is sorted into success, :class:`RateLimited`, :class:`RetryableError`
+(5xx, network) or :class:`FinalError` (any other 4xx). ``request`` retries the
+retryable ones with exponential backoff and jitter (tenacity)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from services.publish.config import PublishSettings
+from services.publish.exceptions import FinalError, RateLimited, RetryableError
+from services.publish.ratelimit import AccountBudget, Window
+
+log = logging.getLogger(__name__)
+
+#: Reads a response's rate-limit headers into windows (platform-specific).
+LimitParser = Callable[[httpx.Headers], tuple[Window, ...]]
+#: Says in one line what a platform's error body means.
+ErrorDescriber = Callable[[Any], str]
+
+#: Error bodies are kept up to this many bytes (for replies.failed and logs).
+MAX_ERROR_BODY_BYTES = 8_192
+USER_AGENT = "takeaction-publisher/0.1"
+
+
+def decode_body(response: httpx.Response) -> Any:
+    """The JSON body, or the start of the text when it is not JSON (None when empty)."""
+    raw = response.content[:MAX_ERROR_BODY_BYTES]
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def describe_transport(exc: httpx.TransportError) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0.0
+    log.warning("attempt %d failed (%s); retrying in %.2f s", state.attempt_number, exc, wait)
+
+
+class PlatformHttp:
+    """The shared HTTP half of a platform adapter, for one account."""
+
+    def __init__(
+        self,
+        *,
+        settings: PublishSettings,
+        http: httpx.AsyncClient,
+        base_url: str,
+        token: SecretStr,
+        budget: AccountBudget,
+        parse_limits: LimitParser,
+        describe_error: ErrorDescriber,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.platform = budget.platform
+        self.account = budget.account
+        self.budget = budget
+        self.base_url = base_url.rstrip("/")
+        self._http = http
+        self._token = token
+        self._parse_limits = parse_limits
+        self._describe_error = describe_error
+        self._sleep = sleep
+        self._settings = settings
+        self.api_timeout = httpx.Timeout(
+            settings.request_timeout_s, connect=settings.connect_timeout_s
+        )
+        self.upload_timeout = httpx.Timeout(
+            settings.upload_timeout_s, connect=settings.connect_timeout_s
+        )
+
+    def retrying(self) -> AsyncRetrying:
+        """Attempts of one logical request: retry :class:`RetryableError` with backoff."""
+        s = self._settings
+        return AsyncRetrying(
+            retry=retry_if_exception_type(RetryableError),
+            stop=stop_after_attempt(s.max_attempts),
+            wait=wait_exponential_jitter(
+                initial=s.backoff_initial_s, max=s.backoff_max_s, jitter=s.backoff_initial_s
+            ),
+            sleep=self._sleep,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        bucket: str,
+        accept: Collection[int] = (),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """:meth:`send`, retried on 5xx and network errors. Use only for requests that
+        are safe to repeat (reads, deletes, uploads, Mastodon posts with a key)."""
+        async for attempt in self.retrying():
+            with attempt:
+                return await self.send(method, path, bucket=bucket, accept=accept, **kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        bucket: str,
+        accept: Collection[int] = (),
+        headers: dict[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One attempt. Returns 2xx responses and those whose status is in ``accept``."""
+        self.budget.check(bucket)
+        all_headers = {
+            "Authorization": f"Bearer {self._token.get_secret_value()}",
+            "User-Agent": USER_AGENT,
+            **(headers or {}),
+        }
+        try:
+            response = await self._http.request(
+                method,
+                self.base_url + path,
+                headers=all_headers,
+                timeout=timeout or self.api_timeout,
+                **kwargs,
+            )
+        except httpx.TransportError as exc:
+            raise RetryableError(
+                f"{self.platform} {method} {path}: {describe_transport(exc)}",
+                platform=self.platform,
+                account=self.account,
+            ) from exc
+        windows = self._parse_limits(response.headers)
+        self.budget.update(bucket, windows)
+        status = response.status_code
+        if 200 <= status < 300 or status in accept:
+            return response
+        body = decode_body(response)
+        detail = self._describe_error(body)
+        where = f"{self.platform} {method} {path}"
+        if status == 429:
+            reset_at = self._reset_at(response, windows)
+            self.budget.pause(reset_at)
+            raise RateLimited(
+                f"{where}: HTTP 429: {detail}",
+                platform=self.platform,
+                account=self.account,
+                reset_at=reset_at,
+                bucket=bucket,
+            )
+        if status >= 500:
+            raise RetryableError(
+                f"{where}: HTTP {status}: {detail}",
+                platform=self.platform,
+                account=self.account,
+                status=status,
+                error=body,
+            )
+        log.warning("%s refused: HTTP %d: %s", where, status, detail)
+        raise FinalError(
+            f"{where}: HTTP {status}: {detail}",
+            platform=self.platform,
+            account=self.account,
+            status=status,
+            error=body,
+        )
+
+    def _reset_at(self, response: httpx.Response, windows: tuple[Window, ...]) -> float:
+        """When a 429 ends: the latest reset of the exhausted windows, else of any
+        window, else ``Retry-After``, else the configured fallback."""
+        now = self.budget.clock()
+        exhausted = [w.reset_at for w in windows if w.exhausted and w.reset_at is not None]
+        announced = [w.reset_at for w in windows if w.reset_at is not None]
+        for candidates in (exhausted, announced):
+            future = [t for t in candidates if t > now]
+            if future:
+                return max(future)
+        retry_after = response.headers.get("retry-after")
+        if retry_after is not None:
+            try:
+                return now + max(0.0, float(retry_after))
+            except ValueError:
+                pass
+        return now + self._settings.rate_limit_fallback_s
+
+
+def header_int(headers: httpx.Headers, name: str) -> int | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw.strip())
+    except ValueError:
+        return None

@@ -1,0 +1,385 @@
+"""X API v2 adapter: chunked video upload and threaded replies for one account.
+
+Wire format, as documented at docs.x.com (2025 media endpoints):
+
+- ``POST /2/media/upload/initialize`` JSON ``{media_type, total_bytes,
+  media_category}`` → ``{"data": {"id", "media_key", "expires_after_secs"}}``;
+- ``POST /2/media/upload/{id}/append`` multipart ``segment_index`` (0-999) and
+  ``media`` (the chunk bytes) → ``{"data": {"expires_at"}}``;
+- ``POST /2/media/upload/{id}/finalize`` → ``{"data": {..., "processing_info":
+  {"state", "check_after_secs", "progress_percent"}}}``;
+- ``GET /2/media/upload?command=STATUS&media_id=`` → the same shape, polled
+  after ``check_after_secs`` until ``state`` is ``succeeded`` (or ``failed``);
+- ``POST /2/tweets`` JSON ``{text, reply: {in_reply_to_tweet_id}, media:
+  {media_ids}}`` → 201 ``{"data": {"id", "text"}}``;
+- ``GET /2/users/me``, ``GET /2/users/{id}/tweets`` (reconciliation),
+  ``DELETE /2/tweets/{id}`` → ``{"data": {"deleted": true}}``.
+
+Errors are RFC 7807 problems (``title``/``detail``/``type``), validation errors
+carry an ``errors`` list. Every response carries ``x-rate-limit-limit``,
+``-remaining`` and ``-reset`` (epoch seconds) for its endpoint; posting also
+carries the 24-hour ``x-user-limit-24hour-*`` and ``x-app-limit-24hour-*``.
+Authentication is an OAuth 2.0 user-context bearer token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from services.common.messages import Platform as PlatformName
+from services.publish.config import PublishSettings
+from services.publish.exceptions import FinalError, RetryableError
+from services.publish.platforms.base import (
+    ChunkReader,
+    MediaFile,
+    MediaMismatch,
+    PostedReply,
+    check_size,
+)
+from services.publish.platforms.http import PlatformHttp, header_int
+from services.publish.ratelimit import AccountBudget, Window
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+#: Rate-limit buckets (X counts limits per endpoint).
+MEDIA_UPLOAD = "media_upload"
+MEDIA_STATUS = "media_status"
+TWEETS_CREATE = "tweets_create"
+TWEETS_DELETE = "tweets_delete"
+USERS_ME = "users_me"
+USER_TWEETS = "user_tweets"
+
+#: Longest wait between two STATUS polls, whatever ``check_after_secs`` says.
+MAX_CHECK_AFTER_S = 60.0
+#: X's most results per page of ``GET /2/users/{id}/tweets``.
+PAGE_SIZE = 100
+
+
+# --- X response shapes ------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ProcessingInfo(_Model):
+    state: str
+    check_after_secs: float | None = None
+    progress_percent: int | None = None
+    error: dict[str, Any] | None = None
+
+
+class _MediaData(_Model):
+    id: str
+    media_key: str | None = None
+    processing_info: ProcessingInfo | None = None
+
+
+class _MediaResponse(_Model):
+    data: _MediaData
+
+
+class _Created(_Model):
+    id: str
+    text: str | None = None
+
+
+class _CreatedResponse(_Model):
+    data: _Created
+
+
+class _User(_Model):
+    id: str
+    username: str | None = None
+
+
+class _UserResponse(_Model):
+    data: _User
+
+
+class _Reference(_Model):
+    type: str
+    id: str
+
+
+class _Tweet(_Model):
+    id: str
+    text: str = ""
+    referenced_tweets: list[_Reference] = []
+
+
+class _TimelineMeta(_Model):
+    result_count: int = 0
+    next_token: str | None = None
+
+
+class _Timeline(_Model):
+    data: list[_Tweet] = []
+    meta: _TimelineMeta = _TimelineMeta()
+
+
+def parse_limits(headers: httpx.Headers) -> tuple[Window, ...]:
+    """X's windows: the endpoint's 15-minute window and the 24-hour posting caps."""
+    windows = []
+    for prefix, name in (
+        ("x-rate-limit", "15min"),
+        ("x-user-limit-24hour", "user-24h"),
+        ("x-app-limit-24hour", "app-24h"),
+    ):
+        reset = header_int(headers, f"{prefix}-reset")
+        remaining = header_int(headers, f"{prefix}-remaining")
+        if reset is None and remaining is None:
+            continue
+        windows.append(
+            Window(
+                limit=header_int(headers, f"{prefix}-limit"),
+                remaining=remaining,
+                reset_at=float(reset) if reset is not None else None,
+                name=name,
+            )
+        )
+    return tuple(windows)
+
+
+def describe_error(body: Any) -> str:
+    """One line from an X problem body (``title``/``detail``/``errors[]``)."""
+    if not isinstance(body, dict):
+        return str(body)[:300] if body else "(empty body)"
+    parts = [str(body[k]) for k in ("title", "detail") if body.get(k)]
+    for problem in (body.get("errors") or [])[:3]:
+        if isinstance(problem, dict):
+            parts.append(str(problem.get("message") or problem.get("detail") or problem))
+    return ": ".join(parts)[:500] or str(body)[:300]
+
+
+class XClient:
+    """The campaign's X account (implements :class:`~services.publish.platforms.base.Platform`)."""
+
+    name = PlatformName.X
+
+    def __init__(
+        self,
+        settings: PublishSettings,
+        http: httpx.AsyncClient,
+        *,
+        budget: AccountBudget | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if settings.x_access_token is None:
+            raise ValueError("XClient needs PUBLISH_X_ACCESS_TOKEN")
+        self.budget = budget or AccountBudget(self.name.value, settings.x_account, clock=clock)
+        self._api = PlatformHttp(
+            settings=settings,
+            http=http,
+            base_url=settings.x_api_base_url,
+            token=settings.x_access_token,
+            budget=self.budget,
+            parse_limits=parse_limits,
+            describe_error=describe_error,
+            sleep=sleep,
+        )
+        self._settings = settings
+        self._sleep = sleep
+        self._clock = clock
+        self._web = settings.x_web_base_url.rstrip("/")
+        self._user_id: str | None = None
+
+    # -- media --
+
+    async def upload_video(self, media: MediaFile) -> str:
+        try:
+            check_size(media)
+        except (MediaMismatch, OSError) as exc:
+            raise self._final(f"cannot upload {media.path}: {exc}") from exc
+        init = await self._api.request(
+            "POST",
+            "/2/media/upload/initialize",
+            bucket=MEDIA_UPLOAD,
+            json={
+                "media_type": media.mime,
+                "total_bytes": media.size,
+                "media_category": self._settings.x_media_category,
+            },
+        )
+        media_id = self._parse(init, _MediaResponse).data.id
+        log.info("X upload %s started: %d bytes of %s", media_id, media.size, media.mime)
+        reader = ChunkReader(media, self._settings.x_chunk_bytes)
+        segment = 0
+        async for chunk in reader.chunks():
+            await self._api.request(
+                "POST",
+                f"/2/media/upload/{media_id}/append",
+                bucket=MEDIA_UPLOAD,
+                data={"segment_index": str(segment)},
+                files={"media": ("blob", chunk, "application/octet-stream")},
+                timeout=self._api.upload_timeout,
+            )
+            segment += 1
+        try:
+            reader.verify()
+        except MediaMismatch as exc:
+            raise self._final(f"X upload {media_id} not finalized: {exc}") from exc
+        finalized = await self._api.request(
+            "POST", f"/2/media/upload/{media_id}/finalize", bucket=MEDIA_UPLOAD
+        )
+        info = self._parse(finalized, _MediaResponse).data.processing_info
+        await self._wait_processed(media_id, info)
+        log.info("X upload %s ready (%d segments)", media_id, segment)
+        return media_id
+
+    async def _wait_processed(self, media_id: str, info: ProcessingInfo | None) -> None:
+        """Poll STATUS, waiting ``check_after_secs`` each time, until ``succeeded``."""
+        deadline = self._clock() + self._settings.media_processing_timeout_s
+        while info is not None and info.state != "succeeded":
+            if info.state == "failed":
+                raise self._final(
+                    f"X could not process media {media_id}: {describe_error(info.error)}",
+                    error=info.model_dump(exclude_none=True),
+                )
+            wait = min(max(info.check_after_secs or 1.0, 0.0), MAX_CHECK_AFTER_S)
+            if self._clock() + wait > deadline:
+                raise RetryableError(
+                    f"X media {media_id} still {info.state} after "
+                    f"{self._settings.media_processing_timeout_s:.0f} s",
+                    platform=self.name.value,
+                    account=self.budget.account,
+                )
+            log.debug(
+                "X media %s %s (%s%%); next check in %.0f s",
+                media_id,
+                info.state,
+                info.progress_percent,
+                wait,
+            )
+            await self._sleep(wait)
+            status = await self._api.request(
+                "GET",
+                "/2/media/upload",
+                bucket=MEDIA_STATUS,
+                params={"command": "STATUS", "media_id": media_id},
+            )
+            info = self._parse(status, _MediaResponse).data.processing_info
+
+    # -- posts --
+
+    async def post_reply(
+        self,
+        *,
+        text: str,
+        in_reply_to: str,
+        media_ids: Sequence[str] = (),
+        language: str | None = None,
+        idempotency_key: str,
+    ) -> PostedReply:
+        # X has no language parameter (it detects the language) and no idempotency
+        # key: a retry after an ambiguous failure (5xx, dropped connection) first
+        # looks for the reply, so a post that did go out is not posted twice.
+        body: dict[str, Any] = {"text": text, "reply": {"in_reply_to_tweet_id": in_reply_to}}
+        if media_ids:
+            body["media"] = {"media_ids": list(media_ids)}
+        async for attempt in self._api.retrying():
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    found = await self.find_reply(in_reply_to=in_reply_to, text=text)
+                    if found is not None:
+                        log.info(
+                            "reply %s to X post %s went out before the failure; not posting again",
+                            found.post_id,
+                            in_reply_to,
+                        )
+                        return found
+                response = await self._api.send(
+                    "POST", "/2/tweets", bucket=TWEETS_CREATE, json=body
+                )
+                post_id = self._parse(response, _CreatedResponse).data.id
+                log.info("posted X reply %s to %s (key %s)", post_id, in_reply_to, idempotency_key)
+                return self._posted(post_id, in_reply_to)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def find_reply(
+        self,
+        *,
+        in_reply_to: str,
+        idempotency_key: str | None = None,
+        text: str | None = None,
+    ) -> PostedReply | None:
+        user_id = await self.user_id()
+        params: dict[str, str] = {
+            "max_results": str(PAGE_SIZE),
+            "tweet.fields": "referenced_tweets,conversation_id,created_at",
+            "exclude": "retweets",
+        }
+        if in_reply_to.isdigit():
+            params["since_id"] = in_reply_to  # a reply is newer than what it answers
+        candidates: list[_Tweet] = []
+        for _ in range(self._settings.find_reply_max_pages):
+            response = await self._api.request(
+                "GET", f"/2/users/{user_id}/tweets", bucket=USER_TWEETS, params=params
+            )
+            page = self._parse(response, _Timeline)
+            candidates.extend(
+                tweet
+                for tweet in page.data
+                if any(
+                    r.type == "replied_to" and r.id == in_reply_to for r in tweet.referenced_tweets
+                )
+            )
+            if not page.meta.next_token:
+                break
+            params["pagination_token"] = page.meta.next_token
+        if not candidates:
+            return None
+        exact = [t for t in candidates if text is not None and t.text == text]
+        chosen = (exact or candidates)[-1]  # newest first: the last is the earliest reply
+        return self._posted(chosen.id, in_reply_to)
+
+    async def delete_post(self, post_id: str) -> bool:
+        response = await self._api.request(
+            "DELETE", f"/2/tweets/{post_id}", bucket=TWEETS_DELETE, accept=(404,)
+        )
+        if response.status_code == 404:
+            log.info("X post %s was already gone", post_id)
+            return False
+        data = response.json().get("data") if response.content else None
+        deleted = bool(isinstance(data, dict) and data.get("deleted"))
+        log.info("deleted X post %s: %s", post_id, deleted)
+        return deleted
+
+    async def user_id(self) -> str:
+        """The numeric id of the account the token belongs to (asked once)."""
+        if self._user_id is None:
+            response = await self._api.request("GET", "/2/users/me", bucket=USERS_ME)
+            self._user_id = self._parse(response, _UserResponse).data.id
+        return self._user_id
+
+    # -- helpers --
+
+    def _posted(self, post_id: str, in_reply_to: str) -> PostedReply:
+        return PostedReply(post_id, f"{self._web}/i/web/status/{post_id}", in_reply_to)
+
+    def _final(self, message: str, *, error: Any = None) -> FinalError:
+        return FinalError(
+            message, platform=self.name.value, account=self.budget.account, status=None, error=error
+        )
+
+    def _parse(self, response: httpx.Response, model: type[M]) -> M:
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise RetryableError(
+                f"unexpected X response to {response.request.method} {response.request.url.path}: "
+                f"{exc.error_count()} problems",
+                platform=self.name.value,
+                account=self.budget.account,
+                status=response.status_code,
+            ) from exc

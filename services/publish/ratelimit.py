@@ -1,0 +1,175 @@
+"""Per-account rate-limit state, kept from the platforms' own response headers.
+
+One :class:`AccountBudget` per (platform, account). The platform clients update
+it from every response (``x-rate-limit-*`` on X, ``X-RateLimit-*`` on Mastodon),
+pause it on a 429 until the reset time, and consult it before each request, so a
+paused account never touches the network. The publisher consults it too before
+taking the next reply for that account (:meth:`AccountBudget.wait_s`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from services.publish.exceptions import RateLimited
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Bucket name for limits that cover every endpoint of the account.
+ACCOUNT = "account"
+
+
+@dataclass(frozen=True)
+class Window:
+    """One rate-limit window as a response announced it."""
+
+    #: Requests allowed in the window (``None`` when the header was absent).
+    limit: int | None
+    #: Requests left in the window.
+    remaining: int | None
+    #: When the window resets, epoch seconds.
+    reset_at: float | None
+    #: Which window: ``15min`` (per endpoint), ``user-24h``, ``app-24h``, ...
+    name: str = "window"
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining is not None and self.remaining <= 0
+
+
+class AccountBudget:
+    """What one account may still do on one platform.
+
+    ``buckets`` are endpoint families (``tweets_create``, ``media_upload``, ...):
+    X counts limits per endpoint, Mastodon per account (one ``account`` bucket).
+    A 429 pauses the whole account until its reset time.
+    """
+
+    def __init__(
+        self, platform: str, account: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.platform = platform
+        self.account = account
+        self.clock = clock
+        self._windows: dict[str, tuple[Window, ...]] = {}
+        self._paused_until = 0.0
+
+    def update(self, bucket: str, windows: Iterable[Window]) -> None:
+        """Record the windows one response announced for ``bucket``."""
+        seen = tuple(w for w in windows if w.remaining is not None or w.reset_at is not None)
+        if seen:
+            self._windows[bucket] = seen
+
+    def pause(self, until: float) -> None:
+        """Stop every call of this account until ``until`` (epoch seconds)."""
+        if until > self._paused_until:
+            self._paused_until = until
+            log.warning(
+                "%s account %s paused for %.0f s (rate limited)",
+                self.platform,
+                self.account,
+                max(0.0, until - self.clock()),
+            )
+
+    @property
+    def paused_until(self) -> float | None:
+        """When a 429 pause ends, or None when the account is not paused."""
+        return self._paused_until if self._paused_until > self.clock() else None
+
+    def resume_at(self, bucket: str | None = None) -> float | None:
+        """Epoch seconds when a call to ``bucket`` (or any call) may go, or None: now."""
+        now = self.clock()
+        waits = [self._paused_until] if self._paused_until > now else []
+        buckets = [bucket, ACCOUNT] if bucket is not None else list(self._windows)
+        for name in buckets:
+            for window in self._windows.get(name or ACCOUNT, ()):
+                if window.exhausted and window.reset_at is not None and window.reset_at > now:
+                    waits.append(window.reset_at)
+        return max(waits) if waits else None
+
+    def wait_s(self, bucket: str | None = None) -> float:
+        """Seconds to wait before a call to ``bucket`` (any bucket when None); 0: go."""
+        resume = self.resume_at(bucket)
+        return 0.0 if resume is None else max(0.0, resume - self.clock())
+
+    def check(self, bucket: str) -> None:
+        """Raise :class:`RateLimited` when a call to ``bucket`` must not go now."""
+        resume = self.resume_at(bucket)
+        if resume is not None:
+            raise RateLimited(
+                f"{self.platform} account {self.account} is rate limited until {resume:.0f} "
+                f"({resume - self.clock():.0f} s)",
+                platform=self.platform,
+                account=self.account,
+                reset_at=resume,
+                bucket=bucket,
+            )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state, for health pages and logs."""
+        return {
+            "platform": self.platform,
+            "account": self.account,
+            "paused_until": self.paused_until,
+            "buckets": {
+                name: [
+                    {
+                        "name": w.name,
+                        "limit": w.limit,
+                        "remaining": w.remaining,
+                        "reset": w.reset_at,
+                    }
+                    for w in windows
+                ]
+                for name, windows in self._windows.items()
+            },
+        }
+
+
+def _jitter(max_s: float) -> float:
+    return random.SystemRandom().uniform(0.0, max_s)
+
+
+async def wait_out_rate_limits(
+    call: Callable[[], Awaitable[T]],
+    budget: AccountBudget,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    max_pauses: int = 10,
+    jitter_s: float = 1.0,
+    jitter: Callable[[float], float] = _jitter,
+) -> T:
+    """Run ``call``; whenever it raises :class:`RateLimited`, wait until the reset
+    time (plus up to ``jitter_s``) and run it again, at most ``max_pauses`` times.
+
+    For callers that own the account and can afford to wait (the publisher's loop
+    for one account, a reconciliation job). ``call`` must be safe to repeat: a
+    rate-limited request did nothing on the platform.
+    """
+    pauses = 0
+    while True:
+        try:
+            return await call()
+        except RateLimited as exc:
+            if pauses >= max_pauses:
+                raise
+            pauses += 1
+            delay = max(0.0, exc.reset_at - budget.clock()) + jitter(jitter_s)
+            log.info(
+                "%s account %s rate limited (%s); resuming in %.1f s (pause %d of %d)",
+                exc.platform,
+                exc.account,
+                exc.bucket or "account",
+                delay,
+                pauses,
+                max_pauses,
+            )
+            await sleep(delay)

@@ -1,0 +1,141 @@
+"""The sandbox platform: the subset of the X API v2 and the Mastodon API that the
+publisher uses, with their validation, response shapes, errors and rate-limit
+headers, faults injected on demand, and a page of what was "posted".
+
+Control API (not part of either platform):
+
+- ``GET /``: the page; ``GET /sandbox/posts``: the posts as JSON (a list of
+  ``{platform, id, in_reply_to, text, media: [{id, mime, size, sha256, url}], ...}``);
+- ``GET``/``POST``/``DELETE /sandbox/faults``: read, merge, clear the faults
+  (``{"x": {"429_burst": 3, "5xx": 2, "drop": 1, "media_processing_s": 2}}``,
+  see :class:`~services.publish.sandbox.config.PlatformFaults`);
+- ``POST /sandbox/reset``: forget posts, media, keys, windows; faults back to the settings';
+- ``GET /sandbox/media/{platform}/{id}``: an uploaded file (range requests work).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import ValidationError
+
+from services.publish.sandbox import page
+from services.publish.sandbox.common import Context, PlatformError
+from services.publish.sandbox.config import SandboxFaults, SandboxSettings
+from services.publish.sandbox.faults import BUCKETS, QUIET_DROPS, FaultMiddleware
+from services.publish.sandbox.mastodon_api import MastodonApi
+from services.publish.sandbox.state import PlatformKey, SandboxState
+from services.publish.sandbox.x_api import XApi
+
+log = logging.getLogger(__name__)
+
+_PAGE_HEADERS = {
+    "Content-Security-Policy": page.CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _invalid(message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
+    error: dict[str, object] = {"code": "invalid_request", "message": message}
+    if details:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=422)
+
+
+class ControlApi:
+    """The sandbox's own endpoints: posts, faults, reset, media files, the page."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.state = ctx.state
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=["sandbox control"])
+        router.add_api_route("/sandbox/posts", self.posts, methods=["GET"])
+        router.add_api_route("/sandbox/faults", self.faults, methods=["GET"])
+        router.add_api_route("/sandbox/faults", self.set_faults, methods=["POST"])
+        router.add_api_route("/sandbox/faults", self.clear_faults, methods=["DELETE"])
+        router.add_api_route("/sandbox/reset", self.reset, methods=["POST"])
+        router.add_api_route("/sandbox/media/{platform}/{media_id}", self.media, methods=["GET"])
+        router.add_api_route("/healthz", self.health, methods=["GET"], include_in_schema=False)
+        router.add_api_route("/", self.home, methods=["GET"], include_in_schema=False)
+        return router
+
+    async def posts(self) -> Response:
+        return JSONResponse([p.public() for p in self.state.live_posts()])
+
+    async def faults(self) -> Response:
+        return JSONResponse(self.state.faults.model_dump(by_alias=True))
+
+    async def set_faults(self, request: Request) -> Response:
+        try:
+            given = SandboxFaults.model_validate_json(await request.body())
+        except ValidationError as exc:
+            details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
+            return _invalid("invalid faults", details)
+        for faults in (given.x, given.mastodon):
+            unknown = sorted(set(faults.endpoints or ()) - BUCKETS)
+            if unknown:
+                return _invalid(f"unknown endpoints {unknown}; known: {sorted(BUCKETS)}")
+        self.state.set_faults(given)
+        log.info("sandbox faults now %s", self.state.faults.model_dump_json(by_alias=True))
+        return JSONResponse(self.state.faults.model_dump(by_alias=True))
+
+    async def clear_faults(self) -> Response:
+        self.state.faults = SandboxFaults()
+        return JSONResponse(self.state.faults.model_dump(by_alias=True))
+
+    async def reset(self) -> Response:
+        self.state.reset()
+        return Response(status_code=204)
+
+    async def media(self, platform: str, media_id: str) -> Response:
+        key: PlatformKey = "x" if platform == "x" else "mastodon"
+        media = self.state.media.get((key, media_id)) if platform in ("x", "mastodon") else None
+        if media is None or media.state == "uploading" or not media.path.is_file():
+            error = {"error": {"code": "not_found", "message": "no such media"}}
+            return JSONResponse(error, status_code=404)
+        return FileResponse(media.path, media_type=media.mime)
+
+    async def health(self) -> Response:
+        return JSONResponse({"status": "ok", "sandbox": True})
+
+    async def home(self) -> Response:
+        return HTMLResponse(page.render(self.state.live_posts()), headers=_PAGE_HEADERS)
+
+
+def create_app(
+    settings: SandboxSettings | None = None, *, clock: Callable[[], float] = time.time
+) -> FastAPI:
+    """The sandbox. ``clock`` drives ids, rate windows, media processing and key
+    expiry, so a test can share one fake clock with the clients it runs against."""
+    settings = settings or SandboxSettings()
+    ctx = Context(SandboxState(settings, clock), settings, clock)
+    logging.getLogger("uvicorn.error").addFilter(QUIET_DROPS)
+
+    app = FastAPI(
+        title="takeaction SANDBOX platform",
+        version="0.1.0",
+        summary="A local stand-in for the X and Mastodon APIs the publisher uses",
+        docs_url="/sandbox/docs",
+        openapi_url="/sandbox/openapi.json",
+        redoc_url=None,
+    )
+    app.state.sandbox = ctx.state
+
+    async def on_platform_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PlatformError)
+        return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+
+    app.add_exception_handler(PlatformError, on_platform_error)
+    app.add_middleware(FaultMiddleware, state=ctx.state)
+    app.include_router(XApi(ctx).router())
+    app.include_router(MastodonApi(ctx).router())
+    app.include_router(ControlApi(ctx).router())
+    return app

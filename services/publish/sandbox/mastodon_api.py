@@ -1,0 +1,266 @@
+"""The sandbox's Mastodon API subset: async media upload, statuses with
+Idempotency-Key, thread context (reconciliation) and deletion, with Mastodon's
+validation messages and ``{"error": ...}`` bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from html import escape
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from services.publish.sandbox.common import MAX_MEDIA_PER_POST, Context, m_error, save_upload
+from services.publish.sandbox.state import Account, StoredMedia, StoredPost, is_snowflake, iso
+
+VISIBILITIES = frozenset({"public", "unlisted", "private", "direct"})
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+
+
+class MastodonApi:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.state = ctx.state
+        self.settings = ctx.settings
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=["Mastodon API subset"])
+        router.add_api_route(
+            "/api/v1/accounts/verify_credentials", self.verify_credentials, methods=["GET"]
+        )
+        router.add_api_route("/api/v2/media", self.upload, methods=["POST"])
+        router.add_api_route("/api/v1/media/{media_id}", self.media, methods=["GET"])
+        router.add_api_route("/api/v1/statuses", self.create, methods=["POST"])
+        router.add_api_route("/api/v1/statuses/{status_id}", self.get, methods=["GET"])
+        router.add_api_route("/api/v1/statuses/{status_id}/context", self.context, methods=["GET"])
+        router.add_api_route("/api/v1/statuses/{status_id}", self.delete, methods=["DELETE"])
+        router.add_api_route(
+            "/@{username}/{post_id}", self.web, methods=["GET"], include_in_schema=False
+        )
+        return router
+
+    # -- entities --
+
+    def _account(self, account: Account) -> dict[str, Any]:
+        return {
+            "id": account.id,
+            "username": account.username,
+            "acct": account.username,
+            "display_name": f"{account.username} (sandbox)",
+            "url": f"{self.ctx.public}/@{account.username}",
+        }
+
+    def _attachment(self, media: StoredMedia) -> dict[str, Any]:
+        ready = media.state_at(self.ctx.clock()) == "succeeded"
+        url = f"{self.ctx.public}/sandbox/media/mastodon/{media.id}"
+        return {
+            "id": media.id,
+            "type": "video" if media.mime.startswith("video/") else "image",
+            "url": url if ready else None,
+            "preview_url": url,
+            "remote_url": None,
+            "text_url": None,
+            "meta": {},
+            "description": None,
+            "blurhash": None,
+        }
+
+    def _status(self, post: StoredPost, *, with_source: bool = False) -> dict[str, Any]:
+        author = Account("mastodon", post.account_id, post.username)
+        attachments = [
+            self._attachment(media)
+            for item in post.media
+            if (media := self.state.media.get(("mastodon", item["id"]))) is not None
+        ]
+        status: dict[str, Any] = {
+            "id": post.id,
+            "created_at": iso(post.created_at),
+            "in_reply_to_id": post.in_reply_to,
+            "in_reply_to_account_id": None,
+            "sensitive": False,
+            "spoiler_text": "",
+            "visibility": post.visibility,
+            "language": post.language,
+            "uri": f"{self.ctx.public}/users/{post.username}/statuses/{post.id}",
+            "url": post.url,
+            "replies_count": 0,
+            "reblogs_count": 0,
+            "favourites_count": 0,
+            "content": "<p>" + escape(post.text).replace("\n", "<br>") + "</p>",
+            "account": self._account(author),
+            "media_attachments": attachments,
+            "mentions": [],
+            "tags": [],
+            "emojis": [],
+            "poll": None,
+            "card": None,
+        }
+        if with_source:
+            status["text"] = post.text
+        return status
+
+    # -- routes --
+
+    async def verify_credentials(self, request: Request) -> Response:
+        account, headers = self.ctx.gate(request, "mastodon", "verify_credentials")
+        return JSONResponse(self._account(account), headers=headers)
+
+    async def upload(self, request: Request) -> Response:
+        account, headers = self.ctx.gate(request, "mastodon", "media")
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise m_error(422, "Validation failed: File can't be blank")
+        async with request.form(max_files=2, max_fields=8) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise m_error(422, "Validation failed: File can't be blank")
+            mime = (upload.content_type or "").split(";")[0].strip().lower()
+            if not mime.startswith(("video/", "image/")):
+                raise m_error(
+                    422, "Validation failed: File content type is invalid, File is invalid"
+                )
+            if (upload.size or 0) > self.settings.max_media_bytes:
+                raise m_error(422, "Validation failed: File file size is too big")
+            media = self.state.new_media("mastodon", account.id, mime, None)
+            media.size, media.sha256 = await asyncio.to_thread(save_upload, upload.file, media.path)
+        if media.size == 0:
+            self.state.media.pop(("mastodon", media.id), None)
+            raise m_error(422, "Validation failed: File can't be blank")
+        self.state.start_processing(media)
+        done = mime.startswith("image/") and media.state_at(self.ctx.clock()) == "succeeded"
+        return JSONResponse(
+            self._attachment(media), status_code=200 if done else 202, headers=headers
+        )
+
+    async def media(self, media_id: str, request: Request) -> Response:
+        account, headers = self.ctx.gate(request, "mastodon", "media_status")
+        media = self.ctx.owned_media("mastodon", media_id, account)
+        if media is None:
+            raise m_error(404, "Record not found", headers)
+        state = media.state_at(self.ctx.clock())
+        if state == "processing":
+            return Response(status_code=206, headers=headers)
+        if state == "failed":
+            raise m_error(422, "There was an error processing the media attachment", headers)
+        return JSONResponse(self._attachment(media), headers=headers)
+
+    async def _form(self, request: Request) -> dict[str, Any]:
+        """The status parameters, from JSON or from form data (``media_ids[]``)."""
+        if request.headers.get("content-type", "").startswith("application/json"):
+            return await self.ctx.json_body(request, "mastodon")
+        async with request.form(max_files=0, max_fields=64) as form:
+            body: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+            body["media_ids"] = [v for v in form.getlist("media_ids[]") if isinstance(v, str)]
+        return body
+
+    def _validate(self, body: dict[str, Any], account: Account) -> list[StoredMedia]:
+        text = body.get("status") or ""
+        raw_ids = body.get("media_ids") or []
+        if not isinstance(text, str) or not isinstance(raw_ids, list):
+            raise m_error(422, "Validation failed: status must be text and media_ids a list")
+        if not text.strip() and not raw_ids:
+            raise m_error(422, "Validation failed: Text can't be blank")
+        if len(text) > self.settings.mastodon_max_chars:
+            limit = self.settings.mastodon_max_chars
+            raise m_error(422, f"Validation failed: Text character limit of {limit} exceeded")
+        if len(raw_ids) > MAX_MEDIA_PER_POST:
+            raise m_error(422, "Cannot attach more than 4 files")
+        if (body.get("visibility") or "public") not in VISIBILITIES:
+            raise m_error(422, "Validation failed: Visibility is not included in the list")
+        language = body.get("language")
+        if language and not (isinstance(language, str) and _LANGUAGE.match(language)):
+            raise m_error(422, "Validation failed: Language is not a valid ISO 639 code")
+        in_reply_to = body.get("in_reply_to_id")
+        if in_reply_to and (
+            not is_snowflake(str(in_reply_to))
+            or ("mastodon", str(in_reply_to)) in self.state.deleted
+        ):
+            raise m_error(422, "The post you are trying to reply to does not appear to exist.")
+        media = [self.ctx.owned_media("mastodon", str(i), account) for i in raw_ids]
+        missing = [
+            str(i) for i, m in zip(raw_ids, media, strict=True) if m is None or m.attached_to
+        ]
+        if missing:
+            ids = ", ".join(missing)
+            raise m_error(422, f"Media {ids} not found or already attached to another post")
+        found = [m for m in media if m is not None]
+        if any(m.state_at(self.ctx.clock()) != "succeeded" for m in found):
+            raise m_error(
+                422, "Cannot attach files that have not finished processing. Try again in a moment!"
+            )
+        return found
+
+    async def create(self, request: Request) -> Response:
+        account, headers = self.ctx.gate(request, "mastodon", "statuses_create")
+        key = request.headers.get("idempotency-key")
+        earlier = self.state.idempotent(account.id, key) if key else None
+        if earlier is not None:  # as Mastodon: the same key answers the first status
+            return JSONResponse(self._status(earlier), headers=headers)
+        body = await self._form(request)
+        media = self._validate(body, account)
+        post_id = self.state.next_id()
+        for item in media:
+            item.attached_to = post_id
+        post = StoredPost(
+            platform="mastodon",
+            id=post_id,
+            account_id=account.id,
+            username=account.username,
+            in_reply_to=str(body["in_reply_to_id"]) if body.get("in_reply_to_id") else None,
+            text=body.get("status") or "",
+            media=[item.summary(self.ctx.public) for item in media],
+            created_at=self.ctx.clock(),
+            url=f"{self.ctx.public}/@{account.username}/{post_id}",
+            language=body.get("language") or None,
+            visibility=body.get("visibility") or "public",
+        )
+        self.state.add_post(post)
+        if key:
+            self.state.idempotency[(account.id, key)] = (post_id, self.ctx.clock())
+        return JSONResponse(self._status(post), headers=headers)
+
+    async def get(self, status_id: str, request: Request) -> Response:
+        _, headers = self.ctx.gate(request, "mastodon", "statuses_get")
+        post = self.state.posts.get(("mastodon", status_id))
+        if post is None:
+            raise m_error(404, "Record not found", headers)
+        return JSONResponse(self._status(post), headers=headers)
+
+    async def context(self, status_id: str, request: Request) -> Response:
+        _, headers = self.ctx.gate(request, "mastodon", "statuses_context")
+        posts = self.state.live_posts("mastodon")
+        # The original mentions are not stored here: an id is known when it is a
+        # sandbox status or something a sandbox status replied to.
+        known = {p.id for p in posts} | {p.in_reply_to for p in posts if p.in_reply_to}
+        if status_id not in known:
+            raise m_error(404, "Record not found", headers)
+        descendants: list[StoredPost] = []
+        frontier = {status_id}
+        while frontier:
+            children = [p for p in posts if p.in_reply_to in frontier]
+            descendants.extend(children)
+            frontier = {p.id for p in children}
+        ancestors: list[StoredPost] = []
+        current = self.state.posts.get(("mastodon", status_id))
+        while current is not None and current.in_reply_to:
+            current = self.state.posts.get(("mastodon", current.in_reply_to))
+            if current is not None:
+                ancestors.insert(0, current)
+        body = {
+            "ancestors": [self._status(p) for p in ancestors],
+            "descendants": [self._status(p) for p in descendants],
+        }
+        return JSONResponse(body, headers=headers)
+
+    async def delete(self, status_id: str, request: Request) -> Response:
+        account, headers = self.ctx.gate(request, "mastodon", "statuses_delete")
+        post = self.state.posts.get(("mastodon", status_id))
+        if post is None or post.account_id != account.id:
+            raise m_error(404, "Record not found", headers)
+        self.state.delete_post("mastodon", status_id)
+        return JSONResponse(self._status(post, with_source=True), headers=headers)
+
+    async def web(self, username: str, post_id: str) -> Response:
+        return RedirectResponse(f"/#mastodon-{post_id if is_snowflake(post_id) else ''}")

@@ -1,0 +1,329 @@
+"""What the sandbox remembers: media, posts, idempotency keys, rate-limit windows
+and the faults still to inject. Plain in-memory state on one event loop."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from services.publish.sandbox.config import PlatformFaults, SandboxFaults, SandboxSettings
+
+log = logging.getLogger(__name__)
+
+PlatformKey = Literal["x", "mastodon"]
+MediaState = Literal["uploading", "processing", "succeeded", "failed"]
+
+#: X's epoch for snowflake ids (2010-11-04).
+_X_EPOCH_MS = 1_288_834_974_657
+#: How long Mastodon keeps an Idempotency-Key (seconds).
+IDEMPOTENCY_TTL_S = 3600.0
+
+_EXTENSIONS = {
+    "video/mp4": ".mp4",
+    "video/quicktime": ".mov",
+    "video/webm": ".webm",
+    "video/mp2t": ".ts",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/gif": ".gif",
+}
+
+
+def extension(mime: str) -> str:
+    return _EXTENSIONS.get(mime, ".bin")
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Account:
+    platform: PlatformKey
+    id: str
+    username: str
+
+
+@dataclass
+class StoredMedia:
+    platform: PlatformKey
+    id: str
+    account_id: str
+    mime: str
+    path: Path
+    total_bytes: int | None = None
+    size: int = 0
+    sha256: str | None = None
+    state: MediaState = "uploading"
+    ready_at: float = 0.0
+    fails: bool = False
+    created_at: float = 0.0
+    #: Segment index → bytes received (X chunked uploads).
+    segments: dict[int, int] = field(default_factory=dict)
+    attached_to: str | None = None
+
+    def state_at(self, now: float) -> MediaState:
+        if self.state == "processing" and now >= self.ready_at:
+            self.state = "failed" if self.fails else "succeeded"
+        return self.state
+
+    def summary(self, public_url: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "mime": self.mime,
+            "size": self.size,
+            "sha256": self.sha256,
+            "url": f"{public_url}/sandbox/media/{self.platform}/{self.id}",
+            "file": self.path.name,
+        }
+
+
+@dataclass
+class StoredPost:
+    platform: PlatformKey
+    id: str
+    account_id: str
+    username: str
+    in_reply_to: str | None
+    text: str
+    media: list[dict[str, Any]]
+    created_at: float
+    url: str
+    language: str | None = None
+    visibility: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["created_at"] = iso(self.created_at)
+        return out
+
+
+@dataclass
+class _Window:
+    start: float
+    count: int = 0
+
+
+def faults_update(current: PlatformFaults, given: PlatformFaults) -> PlatformFaults:
+    """``current`` with the fields ``given`` set explicitly."""
+    return current.model_copy(
+        update={name: getattr(given, name) for name in given.model_fields_set}
+    )
+
+
+class SandboxState:
+    def __init__(self, settings: SandboxSettings, clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.faults = self.initial_faults()
+        self.media: dict[tuple[PlatformKey, str], StoredMedia] = {}
+        self.posts: dict[tuple[PlatformKey, str], StoredPost] = {}
+        #: Ids of posts deleted here (replying to them is refused).
+        self.deleted: set[tuple[PlatformKey, str]] = set()
+        #: (account id, key) → (status id, when).
+        self.idempotency: dict[tuple[str, str], tuple[str, float]] = {}
+        self._windows: dict[tuple[PlatformKey, str, str], _Window] = {}
+        self._last_id = 0
+        self.media_dir = settings.media_dir
+        self._load()
+
+    def initial_faults(self) -> SandboxFaults:
+        """The faults of the settings (a fresh copy: counters are consumed)."""
+        configured = self.settings.faults
+        return configured.model_copy(deep=True) if configured is not None else SandboxFaults()
+
+    # -- ids and accounts --
+
+    def next_id(self) -> str:
+        """A snowflake-like id: time-ordered, so ``since_id`` works as on X."""
+        candidate = (int(self.clock() * 1000) - _X_EPOCH_MS) << 22
+        self._last_id = max(candidate, self._last_id + 1)
+        return str(self._last_id)
+
+    def account_for(self, platform: PlatformKey, token: str) -> Account | None:
+        tokens = self.settings.tokens
+        if tokens:
+            username = tokens.get(token)
+            if username is None:
+                return None
+        else:
+            username = self.settings.account_name
+        digest = hashlib.sha256(f"{platform}:{username}".encode()).hexdigest()
+        return Account(platform, str(int(digest[:15], 16)), username)
+
+    # -- faults --
+
+    def platform_faults(self, platform: PlatformKey) -> PlatformFaults:
+        return self.faults.x if platform == "x" else self.faults.mastodon
+
+    def set_faults(self, given: SandboxFaults) -> None:
+        for name in given.model_fields_set:
+            key: PlatformKey = "x" if name == "x" else "mastodon"
+            merged = faults_update(self.platform_faults(key), getattr(given, name))
+            setattr(self.faults, name, merged)
+
+    def take_fault(self, platform: PlatformKey, bucket: str) -> str | None:
+        """Consume and name the next counted fault for this request, if any."""
+        faults = self.platform_faults(platform)
+        if faults.endpoints is not None and bucket not in faults.endpoints:
+            return None
+        for name in ("drop", "drop_after", "server_errors", "rate_limit_burst"):
+            left = getattr(faults, name)
+            if left > 0:
+                setattr(faults, name, left - 1)
+                log.info("sandbox fault on %s %s: %s (%d left)", platform, bucket, name, left - 1)
+                return name
+        return None
+
+    def take_media_failure(self, platform: PlatformKey) -> bool:
+        faults = self.platform_faults(platform)
+        if faults.media_fail > 0:
+            faults.media_fail -= 1
+            return True
+        return False
+
+    # -- rate limits --
+
+    def rate_budget(self, platform: PlatformKey) -> tuple[int, float]:
+        faults = self.platform_faults(platform)
+        if platform == "x":
+            default = (self.settings.x_rate_limit, self.settings.x_rate_window_s)
+        else:
+            default = (self.settings.mastodon_rate_limit, self.settings.mastodon_rate_window_s)
+        return (faults.rate_limit or default[0], faults.rate_window_s or default[1])
+
+    def take_rate(
+        self, platform: PlatformKey, account_id: str, bucket: str
+    ) -> tuple[bool, int, int, float]:
+        """Count one request: (allowed, limit, remaining, reset_at)."""
+        limit, window_s = self.rate_budget(platform)
+        key = (platform, account_id, bucket if platform == "x" else "account")
+        now = self.clock()
+        window = self._windows.get(key)
+        if window is None or now >= window.start + window_s:
+            window = self._windows[key] = _Window(start=now)
+        reset_at = window.start + window_s
+        if window.count >= limit:
+            return False, limit, 0, reset_at
+        window.count += 1
+        return True, limit, limit - window.count, reset_at
+
+    # -- media --
+
+    def new_media(
+        self, platform: PlatformKey, account_id: str, mime: str, total_bytes: int | None
+    ) -> StoredMedia:
+        media_id = self.next_id()
+        folder = self.media_dir / platform
+        folder.mkdir(parents=True, exist_ok=True)
+        media = StoredMedia(
+            platform=platform,
+            id=media_id,
+            account_id=account_id,
+            mime=mime,
+            path=folder / f"{media_id}{extension(mime)}",
+            total_bytes=total_bytes,
+            created_at=self.clock(),
+        )
+        self.media[(platform, media_id)] = media
+        return media
+
+    def start_processing(self, media: StoredMedia) -> None:
+        faults = self.platform_faults(media.platform)
+        media.fails = self.take_media_failure(media.platform)
+        media.state = "processing"
+        media.ready_at = self.clock() + faults.media_processing_s
+        media.state_at(self.clock())
+
+    def parts_dir(self, media: StoredMedia) -> Path:
+        return media.path.with_suffix(".parts")
+
+    # -- posts --
+
+    def add_post(self, post: StoredPost) -> None:
+        self.posts[(post.platform, post.id)] = post
+        self._save()
+
+    def delete_post(self, platform: PlatformKey, post_id: str) -> StoredPost | None:
+        post = self.posts.pop((platform, post_id), None)
+        if post is not None:
+            self.deleted.add((platform, post_id))
+            self._save()
+        return post
+
+    def live_posts(self, platform: PlatformKey | None = None) -> list[StoredPost]:
+        posts = [p for p in self.posts.values() if platform is None or p.platform == platform]
+        return sorted(posts, key=lambda p: (p.created_at, len(p.id), p.id))
+
+    def idempotent(self, account_id: str, key: str) -> StoredPost | None:
+        hit = self.idempotency.get((account_id, key))
+        if hit is None or self.clock() - hit[1] > IDEMPOTENCY_TTL_S:
+            return None
+        return self.posts.get(("mastodon", hit[0]))
+
+    def reset(self) -> None:
+        self.media.clear()
+        self.posts.clear()
+        self.deleted.clear()
+        self.idempotency.clear()
+        self._windows.clear()
+        self.faults = self.initial_faults()
+        self._save()
+
+    # -- persistence --
+
+    def _load(self) -> None:
+        path = self.settings.posts_file
+        if path is None or not path.exists():
+            return
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            for item in raw.get("posts", []):
+                created = datetime.fromisoformat(item["created_at"]).timestamp()
+                post = StoredPost(**{**item, "created_at": created})
+                self.posts[(post.platform, post.id)] = post
+                for m in post.media:
+                    file = self.media_dir / post.platform / str(m.get("file", ""))
+                    self.media[(post.platform, m["id"])] = StoredMedia(
+                        platform=post.platform,
+                        id=m["id"],
+                        account_id=post.account_id,
+                        mime=m["mime"],
+                        path=file,
+                        size=m["size"],
+                        sha256=m.get("sha256"),
+                        state="succeeded",
+                        attached_to=post.id,
+                    )
+            self._last_id = max((int(p.id) for p in self.posts.values()), default=0)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            log.warning("could not read sandbox posts from %s: %s; starting empty", path, exc)
+            self.posts.clear()
+            self.media.clear()
+
+    def _save(self) -> None:
+        path = self.settings.posts_file
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = json.dumps({"posts": [p.public() for p in self.live_posts()]}, indent=1)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".posts-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(body)
+        os.replace(tmp, path)
+
+
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
+
+
+def is_snowflake(value: object) -> bool:
+    return isinstance(value, str) and bool(_DIGITS.match(value))
