@@ -1,0 +1,35 @@
+"""The classifier port. The stream worker, the CLI and the benchmark only see
+this; the transformer adapter and test fakes implement it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """Scores for one text. Probabilities are in [0, 1].
+
+    ``embedding`` is the L2-normalised sentence embedding (float32), used for
+    relevance to the campaign and for clustering near-duplicate questions.
+    """
+
+    offensive: float
+    hate: float
+    question: float
+    relevance: float
+    embedding: npt.NDArray[np.float32]
+
+
+class Classifier(Protocol):
+    #: Recorded with every decision, e.g. ``minilm-l6-top2-2026.11.23``.
+    version: str
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        """One prediction per text, in input order. Must accept any batch size."""
+        ...

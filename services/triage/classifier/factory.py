@@ -1,0 +1,27 @@
+"""The composition root's way to get a classifier from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from services.triage.classifier.base import Classifier
+
+if TYPE_CHECKING:
+    from services.triage.config import TriageSettings
+
+
+def load_classifier(settings: TriageSettings, campaign_examples: Sequence[str]) -> Classifier:
+    """The MiniLM classifier with the committed heads, or ``TRIAGE_MODEL_PATH``'s model.
+
+    torch and transformers are imported here, not at module import, so the
+    modules that only need the :class:`Classifier` port stay light.
+    """
+    import torch  # noqa: PLC0415 - heavy; only when a model is really loaded
+
+    from services.triage.classifier import transformer  # noqa: PLC0415 - imports torch
+
+    env = {"TRIAGE_MODEL_PATH": str(settings.model_path)} if settings.model_path else {}
+    classifier = transformer.load_classifier(list(campaign_examples), env=env)
+    torch.set_num_threads(settings.torch_threads)
+    return classifier

@@ -1,0 +1,98 @@
+"""The trainable part of the classifier, shared by training and inference.
+
+The base model (all-MiniLM-L6-v2) runs unchanged up to layer ``6 - k``; its top
+``k`` transformer layers are replaced by fine-tuned copies, and :class:`Heads`
+reads the final token states. So inference is exactly one forward pass of a
+model the size of the base, plus heads that cost next to nothing.
+
+- ``embedding``: mean of the final token states (what sentence-transformers
+  does for this model), L2-normalised; kept close to the base model's
+  embedding by a preservation loss during training.
+- ``offensive`` / ``hate`` / ``question``: one small MLP per task over
+  [mean pooling, a task-specific attention pooling, two ``?`` features].
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+TASKS: tuple[str, ...] = ("offensive", "hate", "question")
+N_TEXT_FEATURES = 2
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def text_features(texts: Sequence[str]) -> torch.Tensor:
+    """``[has '?', ends with '?']`` per text (trailing links/mentions/emoji ignored)."""
+    rows = []
+    for text in texts:
+        tail = text.rstrip()
+        while tail and not (tail[-1].isalnum() or tail[-1] in "?.!"):
+            tail = tail[:-1].rstrip()
+        rows.append([float("?" in text), float(tail.endswith("?"))])
+    return torch.tensor(rows, dtype=torch.float32).reshape(len(texts), N_TEXT_FEATURES)
+
+
+def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the token states where ``mask`` is 1 (``states`` [B, T, H], ``mask`` [B, T])."""
+    m = mask.to(states.dtype).unsqueeze(-1)
+    return (states * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+
+def attention_mask_4d(mask: torch.Tensor) -> torch.Tensor:
+    """The boolean [B, 1, T, T] mask BertLayer's SDPA attention expects (True = attend)."""
+    b, t = mask.shape
+    return mask.bool()[:, None, None, :].expand(b, 1, t, t)
+
+
+class Heads(nn.Module):
+    """Per-task attention pooling + MLP over token states -> logits [B, len(TASKS)].
+
+    ``n_layers`` > 1: the heads read a learned softmax-weighted mix of several
+    layers' token states (e.g. layers 4, 5 and 6 of a frozen base, all from
+    the same forward pass).
+    """
+
+    def __init__(
+        self, hidden: int = 384, width: int = 256, dropout: float = 0.1, n_layers: int = 1
+    ) -> None:
+        super().__init__()
+        self.mix = nn.Parameter(torch.zeros(n_layers))
+        self.attention = nn.Linear(hidden, len(TASKS))
+        self.mlps = nn.ModuleList(
+            nn.Sequential(
+                nn.Dropout(dropout),
+                nn.Linear(2 * hidden + N_TEXT_FEATURES, width),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(width, 1),
+            )
+            for _ in TASKS
+        )
+
+    def forward(
+        self, layers: Sequence[torch.Tensor], mask: torch.Tensor, features: torch.Tensor
+    ) -> torch.Tensor:
+        weights = torch.softmax(self.mix, dim=0)
+        states = sum((w * s for w, s in zip(weights, layers, strict=True)), torch.zeros(()))
+        mean = mean_pool(states, mask)
+        scores = self.attention(states).masked_fill(~mask.bool().unsqueeze(-1), float("-inf"))
+        attn = torch.softmax(scores, dim=1)  # [B, T, tasks]
+        pooled = torch.einsum("btk,bth->bkh", attn, states)
+        features = features.to(states.dtype)
+        logits = [
+            mlp(torch.cat([mean, pooled[:, k], features], dim=-1))
+            for k, mlp in enumerate(self.mlps)
+        ]
+        return torch.cat(logits, dim=-1)

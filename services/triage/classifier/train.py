@@ -1,0 +1,457 @@
+"""Train the classifier's top layers and heads; write the committed artefacts.
+
+    python -m services.triage.classifier.train [--data-dir DIR] [--out DIR]
+        [--epochs N] [--seed N] [--top-layers K]
+
+1. Load every data set (:mod:`.data`), deterministic splits from ``--seed``.
+2. Run the frozen base model once per text and cache the hidden states of
+   layers 4, 5 and 6 (:mod:`.features`, ``var/train/cache``, about 2.5 GB; a
+   rerun with the same data skips this pass, ~8 min on 2 idle cores, ~20 min
+   on busy shared ones).
+3. Train the heads (multi-task BCE, missing labels masked). ``--top-layers 0``
+   (default, what is committed): the base stays frozen and the heads read a
+   learned mix of layers 4-6, so the embedding is exactly the base model's.
+   ``--top-layers K`` (1 or 2): also fine-tune copies of the top K layers,
+   with an embedding-preservation loss (1 - cos to the base's mean-pooled
+   embedding). Measured on the shared 2-core machine: heads only ~6-10
+   steps/s (6 epochs in 4-10 min); top-1 ~0.5 steps/s (~70 min per epoch), so
+   K > 0 needs an idle machine or more cores.
+4. Fit a temperature per task on validation logits, pick decision thresholds,
+   and write ``weights.safetensors`` (fp16), ``metadata.json``,
+   ``metrics.json`` and ``MODEL_CARD.md`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import json
+import logging
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoModel, AutoTokenizer
+
+from services.triage.classifier import artefacts, card
+from services.triage.classifier.data import MISSING, Corpus, Example, data_dir, load_corpus
+from services.triage.classifier.features import HiddenStates, cached_states
+from services.triage.classifier.metrics import (
+    best_threshold,
+    binary_report,
+    fit_temperature,
+    sigmoid,
+)
+from services.triage.classifier.model import (
+    TASKS,
+    Heads,
+    attention_mask_4d,
+    file_sha256,
+    mean_pool,
+    text_features,
+)
+
+log = logging.getLogger(__name__)
+
+N_LAYERS = 6
+MAX_LENGTH = 128
+CACHE_DIR = artefacts.ARTEFACT_DIR.parents[2] / "var" / "train" / "cache"
+
+#: Loss weight per (source, task): Davidson is a second, noisier source; the
+#: question labels on tweets are the weak heuristic negatives (see data.py).
+SOURCE_WEIGHTS: dict[str, tuple[float, float, float]] = {
+    "olid": (1.0, 1.0, 0.3),
+    "hateval": (1.0, 1.0, 0.3),
+    "davidson": (0.5, 0.5, 0.3),
+    "dailydialog": (0.3, 0.3, 1.0),
+    "dailydialog-noqmark": (0.3, 0.3, 1.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    epochs: int = 6
+    seed: int = 13
+    top_layers: int = 0
+    batch_size: int = 32
+    lr_layers: float = 4e-5
+    lr_heads: float = 1e-3
+    weight_decay: float = 0.01
+    embedding_weight: float = 5.0
+    head_width: int = 256
+
+    @property
+    def head_layers(self) -> list[int]:
+        """Hidden-state indices the heads read: layers 4-6 of a frozen base, else the top."""
+        return [4, 5, 6] if self.top_layers == 0 else [N_LAYERS]
+
+
+DEFAULTS = Config()
+
+
+@dataclass(frozen=True, slots=True)
+class Batches:
+    """Examples resolved to rows of the cached states."""
+
+    rows: torch.Tensor  # int64 [n] index into HiddenStates
+    labels: torch.Tensor  # float32 [n, tasks], MISSING where absent
+    weights: torch.Tensor  # float32 [n, tasks]
+    features: torch.Tensor  # float32 [n, N_TEXT_FEATURES]
+
+
+def resolve(examples: Sequence[Example], states: HiddenStates) -> Batches:
+    index = states.index()
+    rows = torch.tensor([index[e.text] for e in examples], dtype=torch.int64)
+    labels = torch.tensor(
+        [[e.offensive, e.hate, e.question] for e in examples], dtype=torch.float32
+    )
+    weights = torch.tensor([SOURCE_WEIGHTS[e.source] for e in examples], dtype=torch.float32)
+    weights = weights * (labels != MISSING).float()
+    return Batches(rows, labels, weights, text_features([e.text for e in examples]))
+
+
+def padded(
+    states: HiddenStates, layer: int, rows: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack the cached states of ``rows`` into [B, T, H] float32 and a [B, T] mask."""
+    lengths = states.lengths()[rows]
+    t = int(lengths.max())
+    flat = states.layers[layer]
+    out = torch.zeros(len(rows), t, flat.shape[1], dtype=torch.float32)
+    mask = torch.zeros(len(rows), t, dtype=torch.int64)
+    for b, (r, n) in enumerate(zip(rows.tolist(), lengths.tolist(), strict=True)):
+        start = int(states.offsets[r])
+        out[b, :n] = flat[start : start + n].float()
+        mask[b, :n] = 1
+    return out, mask
+
+
+class Student(nn.Module):
+    """Fine-tuned top layers (possibly none) + heads, run on cached states.
+
+    ``inputs``: with top layers, the states entering them; without, the
+    states of every layer the heads read (the last one is the final layer).
+    """
+
+    def __init__(self, top: nn.ModuleList, heads: Heads) -> None:
+        super().__init__()
+        self.top = top
+        self.heads = heads
+
+    def forward(
+        self, inputs: list[torch.Tensor], mask: torch.Tensor, features: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(self.top):
+            hidden = inputs[0]
+            attn = attention_mask_4d(mask)
+            for layer in self.top:
+                out = layer(hidden, attention_mask=attn)
+                hidden = out[0] if isinstance(out, tuple) else out
+            inputs = [hidden]
+        return self.heads(inputs, mask, features), mean_pool(inputs[-1], mask)
+
+
+def student_inputs(
+    states: HiddenStates, config: Config, rows: torch.Tensor
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """(student inputs, mask, teacher final states) for ``rows`` of the cache."""
+    layers = [N_LAYERS - config.top_layers] if config.top_layers else config.head_layers
+    padded_layers = [padded(states, layer, rows) for layer in layers]
+    mask = padded_layers[0][1]
+    inputs = [p[0] for p in padded_layers]
+    teacher = inputs[-1] if not config.top_layers else padded(states, N_LAYERS, rows)[0]
+    return inputs, mask, teacher
+
+
+def length_batches(lengths: torch.Tensor, batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Batches of similar length (less padding), in a shuffled order."""
+    noisy = [(int(n) + rng.random() * 4, i) for i, n in enumerate(lengths.tolist())]
+    order = [i for _, i in sorted(noisy)]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def predict(
+    student: Student, states: HiddenStates, data: Batches, config: Config, batch_size: int = 128
+) -> tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.float64]]]:
+    """(logits [n, tasks], cosine to the base embedding [n]) for ``data``, in order."""
+    student.eval()
+    lengths = states.lengths()[data.rows]
+    order = torch.argsort(lengths)
+    logits = torch.zeros(len(data.rows), len(TASKS))
+    cos = torch.zeros(len(data.rows))
+    with torch.inference_mode():
+        for b in range(0, len(order), batch_size):
+            sel = order[b : b + batch_size]
+            inputs, mask, teacher = student_inputs(states, config, data.rows[sel])
+            out, emb = student(inputs, mask, data.features[sel])
+            logits[sel] = out
+            cos[sel] = nn.functional.cosine_similarity(emb, mean_pool(teacher, mask), dim=-1)
+    return logits.double().numpy(), cos.double().numpy()
+
+
+def train(
+    config: Config, corpus: Corpus, states: HiddenStates, base: nn.Module
+) -> tuple[Student, dict[str, Batches]]:
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)  # noqa: S311 - batch order, not security
+    start_layer = N_LAYERS - config.top_layers
+    encoder_layers: nn.ModuleList = base.encoder.layer  # type: ignore[union-attr,assignment]
+    top = nn.ModuleList(copy.deepcopy(encoder_layers[i]) for i in range(start_layer, N_LAYERS))
+    student = Student(top, Heads(width=config.head_width, n_layers=len(config.head_layers)))
+    train_data = resolve(corpus.train, states)
+    val_data = {name: resolve(examples, states) for name, examples in corpus.val.items()}
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": student.top.parameters(), "lr": config.lr_layers},
+            {"params": student.heads.parameters(), "lr": config.lr_heads},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    lengths = states.lengths()[train_data.rows]
+    steps_per_epoch = (len(train_data.rows) + config.batch_size - 1) // config.batch_size
+    total = steps_per_epoch * config.epochs
+    warmup = max(1, total // 20)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))),
+    )
+    bce = nn.BCEWithLogitsLoss(reduction="none")
+    step = 0
+    for epoch in range(config.epochs):
+        student.train()
+        started = time.monotonic()
+        running = [0.0, 0.0]
+        for batch in length_batches(lengths, config.batch_size, rng):
+            sel = torch.tensor(batch)
+            rows = train_data.rows[sel]
+            inputs, mask, teacher = student_inputs(states, config, rows)
+            logits, emb = student(inputs, mask, train_data.features[sel])
+            labels = train_data.labels[sel].clamp(min=0.0)
+            w = train_data.weights[sel]
+            task_loss = (bce(logits, labels) * w).sum() / w.sum().clamp(min=1.0)
+            cos = nn.functional.cosine_similarity(emb, mean_pool(teacher, mask), dim=-1)
+            emb_loss = (1.0 - cos).mean()
+            loss = task_loss + config.embedding_weight * emb_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            running[0] += task_loss.item()
+            running[1] += emb_loss.item()
+            if step % 100 == 0:
+                log.info(
+                    "epoch %d step %d/%d task loss %.4f emb loss %.5f (%.1f steps/s)",
+                    epoch + 1,
+                    step,
+                    total,
+                    running[0] / 100,
+                    running[1] / 100,
+                    (step - epoch * steps_per_epoch) / (time.monotonic() - started),
+                )
+                running = [0.0, 0.0]
+        summary = evaluate_cached(student, states, val_data, config, calibration=None)
+        log.info("epoch %d val: %s", epoch + 1, json.dumps(summary["headline"]))
+    return student, val_data
+
+
+def _reports(
+    y: np.ndarray[Any, np.dtype[np.int64]],
+    logits: np.ndarray[Any, np.dtype[np.float64]],
+    cal: artefacts.TaskCalibration,
+) -> dict[str, Any]:
+    return binary_report(y, sigmoid(logits / cal.temperature), cal.threshold).as_dict()
+
+
+def evaluate_cached(
+    student: Student,
+    states: HiddenStates,
+    val_data: dict[str, Batches],
+    config: Config,
+    calibration: dict[str, artefacts.TaskCalibration] | None,
+) -> dict[str, Any]:
+    """Val reports per (set, task) with labels, from the cached states."""
+    cal = calibration or {t: artefacts.TaskCalibration() for t in TASKS}
+    out: dict[str, Any] = {"sets": {}, "embedding_cosine": {}}
+    for name, data in val_data.items():
+        logits, cos = predict(student, states, data, config)
+        out["embedding_cosine"][name] = {
+            "mean": float(cos.mean()),
+            "p05": float(np.quantile(cos, 0.05)),
+        }
+        for k, task in enumerate(TASKS):
+            has = data.labels[:, k].numpy() != MISSING
+            if has.sum() == 0 or (name == "olid" and task == "hate"):
+                continue
+            y = data.labels[has, k].numpy().astype(np.int64)
+            out["sets"][f"{name}/{task}"] = _reports(y, logits[has, k], cal[task])
+    sets = out["sets"]
+    out["headline"] = {
+        "olid/offensive macro-F1": sets["olid/offensive"]["macro_f1"],
+        "hateval/hate macro-F1": sets["hateval/hate"]["macro_f1"],
+        "davidson/hate macro-F1": sets["davidson/hate"]["macro_f1"],
+        "davidson/offensive macro-F1": sets["davidson/offensive"]["macro_f1"],
+        "dailydialog/question F1": sets["dailydialog/question"]["positive"]["f1"],
+    }
+    return out
+
+
+def calibrate(
+    student: Student, states: HiddenStates, val_data: dict[str, Batches], config: Config
+) -> dict[str, artefacts.TaskCalibration]:
+    """Temperatures (NLL) and thresholds per task on the validation sets.
+
+    offensive: OLID val. hate: HatEval val and Davidson held-out together with
+    the threshold left at 0.5 (HatEval's val->test shift makes a tuned
+    threshold a liability). question: DailyDialog held-out dialogues.
+    """
+
+    def collect(names: Sequence[str], k: int) -> tuple[Any, Any]:
+        ys, ls = [], []
+        for name in names:
+            data = val_data[name]
+            logits, _ = predict(student, states, data, config)
+            has = data.labels[:, k].numpy() != MISSING
+            ys.append(data.labels[has, k].numpy().astype(np.int64))
+            ls.append(logits[has, k])
+        return np.concatenate(ys), np.concatenate(ls)
+
+    result = {}
+    y, logit = collect(["olid"], 0)
+    t = fit_temperature(y, logit)
+    result["offensive"] = artefacts.TaskCalibration(
+        t, best_threshold(y, sigmoid(logit / t), macro=True)
+    )
+    y, logit = collect(["hateval", "davidson"], 1)
+    result["hate"] = artefacts.TaskCalibration(fit_temperature(y, logit), 0.5)
+    y, logit = collect(["dailydialog"], 2)
+    t = fit_temperature(y, logit)
+    result["question"] = artefacts.TaskCalibration(
+        t, best_threshold(y, sigmoid(logit / t), macro=False)
+    )
+    return result
+
+
+def export_state(student: Student, start_layer: int) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = {}
+    for offset, layer in enumerate(student.top):
+        for key, value in layer.state_dict().items():
+            state[f"encoder.layer.{start_layer + offset}.{key}"] = value
+    for key, value in student.heads.state_dict().items():
+        state[f"{artefacts.HEADS_PREFIX}{key}"] = value
+    return state
+
+
+def _data_summary(corpus: Corpus) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for e in corpus.train:
+        counts[e.source] = counts.get(e.source, 0) + 1
+    return {"train": counts, "val": {k: len(v) for k, v in corpus.val.items()}}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: TRIAGE_DATA_DIR")
+    parser.add_argument("--out", type=Path, default=artefacts.ARTEFACT_DIR)
+    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--top-layers", type=int, default=DEFAULTS.top_layers, choices=(0, 1, 2))
+    parser.add_argument("--embedding-weight", type=float, default=DEFAULTS.embedding_weight)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--limit", type=int, default=0, help="smoke test: every k-th example, about this many"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(args.threads)
+    config = Config(
+        epochs=args.epochs,
+        seed=args.seed,
+        top_layers=args.top_layers,
+        embedding_weight=args.embedding_weight,
+    )
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+    from services.triage.classifier.transformer import default_base_path  # noqa: PLC0415
+
+    base_path = default_base_path()
+    base_sha = file_sha256(base_path / "model.safetensors")
+    root = data_dir(args.data_dir)
+    log.info("data from %s; base model %s (sha256 %s)", root, base_path, base_sha[:12])
+    corpus = load_corpus(root, seed=config.seed)
+    if args.limit:
+        corpus = Corpus(
+            train=corpus.train[:: max(1, len(corpus.train) // args.limit)],
+            val={k: v[:: max(1, 4 * len(v) // args.limit)] for k, v in corpus.val.items()},
+        )
+    log.info("data: %s", json.dumps(_data_summary(corpus)))
+    tokenizer = AutoTokenizer.from_pretrained(str(base_path))
+    base = AutoModel.from_pretrained(str(base_path)).eval()
+    start_layer = N_LAYERS - config.top_layers
+    states = cached_states(
+        base,
+        tokenizer,
+        corpus.all_texts(),
+        sorted({4, 5, start_layer, N_LAYERS}),
+        base_sha256=base_sha,
+        max_length=MAX_LENGTH,
+        cache_dir=CACHE_DIR,
+    )
+    started = time.monotonic()
+    student, val_data = train(config, corpus, states, base)
+    log.info("trained in %.0f s", time.monotonic() - started)
+    calibration = calibrate(student, states, val_data, config)
+    report = evaluate_cached(student, states, val_data, config, calibration)
+    log.info("calibrated val: %s", json.dumps(report["headline"]))
+
+    state = export_state(student, start_layer)
+    kind = f"top{config.top_layers}" if config.top_layers else "frozen-mix456"
+    version = f"minilm-l6-{kind}-{dt.datetime.now(dt.UTC):%Y.%m.%d}"
+    training = {
+        "config": {k: getattr(config, k) for k in Config.__dataclass_fields__},
+        "source_weights": SOURCE_WEIGHTS,
+        "data": _data_summary(corpus),
+        "data_dir_layout": "TweetEval offensive+hate train/val, Davidson, DailyDialog validation",
+        "torch": torch.__version__,
+    }
+    weights_sha = artefacts.save_weights(args.out, state, version)
+    metadata = artefacts.Metadata(
+        version=version,
+        base_model_id=artefacts.BASE_MODEL_ID,
+        base_model_sha256=base_sha,
+        replaced_layers=list(range(start_layer, N_LAYERS)),
+        max_length=MAX_LENGTH,
+        head_width=config.head_width,
+        head_layers=config.head_layers,
+        weights_sha256=weights_sha,
+        tasks=calibration,
+        training=training,
+    )
+    artefacts.save_metadata(args.out, metadata)
+    metrics = {"version": version, "cached_val": report}
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (args.out / "MODEL_CARD.md").write_text(card.render(metadata, report), encoding="utf-8")
+    log.info("wrote %s", ", ".join(sorted(p.name for p in args.out.iterdir())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

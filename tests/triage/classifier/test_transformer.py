@@ -1,0 +1,224 @@
+"""The transformer classifier with the committed artefacts, end to end (fast: one load)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+from services.triage.classifier import Classifier, Prediction
+from services.triage.classifier.artefacts import (
+    ARTEFACT_DIR,
+    METADATA_FILE,
+    WEIGHTS_FILE,
+    ArtefactError,
+    BaseModelMismatch,
+    load_metadata,
+)
+from services.triage.classifier.model import file_sha256
+from services.triage.classifier.transformer import (
+    TransformerClassifier,
+    default_base_path,
+    load_classifier,
+)
+
+CAMPAIGN = [
+    "Ask refugees living in Kakuma and Dadaab camps in Kenya your questions",
+    "What is daily life like for a refugee in a Kenyan camp?",
+]
+
+TEXTS = [
+    "What do children do all day in the camp?",
+    "@user you are a pathetic worthless idiot, shut the fuck up",
+    "Thank you for sharing your story, sending love to everyone in Kakuma",
+    "ok",
+    "I had pasta for dinner and then watched the football match with my brother. " * 6,
+    "How do you get clean water in Dadaab?",
+    "🙏🏽🙏🏽",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def classifier() -> TransformerClassifier:
+    return TransformerClassifier(CAMPAIGN)
+
+
+def test_implements_the_classifier_port(classifier: TransformerClassifier) -> None:
+    port: Classifier = classifier
+    assert port.version == load_metadata(ARTEFACT_DIR).version
+
+
+def test_artefacts_match_their_metadata() -> None:
+    meta = load_metadata(ARTEFACT_DIR)
+    assert meta.base_model_sha256 == file_sha256(default_base_path() / "model.safetensors")
+    assert meta.weights_sha256 == file_sha256(ARTEFACT_DIR / WEIGHTS_FILE)
+    with safe_open(str(ARTEFACT_DIR / WEIGHTS_FILE), framework="pt") as fh:
+        keys = set(fh.keys())
+        dtypes = {str(fh.get_tensor(k).dtype) for k in keys}
+    layers = {int(k.split(".")[2]) for k in keys if k.startswith("encoder.layer.")}
+    assert layers == set(meta.replaced_layers)
+    assert any(k.startswith("heads.") for k in keys)
+    assert dtypes == {"torch.float16"}
+    size = sum(p.stat().st_size for p in ARTEFACT_DIR.iterdir())
+    assert size < 12 * 2**20, f"artefacts are {size} bytes"
+
+
+def test_scores_in_range_and_embeddings_normalised(classifier: TransformerClassifier) -> None:
+    preds = classifier.classify(TEXTS)
+    assert len(preds) == len(TEXTS)
+    for p in preds:
+        assert isinstance(p, Prediction)
+        for score in (p.offensive, p.hate, p.question, p.relevance):
+            assert 0.0 <= score <= 1.0
+        assert p.embedding.dtype == np.float32
+        assert p.embedding.shape == (384,)
+        assert np.linalg.norm(p.embedding) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_input_order_is_kept_for_a_shuffled_batch(classifier: TransformerClassifier) -> None:
+    texts = list(TEXTS)
+    random.Random(7).shuffle(texts)
+    shuffled = classifier.classify(texts)
+    one_by_one = {t: classifier.classify([t])[0] for t in TEXTS}
+    for text, pred in zip(texts, shuffled, strict=True):
+        expected = one_by_one[text]
+        assert pred.question == pytest.approx(expected.question, abs=1e-4)
+        assert pred.offensive == pytest.approx(expected.offensive, abs=1e-4)
+        np.testing.assert_allclose(pred.embedding, expected.embedding, atol=1e-4)
+
+
+def test_question_scores_above_statement(classifier: TransformerClassifier) -> None:
+    question, statement, bare = classifier.classify(
+        [
+            "Where do you go to school in the camp?",
+            "I went to school in the city last year.",
+            "where do you go to school in the camp",
+        ]
+    )
+    assert question.question > classifier.thresholds["question"] > statement.question
+    assert bare.question > statement.question
+
+
+def test_insult_scores_above_kind_message(classifier: TransformerClassifier) -> None:
+    insult, kind = classifier.classify(
+        [
+            "@user you are a pathetic worthless idiot, shut the fuck up",
+            "Thank you for sharing your story, sending love to everyone in the camp",
+        ]
+    )
+    assert insult.offensive > classifier.thresholds["offensive"] > kind.offensive
+    assert insult.offensive > kind.offensive + 0.4
+
+
+def test_relevance_higher_for_campaign_text(classifier: TransformerClassifier) -> None:
+    campaign, unrelated = classifier.classify(
+        [
+            "What is life like for refugees in Kakuma camp?",
+            "Best recipe for chocolate chip cookies",
+        ]
+    )
+    assert campaign.relevance > 0.5 > unrelated.relevance
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "😀😀😀🔥",
+        "word " * 2000,
+        "مرحبا كيف حالك",
+        "\u4f60\u597d\uff0c\u4f60\u5728\u8425\u5730\u91cc\u8fc7\u5f97\u600e\u4e48\u6837\uff1f",
+        "@user @user https://t.co/abc",
+        "\x00\t\n",
+    ],
+)
+def test_awkward_input_does_not_crash(classifier: TransformerClassifier, text: str) -> None:
+    (pred,) = classifier.classify([text])
+    assert 0.0 <= pred.offensive <= 1.0
+    assert np.isfinite(pred.embedding).all()
+
+
+def test_empty_batch(classifier: TransformerClassifier) -> None:
+    assert classifier.classify([]) == []
+
+
+def test_batch_of_one_matches_batch_of_300(classifier: TransformerClassifier) -> None:
+    rng = random.Random(3)
+    batch = [rng.choice(TEXTS) + f" {i}" * rng.randint(0, 30) for i in range(299)]
+    target = "Do you feel safe at night in the camp?"
+    batch.insert(150, target)
+    big = classifier.classify(batch)[150]
+    (single,) = classifier.classify([target])
+    for task in ("offensive", "hate", "question", "relevance"):
+        assert getattr(big, task) == pytest.approx(getattr(single, task), abs=1e-4)
+    np.testing.assert_allclose(big.embedding, single.embedding, atol=1e-4)
+
+
+def _copy_artefacts(tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    shutil.copytree(ARTEFACT_DIR, target)
+    return target
+
+
+def test_mismatched_base_is_refused(tmp_path: Path) -> None:
+    target = _copy_artefacts(tmp_path)
+    meta = json.loads((target / METADATA_FILE).read_text())
+    meta["base_model_sha256"] = "0" * 64
+    (target / METADATA_FILE).write_text(json.dumps(meta))
+    with pytest.raises(BaseModelMismatch, match="sha256"):
+        TransformerClassifier(artefacts_dir=target)
+
+
+def test_tampered_weights_are_refused(tmp_path: Path) -> None:
+    target = _copy_artefacts(tmp_path)
+    with (target / WEIGHTS_FILE).open("r+b") as fh:
+        fh.seek(-4, 2)
+        fh.write(b"\x00\x01\x02\x03")
+    with pytest.raises(ArtefactError, match="does not match"):
+        TransformerClassifier(artefacts_dir=target)
+
+
+def test_missing_artefacts_are_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ArtefactError, match="no classifier metadata"):
+        TransformerClassifier(artefacts_dir=tmp_path)
+
+
+def test_plain_model_degrades_to_embedding_mode() -> None:
+    degraded = TransformerClassifier(CAMPAIGN, artefacts_dir=None)
+    assert degraded.mode == "embedding"
+    assert degraded.version.startswith("degraded-embedding:")
+    question, statement = degraded.classify(["How are you?", "Fine thanks"])
+    assert question.offensive == 0.5
+    assert question.question > statement.question
+    assert np.linalg.norm(question.embedding) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_load_classifier_uses_the_artefacts_for_their_own_base() -> None:
+    chosen = load_classifier(CAMPAIGN, env={"TRIAGE_MODEL_PATH": str(default_base_path())})
+    assert chosen.mode == "full"
+
+
+def test_sequence_classification_checkpoint_uses_its_own_labels(tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification  # noqa: PLC0415
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(default_base_path()),
+        num_labels=3,
+        id2label={0: "not-offensive", 1: "offensive", 2: "hate"},
+        label2id={"not-offensive": 0, "offensive": 1, "hate": 2},
+    )
+    model.save_pretrained(str(tmp_path))
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(default_base_path() / name, tmp_path / name)
+    degraded = load_classifier(CAMPAIGN, env={"TRIAGE_MODEL_PATH": str(tmp_path)})
+    assert degraded.mode == "sequence-classification"
+    (pred,) = degraded.classify(["What is the weather like?"])
+    assert 0.0 <= pred.hate <= pred.offensive <= 1.0
+    assert pred.question == pytest.approx(0.9)
