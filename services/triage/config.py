@@ -34,6 +34,8 @@ class TriageSettings(ServiceSettings):
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
     #: Consumer group of the classifier workers (scale out by adding members).
     worker_group: str = "triage-classifier"
+    #: Address the worker's health and metrics server binds (``0.0.0.0`` in a container).
+    worker_host: str = "127.0.0.1"
     #: Port of the worker's health and metrics endpoints.
     worker_port: int = Field(default=8010, ge=1, le=65535)
     #: Results remembered for exact duplicates and retweets (entries).
