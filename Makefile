@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install run broker test unit lint typecheck bench docs fmt clean distclean
+.PHONY: help install run broker test unit lint typecheck train eval bench docs fmt clean distclean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,10 +41,17 @@ unit: $(STAMP) ## Only the fast tests (no broker, no database)
 test: $(STAMP) lint typecheck ## Lint, type-check and run the whole test suite (what CI runs)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+train: $(STAMP) ## Train the classifier heads on ../shared/data (TRIAGE_DATA_DIR); writes services/triage/model
+	$(BIN)/python -m services.triage.classifier.train
+
+eval: $(STAMP) ## Measure the committed classifier artefacts on the validation sets
+	$(BIN)/python -m services.triage.classifier.evaluate
+
 bench: $(STAMP) ## Benchmarks, each against a baseline measured in the same run (prints RATIO lines)
 	$(BIN)/python -m tests.bench.bench_ingest
+	$(BIN)/python -m tests.bench.bench_classifier
 
-DOCS := README.md services/ingest/README.md services/publish/README.md
+DOCS := README.md services/ingest/README.md services/triage/README.md services/publish/README.md
 
 docs: $(STAMP) ## Regenerate the configuration tables in the READMEs from the settings classes
 	$(BIN)/python -m services.common.configdoc --write $(DOCS)

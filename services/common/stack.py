@@ -55,6 +55,7 @@ class ProcessSpec:
 def services(port_base: Mapping[str, int]) -> list[ProcessSpec]:
     """Every service of the embedded stack, in start order."""
     ingest = port_base["ingest"]
+    worker = port_base["triage_worker"]
     return [
         ProcessSpec(
             name="ingest",
@@ -67,6 +68,13 @@ def services(port_base: Mapping[str, int]) -> list[ProcessSpec]:
                 f"ingest API docs   http://127.0.0.1:{ingest}/docs",
                 f"ingest metrics    http://127.0.0.1:{ingest}/metrics",
             ),
+        ),
+        ProcessSpec(
+            name="triage-worker",
+            argv=(sys.executable, "-m", "services.triage", "worker"),
+            port=worker,
+            env={"TRIAGE_WORKER_HOST": "127.0.0.1", "TRIAGE_WORKER_PORT": str(worker)},
+            urls=(f"triage worker     http://127.0.0.1:{worker}/metrics  (classifier)",),
         ),
     ]
 
@@ -383,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ingest-port", type=int, default=int(os.environ.get("INGEST_PORT", "8001"))
     )
+    parser.add_argument(
+        "--triage-worker-port",
+        type=int,
+        default=int(os.environ.get("TRIAGE_WORKER_PORT", "8010")),
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
@@ -392,7 +405,11 @@ def main(argv: list[str] | None = None) -> int:
         var=args.var.resolve(),
         demo_file=None if args.no_demo else args.demo_file.resolve(),
         demo_rate=args.demo_rate,
-        port_base={"broker": args.broker_port, "ingest": args.ingest_port},
+        port_base={
+            "broker": args.broker_port,
+            "ingest": args.ingest_port,
+            "triage_worker": args.triage_worker_port,
+        },
     )
 
     def on_signal(signum: int, _frame: object) -> None:

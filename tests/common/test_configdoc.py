@@ -8,10 +8,16 @@ from pydantic_settings import BaseSettings
 from services.common import configdoc
 from services.common.kafka import KafkaSettings
 from services.ingest.config import IngestSettings
+from services.triage.config import TriageSettings
 from tests.conftest import ROOT
 
-DOCUMENTED = [KafkaSettings, IngestSettings]
-READMES = ["README.md", "services/ingest/README.md", "services/publish/README.md"]
+DOCUMENTED = [KafkaSettings, IngestSettings, TriageSettings]
+READMES = [
+    "README.md",
+    "services/ingest/README.md",
+    "services/triage/README.md",
+    "services/publish/README.md",
+]
 
 
 @pytest.mark.parametrize("settings", DOCUMENTED)

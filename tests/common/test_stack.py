@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -36,7 +38,7 @@ def test_env_file_parsing_ignores_comments_and_quotes(tmp_path: Path) -> None:
 
 
 def test_every_service_has_a_distinct_port_and_a_module() -> None:
-    specs = stack.services({"broker": 9092, "ingest": 8001})
+    specs = stack.services({"broker": 9092, "ingest": 8001, "triage_worker": 8010})
     ports = [s.port for s in specs if s.port]
     assert len(ports) == len(set(ports))
     for spec in specs:
@@ -75,7 +77,7 @@ def test_a_process_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) -
 @pytest.mark.timeout(300)
 def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) -> None:
     """What `make run` does, end to end, run twice on the same var/ directory."""
-    broker_port, ingest_port = free_port(), free_port()
+    broker_port, ingest_port, worker_port = free_port(), free_port(), free_port()
     for attempt in (1, 2):
         proc = subprocess.Popen(
             [
@@ -89,6 +91,8 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
                 str(broker_port),
                 "--ingest-port",
                 str(ingest_port),
+                "--triage-worker-port",
+                str(worker_port),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -110,6 +114,8 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
         else:
             assert credentials["INGEST_API_KEY"] == first_key
         assert stack.http_ok(f"http://127.0.0.1:{ingest_port}/readyz")
+        if attempt == 1:
+            _every_demo_mention_is_classified(worker_port, expected=970)
         if attempt == 2:
             _kill_the_broker_and_see_it_come_back(tmp_path / "var" / "run", ingest_port)
 
@@ -120,6 +126,26 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
         assert stack.port_free(ingest_port)
         assert stack.port_free(broker_port)
         assert list((tmp_path / "var" / "run").glob("*.pid")) == []
+
+
+def _every_demo_mention_is_classified(worker_port: int, expected: int) -> None:
+    """The triage worker decides every mention the demo replay put on mentions.raw."""
+    url = f"http://127.0.0.1:{worker_port}/metrics"
+    decided = 0.0
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+            decided = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("triage_decisions_total{")
+            )
+            if decided >= expected:
+                return
+        time.sleep(1)
+    pytest.fail(f"only {decided:.0f} of {expected} demo mentions were classified")
 
 
 def _kill_the_broker_and_see_it_come_back(run_dir: Path, ingest_port: int) -> None:
