@@ -35,11 +35,20 @@ log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 120.0
 
 
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A background task (dedupe tail, a stream source) ended by an error: say so loudly."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+
 class TailReadiness:
-    def __init__(self, tail: TopicTail) -> None:
+    def __init__(self, tail: TopicTail, task: asyncio.Task[None] | None = None) -> None:
         self.tail = tail
+        self.task = task
 
     async def wait(self, timeout: float) -> bool:
+        if self.task is not None and self.task.done():
+            return False  # the tail died: duplicates can no longer be told apart
         if self.tail.caught_up.is_set() or timeout <= 0:
             return self.tail.caught_up.is_set()
         with contextlib.suppress(TimeoutError):
@@ -131,11 +140,12 @@ def create_app(
                 stack.push_async_callback(producer.stop)
                 seen = SeenIds(settings.dedupe_window_hours * 3600, settings.dedupe_max_ids)
                 tail = TopicTail(kafka, kafka.topic(topics.MENTIONS_RAW), seen)
-                tasks.append(asyncio.create_task(tail.run(), name="dedupe-tail"))
+                tail_task = asyncio.create_task(tail.run(), name="dedupe-tail")
+                tasks.append(tail_task)
                 runtime = IngestRuntime(
                     settings,
                     KafkaMentionSink(producer, kafka, seen),
-                    TailReadiness(tail),
+                    TailReadiness(tail, tail_task),
                     ProducerBrokerCheck(producer),
                 )
             http = await stack.enter_async_context(
@@ -148,6 +158,8 @@ def create_app(
                 mastodon = MastodonStream(settings, http, runtime.sink)
                 tasks.append(asyncio.create_task(mastodon.run(), name="mastodon"))
             tasks.extend(asyncio.create_task(task()) for task in overrides.extra_tasks)
+            for task in tasks:
+                task.add_done_callback(_report_crash)
             app.state.runtime = runtime
             log.info(
                 "ingest ready on %s:%d (Kafka %s)",

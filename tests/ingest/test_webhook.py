@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -213,3 +215,36 @@ def test_openapi_documents_the_webhook(client: TestClient) -> None:
     operation = spec["paths"]["/v1/mentions"]["post"]
     assert "requestBody" in operation
     assert {"202", "401", "413"} <= set(operation["responses"])
+
+
+def test_a_background_task_that_dies_is_logged(
+    sink: FakeSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def explode() -> None:
+        raise RuntimeError("boom in a source")
+
+    settings = IngestSettings(api_key=SecretStr(API_KEY))
+    with TestClient(
+        create_app(settings, overrides=Overrides(sink=sink, extra_tasks=[explode]))
+    ) as c:
+        assert c.get("/healthz").status_code == 200
+    assert any("died" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_readiness_fails_once_the_dedupe_tail_has_died() -> None:
+    from services.common.kafka import KafkaSettings  # noqa: PLC0415
+    from services.ingest.app import TailReadiness  # noqa: PLC0415 - the class under test
+    from services.ingest.dedupe import SeenIds, TopicTail  # noqa: PLC0415
+
+    tail = TopicTail(KafkaSettings(), "t", SeenIds(60, 1000))
+    tail.caught_up.set()
+
+    async def dead() -> None:
+        raise RuntimeError("tail crashed")
+
+    task = asyncio.create_task(dead())
+    await asyncio.sleep(0)
+    with contextlib.suppress(RuntimeError):
+        await task
+    assert await TailReadiness(tail).wait(0) is True
+    assert await TailReadiness(tail, task).wait(0) is False
