@@ -271,3 +271,20 @@ class DeadLetter(Message):
     key_b64: str | None = None
     value_b64: str
     at: UtcDatetime
+
+
+# --- consent.withdrawn ----------------------------------------------------------
+
+
+class ConsentWithdrawn(Message):
+    """A person filmed withdrew their consent: their published replies come down.
+
+    ``question_ids`` narrows the withdrawal to those answers; empty: every reply
+    that features ``speaker_ref``. Key: speaker ref.
+    """
+
+    speaker_ref: ShortText
+    question_ids: tuple[ShortText, ...] = ()
+    withdrawn_by: ShortText
+    reason: Annotated[str, StringConstraints(max_length=2_000)] = ""
+    at: UtcDatetime

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from services.common.messages import (
     AnswerRecorded,
+    ConsentWithdrawn,
     DeadLetter,
     MentionClassified,
     MentionReceived,
@@ -25,6 +26,7 @@ ANSWERS_RECORDED = "answers.recorded"
 REPLIES_REQUESTED = "replies.requested"
 REPLIES_PUBLISHED = "replies.published"
 REPLIES_FAILED = "replies.failed"
+CONSENT_WITHDRAWN = "consent.withdrawn"
 
 DLQ_SUFFIX = ".dlq"
 
@@ -52,6 +54,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REPLIES_REQUESTED, PublishReply, "question id"),
     TopicSpec(REPLIES_PUBLISHED, ReplyPublished, "question id"),
     TopicSpec(REPLIES_FAILED, ReplyFailed, "question id"),
+    TopicSpec(CONSENT_WITHDRAWN, ConsentWithdrawn, "speaker ref"),
 )
 
 DLQ_TOPICS: tuple[TopicSpec, ...] = tuple(

@@ -7,6 +7,7 @@ same for Mastodon), so real endpoints are one setting away.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
@@ -21,7 +22,11 @@ X_MAX_CHUNK_BYTES = 5 * 1024 * 1024
 class PublishSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PUBLISH_", frozen=True, extra="ignore")
 
-    optional_secret_fields: ClassVar[tuple[str, ...]] = ("x_access_token", "mastodon_access_token")
+    optional_secret_fields: ClassVar[tuple[str, ...]] = (
+        "x_access_token",
+        "mastodon_access_token",
+        "api_key",
+    )
 
     #: Address the health/metrics server binds (``0.0.0.0`` in a container).
     host: str = "127.0.0.1"
@@ -73,3 +78,50 @@ class PublishSettings(ServiceSettings):
     media_processing_timeout_s: float = Field(default=600.0, gt=0)
     #: Pages of the account's recent posts searched when reconciling a reply.
     find_reply_max_pages: int = Field(default=5, ge=1, le=50)
+
+    #: Ledger database (SQLAlchemy async URL): SQLite under ``var/`` by default,
+    #: ``postgresql+asyncpg://user@host/db`` in the compose stack.
+    database_url: str = "sqlite+aiosqlite:///var/publish/ledger.db"
+    #: Postgres schema of the ledger tables (its ``search_path``); unset: the default.
+    database_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    #: Bearer token for the moderators' opt-out endpoints (``/v1/opt-outs``); off when unset.
+    api_key: SecretStr | None = None
+
+    #: Consumer group of the ``replies.requested`` consumer (one publisher per partition).
+    group_id: str = Field(default="publish", min_length=1, max_length=128)
+    #: Consumer group of the ``mentions.raw`` reader (engagements and "stop" replies).
+    mentions_group_id: str = Field(default="publish-mentions", min_length=1, max_length=128)
+    #: Consumer group of the ``consent.withdrawn`` consumer.
+    consent_group_id: str = Field(default="publish-consent", min_length=1, max_length=128)
+    #: Longest wait for records in one poll (ms); also how often paused partitions are checked.
+    poll_timeout_ms: int = Field(default=1_000, ge=10, le=60_000)
+    #: Tries of one reply that end in a retryable error before it goes to
+    #: ``replies.failed`` with ``retryable=true`` (each try has its own HTTP retries).
+    reply_max_attempts: int = Field(default=3, ge=1, le=50)
+    #: Wait before the next try of a reply that failed with a retryable error (seconds);
+    #: doubles per try up to ``reply_retry_max_s``.
+    reply_retry_initial_s: float = Field(default=30.0, gt=0)
+    #: Longest wait between two tries of one reply (seconds).
+    reply_retry_max_s: float = Field(default=900.0, gt=0)
+    #: How long a publisher owns a reply it is sending (seconds): another one (after a
+    #: rebalance) that cannot find it on the platform waits this long before posting
+    #: it. Keep it above ``upload_timeout_s`` + ``media_processing_timeout_s``.
+    sending_lease_s: float = Field(default=1200.0, gt=0)
+
+    #: Handles of the campaign accounts (without ``@``): a mention of one is engagement.
+    campaign_handles: tuple[str, ...] = ("TakeActionCamps",)
+    #: Hashtags of the campaign (without ``#``): using one is engagement.
+    campaign_hashtags: tuple[str, ...] = ("TakeAction", "IWelcome")
+    #: What counts as the asker engaging the campaign: ``account`` (mentioned it),
+    #: ``hashtag`` (used one), or both; a reply goes only to someone who did.
+    engagement: tuple[Literal["account", "hashtag"], ...] = Field(
+        default=("account", "hashtag"), min_length=1
+    )
+    #: Most replies to one author in 24 hours (on one platform).
+    author_daily_cap: int = Field(default=2, ge=1, le=100)
+    #: Consent scopes that allow publishing a reply on social media.
+    consent_scopes: tuple[str, ...] = ("campaign-social", "public")
+    #: Reply templates (YAML, per language); unset: the ones shipped with the publisher.
+    templates_file: Path | None = None
+    #: Language of the templates used when a reply's language has none.
+    default_language: str = Field(default="en", min_length=2, max_length=16)

@@ -11,6 +11,7 @@ from services.common.messages import (
     AnswerRecorded,
     Author,
     Consent,
+    ConsentWithdrawn,
     DeadLetter,
     Decision,
     Media,
@@ -129,6 +130,13 @@ def _examples(mention: MentionReceived) -> dict[type, object]:
             error="403 Forbidden",
             attempts=1,
             retryable=False,
+            at=NOW,
+        ),
+        ConsentWithdrawn: ConsentWithdrawn(
+            speaker_ref="speaker-17",
+            question_ids=("q1",),
+            withdrawn_by="team-a",
+            reason="asked by the speaker",
             at=NOW,
         ),
         DeadLetter: DeadLetter(

@@ -98,7 +98,7 @@ class PlatformHttp:
             retry=retry_if_exception_type(RetryableError),
             stop=stop_after_attempt(s.max_attempts),
             wait=wait_exponential_jitter(
-                initial=s.backoff_initial_s, max=s.backoff_max_s, jitter=s.backoff_initial_s
+                multiplier=s.backoff_initial_s, max=s.backoff_max_s, jitter=s.backoff_initial_s
             ),
             sleep=self._sleep,
             before_sleep=_log_retry,

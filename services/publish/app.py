@@ -1,0 +1,233 @@
+"""Composition root of the publisher: builds the ledger engine (and migrates it),
+one pooled ``httpx.AsyncClient``, the platform adapters, the Kafka producer and
+the three consumers once, in the lifespan, and the FastAPI app (health, metrics,
+opt-outs) around them. Tests pass fakes through :func:`create_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from services.common import topics
+from services.common.bootstrap import ensure_topics
+from services.common.http import BodySizeLimit, install_error_handlers
+from services.common.kafka import KafkaSettings, make_consumer, make_producer
+from services.common.messages import Platform as PlatformName
+from services.publish.agents import Agents, PartitionLoop, RecordHandler
+from services.publish.config import PublishSettings
+from services.publish.db import make_engine, migrate
+from services.publish.deps import PublishRuntime
+from services.publish.domain import Templates
+from services.publish.ledger import Ledger
+from services.publish.platforms import Platform, build_platforms
+from services.publish.publisher import Publisher
+from services.publish.routes import health, optouts
+
+log = logging.getLogger(__name__)
+
+#: How long the publisher keeps trying to reach Kafka at start before giving up.
+STARTUP_TIMEOUT_S = 120.0
+#: Longest time between two polls of the replies consumer (a video upload and its
+#: processing happen between two polls).
+MAX_POLL_INTERVAL_MS = 900_000
+
+#: The topics the publisher reads or writes (created at start when missing).
+TOPICS = (
+    topics.REPLIES_REQUESTED,
+    topics.REPLIES_PUBLISHED,
+    topics.REPLIES_FAILED,
+    topics.MENTIONS_RAW,
+    topics.CONSENT_WITHDRAWN,
+)
+
+
+class ProducerBrokerCheck:
+    def __init__(self, producer: AIOKafkaProducer, timeout: float = 3.0) -> None:
+        self.producer = producer
+        self.timeout = timeout
+
+    async def check(self) -> str | None:
+        try:
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), self.timeout)
+        except TimeoutError:
+            return f"no metadata from Kafka within {self.timeout:.0f}s"
+        except (KafkaError, OSError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+
+@dataclass
+class Overrides:
+    """Fakes a test passes instead of the real adapters."""
+
+    platforms: Mapping[PlatformName, Platform] | None = None
+    templates: Templates | None = None
+    clock: Callable[[], float] = time.time
+
+
+async def _started(make: Callable[[], Any]) -> Any:
+    """Start a Kafka client, retrying while the broker is not there yet."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type((KafkaError, OSError)),
+        wait=wait_exponential(multiplier=0.5, max=5),
+        stop=stop_after_delay(STARTUP_TIMEOUT_S),
+        reraise=True,
+    ):
+        with attempt:
+            client = make()
+            try:
+                await client.start()
+            except BaseException:
+                await client.stop()
+                raise
+            return client
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _log_death(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("consumer %s died", task.get_name(), exc_info=task.exception())
+
+
+def create_app(
+    settings: PublishSettings | None = None,
+    kafka: KafkaSettings | None = None,
+    overrides: Overrides | None = None,
+) -> FastAPI:
+    settings = settings or PublishSettings()
+    kafka = kafka or KafkaSettings()
+    overrides = overrides or Overrides()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            engine = make_engine(settings.database_url, schema=settings.database_schema)
+            stack.push_async_callback(engine.dispose)
+            await migrate(engine)
+            ledger = Ledger(engine)
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(
+                        settings.request_timeout_s, connect=settings.connect_timeout_s
+                    ),
+                    limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+                )
+            )
+            platforms = overrides.platforms
+            if platforms is None:
+                platforms = build_platforms(settings, http)
+            if not platforms:
+                log.warning("no platform configured: every reply will fail (retryable)")
+            publisher = Publisher(
+                ledger=ledger,
+                platforms=platforms,
+                settings=settings,
+                templates=overrides.templates,
+                clock=overrides.clock,
+            )
+            specs = [topics.spec_for(n) for n in TOPICS]
+            specs += [topics.spec_for(topics.dlq(n)) for n in TOPICS]
+            await ensure_topics(kafka, specs, attempts=int(STARTUP_TIMEOUT_S))
+            producer = await _started(lambda: make_producer(kafka))
+            stack.push_async_callback(producer.stop)
+            agents = Agents(
+                publisher=publisher, producer=producer, kafka=kafka, clock=overrides.clock
+            )
+
+            # A JoinGroup is answered after a wait that grows with the session and
+            # rebalance timeouts: keep them under the request timeout, or the join
+            # times out over and over and the consumer never gets its partitions.
+            session_ms = max(2_000, min(10_000, kafka.request_timeout_ms))
+            group_options: dict[str, Any] = {
+                "session_timeout_ms": session_ms,
+                "heartbeat_interval_ms": session_ms // 4,
+                "rebalance_timeout_ms": session_ms // 2,
+            }
+
+            def consuming(
+                topic: str, group: str, handle: RecordHandler, **options: Any
+            ) -> Callable[[], Coroutine[Any, Any, None]]:
+                async def run() -> None:
+                    consumer: AIOKafkaConsumer = await _started(
+                        lambda: make_consumer(
+                            kafka,
+                            kafka.topic(topic),
+                            group_id=group,
+                            **group_options,
+                            **options,
+                        )
+                    )
+                    try:
+                        if topic == topics.REPLIES_REQUESTED:
+                            await agents.reconcile_at_start()
+                        await PartitionLoop(
+                            consumer,
+                            handle,
+                            name=topic,
+                            poll_timeout_ms=settings.poll_timeout_ms,
+                            clock=overrides.clock,
+                        ).run()
+                    finally:
+                        await consumer.stop()
+
+                return run
+
+            runs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+                "replies": consuming(
+                    topics.REPLIES_REQUESTED,
+                    settings.group_id,
+                    agents.on_reply_requested,
+                    max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+                ),
+                "mentions": consuming(
+                    topics.MENTIONS_RAW, settings.mentions_group_id, agents.on_mention
+                ),
+                "consent": consuming(
+                    topics.CONSENT_WITHDRAWN,
+                    settings.consent_group_id,
+                    agents.on_consent_withdrawn,
+                ),
+            }
+            tasks = {name: asyncio.create_task(run(), name=name) for name, run in runs.items()}
+            for task in tasks.values():
+                task.add_done_callback(_log_death)
+            app.state.runtime = PublishRuntime(
+                settings, ledger, ProducerBrokerCheck(producer), tasks
+            )
+            log.info(
+                "publish ready on %s:%d (Kafka %s, ledger %s, platforms %s)",
+                settings.host,
+                settings.port,
+                kafka.bootstrap_servers,
+                engine.url.render_as_string(),
+                ", ".join(p.value for p in platforms) or "none",
+            )
+            try:
+                yield
+            finally:
+                for task in tasks.values():
+                    task.cancel()
+                await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    app = FastAPI(
+        title="takeaction publish",
+        version="0.1.0",
+        summary="Posts approved video answers as threaded replies, once, with consent",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=64 * 1024)
+    app.include_router(health.router)
+    app.include_router(optouts.router)
+    return app

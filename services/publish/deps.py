@@ -1,0 +1,53 @@
+"""FastAPI dependencies of the publisher: the running pieces and the API key check."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Header, Request
+
+from services.common.http import ApiError, bearer_matches
+from services.publish.config import PublishSettings
+from services.publish.ledger import Ledger
+
+
+class BrokerCheck(Protocol):
+    async def check(self) -> str | None:
+        """None when Kafka answers, else the reason."""
+        ...
+
+
+@dataclass
+class PublishRuntime:
+    """What the lifespan builds once and the routes use."""
+
+    settings: PublishSettings
+    ledger: Ledger
+    broker: BrokerCheck
+    #: The consumer tasks by name (a finished one is a dead consumer).
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+
+def get_runtime(request: Request) -> PublishRuntime:
+    runtime: PublishRuntime = request.app.state.runtime
+    return runtime
+
+
+Runtime = Annotated[PublishRuntime, Depends(get_runtime)]
+
+
+def require_api_key(
+    runtime: Runtime, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """Moderators' endpoints: ``Authorization: Bearer <PUBLISH_API_KEY>``."""
+    key = runtime.settings.api_key
+    if key is None:
+        raise ApiError(403, "the opt-out endpoints are off (PUBLISH_API_KEY is unset)")
+    if not bearer_matches(authorization, key.get_secret_value()):
+        raise ApiError(
+            401,
+            "missing or invalid bearer token",
+            headers={"WWW-Authenticate": 'Bearer realm="publish"'},
+        )

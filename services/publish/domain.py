@@ -1,0 +1,385 @@
+"""The publisher's decisions, as pure functions over a snapshot of the ledger.
+
+The governor is checked before every post. Each rule is a named function that
+returns ``None`` (allow) or a :class:`Refusal` with its reason; the caller
+queries the ledger into a :class:`Snapshot` first and records every refusal.
+
+============================  ==================================================
+rule                          refuses when
+============================  ==================================================
+``engaged``                   the asker did not engage the campaign in that mention
+                              (mention of its account / its hashtag, configurable)
+``opted_out``                 the asker opted out (a "stop" reply, a moderator)
+``consent``                   the consent's scope does not cover publishing, or
+                              the speaker withdrew it (after it was recorded)
+``one_reply_per_question``    another reply to the question is live
+``author_daily_cap``          the asker got ``author_daily_cap`` replies in 24 h
+``variation``                 every template gives the text of the previous reply
+                              (or of a recent one still up)
+============================  ==================================================
+
+Also here: how a mention engaged the campaign, and whether it is an opt-out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+
+from services.common.messages import Platform, PublishReply
+from services.publish.config import PublishSettings
+
+ENGAGED = "engaged"
+OPTED_OUT = "opted_out"
+CONSENT = "consent"
+ONE_REPLY_PER_QUESTION = "one_reply_per_question"
+AUTHOR_DAILY_CAP = "author_daily_cap"
+VARIATION = "variation"
+
+#: Every rule name, in the order they are checked.
+RULES = (ENGAGED, OPTED_OUT, CONSENT, ONE_REPLY_PER_QUESTION, AUTHOR_DAILY_CAP, VARIATION)
+
+ACCOUNT = "account"
+HASHTAG = "hashtag"
+
+DEFAULT_TEMPLATES = Path(__file__).resolve().parent / "templates.yaml"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    rule: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The governor's configuration (from :class:`PublishSettings`)."""
+
+    engagement: frozenset[str] = frozenset({ACCOUNT, HASHTAG})
+    author_daily_cap: int = 2
+    consent_scopes: frozenset[str] = frozenset({"campaign-social"})
+    default_language: str = "en"
+
+    @classmethod
+    def from_settings(cls, settings: PublishSettings) -> Policy:
+        return cls(
+            engagement=frozenset(settings.engagement),
+            author_daily_cap=settings.author_daily_cap,
+            consent_scopes=frozenset(settings.consent_scopes),
+            default_language=settings.default_language,
+        )
+
+
+@dataclass(frozen=True)
+class EngagementFact:
+    """A mention that engaged the campaign, as the mentions reader recorded it."""
+
+    author_id: str
+    how: frozenset[str]
+
+
+@dataclass(frozen=True)
+class OptOutFact:
+    source: str
+    at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class WithdrawalFact:
+    at: datetime
+    withdrawn_by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the governor needs to know from the ledger about one reply.
+
+    Everything excludes the reply itself (a retry is judged like the first try).
+    """
+
+    engagement: EngagementFact | None = None
+    opt_out: OptOutFact | None = None
+    #: Withdrawals that cover this speaker and question.
+    withdrawals: tuple[WithdrawalFact, ...] = ()
+    #: Another live reply (sending, published, withdrawn) to the same question.
+    other_live_reply: str | None = None
+    #: Live replies to the same author on the same platform in the last 24 hours.
+    author_replies_24h: int = 0
+    #: The account's previous reply (text and template), for variation.
+    previous_text: str | None = None
+    previous_template: str | None = None
+    #: Texts of the account's recent replies still up (X refuses a duplicate of any).
+    recent_texts: frozenset[str] = frozenset()
+
+
+Rule = Callable[[PublishReply, Snapshot, Policy, datetime], Refusal | None]
+
+
+def check_engaged(
+    request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
+) -> Refusal | None:
+    fact = snapshot.engagement
+    if fact is None:
+        return Refusal(ENGAGED, f"no record of mention {request.mention_id} engaging the campaign")
+    if fact.author_id != request.author.id:
+        return Refusal(
+            ENGAGED,
+            f"mention {request.mention_id} is by author {fact.author_id}, "
+            f"not {request.author.id} the reply would go to",
+        )
+    if not fact.how & policy.engagement:
+        return Refusal(
+            ENGAGED,
+            f"mention {request.mention_id} engaged by {', '.join(sorted(fact.how))}; "
+            f"accepted: {', '.join(sorted(policy.engagement))}",
+        )
+    return None
+
+
+def check_not_opted_out(
+    request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
+) -> Refusal | None:
+    if snapshot.opt_out is None:
+        return None
+    reason = f" ({snapshot.opt_out.reason})" if snapshot.opt_out.reason else ""
+    return Refusal(
+        OPTED_OUT,
+        f"{request.platform.value} author {request.author.id} opted out "
+        f"({snapshot.opt_out.source}) at {snapshot.opt_out.at.isoformat()}{reason}",
+    )
+
+
+def check_consent(
+    request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
+) -> Refusal | None:
+    consent = request.consent
+    if consent.scope not in policy.consent_scopes:
+        return Refusal(
+            CONSENT,
+            f"consent scope {consent.scope!r} of {consent.speaker_ref} does not cover "
+            f"publishing (accepted: {', '.join(sorted(policy.consent_scopes))})",
+        )
+    if consent.at > now:
+        return Refusal(CONSENT, f"consent of {consent.speaker_ref} is dated in the future")
+    withdrawn = [w for w in snapshot.withdrawals if w.at >= consent.at]
+    if withdrawn:
+        first = min(withdrawn, key=lambda w: w.at)
+        return Refusal(
+            CONSENT,
+            f"consent of {consent.speaker_ref} withdrawn by {first.withdrawn_by} "
+            f"at {first.at.isoformat()}",
+        )
+    return None
+
+
+def check_one_reply_per_question(
+    request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
+) -> Refusal | None:
+    if snapshot.other_live_reply is None:
+        return None
+    return Refusal(
+        ONE_REPLY_PER_QUESTION,
+        f"question {request.question_id} already has reply {snapshot.other_live_reply}",
+    )
+
+
+def check_author_daily_cap(
+    request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
+) -> Refusal | None:
+    if snapshot.author_replies_24h < policy.author_daily_cap:
+        return None
+    return Refusal(
+        AUTHOR_DAILY_CAP,
+        f"author {request.author.id} got {snapshot.author_replies_24h} replies in 24 h "
+        f"(cap {policy.author_daily_cap})",
+    )
+
+
+#: The rules about whether this person may get this reply at all.
+ELIGIBILITY: tuple[Rule, ...] = (
+    check_engaged,
+    check_not_opted_out,
+    check_consent,
+    check_one_reply_per_question,
+    check_author_daily_cap,
+)
+
+
+def check(
+    request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
+) -> list[Refusal]:
+    """Every eligibility rule that refuses (all of them are checked, for the audit)."""
+    return [r for rule in ELIGIBILITY if (r := rule(request, snapshot, policy, now)) is not None]
+
+
+# --- templates ------------------------------------------------------------------
+
+
+class Template(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    text: str = Field(min_length=1, max_length=1000)
+
+    @field_validator("text")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        if "text" not in names:
+            raise ValueError("a template must contain {text}")
+        unknown = names - {"text", "handle"}
+        if unknown:
+            raise ValueError(f"unknown placeholders {sorted(unknown)}; use {{text}}, {{handle}}")
+        return value
+
+
+class _TemplateFile(RootModel[dict[str, tuple[Template, ...]]]):
+    pass
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Reply templates per language (lower-case ISO 639 code)."""
+
+    by_language: Mapping[str, tuple[Template, ...]]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Templates:
+        """Read and check a templates file (the shipped one when ``path`` is None)."""
+        raw = yaml.safe_load((path or DEFAULT_TEMPLATES).read_text(encoding="utf-8"))
+        parsed = _TemplateFile.model_validate(raw).root
+        empty = [lang for lang, items in parsed.items() if not items]
+        if empty:
+            raise ValueError(f"no templates for {', '.join(empty)}")
+        ids = [t.id for items in parsed.values() for t in items]
+        if len(ids) != len(set(ids)):
+            raise ValueError("template ids must be unique")
+        return cls({lang.lower(): items for lang, items in parsed.items()})
+
+    def for_language(self, language: str | None, default: str) -> tuple[Template, ...]:
+        primary = (language or "").replace("_", "-").split("-")[0].lower()
+        found = self.by_language.get(primary) or self.by_language.get(default.lower())
+        if not found:
+            raise LookupError(f"no templates for {primary or '(none)'} nor for {default}")
+        return found
+
+
+@dataclass(frozen=True)
+class Composed:
+    text: str
+    template_id: str
+
+
+def render(template: Template, request: PublishReply) -> str:
+    text = template.text.format(text=request.text, handle=request.author.handle)
+    if request.platform is Platform.MASTODON and "{handle}" not in template.text:
+        text = f"@{request.author.handle} {text}"  # how the asker is told on Mastodon
+    return text
+
+
+def _start(reply_id: str, count: int) -> int:
+    return int.from_bytes(hashlib.sha256(reply_id.encode()).digest()[:8], "big") % count
+
+
+def compose(
+    request: PublishReply, snapshot: Snapshot, templates: Templates, policy: Policy
+) -> Composed | Refusal:
+    """The reply's text: a template of its language chosen by the reply id, never
+    the text of the account's previous reply nor of a recent one still up, and
+    another template than the previous reply's when possible."""
+    candidates = templates.for_language(request.language, policy.default_language)
+    start = _start(request.reply_id, len(candidates))
+    ordered = [candidates[(start + i) % len(candidates)] for i in range(len(candidates))]
+    rendered = [(t, render(t, request)) for t in ordered]
+    fresh = [
+        (t, text)
+        for t, text in rendered
+        if text != snapshot.previous_text and text not in snapshot.recent_texts
+    ]
+    varied = [(t, text) for t, text in fresh if t.id != snapshot.previous_template]
+    if not fresh:
+        return Refusal(
+            VARIATION,
+            f"every template renders the text of the previous or a recent reply "
+            f"({len(candidates)} tried)",
+        )
+    template, text = (varied or fresh)[0]
+    return Composed(text, template.id)
+
+
+# --- mentions: engagement and opt-outs -----------------------------------------------
+
+
+def _pattern(prefix: str, names: Iterable[str]) -> re.Pattern[str] | None:
+    cleaned = [re.escape(n.lstrip(prefix)) for n in names if n.lstrip(prefix)]
+    if not cleaned:
+        return None
+    return re.compile(rf"(?<![\w{prefix}]){prefix}(?:{'|'.join(cleaned)})(?!\w)", re.IGNORECASE)
+
+
+def engagement(text: str, handles: Iterable[str], hashtags: Iterable[str]) -> frozenset[str]:
+    """How ``text`` engages the campaign: ``account`` (mentions ``@handle``, also
+    ``@handle@instance``), ``hashtag`` (uses ``#tag``); empty when neither."""
+    how: set[str] = set()
+    account = _pattern("@", handles)
+    if account is not None and account.search(text):
+        how.add(ACCOUNT)
+    tag = _pattern("#", hashtags)
+    if tag is not None and tag.search(text):
+        how.add(HASHTAG)
+    return frozenset(how)
+
+
+#: Whole-message opt-outs, normalised (lower case, no accents, no punctuation).
+OPT_OUT_PHRASES = frozenset(
+    {
+        # en
+        "stop", "stop please", "please stop", "stop it", "unsubscribe", "opt out", "optout",
+        "stop replying", "stop replying to me", "stop messaging me", "dont reply",
+        "do not reply", "no more replies", "leave me alone",
+        # fr
+        "arrete", "arretez", "arrete svp", "arretez svp", "stop merci", "desabonner",
+        "desinscription", "ne me repondez plus",
+        # es
+        "para", "parar", "basta", "alto", "detente", "baja", "cancelar", "no me respondas",
+        # de
+        "stopp", "aufhoren", "hor auf", "horen sie auf", "abmelden", "abbestellen",
+        # ar
+        "توقف", "توقفوا", "اوقف", "الغاء الاشتراك", "لا ترد",
+    }
+)  # fmt: skip
+
+_MENTION = re.compile(r"(?<!\w)@[\w.\-]+(?:@[\w.\-]+)?")
+_URL = re.compile(r"https?://\S+")
+_NOT_WORD = re.compile(r"[^\w\s]+")
+
+
+def normalise(text: str) -> str:
+    """Lower case, accents, mentions, links, punctuation and emoji removed."""
+    text = _URL.sub(" ", _MENTION.sub(" ", text))
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    words = _NOT_WORD.sub(" ", stripped.replace("'", "").replace("\u2019", "")).split()
+    return " ".join(words)
+
+
+def is_opt_out(text: str) -> bool:
+    """True when the whole message (mentions and links aside) asks us to stop.
+
+    Whole-message matching only: "don't stop asking!" is not an opt-out.
+    """
+    return normalise(text) in OPT_OUT_PHRASES

@@ -1,0 +1,36 @@
+"""Prometheus metrics of the publisher (module level: one registry per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+REPLIES = Counter(
+    "publish_replies_total",
+    "Outcomes of replies.requested, by platform and result (published, reconciled, "
+    "refused, failed, failed_retryable, repeated)",
+    ["platform", "result"],
+)
+REFUSALS = Counter(
+    "publish_refusals_total", "Governor refusals, by rule (one reply can break several)", ["rule"]
+)
+RATE_LIMIT_PAUSES = Counter(
+    "publish_rate_limit_pauses_total", "Replies put off because the account was rate limited",
+    ["platform"],
+)  # fmt: skip
+RETRIES = Counter(
+    "publish_retries_total", "Tries of a reply that ended in a retryable error", ["platform"]
+)
+WITHDRAWALS = Counter(
+    "publish_withdrawals_total",
+    "Published replies taken down after a consent withdrawal, by result "
+    "(deleted, already_gone, error)",
+    ["platform", "result"],
+)
+OPT_OUTS = Counter("publish_opt_outs_total", "Opt-outs recorded, by source", ["source"])
+DEAD_LETTERS = Counter(
+    "publish_dead_letters_total", "Inputs dead-lettered, by topic and stage", ["topic", "stage"]
+)
+CONSUMER_LAG = Gauge(
+    "publish_consumer_lag", "Records behind the end of the partition, after the last one handled",
+    ["topic", "partition"],
+)  # fmt: skip

@@ -1,0 +1,186 @@
+"""The reply ledger's tables (SQLAlchemy 2 declarative). The migrations in
+``migrations/versions`` create exactly these; a test compares the two.
+
+- ``replies``: one row per reply id (the idempotency key) and its state:
+  ``pending`` → ``sending`` → ``published`` (→ ``withdrawn``), or ``refused`` /
+  ``failed``. At most one *live* reply (sending, published, withdrawn) per
+  question and platform: a partial unique index, the "never twice" backstop.
+- ``decisions``: the audit of the governor and of withdrawals, one row per rule
+  that allowed or refused a reply, per post taken down.
+- ``opt_outs``: authors who asked not to be replied to (a "stop" reply, a moderator).
+- ``engagements``: mentions that engaged the campaign (mentioned its account or
+  used its hashtag), from ``mentions.raw``.
+- ``consent_withdrawals``: every withdrawal event, once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class ReplyState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    PUBLISHED = "published"
+    FAILED = "failed"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+
+
+#: States of a reply that is, may be or was on the platform: one per question.
+LIVE_STATES = (ReplyState.SENDING, ReplyState.PUBLISHED, ReplyState.WITHDRAWN)
+#: States nothing more happens to (a redelivered request only repeats the outcome).
+FINAL_STATES = (ReplyState.PUBLISHED, ReplyState.WITHDRAWN, ReplyState.FAILED, ReplyState.REFUSED)
+
+_LIVE_SQL = "state IN ('sending', 'published', 'withdrawn')"
+_STATES_SQL = ", ".join(f"'{s.value}'" for s in ReplyState)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; use UTC-aware datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Reply(Base):
+    __tablename__ = "replies"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_STATES_SQL})", name="state"),
+        Index(
+            "uq_replies_live_question",
+            "question_id",
+            "platform",
+            unique=True,
+            sqlite_where=text(_LIVE_SQL),
+            postgresql_where=text(_LIVE_SQL),
+        ),
+        Index("ix_replies_author_sent", "platform", "author_id", "sent_at"),
+        Index("ix_replies_platform_sent", "platform", "sent_at"),
+    )
+
+    reply_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    question_id: Mapped[str] = mapped_column(String(256), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    mention_id: Mapped[str] = mapped_column(String(300))
+    in_reply_to: Mapped[str] = mapped_column(String(128))
+    author_id: Mapped[str] = mapped_column(String(128))
+    author_handle: Mapped[str] = mapped_column(String(256))
+    speaker_ref: Mapped[str] = mapped_column(String(256), index=True)
+    consent_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    language: Mapped[str | None] = mapped_column(String(16))
+    #: The text that was (or is being) posted, rendered from a template.
+    text: Mapped[str | None] = mapped_column(Text)
+    template_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default=ReplyState.PENDING.value)
+    post_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    url: Mapped[str | None] = mapped_column(String(2048))
+    #: Tries that reached an outcome or a retryable error (rate-limited ones do not count).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    retryable: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The publisher process sending it, and until when it may (see ``Ledger.claim``).
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: When the outcome went out on replies.published / replies.failed (acknowledged).
+    announced_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class DecisionRecord(Base):
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reply_id: Mapped[str] = mapped_column(String(256), index=True)
+    #: The governor rule (``engaged``, ``opted_out``, ...) or ``withdrawal``.
+    rule: Mapped[str] = mapped_column(String(64))
+    #: ``allow``, ``refuse``, ``withdraw`` or ``error``.
+    verdict: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class OptOut(Base):
+    __tablename__ = "opt_outs"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    author_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    handle: Mapped[str | None] = mapped_column(String(256))
+    #: ``reply`` (the author wrote "stop") or ``moderator``.
+    source: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    mention_id: Mapped[str | None] = mapped_column(String(300))
+    recorded_by: Mapped[str | None] = mapped_column(String(256))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Engagement(Base):
+    __tablename__ = "engagements"
+
+    mention_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[str] = mapped_column(String(128))
+    #: How the mention engaged the campaign: ``account``, ``hashtag`` or ``account,hashtag``.
+    how: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ConsentWithdrawal(Base):
+    __tablename__ = "consent_withdrawals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: sha256 of the event: a redelivered event is recorded once.
+    event_key: Mapped[str] = mapped_column(String(64), unique=True)
+    speaker_ref: Mapped[str] = mapped_column(String(256), index=True)
+    #: JSON list of question ids; ``[]``: every reply featuring the speaker.
+    question_ids: Mapped[str] = mapped_column(Text, default="[]")
+    withdrawn_by: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,0 +1,423 @@
+"""The publisher's use cases, between the ledger, the governor and the platforms:
+publish one requested reply, reconcile after a restart, take replies down when
+consent is withdrawn, and learn engagements and opt-outs from mentions.
+
+Nothing here knows Kafka: :mod:`services.publish.agents` decodes, calls these and
+produces what they return. Each call returns :class:`Done` (produce the message,
+if any, and move on) or :class:`Retry` (do the same input again at ``at``).
+
+The one rule that keeps a reply from going out twice: a reply is ``sending`` in
+the ledger (committed) before the platform is called, and a ``sending`` reply is
+looked up on the platform (:meth:`Platform.find_reply`) before any new post.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+from services.common.messages import (
+    ConsentWithdrawn,
+    Media,
+    MentionReceived,
+    PublishReply,
+    ReplyFailed,
+    ReplyPublished,
+    utcnow,
+)
+from services.common.messages import Platform as PlatformName
+from services.publish import domain, metrics
+from services.publish.config import PublishSettings
+from services.publish.exceptions import FinalError, PublishError, RateLimited, RetryableError
+from services.publish.ledger import AlreadyReplied, Ledger
+from services.publish.models import FINAL_STATES, Reply, ReplyState
+from services.publish.platforms.base import MediaFile, Platform, PostedReply
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Done:
+    """Handled for good: produce ``message`` (when there is one), then commit."""
+
+    message: ReplyPublished | ReplyFailed | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Not handled yet: keep the input (do not commit past it) and try again at ``at``
+    (epoch seconds)."""
+
+    at: float
+    reason: str
+
+
+Outcome = Done | Retry
+
+
+class UnsupportedMedia(ValueError):
+    """The answer's media is not a local file the publisher can read."""
+
+
+def media_file(media: Media) -> MediaFile:
+    """The local file of an answer's video (``file://`` URI or a path)."""
+    parsed = urlparse(media.uri)
+    if parsed.scheme == "file":
+        path = Path(url2pathname(parsed.path))
+    elif parsed.scheme == "":
+        path = Path(media.uri)
+    else:
+        raise UnsupportedMedia(f"media {media.uri!r} is not a local file (file:// or a path)")
+    return MediaFile(path=path, mime=media.mime, sha256=media.sha256, size=media.bytes)
+
+
+def published_message(row: Reply) -> ReplyPublished:
+    assert row.post_id is not None
+    return ReplyPublished(
+        reply_id=row.reply_id,
+        question_id=row.question_id,
+        platform=PlatformName(row.platform),
+        post_id=row.post_id,
+        url=row.url,
+        at=row.published_at or row.updated_at,
+    )
+
+
+def failed_message(row: Reply) -> ReplyFailed:
+    return ReplyFailed(
+        reply_id=row.reply_id,
+        question_id=row.question_id,
+        platform=PlatformName(row.platform),
+        error=(row.error or "failed")[:4000],
+        attempts=row.attempts,
+        retryable=bool(row.retryable),
+        at=row.updated_at,
+    )
+
+
+def outcome_message(row: Reply) -> ReplyPublished | ReplyFailed | None:
+    """What a reply in a final state announces (again, on a redelivered request)."""
+    if row.state in (ReplyState.PUBLISHED, ReplyState.WITHDRAWN):
+        return published_message(row) if row.post_id else None
+    return failed_message(row)
+
+
+def describe_final(exc: FinalError) -> str:
+    """The platform's refusal with its error body, for ``replies.failed``."""
+    if exc.error is None:
+        return exc.message
+    body = exc.error if isinstance(exc.error, str) else json.dumps(exc.error, ensure_ascii=False)
+    return f"{exc.message} | {body}"[:4000]
+
+
+class Publisher:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        platforms: Mapping[PlatformName, Platform],
+        settings: PublishSettings,
+        templates: domain.Templates | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ledger = ledger
+        self.platforms = platforms
+        self.settings = settings
+        self.policy = domain.Policy.from_settings(settings)
+        self.templates = templates or domain.Templates.load(settings.templates_file)
+        self.clock = clock
+        #: This process, as the owner of the replies it sends.
+        self.instance = uuid.uuid4().hex[:16]
+
+    # -- replies.requested -----------------------------------------------------------
+
+    async def handle(self, request: PublishReply) -> Outcome:
+        """Publish ``request`` at most once, whatever happened before."""
+        row = await self.ledger.open(request)
+        platform_name = request.platform.value
+        if row.state in FINAL_STATES:
+            log.info("reply %s already %s; not posting again", row.reply_id, row.state)
+            metrics.REPLIES.labels(platform_name, "repeated").inc()
+            # Announced already: nothing more. Not yet (stopped before the broker
+            # acknowledged it): announce it now.
+            return Done(None if row.announced_at is not None else outcome_message(row))
+        platform = self.platforms.get(request.platform)
+        if platform is None:
+            message = f"{platform_name} publishing is not configured on this publisher"
+            if row.state == ReplyState.SENDING:  # cannot reconcile it: keep it for later
+                log.error("reply %s is sending but %s", row.reply_id, message)
+                return Retry(self.clock() + self.settings.reply_retry_max_s, message)
+            row = await self.ledger.mark_failed(row.reply_id, message, retryable=True, count=False)
+            metrics.REPLIES.labels(platform_name, "failed_retryable").inc()
+            return Done(failed_message(row))
+        wait = platform.budget.wait_s()
+        if wait > 0:
+            metrics.RATE_LIMIT_PAUSES.labels(platform_name).inc()
+            return Retry(self.clock() + wait, f"{platform_name} account rate limited")
+        return await self._try(request, row, platform)
+
+    async def _try(self, request: PublishReply, row: Reply, platform: Platform) -> Outcome:
+        """One try, its errors sorted into retry-later and failed-for-good."""
+        platform_name = request.platform.value
+        try:
+            return await self._attempt(request, row, platform)
+        except RateLimited as exc:
+            metrics.RATE_LIMIT_PAUSES.labels(platform_name).inc()
+            log.info("reply %s put off until %.0f: %s", row.reply_id, exc.reset_at, exc.message)
+            return Retry(max(exc.reset_at, self.clock()), exc.message)
+        except RetryableError as exc:
+            return await self._retry_or_fail(row.reply_id, exc)
+        except FinalError as exc:
+            row = await self.ledger.mark_failed(
+                row.reply_id, describe_final(exc), retryable=False, count=True
+            )
+            log.warning("reply %s failed for good: %s", row.reply_id, exc.message)
+            metrics.REPLIES.labels(platform_name, "failed").inc()
+            return Done(failed_message(row))
+        except UnsupportedMedia as exc:
+            row = await self.ledger.mark_failed(
+                row.reply_id, str(exc), retryable=False, count=False
+            )
+            metrics.REPLIES.labels(platform_name, "failed").inc()
+            return Done(failed_message(row))
+
+    async def _attempt(self, request: PublishReply, row: Reply, platform: Platform) -> Outcome:
+        if row.state == ReplyState.SENDING:
+            # The last try may have posted before it could say so: look first.
+            found = await platform.find_reply(
+                in_reply_to=row.in_reply_to, idempotency_key=row.reply_id, text=row.text
+            )
+            if found is not None:
+                log.info(
+                    "reply %s was already on %s as %s", row.reply_id, row.platform, found.post_id
+                )
+                return await self._published(row, found, platform, reconciled=True)
+            if not await self.ledger.claim(row.reply_id, self.instance, self._lease()):
+                # Another publisher is sending it (a rebalance moved the partition):
+                # it may be posting right now. Look again when its lease runs out.
+                until = row.lease_until.timestamp() if row.lease_until else self.clock()
+                return Retry(max(until, self.clock() + 1.0), "another publisher is sending it")
+            snapshot = await self.ledger.snapshot(request)
+            refusals = domain.check(request, snapshot, self.policy, utcnow())
+            if refusals:
+                return await self._refuse(row, refusals)
+        else:
+            snapshot = await self.ledger.snapshot(request)
+            refusals = domain.check(request, snapshot, self.policy, utcnow())
+            composed = domain.compose(request, snapshot, self.templates, self.policy)
+            if isinstance(composed, domain.Refusal):
+                refusals.append(composed)
+            if refusals or isinstance(composed, domain.Refusal):
+                return await self._refuse(row, refusals)
+            try:
+                row = await self.ledger.start_sending(
+                    row.reply_id,
+                    text=composed.text,
+                    template_id=composed.template_id,
+                    owner=self.instance,
+                    lease_until=self._lease(),
+                )
+            except AlreadyReplied:
+                refusal = domain.Refusal(
+                    domain.ONE_REPLY_PER_QUESTION,
+                    f"another reply to question {row.question_id} went live first",
+                )
+                return await self._refuse(row, [refusal])
+        assert row.text is not None
+        media_ids = []
+        if request.media is not None:
+            media_ids.append(await platform.upload_video(media_file(request.media)))
+        posted = await platform.post_reply(
+            text=row.text,
+            in_reply_to=row.in_reply_to,
+            media_ids=media_ids,
+            language=request.language,
+            idempotency_key=row.reply_id,
+        )
+        return await self._published(row, posted, platform)
+
+    def _lease(self) -> datetime:
+        return utcnow() + timedelta(seconds=self.settings.sending_lease_s)
+
+    async def _published(
+        self, row: Reply, posted: PostedReply, platform: Platform, *, reconciled: bool = False
+    ) -> Done:
+        row = await self.ledger.mark_published(row.reply_id, posted)
+        metrics.REPLIES.labels(row.platform, "reconciled" if reconciled else "published").inc()
+        log.info("reply %s published on %s as %s", row.reply_id, row.platform, row.post_id)
+        # Consent withdrawn while this reply was being sent: take it down at once.
+        withdrawn = [
+            w
+            for w in await self.ledger.withdrawals_for(row.speaker_ref, row.question_id)
+            if w.at >= row.consent_at
+        ]
+        if withdrawn:
+            try:
+                await self._take_down(row, platform, withdrawn[0])
+            except PublishError as exc:
+                metrics.WITHDRAWALS.labels(row.platform, "error").inc()
+                log.error(  # noqa: TRY400 - the platform's message is the story
+                    "reply %s (%s post %s) must come down, consent withdrawn: %s",
+                    row.reply_id,
+                    row.platform,
+                    row.post_id,
+                    exc.message,
+                )
+        return Done(published_message(row))
+
+    async def _refuse(self, row: Reply, refusals: list[domain.Refusal]) -> Done:
+        row = await self.ledger.refuse(row.reply_id, refusals)
+        for refusal in refusals:
+            metrics.REFUSALS.labels(refusal.rule).inc()
+        metrics.REPLIES.labels(row.platform, "refused").inc()
+        log.info("reply %s refused: %s", row.reply_id, "; ".join(map(str, refusals)))
+        return Done(failed_message(row))
+
+    async def _retry_or_fail(self, reply_id: str, exc: RetryableError) -> Outcome:
+        row = await self.ledger.record_error(reply_id, exc.message)
+        metrics.RETRIES.labels(row.platform).inc()
+        if row.attempts >= self.settings.reply_max_attempts:
+            row = await self.ledger.mark_failed(
+                reply_id,
+                f"{exc.message} (after {row.attempts} tries)",
+                retryable=True,
+                count=False,
+            )
+            metrics.REPLIES.labels(row.platform, "failed_retryable").inc()
+            log.warning("reply %s failed after %d tries: %s", reply_id, row.attempts, exc.message)
+            return Done(failed_message(row))
+        delay = min(
+            self.settings.reply_retry_initial_s * 2 ** (row.attempts - 1),
+            self.settings.reply_retry_max_s,
+        )
+        log.info("reply %s try %d failed (%s); next in %.1f s", reply_id, row.attempts, exc, delay)
+        return Retry(self.clock() + delay, exc.message)
+
+    # -- restart ---------------------------------------------------------------------
+
+    async def reconcile_sending(self) -> list[ReplyPublished]:
+        """At start: every ``sending`` reply that is on its platform becomes
+        ``published``. Those not found stay ``sending`` for their redelivered request."""
+        announced = []
+        for row in await self.ledger.sending():
+            platform = self.platforms.get(PlatformName(row.platform))
+            if platform is None:
+                continue
+            try:
+                found = await platform.find_reply(
+                    in_reply_to=row.in_reply_to, idempotency_key=row.reply_id, text=row.text
+                )
+            except PublishError as exc:
+                log.warning("could not reconcile reply %s now: %s", row.reply_id, exc.message)
+                continue
+            if found is not None:
+                done = await self._published(row, found, platform, reconciled=True)
+                assert isinstance(done.message, ReplyPublished)
+                announced.append(done.message)
+        return announced
+
+    # -- consent.withdrawn -------------------------------------------------------------
+
+    async def withdraw(self, event: ConsentWithdrawn) -> Outcome:
+        """Take down every published reply the withdrawal covers; record each."""
+        if await self.ledger.record_withdrawal(event):
+            log.info(
+                "consent of %s withdrawn by %s (questions: %s)",
+                event.speaker_ref,
+                event.withdrawn_by,
+                ", ".join(event.question_ids) or "all",
+            )
+        withdrawal = domain.WithdrawalFact(event.at, event.withdrawn_by, event.reason)
+        for row in await self.ledger.published_featuring(event.speaker_ref, event.question_ids):
+            if event.at < row.consent_at:
+                continue  # consent given again after this withdrawal
+            platform = self.platforms.get(PlatformName(row.platform))
+            if platform is None:
+                log.error(
+                    "reply %s must come down but %s is not configured", row.reply_id, row.platform
+                )
+                await self.ledger.record_decision(
+                    row.reply_id,
+                    rule="withdrawal",
+                    verdict="error",
+                    reason=f"{row.platform} is not configured on this publisher",
+                )
+                continue
+            try:
+                await self._take_down(row, platform, withdrawal)
+            except RateLimited as exc:
+                metrics.RATE_LIMIT_PAUSES.labels(row.platform).inc()
+                return Retry(max(exc.reset_at, self.clock()), exc.message)
+            except RetryableError as exc:
+                return Retry(self.clock() + self.settings.reply_retry_initial_s, exc.message)
+            except FinalError as exc:
+                metrics.WITHDRAWALS.labels(row.platform, "error").inc()
+                await self.ledger.record_decision(
+                    row.reply_id, rule="withdrawal", verdict="error", reason=describe_final(exc)
+                )
+                log.error(  # noqa: TRY400 - the platform's message is the story
+                    "could not take down reply %s (%s post %s): %s",
+                    row.reply_id,
+                    row.platform,
+                    row.post_id,
+                    exc.message,
+                )
+        return Done()
+
+    async def _take_down(
+        self, row: Reply, platform: Platform, withdrawal: domain.WithdrawalFact
+    ) -> None:
+        assert row.post_id is not None
+        deleted = await platform.delete_post(row.post_id)
+        what = "deleted" if deleted else "already gone"
+        await self.ledger.mark_withdrawn(
+            row.reply_id,
+            reason=f"consent of {row.speaker_ref} withdrawn by {withdrawal.withdrawn_by}: "
+            f"{row.platform} post {row.post_id} {what}",
+        )
+        metrics.WITHDRAWALS.labels(row.platform, "deleted" if deleted else "already_gone").inc()
+        log.info("reply %s withdrawn: %s post %s %s", row.reply_id, row.platform, row.post_id, what)
+
+    # -- mentions.raw --------------------------------------------------------------------
+
+    async def observe_mention(self, mention: MentionReceived) -> None:
+        """Record how the mention engaged the campaign, and an opt-out if it is one."""
+        how = domain.engagement(
+            mention.text, self.settings.campaign_handles, self.settings.campaign_hashtags
+        )
+        platform = mention.platform.value
+        if how:
+            await self.ledger.record_engagement(
+                mention.id,
+                platform=platform,
+                author_id=mention.author.id,
+                how=how,
+                at=mention.created_at,
+            )
+        if not domain.is_opt_out(mention.text):
+            return
+        addressed = domain.ACCOUNT in how or (
+            mention.in_reply_to is not None
+            and await self.ledger.is_our_post(platform, mention.in_reply_to)
+        )
+        if not addressed:
+            return
+        added = await self.ledger.add_opt_out(
+            platform,
+            mention.author.id,
+            source="reply",
+            handle=mention.author.handle,
+            reason=mention.text[:200],
+            mention_id=mention.id,
+        )
+        if added:
+            metrics.OPT_OUTS.labels("reply").inc()
+            log.info("%s author %s opted out (%s)", platform, mention.author.id, mention.id)

@@ -1,0 +1,63 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.publish.deps import PublishRuntime, Runtime
+
+router = APIRouter()
+
+
+def _consumers(runtime: PublishRuntime) -> dict[str, str]:
+    states = {}
+    for name, task in runtime.tasks.items():
+        if not task.done():
+            states[name] = "running"
+        elif task.cancelled():
+            states[name] = "cancelled"
+        else:
+            exc = task.exception()
+            states[name] = f"died: {type(exc).__name__}: {exc}" if exc else "stopped"
+    return states
+
+
+@router.get("/healthz", summary="Liveness: every consumer is running")
+async def healthz(runtime: Runtime) -> JSONResponse:
+    """200 while every consumer task runs; 503 when one has died (restart the process).
+
+    Kafka or the database being down does not fail liveness (a restart would not
+    bring them back): see ``/readyz``.
+    """
+    consumers = _consumers(runtime)
+    alive = all(state == "running" for state in consumers.values())
+    body = {"status": "ok" if alive else "dead", "consumers": consumers}
+    return JSONResponse(body, status_code=200 if alive else 503)
+
+
+@router.get("/readyz", summary="Readiness: broker and ledger database reachable")
+async def readyz(runtime: Runtime) -> JSONResponse:
+    broker_error = await runtime.broker.check()
+    database_error: str | None = None
+    try:
+        await runtime.ledger.ping()
+    except (SQLAlchemyError, OSError) as exc:
+        database_error = f"{type(exc).__name__}: {exc}"
+    ready = broker_error is None and database_error is None
+    body: dict[str, Any] = {
+        "status": "ok" if ready else "degraded",
+        "broker": {"connected": broker_error is None, "error": broker_error},
+        "database": {"connected": database_error is None, "error": database_error},
+        "consumers": _consumers(runtime),
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,216 @@
+"""Helpers for the publisher's ledger, publisher and stream tests: ledger
+databases (SQLite file or a Postgres schema of its own), reply requests, a
+sandbox on the real clock, and consumers that need no group rebalance."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.kafka import KafkaSettings, make_consumer
+from services.common.messages import (
+    Author,
+    Consent,
+    MentionReceived,
+    Platform,
+    PublishReply,
+    mention_id,
+)
+from services.publish.agents import PartitionLoop
+from services.publish.db import make_engine, migrate
+from services.publish.ledger import Ledger
+from services.publish.platforms.base import MediaFile, PostedReply
+from services.publish.sandbox import SandboxSettings, create_app
+from tests.publish.conftest import SandboxServer
+
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+CAMPAIGN = "TakeActionCamps"
+
+
+@contextlib.asynccontextmanager
+async def ledger_database(
+    kind: str, tmp_path: Path
+) -> AsyncIterator[tuple[AsyncEngine, str, str | None]]:
+    """An empty database: (engine, url, schema). Postgres gets a schema of its own,
+    dropped afterwards."""
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / f'ledger-{uuid.uuid4().hex[:6]}.db'}"
+        engine = make_engine(url)
+        try:
+            yield engine, url, None
+        finally:
+            await engine.dispose()
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(POSTGRES_URL)
+    async with admin.begin() as connection:
+        await connection.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = make_engine(POSTGRES_URL, schema=schema)
+    try:
+        yield engine, POSTGRES_URL, schema
+    finally:
+        await engine.dispose()
+        async with admin.begin() as connection:
+            await connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        await admin.dispose()
+
+
+@contextlib.asynccontextmanager
+async def migrated_ledger(kind: str, tmp_path: Path) -> AsyncIterator[Ledger]:
+    async with ledger_database(kind, tmp_path) as (engine, _, _):
+        await migrate(engine)
+        yield Ledger(engine)
+
+
+_numbers = itertools.count(1)
+
+
+def request_factory(**overrides: Any) -> PublishReply:
+    """A reply request: a numeric mention id older than anything the sandbox makes,
+    consent an hour old, a text of its own."""
+    n = next(_numbers)
+    platform = Platform(overrides.pop("platform", Platform.X))
+    native = overrides.pop("in_reply_to", str(1_790_000_000_000_000_000 + n))
+    author = overrides.pop("author", Author(id=f"a{n}", handle=f"asker{n}"))
+    fields: dict[str, Any] = {
+        "reply_id": f"r-{uuid.uuid4().hex[:10]}",
+        "question_id": f"q-{uuid.uuid4().hex[:10]}",
+        "mention_id": mention_id(platform, native),
+        "platform": platform,
+        "in_reply_to": native,
+        "author": author,
+        "text": f"Answer number {n} from the camp.",
+        "language": "en",
+        "consent": Consent(
+            speaker_ref=f"speaker-{n}",
+            scope="campaign-social",
+            recorded_by="team-a",
+            at=datetime.now(UTC) - timedelta(hours=1),
+        ),
+        "approved_by": "mod1",
+        "requested_at": datetime.now(UTC),
+    }
+    fields.update(overrides)
+    return PublishReply(**fields)
+
+
+def mention_for(
+    request: PublishReply, text: str | None = None, **overrides: Any
+) -> MentionReceived:
+    """The mention a request answers (by default it mentions the campaign account)."""
+    fields: dict[str, Any] = {
+        "id": request.mention_id,
+        "platform": request.platform,
+        "native_id": request.in_reply_to,
+        "author": request.author,
+        "text": text if text is not None else f"@{CAMPAIGN} what do you miss most?",
+        "created_at": datetime.now(UTC) - timedelta(hours=2),
+        "received_at": datetime.now(UTC) - timedelta(hours=2),
+    }
+    fields.update(overrides)
+    return MentionReceived(**fields)
+
+
+async def engage(
+    ledger: Ledger, request: PublishReply, how: tuple[str, ...] = ("account",)
+) -> None:
+    """Record that the request's mention engaged the campaign."""
+    await ledger.record_engagement(
+        request.mention_id,
+        platform=request.platform.value,
+        author_id=request.author.id,
+        how=how,
+        at=datetime.now(UTC),
+    )
+
+
+@contextlib.contextmanager
+def live_sandbox(tmp_path: Path, **overrides: Any) -> Iterator[SandboxServer]:
+    """A sandbox on the real clock (rate-limit resets pass by themselves)."""
+    settings = SandboxSettings(
+        media_dir=tmp_path / "sandbox", public_url="http://sandbox", **overrides
+    )
+    server = SandboxServer(create_app(settings, clock=time.time))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def assigned_consumer(kafka: KafkaSettings, topic: str, group: str) -> AIOKafkaConsumer:
+    """A consumer of every partition of ``topic`` committing to ``group``, without
+    the seconds a group rebalance costs (a restart in a test is instant)."""
+    consumer = make_consumer(kafka, group_id=group)
+    await consumer.start()
+    physical = kafka.topic(topic)
+    partitions = consumer.partitions_for_topic(physical)
+    if not partitions:
+        await consumer.force_metadata_update()
+        partitions = consumer.partitions_for_topic(physical) or set()
+    consumer.assign([TopicPartition(physical, p) for p in sorted(partitions)])
+    return consumer
+
+
+async def drain(
+    loop: PartitionLoop, *, until: Callable[[], Any] | None = None, timeout_s: float = 20.0
+) -> None:
+    """Run the loop until every assigned partition is read to its end (as of now)
+    with nothing put off, and ``until`` (awaited if async) holds."""
+    consumer = loop.consumer
+    ends = await consumer.end_offsets(list(consumer.assignment()))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        await loop.run_once()
+        positions = {tp: await consumer.position(tp) for tp in ends}
+        done = not loop.deferred and all(positions[tp] >= end for tp, end in ends.items())
+        if done and until is not None:
+            result = until()
+            if hasattr(result, "__await__"):
+                result = await result
+            done = bool(result)
+        if done:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"not drained: positions {positions}, ends {ends}, deferred {loop.deferred}"
+            )
+
+
+class SimulatedCrash(BaseException):
+    """The process dies here (nothing after it runs, nothing catches it)."""
+
+
+class CrashAfterPost:
+    """A platform that posts for real, then dies before the ledger hears of it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.budget = inner.budget
+
+    async def upload_video(self, media: MediaFile) -> str:
+        result: str = await self.inner.upload_video(media)
+        return result
+
+    async def post_reply(self, **kwargs: Any) -> PostedReply:
+        await self.inner.post_reply(**kwargs)
+        raise SimulatedCrash
+
+    async def find_reply(self, **kwargs: Any) -> PostedReply | None:
+        found: PostedReply | None = await self.inner.find_reply(**kwargs)
+        return found
+
+    async def delete_post(self, post_id: str) -> bool:
+        deleted: bool = await self.inner.delete_post(post_id)
+        return deleted

@@ -1,0 +1,339 @@
+"""The publisher's consumers through the real broker and the sandbox platform:
+redelivery, a crash between the post and the ledger, rate limits, errors, dead
+letters, consent withdrawals and opt-outs, as records on topics."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from services.common import topics
+from services.common.bootstrap import ensure_topics
+from services.common.codec import decode, encode, encode_key
+from services.common.kafka import KafkaSettings, make_producer
+from services.common.messages import (
+    ConsentWithdrawn,
+    DeadLetter,
+    Platform,
+    PublishReply,
+    ReplyFailed,
+    ReplyPublished,
+)
+from services.publish import metrics
+from services.publish.agents import Agents, PartitionLoop, RecordHandler
+from services.publish.config import PublishSettings
+from services.publish.ledger import Ledger
+from services.publish.models import ReplyState
+from services.publish.platforms import build_platforms
+from services.publish.publisher import Publisher
+from tests.kafka_helpers import read_all
+from tests.publish.conftest import MASTODON_TOKEN, X_TOKEN, SandboxServer, posts, set_faults
+from tests.publish.harness import (
+    CrashAfterPost,
+    SimulatedCrash,
+    assigned_consumer,
+    drain,
+    engage,
+    live_sandbox,
+    mention_for,
+    migrated_ledger,
+    request_factory,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+GROUP = "publish-test"
+
+
+@dataclass
+class Stack:
+    """One publisher (ledger, platforms, producer) and the loops of its consumers."""
+
+    kafka: KafkaSettings
+    ledger: Ledger
+    sandbox: SandboxServer
+    http: httpx.AsyncClient
+    producer: AIOKafkaProducer
+    settings: PublishSettings
+    consumers: list[AIOKafkaConsumer] = field(default_factory=list)
+
+    def publisher(self, wrap: Any = None) -> Publisher:
+        platforms: dict[Platform, Any] = dict(build_platforms(self.settings, self.http))
+        if wrap is not None:
+            platforms = {name: wrap(p) for name, p in platforms.items()}
+        return Publisher(ledger=self.ledger, platforms=platforms, settings=self.settings)
+
+    def agents(self, publisher: Publisher | None = None) -> Agents:
+        return Agents(
+            publisher=publisher or self.publisher(), producer=self.producer, kafka=self.kafka
+        )
+
+    async def loop(self, topic: str, handle: RecordHandler, group: str = GROUP) -> PartitionLoop:
+        consumer = await assigned_consumer(self.kafka, topic, group)
+        self.consumers.append(consumer)
+        return PartitionLoop(consumer, handle, name=topic, poll_timeout_ms=100)
+
+    async def stop(self, loop: PartitionLoop) -> None:
+        """Stop a consumer the way a killed process does: nothing more is committed."""
+        await loop.consumer.stop()
+        self.consumers.remove(loop.consumer)
+
+    async def send(self, topic: str, value: bytes, key: str | None = None) -> None:
+        await self.producer.send_and_wait(self.kafka.topic(topic), value, key=encode_key(key))
+
+    async def request(self, request: PublishReply, times: int = 1) -> None:
+        for _ in range(times):
+            await self.send(topics.REPLIES_REQUESTED, encode(request), request.question_id)
+
+    async def out(self, topic: str, model: type[Any]) -> list[Any]:
+        return [decode(model, r.value) for r in await read_all(self.kafka, self.kafka.topic(topic))]
+
+    async def posts(self) -> list[dict[str, Any]]:
+        return await posts(self.http, self.sandbox)
+
+    async def committed(self, loop: PartitionLoop) -> int:
+        consumer = loop.consumer
+        total = 0
+        for tp in consumer.assignment():
+            total += await consumer.committed(TopicPartition(tp.topic, tp.partition)) or 0
+        return total
+
+
+StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[Stack]]
+
+
+@pytest.fixture
+def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> StackFactory:
+    @contextlib.asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[Stack]:
+        names = [
+            topics.REPLIES_REQUESTED, topics.REPLIES_PUBLISHED, topics.REPLIES_FAILED,
+            topics.MENTIONS_RAW, topics.CONSENT_WITHDRAWN,
+        ]  # fmt: skip
+        specs = [topics.spec_for(n) for n in names] + [
+            topics.spec_for(topics.dlq(n)) for n in names
+        ]
+        await ensure_topics(kafka_settings, specs)
+        with live_sandbox(tmp_path) as sandbox:
+            fields: dict[str, Any] = {
+                "x_api_base_url": sandbox.base_url,
+                "x_web_base_url": sandbox.base_url,
+                "x_access_token": X_TOKEN,
+                "mastodon_base_url": sandbox.base_url,
+                "mastodon_access_token": MASTODON_TOKEN,
+                "max_attempts": 1,
+                "backoff_initial_s": 1.0,  # unused with max_attempts=1 (see the report)
+                "reply_retry_initial_s": 0.05,
+            }
+            fields.update(overrides)
+            settings = PublishSettings(**fields)
+            producer = make_producer(kafka_settings)
+            await producer.start()
+            async with (
+                migrated_ledger("sqlite", tmp_path) as ledger,
+                httpx.AsyncClient(timeout=10.0) as http,
+            ):
+                built = Stack(kafka_settings, ledger, sandbox, http, producer, settings)
+                try:
+                    yield built
+                finally:
+                    for consumer in built.consumers:
+                        await consumer.stop()
+                    await producer.stop()
+
+    return make
+
+
+async def test_the_same_request_delivered_five_times_yields_exactly_one_post(
+    stack: StackFactory,
+) -> None:
+    async with stack() as s:
+        request = request_factory()
+        await engage(s.ledger, request)
+        await s.request(request, times=5)
+        loop = await s.loop(topics.REPLIES_REQUESTED, s.agents().on_reply_requested)
+
+        await drain(loop)
+
+        [post] = await s.posts()
+        [announced] = await s.out(topics.REPLIES_PUBLISHED, ReplyPublished)
+        assert (announced.reply_id, announced.post_id) == (request.reply_id, post["id"])
+        assert await s.out(topics.REPLIES_FAILED, ReplyFailed) == []
+        assert await s.committed(loop) == 5
+
+
+async def test_a_publisher_killed_between_post_and_ledger_then_restarted_posts_once(
+    stack: StackFactory,
+) -> None:
+    async with stack() as s:
+        request = request_factory()
+        await engage(s.ledger, request)
+        await s.request(request)
+        doomed = s.agents(s.publisher(wrap=CrashAfterPost))
+        loop = await s.loop(topics.REPLIES_REQUESTED, doomed.on_reply_requested)
+
+        with pytest.raises(SimulatedCrash):
+            await drain(loop)
+        await s.stop(loop)
+        row = await s.ledger.get(request.reply_id)
+        assert row is not None
+        assert row.state == ReplyState.SENDING
+        assert len(await s.posts()) == 1
+
+        restarted = s.agents()
+        await restarted.reconcile_at_start()
+        loop = await s.loop(topics.REPLIES_REQUESTED, restarted.on_reply_requested)
+        await drain(loop)
+
+        [post] = await s.posts()
+        [announced] = await s.out(topics.REPLIES_PUBLISHED, ReplyPublished)
+        assert announced.post_id == post["id"]
+        assert await s.committed(loop) == 1
+
+
+async def test_a_429_burst_pauses_the_account_and_every_reply_still_goes_out_once(
+    stack: StackFactory,
+) -> None:
+    async with stack() as s:
+        await set_faults(
+            s.http, s.sandbox,
+            mastodon={"429_burst": 3, "reset_after_s": 0.4, "endpoints": ["statuses_create"]},
+        )  # fmt: skip
+        requests = [request_factory(platform=Platform.MASTODON) for _ in range(4)]
+        for request in requests:
+            await engage(s.ledger, request)
+            await s.request(request)
+        agents = s.agents()
+        calls: list[float] = []
+
+        async def counting(record: Any) -> float | None:
+            calls.append(time.monotonic())
+            return await agents.on_reply_requested(record)
+
+        pauses = metrics.RATE_LIMIT_PAUSES.labels("mastodon")._value.get()
+        loop = await s.loop(topics.REPLIES_REQUESTED, counting)
+        started = time.monotonic()
+
+        await drain(loop)
+
+        assert len(await s.posts()) == 4
+        published = await s.out(topics.REPLIES_PUBLISHED, ReplyPublished)
+        assert sorted(m.reply_id for m in published) == sorted(r.reply_id for r in requests)
+        assert metrics.RATE_LIMIT_PAUSES.labels("mastodon")._value.get() >= pauses + 3
+        assert time.monotonic() - started >= 1.0  # it did wait out three resets
+        assert len(calls) <= 4 + 3 * 3  # woken at the reset, not polling the account
+        assert await s.committed(loop) == 4
+
+
+async def test_a_final_refusal_goes_to_replies_failed_with_the_platform_s_error(
+    stack: StackFactory,
+) -> None:
+    async with stack() as s:
+        request = request_factory(text="x" * 300)
+        await engage(s.ledger, request)
+        await s.request(request)
+        loop = await s.loop(topics.REPLIES_REQUESTED, s.agents().on_reply_requested)
+
+        await drain(loop)
+
+        [failure] = await s.out(topics.REPLIES_FAILED, ReplyFailed)
+        assert failure.reply_id == request.reply_id
+        assert not failure.retryable
+        assert "HTTP 400" in failure.error
+        assert "too long" in failure.error
+        assert await s.posts() == []
+        assert await s.committed(loop) == 1
+
+
+async def test_retryable_errors_end_in_replies_failed_marked_retryable(
+    stack: StackFactory,
+) -> None:
+    async with stack(reply_max_attempts=3) as s:
+        await set_faults(s.http, s.sandbox, x={"5xx": 1000})
+        request = request_factory()
+        await engage(s.ledger, request)
+        await s.request(request)
+        loop = await s.loop(topics.REPLIES_REQUESTED, s.agents().on_reply_requested)
+
+        await drain(loop)
+
+        [failure] = await s.out(topics.REPLIES_FAILED, ReplyFailed)
+        assert failure.retryable
+        assert failure.attempts == 3
+        assert "HTTP 503" in failure.error
+        assert await s.committed(loop) == 1
+
+
+async def test_a_bad_message_goes_to_the_dlq_and_the_stream_goes_on(stack: StackFactory) -> None:
+    async with stack() as s:
+        request = request_factory()
+        await engage(s.ledger, request)
+        await s.send(topics.REPLIES_REQUESTED, b'{"reply_id": "r1"', request.question_id)
+        await s.request(request)
+        loop = await s.loop(topics.REPLIES_REQUESTED, s.agents().on_reply_requested)
+
+        await drain(loop)
+
+        [letter] = await s.out(topics.dlq(topics.REPLIES_REQUESTED), DeadLetter)
+        assert letter.stage == "publish.decode"
+        assert "malformed JSON" in letter.error
+        assert letter.value_b64 == "eyJyZXBseV9pZCI6ICJyMSI="  # the bytes as they came
+        assert len(await s.out(topics.REPLIES_PUBLISHED, ReplyPublished)) == 1
+        assert await s.committed(loop) == 2
+
+
+async def test_a_consent_withdrawal_event_deletes_the_published_reply(stack: StackFactory) -> None:
+    async with stack() as s:
+        request = request_factory()
+        await engage(s.ledger, request)
+        await s.request(request)
+        agents = s.agents()
+        await drain(await s.loop(topics.REPLIES_REQUESTED, agents.on_reply_requested))
+        [post] = await s.posts()
+        event = ConsentWithdrawn(
+            speaker_ref=request.consent.speaker_ref, withdrawn_by="team-b",
+            reason="the speaker asked", at=datetime.now(UTC),
+        )  # fmt: skip
+        await s.send(topics.CONSENT_WITHDRAWN, encode(event), event.speaker_ref)
+        await s.send(topics.CONSENT_WITHDRAWN, b"\xff not a withdrawal", event.speaker_ref)
+
+        consent = await s.loop(topics.CONSENT_WITHDRAWN, agents.on_consent_withdrawn, "c")
+        await drain(consent)
+
+        assert await s.posts() == []
+        row = await s.ledger.get(request.reply_id)
+        assert row is not None
+        assert row.state == ReplyState.WITHDRAWN
+        decision = (await s.ledger.decisions(request.reply_id))[-1]
+        assert f"x post {post['id']} deleted" in decision.reason
+        [letter] = await s.out(topics.dlq(topics.CONSENT_WITHDRAWN), DeadLetter)
+        assert "UTF-8" in letter.error
+
+
+async def test_a_stop_reply_on_mentions_raw_refuses_the_next_reply(stack: StackFactory) -> None:
+    async with stack() as s:
+        request = request_factory()
+        question = mention_for(request)
+        stop = mention_for(
+            request_factory(author=request.author), "@TakeActionCamps stop",
+        )  # fmt: skip
+        for mention in (question, stop):
+            await s.send(topics.MENTIONS_RAW, encode(mention), mention.id)
+        agents = s.agents()
+        await drain(await s.loop(topics.MENTIONS_RAW, agents.on_mention, "m"))
+        await s.request(request)
+
+        await drain(await s.loop(topics.REPLIES_REQUESTED, agents.on_reply_requested))
+
+        [failure] = await s.out(topics.REPLIES_FAILED, ReplyFailed)
+        assert failure.error.startswith("refused by the governor: opted_out: ")
+        assert await s.posts() == []

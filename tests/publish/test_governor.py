@@ -1,0 +1,272 @@
+"""The governor's rules, templates and mention reading, as pure functions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from services.common.messages import Author, Consent, Platform
+from services.publish import domain
+from services.publish.domain import (
+    EngagementFact,
+    OptOutFact,
+    Policy,
+    Refusal,
+    Snapshot,
+    Templates,
+    WithdrawalFact,
+)
+from tests.publish.harness import request_factory
+
+NOW = datetime.now(UTC)
+POLICY = Policy(
+    engagement=frozenset({"account", "hashtag"}),
+    author_daily_cap=2,
+    consent_scopes=frozenset({"campaign-social"}),
+)
+TEMPLATES = Templates.load()
+
+
+def allowed_snapshot(author_id: str, **overrides: object) -> Snapshot:
+    fields: dict[str, object] = {"engagement": EngagementFact(author_id, frozenset({"account"}))}
+    fields.update(overrides)
+    return Snapshot(**fields)  # type: ignore[arg-type]
+
+
+def only(refusals: list[Refusal]) -> Refusal:
+    assert len(refusals) == 1, refusals
+    return refusals[0]
+
+
+def test_a_request_that_breaks_no_rule_is_allowed() -> None:
+    request = request_factory()
+    assert domain.check(request, allowed_snapshot(request.author.id), POLICY, NOW) == []
+
+
+def test_engaged_refuses_an_asker_with_no_recorded_engagement() -> None:
+    request = request_factory()
+    refusal = only(domain.check(request, Snapshot(), POLICY, NOW))
+    assert refusal.rule == domain.ENGAGED
+    assert f"no record of mention {request.mention_id}" in refusal.reason
+
+
+def test_engaged_refuses_a_reply_to_someone_else_than_the_mention_author() -> None:
+    request = request_factory()
+    snapshot = allowed_snapshot("someone-else")
+    refusal = only(domain.check(request, snapshot, POLICY, NOW))
+    assert refusal.rule == domain.ENGAGED
+    assert "someone-else" in refusal.reason
+
+
+def test_engaged_follows_the_configured_kinds_of_engagement() -> None:
+    request = request_factory()
+    hashtag_only = allowed_snapshot(
+        request.author.id, engagement=EngagementFact(request.author.id, frozenset({"hashtag"}))
+    )
+    account_policy = Policy(engagement=frozenset({"account"}), consent_scopes=POLICY.consent_scopes)
+
+    refusal = only(domain.check(request, hashtag_only, account_policy, NOW))
+    assert refusal.rule == domain.ENGAGED
+    assert "engaged by hashtag; accepted: account" in refusal.reason
+    assert domain.check(request, hashtag_only, POLICY, NOW) == []
+
+
+def test_opted_out_refuses_an_author_who_said_stop() -> None:
+    request = request_factory()
+    snapshot = allowed_snapshot(request.author.id, opt_out=OptOutFact("reply", NOW, "stop"))
+    refusal = only(domain.check(request, snapshot, POLICY, NOW))
+    assert refusal.rule == domain.OPTED_OUT
+    assert f"author {request.author.id} opted out (reply)" in refusal.reason
+
+
+def test_consent_refuses_a_scope_that_does_not_cover_publishing() -> None:
+    request = request_factory(
+        consent=Consent(speaker_ref="s1", scope="internal-only", recorded_by="t", at=NOW)
+    )
+    refusal = only(domain.check(request, allowed_snapshot(request.author.id), POLICY, NOW))
+    assert refusal.rule == domain.CONSENT
+    assert "'internal-only'" in refusal.reason
+
+
+def test_consent_refuses_consent_dated_in_the_future() -> None:
+    later = NOW + timedelta(hours=1)
+    request = request_factory(
+        consent=Consent(speaker_ref="s1", scope="campaign-social", recorded_by="t", at=later)
+    )
+    refusal = only(domain.check(request, allowed_snapshot(request.author.id), POLICY, NOW))
+    assert refusal.rule == domain.CONSENT
+    assert "future" in refusal.reason
+
+
+def test_consent_refuses_after_a_withdrawal() -> None:
+    request = request_factory()
+    withdrawal = WithdrawalFact(NOW - timedelta(minutes=5), "team-b", "asked")
+    snapshot = allowed_snapshot(request.author.id, withdrawals=(withdrawal,))
+    refusal = only(domain.check(request, snapshot, POLICY, NOW))
+    assert refusal.rule == domain.CONSENT
+    assert "withdrawn by team-b" in refusal.reason
+
+
+def test_consent_given_again_after_a_withdrawal_counts() -> None:
+    request = request_factory()  # consent an hour old
+    old = WithdrawalFact(NOW - timedelta(days=2), "team-b")
+    snapshot = allowed_snapshot(request.author.id, withdrawals=(old,))
+    assert domain.check(request, snapshot, POLICY, NOW) == []
+
+
+def test_one_reply_per_question_refuses_a_second_reply() -> None:
+    request = request_factory()
+    snapshot = allowed_snapshot(request.author.id, other_live_reply="r-first")
+    refusal = only(domain.check(request, snapshot, POLICY, NOW))
+    assert refusal.rule == domain.ONE_REPLY_PER_QUESTION
+    assert "already has reply r-first" in refusal.reason
+
+
+def test_author_daily_cap_refuses_at_the_cap() -> None:
+    request = request_factory()
+    below = allowed_snapshot(request.author.id, author_replies_24h=1)
+    at_cap = allowed_snapshot(request.author.id, author_replies_24h=2)
+    assert domain.check(request, below, POLICY, NOW) == []
+    refusal = only(domain.check(request, at_cap, POLICY, NOW))
+    assert refusal.rule == domain.AUTHOR_DAILY_CAP
+    assert "2 replies in 24 h (cap 2)" in refusal.reason
+
+
+def test_every_broken_rule_is_reported() -> None:
+    request = request_factory()
+    snapshot = Snapshot(
+        opt_out=OptOutFact("moderator", NOW), other_live_reply="r0", author_replies_24h=9
+    )
+    rules = [r.rule for r in domain.check(request, snapshot, POLICY, NOW)]
+    assert rules == [
+        domain.ENGAGED,
+        domain.OPTED_OUT,
+        domain.ONE_REPLY_PER_QUESTION,
+        domain.AUTHOR_DAILY_CAP,
+    ]
+
+
+# --- templates -------------------------------------------------------------------
+
+
+def test_the_shipped_templates_have_variants_for_every_language() -> None:
+    for language, templates in TEMPLATES.by_language.items():
+        assert len(templates) >= 2, language
+
+
+def test_the_text_comes_from_a_template_of_the_reply_language() -> None:
+    request = request_factory(language="fr-FR", text="Bonjour depuis Kakuma.")
+    composed = domain.compose(request, Snapshot(), TEMPLATES, POLICY)
+    assert isinstance(composed, domain.Composed)
+    assert composed.template_id.startswith("fr-")
+    assert "Bonjour depuis Kakuma." in composed.text
+
+
+def test_an_unknown_language_falls_back_to_the_default() -> None:
+    request = request_factory(language="xx")
+    composed = domain.compose(request, Snapshot(), TEMPLATES, POLICY)
+    assert isinstance(composed, domain.Composed)
+    assert composed.template_id.startswith("en-")
+
+
+def test_the_choice_is_deterministic_by_reply_id() -> None:
+    request = request_factory()
+    first = domain.compose(request, Snapshot(), TEMPLATES, POLICY)
+    again = domain.compose(request, Snapshot(), TEMPLATES, POLICY)
+    assert first == again
+
+
+def test_the_same_text_never_goes_out_twice_in_a_row() -> None:
+    """Many replies with the same approved text, each after the previous one: no
+    two consecutive texts (or templates) are the same, and every variant is used."""
+    previous: domain.Composed | None = None
+    used = set()
+    for n in range(40):
+        request = request_factory(
+            text="Watch our answer.", author=Author(id=f"p{n}", handle=f"p{n}")
+        )
+        snapshot = Snapshot(
+            previous_text=previous.text if previous else None,
+            previous_template=previous.template_id if previous else None,
+        )
+        composed = domain.compose(request, snapshot, TEMPLATES, POLICY)
+        assert isinstance(composed, domain.Composed)
+        if previous is not None:
+            assert composed.text != previous.text
+            assert composed.template_id != previous.template_id
+        used.add(composed.template_id)
+        previous = composed
+    assert used == {t.id for t in TEMPLATES.by_language["en"]}
+
+
+def test_variation_refuses_when_no_template_gives_another_text(tmp_path: Path) -> None:
+    single = tmp_path / "one.yaml"
+    single.write_text('en:\n  - id: only\n    text: "{text}"\n', encoding="utf-8")
+    request = request_factory(text="Same words.")
+    snapshot = Snapshot(previous_text="Same words.", previous_template="only")
+    refusal = domain.compose(request, snapshot, Templates.load(single), POLICY)
+    assert isinstance(refusal, Refusal)
+    assert refusal.rule == domain.VARIATION
+
+
+def test_a_mastodon_reply_names_the_asker() -> None:
+    request = request_factory(
+        platform=Platform.MASTODON, author=Author(id="9", handle="amina@social.example")
+    )
+    composed = domain.compose(request, Snapshot(), TEMPLATES, POLICY)
+    assert isinstance(composed, domain.Composed)
+    assert composed.text.startswith("@amina@social.example ")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('en:\n  - id: a\n    text: "no placeholder"\n', "must contain {text}"),
+        ('en:\n  - id: a\n    text: "{text} {name}"\n', "unknown placeholders"),
+        ("en: []\n", "no templates for en"),
+        ('en:\n  - id: a\n    text: "{text}"\nfr:\n  - id: a\n    text: "{text}"\n', "unique"),
+    ],
+)
+def test_a_broken_templates_file_is_refused(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises((ValidationError, ValueError), match=message):
+        Templates.load(path)
+
+
+# --- mentions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "how"),
+    [
+        ("@TakeActionCamps what is school like?", {"account"}),
+        ("@takeactioncamps@mastodon.example hello", {"account"}),
+        ("what is school like? #takeaction", {"hashtag"}),
+        ("@TakeActionCamps #IWelcome hi", {"account", "hashtag"}),
+        ("@TakeActionCampsFan #TakeActionNow hi", set()),
+        ("email me at x@TakeActionCamps.org", set()),
+    ],
+)
+def test_engagement_is_a_mention_of_the_account_or_a_hashtag(text: str, how: set[str]) -> None:
+    assert domain.engagement(text, ["TakeActionCamps"], ["TakeAction", "IWelcome"]) == how
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["STOP", "@TakeActionCamps stop!!", "Stop please 🙏", "unsubscribe", "Arrêtez svp",
+     "@TakeActionCamps basta", "Hör auf", "توقف"],
+)  # fmt: skip
+def test_opt_out_replies_are_recognised(text: str) -> None:
+    assert domain.is_opt_out(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["don't stop asking!", "where is the bus stop?", "@TakeActionCamps what do you miss?", ""],
+)
+def test_other_messages_are_not_opt_outs(text: str) -> None:
+    assert not domain.is_opt_out(text)

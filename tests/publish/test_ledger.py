@@ -1,0 +1,205 @@
+"""The reply ledger and its migrations, on SQLite and on Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, inspect
+
+from services.common.messages import Author, ConsentWithdrawn
+from services.publish.db import migrate
+from services.publish.domain import Refusal
+from services.publish.ledger import AlreadyReplied, Ledger
+from services.publish.models import Base, ReplyState
+from services.publish.platforms.base import PostedReply
+from tests.publish.harness import engage, ledger_database, migrated_ledger, request_factory
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def ledger(kind: str, tmp_path: Path) -> AsyncIterator[Ledger]:
+    async with migrated_ledger(kind, tmp_path) as ledger:
+        yield ledger
+
+
+def _diff(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_migrations_build_exactly_the_models_on_an_empty_database(
+    kind: str, tmp_path: Path
+) -> None:
+    async with ledger_database(kind, tmp_path) as (engine, _, _):
+        await migrate(engine)
+        await migrate(engine)  # at every start: a no-op the second time
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_diff) == []
+            tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert tables == {
+        "alembic_version", "replies", "decisions", "opt_outs", "engagements",
+        "consent_withdrawals",
+    }  # fmt: skip
+
+
+async def test_an_empty_database_differs_from_the_models(kind: str, tmp_path: Path) -> None:
+    """The comparison above can fail: without the migration it reports every table."""
+    async with (
+        ledger_database(kind, tmp_path) as (engine, _, _),
+        engine.connect() as connection,
+    ):
+        assert len(await connection.run_sync(_diff)) >= 5
+
+
+async def test_a_reply_goes_pending_sending_published(ledger: Ledger) -> None:
+    request = request_factory()
+    row = await ledger.open(request)
+    assert row.state == ReplyState.PENDING
+    assert (await ledger.open(request)).created_at == row.created_at  # the same row
+
+    await ledger.start_sending(request.reply_id, text="Hello", template_id="en-thanks")
+    assert [r.reply_id for r in await ledger.sending()] == [request.reply_id]
+
+    published = await ledger.mark_published(
+        request.reply_id, PostedReply("123", "https://x.test/123")
+    )
+    assert published.state == ReplyState.PUBLISHED
+    assert (published.post_id, published.url, published.attempts) == (
+        "123",
+        "https://x.test/123",
+        1,
+    )
+    assert published.published_at is not None
+    assert published.published_at.tzinfo is not None
+    again = await ledger.get(request.reply_id)
+    assert again is not None
+    assert again.published_at == published.published_at
+    assert again.published_at is not None
+    assert again.published_at.utcoffset() == timedelta(0)
+    assert await ledger.is_our_post(request.platform.value, "123")
+
+
+async def test_the_unique_index_refuses_a_second_live_reply_to_a_question(ledger: Ledger) -> None:
+    first = request_factory()
+    second = request_factory(question_id=first.question_id)
+    await ledger.open(first)
+    await ledger.open(second)
+    await ledger.start_sending(first.reply_id, text="one", template_id=None)
+
+    with pytest.raises(AlreadyReplied):
+        await ledger.start_sending(second.reply_id, text="two", template_id=None)
+    row = await ledger.get(second.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.PENDING
+
+
+async def test_a_failed_reply_does_not_block_a_new_request_for_the_question(
+    ledger: Ledger,
+) -> None:
+    first = request_factory()
+    second = request_factory(question_id=first.question_id)
+    await ledger.open(first)
+    await ledger.start_sending(first.reply_id, text="one", template_id=None)
+    await ledger.mark_failed(first.reply_id, "HTTP 403", retryable=False, count=True)
+    await ledger.open(second)
+    row = await ledger.start_sending(second.reply_id, text="two", template_id=None)
+    assert row.state == ReplyState.SENDING
+
+
+async def test_a_refusal_records_each_rule_with_its_reason(ledger: Ledger) -> None:
+    request = request_factory()
+    await ledger.open(request)
+    row = await ledger.refuse(
+        request.reply_id, [Refusal("engaged", "no record"), Refusal("opted_out", "said stop")]
+    )
+    assert row.state == ReplyState.REFUSED
+    assert row.error == "refused by the governor: engaged: no record; opted_out: said stop"
+    decisions = await ledger.decisions(request.reply_id)
+    assert [(d.rule, d.verdict, d.reason) for d in decisions] == [
+        ("engaged", "refuse", "no record"),
+        ("opted_out", "refuse", "said stop"),
+    ]
+
+
+async def test_the_snapshot_sees_engagement_opt_outs_and_withdrawals(ledger: Ledger) -> None:
+    request = request_factory()
+    assert (await ledger.snapshot(request)).engagement is None
+    await engage(ledger, request, ("account", "hashtag"))
+    assert await ledger.add_opt_out(request.platform.value, request.author.id, source="reply")
+    assert not await ledger.add_opt_out(request.platform.value, request.author.id, source="reply")
+    event = ConsentWithdrawn(
+        speaker_ref=request.consent.speaker_ref,
+        question_ids=(request.question_id,),
+        withdrawn_by="team-b",
+        at=datetime.now(UTC),
+    )
+    assert await ledger.record_withdrawal(event)
+    assert not await ledger.record_withdrawal(event)  # a redelivered event: once
+
+    snapshot = await ledger.snapshot(request)
+    assert snapshot.engagement is not None
+    assert snapshot.engagement.how == {"account", "hashtag"}
+    assert snapshot.opt_out is not None
+    assert snapshot.opt_out.source == "reply"
+    assert [w.withdrawn_by for w in snapshot.withdrawals] == ["team-b"]
+    other_question = request_factory(consent=request.consent)
+    assert (await ledger.snapshot(other_question)).withdrawals == ()
+
+    assert await ledger.remove_opt_out(request.platform.value, request.author.id)
+    assert (await ledger.snapshot(request)).opt_out is None
+
+
+async def test_the_snapshot_counts_the_author_s_replies_of_the_last_24_hours(
+    ledger: Ledger,
+) -> None:
+    author = Author(id="busy", handle="busy")
+    clock = [datetime.now(UTC) - timedelta(hours=30)]
+    ledger.now = lambda: clock[0]
+    old = request_factory(author=author)
+    await ledger.open(old)
+    await ledger.start_sending(old.reply_id, text="old", template_id="en-a")
+    clock[0] = datetime.now(UTC)
+    recent = request_factory(author=author)
+    await ledger.open(recent)
+    await ledger.start_sending(recent.reply_id, text="recent", template_id="en-b")
+    refused = request_factory(author=author)
+    await ledger.open(refused)
+    await ledger.refuse(refused.reply_id, [Refusal("consent", "withdrawn")])
+
+    snapshot = await ledger.snapshot(request_factory(author=author))
+    assert snapshot.author_replies_24h == 1
+    assert (snapshot.previous_text, snapshot.previous_template) == ("recent", "en-b")
+    assert (await ledger.snapshot(recent)).author_replies_24h == 0  # never counts itself
+
+
+async def test_a_sending_reply_is_claimed_by_one_publisher_at_a_time(ledger: Ledger) -> None:
+    request = request_factory()
+    await ledger.open(request)
+    now = datetime.now(UTC)
+    await ledger.start_sending(
+        request.reply_id,
+        text="t",
+        template_id=None,
+        owner="a",
+        lease_until=now + timedelta(minutes=5),
+    )
+    later = now + timedelta(minutes=10)
+
+    assert await ledger.claim(request.reply_id, "a", later)  # its own: renewed
+    assert not await ledger.claim(request.reply_id, "b", later)  # held by a
+    ledger.now = lambda: now + timedelta(minutes=11)
+    assert await ledger.claim(request.reply_id, "b", now + timedelta(minutes=30))  # ran out
+    row = await ledger.get(request.reply_id)
+    assert row is not None
+    assert row.owner == "b"

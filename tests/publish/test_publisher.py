@@ -1,0 +1,686 @@
+"""The publisher's use cases against the sandbox platform and a SQLite ledger:
+the governor's refusals recorded, at most one post whatever happens, errors
+sorted, consent withdrawn, opt-outs learnt from mentions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.common.messages import (
+    Author,
+    Consent,
+    ConsentWithdrawn,
+    Media,
+    Platform,
+    PublishReply,
+    ReplyFailed,
+    ReplyPublished,
+)
+from services.publish import domain
+from services.publish.config import PublishSettings
+from services.publish.domain import Templates
+from services.publish.ledger import Ledger
+from services.publish.models import ReplyState
+from services.publish.platforms import build_platforms
+from services.publish.platforms.base import MediaFile
+from services.publish.publisher import Done, Publisher, Retry
+from tests.publish.conftest import FakeClock, SandboxServer, posts, set_faults
+from tests.publish.harness import (
+    CrashAfterPost,
+    SimulatedCrash,
+    engage,
+    mention_for,
+    migrated_ledger,
+    request_factory,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
+    async with migrated_ledger("sqlite", tmp_path) as ledger:
+        yield ledger
+
+
+PublisherFactory = Callable[..., Publisher]
+
+
+@dataclass
+class Env:
+    """The ledger, the sandbox and a way to make publishers for them."""
+
+    ledger: Ledger
+    sandbox: SandboxServer
+    http: httpx.AsyncClient
+    clock: FakeClock
+    make_publisher: PublisherFactory
+
+    async def posts(self) -> list[dict[str, Any]]:
+        return await posts(self.http, self.sandbox)
+
+
+@pytest.fixture
+def make_publisher(
+    ledger: Ledger,
+    publish_settings: Callable[..., PublishSettings],
+    http: httpx.AsyncClient,
+    clock: FakeClock,
+) -> PublisherFactory:
+    def make(
+        *, templates: Templates | None = None, wrap: Any = None, **overrides: Any
+    ) -> Publisher:
+        fields: dict[str, Any] = {"reply_retry_initial_s": 10.0, "max_attempts": 2}
+        fields.update(overrides)
+        settings = publish_settings(**fields)
+        platforms: dict[Platform, Any] = dict(
+            build_platforms(settings, http, sleep=clock.sleep, clock=clock)
+        )
+        if wrap is not None:
+            platforms = {name: wrap(p) for name, p in platforms.items()}
+        return Publisher(
+            ledger=ledger, platforms=platforms, settings=settings, templates=templates, clock=clock
+        )
+
+    return make
+
+
+async def engaged(ledger: Ledger, **overrides: Any) -> PublishReply:
+    request = request_factory(**overrides)
+    await engage(ledger, request)
+    return request
+
+
+def published(outcome: object) -> ReplyPublished:
+    assert isinstance(outcome, Done), outcome
+    assert isinstance(outcome.message, ReplyPublished), outcome
+    return outcome.message
+
+
+def failed(outcome: object) -> ReplyFailed:
+    assert isinstance(outcome, Done), outcome
+    assert isinstance(outcome.message, ReplyFailed), outcome
+    return outcome.message
+
+
+@pytest.fixture
+def env(
+    ledger: Ledger,
+    sandbox: SandboxServer,
+    http: httpx.AsyncClient,
+    clock: FakeClock,
+    make_publisher: PublisherFactory,
+) -> Env:
+    return Env(ledger, sandbox, http, clock, make_publisher)
+
+
+# --- publishing ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("platform", [Platform.X, Platform.MASTODON])
+async def test_a_reply_with_its_video_goes_out_threaded_and_is_recorded(
+    platform: Platform,
+    env: Env,
+    media_factory: Callable[..., MediaFile],
+) -> None:
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    video = media_factory(200 * 1024)
+    media = Media(uri=video.path.as_uri(), mime=video.mime, bytes=video.size, sha256=video.sha256)
+    request = await engaged(ledger, platform=platform, media=media)
+
+    message = published(await make_publisher().handle(request))
+
+    [post] = await env.posts()
+    assert post["platform"] == platform.value
+    assert post["in_reply_to"] == request.in_reply_to
+    assert request.text in post["text"]
+    assert post["media"][0]["sha256"] == video.sha256
+    assert (message.reply_id, message.post_id, message.url) == (
+        request.reply_id, post["id"], post["url"] if platform is Platform.MASTODON else message.url,
+    )  # fmt: skip
+    row = await ledger.get(request.reply_id)
+    assert row is not None
+    assert (row.state, row.post_id, row.attempts) == (ReplyState.PUBLISHED, post["id"], 1)
+    assert row.url == message.url
+    decisions = await ledger.decisions(request.reply_id)
+    assert [(d.rule, d.verdict) for d in decisions] == [("governor", "allow")]
+
+
+async def test_a_request_handled_five_times_posts_once(
+    env: Env,
+) -> None:
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    request = await engaged(ledger)
+    publisher = make_publisher()
+
+    outcomes = [await publisher.handle(request) for _ in range(5)]
+
+    assert len(await env.posts()) == 1
+    assert {published(o).post_id for o in outcomes} == {published(outcomes[0]).post_id}
+    await ledger.mark_announced(request.reply_id)
+    assert await publisher.handle(request) == Done(None)  # announced: nothing to repeat
+
+
+async def test_a_crash_between_the_post_and_the_ledger_then_a_restart_posts_once(
+    env: Env,
+) -> None:
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    request = await engaged(ledger)
+    with pytest.raises(SimulatedCrash):
+        await make_publisher(wrap=CrashAfterPost).handle(request)
+    row = await ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.SENDING  # posted, but the ledger never heard
+    assert len(await env.posts()) == 1
+
+    restarted = make_publisher()
+    [announced] = await restarted.reconcile_sending()
+    message = published(await restarted.handle(request))  # the redelivered request
+
+    [post] = await env.posts()
+    assert announced.post_id == message.post_id == post["id"]
+    row = await ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.PUBLISHED
+
+
+@pytest.mark.parametrize("platform", [Platform.X, Platform.MASTODON])
+async def test_a_crash_then_a_redelivery_without_the_start_sweep_posts_once(
+    platform: Platform,
+    env: Env,
+) -> None:
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    sandbox = env.sandbox
+    request = await engaged(ledger, platform=platform)
+    with pytest.raises(SimulatedCrash):
+        await make_publisher(wrap=CrashAfterPost).handle(request)
+    sandbox.state.idempotency.clear()  # Mastodon's key expired: the thread must tell
+
+    published(await make_publisher().handle(request))
+
+    assert len(await env.posts()) == 1
+
+
+async def test_a_sending_reply_that_never_reached_the_platform_is_posted(
+    env: Env,
+) -> None:
+    """A crash after ``sending`` was written and before the post: looked up, not
+    found, posted (once)."""
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    request = await engaged(ledger)
+    await ledger.open(request)
+    await ledger.start_sending(request.reply_id, text="Thank you. Answer.", template_id="en-thanks")
+
+    publisher = make_publisher()
+    assert await publisher.reconcile_sending() == []
+    published(await publisher.handle(request))
+
+    [post] = await env.posts()
+    assert post["text"] == "Thank you. Answer."
+
+
+# --- the governor, through the ledger ---------------------------------------------------
+
+
+async def _setup_engaged(ledger: Ledger, publisher: Publisher) -> PublishReply:
+    return await engaged(ledger)
+
+
+async def _setup_not_engaged(ledger: Ledger, publisher: Publisher) -> PublishReply:
+    return request_factory()
+
+
+async def _setup_opted_out(ledger: Ledger, publisher: Publisher) -> PublishReply:
+    request = await engaged(ledger)
+    await ledger.add_opt_out("x", request.author.id, source="moderator", reason="by e-mail")
+    return request
+
+
+async def _setup_consent_scope(ledger: Ledger, publisher: Publisher) -> PublishReply:
+    consent = Consent(
+        speaker_ref="s-internal", scope="research-only", recorded_by="team-a",
+        at=datetime.now(UTC) - timedelta(hours=1),
+    )  # fmt: skip
+    return await engaged(ledger, consent=consent)
+
+
+async def _setup_consent_withdrawn(ledger: Ledger, publisher: Publisher) -> PublishReply:
+    request = await engaged(ledger)
+    await ledger.record_withdrawal(
+        ConsentWithdrawn(
+            speaker_ref=request.consent.speaker_ref, withdrawn_by="team-b", at=datetime.now(UTC)
+        )
+    )
+    return request
+
+
+async def _setup_second_reply(ledger: Ledger, publisher: Publisher) -> PublishReply:
+    first = await engaged(ledger)
+    published(await publisher.handle(first))
+    return request_factory(
+        question_id=first.question_id, author=first.author, in_reply_to=first.in_reply_to,
+        mention_id=first.mention_id,
+    )  # fmt: skip
+
+
+async def _setup_daily_cap(ledger: Ledger, publisher: Publisher) -> PublishReply:
+    author = Author(id="keen", handle="keen")
+    for _ in range(2):  # the cap is 2
+        published(await publisher.handle(await engaged(ledger, author=author)))
+    return await engaged(ledger, author=author)
+
+
+async def _setup_variation(ledger: Ledger, publisher: Publisher) -> PublishReply:
+    publisher.templates = Templates(
+        {"en": (domain.Template(id="only", text="{text}"),)}
+    )  # one template: no variation possible
+    published(await publisher.handle(await engaged(ledger, text="Same words.")))
+    return await engaged(ledger, text="Same words.")
+
+
+RULE_SETUPS = {
+    domain.ENGAGED: (_setup_not_engaged, "no record of mention"),
+    domain.OPTED_OUT: (_setup_opted_out, "opted out (moderator) at"),
+    f"{domain.CONSENT}-scope": (_setup_consent_scope, "'research-only' of s-internal"),
+    f"{domain.CONSENT}-withdrawn": (_setup_consent_withdrawn, "withdrawn by team-b"),
+    domain.ONE_REPLY_PER_QUESTION: (_setup_second_reply, "already has reply"),
+    domain.AUTHOR_DAILY_CAP: (_setup_daily_cap, "got 2 replies in 24 h (cap 2)"),
+    domain.VARIATION: (_setup_variation, "every template renders the text"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RULE_SETUPS))
+async def test_every_governor_rule_refuses_with_its_reason_recorded(
+    case: str,
+    env: Env,
+) -> None:
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    setup, reason = RULE_SETUPS[case]
+    rule = case.split("-", maxsplit=1)[0]
+    publisher = make_publisher()
+    request = await setup(ledger, publisher)
+    before = len(await env.posts())
+
+    message = failed(await publisher.handle(request))
+
+    assert len(await env.posts()) == before  # nothing went out
+    assert not message.retryable
+    assert message.error.startswith(f"refused by the governor: {rule}: ")
+    assert reason in message.error
+    row = await ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.REFUSED
+    [decision] = await ledger.decisions(request.reply_id)
+    assert (decision.rule, decision.verdict) == (rule, "refuse")
+    assert reason in decision.reason
+
+
+async def test_an_allowed_reply_is_the_control_of_the_refusals(
+    env: Env,
+) -> None:
+    """The setups above refuse because of their one difference: this one posts."""
+    ledger = env.ledger
+    make_publisher = env.make_publisher
+    publisher = make_publisher()
+    published(await publisher.handle(await _setup_engaged(ledger, publisher)))
+
+
+async def test_the_governor_is_asked_again_before_a_retry(
+    env: Env,
+) -> None:
+    """Sending, not on the platform, and the author opted out meanwhile: refused."""
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    request = await engaged(ledger)
+    await ledger.open(request)
+    await ledger.start_sending(request.reply_id, text="Hello.", template_id="en-thanks")
+    await ledger.add_opt_out("x", request.author.id, source="reply")
+
+    message = failed(await make_publisher().handle(request))
+
+    assert "opted_out" in message.error
+    assert await env.posts() == []
+
+
+async def test_consecutive_replies_with_the_same_approved_text_differ(
+    env: Env,
+) -> None:
+    """X refuses a text that repeats one of the account's posts: with four English
+    templates, four replies of the same approved text go out, the fifth is refused."""
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    publisher = make_publisher()
+    for _ in range(4):
+        published(await publisher.handle(await engaged(ledger, text="Watch our answer.")))
+    texts = [p["text"] for p in await env.posts()]
+    assert len(set(texts)) == 4
+
+    message = failed(await publisher.handle(await engaged(ledger, text="Watch our answer.")))
+    assert "variation" in message.error
+    assert len(await env.posts()) == 4
+
+
+# --- platform errors ------------------------------------------------------------------
+
+
+async def test_a_final_refusal_fails_the_reply_with_the_platform_s_error(
+    env: Env,
+) -> None:
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    request = await engaged(ledger, text="x" * 300)  # X takes 280 characters
+
+    message = failed(await make_publisher().handle(request))
+
+    assert not message.retryable
+    assert "HTTP 400" in message.error
+    assert "Your Tweet text is too long" in message.error  # the platform's own words
+    assert message.attempts == 1
+    row = await ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.FAILED
+    assert await env.posts() == []
+
+
+async def test_retryable_errors_are_retried_later_then_fail_as_retryable(
+    env: Env,
+) -> None:
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    sandbox = env.sandbox
+    http = env.http
+    clock = env.clock
+    await set_faults(http, sandbox, x={"5xx": 100})
+    publisher = make_publisher(reply_max_attempts=2, reply_retry_initial_s=10.0)
+    request = await engaged(ledger)
+
+    first = await publisher.handle(request)
+    assert isinstance(first, Retry)
+    assert first.at == pytest.approx(clock() + 10.0)
+    assert "HTTP 503" in first.reason
+
+    message = failed(await publisher.handle(request))
+    assert message.retryable
+    assert message.attempts == 2
+    assert "after 2 tries" in message.error
+    assert await env.posts() == []
+
+
+async def test_a_rate_limited_reply_waits_for_the_reset_without_counting_a_try(
+    env: Env,
+) -> None:
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    sandbox = env.sandbox
+    http = env.http
+    clock = env.clock
+    await set_faults(
+        http, sandbox, x={"429_burst": 1, "reset_after_s": 90, "endpoints": ["tweets_create"]}
+    )
+    publisher = make_publisher()
+    request = await engaged(ledger)
+
+    put_off = await publisher.handle(request)
+    assert isinstance(put_off, Retry)
+    assert put_off.at >= clock() + 89
+    again = await publisher.handle(request)  # before the reset: not even a request
+    assert isinstance(again, Retry)
+    row = await ledger.get(request.reply_id)
+    assert row is not None
+    assert row.attempts == 0
+
+    await clock.sleep(put_off.at - clock() + 1)
+    published(await publisher.handle(request))
+    assert len(await env.posts()) == 1
+
+
+async def test_media_that_is_not_a_local_file_fails_the_reply(
+    env: Env,
+) -> None:
+    ledger = env.ledger
+    make_publisher = env.make_publisher
+    media = Media(uri="https://cdn.example/v.mp4", mime="video/mp4", bytes=10, sha256="a" * 64)
+    message = failed(await make_publisher().handle(await engaged(ledger, media=media)))
+    assert "not a local file" in message.error
+    assert not message.retryable
+
+
+async def test_a_platform_that_is_not_configured_fails_the_reply_as_retryable(
+    env: Env,
+) -> None:
+    ledger = env.ledger
+    make_publisher = env.make_publisher
+    publisher = make_publisher(mastodon_base_url=None)
+    message = failed(await publisher.handle(await engaged(ledger, platform=Platform.MASTODON)))
+    assert message.retryable
+    assert "not configured" in message.error
+
+
+# --- consent withdrawal ------------------------------------------------------------------
+
+
+async def _withdraw(publisher: Publisher, speaker: str, questions: Sequence[str] = ()) -> None:
+    event = ConsentWithdrawn(
+        speaker_ref=speaker, question_ids=tuple(questions), withdrawn_by="team-b",
+        reason="the speaker asked", at=datetime.now(UTC),
+    )  # fmt: skip
+    assert await publisher.withdraw(event) == Done()
+
+
+@pytest.mark.parametrize("platform", [Platform.X, Platform.MASTODON])
+async def test_a_withdrawal_deletes_the_published_reply_and_records_it(
+    platform: Platform,
+    env: Env,
+) -> None:
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    publisher = make_publisher()
+    request = await engaged(ledger, platform=platform)
+    other = await engaged(ledger, platform=platform)  # another speaker: stays up
+    post_id = published(await publisher.handle(request)).post_id
+    published(await publisher.handle(other))
+
+    await _withdraw(publisher, request.consent.speaker_ref)
+
+    assert [p["id"] for p in await env.posts()] != [post_id]
+    assert post_id not in {p["id"] for p in await env.posts()}
+    assert len(await env.posts()) == 1
+    row = await ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.WITHDRAWN
+    assert row.withdrawn_at is not None
+    decision = (await ledger.decisions(request.reply_id))[-1]
+    assert (decision.rule, decision.verdict) == ("withdrawal", "withdraw")
+    assert f"{platform.value} post {post_id} deleted" in decision.reason
+    assert "withdrawn by team-b" in decision.reason
+
+    await _withdraw(publisher, request.consent.speaker_ref)  # redelivered: nothing more
+    assert len(await ledger.decisions(request.reply_id)) == 2
+
+
+async def test_a_withdrawal_of_one_question_leaves_the_speaker_s_other_answers(
+    env: Env,
+) -> None:
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    publisher = make_publisher()
+    one = await engaged(ledger)
+    two = await engaged(ledger, consent=one.consent)
+    published(await publisher.handle(one))
+    kept = published(await publisher.handle(two))
+
+    await _withdraw(publisher, one.consent.speaker_ref, [one.question_id])
+
+    assert [p["id"] for p in await env.posts()] == [kept.post_id]
+
+
+async def test_a_post_already_gone_is_recorded_as_withdrawn(
+    env: Env,
+) -> None:
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    sandbox = env.sandbox
+    publisher = make_publisher()
+    request = await engaged(ledger)
+    post_id = published(await publisher.handle(request)).post_id
+    sandbox.state.delete_post("x", post_id)
+
+    await _withdraw(publisher, request.consent.speaker_ref)
+
+    decision = (await ledger.decisions(request.reply_id))[-1]
+    assert "already gone" in decision.reason
+
+
+async def test_a_withdrawal_that_the_platform_rate_limits_is_retried(
+    env: Env,
+) -> None:
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    sandbox = env.sandbox
+    http = env.http
+    clock = env.clock
+    publisher = make_publisher()
+    request = await engaged(ledger)
+    published(await publisher.handle(request))
+    await set_faults(
+        http, sandbox, x={"429_burst": 1, "reset_after_s": 30, "endpoints": ["tweets_delete"]}
+    )
+    event = ConsentWithdrawn(
+        speaker_ref=request.consent.speaker_ref, withdrawn_by="team-b", at=datetime.now(UTC)
+    )
+
+    put_off = await publisher.withdraw(event)
+    assert isinstance(put_off, Retry)
+    await clock.sleep(put_off.at - clock() + 1)
+    assert await publisher.withdraw(event) == Done()
+    assert await env.posts() == []
+
+
+async def test_a_reply_published_after_its_consent_was_withdrawn_comes_down_at_once(
+    env: Env,
+) -> None:
+    """The withdrawal arrives while the reply is being sent (it was not published
+    yet, so the withdrawal found nothing to delete)."""
+    make_publisher = env.make_publisher
+    ledger = env.ledger
+    request = await engaged(ledger)
+    with pytest.raises(SimulatedCrash):
+        await make_publisher(wrap=CrashAfterPost).handle(request)
+    publisher = make_publisher()
+    await _withdraw(publisher, request.consent.speaker_ref)  # the reply is still "sending"
+    assert len(await env.posts()) == 1
+
+    published(await publisher.handle(request))  # found on the platform, then taken down
+
+    assert await env.posts() == []
+    row = await ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.WITHDRAWN
+
+
+# --- mentions: engagement and opt-outs ----------------------------------------------------
+
+
+async def test_a_mention_of_the_campaign_is_recorded_as_engagement(
+    env: Env,
+) -> None:
+    ledger = env.ledger
+    make_publisher = env.make_publisher
+    publisher = make_publisher()
+    request = request_factory()
+    await publisher.observe_mention(mention_for(request, "#TakeAction how is school?"))
+    snapshot = await ledger.snapshot(request)
+    assert snapshot.engagement is not None
+    assert snapshot.engagement.how == {"hashtag"}
+
+    unrelated = request_factory()
+    await publisher.observe_mention(mention_for(unrelated, "nice weather today"))
+    assert (await ledger.snapshot(unrelated)).engagement is None
+
+
+async def test_a_stop_reply_to_the_campaign_opts_the_author_out(
+    env: Env,
+) -> None:
+    ledger = env.ledger
+    make_publisher = env.make_publisher
+    publisher = make_publisher()
+    request = await engaged(ledger)
+    stop = request_factory(author=request.author)
+
+    await publisher.observe_mention(mention_for(stop, "@TakeActionCamps STOP"))
+
+    [opt_out] = await ledger.opt_outs()
+    assert (opt_out.author_id, opt_out.source, opt_out.mention_id) == (
+        request.author.id, "reply", stop.mention_id,
+    )  # fmt: skip
+    message = failed(await publisher.handle(request))
+    assert "opted_out" in message.error
+
+
+async def test_a_stop_reply_under_one_of_our_replies_opts_the_author_out(
+    env: Env,
+) -> None:
+    ledger = env.ledger
+    make_publisher = env.make_publisher
+    publisher = make_publisher()
+    request = await engaged(ledger)
+    ours = published(await publisher.handle(request))
+    stop = request_factory(author=request.author)
+
+    await publisher.observe_mention(mention_for(stop, "stop", in_reply_to=ours.post_id))
+
+    assert [o.author_id for o in await ledger.opt_outs()] == [request.author.id]
+
+
+async def test_a_stop_that_is_not_addressed_to_the_campaign_is_not_an_opt_out(
+    env: Env,
+) -> None:
+    ledger = env.ledger
+    make_publisher = env.make_publisher
+    publisher = make_publisher()
+    await publisher.observe_mention(mention_for(request_factory(), "stop"))
+    await publisher.observe_mention(
+        mention_for(request_factory(), "@TakeActionCamps please don't stop!")
+    )
+    assert await ledger.opt_outs() == []
+
+
+async def test_a_reply_another_publisher_is_sending_waits_for_its_lease(env: Env) -> None:
+    """After a rebalance, the new owner of the partition finds the reply ``sending``
+    by a publisher that may be posting it right now: it waits for that lease to
+    run out before it posts (and looks on the platform again first)."""
+    ledger = env.ledger
+    request = await engaged(ledger)
+    await ledger.open(request)
+    lease_end = datetime.now(UTC) + timedelta(minutes=20)
+    await ledger.start_sending(
+        request.reply_id,
+        text="Hello.",
+        template_id="en-thanks",
+        owner="other",
+        lease_until=lease_end,
+    )
+    publisher = env.make_publisher()
+
+    put_off = await publisher.handle(request)
+
+    assert isinstance(put_off, Retry)
+    assert put_off.at == pytest.approx(lease_end.timestamp())
+    assert await env.posts() == []
+
+    ledger.now = lambda: datetime.now(UTC) + timedelta(minutes=21)  # the lease ran out
+    published(await publisher.handle(request))
+    assert len(await env.posts()) == 1
