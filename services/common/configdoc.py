@@ -29,6 +29,10 @@ def env_names(settings: type[BaseSettings]) -> Iterator[tuple[str, str]]:
         yield (alias if isinstance(alias, str) else f"{prefix}{name}".upper()), name
 
 
+#: Defaults under the checkout are shown relative to it, so tables do not depend on where
+#: the repository lives.
+ROOT = Path(__file__).resolve().parents[2]
+
 _FIELD = re.compile(r"^    (\w+)\s*:")
 
 
@@ -67,6 +71,7 @@ def table(settings: type[BaseSettings]) -> str:
                 if field.default is None
                 else repr(getattr(field.default, "value", field.default))
             )
+        default = default.replace(f"{ROOT}/", "").replace(f"PosixPath('{ROOT}')", "'.'")
         meaning = (field.description or comments.get(name, "")).replace("|", "\\|")
         rows.append(f"| `{env}` | `{default}` | {meaning} |")
     return "\n".join(rows)

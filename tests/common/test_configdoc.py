@@ -41,3 +41,8 @@ def test_render_replaces_a_stale_table() -> None:
     assert "`KAFKA_BOOTSTRAP_SERVERS`" in fresh
     assert fresh.startswith("x\n")
     assert fresh.endswith("<!-- /config -->\ny\n")
+
+
+def test_tables_do_not_depend_on_where_the_checkout_lives() -> None:
+    for readme in READMES:
+        assert str(ROOT) not in (ROOT / readme).read_text(encoding="utf-8"), readme
