@@ -165,6 +165,10 @@ async def classify_in_thread(classifier: Classifier, texts: list[str]) -> list[P
     return await asyncio.to_thread(classifier.classify, texts)
 
 
+#: Tries of a single text before it is dead-lettered as poisoned.
+SINGLE_TEXT_ATTEMPTS = 2
+
+
 class BatchProcessor:
     """Turns batches of ``mentions.raw`` records into produced outputs."""
 
@@ -318,12 +322,22 @@ class BatchProcessor:
         results: dict[int, Prediction] = {}
         errors: dict[int, str] = {}
         todo: list[list[int]] = [list(range(len(texts)))]
+        single_failures: dict[int, int] = {}
         while todo:
             positions = todo.pop()
             try:
                 predictions = await self._classify_once([texts[p] for p in positions])
             except Exception as exc:
                 if len(positions) == 1:
+                    # A text is poisoned only if it fails again on its own: a transient
+                    # failure (one bad call) must not dead-letter a good mention.
+                    failures = single_failures.get(positions[0], 0) + 1
+                    single_failures[positions[0]] = failures
+                    if failures < SINGLE_TEXT_ATTEMPTS:
+                        log.warning("classifier failed on one text (%s); retrying", describe(exc))
+                        await self.sleep(0.05 * failures)
+                        todo.append(positions)
+                        continue
                     log.warning("classifier failed on one text: %s", describe(exc))
                     errors[positions[0]] = describe(exc)
                 else:

@@ -247,6 +247,19 @@ async def test_a_classifier_failing_once_loses_nothing(
     assert [len(c) for c in parts.classifier.calls] == [4, 2, 2]
 
 
+async def test_a_single_text_batch_survives_a_transient_classifier_failure(
+    parts: Parts, mention_factory: Factory
+) -> None:
+    """One bad call on a batch of one must not dead-letter a good mention."""
+    mention = mention_factory(text="what is school like?")
+    parts.classifier.fail_next_calls = 1
+    report = await parts.processor.process(records([mention]))
+    assert parts.letters() == []
+    assert [c.mention.id for c in parts.classified()] == [mention.id]
+    assert report.dead_lettered == {}
+    assert [len(c) for c in parts.classifier.calls] == [1, 1]
+
+
 async def test_a_classifier_returning_too_few_predictions_is_a_failure(
     parts: Parts, mention_factory: Factory
 ) -> None:
