@@ -6,13 +6,17 @@ Tansu broker by default, any real Kafka when ``KAFKA_BOOTSTRAP_SERVERS`` is set.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 
 class KafkaSettings(BaseSettings):
@@ -101,3 +105,55 @@ def make_consumer(settings: KafkaSettings, *topics: str, **overrides: Any) -> AI
 def make_admin(settings: KafkaSettings) -> AIOKafkaAdminClient:
     kwargs = settings.client_kwargs()
     return AIOKafkaAdminClient(**kwargs)
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Startable)
+
+
+async def start_when_reachable(make: Callable[[], C], *, timeout_s: float = 120.0) -> C:
+    """Start a Kafka client made by ``make``, retrying while the broker is not there yet
+    (a service may start before Kafka); re-raise the last error after ``timeout_s``."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type((KafkaError, OSError)),
+        wait=wait_exponential(multiplier=0.5, max=5),
+        stop=stop_after_delay(timeout_s),
+        reraise=True,
+    ):
+        with attempt:
+            client = make()
+            try:
+                await client.start()
+            except BaseException:
+                await client.stop()
+                raise
+            return client
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def broker_problem(client: Any, timeout_s: float = 3.0) -> str | None:
+    """None when Kafka answers a metadata request through ``client`` (an aiokafka
+    client) within ``timeout_s``; else what went wrong, for health endpoints."""
+    try:
+        await asyncio.wait_for(client.fetch_all_metadata(), timeout_s)
+    except TimeoutError:
+        return f"no metadata from Kafka within {timeout_s:.0f}s"
+    except (KafkaError, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+class ProducerBrokerCheck:
+    """A readiness check: can this producer reach Kafka right now?"""
+
+    def __init__(self, producer: AIOKafkaProducer, timeout_s: float = 3.0) -> None:
+        self.producer = producer
+        self.timeout_s = timeout_s
+
+    async def check(self) -> str | None:
+        return await broker_problem(self.producer.client, self.timeout_s)

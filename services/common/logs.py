@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -44,3 +45,12 @@ def configure_logging(service: str) -> None:
     root.setLevel(level)
     # aiokafka is chatty at INFO about every (re)connect; keep its warnings.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+
+
+def log_if_died(task: asyncio.Task[Any]) -> None:
+    """Done-callback for background tasks: an unexpected error is logged, loudly, with
+    its traceback (a task that dies silently is a service that silently stops working)."""
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger(__name__).error(
+            "background task %s died", task.get_name(), exc_info=task.exception()
+        )

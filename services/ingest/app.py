@@ -12,15 +12,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from services.common import topics
 from services.common.bootstrap import ensure_topics
 from services.common.http import BodySizeLimit, install_error_handlers
-from services.common.kafka import KafkaSettings, make_producer
+from services.common.kafka import (
+    KafkaSettings,
+    ProducerBrokerCheck,
+    make_producer,
+    start_when_reachable,
+)
+from services.common.logs import log_if_died
 from services.ingest.config import IngestSettings
 from services.ingest.dedupe import SeenIds, TopicTail
 from services.ingest.deps import BrokerCheck, IngestRuntime, ReadinessCheck
@@ -33,12 +36,6 @@ log = logging.getLogger(__name__)
 
 #: How long ingest keeps trying to reach Kafka at start before giving up.
 STARTUP_TIMEOUT_S = 120.0
-
-
-def _report_crash(task: asyncio.Task[None]) -> None:
-    """A background task (dedupe tail, a stream source) ended by an error: say so loudly."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
 
 class TailReadiness:
@@ -54,21 +51,6 @@ class TailReadiness:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.tail.caught_up.wait(), timeout)
         return self.tail.caught_up.is_set()
-
-
-class ProducerBrokerCheck:
-    def __init__(self, producer: AIOKafkaProducer, timeout: float = 3.0) -> None:
-        self.producer = producer
-        self.timeout = timeout
-
-    async def check(self) -> str | None:
-        try:
-            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), self.timeout)
-        except TimeoutError:
-            return f"no metadata from Kafka within {self.timeout:.0f}s"
-        except (KafkaError, OSError) as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return None
 
 
 class AlwaysReady:
@@ -89,24 +71,6 @@ class Overrides:
     ready: ReadinessCheck | None = None
     broker: BrokerCheck | None = None
     extra_tasks: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
-
-
-async def _start_producer(kafka: KafkaSettings) -> AIOKafkaProducer:
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type((KafkaError, OSError)),
-        wait=wait_exponential(multiplier=0.5, max=5),
-        stop=stop_after_delay(STARTUP_TIMEOUT_S),
-        reraise=True,
-    ):
-        with attempt:
-            producer = make_producer(kafka)
-            try:
-                await producer.start()
-            except BaseException:
-                await producer.stop()
-                raise
-            return producer
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def create_app(
@@ -136,7 +100,9 @@ def create_app(
                     ],
                     attempts=int(STARTUP_TIMEOUT_S),
                 )
-                producer = await _start_producer(kafka)
+                producer = await start_when_reachable(
+                    lambda: make_producer(kafka), timeout_s=STARTUP_TIMEOUT_S
+                )
                 stack.push_async_callback(producer.stop)
                 seen = SeenIds(settings.dedupe_window_hours * 3600, settings.dedupe_max_ids)
                 tail = TopicTail(kafka, kafka.topic(topics.MENTIONS_RAW), seen)
@@ -159,7 +125,7 @@ def create_app(
                 tasks.append(asyncio.create_task(mastodon.run(), name="mastodon"))
             tasks.extend(asyncio.create_task(task()) for task in overrides.extra_tasks)
             for task in tasks:
-                task.add_done_callback(_report_crash)
+                task.add_done_callback(log_if_died)
             app.state.runtime = runtime
             log.info(
                 "ingest ready on %s:%d (Kafka %s)",

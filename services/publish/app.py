@@ -14,15 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from services.common import topics
 from services.common.bootstrap import ensure_topics
 from services.common.http import BodySizeLimit, install_error_handlers
-from services.common.kafka import KafkaSettings, make_consumer, make_producer
+from services.common.kafka import (
+    KafkaSettings,
+    ProducerBrokerCheck,
+    make_consumer,
+    make_producer,
+    start_when_reachable,
+)
+from services.common.logs import log_if_died
 from services.common.messages import Platform as PlatformName
 from services.publish.agents import Agents, PartitionLoop, RecordHandler
 from services.publish.config import PublishSettings
@@ -52,21 +57,6 @@ TOPICS = (
 )
 
 
-class ProducerBrokerCheck:
-    def __init__(self, producer: AIOKafkaProducer, timeout: float = 3.0) -> None:
-        self.producer = producer
-        self.timeout = timeout
-
-    async def check(self) -> str | None:
-        try:
-            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), self.timeout)
-        except TimeoutError:
-            return f"no metadata from Kafka within {self.timeout:.0f}s"
-        except (KafkaError, OSError) as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return None
-
-
 @dataclass
 class Overrides:
     """Fakes a test passes instead of the real adapters."""
@@ -74,30 +64,6 @@ class Overrides:
     platforms: Mapping[PlatformName, Platform] | None = None
     templates: Templates | None = None
     clock: Callable[[], float] = time.time
-
-
-async def _started(make: Callable[[], Any]) -> Any:
-    """Start a Kafka client, retrying while the broker is not there yet."""
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type((KafkaError, OSError)),
-        wait=wait_exponential(multiplier=0.5, max=5),
-        stop=stop_after_delay(STARTUP_TIMEOUT_S),
-        reraise=True,
-    ):
-        with attempt:
-            client = make()
-            try:
-                await client.start()
-            except BaseException:
-                await client.stop()
-                raise
-            return client
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _log_death(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("consumer %s died", task.get_name(), exc_info=task.exception())
 
 
 def create_app(
@@ -139,7 +105,9 @@ def create_app(
             specs = [topics.spec_for(n) for n in TOPICS]
             specs += [topics.spec_for(topics.dlq(n)) for n in TOPICS]
             await ensure_topics(kafka, specs, attempts=int(STARTUP_TIMEOUT_S))
-            producer = await _started(lambda: make_producer(kafka))
+            producer = await start_when_reachable(
+                lambda: make_producer(kafka), timeout_s=STARTUP_TIMEOUT_S
+            )
             stack.push_async_callback(producer.stop)
             agents = Agents(
                 publisher=publisher, producer=producer, kafka=kafka, clock=overrides.clock
@@ -159,14 +127,15 @@ def create_app(
                 topic: str, group: str, handle: RecordHandler, **options: Any
             ) -> Callable[[], Coroutine[Any, Any, None]]:
                 async def run() -> None:
-                    consumer: AIOKafkaConsumer = await _started(
+                    consumer: AIOKafkaConsumer = await start_when_reachable(
                         lambda: make_consumer(
                             kafka,
                             kafka.topic(topic),
                             group_id=group,
                             **group_options,
                             **options,
-                        )
+                        ),
+                        timeout_s=STARTUP_TIMEOUT_S,
                     )
                     try:
                         if topic == topics.REPLIES_REQUESTED:
@@ -201,7 +170,7 @@ def create_app(
             }
             tasks = {name: asyncio.create_task(run(), name=name) for name, run in runs.items()}
             for task in tasks.values():
-                task.add_done_callback(_log_death)
+                task.add_done_callback(log_if_died)
             app.state.runtime = PublishRuntime(
                 settings, ledger, ProducerBrokerCheck(producer), tasks
             )

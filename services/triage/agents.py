@@ -61,7 +61,7 @@ from prometheus_client import generate_latest
 
 from services.common import topics
 from services.common.bootstrap import ensure_topics
-from services.common.kafka import KafkaSettings
+from services.common.kafka import KafkaSettings, broker_problem
 from services.triage import metrics
 from services.triage.cache import PredictionCache
 from services.triage.classifier.base import Classifier
@@ -225,11 +225,12 @@ class Health:
         found = [] if self.classifier_loaded else ["classifier not loaded"]
         try:
             client = self.app.producer._ensure_producer().client  # aiokafka client of faust's
-            await asyncio.wait_for(client.fetch_all_metadata(), READY_TIMEOUT_S)
-        except TimeoutError:
-            found.append(f"no metadata from Kafka within {READY_TIMEOUT_S:.0f}s")
-        except Exception as exc:  # any failure means "not ready"
+        except Exception as exc:  # faust's producer not there yet: not ready
             found.append(f"Kafka unreachable: {type(exc).__name__}: {exc}")
+            return found
+        problem = await broker_problem(client, READY_TIMEOUT_S)
+        if problem is not None:
+            found.append(problem)
         return found
 
 

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka.errors import KafkaConnectionError
+
+from services.common.kafka import KafkaSettings, broker_problem, start_when_reachable
+
+
+class FakeClient:
+    def __init__(self, failures: int, error: BaseException | None = None) -> None:
+        self.failures = failures
+        self.error = error or KafkaConnectionError("no broker")
+        self.started = self.stopped = 0
+
+    async def start(self) -> None:
+        self.started += 1
+        if self.started <= self.failures:
+            raise self.error
+
+    async def stop(self) -> None:
+        self.stopped += 1
+
+
+async def test_start_retries_until_the_broker_answers() -> None:
+    made: list[FakeClient] = []
+
+    def make() -> FakeClient:
+        made.append(FakeClient(failures=0 if made else 1))
+        return made[-1]
+
+    client = await start_when_reachable(make, timeout_s=10)
+    assert client is made[-1]
+    assert len(made) == 2
+    assert made[0].stopped == 1  # a client that failed to start is closed
+
+
+async def test_start_gives_up_with_the_last_error() -> None:
+    with pytest.raises(KafkaConnectionError):
+        await start_when_reachable(lambda: FakeClient(failures=10**6), timeout_s=0.2)
+
+
+async def test_start_does_not_retry_other_errors() -> None:
+    made: list[FakeClient] = []
+
+    def make() -> FakeClient:
+        made.append(FakeClient(failures=1, error=ValueError("bad config")))
+        return made[-1]
+
+    with pytest.raises(ValueError, match="bad config"):
+        await start_when_reachable(make, timeout_s=10)
+    assert len(made) == 1
+
+
+class Metadata:
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+
+    async def fetch_all_metadata(self) -> None:
+        if self.behaviour == "hang":
+            await asyncio.sleep(10)
+        elif self.behaviour == "fail":
+            raise KafkaConnectionError("connection refused")
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "problem"),
+    [("ok", None), ("hang", "no metadata from Kafka within 0s"), ("fail", "KafkaConnectionError")],
+)
+async def test_broker_problem(behaviour: str, problem: str | None) -> None:
+    found = await broker_problem(Metadata(behaviour), timeout_s=0.05)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
+
+
+def test_client_kwargs_carry_sasl_without_leaking_into_repr() -> None:
+    settings = KafkaSettings(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="svc",
+        sasl_password="p4ss-p4ss-p4ss-p4ss",  # type: ignore[arg-type]
+    )
+    kwargs = settings.client_kwargs()
+    assert kwargs["sasl_plain_password"] == "p4ss-p4ss-p4ss-p4ss"
+    assert "ssl_context" in kwargs
+    assert "p4ss" not in repr(settings)
