@@ -10,10 +10,10 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -59,6 +59,9 @@ def _log_retry(state: RetryCallState) -> None:
     log.warning("attempt %d failed (%s); retrying in %.2f s", state.attempt_number, exc, wait)
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
 class PlatformHttp:
     """The shared HTTP half of a platform adapter, for one account."""
 
@@ -90,6 +93,20 @@ class PlatformHttp:
         self.upload_timeout = httpx.Timeout(
             settings.upload_timeout_s, connect=settings.connect_timeout_s
         )
+
+    def parse(self, response: httpx.Response, model: type[M]) -> M:
+        """The body as ``model``; a body that does not fit is the platform misbehaving,
+        which is worth another try, not a final refusal."""
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise RetryableError(
+                f"unexpected {self.platform} response to {response.request.method} "
+                f"{response.request.url.path}: {exc.error_count()} problems",
+                platform=self.platform,
+                account=self.account,
+                status=response.status_code,
+            ) from exc
 
     def retrying(self) -> AsyncRetrying:
         """Attempts of one logical request: retry :class:`RetryableError` with backoff."""

@@ -26,10 +26,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
@@ -46,7 +46,6 @@ from services.publish.ratelimit import ACCOUNT, AccountBudget, Window
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=BaseModel)
 
 #: Rate-limit buckets: the account-wide one, and the stricter upload and delete ones.
 MEDIA = "media"
@@ -190,7 +189,7 @@ class MastodonClient:
         if source.read_bytes != media.size or source.hexdigest() != media.sha256.lower():
             # Uploaded but never attached: Mastodon removes unattached media itself.
             raise self._final(f"{media.path} changed on disk: its sha256 or size differs")
-        attachment = self._parse(response, _Attachment)
+        attachment = self._api.parse(response, _Attachment)
         if response.status_code == 202 or attachment.url is None:
             await self._wait_processed(attachment.id)
         log.info("Mastodon media %s ready (%d bytes)", attachment.id, media.size)
@@ -212,7 +211,7 @@ class MastodonClient:
             response = await self._api.request(
                 "GET", f"/api/v1/media/{media_id}", bucket=ACCOUNT, accept=(206,)
             )
-            if response.status_code == 200 and self._parse(response, _Attachment).url:
+            if response.status_code == 200 and self._api.parse(response, _Attachment).url:
                 return
             wait = min(wait * 2, MAX_POLL_S)
 
@@ -243,7 +242,7 @@ class MastodonClient:
             json=body,
             headers={"Idempotency-Key": idempotency_key},
         )
-        status = self._parse(response, _Status)
+        status = self._api.parse(response, _Status)
         log.info("posted Mastodon reply %s to %s (key %s)", status.id, in_reply_to, idempotency_key)
         return PostedReply(status.id, status.url or status.uri, status.in_reply_to_id)
 
@@ -265,7 +264,7 @@ class MastodonClient:
             return None
         ours = [
             s
-            for s in self._parse(response, _Context).descendants
+            for s in self._api.parse(response, _Context).descendants
             if s.in_reply_to_id == in_reply_to
             and s.account is not None
             and s.account.id == account_id
@@ -291,7 +290,7 @@ class MastodonClient:
             response = await self._api.request(
                 "GET", "/api/v1/accounts/verify_credentials", bucket=ACCOUNT
             )
-            self._account_id = self._parse(response, _Account).id
+            self._account_id = self._api.parse(response, _Account).id
         return self._account_id
 
     # -- helpers --
@@ -300,15 +299,3 @@ class MastodonClient:
         return FinalError(
             message, platform=self.name.value, account=self.budget.account, status=None
         )
-
-    def _parse(self, response: httpx.Response, model: type[M]) -> M:
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise RetryableError(
-                f"unexpected Mastodon response to {response.request.method} "
-                f"{response.request.url.path}: {exc.error_count()} problems",
-                platform=self.name.value,
-                account=self.budget.account,
-                status=response.status_code,
-            ) from exc

@@ -28,10 +28,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
@@ -48,7 +48,6 @@ from services.publish.ratelimit import AccountBudget, Window
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=BaseModel)
 
 #: Rate-limit buckets (X counts limits per endpoint).
 MEDIA_UPLOAD = "media_upload"
@@ -211,7 +210,7 @@ class XClient:
                 "media_category": self._settings.x_media_category,
             },
         )
-        media_id = self._parse(init, _MediaResponse).data.id
+        media_id = self._api.parse(init, _MediaResponse).data.id
         log.info("X upload %s started: %d bytes of %s", media_id, media.size, media.mime)
         reader = ChunkReader(media, self._settings.x_chunk_bytes)
         segment = 0
@@ -232,7 +231,7 @@ class XClient:
         finalized = await self._api.request(
             "POST", f"/2/media/upload/{media_id}/finalize", bucket=MEDIA_UPLOAD
         )
-        info = self._parse(finalized, _MediaResponse).data.processing_info
+        info = self._api.parse(finalized, _MediaResponse).data.processing_info
         await self._wait_processed(media_id, info)
         log.info("X upload %s ready (%d segments)", media_id, segment)
         return media_id
@@ -268,7 +267,7 @@ class XClient:
                 bucket=MEDIA_STATUS,
                 params={"command": "STATUS", "media_id": media_id},
             )
-            info = self._parse(status, _MediaResponse).data.processing_info
+            info = self._api.parse(status, _MediaResponse).data.processing_info
 
     # -- posts --
 
@@ -301,7 +300,7 @@ class XClient:
                 response = await self._api.send(
                     "POST", "/2/tweets", bucket=TWEETS_CREATE, json=body
                 )
-                post_id = self._parse(response, _CreatedResponse).data.id
+                post_id = self._api.parse(response, _CreatedResponse).data.id
                 log.info("posted X reply %s to %s (key %s)", post_id, in_reply_to, idempotency_key)
                 return self._posted(post_id, in_reply_to)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -326,7 +325,7 @@ class XClient:
             response = await self._api.request(
                 "GET", f"/2/users/{user_id}/tweets", bucket=USER_TWEETS, params=params
             )
-            page = self._parse(response, _Timeline)
+            page = self._api.parse(response, _Timeline)
             candidates.extend(
                 tweet
                 for tweet in page.data
@@ -359,7 +358,7 @@ class XClient:
         """The numeric id of the account the token belongs to (asked once)."""
         if self._user_id is None:
             response = await self._api.request("GET", "/2/users/me", bucket=USERS_ME)
-            self._user_id = self._parse(response, _UserResponse).data.id
+            self._user_id = self._api.parse(response, _UserResponse).data.id
         return self._user_id
 
     # -- helpers --
@@ -371,15 +370,3 @@ class XClient:
         return FinalError(
             message, platform=self.name.value, account=self.budget.account, status=None, error=error
         )
-
-    def _parse(self, response: httpx.Response, model: type[M]) -> M:
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise RetryableError(
-                f"unexpected X response to {response.request.method} {response.request.url.path}: "
-                f"{exc.error_count()} problems",
-                platform=self.name.value,
-                account=self.budget.account,
-                status=response.status_code,
-            ) from exc
