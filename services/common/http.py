@@ -12,6 +12,7 @@ import hmac
 import json
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -185,3 +186,19 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def run_server(app: ASGIApp, host: str, port: int) -> None:
+    """Run ``app`` until SIGINT/SIGTERM, the same way in every service: our logging
+    (no uvicorn log config, no access log: requests carry hostile text), proxy headers
+    honoured, ten seconds to finish in-flight requests on shutdown."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import uvicorn
-
+from services.common.http import run_server
 from services.common.logs import configure_logging
 from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
@@ -17,16 +16,7 @@ from services.ingest.replay import main as replay_main
 def serve() -> int:
     configure_logging("ingest")
     settings = IngestSettings()
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-    )
-    uvicorn.Server(config).run()
+    run_server(create_app(settings), settings.host, settings.port)
     return 0
 
 

@@ -7,8 +7,7 @@ import argparse
 import asyncio
 import sys
 
-import uvicorn
-
+from services.common.http import run_server
 from services.common.logs import configure_logging
 from services.publish.app import create_app
 from services.publish.config import PublishSettings
@@ -32,15 +31,7 @@ def main(argv: list[str]) -> int:
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
         return 0
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
-    uvicorn.Server(config).run()
+    run_server(create_app(settings), settings.host, settings.port)
     return 0
 
 
