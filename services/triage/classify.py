@@ -47,7 +47,7 @@ from datetime import datetime
 from hashlib import sha256
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from pydantic import ValidationError
 from tqdm import tqdm
@@ -69,6 +69,7 @@ from services.triage.classifier.base import Classifier, Prediction
 from services.triage.config import TriageSettings
 from services.triage.domain import Triage
 from services.triage.rules import RulesError, RulesFile
+from services.triage.worker import Decider
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +78,6 @@ MAX_LINE_BYTES = 1 << 20
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.\-@]")
 _LANG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
 _CLI_AUTHOR = Author(id="cli", handle="cli")
-
-
-class Decider(Protocol):
-    """What the CLI needs of :class:`services.triage.domain.Triage` (tests may fake it)."""
-
-    def prejudge(self, mention: MentionReceived, *, now: datetime) -> MentionClassified | None: ...
-
-    def decide(
-        self, mention: MentionReceived, prediction: Prediction, *, now: datetime
-    ) -> MentionClassified: ...
-
-    def text_for_model(self, mention: MentionReceived) -> str: ...
-
-    def team_for(self, mention: MentionReceived) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,9 +234,9 @@ def parse_line(raw: bytes | str | TooLong, number: int, *, now: datetime) -> _Pa
 
 
 def record_of(
-    result: MentionClassified, *, number: int, raw_id: Any, team: str | None, rules_version: str
+    result: MentionClassified, *, number: int, raw_id: Any, rules_version: str
 ) -> dict[str, Any]:
-    """The output line for one classified mention."""
+    """The output line for one classified mention (``rules_version`` when the result has none)."""
     scores = result.scores
     return {
         "line": number,
@@ -262,13 +249,13 @@ def record_of(
         "priority": result.priority,
         "decision": result.decision.value,
         "rule": result.rule,
-        "team": team if result.decision in (Decision.REVIEW, Decision.AUTO_ASSIGN) else None,
+        "team": result.team if result.decision in (Decision.REVIEW, Decision.AUTO_ASSIGN) else None,
         "cluster_id": result.cluster_id,
         "reasons": [
             {"factor": r.factor, "points": r.points, "detail": r.detail} for r in result.reasons
         ],
         "model_version": result.model_version,
-        "rules_version": rules_version,
+        "rules_version": result.rules_version or rules_version,
     }
 
 
@@ -313,7 +300,7 @@ def classify_lines(
             if early is None:
                 waiting.append(i)
             else:
-                records[i] = _record(triage, rules, item, early)
+                records[i] = _record(rules, item, early)
         if waiting:
             texts = [triage.text_for_model(_mention(parsed[i])) for i in waiting]
             for i, prediction in zip(waiting, _predict(classifier, texts), strict=True):
@@ -325,7 +312,7 @@ def classify_lines(
                 ) as exc:  # a prediction the contract refuses (e.g. ValidationError)
                     records[i] = {"line": item.number, "id": item.raw_id, "error": str(exc)[:500]}
                 else:
-                    records[i] = _record(triage, rules, item, result)
+                    records[i] = _record(rules, item, result)
         yield [r for r in records if r is not None]
 
 
@@ -334,14 +321,11 @@ def _mention(item: _Parsed) -> MentionReceived:
     return item.mention
 
 
-def _record(
-    triage: Decider, rules: RulesFile, item: _Parsed, result: MentionClassified
-) -> dict[str, Any]:
+def _record(rules: RulesFile, item: _Parsed, result: MentionClassified) -> dict[str, Any]:
     return record_of(
         result,
         number=item.number,
         raw_id=item.raw_id,
-        team=triage.team_for(result.mention),
         rules_version=rules.version,
     )
 

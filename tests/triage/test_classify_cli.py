@@ -401,9 +401,6 @@ class CheapDecider:
     def text_for_model(self, mention: MentionReceived) -> str:
         return mention.text
 
-    def team_for(self, mention: MentionReceived) -> str | None:
-        return None
-
 
 class ConstantClassifier:
     version = "const-1"
