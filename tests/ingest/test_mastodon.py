@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,11 +16,9 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from services.common.messages import MentionReceived, Source
+from services.common.messages import Source
 from services.ingest.config import IngestSettings
 from services.ingest.domain import InvalidMention
-from services.ingest.exceptions import BrokerUnavailable
-from services.ingest.sink import SubmitResult
 from services.ingest.sources.mastodon import (
     MENTION_RULE,
     Backoff,
@@ -31,46 +29,12 @@ from services.ingest.sources.mastodon import (
     status_to_item,
 )
 from tests.ingest.fake_mastodon import FakeMastodon
+from tests.ingest.fakes import FakeSink
 
 TOKEN = "fake-token-0123456789"
 
 
 # --- fakes and fixtures --------------------------------------------------------
-
-
-@dataclass
-class FakeSink:
-    """In-memory MentionSink: dedupes by id, records every call, can refuse."""
-
-    fail_submits: int = 0
-    accepted: dict[str, MentionReceived] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)
-    submitted: list[str] = field(default_factory=list)
-    dead_letters: list[tuple[str, bytes]] = field(default_factory=list)
-    fail_dead_letters: int = 0
-
-    async def submit(self, mentions: Sequence[MentionReceived], source: Source) -> SubmitResult:
-        assert source is Source.MASTODON
-        if self.fail_submits > 0:
-            self.fail_submits -= 1
-            raise BrokerUnavailable("broker away")
-        result = SubmitResult()
-        for mention in mentions:
-            self.submitted.append(mention.id)
-            if mention.id in self.accepted:
-                result.duplicates.append(mention.id)
-            else:
-                self.accepted[mention.id] = mention
-                self.order.append(mention.native_id)
-                result.accepted.append(mention.id)
-        return result
-
-    async def dead_letter(self, *, source: Source, error: str, raw: bytes) -> None:
-        assert source is Source.MASTODON
-        if self.fail_dead_letters > 0:
-            self.fail_dead_letters -= 1
-            raise BrokerUnavailable("broker away")
-        self.dead_letters.append((error, raw))
 
 
 class Sleeps:
@@ -144,7 +108,7 @@ async def harness_factory(
         }
         fields.update(overrides)
         settings = IngestSettings(**fields)
-        sink = sink or FakeSink()
+        sink = sink or FakeSink(expect_source=Source.MASTODON)
         sleeps = Sleeps()
         stream = MastodonStream(settings, http, sink, sleep=sleeps, rng=random.Random(7))
         harness = Harness(fake, sink, sleeps, stream)
@@ -322,7 +286,7 @@ async def test_hashtag_stream_delivers_updates(
     )
 
     await eventually(lambda: len(h.sink.accepted) == 1)
-    mention = h.sink.accepted[f"mastodon:{status['id']}"]
+    mention = h.sink.by_id[f"mastodon:{status['id']}"]
     assert mention.text == "How do you spend your evenings?"
     assert mention.lang == "ar"
     assert mention.source is Source.MASTODON
@@ -344,7 +308,7 @@ async def test_mentions_come_from_notifications(
 
     await eventually(lambda: len(h.sink.accepted) == 1)
     await eventually(lambda: h.stream.feeds[0].cursor == fake.notifications[-1]["id"])
-    mention = h.sink.accepted[f"mastodon:{question['id']}"]
+    mention = h.sink.by_id[f"mastodon:{question['id']}"]
     assert mention.author.handle == "noor@other.example"
     assert mention.matched_rules == (MENTION_RULE,)
     assert h.sink.submitted == [mention.id]
@@ -365,7 +329,7 @@ async def test_private_posts_and_our_own_posts_are_skipped(
 
     await eventually(lambda: len(h.sink.accepted) == 1)
     await eventually(lambda: h.stream.feeds[1].cursor == fake.notifications[-1]["id"])
-    mention = h.sink.accepted[f"mastodon:{last['id']}"]
+    mention = h.sink.by_id[f"mastodon:{last['id']}"]
     # Heard on both feeds, submitted once, with both rules.
     assert h.sink.submitted == [mention.id]
     assert set(mention.matched_rules) == {"mastodon:hashtag:askrefugees", MENTION_RULE}
@@ -420,9 +384,9 @@ async def test_drop_reconnects_and_backfills_what_was_missed(
     await eventually(lambda: len(h.sink.accepted) == len(expected))
     await eventually(lambda: h.stream.feeds[0].cursor == after["id"])
     await eventually(lambda: h.stream.feeds[1].cursor == fake.notifications[-1]["id"])
-    assert set(h.sink.accepted) == {f"mastodon:{s['id']}" for s in expected}
+    assert set(h.sink.by_id) == {f"mastodon:{s['id']}" for s in expected}
     assert len(h.sink.submitted) == len(set(h.sink.submitted))  # nothing resubmitted
-    hashtag_order = [i for i in h.sink.order if i in {s["id"] for s in [*missed, after]}]
+    hashtag_order = [i for i in h.sink.ids if i in {s["id"] for s in [*missed, after]}]
     assert hashtag_order == [s["id"] for s in [*missed, after]]  # oldest first
     catch_up = [q for q in fake.requests_to("/api/v1/timelines/tag/askrefugees") if "min_id" in q]
     # 2 per page, each next page from the newest id of the last: rel="prev" was followed.
@@ -456,7 +420,7 @@ async def test_first_start_backfill_is_bounded_by_age_and_pages(
     await eventually(lambda: len(h.sink.accepted) == 4)
     await fake.wait_for_streams(1)
     await eventually(lambda: h.stream.feeds[0].cursor == recent[-1]["id"])
-    assert h.sink.order == [s["id"] for s in recent[1:]]  # newest 2 pages, oldest first
+    assert h.sink.ids == [s["id"] for s in recent[1:]]  # newest 2 pages, oldest first
     assert len(fake.requests_to("/api/v1/timelines/tag/askrefugees")) == 2
 
 
@@ -469,7 +433,7 @@ async def test_first_start_skips_posts_older_than_the_age_limit(
     new = fake.post("<p>new</p>", tags=["AskRefugees"])
 
     await eventually(lambda: len(h.sink.accepted) == 1)
-    assert list(h.sink.accepted) == [f"mastodon:{new['id']}"]
+    assert list(h.sink.by_id) == [f"mastodon:{new['id']}"]
     assert h.stream.feeds[0].cursor == new["id"]
     # The first page reached past the age limit: no older page was asked for.
     assert len(fake.requests_to("/api/v1/timelines/tag/askrefugees")) == 1
@@ -493,7 +457,7 @@ async def test_malformed_event_is_dead_lettered_and_the_stream_goes_on(
     error, raw = h.sink.dead_letters[0]
     assert raw == data.encode()
     assert "#askrefugees" in error
-    assert list(h.sink.accepted) == [f"mastodon:{good['id']}"]
+    assert list(h.sink.by_id) == [f"mastodon:{good['id']}"]
     assert fake.stream_connects == 1
 
 
@@ -509,7 +473,7 @@ async def test_other_events_are_ignored(
     good = fake.post("<p>hello</p>", tags=["AskRefugees"])
 
     await eventually(lambda: len(h.sink.accepted) == 1)
-    assert list(h.sink.accepted) == [f"mastodon:{good['id']}"]
+    assert list(h.sink.by_id) == [f"mastodon:{good['id']}"]
     assert h.sink.dead_letters == []
 
 
@@ -517,14 +481,16 @@ async def test_broker_unavailable_is_retried_without_losing_the_mention(
     fake: FakeMastodon, harness_factory: Callable[..., Harness]
 ) -> None:
     h = harness_factory(
-        FakeSink(fail_submits=3), mastodon_mentions=False, mastodon_backfill_max_pages=0
+        FakeSink(fail_submits=3, expect_source=Source.MASTODON),
+        mastodon_mentions=False,
+        mastodon_backfill_max_pages=0,
     )
     await fake.wait_for_streams(1)
 
     status = fake.post("<p>are you there?</p>", tags=["AskRefugees"])
 
     await eventually(lambda: len(h.sink.accepted) == 1)
-    assert list(h.sink.accepted) == [f"mastodon:{status['id']}"]
+    assert list(h.sink.by_id) == [f"mastodon:{status['id']}"]
     assert h.sink.fail_submits == 0
     retries = h.sleeps.delays[-3:]
     assert retries[0] <= 0.5 < retries[2] <= 2.0  # capped exponential backoff
@@ -535,7 +501,9 @@ async def test_dead_letter_is_retried_when_the_broker_is_away(
     fake: FakeMastodon, harness_factory: Callable[..., Harness]
 ) -> None:
     h = harness_factory(
-        FakeSink(fail_dead_letters=2), mastodon_mentions=False, mastodon_backfill_max_pages=0
+        FakeSink(fail_dead_letters=2, expect_source=Source.MASTODON),
+        mastodon_mentions=False,
+        mastodon_backfill_max_pages=0,
     )
     await fake.wait_for_streams(1)
 
@@ -577,7 +545,7 @@ async def test_rate_limited_stream_waits_until_the_reset(
     assert reconnects("rate_limited") == before + 1
     assert 40 <= h.sleeps.delays[0] <= 42
     status = fake.post("<p>after the limit</p>", tags=["AskRefugees"])
-    await eventually(lambda: f"mastodon:{status['id']}" in h.sink.accepted)
+    await eventually(lambda: f"mastodon:{status['id']}" in h.sink.by_id)
 
 
 async def test_rate_limited_backfill_waits_and_resumes(
@@ -588,7 +556,7 @@ async def test_rate_limited_backfill_waits_and_resumes(
 
     h = harness_factory(mastodon_mentions=False)
 
-    await eventually(lambda: f"mastodon:{old['id']}" in h.sink.accepted)
+    await eventually(lambda: f"mastodon:{old['id']}" in h.sink.by_id)
     assert 118 <= h.sleeps.delays[0] <= 120
 
 

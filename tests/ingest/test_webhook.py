@@ -54,12 +54,12 @@ def test_accepts_a_batch_and_produces_each_once(
     response = post(client, {"mentions": items})
     assert response.status_code == 202
     assert response.json() == {"accepted": 100, "duplicates": 0, "rejected": []}
-    assert [m.id for m in sink.produced] == [f"x:{i['id']}" for i in items]
-    assert {m.source for m in sink.produced} == {Source.WEBHOOK}
+    assert [m.id for m in sink.accepted] == [f"x:{i['id']}" for i in items]
+    assert {m.source for m in sink.accepted} == {Source.WEBHOOK}
 
     again = post(client, {"mentions": items})
     assert again.json() == {"accepted": 0, "duplicates": 100, "rejected": []}
-    assert len(sink.produced) == 100
+    assert len(sink.accepted) == 100
 
 
 def test_duplicate_inside_one_batch_counts_once(
@@ -103,12 +103,12 @@ def test_bad_items_are_rejected_with_reasons_and_do_not_sink_the_rest(
     assert "timezone" in reasons[8]
     assert "id" in reasons[9]
     assert "future" in reasons[10]
-    assert [m.native_id for m in sink.produced] == [good["id"]]
+    assert [m.native_id for m in sink.accepted] == [good["id"]]
 
 
 def test_text_is_normalised(client: TestClient, sink: FakeSink, item_factory: Item) -> None:
     post(client, {"mentions": [item_factory(text="  Cafe\u0301?\x00\x07 ", lang="EN")]})
-    (mention,) = sink.produced
+    (mention,) = sink.accepted
     assert mention.text == "Café?"
     assert mention.lang == "en"
 
@@ -172,11 +172,11 @@ def test_broker_outage_is_503_and_a_retry_loses_nothing(
     client: TestClient, sink: FakeSink, item_factory: Item
 ) -> None:
     items = [item_factory() for _ in range(3)]
-    sink.fail_next = 1
+    sink.fail_submits = 1
     response = post(client, {"mentions": items})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
-    assert sink.produced == []
+    assert sink.accepted == []
     retry = post(client, {"mentions": items})
     assert retry.json()["accepted"] == 3
 
@@ -185,7 +185,7 @@ def test_replay_header_labels_the_source(
     client: TestClient, sink: FakeSink, item_factory: Item
 ) -> None:
     post(client, {"mentions": [item_factory()]}, headers={**AUTH, "X-Takeaction-Source": "replay"})
-    assert sink.produced[0].source is Source.REPLAY
+    assert sink.accepted[0].source is Source.REPLAY
 
 
 def test_not_ready_is_503_and_health_reports_the_broker(sink: FakeSink, item_factory: Item) -> None:

@@ -16,10 +16,8 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from services.common.messages import MentionReceived, Source
+from services.common.messages import Source
 from services.ingest.config import IngestSettings, XStreamRule
-from services.ingest.exceptions import BrokerUnavailable
-from services.ingest.sink import SubmitResult
 from services.ingest.sources.x import (
     STREAM_PARAMS,
     BackoffKind,
@@ -45,6 +43,7 @@ from tests.ingest.fake_x import (
     too_many_connections,
     unavailable,
 )
+from tests.ingest.fakes import FakeSink
 
 RULES_PATH = "/2/tweets/search/stream/rules"
 STREAM_PATH = "/2/tweets/search/stream"
@@ -53,49 +52,6 @@ HASHTAG = XStreamRule(value="#AskARefugee", tag="hashtag")
 
 
 # --- fakes -------------------------------------------------------------------------
-
-
-@dataclass
-class FakeSink:
-    """A MentionSink in memory that dedupes by id like the real one, and can play a
-    broker that is down for the next ``failures`` calls."""
-
-    failures: int = 0
-    dead_letter_failures: int = 0
-    attempts: int = 0
-    accepted: list[MentionReceived] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-    dead_letters: list[tuple[str, bytes]] = field(default_factory=list)
-    sources: set[Source] = field(default_factory=set)
-
-    async def submit(self, mentions: Sequence[MentionReceived], source: Source) -> SubmitResult:
-        self.attempts += 1
-        if self.failures > 0:
-            self.failures -= 1
-            raise BrokerUnavailable("fake broker is down")
-        self.sources.add(source)
-        result = SubmitResult()
-        seen = {m.id for m in self.accepted}
-        for mention in mentions:
-            if mention.id in seen:
-                self.duplicates.append(mention.id)
-                result.duplicates.append(mention.id)
-            else:
-                seen.add(mention.id)
-                self.accepted.append(mention)
-                result.accepted.append(mention.id)
-        return result
-
-    async def dead_letter(self, *, source: Source, error: str, raw: bytes) -> None:
-        if self.dead_letter_failures > 0:
-            self.dead_letter_failures -= 1
-            raise BrokerUnavailable("fake broker is down")
-        self.sources.add(source)
-        self.dead_letters.append((error, raw))
-
-    @property
-    def ids(self) -> list[str]:
-        return [m.native_id for m in self.accepted]
 
 
 @dataclass
@@ -610,7 +566,7 @@ async def test_a_post_is_retried_not_lost_while_the_broker_is_unavailable(
     fake: FakeX, make: Callable[..., Harness]
 ) -> None:
     fake.script([Emit(post(id="91")), Emit(post(id="92"))])
-    harness = make(sink=FakeSink(failures=3))
+    harness = make(sink=FakeSink(fail_submits=3))
     async with running(harness.stream):
         await eventually(lambda: len(harness.sink.accepted) == 2)
     assert harness.sink.ids == ["91", "92"]  # in order: the stream waited for the first
@@ -623,7 +579,7 @@ async def test_a_dead_letter_is_retried_not_lost_while_the_broker_is_unavailable
     fake: FakeX, make: Callable[..., Harness]
 ) -> None:
     fake.script([EmitRaw(b"not json\r\n"), Emit(post(id="93"))])
-    harness = make(sink=FakeSink(dead_letter_failures=2))
+    harness = make(sink=FakeSink(fail_dead_letters=2))
     async with running(harness.stream):
         await eventually(lambda: len(harness.sink.accepted) == 1)
     assert [raw for _, raw in harness.sink.dead_letters] == [b"not json"]
