@@ -27,7 +27,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -46,6 +46,7 @@ from tenacity import (
 from tqdm import tqdm
 
 from services.common.codec import MAX_MESSAGE_BYTES
+from services.common.lines import TooLong, read_lines
 from services.common.logs import configure_logging
 from services.common.messages import Source, utcnow
 from services.ingest.domain import InvalidMention, parse_item, to_mention, x_payload_to_item
@@ -157,13 +158,15 @@ def is_x_stream_object(payload: object) -> bool:
     return isinstance(payload, dict) and any(key in payload for key in _X_STREAM_KEYS)
 
 
-def parse_line(raw: bytes, *, received_at: datetime | None = None) -> dict[str, Any] | None:
+def parse_line(
+    raw: bytes | TooLong, *, received_at: datetime | None = None
+) -> dict[str, Any] | None:
     """One line of a replay file → a webhook item ready to send, or None for a blank line.
 
     Runs the same checks ingest runs (including normalisation, so that e.g.
     whitespace-only text is caught here); raises :class:`InvalidLine` with the reason.
     """
-    if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+    if isinstance(raw, TooLong) or len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
         raise InvalidLine(f"line is longer than {MAX_LINE_BYTES} bytes")
     stripped = raw.strip()
     if not stripped:
@@ -182,17 +185,6 @@ def parse_line(raw: bytes, *, received_at: datetime | None = None) -> dict[str, 
     except InvalidMention as exc:
         raise InvalidLine(str(exc)) from exc
     return item.model_dump(mode="json", exclude_none=True)
-
-
-def read_lines(stream: IO[bytes], max_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
-    """Lines of a binary stream, one at a time. A line longer than ``max_bytes``
-    is cut to ``max_bytes + 1`` bytes (so :func:`parse_line` rejects it) and
-    the rest of it is skipped: memory stays bounded even for a hostile file."""
-    while line := stream.readline(max_bytes + 1):
-        if len(line) > max_bytes and not line.endswith(b"\n"):
-            while (rest := stream.readline(max_bytes + 1)) and not rest.endswith(b"\n"):
-                pass
-        yield line
 
 
 def count_lines(path: Path, chunk_size: int = 1 << 20) -> int:
@@ -430,7 +422,7 @@ class _Replayer:
         self.pending: list[_Pending] = []
         self.pending_bytes = 0
 
-    async def run(self, lines: Iterable[bytes], size: int) -> None:
+    async def run(self, lines: Iterable[bytes | TooLong], size: int) -> None:
         """Parse every line, post the valid ones in batches of ``size``."""
         summary = self.summary
         try:
@@ -452,7 +444,7 @@ class _Replayer:
             summary.unsent += len(self.pending)
             self.pending = []
 
-    def _parse(self, number: int, raw: bytes) -> bytes | None:
+    def _parse(self, number: int, raw: bytes | TooLong) -> bytes | None:
         """The item's JSON, or None for a blank or rejected line (counted here)."""
         try:
             item = parse_line(raw)
@@ -585,7 +577,7 @@ def _describe(exc: BaseException | None) -> str:
 
 
 async def replay(
-    lines: Iterable[bytes],
+    lines: Iterable[bytes | TooLong],
     client: httpx.AsyncClient,
     *,
     rate: float = 0.0,
@@ -760,7 +752,7 @@ async def _run(
             args.url, api_key, timeout=args.timeout, transport=transport
         ) as client:
             await replay(
-                read_lines(stream),
+                read_lines(stream, MAX_LINE_BYTES),
                 client,
                 rate=args.rate,
                 batch=args.batch,

@@ -53,6 +53,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from services.common.codec import describe_validation_error
+from services.common.lines import TooLong, read_lines
 from services.common.logs import configure_logging
 from services.common.messages import (
     MAX_TEXT_CHARS,
@@ -81,13 +82,6 @@ _CLI_AUTHOR = Author(id="cli", handle="cli")
 
 
 @dataclass(frozen=True, slots=True)
-class TooLong:
-    """An input line over :data:`MAX_LINE_BYTES` (its bytes were skipped, not kept)."""
-
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
 class _Parsed:
     number: int
     raw_id: Any
@@ -96,22 +90,6 @@ class _Parsed:
 
 
 # --- reading --------------------------------------------------------------------
-
-
-def read_lines(stream: IO[bytes], max_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes | TooLong]:
-    """The lines of a binary stream, without holding more than ``max_bytes`` of one."""
-    while True:
-        line = stream.readline(max_bytes + 1)
-        if not line:
-            return
-        if len(line) <= max_bytes or line.endswith(b"\n"):
-            yield line
-            continue
-        size = len(line)
-        while line and not line.endswith(b"\n"):  # skip the rest of the long line
-            line = stream.readline(max_bytes)
-            size += len(line)
-        yield TooLong(size)
 
 
 def safe_native_id(raw_id: Any, number: int) -> str:
@@ -350,7 +328,7 @@ def run(
         dynamic_ncols=True,
     ) as bar:
         for records in classify_lines(
-            read_lines(stdin),
+            read_lines(stdin, MAX_LINE_BYTES),
             triage=triage,
             classifier=classifier,
             rules=rules,

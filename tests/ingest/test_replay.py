@@ -8,7 +8,6 @@ for time, so retries and rate limits are checked without really sleeping.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.common.lines import TooLong
 from services.common.messages import Source
 from services.ingest.domain import InvalidMention, item_to_mention
 from services.ingest.replay import (
@@ -34,7 +34,6 @@ from services.ingest.replay import (
     parse_line,
     parse_rate,
     parse_retry_after,
-    read_lines,
     replay,
 )
 
@@ -305,19 +304,9 @@ def test_parse_line_rejects_an_overlong_line() -> None:
         parse_line(b'{"text": "' + b"a" * MAX_LINE_BYTES + b'"}\n')
 
 
-def test_read_lines_cuts_an_overlong_line_and_goes_on() -> None:
-    stream = io.BytesIO(b"short\n" + b"x" * 50 + b"\nnext\nlast-without-newline")
-    assert list(read_lines(stream, max_bytes=10)) == [
-        b"short\n",
-        b"x" * 11,  # cut; parse_line rejects it, the rest of it is skipped
-        b"next\n",
-        b"last-withou",
-    ]
-
-
-def test_read_lines_keeps_lines_of_exactly_the_limit() -> None:
-    stream = io.BytesIO(b"0123456789\nabc")
-    assert list(read_lines(stream, max_bytes=10)) == [b"0123456789\n", b"abc"]
+def test_parse_line_rejects_a_line_the_reader_skipped() -> None:
+    with pytest.raises(InvalidLine, match="longer than"):
+        parse_line(TooLong(MAX_LINE_BYTES + 1))
 
 
 @pytest.mark.parametrize(

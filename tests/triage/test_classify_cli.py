@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
+from services.common.lines import TooLong
 from services.common.messages import (
     Decision,
     MentionClassified,
@@ -28,11 +29,9 @@ from services.common.messages import (
 )
 from services.triage.classifier.base import Prediction
 from services.triage.classify import (
-    TooLong,
     classify_lines,
     main,
     parse_line,
-    read_lines,
     safe_native_id,
 )
 from services.triage.domain import Triage
@@ -333,19 +332,8 @@ def test_module_runs_as_a_script() -> None:
 # --- parsing helpers -----------------------------------------------------------------------
 
 
-def test_overlong_line_is_reported_and_skipped_not_kept() -> None:
-    stream = io.BytesIO(b'{"text": "ok?"}\n' + b"x" * 50 + b"\n" + b'{"text": "next?"}\n')
-
-    items = list(read_lines(stream, max_bytes=20))
-
-    assert items[0] == b'{"text": "ok?"}\n'
-    assert items[1] == TooLong(51)
-    assert items[2] == b'{"text": "next?"}\n'
-    assert "exceeds" in (parse_line(items[1], 2, now=FIXED_NOW).error or "")
-
-
-def test_last_line_without_newline_is_read() -> None:
-    assert list(read_lines(io.BytesIO(b"a\nb"))) == [b"a\n", b"b"]
+def test_an_overlong_line_gets_an_error_line() -> None:
+    assert "exceeds" in (parse_line(TooLong(51), 2, now=FIXED_NOW).error or "")
 
 
 @pytest.mark.parametrize(
