@@ -9,7 +9,3 @@ class IngestError(Exception):
 
 class BrokerUnavailable(IngestError):
     """Kafka did not take the mentions; nothing was lost, the caller may retry."""
-
-
-class NotReady(IngestError):
-    """Ingest is still rebuilding its dedupe memory; retry shortly."""

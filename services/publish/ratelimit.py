@@ -9,19 +9,16 @@ taking the next reply for that account (:meth:`AccountBudget.wait_s`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from services.publish.exceptions import RateLimited
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 #: Bucket name for limits that cover every endpoint of the account.
 ACCOUNT = "account"
@@ -132,44 +129,3 @@ class AccountBudget:
                 for name, windows in self._windows.items()
             },
         }
-
-
-def _jitter(max_s: float) -> float:
-    return random.SystemRandom().uniform(0.0, max_s)
-
-
-async def wait_out_rate_limits(
-    call: Callable[[], Awaitable[T]],
-    budget: AccountBudget,
-    *,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    max_pauses: int = 10,
-    jitter_s: float = 1.0,
-    jitter: Callable[[float], float] = _jitter,
-) -> T:
-    """Run ``call``; whenever it raises :class:`RateLimited`, wait until the reset
-    time (plus up to ``jitter_s``) and run it again, at most ``max_pauses`` times.
-
-    For callers that own the account and can afford to wait (the publisher's loop
-    for one account, a reconciliation job). ``call`` must be safe to repeat: a
-    rate-limited request did nothing on the platform.
-    """
-    pauses = 0
-    while True:
-        try:
-            return await call()
-        except RateLimited as exc:
-            if pauses >= max_pauses:
-                raise
-            pauses += 1
-            delay = max(0.0, exc.reset_at - budget.clock()) + jitter(jitter_s)
-            log.info(
-                "%s account %s rate limited (%s); resuming in %.1f s (pause %d of %d)",
-                exc.platform,
-                exc.account,
-                exc.bucket or "account",
-                delay,
-                pauses,
-                max_pauses,
-            )
-            await sleep(delay)

@@ -12,9 +12,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -22,9 +22,13 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.publish.config import PublishSettings
+from services.publish.exceptions import RateLimited
 from services.publish.platforms.base import MediaFile
+from services.publish.ratelimit import AccountBudget
 from services.publish.sandbox import SandboxSettings, create_app
 from services.publish.sandbox.state import SandboxState
+
+T = TypeVar("T")
 
 X_TOKEN = "sandbox-x-token"
 MASTODON_TOKEN = "sandbox-mastodon-token"
@@ -233,3 +237,23 @@ async def posts(http: httpx.AsyncClient, sandbox: SandboxServer) -> list[dict[st
     assert response.status_code == 200
     result: list[dict[str, Any]] = response.json()
     return result
+
+
+async def retry_after_rate_limits(
+    call: Callable[[], Awaitable[T]],
+    budget: AccountBudget,
+    *,
+    sleep: Callable[[float], Awaitable[None]],
+    max_pauses: int = 10,
+) -> T:
+    """Run ``call``; on :class:`RateLimited` sleep until the reset and run it again.
+
+    The publisher itself pauses the partition instead (tests/publish/test_agents_kafka);
+    the client tests use this to show a paused account resumes with no loss.
+    """
+    for _ in range(max_pauses):
+        try:
+            return await call()
+        except RateLimited as exc:
+            await sleep(max(0.0, exc.reset_at - budget.clock()))
+    return await call()

@@ -13,8 +13,14 @@ from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
 from services.publish.platforms.base import MediaFile
 from services.publish.platforms.x import XClient
-from services.publish.ratelimit import wait_out_rate_limits
-from tests.publish.conftest import FakeClock, MiB, SandboxServer, posts, set_faults
+from tests.publish.conftest import (
+    FakeClock,
+    MiB,
+    SandboxServer,
+    posts,
+    retry_after_rate_limits,
+    set_faults,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -150,7 +156,7 @@ async def test_a_429_burst_pauses_the_account_and_resumes_with_no_loss(
         await post()
     assert sandbox.state.faults.x.rate_limit_burst == 2
 
-    reply = await wait_out_rate_limits(post, client.budget, sleep=clock.sleep, jitter=lambda _: 0)
+    reply = await retry_after_rate_limits(post, client.budget, sleep=clock.sleep)
 
     assert [p["id"] for p in await posts(http, sandbox)] == [reply.post_id]
     assert len(clock.sleeps) == 3
