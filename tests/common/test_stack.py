@@ -126,6 +126,46 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
         assert stack.port_free(ingest_port)
         assert stack.port_free(broker_port)
         assert list((tmp_path / "var" / "run").glob("*.pid")) == []
+        logs = {p.name for p in (tmp_path / "var" / "log").glob("*.log")}
+        assert {"broker.log", "ingest.log", "triage-worker.log"} <= logs
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_make_run_uses_a_real_kafka_when_one_is_configured(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """With KAFKA_BOOTSTRAP_SERVERS set, no embedded broker starts: topics and
+    services go to that Kafka."""
+    ingest_port, worker_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services.common.stack",
+            "run",
+            "--no-demo",
+            "--var",
+            str(tmp_path / "var"),
+            "--ingest-port",
+            str(ingest_port),
+            "--triage-worker-port",
+            str(worker_port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+        cwd=stack.ROOT,
+    )
+    try:
+        output = _read_until(proc, "takeaction is running", timeout_s=180)
+    finally:
+        _stop(proc, tmp_path / "var" / "run")
+    assert f"using Kafka at {kafka_bootstrap}" in output
+    assert "Tansu" not in output
+    assert not (tmp_path / "var" / "log" / "broker.log").exists()
+    assert proc.returncode == 0
 
 
 def _every_demo_mention_is_classified(worker_port: int, expected: int) -> None:
