@@ -26,7 +26,8 @@ class ServiceSettings(BaseSettings):
     that may be unset (a disabled integration) in ``optional_secret_fields``.
     """
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    # An empty variable means unset (compose passes optional settings through empty).
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
 
     secret_fields: ClassVar[tuple[str, ...]] = ()
     optional_secret_fields: ClassVar[tuple[str, ...]] = ()

@@ -8,8 +8,10 @@ Every error any service returns looks like::
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import uvicorn
@@ -202,3 +204,18 @@ def run_server(app: ASGIApp, host: str, port: int) -> None:
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run()
+
+
+def task_states(tasks: Mapping[str, asyncio.Task[Any]]) -> dict[str, str]:
+    """What each background task of a service is doing, for ``/healthz``:
+    ``running``, ``cancelled``, ``stopped`` or ``died: <error>``."""
+    states = {}
+    for name, task in tasks.items():
+        if not task.done():
+            states[name] = "running"
+        elif task.cancelled():
+            states[name] = "cancelled"
+        else:
+            exc = task.exception()
+            states[name] = f"died: {type(exc).__name__}: {exc}" if exc else "stopped"
+    return states

@@ -20,7 +20,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 
 class KafkaSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="KAFKA_", frozen=True, extra="ignore", env_ignore_empty=True
+    )
 
     #: Comma-separated host:port list; the embedded Tansu broker by default.
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -146,6 +148,14 @@ async def broker_problem(client: Any, timeout_s: float = 3.0) -> str | None:
     except (KafkaError, OSError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+class BrokerCheck(Protocol):
+    """A readiness check of a service's connection to Kafka (a port; tests fake it)."""
+
+    async def check(self) -> str | None:
+        """None when Kafka answers, else the reason."""
+        ...
 
 
 class ProducerBrokerCheck:

@@ -1,0 +1,134 @@
+"""What every service database shares: the async engine (SQLite by default,
+Postgres in the compose stack), Alembic run in code at start, UTC-aware
+timestamps, and one constraint naming convention.
+
+Each service keeps its own tables and ``migrations`` folder; it calls
+:func:`migrate` with that folder and its own advisory-lock key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, DateTime, Dialect, MetaData, TypeDecorator, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
+
+#: Constraint names Alembic and the models agree on (so migrations can drop them).
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def make_engine(url: str, *, schema: str | None = None, echo: bool = False) -> AsyncEngine:
+    """An async engine. SQLite: the file's folder is created, WAL and a busy
+    timeout are set. Postgres: ``schema`` becomes the search path."""
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    elif schema is not None and parsed.get_backend_name() == "postgresql":
+        connect_args["server_settings"] = {"search_path": schema}
+    engine = create_async_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def alembic_config(migrations: Path, connection: Connection | None = None) -> Config:
+    """Alembic configured in code (no ini file): the migrations folder, and the
+    connection to run on when one is given."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+async def migrate(
+    engine: AsyncEngine, migrations: Path, *, lock_key: int, revision: str = "head"
+) -> None:
+    """Bring the schema to ``revision`` (idempotent; run at every start). On
+    Postgres an advisory lock keeps two replicas starting at once apart."""
+
+    def upgrade(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
+        command.upgrade(alembic_config(migrations, connection), revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(upgrade)
+    log.info("schema of %s at %s", migrations.parent.name, revision)
+
+
+def run_alembic_env(metadata: MetaData, database: Callable[[], tuple[str, str | None]]) -> None:
+    """The body of every service's ``migrations/env.py``. Run from :func:`migrate`,
+    which hands over a connection; without one (the ``alembic`` command), it opens
+    its own engine on ``-x url=...`` or the service's ``database()`` (url, schema),
+    read only then."""
+    from alembic import context  # noqa: PLC0415 - exists only inside an Alembic run
+
+    def run(connection: Connection) -> None:
+        context.configure(connection=connection, target_metadata=metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    given = context.config.attributes.get("connection")
+    if given is not None:
+        run(given)
+        return
+
+    async def with_own_engine() -> None:
+        url, schema = database()
+        url = context.get_x_argument(as_dictionary=True).get("url", url)
+        engine = make_engine(url, schema=schema)
+        async with engine.connect() as connection:
+            await connection.run_sync(run)
+            await connection.commit()
+        await engine.dispose()
+
+    asyncio.run(with_own_engine())
