@@ -75,6 +75,8 @@ class PartitionLoop:
         self.clock = clock
         #: Paused partitions and when to read them again.
         self.deferred: dict[TopicPartition, float] = {}
+        #: The offset each paused partition is held at (the record put off).
+        self.held: dict[TopicPartition, int] = {}
 
     async def run(self) -> None:
         log.info("%s consumer running", self.name)
@@ -88,6 +90,12 @@ class PartitionLoop:
         for tp, records in batch.items():
             for record in records:
                 if tp in self.deferred:
+                    # Either the rest of the batch after the record just put off, or a
+                    # rebalance that kept the partition here un-paused it and read on
+                    # from the last commit: back onto the deferred record, paused, or
+                    # the records after it would be committed past.
+                    self.consumer.pause(tp)
+                    self.consumer.seek(tp, self.held[tp])
                     break
                 await self._one(tp, record)
 
@@ -97,6 +105,7 @@ class PartitionLoop:
             self.consumer.pause(tp)
             self.consumer.seek(tp, record.offset)
             self.deferred[tp] = retry_at
+            self.held[tp] = record.offset
             log.info(
                 "%s: %s[%d]@%d put off for %.1f s",
                 self.name,
@@ -131,8 +140,10 @@ class PartitionLoop:
         for tp, at in list(self.deferred.items()):
             if tp not in assigned:  # revoked: the new owner reads it from the commit
                 del self.deferred[tp]
+                del self.held[tp]
             elif at <= now:
                 del self.deferred[tp]
+                del self.held[tp]
                 self.consumer.resume(tp)
 
     def _poll_timeout_ms(self) -> int:
@@ -210,6 +221,7 @@ class Agents:
 
     async def _settle(self, outcome: Outcome, key: str) -> float | None:
         if isinstance(outcome, Retry):
+            log.info("%s put off until %.0f: %s", key, outcome.at, outcome.reason)
             return outcome.at
         assert isinstance(outcome, Done)
         if outcome.message is not None:

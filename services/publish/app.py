@@ -92,7 +92,7 @@ def create_app(
             )
             platforms = overrides.platforms
             if platforms is None:
-                platforms = build_platforms(settings, http)
+                platforms = build_platforms(settings, http, token_store=ledger)
             if not platforms:
                 log.warning("no platform configured: every reply will fail (retryable)")
             publisher = Publisher(

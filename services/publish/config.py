@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.config import ServiceSettings
@@ -24,6 +24,8 @@ class PublishSettings(ServiceSettings):
 
     optional_secret_fields: ClassVar[tuple[str, ...]] = (
         "x_access_token",
+        "x_client_secret",
+        "x_refresh_token",
         "mastodon_access_token",
         "api_key",
     )
@@ -38,8 +40,21 @@ class PublishSettings(ServiceSettings):
     #: Where a posted reply is shown: ``<x_web_base_url>/i/web/status/<id>``.
     x_web_base_url: str = "https://x.com"
     #: OAuth 2.0 user-context access token of the campaign account (scopes
-    #: tweet.read, tweet.write, users.read, media.write); X publishing is off when unset.
+    #: tweet.read, tweet.write, users.read, media.write, offline.access); it expires
+    #: after 2 hours, then ``x_refresh_token`` gets a new one. X publishing is off
+    #: when neither is set.
     x_access_token: SecretStr | None = None
+    #: OAuth 2.0 client id of the app (``POST /2/oauth2/token``); needed to refresh.
+    x_client_id: str | None = Field(default=None, min_length=1, max_length=256)
+    #: Client secret of a confidential app (sent with HTTP Basic auth when refreshing);
+    #: unset: a public client (the client id goes in the form).
+    x_client_secret: SecretStr | None = None
+    #: Refresh token that came with the access token (``offline.access``). Each refresh
+    #: returns a new one, kept in the ledger database: this value only starts the chain
+    #: (set a new one after re-authorizing and the chain starts again from it).
+    x_refresh_token: SecretStr | None = None
+    #: Refresh this long before a known expiry (seconds), rather than wait for a 401.
+    x_token_refresh_margin_s: float = Field(default=60.0, ge=0)
     #: Label of the X account in logs and budgets (its handle); the numeric user id
     #: is looked up with ``GET /2/users/me`` when needed.
     x_account: str = Field(default="x-campaign", min_length=1, max_length=128)
@@ -117,6 +132,9 @@ class PublishSettings(ServiceSettings):
     engagement: tuple[Literal["account", "hashtag"], ...] = Field(
         default=("account", "hashtag"), min_length=1
     )
+    #: How long a reply waits for its mention to be read from ``mentions.raw`` (the
+    #: engagement check needs it) before it is refused (seconds, from its first try).
+    engagement_wait_s: float = Field(default=600.0, ge=0)
     #: Most replies to one author in 24 hours (on one platform).
     author_daily_cap: int = Field(default=2, ge=1, le=100)
     #: Consent scopes that allow publishing a reply on social media.
@@ -125,3 +143,14 @@ class PublishSettings(ServiceSettings):
     templates_file: Path | None = None
     #: Language of the templates used when a reply's language has none.
     default_language: str = Field(default="en", min_length=2, max_length=16)
+
+    @model_validator(mode="after")
+    def _refresh_needs_a_client(self) -> PublishSettings:
+        if (self.x_refresh_token or self.x_client_secret) and not self.x_client_id:
+            raise ValueError("x_refresh_token and x_client_secret need x_client_id")
+        return self
+
+    @property
+    def x_enabled(self) -> bool:
+        """X publishing is on: an access token, or a refresh token to get one."""
+        return self.x_access_token is not None or self.x_refresh_token is not None

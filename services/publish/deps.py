@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Annotated, Protocol
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from services.common.http import ApiError, bearer_matches
+from services.common.kafka import BrokerCheck
 from services.publish.config import PublishSettings
 from services.publish.ledger import Ledger
-
-
-class BrokerCheck(Protocol):
-    async def check(self) -> str | None:
-        """None when Kafka answers, else the reason."""
-        ...
 
 
 @dataclass

@@ -10,12 +10,14 @@ restart, a redelivery) is reconciled on the platform before any retry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 
+from pydantic import SecretStr
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -33,11 +35,13 @@ from services.publish.models import (
     ConsentWithdrawal,
     DecisionRecord,
     Engagement,
+    OAuthToken,
     OptOut,
     Reply,
     ReplyState,
 )
 from services.publish.platforms.base import PostedReply
+from services.publish.platforms.oauth import TokenSet, TokenSlot
 
 log = logging.getLogger(__name__)
 
@@ -461,6 +465,17 @@ class Ledger:
                 )
             )
 
+    # -- OAuth tokens (a TokenStore) --------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def hold_tokens(self, platform: str, account: str) -> AsyncIterator[TokenSlot]:
+        """The account's stored tokens, row-locked until the block ends (on Postgres:
+        two publishers refreshing at once take turns, and the second finds the
+        first one's tokens). :meth:`_TokenRow.save` commits."""
+        async with self._sessions() as session:
+            row = await session.get(OAuthToken, (platform, account), with_for_update=True)
+            yield _TokenRow(session, platform, account, row, self.now)
+
     # -- helpers -------------------------------------------------------------------
 
     @staticmethod
@@ -483,3 +498,47 @@ class Ledger:
             if not questions or question_id in questions:
                 facts.append(WithdrawalFact(row.at, row.withdrawn_by, row.reason))
         return tuple(facts)
+
+
+class _TokenRow:
+    """A :class:`~services.publish.platforms.oauth.TokenSlot` over an ``oauth_tokens`` row."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        platform: str,
+        account: str,
+        row: OAuthToken | None,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._session = session
+        self._key = (platform, account)
+        self._row = row
+        self._now = now
+
+    @property
+    def current(self) -> TokenSet | None:
+        row = self._row
+        if row is None:
+            return None
+        return TokenSet(
+            access_token=SecretStr(row.access_token) if row.access_token is not None else None,
+            expires_at=row.expires_at.timestamp() if row.expires_at is not None else None,
+            refresh_token=SecretStr(row.refresh_token),
+            seed=row.seed_sha256,
+        )
+
+    async def save(self, tokens: TokenSet) -> None:
+        row = self._row
+        if row is None:
+            row = self._row = OAuthToken(platform=self._key[0], account=self._key[1])
+            self._session.add(row)
+        row.access_token = (
+            tokens.access_token.get_secret_value() if tokens.access_token is not None else None
+        )
+        expires_at = tokens.expires_at
+        row.expires_at = datetime.fromtimestamp(expires_at, UTC) if expires_at is not None else None
+        row.refresh_token = tokens.refresh_token.get_secret_value()
+        row.seed_sha256 = tokens.seed
+        row.refreshed_at = self._now()
+        await self._session.commit()

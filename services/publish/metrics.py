@@ -17,6 +17,10 @@ RATE_LIMIT_PAUSES = Counter(
     "publish_rate_limit_pauses_total", "Replies put off because the account was rate limited",
     ["platform"],
 )  # fmt: skip
+MENTION_WAITS = Counter(
+    "publish_mention_waits_total",
+    "Replies put off because their mention was not read from mentions.raw yet",
+)
 RETRIES = Counter(
     "publish_retries_total", "Tries of a reply that ended in a retryable error", ["platform"]
 )

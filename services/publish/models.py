@@ -11,28 +11,28 @@
 - ``engagements``: mentions that engaged the campaign (mentioned its account or
   used its hashtag), from ``mentions.raw``.
 - ``consent_withdrawals``: every withdrawal event, once.
+- ``oauth_tokens``: an account's latest OAuth tokens (X's refresh token rotates
+  at every refresh; a restart must not reuse the spent one).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
-    DateTime,
-    Dialect,
     Index,
     Integer,
     MetaData,
     String,
     Text,
-    TypeDecorator,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.common.db import NAMING, UtcDateTime
 
 
 class ReplyState(StrEnum):
@@ -51,34 +51,6 @@ FINAL_STATES = (ReplyState.PUBLISHED, ReplyState.WITHDRAWN, ReplyState.FAILED, R
 
 _LIVE_SQL = "state IN ('sending', 'published', 'withdrawn')"
 _STATES_SQL = ", ".join(f"'{s.value}'" for s in ReplyState)
-
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) too."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the ledger; use UTC-aware datetimes")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -184,3 +156,19 @@ class ConsentWithdrawal(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class OAuthToken(Base):
+    __tablename__ = "oauth_tokens"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    #: The account's label (``PUBLISH_X_ACCOUNT``).
+    account: Mapped[str] = mapped_column(String(128), primary_key=True)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The latest refresh token (the previous ones are spent).
+    refresh_token: Mapped[str] = mapped_column(Text)
+    #: sha256 of the configured refresh token this chain started from: a new one in
+    #: the settings (the account was authorized again) starts a new chain.
+    seed_sha256: Mapped[str] = mapped_column(String(64))
+    refreshed_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -43,6 +43,9 @@ from services.publish.platforms.base import MediaFile, Platform, PostedReply
 
 log = logging.getLogger(__name__)
 
+#: How often a reply waiting for its mention looks again (seconds).
+MENTION_RECHECK_S = 2.0
+
 
 @dataclass(frozen=True)
 class Done:
@@ -174,7 +177,7 @@ class Publisher:
             log.info("reply %s put off until %.0f: %s", row.reply_id, exc.reset_at, exc.message)
             return Retry(max(exc.reset_at, self.clock()), exc.message)
         except RetryableError as exc:
-            return await self._retry_or_fail(row.reply_id, exc)
+            return await self._retry_or_fail(row.reply_id, exc, platform)
         except FinalError as exc:
             row = await self.ledger.mark_failed(
                 row.reply_id, describe_final(exc), retryable=False, count=True
@@ -205,18 +208,14 @@ class Publisher:
                 # it may be posting right now. Look again when its lease runs out.
                 until = row.lease_until.timestamp() if row.lease_until else self.clock()
                 return Retry(max(until, self.clock() + 1.0), "another publisher is sending it")
-            snapshot = await self.ledger.snapshot(request)
-            refusals = domain.check(request, snapshot, self.policy, utcnow())
-            if refusals:
-                return await self._refuse(row, refusals)
+            verdict = await self._govern(request, row, compose=False)
+            if isinstance(verdict, Done | Retry):
+                return verdict
         else:
-            snapshot = await self.ledger.snapshot(request)
-            refusals = domain.check(request, snapshot, self.policy, utcnow())
-            composed = domain.compose(request, snapshot, self.templates, self.policy)
-            if isinstance(composed, domain.Refusal):
-                refusals.append(composed)
-            if refusals or isinstance(composed, domain.Refusal):
-                return await self._refuse(row, refusals)
+            composed = await self._govern(request, row, compose=True)
+            if not isinstance(composed, domain.Composed):
+                assert composed is not None  # composing yields a text or a verdict
+                return composed
             try:
                 row = await self.ledger.start_sending(
                     row.reply_id,
@@ -243,6 +242,56 @@ class Publisher:
             idempotency_key=row.reply_id,
         )
         return await self._published(row, posted, platform)
+
+    async def _look_up(self, row: Reply, platform: Platform) -> PostedReply | None:
+        """The reply on the platform, or None (also when the platform cannot say)."""
+        try:
+            return await platform.find_reply(
+                in_reply_to=row.in_reply_to, idempotency_key=row.reply_id, text=row.text
+            )
+        except PublishError as exc:
+            log.warning("reply %s: could not look it up on %s: %s", row.reply_id, row.platform, exc)
+            return None
+
+    async def _govern(
+        self, request: PublishReply, row: Reply, *, compose: bool
+    ) -> Outcome | domain.Composed | None:
+        """The governor's verdict: put off, refused, or allowed (with the text
+        composed when ``compose``)."""
+        snapshot = await self.ledger.snapshot(request)
+        refusals = domain.check(request, snapshot, self.policy, utcnow())
+        if pending := self._mention_pending(row, snapshot, refusals):
+            return pending
+        composed = (
+            domain.compose(request, snapshot, self.templates, self.policy) if compose else None
+        )
+        if isinstance(composed, domain.Refusal):
+            refusals.append(composed)
+        if refusals:
+            return await self._refuse(row, refusals)
+        assert not isinstance(composed, domain.Refusal)
+        return composed
+
+    def _mention_pending(
+        self, row: Reply, snapshot: domain.Snapshot, refusals: list[domain.Refusal]
+    ) -> Retry | None:
+        """Put the reply off when all that stops it is a mention not read yet.
+
+        Engagements are learnt from ``mentions.raw``, which this publisher reads
+        on its own consumer group: after a restart, or behind a backlog, a request
+        can come before its mention. It waits ``engagement_wait_s`` from the first
+        time the reply was seen, then is refused like any reply to a mention that
+        did not engage the campaign.
+        """
+        if snapshot.engagement is not None or [r.rule for r in refusals] != [domain.ENGAGED]:
+            return None
+        left = self.settings.engagement_wait_s - (utcnow() - row.created_at).total_seconds()
+        if left <= 0:
+            return None
+        metrics.MENTION_WAITS.inc()
+        reason = f"mention {row.mention_id} not read from mentions.raw yet"
+        log.info("reply %s put off: %s", row.reply_id, reason)
+        return Retry(self.clock() + min(MENTION_RECHECK_S, left), reason)
 
     def _lease(self) -> datetime:
         return utcnow() + timedelta(seconds=self.settings.sending_lease_s)
@@ -281,10 +330,19 @@ class Publisher:
         log.info("reply %s refused: %s", row.reply_id, "; ".join(map(str, refusals)))
         return Done(failed_message(row))
 
-    async def _retry_or_fail(self, reply_id: str, exc: RetryableError) -> Outcome:
+    async def _retry_or_fail(
+        self, reply_id: str, exc: RetryableError, platform: Platform
+    ) -> Outcome:
         row = await self.ledger.record_error(reply_id, exc.message)
         metrics.RETRIES.labels(row.platform).inc()
         if row.attempts >= self.settings.reply_max_attempts:
+            if row.state == ReplyState.SENDING:
+                # The last error may have come after the post went out (a timeout on
+                # the answer): a live reply must not be recorded as failed, or the
+                # "one per question" guard would no longer cover it.
+                found = await self._look_up(row, platform)
+                if found is not None:
+                    return await self._published(row, found, platform, reconciled=True)
             row = await self.ledger.mark_failed(
                 reply_id,
                 f"{exc.message} (after {row.attempts} tries)",

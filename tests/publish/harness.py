@@ -28,6 +28,7 @@ from services.common.messages import (
 )
 from services.publish.agents import PartitionLoop
 from services.publish.db import make_engine, migrate
+from services.publish.exceptions import RetryableError
 from services.publish.ledger import Ledger
 from services.publish.platforms.base import MediaFile, PostedReply
 from services.publish.sandbox import SandboxSettings, create_app
@@ -199,13 +200,16 @@ class CrashAfterPost:
         self.name = inner.name
         self.budget = inner.budget
 
+    def lost(self) -> BaseException:
+        return SimulatedCrash()
+
     async def upload_video(self, media: MediaFile) -> str:
         result: str = await self.inner.upload_video(media)
         return result
 
     async def post_reply(self, **kwargs: Any) -> PostedReply:
         await self.inner.post_reply(**kwargs)
-        raise SimulatedCrash
+        raise self.lost()
 
     async def find_reply(self, **kwargs: Any) -> PostedReply | None:
         found: PostedReply | None = await self.inner.find_reply(**kwargs)
@@ -214,3 +218,12 @@ class CrashAfterPost:
     async def delete_post(self, post_id: str) -> bool:
         deleted: bool = await self.inner.delete_post(post_id)
         return deleted
+
+
+class TimeoutAfterPost(CrashAfterPost):
+    """A platform that posts for real, then the answer is lost (a read timeout)."""
+
+    def lost(self) -> BaseException:
+        return RetryableError(
+            "read timeout", platform=self.name.value, account="campaign", status=None
+        )

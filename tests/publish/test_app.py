@@ -61,6 +61,11 @@ def service(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
             mastodon_access_token=SecretStr(MASTODON_TOKEN),
             api_key=SecretStr(API_KEY),
             poll_timeout_ms=100,
+            # Groups of their own: the session's broker may still hold members of
+            # the default groups from an earlier test (a `make run` that was killed).
+            group_id=f"publish-{kafka.topic_prefix}",
+            mentions_group_id=f"publish-mentions-{kafka.topic_prefix}",
+            consent_group_id=f"publish-consent-{kafka.topic_prefix}",
         )
         app = create_app(settings, kafka)
         with TestClient(app) as client:

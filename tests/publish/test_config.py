@@ -32,11 +32,24 @@ def test_defaults_are_the_real_platforms_and_nothing_is_enabled() -> None:
     assert settings.x_api_base_url == "https://api.x.com"
     assert settings.mastodon_base_url is None
     assert settings.x_access_token is None
+    assert not settings.x_enabled
 
 
 def test_chunks_over_5_mib_are_refused() -> None:
     with pytest.raises(ValidationError, match="x_chunk_bytes"):
         PublishSettings(x_chunk_bytes=5 * 1024 * 1024 + 1)
+
+
+def test_a_refresh_token_needs_the_client_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUBLISH_X_REFRESH_TOKEN", "refresh-token")
+
+    with pytest.raises(ValidationError, match="need x_client_id"):
+        PublishSettings()
+    monkeypatch.setenv("PUBLISH_X_CLIENT_ID", "app")
+    settings = PublishSettings()
+    assert settings.x_enabled
+    assert settings.x_refresh_token is not None
+    assert "refresh-token" not in repr(settings)
 
 
 def test_production_refuses_a_placeholder_token(monkeypatch: pytest.MonkeyPatch) -> None:

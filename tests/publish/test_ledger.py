@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from pydantic import SecretStr
 from sqlalchemy import Connection, inspect
 
 from services.common.messages import Author, ConsentWithdrawn
@@ -17,6 +19,7 @@ from services.publish.domain import Refusal
 from services.publish.ledger import AlreadyReplied, Ledger
 from services.publish.models import Base, ReplyState
 from services.publish.platforms.base import PostedReply
+from services.publish.platforms.oauth import TokenSet
 from tests.publish.harness import engage, ledger_database, migrated_ledger, request_factory
 
 pytestmark = pytest.mark.timeout(60)
@@ -49,7 +52,7 @@ async def test_migrations_build_exactly_the_models_on_an_empty_database(
             tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
     assert tables == {
         "alembic_version", "replies", "decisions", "opt_outs", "engagements",
-        "consent_withdrawals",
+        "consent_withdrawals", "oauth_tokens",
     }  # fmt: skip
 
 
@@ -203,3 +206,64 @@ async def test_a_sending_reply_is_claimed_by_one_publisher_at_a_time(ledger: Led
     row = await ledger.get(request.reply_id)
     assert row is not None
     assert row.owner == "b"
+
+
+async def test_oauth_tokens_are_saved_replaced_and_read_back(ledger: Ledger) -> None:
+    async with ledger.hold_tokens("x", "campaign") as slot:
+        assert slot.current is None
+        await slot.save(TokenSet(SecretStr("a1"), 1_900_000_000.5, SecretStr("r1"), "seed"))
+    async with ledger.hold_tokens("x", "campaign") as slot:
+        await slot.save(TokenSet(None, None, SecretStr("r2"), "seed"))
+    async with ledger.hold_tokens("x", "other") as slot:
+        assert slot.current is None  # one row per account
+
+    async with ledger.hold_tokens("x", "campaign") as slot:
+        stored = slot.current
+    assert stored is not None
+    assert stored.access_token is None
+    assert stored.expires_at is None
+    assert stored.refresh_token.get_secret_value() == "r2"
+    async with ledger.hold_tokens("x", "campaign") as slot:
+        await slot.save(TokenSet(SecretStr("a3"), 1_900_000_000.5, SecretStr("r3"), "seed"))
+    async with ledger.hold_tokens("x", "campaign") as slot:
+        stored = slot.current
+    assert stored is not None
+    assert stored.access_token is not None
+    assert stored.access_token.get_secret_value() == "a3"
+    assert stored.expires_at == pytest.approx(1_900_000_000.5)
+
+
+async def test_a_token_slot_that_raises_saves_nothing(ledger: Ledger) -> None:
+    with pytest.raises(RuntimeError):
+        async with ledger.hold_tokens("x", "campaign") as slot:
+            raise RuntimeError("the refresh failed")
+    async with ledger.hold_tokens("x", "campaign") as slot:
+        assert slot.current is None
+
+
+async def test_two_publishers_holding_the_tokens_on_postgres_take_turns(tmp_path: Path) -> None:
+    """The row lock: the second holder waits for the first one's save, then sees it."""
+    async with migrated_ledger("postgres", tmp_path) as first:
+        second = Ledger(first.engine)
+        async with first.hold_tokens("x", "campaign") as slot:
+            await slot.save(TokenSet(SecretStr("a0"), None, SecretStr("r0"), "seed"))
+        order: list[str] = []
+
+        async def refresh(ledger: Ledger, name: str, entered: asyncio.Event) -> str:
+            async with ledger.hold_tokens("x", "campaign") as slot:
+                entered.set()
+                order.append(f"{name} in")
+                seen = slot.current
+                assert seen is not None
+                await asyncio.sleep(0.3)
+                await slot.save(TokenSet(SecretStr(name), None, SecretStr(f"r-{name}"), "seed"))
+                order.append(f"{name} out")
+                return seen.refresh_token.get_secret_value()
+
+        a_in, b_in = asyncio.Event(), asyncio.Event()
+        a = asyncio.create_task(refresh(first, "a", a_in))
+        await a_in.wait()
+        b = asyncio.create_task(refresh(second, "b", b_in))
+        assert await a == "r0"
+        assert await b == "r-a"  # waited for a, and read what a saved
+    assert order == ["a in", "a out", "b in", "b out"]

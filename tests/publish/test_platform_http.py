@@ -7,6 +7,7 @@ from pydantic import BaseModel, SecretStr
 from services.publish.config import PublishSettings
 from services.publish.exceptions import RetryableError
 from services.publish.platforms import x
+from services.publish.platforms.base import StaticToken
 from services.publish.platforms.http import PlatformHttp
 from services.publish.ratelimit import AccountBudget
 
@@ -21,7 +22,7 @@ async def test_parse_reads_a_body_and_a_misfit_is_retryable() -> None:
             settings=PublishSettings(),
             http=http,
             base_url="http://x.test",
-            token=SecretStr("t"),
+            credentials=StaticToken(SecretStr("t")),
             budget=AccountBudget("x", "campaign"),
             parse_limits=x.parse_limits,
             describe_error=x.describe_error,

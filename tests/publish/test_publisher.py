@@ -4,6 +4,7 @@ sorted, consent withdrawn, opt-outs learnt from mentions."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from tests.publish.conftest import FakeClock, SandboxServer, posts, set_faults
 from tests.publish.harness import (
     CrashAfterPost,
     SimulatedCrash,
+    TimeoutAfterPost,
     engage,
     mention_for,
     migrated_ledger,
@@ -310,7 +312,7 @@ async def test_every_governor_rule_refuses_with_its_reason_recorded(
     ledger = env.ledger
     setup, reason = RULE_SETUPS[case]
     rule = case.split("-", maxsplit=1)[0]
-    publisher = make_publisher()
+    publisher = make_publisher(engagement_wait_s=0)  # refuse an unknown mention at once
     request = await setup(ledger, publisher)
     before = len(await env.posts())
 
@@ -326,6 +328,50 @@ async def test_every_governor_rule_refuses_with_its_reason_recorded(
     [decision] = await ledger.decisions(request.reply_id)
     assert (decision.rule, decision.verdict) == (rule, "refuse")
     assert reason in decision.reason
+
+
+async def test_a_request_that_comes_before_its_mention_waits_for_it(env: Env) -> None:
+    """mentions.raw is read on its own consumer group and can lag behind
+    replies.requested: the reply is put off, not refused, and goes out once the
+    mention is read."""
+    publisher = env.make_publisher(engagement_wait_s=60)
+    request = request_factory()
+
+    outcome = await publisher.handle(request)
+
+    assert isinstance(outcome, Retry), outcome
+    assert env.clock() < outcome.at <= env.clock() + 60
+    assert "not read from mentions.raw yet" in outcome.reason
+    assert await env.posts() == []
+    row = await env.ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.PENDING
+    await engage(env.ledger, request)
+    published(await publisher.handle(request))
+
+
+async def test_a_mention_that_never_comes_is_refused_after_the_wait(env: Env) -> None:
+    publisher = env.make_publisher(engagement_wait_s=0.2)
+    request = request_factory()
+    assert isinstance(await publisher.handle(request), Retry)
+    await asyncio.sleep(0.3)
+
+    message = failed(await publisher.handle(request))
+
+    assert "no record of mention" in message.error
+    assert await env.posts() == []
+
+
+async def test_a_request_refused_for_another_reason_does_not_wait(env: Env) -> None:
+    """Only a mention not read yet is worth waiting for: an opted-out asker is
+    refused at once even when the mention is unknown."""
+    publisher = env.make_publisher(engagement_wait_s=60)
+    request = request_factory()
+    await env.ledger.add_opt_out("x", request.author.id, source="moderator", reason="asked")
+
+    message = failed(await publisher.handle(request))
+
+    assert "opted_out" in message.error
 
 
 async def test_an_allowed_reply_is_the_control_of_the_refusals(
@@ -417,6 +463,22 @@ async def test_retryable_errors_are_retried_later_then_fail_as_retryable(
     assert message.attempts == 2
     assert "after 2 tries" in message.error
     assert await env.posts() == []
+
+
+async def test_a_last_try_whose_answer_was_lost_is_found_published_not_failed(
+    env: Env,
+) -> None:
+    """The post went out but its answer timed out on the last allowed try: the
+    reply is looked up and recorded as published, so the one-per-question guard
+    still covers it."""
+    publisher = env.make_publisher(reply_max_attempts=1, wrap=TimeoutAfterPost)
+    request = await engaged(env.ledger)
+    message = published(await publisher.handle(request))
+    assert message.reply_id == request.reply_id
+    assert len(await env.posts()) == 1
+    row = await env.ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == "published"
 
 
 async def test_a_rate_limited_reply_waits_for_the_reset_without_counting_a_try(

@@ -379,6 +379,148 @@ async def test_x_timeline_pages_and_filters(api: Api) -> None:
     )
 
 
+# --- X OAuth 2.0 token endpoint ---------------------------------------------------------
+
+
+async def refresh(http: httpx.AsyncClient, base: str, token: str, **form: str) -> httpx.Response:
+    data = {"grant_type": "refresh_token", "refresh_token": token, "client_id": "app"}
+    return await http.post(f"{base}/2/oauth2/token", data={**data, **form})
+
+
+async def test_x_refresh_hands_out_a_short_lived_token_and_rotates_the_refresh_token(
+    http: httpx.AsyncClient, sandbox: SandboxServer, clock: FakeClock
+) -> None:
+    _, first_refresh = sandbox.state.grant_x_tokens("campaign")
+
+    answer = await refresh(http, sandbox.base_url, first_refresh)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["cache-control"] == "no-store"
+    body = answer.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 7200
+    assert "offline.access" in body["scope"].split()
+    assert body["refresh_token"] != first_refresh
+    auth = {"Authorization": f"Bearer {body['access_token']}"}
+    me = await http.get(f"{sandbox.base_url}/2/users/me", headers=auth)
+    assert me.json()["data"]["username"] == "campaign"
+
+    await clock.sleep(7200)
+    expired = await http.get(f"{sandbox.base_url}/2/users/me", headers=auth)
+    assert expired.status_code == 401
+    assert expired.json()["title"] == "Unauthorized"
+    assert sandbox.state.x_expired_refusals == 1
+    assert (await refresh(http, sandbox.base_url, body["refresh_token"])).status_code == 200
+
+
+async def test_x_a_reused_refresh_token_is_refused(
+    http: httpx.AsyncClient, sandbox: SandboxServer
+) -> None:
+    _, refresh_token = sandbox.state.grant_x_tokens("campaign")
+    assert (await refresh(http, sandbox.base_url, refresh_token)).status_code == 200
+
+    again = await refresh(http, sandbox.base_url, refresh_token)
+
+    assert again.status_code == 400
+    assert again.json() == {
+        "error": "invalid_request",
+        "error_description": "Value passed for the token was invalid.",
+    }
+    assert sandbox.state.x_refreshes == 1
+
+
+async def test_x_a_refresh_token_is_bound_to_its_client(
+    http: httpx.AsyncClient, sandbox: SandboxServer
+) -> None:
+    _, refresh_token = sandbox.state.grant_x_tokens("campaign", client_id="app")
+
+    other = await refresh(http, sandbox.base_url, refresh_token, client_id="other-app")
+
+    assert other.status_code == 400
+    assert (await refresh(http, sandbox.base_url, refresh_token)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "error"),
+    [
+        ({"grant_type": "authorization_code"}, 400, "unsupported_grant_type"),
+        ({"client_id": ""}, 400, "invalid_request"),
+        ({"refresh_token": ""}, 400, "invalid_request"),
+        ({"refresh_token": "never-issued"}, 400, "invalid_request"),
+    ],
+)
+async def test_x_token_endpoint_validates(
+    http: httpx.AsyncClient,
+    sandbox: SandboxServer,
+    form: dict[str, str],
+    status: int,
+    error: str,
+) -> None:
+    _, refresh_token = sandbox.state.grant_x_tokens("campaign")
+
+    answer = await refresh(http, sandbox.base_url, refresh_token, **form)
+
+    assert answer.status_code == status
+    assert answer.json()["error"] == error
+    assert not sandbox.state.x_refresh_tokens[refresh_token].spent
+
+
+async def test_x_token_endpoint_wants_a_form(
+    http: httpx.AsyncClient, sandbox: SandboxServer
+) -> None:
+    _, refresh_token = sandbox.state.grant_x_tokens("campaign")
+
+    answer = await http.post(
+        f"{sandbox.base_url}/2/oauth2/token",
+        json={"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": "a"},
+    )
+
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_request"
+
+
+async def test_x_a_confidential_client_must_authenticate(
+    serve: Any, sandbox_settings: Callable[..., SandboxSettings], http: httpx.AsyncClient
+) -> None:
+    settings = sandbox_settings(
+        x_client_id="app", x_client_secret="s3cret", x_refresh_tokens={"seed": "campaign"}
+    )
+    async with serve(settings) as server:
+        without = await refresh(http, server.base_url, "seed")
+        wrong = await http.post(
+            f"{server.base_url}/2/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": "seed"},
+            auth=("app", "guess"),
+        )
+        unknown_client = await http.post(
+            f"{server.base_url}/2/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": "seed"},
+            auth=("someone", "s3cret"),
+        )
+        right = await http.post(
+            f"{server.base_url}/2/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": "seed"},
+            auth=("app", "s3cret"),
+        )
+
+    assert (without.status_code, without.json()["error"]) == (401, "unauthorized_client")
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "unauthorized_client")
+    assert (unknown_client.status_code, unknown_client.json()["error"]) == (400, "invalid_request")
+    assert right.status_code == 200, right.text
+
+
+async def test_x_token_endpoint_faults_apply_to_its_own_bucket(
+    http: httpx.AsyncClient, sandbox: SandboxServer
+) -> None:
+    _, refresh_token = sandbox.state.grant_x_tokens("campaign")
+    await http.post(
+        f"{sandbox.base_url}/sandbox/faults", json={"x": {"5xx": 1, "endpoints": ["oauth2_token"]}}
+    )
+
+    assert (await refresh(http, sandbox.base_url, refresh_token)).status_code == 503
+    assert (await refresh(http, sandbox.base_url, refresh_token)).status_code == 200
+
+
 # --- Mastodon ------------------------------------------------------------------------------
 
 
@@ -690,10 +832,13 @@ async def test_reset_forgets_everything(
     api: Api, http: httpx.AsyncClient, sandbox: SandboxServer
 ) -> None:
     await api.m("POST", "/api/v1/statuses", json={"status": "hi"})
+    sandbox.state.grant_x_tokens("campaign")
 
     assert (await http.post(f"{sandbox.base_url}/sandbox/reset")).status_code == 204
 
     assert await posts(http, sandbox) == []
+    assert sandbox.state.x_access_tokens == {}
+    assert sandbox.state.x_refresh_tokens == {}
 
 
 async def test_posts_survive_a_restart_with_a_posts_file(

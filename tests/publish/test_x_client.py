@@ -3,6 +3,7 @@ limits, retries, reconciliation and deletion."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -127,6 +128,22 @@ async def test_a_file_of_the_wrong_size_is_refused_before_any_request(
         await x_client().upload_video(wrong)
 
     assert sandbox.state.media == {}
+
+
+async def test_a_file_that_cannot_be_read_fails_for_good(
+    x_client: Callable[..., XClient], media_factory: MediaFactory
+) -> None:
+    """Unreadable (or gone since it was checked): a final error, not a retry forever."""
+    video = media_factory(1000)
+    video.path.chmod(0)
+    if os.access(video.path, os.R_OK):  # root reads anything: make it a folder instead
+        video.path.unlink()
+        video.path.mkdir()
+        (video.path / "pad").write_bytes(b"x" * 1000)
+        video = MediaFile(video.path, video.mime, video.sha256, video.path.stat().st_size)
+
+    with pytest.raises(FinalError, match="cannot read"):
+        await x_client().upload_video(video)
 
 
 async def test_a_429_burst_pauses_the_account_and_resumes_with_no_loss(

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from pydantic import SecretStr
+
 from services.common.messages import Platform as PlatformName
 from services.publish.ratelimit import AccountBudget
 
@@ -88,6 +90,33 @@ class Platform(Protocol):
         """Delete one of this account's posts (consent withdrawn). True when this call
         deleted it, False when it was already gone."""
         ...
+
+
+class Credentials(Protocol):
+    """Where an adapter gets its bearer token."""
+
+    async def token(self) -> SecretStr:
+        """The token to send now (refreshed first when it is about to expire)."""
+        ...
+
+    async def refreshed(self, stale: SecretStr) -> SecretStr | None:
+        """A new token after the platform refused ``stale`` (401); None when this
+        credential cannot be refreshed (the 401 stands)."""
+        ...
+
+
+class StaticToken:
+    """A token that is what it is (Mastodon's do not expire; an X token without a
+    refresh token works until it expires)."""
+
+    def __init__(self, token: SecretStr) -> None:
+        self._token = token
+
+    async def token(self) -> SecretStr:
+        return self._token
+
+    async def refreshed(self, stale: SecretStr) -> SecretStr | None:
+        return None
 
 
 class MediaMismatch(ValueError):

@@ -1,8 +1,9 @@
 """One request to a platform, the way both adapters make it: the budget is
 consulted first, the rate-limit headers of every response update it, and the
 answer is sorted into success, :class:`RateLimited`, :class:`RetryableError`
-(5xx, network) or :class:`FinalError` (any other 4xx). ``request`` retries the
-retryable ones with exponential backoff and jitter (tenacity)."""
+(5xx, network) or :class:`FinalError` (any other 4xx). A 401 gets one more try
+with a refreshed token when the credentials can refresh (X). ``request`` retries
+the retryable ones with exponential backoff and jitter (tenacity)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tenacity import (
 
 from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
+from services.publish.platforms.base import Credentials
 from services.publish.ratelimit import AccountBudget, Window
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ class PlatformHttp:
         settings: PublishSettings,
         http: httpx.AsyncClient,
         base_url: str,
-        token: SecretStr,
+        credentials: Credentials,
         budget: AccountBudget,
         parse_limits: LimitParser,
         describe_error: ErrorDescriber,
@@ -82,7 +84,7 @@ class PlatformHttp:
         self.budget = budget
         self.base_url = base_url.rstrip("/")
         self._http = http
-        self._token = token
+        self.credentials = credentials
         self._parse_limits = parse_limits
         self._describe_error = describe_error
         self._sleep = sleep
@@ -149,27 +151,17 @@ class PlatformHttp:
         timeout: httpx.Timeout | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        """One attempt. Returns 2xx responses and those whose status is in ``accept``."""
+        """One attempt (two when a 401 made the credentials refresh their token).
+        Returns 2xx responses and those whose status is in ``accept``."""
         self.budget.check(bucket)
-        all_headers = {
-            "Authorization": f"Bearer {self._token.get_secret_value()}",
-            "User-Agent": USER_AGENT,
-            **(headers or {}),
-        }
-        try:
-            response = await self._http.request(
-                method,
-                self.base_url + path,
-                headers=all_headers,
-                timeout=timeout or self.api_timeout,
-                **kwargs,
-            )
-        except httpx.TransportError as exc:
-            raise RetryableError(
-                f"{self.platform} {method} {path}: {describe_transport(exc)}",
-                platform=self.platform,
-                account=self.account,
-            ) from exc
+        token = await self.credentials.token()
+        options = {"headers": headers, "timeout": timeout, **kwargs}
+        response = await self._call(method, path, token, options)
+        if response.status_code == 401:
+            fresh = await self.credentials.refreshed(token)
+            if fresh is not None:
+                self.budget.update(bucket, self._parse_limits(response.headers))
+                response = await self._call(method, path, fresh, options)
         windows = self._parse_limits(response.headers)
         self.budget.update(bucket, windows)
         status = response.status_code
@@ -204,6 +196,32 @@ class PlatformHttp:
             status=status,
             error=body,
         )
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        token: SecretStr,
+        options: dict[str, Any],
+    ) -> httpx.Response:
+        """The request itself: ``options`` are httpx's (headers are added to ours)."""
+        options = dict(options)
+        headers = {
+            "Authorization": f"Bearer {token.get_secret_value()}",
+            "User-Agent": USER_AGENT,
+            **(options.pop("headers", None) or {}),
+        }
+        timeout = options.pop("timeout", None) or self.api_timeout
+        try:
+            return await self._http.request(
+                method, self.base_url + path, headers=headers, timeout=timeout, **options
+            )
+        except httpx.TransportError as exc:
+            raise RetryableError(
+                f"{self.platform} {method} {path}: {describe_transport(exc)}",
+                platform=self.platform,
+                account=self.account,
+            ) from exc
 
     def _reset_at(self, response: httpx.Response, windows: tuple[Window, ...]) -> float:
         """When a 429 ends: the latest reset of the exhausted windows, else of any

@@ -39,6 +39,7 @@ from services.publish.platforms.base import (
     MediaFile,
     MediaMismatch,
     PostedReply,
+    StaticToken,
     check_size,
 )
 from services.publish.platforms.http import PlatformHttp, header_int
@@ -156,7 +157,7 @@ class MastodonClient:
             settings=settings,
             http=http,
             base_url=settings.mastodon_base_url,
-            token=settings.mastodon_access_token,
+            credentials=StaticToken(settings.mastodon_access_token),
             budget=self.budget,
             parse_limits=parse_limits,
             describe_error=describe_error,

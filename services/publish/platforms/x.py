@@ -19,7 +19,8 @@ Errors are RFC 7807 problems (``title``/``detail``/``type``), validation errors
 carry an ``errors`` list. Every response carries ``x-rate-limit-limit``,
 ``-remaining`` and ``-reset`` (epoch seconds) for its endpoint; posting also
 carries the 24-hour ``x-user-limit-24hour-*`` and ``x-app-limit-24hour-*``.
-Authentication is an OAuth 2.0 user-context bearer token.
+Authentication is an OAuth 2.0 user-context bearer token, refreshed with the
+refresh token when one is configured (:mod:`services.publish.platforms.oauth`).
 """
 
 from __future__ import annotations
@@ -38,12 +39,20 @@ from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RetryableError
 from services.publish.platforms.base import (
     ChunkReader,
+    Credentials,
     MediaFile,
     MediaMismatch,
     PostedReply,
+    StaticToken,
     check_size,
 )
 from services.publish.platforms.http import PlatformHttp, header_int
+from services.publish.platforms.oauth import (
+    TOKEN_PATH,
+    MemoryTokenStore,
+    RefreshingToken,
+    TokenStore,
+)
 from services.publish.ratelimit import AccountBudget, Window
 
 log = logging.getLogger(__name__)
@@ -160,6 +169,33 @@ def describe_error(body: Any) -> str:
     return ": ".join(parts)[:500] or str(body)[:300]
 
 
+def x_credentials(
+    settings: PublishSettings,
+    http: httpx.AsyncClient,
+    store: TokenStore,
+    clock: Callable[[], float] = time.time,
+) -> Credentials:
+    """The access token as configured, refreshing itself when a refresh token is."""
+    if settings.x_refresh_token is not None and settings.x_client_id is not None:
+        return RefreshingToken(
+            http=http,
+            token_url=settings.x_api_base_url.rstrip("/") + TOKEN_PATH,
+            client_id=settings.x_client_id,
+            client_secret=settings.x_client_secret,
+            access_token=settings.x_access_token,
+            refresh_token=settings.x_refresh_token,
+            store=store,
+            platform=PlatformName.X.value,
+            account=settings.x_account,
+            timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
+            margin_s=settings.x_token_refresh_margin_s,
+            clock=clock,
+        )
+    if settings.x_access_token is None:
+        raise ValueError("XClient needs PUBLISH_X_ACCESS_TOKEN or PUBLISH_X_REFRESH_TOKEN")
+    return StaticToken(settings.x_access_token)
+
+
 class XClient:
     """The campaign's X account (implements :class:`~services.publish.platforms.base.Platform`)."""
 
@@ -171,17 +207,17 @@ class XClient:
         http: httpx.AsyncClient,
         *,
         budget: AccountBudget | None = None,
+        token_store: TokenStore | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if settings.x_access_token is None:
-            raise ValueError("XClient needs PUBLISH_X_ACCESS_TOKEN")
         self.budget = budget or AccountBudget(self.name.value, settings.x_account, clock=clock)
+        self.credentials = x_credentials(settings, http, token_store or MemoryTokenStore(), clock)
         self._api = PlatformHttp(
             settings=settings,
             http=http,
             base_url=settings.x_api_base_url,
-            token=settings.x_access_token,
+            credentials=self.credentials,
             budget=self.budget,
             parse_limits=parse_limits,
             describe_error=describe_error,
@@ -214,16 +250,19 @@ class XClient:
         log.info("X upload %s started: %d bytes of %s", media_id, media.size, media.mime)
         reader = ChunkReader(media, self._settings.x_chunk_bytes)
         segment = 0
-        async for chunk in reader.chunks():
-            await self._api.request(
-                "POST",
-                f"/2/media/upload/{media_id}/append",
-                bucket=MEDIA_UPLOAD,
-                data={"segment_index": str(segment)},
-                files={"media": ("blob", chunk, "application/octet-stream")},
-                timeout=self._api.upload_timeout,
-            )
-            segment += 1
+        try:
+            async for chunk in reader.chunks():
+                await self._api.request(
+                    "POST",
+                    f"/2/media/upload/{media_id}/append",
+                    bucket=MEDIA_UPLOAD,
+                    data={"segment_index": str(segment)},
+                    files={"media": ("blob", chunk, "application/octet-stream")},
+                    timeout=self._api.upload_timeout,
+                )
+                segment += 1
+        except OSError as exc:  # unreadable, or gone since it was checked: no retry helps
+            raise self._final(f"cannot read {media.path} for X upload {media_id}: {exc}") from exc
         try:
             reader.verify()
         except MediaMismatch as exc:

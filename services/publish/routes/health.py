@@ -9,22 +9,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.publish.deps import PublishRuntime, Runtime
+from services.common.http import task_states
+from services.publish.deps import Runtime
 
 router = APIRouter()
-
-
-def _consumers(runtime: PublishRuntime) -> dict[str, str]:
-    states = {}
-    for name, task in runtime.tasks.items():
-        if not task.done():
-            states[name] = "running"
-        elif task.cancelled():
-            states[name] = "cancelled"
-        else:
-            exc = task.exception()
-            states[name] = f"died: {type(exc).__name__}: {exc}" if exc else "stopped"
-    return states
 
 
 @router.get("/healthz", summary="Liveness: every consumer is running")
@@ -34,7 +22,7 @@ async def healthz(runtime: Runtime) -> JSONResponse:
     Kafka or the database being down does not fail liveness (a restart would not
     bring them back): see ``/readyz``.
     """
-    consumers = _consumers(runtime)
+    consumers = task_states(runtime.tasks)
     alive = all(state == "running" for state in consumers.values())
     body = {"status": "ok" if alive else "dead", "consumers": consumers}
     return JSONResponse(body, status_code=200 if alive else 503)
@@ -53,7 +41,7 @@ async def readyz(runtime: Runtime) -> JSONResponse:
         "status": "ok" if ready else "degraded",
         "broker": {"connected": broker_error is None, "error": broker_error},
         "database": {"connected": database_error is None, "error": database_error},
-        "consumers": _consumers(runtime),
+        "consumers": task_states(runtime.tasks),
     }
     return JSONResponse(body, status_code=200 if ready else 503)
 

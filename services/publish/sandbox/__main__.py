@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 
-import uvicorn
-
+from services.common.http import run_server
+from services.common.logs import configure_logging
 from services.publish.sandbox import SandboxSettings, create_app
 
 log = logging.getLogger(__name__)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("sandbox")
     settings = SandboxSettings()
     log.info(
         "SANDBOX platform (not X, not Mastodon) on http://%s:%d, media under %s",
@@ -20,7 +20,7 @@ def main() -> None:
         settings.port,
         settings.media_dir,
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    run_server(create_app(settings), settings.host, settings.port)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ Control API (not part of either platform):
 - ``GET``/``POST``/``DELETE /sandbox/faults``: read, merge, clear the faults
   (``{"x": {"429_burst": 3, "5xx": 2, "drop": 1, "media_processing_s": 2}}``,
   see :class:`~services.publish.sandbox.config.PlatformFaults`);
-- ``POST /sandbox/reset``: forget posts, media, keys, windows; faults back to the settings';
+- ``POST /sandbox/reset``: forget posts, media, keys, windows, issued tokens; faults
+  back to the settings';
 - ``GET /sandbox/media/{platform}/{id}``: an uploaded file (range requests work).
 """
 
@@ -31,6 +32,7 @@ from services.publish.sandbox.faults import BUCKETS, QUIET_DROPS, FaultMiddlewar
 from services.publish.sandbox.mastodon_api import MastodonApi
 from services.publish.sandbox.state import PlatformKey, SandboxState
 from services.publish.sandbox.x_api import XApi
+from services.publish.sandbox.x_oauth import XOAuthApi
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,7 @@ def create_app(
     app.add_exception_handler(PlatformError, on_platform_error)
     app.add_middleware(FaultMiddleware, state=ctx.state)
     app.include_router(XApi(ctx).router())
+    app.include_router(XOAuthApi(ctx).router())
     app.include_router(MastodonApi(ctx).router())
     app.include_router(ControlApi(ctx).router())
     return app

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.common.config import ServiceSettings
@@ -51,6 +52,8 @@ class SandboxFaults(BaseModel):
 class SandboxSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PUBLISH_SANDBOX_", frozen=True, extra="ignore")
 
+    optional_secret_fields: ClassVar[tuple[str, ...]] = ("x_client_secret",)
+
     #: Address the sandbox binds.
     host: str = "127.0.0.1"
     #: Port of the sandbox (X and Mastodon subsets, the page, the control API).
@@ -72,6 +75,18 @@ class SandboxSettings(ServiceSettings):
     tokens: dict[str, str] = Field(default_factory=dict)
     #: Account name when ``tokens`` is empty.
     account_name: str = Field(default="takeaction_sandbox", pattern=r"^[A-Za-z0-9_]{1,30}$")
+    #: X refresh tokens accepted (each once) by ``POST /2/oauth2/token`` from the
+    #: start, and the account each stands for (JSON object). The tokens it hands out
+    #: are kept in memory only.
+    x_refresh_tokens: dict[str, str] = Field(default_factory=dict)
+    #: Lifetime of the X access tokens ``POST /2/oauth2/token`` hands out (seconds);
+    #: the X endpoints answer 401 to one past it.
+    x_access_token_ttl_s: float = Field(default=7200.0, gt=0)
+    #: OAuth 2.0 client id the X token endpoint expects; unset: any.
+    x_client_id: str | None = None
+    #: Secret of a confidential client: the token endpoint then wants HTTP Basic auth
+    #: with the client id and it; unset: a public client (the client id in the form).
+    x_client_secret: SecretStr | None = None
     #: Faults active at start (JSON, same shape as ``POST /sandbox/faults``); unset: none.
     faults: SandboxFaults | None = None
     #: X requests per window and endpoint (``x-rate-limit-limit``).

@@ -20,6 +20,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], PlatformKey, str]] = [
     ("DELETE", re.compile(r"^/2/tweets/[^/]+$"), "x", "tweets_delete"),
     ("GET", re.compile(r"^/2/users/me$"), "x", "users_me"),
     ("GET", re.compile(r"^/2/users/[^/]+/tweets$"), "x", "user_tweets"),
+    ("POST", re.compile(r"^/2/oauth2/token$"), "x", "oauth2_token"),
     ("POST", re.compile(r"^/api/v2/media$"), "mastodon", "media"),
     ("GET", re.compile(r"^/api/v1/media/[^/]+$"), "mastodon", "media_status"),
     ("POST", re.compile(r"^/api/v1/statuses$"), "mastodon", "statuses_create"),

@@ -1,5 +1,6 @@
-"""What the sandbox remembers: media, posts, idempotency keys, rate-limit windows
-and the faults still to inject. Plain in-memory state on one event loop."""
+"""What the sandbox remembers: media, posts, idempotency keys, rate-limit windows,
+the X OAuth tokens it handed out and the faults still to inject. Plain in-memory
+state on one event loop."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -108,6 +110,23 @@ class StoredPost:
 
 
 @dataclass
+class IssuedToken:
+    """An X access token handed out by ``POST /2/oauth2/token``."""
+
+    username: str
+    expires_at: float
+
+
+@dataclass
+class RefreshGrant:
+    """An X refresh token: good for one refresh, bound to the client it was issued to."""
+
+    username: str
+    client_id: str | None
+    spent: bool = False
+
+
+@dataclass
 class _Window:
     start: float
     count: int = 0
@@ -132,6 +151,13 @@ class SandboxState:
         #: (account id, key) → (status id, when).
         self.idempotency: dict[tuple[str, str], tuple[str, float]] = {}
         self._windows: dict[tuple[PlatformKey, str, str], _Window] = {}
+        #: X OAuth: access tokens handed out, refresh tokens (spent ones kept).
+        self.x_access_tokens: dict[str, IssuedToken] = {}
+        self.x_refresh_tokens: dict[str, RefreshGrant] = {}
+        #: Refreshes granted, and X requests refused for an expired access token.
+        self.x_refreshes = 0
+        self.x_expired_refusals = 0
+        self._seed_refresh_tokens()
         self._last_id = 0
         self.media_dir = settings.media_dir
         self._load()
@@ -150,6 +176,12 @@ class SandboxState:
         return str(self._last_id)
 
     def account_for(self, platform: PlatformKey, token: str) -> Account | None:
+        issued = self.x_access_tokens.get(token) if platform == "x" else None
+        if issued is not None:
+            if self.clock() >= issued.expires_at:
+                self.x_expired_refusals += 1
+                return None
+            return self._account(platform, issued.username)
         tokens = self.settings.tokens
         if tokens:
             username = tokens.get(token)
@@ -157,8 +189,38 @@ class SandboxState:
                 return None
         else:
             username = self.settings.account_name
+        return self._account(platform, username)
+
+    @staticmethod
+    def _account(platform: PlatformKey, username: str) -> Account:
         digest = hashlib.sha256(f"{platform}:{username}".encode()).hexdigest()
         return Account(platform, str(int(digest[:15], 16)), username)
+
+    # -- X OAuth 2.0 --
+
+    def _seed_refresh_tokens(self) -> None:
+        for token, username in self.settings.x_refresh_tokens.items():
+            self.x_refresh_tokens[token] = RefreshGrant(username, client_id=None)
+
+    def grant_x_tokens(self, username: str, client_id: str | None = None) -> tuple[str, str]:
+        """A new (access token, refresh token) pair for ``username``, as an
+        authorization would hand out."""
+        access = secrets.token_urlsafe(24)
+        refresh = secrets.token_urlsafe(24)
+        ttl = self.settings.x_access_token_ttl_s
+        self.x_access_tokens[access] = IssuedToken(username, self.clock() + ttl)
+        self.x_refresh_tokens[refresh] = RefreshGrant(username, client_id)
+        return access, refresh
+
+    def refresh_x(self, refresh_token: str, client_id: str) -> tuple[str, str] | None:
+        """Spend ``refresh_token``: a new pair, or None when it is unknown, spent or
+        another client's."""
+        grant = self.x_refresh_tokens.get(refresh_token)
+        if grant is None or grant.spent or grant.client_id not in (None, client_id):
+            return None
+        grant.spent = True
+        self.x_refreshes += 1
+        return self.grant_x_tokens(grant.username, client_id)
 
     # -- faults --
 
@@ -276,6 +338,10 @@ class SandboxState:
         self.deleted.clear()
         self.idempotency.clear()
         self._windows.clear()
+        self.x_access_tokens.clear()
+        self.x_refresh_tokens.clear()
+        self.x_refreshes = self.x_expired_refusals = 0
+        self._seed_refresh_tokens()
         self.faults = self.initial_faults()
         self._save()
 
