@@ -18,6 +18,7 @@ from services.common import topics
 from services.common.bootstrap import ensure_topics
 from services.common.http import BodySizeLimit, install_error_handlers
 from services.common.kafka import (
+    BrokerCheck,
     KafkaSettings,
     ProducerBrokerCheck,
     make_producer,
@@ -26,7 +27,7 @@ from services.common.kafka import (
 from services.common.logs import log_if_died
 from services.ingest.config import IngestSettings
 from services.ingest.dedupe import SeenIds, TopicTail
-from services.ingest.deps import BrokerCheck, IngestRuntime, ReadinessCheck
+from services.ingest.deps import IngestRuntime, ReadinessCheck
 from services.ingest.routes import health, mentions
 from services.ingest.sink import KafkaMentionSink, MentionSink
 from services.ingest.sources.mastodon import MastodonStream

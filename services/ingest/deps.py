@@ -8,6 +8,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Header, Request
 
 from services.common.http import ApiError, bearer_matches
+from services.common.kafka import BrokerCheck
 from services.ingest.config import IngestSettings
 from services.ingest.sink import MentionSink
 
@@ -17,14 +18,6 @@ class ReadinessCheck(Protocol):
 
     async def wait(self, timeout: float) -> bool:
         """True once ready; waits at most ``timeout`` seconds."""
-        ...
-
-
-class BrokerCheck(Protocol):
-    """Can ingest reach Kafka right now?"""
-
-    async def check(self) -> str | None:
-        """None when connected, else the reason."""
         ...
 
 

@@ -4,6 +4,7 @@ a real local fake instance (SSE + REST)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -459,6 +460,24 @@ async def test_malformed_event_is_dead_lettered_and_the_stream_goes_on(
     assert "#askrefugees" in error
     assert list(h.sink.by_id) == [f"mastodon:{good['id']}"]
     assert fake.stream_connects == 1
+
+
+async def test_a_status_of_an_unforeseen_shape_does_not_stop_the_feed(
+    fake: FakeMastodon, harness_factory: Callable[..., Harness]
+) -> None:
+    """A tag whose name is not a string: the status is still read (the feed's rule),
+    and the ones after it too."""
+    h = harness_factory(mastodon_mentions=False, mastodon_backfill_max_pages=0)
+    await fake.wait_for_streams(1)
+
+    odd = fake.status("<p>odd tags</p>", tags=["AskRefugees"])
+    odd["tags"] = [{"name": 5}, "not an object"]
+    fake.push("hashtag:askrefugees", "update", json.dumps(odd))
+    good = fake.post("<p>still here?</p>", tags=["AskRefugees"])
+
+    await eventually(lambda: len(h.sink.accepted) == 2)
+    assert list(h.sink.by_id) == [f"mastodon:{odd['id']}", f"mastodon:{good['id']}"]
+    assert h.sink.dead_letters == []
 
 
 async def test_other_events_are_ignored(

@@ -583,7 +583,9 @@ class MastodonStream:
                     continue
                 item = status_to_item(status, rules=self._rules(feed, status))
                 mention = to_mention(item, source=Source.MASTODON, received_at=now)
-            except InvalidMention as exc:
+            except (InvalidMention, TypeError, AttributeError, KeyError, ValueError) as exc:
+                # InvalidMention is the expected case; the others are shapes the mapping did
+                # not foresee: still one bad status, dead-lettered, not a stuck feed.
                 await self._dead_letter(f"Mastodon {feed.name}: {exc}", raw or _dump(entry))
                 continue
             if mention.id not in self._recent:
@@ -630,7 +632,8 @@ class MastodonStream:
         rules = [feed.rule]
         tags = shown.get("tags")
         for tag in tags if isinstance(tags, list) else []:
-            name = normalise_tag(tag.get("name", "")) if isinstance(tag, dict) else ""
+            raw_name = tag.get("name") if isinstance(tag, dict) else None
+            name = normalise_tag(raw_name) if isinstance(raw_name, str) else ""
             if name in self.tags:
                 rules.append(hashtag_rule(name))
         mentions = shown.get("mentions")
