@@ -1,5 +1,7 @@
 """``python -m services.triage worker`` runs the stream worker (consumes
-``mentions.raw``, produces ``mentions.classified`` / ``mentions.quarantined``).
+``mentions.raw``, produces ``mentions.classified`` / ``mentions.quarantined``);
+``python -m services.triage web`` runs the moderator page, the team feeds and
+the JSON API (consumes ``mentions.classified`` and the reply outcomes).
 
 Commands are looked up in :data:`COMMANDS`; each takes the remaining
 arguments and returns the exit status.
@@ -17,7 +19,7 @@ from services.common.bootstrap import BootstrapError
 from services.common.kafka import KafkaSettings
 from services.common.logs import configure_logging
 from services.triage.agents import create_worker, ensure_worker_topics, run_worker
-from services.triage.classifier.base import Classifier
+from services.triage.classifier import load_classifier
 from services.triage.config import TriageSettings
 from services.triage.domain import Triage
 from services.triage.rules import RulesError, RulesFile
@@ -26,13 +28,6 @@ log = logging.getLogger(__name__)
 
 #: How long the worker keeps trying to reach Kafka at start (attempts, one a second).
 STARTUP_ATTEMPTS = 120
-
-
-def build_classifier(settings: TriageSettings, campaign_examples: list[str]) -> Classifier:
-    """The real classifier (loads the model: seconds, never at import time)."""
-    from services.triage.classifier import load_classifier  # noqa: PLC0415 - heavy: torch
-
-    return load_classifier(settings, campaign_examples)
 
 
 def worker(argv: Sequence[str]) -> int:
@@ -47,7 +42,7 @@ def worker(argv: Sequence[str]) -> int:
     except RulesError as exc:
         log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
         return 2
-    classifier = build_classifier(settings, rules.current().campaign_examples)
+    classifier = load_classifier(settings, rules.current().campaign_examples)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -74,7 +69,20 @@ def worker(argv: Sequence[str]) -> int:
     return run_worker(composed, loop)
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"worker": worker}
+def web(argv: Sequence[str]) -> int:
+    """The triage web: moderator page, team feeds, JSON API, and its consumers."""
+    parser = argparse.ArgumentParser(prog="python -m services.triage web")
+    parser.parse_args(argv)
+    configure_logging("triage-web")
+    from services.common.http import run_server  # noqa: PLC0415 - web only
+    from services.triage.app import create_app  # noqa: PLC0415 - web only
+
+    settings = TriageSettings()
+    run_server(create_app(settings), settings.host, settings.port)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"worker": worker, "web": web}
 
 
 def main(argv: Sequence[str]) -> int:

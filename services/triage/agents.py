@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from prometheus_client import generate_latest
 
@@ -308,10 +309,27 @@ def create_worker(
             if await handle_batch(processor, events):
                 for event in events:
                     await stream.ack(event)
+                record_lag(app, events)
 
     agent = app.agent(source, name="triage.classify_mentions", concurrency=1)(classify_mentions)
     _add_pages(app, health)
     return TriageWorker(app=app, agent=agent, processor=processor, health=health)
+
+
+def record_lag(app: Any, events: Sequence[Any]) -> None:
+    """``triage_consumer_lag``: how far each partition's end is past the last record done."""
+    last: dict[Any, int] = {}
+    for event in events:
+        last[event.message.tp] = event.message.offset
+    for tp, offset in last.items():
+        try:
+            highwater = app.consumer.highwater(tp)
+        except (AttributeError, KeyError, RuntimeError, ConsumerNotStarted):  # no live consumer
+            return
+        if highwater is not None:
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
+                max(0, highwater - offset - 1)
+            )
 
 
 async def handle_batch(processor: BatchProcessor, events: Sequence[Any]) -> bool:

@@ -66,6 +66,7 @@ from services.common.messages import (
     mention_id,
     utcnow,
 )
+from services.triage.classifier import load_classifier
 from services.triage.classifier.base import Classifier, Prediction
 from services.triage.config import TriageSettings
 from services.triage.domain import Triage
@@ -345,13 +346,6 @@ def run(
 # --- composition root -------------------------------------------------------------
 
 
-def build_classifier(settings: TriageSettings, campaign_examples: list[str]) -> Classifier:
-    """The real classifier (loads the model: seconds, not at import time)."""
-    from services.triage.classifier import load_classifier  # noqa: PLC0415 - heavy: torch
-
-    return load_classifier(settings, campaign_examples)
-
-
 def parse_args(argv: Sequence[str] | None, settings: TriageSettings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m services.triage.classify",
@@ -395,7 +389,7 @@ def main(
         log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
         return 2
     if classifier is None:
-        classifier = build_classifier(settings, rules.current().campaign_examples)
+        classifier = load_classifier(settings, rules.current().campaign_examples)
     triage = Triage(rules, classifier.version)
     started = time.monotonic()
     out = stdout if stdout is not None else sys.stdout

@@ -52,3 +52,8 @@ PRODUCE_RETRIES = Counter(
     "triage_produce_retries_total", "Produce attempts retried after a retriable broker error"
 )
 CLASSIFIER_LOADED = Gauge("triage_classifier_loaded", "1 once the classifier is loaded")
+CONSUMER_LAG = Gauge(
+    "triage_consumer_lag",
+    "Records of mentions.raw behind the end of the partition, after the last batch",
+    ["topic", "partition"],
+)

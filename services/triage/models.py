@@ -1,0 +1,331 @@
+"""The triage database's tables (SQLAlchemy 2 declarative). The migrations in
+``migrations/versions`` create exactly these; a test compares the two.
+
+- ``questions``: one row per classified mention (unique ``mention_id``: a
+  redelivered ``mentions.classified`` changes nothing), its scores, priority,
+  decision, cluster, status, and the moderator claim (who, until when).
+- ``question_events``: the status history and timeline of each question, and
+  every decision on it (the classifier's, with model version and rule; each
+  person's, with who and why). Append-only; its id is the live queue's cursor.
+- ``users`` / ``sessions``: people with a role (admin, moderator, team) and
+  their login sessions and API tokens (only a hash of each token is stored).
+- ``teams``: recording teams, their languages and daily capacity.
+- ``assignments``: a question given to a team, and the team member's claim.
+- ``answers`` / ``consents``: the recorded video answer and the consent of
+  the person filmed (no consent, no answer).
+- ``replies``: one per asker when an answer is approved (the publisher's
+  idempotency key), and what became of it.
+- ``blocked_authors``: authors whose mentions are rejected on arrival.
+- ``audit_log``: append-only record of every action by anyone.
+- ``outbox``: messages written in the same transaction as the change they
+  announce, sent to Kafka by the relay (nothing announced is lost, nothing
+  is announced that did not happen).
+- ``login_failures``: failed logins, for the per-name and per-address limit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.common.db import NAMING, UtcDateTime
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MODERATOR = "moderator"
+    TEAM = "team"
+
+
+class Status(StrEnum):
+    """Where a question is. ``new`` waits for a moderator; ``approved`` waits
+    for a team; ``recorded`` has an answer waiting for review; ``answered``
+    had its answer approved (replies requested); ``published`` has a reply out."""
+
+    NEW = "new"
+    APPROVED = "approved"
+    ASSIGNED = "assigned"
+    RECORDED = "recorded"
+    ANSWERED = "answered"
+    PUBLISHED = "published"
+    REJECTED = "rejected"
+    QUARANTINED = "quarantined"
+    DROPPED = "dropped"
+
+
+class AssignmentState(StrEnum):
+    ACTIVE = "active"
+    RECORDED = "recorded"
+    RELEASED = "released"
+    DONE = "done"
+
+
+class AnswerState(StrEnum):
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    RETURNED = "returned"
+    WITHDRAWN = "withdrawn"
+
+
+class ReplyState(StrEnum):
+    REQUESTED = "requested"
+    PUBLISHED = "published"
+    FAILED = "failed"
+
+
+def _values(enum: type[StrEnum]) -> str:
+    return ", ".join(f"'{member.value}'" for member in enum)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    #: Space-separated ISO language codes (``"en sw"``).
+    languages: Mapped[str] = mapped_column(String(256), default="")
+    #: Questions the team can take per day.
+    capacity: Mapped[int] = mapped_column(Integer, default=20)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(f"role IN ({_values(Role)})", name="role"),
+        CheckConstraint("role != 'team' OR team_id IS NOT NULL", name="team_member_has_team"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Session(Base):
+    __tablename__ = "sessions"
+    __table_args__ = (CheckConstraint("kind IN ('web', 'api')", name="kind"),)
+
+    #: sha256 of the token the client holds (a stolen table opens no session).
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class LoginFailure(Base):
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_username_at", "username", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Question(Base):
+    __tablename__ = "questions"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_values(Status)})", name="status"),
+        CheckConstraint("priority BETWEEN 0 AND 100", name="priority"),
+        Index("ix_questions_status_priority", "status", "priority"),
+        Index("ix_questions_cluster_id", "cluster_id"),
+        Index("ix_questions_platform_author_id", "platform", "author_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mention_id: Mapped[str] = mapped_column(String(160), unique=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    native_id: Mapped[str] = mapped_column(String(128))
+    author_id: Mapped[str] = mapped_column(String(128))
+    author_handle: Mapped[str] = mapped_column(String(256))
+    text: Mapped[str] = mapped_column(Text)
+    lang: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str | None] = mapped_column(String(2048))
+    #: The whole ``MentionClassified`` as received (JSON): what the reply is built from.
+    classified_json: Mapped[str] = mapped_column(Text)
+    offensive: Mapped[float] = mapped_column(Float)
+    hate: Mapped[float] = mapped_column(Float)
+    question_score: Mapped[float] = mapped_column(Float)
+    relevance: Mapped[float] = mapped_column(Float)
+    priority: Mapped[int] = mapped_column(Integer)
+    #: The priority's parts (JSON list of {factor, points, detail}).
+    reasons_json: Mapped[str] = mapped_column(Text, default="[]")
+    decision: Mapped[str] = mapped_column(String(16))
+    model_version: Mapped[str] = mapped_column(String(256))
+    rule: Mapped[str] = mapped_column(String(256))
+    cluster_id: Mapped[str | None] = mapped_column(String(256))
+    #: The team the classifier's routing suggests (by language).
+    suggested_team: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class QuestionEvent(Base):
+    __tablename__ = "question_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    question_id: Mapped[str] = mapped_column(ForeignKey("questions.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: ``system:<component>`` or a user name.
+    actor: Mapped[str] = mapped_column(String(128))
+    event: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    #: Set on decisions: the decision taken (``quarantine``, ``approve``, …).
+    decision: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    model_version: Mapped[str | None] = mapped_column(String(256))
+    rule: Mapped[str | None] = mapped_column(String(256))
+    detail_json: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_values(AssignmentState)})", name="state"),
+        # At most one open assignment per question.
+        Index(
+            "uq_assignments_open_question",
+            "question_id",
+            unique=True,
+            sqlite_where=text("state IN ('active', 'recorded')"),
+            postgresql_where=text("state IN ('active', 'recorded')"),
+        ),
+        Index("ix_assignments_team_id_id", "team_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    question_id: Mapped[str] = mapped_column(ForeignKey("questions.id"))
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    assigned_by: Mapped[str] = mapped_column(String(128))
+    assigned_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Answer(Base):
+    __tablename__ = "answers"
+    __table_args__ = (CheckConstraint(f"state IN ({_values(AnswerState)})", name="state"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    question_id: Mapped[str] = mapped_column(ForeignKey("questions.id"), index=True)
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"))
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    media_uri: Mapped[str] = mapped_column(String(2048))
+    mime: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    caption: Mapped[str] = mapped_column(Text, default="")
+    transcript: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(16))
+    uploaded_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reviewed_by: Mapped[str | None] = mapped_column(String(128))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    review_note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Consent(Base):
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    answer_id: Mapped[str] = mapped_column(ForeignKey("answers.id"), unique=True)
+    #: Who gave consent (the person filmed, or their guardian), as the team records them.
+    given_by: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(String(64))
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    given_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    withdrawn_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class Reply(Base):
+    __tablename__ = "replies"
+    __table_args__ = (CheckConstraint(f"state IN ({_values(ReplyState)})", name="state"),)
+
+    reply_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    question_id: Mapped[str] = mapped_column(ForeignKey("questions.id"), index=True)
+    answer_id: Mapped[str] = mapped_column(ForeignKey("answers.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    post_id: Mapped[str | None] = mapped_column(String(128))
+    url: Mapped[str | None] = mapped_column(String(2048))
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class BlockedAuthor(Base):
+    __tablename__ = "blocked_authors"
+    __table_args__ = (
+        Index("uq_blocked_authors_platform_author", "platform", "author_id", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[str] = mapped_column(String(128))
+    handle: Mapped[str] = mapped_column(String(256))
+    blocked_by: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    detail_json: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_sent_at_id", "sent_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(128))
+    key: Mapped[bytes] = mapped_column(LargeBinary)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -1,0 +1,127 @@
+// Shared by every page: the JSON API with the session's CSRF token, server-rendered
+// fragments, short notices, and blurred (possibly abusive) text that is shown on request.
+(function () {
+  "use strict";
+
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const userMeta = document.querySelector('meta[name="ta-user"]');
+  const csrf = csrfMeta ? csrfMeta.content : "";
+
+  class ApiError extends Error {
+    constructor(status, code, message, details) {
+      super(message);
+      this.status = status;
+      this.code = code;
+      this.details = details || null;
+    }
+  }
+
+  function toLogin() {
+    const here = location.pathname + location.search;
+    location.href = "/login?next=" + encodeURIComponent(here);
+  }
+
+  // A JSON API call. Resolves to the decoded body (null for 204); rejects with an
+  // ApiError carrying the API's {error: {code, message, details}}, or with a
+  // TypeError when the network failed.
+  async function api(method, url, body, options) {
+    const headers = { Accept: "application/json" };
+    if (csrf) headers["X-CSRF-Token"] = csrf;
+    const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    if (options && options.keepalive) init.keepalive = true;
+    const response = await fetch(url, init);
+    if (response.status === 204) return null;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (_) {
+      data = null;
+    }
+    if (!response.ok) {
+      if (response.status === 401) toLogin();
+      const error = (data && data.error) || {};
+      throw new ApiError(
+        response.status,
+        error.code || "http_" + response.status,
+        error.message || response.statusText || "request failed",
+        error.details,
+      );
+    }
+    return data;
+  }
+
+  // A server-rendered fragment (HTML we rendered and escaped), as text.
+  async function getHtml(url) {
+    const response = await fetch(url, {
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { Accept: "text/html" },
+    });
+    if (response.redirected && new URL(response.url).pathname === "/login") {
+      toLogin();
+      throw new ApiError(401, "unauthorized", "signed out");
+    }
+    if (!response.ok) throw new ApiError(response.status, "http_" + response.status, response.statusText);
+    return response.text();
+  }
+
+  function fragment(html) {
+    const template = document.createElement("template");
+    template.innerHTML = html;
+    return template.content;
+  }
+
+  function toast(message, kind) {
+    const box = document.getElementById("toasts");
+    if (!box) return;
+    const note = document.createElement("div");
+    note.className = "toast" + (kind ? " " + kind : "");
+    note.textContent = message;
+    box.append(note);
+    while (box.children.length > 4) box.firstElementChild.remove();
+    setTimeout(() => note.remove(), kind === "bad" ? 6000 : 3000);
+  }
+
+  function toggleBlur(el, show) {
+    const on = show === undefined ? !el.classList.contains("revealed") : show;
+    el.classList.toggle("revealed", on);
+    el.setAttribute("aria-pressed", on ? "true" : "false");
+    el.title = on ? "Click to blur again" : "Possibly abusive text: click to show";
+    return on;
+  }
+
+  document.addEventListener("click", (event) => {
+    const blur = event.target.closest && event.target.closest(".blur");
+    if (blur) toggleBlur(blur);
+  });
+  document.addEventListener("keydown", (event) => {
+    const t = event.target;
+    if ((event.key === "Enter" || event.key === " ") && t.classList && t.classList.contains("blur")) {
+      event.preventDefault();
+      toggleBlur(t);
+    }
+  });
+
+  function setLive(on) {
+    const badge = document.getElementById("live");
+    if (!badge) return;
+    badge.textContent = on ? "live" : "reconnecting…";
+    badge.className = "live " + (on ? "on" : "off");
+  }
+
+  window.TA = {
+    api,
+    ApiError,
+    getHtml,
+    fragment,
+    toast,
+    toggleBlur,
+    setLive,
+    csrf,
+    me: userMeta ? userMeta.content : "",
+  };
+})();

@@ -1,0 +1,518 @@
+// The moderators' queue: keyboard triage, claims, bulk actions, and live updates.
+//
+// Keys: j/k move (the focused question is claimed, so nobody else works on it),
+// a approve, r reject, q quarantine, b block the author, 1-9 assign to that team,
+// x select, Shift+A / Shift+R approve / reject the selection, v show blurred text,
+// o open the timeline, ? help. After an action the next question gets the focus.
+//
+// Changes go through the JSON API; the list itself is server-rendered
+// (/queue/items) and re-fetched when the live stream (/api/events) says something
+// changed. A re-fetch that started before this page's own latest change is thrown
+// away, so an item acted on never comes back for a moment.
+(function () {
+  "use strict";
+
+  const TA = window.TA;
+  const body = document.getElementById("queue-body");
+  if (!TA || !body) return;
+
+  const CLAIM_RENEW_MS = 45000;
+  const REFRESH_DELAY_MS = 250;
+  const PAST = { approve: "approved", reject: "rejected", quarantine: "quarantined", block: "blocked", assign: "assigned" };
+
+  let focusedId = null; // the question with the focus
+  let claimedId = null; // the question this page holds a claim on
+  let lastEventId = Number(body.dataset.after || "0");
+  let actionSeq = 0; // bumped by every change made from this page
+  const busy = new Set(); // questions with an action in flight
+  const selected = new Set();
+
+  let refreshTimer = null;
+  let refreshing = false;
+  let refreshAgain = false;
+
+  // --- the list ----------------------------------------------------------------
+
+  const list = () => document.getElementById("queue-list");
+  const byId = (id) => document.getElementById("q-" + id);
+  const isLocked = (el) => el.classList.contains("locked");
+  const usable = (el) => !isLocked(el) && !busy.has(el.dataset.id);
+
+  function visible(el) {
+    const details = el.closest("details");
+    return !details || details.open;
+  }
+
+  function items() {
+    return Array.from(body.querySelectorAll(".item")).filter(visible);
+  }
+
+  function statusesShown() {
+    const value = list() ? list().dataset.statuses : "";
+    return value ? value.split(",") : null; // null: every status
+  }
+
+  function highlightTeam(slug) {
+    for (const team of body.querySelectorAll("#teams .team")) {
+      team.classList.toggle("suggested", Boolean(slug) && team.dataset.slug === slug);
+    }
+  }
+
+  function updateSelectionCount() {
+    const counter = document.getElementById("selection-count");
+    if (counter) counter.textContent = String(selected.size);
+  }
+
+  function updateCount(delta) {
+    const count = document.getElementById("queue-count");
+    if (!count) return;
+    const total = Math.max(0, Number(count.dataset.total || "0") + delta);
+    count.dataset.total = String(total);
+    count.textContent = items().length + " shown of " + total;
+  }
+
+  // --- focus and claims ------------------------------------------------------------
+
+  function lock(el, holder) {
+    el.classList.add("locked");
+    el.dataset.claimedBy = holder || "someone";
+    const badge = el.querySelector(".lock");
+    if (badge) {
+      badge.hidden = false;
+      const name = badge.querySelector(".holder");
+      if (name) name.textContent = holder || "someone";
+    }
+  }
+
+  function unlock(el) {
+    el.classList.remove("locked");
+    delete el.dataset.claimedBy;
+    const badge = el.querySelector(".lock");
+    if (badge) badge.hidden = true;
+  }
+
+  function release(keepalive) {
+    const id = claimedId;
+    claimedId = null;
+    if (!id || !byId(id)) return; // gone: the action that removed it ended the claim
+    TA.api("POST", "/api/questions/" + id + "/release", undefined, { keepalive }).catch(() => {});
+  }
+
+  async function claim(el) {
+    const id = el.dataset.id;
+    if (claimedId !== id) release(false);
+    try {
+      await TA.api("POST", "/api/questions/" + id + "/claim");
+      claimedId = id;
+      const current = byId(id);
+      if (current) unlock(current);
+    } catch (error) {
+      const current = byId(id);
+      if (!current) return;
+      if (error.code === "claimed") {
+        lock(current, error.details && error.details.holder);
+      } else if (error.status === 409 || error.status === 404) {
+        scheduleRefresh(0); // moved on meanwhile
+      }
+    }
+  }
+
+  function setFocus(el, options) {
+    const claimIt = !options || options.claim !== false;
+    const previous = focusedId ? byId(focusedId) : null;
+    if (previous) previous.classList.remove("focused");
+    if (!el) {
+      focusedId = null;
+      highlightTeam(null);
+      release(false);
+      return;
+    }
+    focusedId = el.dataset.id;
+    el.classList.add("focused");
+    el.focus({ preventScroll: true });
+    el.scrollIntoView({ block: "nearest" });
+    highlightTeam(el.dataset.suggested);
+    // A question someone else holds is not claimed (the next refresh shows when it is free).
+    if (claimIt && claimedId !== focusedId && !busy.has(focusedId) && !isLocked(el)) claim(el);
+    else if (isLocked(el)) release(false);
+  }
+
+  function move(delta) {
+    const all = items();
+    if (!all.length) return;
+    const at = focusedId ? all.findIndex((x) => x.dataset.id === focusedId) : -1;
+    const index = at === -1 ? (delta > 0 ? 0 : all.length - 1) : Math.min(all.length - 1, Math.max(0, at + delta));
+    setFocus(all[index]);
+  }
+
+  // The next question to work on after `el`: the next usable one below, else above.
+  function focusAfter(el) {
+    const all = items();
+    const at = all.indexOf(el);
+    const ok = (x) => x !== el && usable(x);
+    const next = all.slice(at + 1).find(ok) || all.slice(0, Math.max(at, 0)).reverse().find(ok) || null;
+    setFocus(next);
+  }
+
+  // --- changing questions ----------------------------------------------------------------
+
+  function removeItem(el) {
+    const id = el.dataset.id;
+    selected.delete(id);
+    const group = el.closest(".group");
+    const details = group ? group.querySelector("details.similar") : null;
+    if (details && !details.contains(el)) {
+      const first = details.querySelector(".item"); // the next of the cluster leads it
+      if (first) el.replaceWith(first);
+      else el.remove();
+    } else {
+      el.remove();
+    }
+    if (details) {
+      const left = details.querySelectorAll(".item").length;
+      if (!left) details.remove();
+      else details.querySelector(".badge").textContent = "+" + left + " similar";
+    }
+    if (group && !group.querySelector(".item")) group.remove();
+    if (focusedId === id) focusedId = null;
+    if (claimedId === id) claimedId = null;
+    updateCount(-1);
+    updateSelectionCount();
+    const count = document.getElementById("queue-count");
+    if (items().length < 5 && count && Number(count.dataset.total) > items().length) scheduleRefresh(0);
+    if (!body.querySelector(".item") && list() && !list().querySelector(".empty")) {
+      const empty = document.createElement("li");
+      empty.className = "empty";
+      empty.textContent = "Nothing left here. New questions appear as they arrive.";
+      list().append(empty);
+    }
+  }
+
+  function applyStatus(el, status) {
+    const shown = statusesShown();
+    if (shown && !shown.includes(status)) {
+      removeItem(el);
+      return;
+    }
+    el.dataset.status = status;
+    const label = el.querySelector(".status");
+    if (label) {
+      label.textContent = status;
+      label.className = "status status-" + status;
+    }
+  }
+
+  function refused(el, error) {
+    if (error.code === "claimed") {
+      lock(el, error.details && error.details.holder);
+      TA.toast("Held by " + ((error.details && error.details.holder) || "someone else") + ": skipped", "bad");
+    } else if (error instanceof TA.ApiError) {
+      TA.toast(error.message, "bad");
+      if (error.status === 409 || error.status === 404) scheduleRefresh(0);
+    } else {
+      TA.toast("Not saved: the connection failed. Try again.", "bad");
+    }
+  }
+
+  async function act(action, el, extra) {
+    if (!el) {
+      TA.toast("Press j to pick a question first");
+      return;
+    }
+    const id = el.dataset.id;
+    if (busy.has(id)) return;
+    if (isLocked(el)) {
+      TA.toast("Held by " + (el.dataset.claimedBy || "someone else") + ": skipped", "bad");
+      focusAfter(el);
+      return;
+    }
+    busy.add(id);
+    actionSeq += 1;
+    el.classList.add("pending");
+    if (claimedId === id) claimedId = null; // the action ends the claim
+    focusAfter(el); // keep going while the request is on its way
+    try {
+      const path = action === "assign" ? "/assign" : "/" + action;
+      const result = await TA.api("POST", "/api/questions/" + id + path, extra || {});
+      actionSeq += 1;
+      const current = byId(id);
+      if (current) applyStatus(current, result.status);
+      if (action === "block" || action === "assign") scheduleRefresh(); // other rows, capacities
+    } catch (error) {
+      const current = byId(id);
+      if (current) refused(current, error);
+    } finally {
+      busy.delete(id);
+      const current = byId(id);
+      if (current) current.classList.remove("pending");
+    }
+  }
+
+  function assignTo(n, el) {
+    const team = body.querySelector('#teams .team[data-index="' + n + '"]');
+    if (!team) {
+      TA.toast("There is no team " + n, "bad");
+      return;
+    }
+    act("assign", el, { team: team.dataset.slug });
+  }
+
+  function toggleSelect(el, on) {
+    if (!el) return;
+    const id = el.dataset.id;
+    const pick = on === undefined ? !selected.has(id) : on;
+    if (pick) selected.add(id);
+    else selected.delete(id);
+    el.classList.toggle("selected", pick);
+    const box = el.querySelector("input.select");
+    if (box) box.checked = pick;
+    updateSelectionCount();
+  }
+
+  async function bulk(action) {
+    const ids = Array.from(selected).filter((id) => {
+      const el = byId(id);
+      return el && usable(el);
+    });
+    if (!ids.length) {
+      TA.toast("Select questions with x first");
+      return;
+    }
+    ids.forEach((id) => busy.add(id));
+    actionSeq += 1;
+    try {
+      const outcomes = await TA.api("POST", "/api/questions/bulk", { ids, action });
+      actionSeq += 1;
+      const failed = [];
+      for (const outcome of outcomes) {
+        busy.delete(outcome.question_id);
+        const el = byId(outcome.question_id);
+        if (!outcome.ok) {
+          failed.push(outcome);
+          continue;
+        }
+        selected.delete(outcome.question_id);
+        if (!el) continue;
+        toggleSelect(el, false);
+        if (el.dataset.id === focusedId) focusAfter(el);
+        applyStatus(el, outcome.status);
+      }
+      const done = outcomes.length - failed.length;
+      let message = done + " " + (PAST[action] || action);
+      if (failed.length) message += "; " + failed.length + " refused (" + failed[0].error + ")";
+      TA.toast(message, failed.length ? "bad" : "");
+    } catch (error) {
+      TA.toast(error.message || "Not saved: the connection failed.", "bad");
+    } finally {
+      ids.forEach((id) => busy.delete(id));
+      updateSelectionCount();
+    }
+  }
+
+  // --- live updates ---------------------------------------------------------------------
+
+  function scheduleRefresh(delay) {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refresh, delay === undefined ? REFRESH_DELAY_MS : delay);
+  }
+
+  function snapshot() {
+    const all = items();
+    return {
+      index: focusedId ? all.findIndex((x) => x.dataset.id === focusedId) : -1,
+      open: new Set(Array.from(body.querySelectorAll("details.similar[open]")).map((d) => d.dataset.cluster)),
+      revealed: new Set(Array.from(body.querySelectorAll(".item .blur.revealed")).map((b) => b.closest(".item").dataset.id)),
+      hadFocus: document.activeElement === document.body || Boolean(document.activeElement && document.activeElement.closest(".item")),
+    };
+  }
+
+  function restore(state) {
+    for (const details of body.querySelectorAll("details.similar")) {
+      if (state.open.has(details.dataset.cluster)) details.open = true;
+    }
+    for (const id of Array.from(selected)) {
+      const el = byId(id);
+      if (el) toggleSelect(el, true);
+      else selected.delete(id);
+    }
+    for (const id of state.revealed) {
+      const blur = byId(id) && byId(id).querySelector(".blur");
+      if (blur) TA.toggleBlur(blur, true);
+    }
+    updateSelectionCount();
+    if (!focusedId) return;
+    const el = byId(focusedId);
+    if (el && visible(el)) {
+      el.classList.add("focused");
+      highlightTeam(el.dataset.suggested);
+      if (state.hadFocus) el.focus({ preventScroll: true });
+      return;
+    }
+    // The focused question left (someone else acted on it): take the one in its place.
+    focusedId = null;
+    const all = items().filter(usable);
+    if (state.index >= 0 && all.length && state.hadFocus) setFocus(all[Math.min(state.index, all.length - 1)]);
+  }
+
+  async function refresh() {
+    if (refreshing) {
+      refreshAgain = true;
+      return;
+    }
+    if (busy.size) {
+      scheduleRefresh();
+      return;
+    }
+    refreshing = true;
+    const seq = actionSeq;
+    try {
+      const html = await TA.getHtml("/queue/items" + location.search);
+      if (seq !== actionSeq || busy.size) {
+        refreshAgain = true; // our own change raced it: fetch again
+        return;
+      }
+      const state = snapshot();
+      body.replaceChildren(TA.fragment(html));
+      restore(state);
+    } catch (_) {
+      // offline or signed out: the next event tries again
+    } finally {
+      refreshing = false;
+      if (refreshAgain) {
+        refreshAgain = false;
+        scheduleRefresh();
+      }
+    }
+  }
+
+  function connect() {
+    const source = new EventSource("/api/events?after=" + lastEventId);
+    source.addEventListener("hello", (event) => {
+      lastEventId = Number(event.lastEventId) || lastEventId;
+      TA.setLive(true);
+    });
+    source.addEventListener("question", (event) => {
+      lastEventId = Number(event.lastEventId) || lastEventId;
+      let change = null;
+      try {
+        change = JSON.parse(event.data);
+      } catch (_) {
+        change = null;
+      }
+      // Our own claims change nothing on this page.
+      if (change && change.actor === TA.me && (change.event === "claimed" || change.event === "released")) return;
+      scheduleRefresh();
+    });
+    source.onerror = () => {
+      TA.setLive(false);
+      source.close();
+      setTimeout(() => {
+        connect();
+        scheduleRefresh(0);
+      }, 2000);
+    };
+  }
+
+  // htmx swaps the list when the filters change: keep selection and focus.
+  // (htmx fires beforeSwap on the form that asked, afterSwap on what it swapped.)
+  let beforeSwap = null;
+  const intoList = (event) => event.detail && event.detail.target === body;
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    if (!intoList(event)) return;
+    beforeSwap = snapshot();
+    actionSeq += 1; // a refresh started with the old filters is stale now
+  });
+  document.addEventListener("htmx:afterSwap", (event) => {
+    if (!intoList(event)) return;
+    restore(beforeSwap || snapshot());
+    beforeSwap = null;
+  });
+
+  // --- input ---------------------------------------------------------------------------
+
+  document.addEventListener("keydown", (event) => {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
+    const target = event.target;
+    if (target.closest && target.closest("input:not(.select), select, textarea, [contenteditable]")) {
+      if (event.key === "Escape" && target.blur) {
+        target.blur(); // leave the filters; the keys work again
+        const el = focusedId && byId(focusedId);
+        if (el) el.focus({ preventScroll: true });
+      }
+      return;
+    }
+    const help = document.getElementById("help");
+    if (help && help.open) return; // the dialog handles Esc itself
+    const key = event.key.length === 1 && !event.shiftKey ? event.key.toLowerCase() : event.key;
+    const el = focusedId ? byId(focusedId) : null;
+    switch (key) {
+      case "j":
+        move(1);
+        break;
+      case "k":
+        move(-1);
+        break;
+      case "a":
+        act("approve", el);
+        break;
+      case "r":
+        act("reject", el);
+        break;
+      case "q":
+        act("quarantine", el);
+        break;
+      case "b":
+        act("block", el);
+        break;
+      case "x":
+        toggleSelect(el);
+        break;
+      case "A":
+        bulk("approve");
+        break;
+      case "R":
+        bulk("reject");
+        break;
+      case "v": {
+        const blur = el && el.querySelector(".blur");
+        if (blur) TA.toggleBlur(blur);
+        break;
+      }
+      case "o":
+        if (el) location.href = "/questions/" + encodeURIComponent(el.dataset.id);
+        break;
+      case "?":
+        if (help) help.showModal();
+        break;
+      default:
+        if (/^[1-9]$/.test(key)) assignTo(Number(key), el);
+        else return;
+    }
+    event.preventDefault();
+  });
+
+  body.addEventListener("click", (event) => {
+    const el = event.target.closest(".item");
+    if (!el) return;
+    if (event.target.closest("input.select")) {
+      toggleSelect(el, event.target.checked);
+      return;
+    }
+    // Following a link or showing blurred text is reading, not picking the question.
+    if (event.target.closest("a, .blur")) return;
+    if (el.dataset.id !== focusedId) setFocus(el);
+  });
+
+  const helpButton = document.getElementById("help-button");
+  if (helpButton) helpButton.addEventListener("click", () => document.getElementById("help").showModal());
+
+  setInterval(() => {
+    if (claimedId && claimedId === focusedId && byId(claimedId)) {
+      TA.api("POST", "/api/questions/" + claimedId + "/claim").catch(() => {});
+    }
+  }, CLAIM_RENEW_MS);
+
+  window.addEventListener("pagehide", () => release(true));
+
+  connect();
+})();
