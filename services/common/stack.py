@@ -7,6 +7,9 @@ mentions, prints the URLs and the demo credentials (kept in
 ``var/credentials.env`` and reused by later runs), then watches the processes:
 one that dies is restarted with backoff. Ctrl-C stops everything cleanly.
 
+The publisher posts to the local sandbox platform, never to X or Mastodon: both
+base URLs point at it, with tokens generated for the sandbox alone.
+
 A service joins the stack by adding a :class:`ProcessSpec` to :func:`services`.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -52,10 +56,25 @@ class ProcessSpec:
     urls: tuple[str, ...] = ()
 
 
-def services(port_base: Mapping[str, int]) -> list[ProcessSpec]:
-    """Every service of the embedded stack, in start order."""
+#: The account the sandbox says the publisher's tokens belong to (its page shows it).
+SANDBOX_ACCOUNT = "takeaction_sandbox"
+
+
+def services(
+    port_base: Mapping[str, int], *, var: Path, credentials: Mapping[str, str]
+) -> list[ProcessSpec]:
+    """Every service of the embedded stack, in start order. ``credentials`` are those
+    of ``var/credentials.env``; the private ones go only into the specs that use them."""
     ingest = port_base["ingest"]
     worker = port_base["triage_worker"]
+    web = port_base["triage_web"]
+    sandbox = port_base["sandbox"]
+    publish = port_base["publish"]
+    sandbox_url = f"http://127.0.0.1:{sandbox}"
+    platform_tokens = {
+        name: credentials[name]
+        for name in ("PUBLISH_X_ACCESS_TOKEN", "PUBLISH_MASTODON_ACCESS_TOKEN")
+    }
     return [
         ProcessSpec(
             name="ingest",
@@ -75,6 +94,66 @@ def services(port_base: Mapping[str, int]) -> list[ProcessSpec]:
             port=worker,
             env={"TRIAGE_WORKER_HOST": "127.0.0.1", "TRIAGE_WORKER_PORT": str(worker)},
             urls=(f"triage worker     http://127.0.0.1:{worker}/metrics  (classifier)",),
+        ),
+        ProcessSpec(
+            name="triage-web",
+            argv=(sys.executable, "-m", "services.triage", "web"),
+            port=web,
+            health_path="/readyz",  # up: migrated, and Kafka and its database answer
+            env={
+                "TRIAGE_HOST": "127.0.0.1",
+                "TRIAGE_PORT": str(web),
+                "TRIAGE_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'triage' / 'triage.db'}",
+                "TRIAGE_MEDIA_DIR": str(var / "triage" / "media"),
+                "TRIAGE_DEMO_ACCOUNTS": "true",
+            },
+            urls=(
+                f"triage page       http://127.0.0.1:{web}/  (moderators: $TRIAGE_ADMIN_USER;"
+                " teams: $TEAM_<SLUG>_USER)",
+                f"triage API docs   http://127.0.0.1:{web}/docs",
+                f"triage metrics    http://127.0.0.1:{web}/metrics",
+            ),
+        ),
+        # Before the publisher: it is where the publisher's replies go.
+        ProcessSpec(
+            name="sandbox",
+            argv=(sys.executable, "-m", "services.publish.sandbox"),
+            port=sandbox,
+            env={
+                "PUBLISH_SANDBOX_HOST": "127.0.0.1",
+                "PUBLISH_SANDBOX_PORT": str(sandbox),
+                "PUBLISH_SANDBOX_MEDIA_DIR": str(var / "sandbox"),
+                "PUBLISH_SANDBOX_POSTS_FILE": str(var / "sandbox" / "posts.json"),
+                # Only the publisher's tokens are accepted (any would be, unset).
+                "PUBLISH_SANDBOX_TOKENS": json.dumps(
+                    dict.fromkeys(platform_tokens.values(), SANDBOX_ACCOUNT)
+                ),
+            },
+            urls=(
+                f'sandbox platform  {sandbox_url}/  (the replies "posted"; not X, not Mastodon)',
+                f"sandbox posts     {sandbox_url}/sandbox/posts",
+            ),
+        ),
+        ProcessSpec(
+            name="publish",
+            argv=(sys.executable, "-m", "services.publish", "serve"),
+            port=publish,
+            health_path="/readyz",  # up: started, and Kafka and its ledger answer
+            env={
+                "PUBLISH_HOST": "127.0.0.1",
+                "PUBLISH_PORT": str(publish),
+                "PUBLISH_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'publish' / 'ledger.db'}",
+                "PUBLISH_X_API_BASE_URL": sandbox_url,
+                "PUBLISH_X_WEB_BASE_URL": sandbox_url,
+                "PUBLISH_MASTODON_BASE_URL": sandbox_url,
+                **platform_tokens,
+                "PUBLISH_API_KEY": credentials["PUBLISH_API_KEY"],
+            },
+            urls=(
+                f"publish metrics   http://127.0.0.1:{publish}/metrics",
+                f"publish opt-outs  http://127.0.0.1:{publish}/v1/opt-outs"
+                "  (Bearer $PUBLISH_API_KEY)",
+            ),
         ),
     ]
 
@@ -123,8 +202,32 @@ def ensure_credentials(path: Path, wanted: Mapping[str, str | None]) -> dict[str
     return values
 
 
+def demo_accounts() -> dict[str, str | None]:
+    """The triage page's demo admin, and one member per team the rules file routes
+    to (``TEAM_<SLUG>_USER`` / ``_PASSWORD``; passwords generated)."""
+    from services.triage.config import TriageSettings  # noqa: PLC0415 - only here
+    from services.triage.rules import load_rules  # noqa: PLC0415
+    from services.triage.seed import env_prefix, teams_from_rules  # noqa: PLC0415
+
+    accounts: dict[str, str | None] = {"TRIAGE_ADMIN_USER": "admin", "TRIAGE_ADMIN_PASSWORD": None}
+    for slug in teams_from_rules(load_rules(TriageSettings().rules_path)):
+        accounts[f"{env_prefix(slug)}_USER"] = slug
+        accounts[f"{env_prefix(slug)}_PASSWORD"] = None
+    return accounts
+
+
 #: Credentials the stack needs; None means "generate a random secret".
-CREDENTIALS: dict[str, str | None] = {"INGEST_API_KEY": None}
+CREDENTIALS: dict[str, str | None] = {
+    "INGEST_API_KEY": None,
+    "PUBLISH_API_KEY": None,
+    "PUBLISH_X_ACCESS_TOKEN": None,
+    "PUBLISH_MASTODON_ACCESS_TOKEN": None,
+}
+#: Credentials only the processes whose :class:`ProcessSpec` names them get, and
+#: that are never printed (the banner names them and points at the file).
+PRIVATE_CREDENTIALS = frozenset(
+    {"PUBLISH_API_KEY", "PUBLISH_X_ACCESS_TOKEN", "PUBLISH_MASTODON_ACCESS_TOKEN"}
+)
 
 
 # --- processes -----------------------------------------------------------------
@@ -265,8 +368,10 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         stop_leftovers(self.run_dir)
-        credentials = ensure_credentials(self.var / "credentials.env", CREDENTIALS)
-        specs = services(self.port_base)
+        credentials = ensure_credentials(
+            self.var / "credentials.env", {**demo_accounts(), **CREDENTIALS}
+        )
+        specs = services(self.port_base, var=self.var, credentials=credentials)
         busy = [f"{s.name}:{s.port}" for s in specs if s.port and not port_free(s.port)]
         if busy:
             raise StackError(f"ports already in use: {', '.join(busy)}; stop whatever holds them")
@@ -282,8 +387,9 @@ class Stack:
             log.info("embedded Tansu broker on %s (memory only)", bootstrap)
         else:
             log.info("using Kafka at %s", bootstrap)
+        shared = {k: v for k, v in credentials.items() if k not in PRIVATE_CREDENTIALS}
         env = {
-            **credentials,
+            **shared,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "TAKEACTION_VAR": str(self.var),
             "PYTHONUNBUFFERED": "1",
@@ -372,8 +478,13 @@ def banner(stack: Stack, credentials_path: Path) -> Iterator[str]:
         yield f"  Kafka (Tansu, in memory)  {stack.broker.bootstrap_servers}"
     yield ""
     yield f"  demo credentials: {shown(credentials_path)}"
-    for key, value in load_env_file(credentials_path).items():
-        yield f"    {key}={value}"
+    credentials = load_env_file(credentials_path)
+    for key, value in credentials.items():
+        if key not in PRIVATE_CREDENTIALS:
+            yield f"    {key}={value}"
+    private = [key for key in credentials if key in PRIVATE_CREDENTIALS]
+    if private:
+        yield f"    (not shown, in the file: {', '.join(private)})"
     yield f"  logs: {shown(stack.log_dir)}/"
     yield ""
 
@@ -396,6 +507,17 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=int(os.environ.get("TRIAGE_WORKER_PORT", "8010")),
     )
+    parser.add_argument(
+        "--triage-port", type=int, default=int(os.environ.get("TRIAGE_PORT", "8000"))
+    )
+    parser.add_argument(
+        "--publish-port", type=int, default=int(os.environ.get("PUBLISH_PORT", "8002"))
+    )
+    parser.add_argument(
+        "--sandbox-port",
+        type=int,
+        default=int(os.environ.get("PUBLISH_SANDBOX_PORT", "8003")),
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
@@ -409,6 +531,9 @@ def main(argv: list[str] | None = None) -> int:
             "broker": args.broker_port,
             "ingest": args.ingest_port,
             "triage_worker": args.triage_worker_port,
+            "triage_web": args.triage_port,
+            "publish": args.publish_port,
+            "sandbox": args.sandbox_port,
         },
     )
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import queue
 import signal
@@ -10,12 +12,21 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from services.common import stack
+from services.common import stack, topics
 from services.common.broker import free_port
+from services.common.codec import encode, encode_key
+from services.common.kafka import KafkaSettings, make_producer
+from services.common.messages import Author, Consent, Platform, PublishReply, mention_id
+from services.publish.config import PublishSettings
+from services.publish.sandbox import SandboxSettings
 
 
 def test_credentials_are_generated_once_and_reused(tmp_path: Path) -> None:
@@ -37,13 +48,93 @@ def test_env_file_parsing_ignores_comments_and_quotes(tmp_path: Path) -> None:
     assert stack.load_env_file(path) == {"A": "1", "B": "two", "C": "x=y"}
 
 
-def test_every_service_has_a_distinct_port_and_a_module() -> None:
-    specs = stack.services({"broker": 9092, "ingest": 8001, "triage_worker": 8010})
+PORTS = {
+    "broker": 9092, "ingest": 8001, "triage_worker": 8010, "triage_web": 8000,
+    "publish": 8002, "sandbox": 8003,
+}  # fmt: skip
+
+
+def _specs(tmp_path: Path) -> dict[str, stack.ProcessSpec]:
+    credentials = stack.ensure_credentials(
+        tmp_path / "credentials.env", {**stack.demo_accounts(), **stack.CREDENTIALS}
+    )
+    specs = stack.services(PORTS, var=tmp_path / "var", credentials=credentials)
+    return {spec.name: spec for spec in specs}
+
+
+def test_every_service_has_a_distinct_port_and_a_module(tmp_path: Path) -> None:
+    specs = list(_specs(tmp_path).values())
     ports = [s.port for s in specs if s.port]
     assert len(ports) == len(set(ports))
     for spec in specs:
         assert spec.argv[1] == "-m"
         assert spec.urls
+
+
+def test_the_publisher_posts_to_the_sandbox_started_before_it(tmp_path: Path) -> None:
+    specs = _specs(tmp_path)
+    credentials = stack.load_env_file(tmp_path / "credentials.env")
+    names = list(specs)
+    sandbox, publish = specs["sandbox"], specs["publish"]
+
+    assert names.index("sandbox") < names.index("publish")
+    assert publish.argv[2:] == ("services.publish", "serve")
+    assert sandbox.argv[2:] == ("services.publish.sandbox",)
+    assert (sandbox.port, publish.port) == (8003, 8002)
+    assert (sandbox.env["PUBLISH_SANDBOX_PORT"], publish.env["PUBLISH_PORT"]) == ("8003", "8002")
+    for name in ("PUBLISH_X_API_BASE_URL", "PUBLISH_X_WEB_BASE_URL", "PUBLISH_MASTODON_BASE_URL"):
+        assert publish.env[name] == "http://127.0.0.1:8003"
+    tokens = json.loads(sandbox.env["PUBLISH_SANDBOX_TOKENS"])
+    assert tokens == {
+        credentials["PUBLISH_X_ACCESS_TOKEN"]: stack.SANDBOX_ACCOUNT,
+        credentials["PUBLISH_MASTODON_ACCESS_TOKEN"]: stack.SANDBOX_ACCOUNT,
+    }
+    for name in ("PUBLISH_X_ACCESS_TOKEN", "PUBLISH_MASTODON_ACCESS_TOKEN", "PUBLISH_API_KEY"):
+        assert publish.env[name] == credentials[name]
+        assert len(credentials[name]) >= 24  # generated
+    var = tmp_path / "var"
+    assert publish.env["PUBLISH_DATABASE_URL"] == f"sqlite+aiosqlite:///{var}/publish/ledger.db"
+    assert sandbox.env["PUBLISH_SANDBOX_POSTS_FILE"] == str(var / "sandbox" / "posts.json")
+    assert sandbox.env["PUBLISH_SANDBOX_MEDIA_DIR"] == str(var / "sandbox")
+
+
+def test_the_publisher_and_sandbox_settings_read_what_the_stack_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The names in the specs are the settings' real variables (a typo would be ignored)."""
+    specs = _specs(tmp_path)
+    for key, value in {**specs["publish"].env, **specs["sandbox"].env}.items():
+        monkeypatch.setenv(key, value)
+
+    publish = PublishSettings()
+    sandbox = SandboxSettings()
+
+    assert publish.x_api_base_url == publish.mastodon_base_url == sandbox.base_url
+    assert publish.x_access_token is not None
+    assert publish.mastodon_access_token is not None
+    assert set(sandbox.tokens) == {
+        publish.x_access_token.get_secret_value(),
+        publish.mastodon_access_token.get_secret_value(),
+    }
+    assert publish.api_key is not None
+    assert publish.database_url.endswith("/var/publish/ledger.db")
+    assert sandbox.posts_file == tmp_path / "var" / "sandbox" / "posts.json"
+
+
+def test_private_credentials_are_not_printed_nor_handed_to_every_process(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "credentials.env"
+    credentials = stack.ensure_credentials(path, stack.CREDENTIALS)
+    demo = stack.Stack(var=tmp_path / "var", demo_file=None, demo_rate=None, port_base=PORTS)
+
+    printed = "\n".join(stack.banner(demo, path))
+
+    assert f"INGEST_API_KEY={credentials['INGEST_API_KEY']}" in printed
+    for name in stack.PRIVATE_CREDENTIALS:
+        assert credentials[name] not in printed
+        assert name in printed  # named, with where to find it
+    specs = stack.services(PORTS, var=tmp_path / "var", credentials=credentials)
+    holders = {name: {s.name for s in specs if name in s.env} for name in stack.PRIVATE_CREDENTIALS}
+    assert holders == {name: {"publish"} for name in stack.PRIVATE_CREDENTIALS}
 
 
 def test_leftover_processes_from_a_killed_run_are_stopped(tmp_path: Path) -> None:
@@ -74,10 +165,12 @@ def test_a_process_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) -
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(540)
 def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) -> None:
     """What `make run` does, end to end, run twice on the same var/ directory."""
     broker_port, ingest_port, worker_port = free_port(), free_port(), free_port()
+    publish_port, sandbox_port, web_port = free_port(), free_port(), free_port()
+    var = tmp_path / "var"
     for attempt in (1, 2):
         proc = subprocess.Popen(
             [
@@ -93,6 +186,12 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
                 str(ingest_port),
                 "--triage-worker-port",
                 str(worker_port),
+                "--triage-port",
+                str(web_port),
+                "--publish-port",
+                str(publish_port),
+                "--sandbox-port",
+                str(sandbox_port),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -102,32 +201,59 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
         )
         try:
             output = _read_until(proc, "takeaction is running", timeout_s=180)
-        except BaseException:
-            _stop(proc, tmp_path / "var" / "run")
-            raise
-        credentials = stack.load_env_file(tmp_path / "var" / "credentials.env")
-        assert credentials["INGEST_API_KEY"] in output
-        assert f"http://127.0.0.1:{ingest_port}/v1/mentions" in output
-        assert "replay" in output.lower()
-        if attempt == 1:
-            first_key = credentials["INGEST_API_KEY"]
-        else:
-            assert credentials["INGEST_API_KEY"] == first_key
-        assert stack.http_ok(f"http://127.0.0.1:{ingest_port}/readyz")
-        if attempt == 1:
-            _every_demo_mention_is_classified(worker_port, expected=970)
-        if attempt == 2:
-            _kill_the_broker_and_see_it_come_back(tmp_path / "var" / "run", ingest_port)
+            credentials = stack.load_env_file(tmp_path / "var" / "credentials.env")
+            assert credentials["INGEST_API_KEY"] in output
+            assert f"http://127.0.0.1:{ingest_port}/v1/mentions" in output
+            assert "replay" in output.lower()
+            if attempt == 1:
+                first_key = credentials["INGEST_API_KEY"]
+            else:
+                assert credentials["INGEST_API_KEY"] == first_key
+            assert stack.http_ok(f"http://127.0.0.1:{ingest_port}/readyz")
+            sandbox = f"http://127.0.0.1:{sandbox_port}"
+            for url in (f"{sandbox}/ ", f"{sandbox}/sandbox/posts", f":{publish_port}/metrics"):
+                assert url in output
+            assert stack.http_ok(f"http://127.0.0.1:{publish_port}/readyz")
+            assert stack.http_ok(f"{sandbox}/healthz")
+            _private_credentials_stay_private(var, output)
+            assert credentials["TRIAGE_ADMIN_PASSWORD"] in output
+            assert credentials["TEAM_KAKUMA_A_PASSWORD"] in output
+            assert stack.http_ok(f"http://127.0.0.1:{web_port}/readyz")
+            if attempt == 1:
+                _every_demo_mention_is_classified(worker_port, expected=970)
+                _an_approved_answer_is_posted_on_the_sandbox(
+                    f"http://127.0.0.1:{web_port}", credentials, sandbox
+                )
+                asyncio.run(
+                    _a_reply_goes_out_on_the_sandbox(
+                        bootstrap=f"127.0.0.1:{broker_port}",
+                        ingest=f"http://127.0.0.1:{ingest_port}",
+                        ingest_key=credentials["INGEST_API_KEY"],
+                        sandbox=sandbox,
+                    )
+                )
+                posted_in_run_1 = len(httpx.get(f"{sandbox}/sandbox/posts").json())
+            if attempt == 2:
+                replies = httpx.get(f"{sandbox}/sandbox/posts").json()
+                assert len(replies) == posted_in_run_1  # kept in var/sandbox/posts.json
+                _kill_the_broker_and_see_it_come_back(tmp_path / "var" / "run", ingest_port)
 
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 0
-        assert proc.stdout is not None
-        proc.stdout.close()
-        assert stack.port_free(ingest_port)
-        assert stack.port_free(broker_port)
-        assert list((tmp_path / "var" / "run").glob("*.pid")) == []
-        logs = {p.name for p in (tmp_path / "var" / "log").glob("*.log")}
-        assert {"broker.log", "ingest.log", "triage-worker.log"} <= logs
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(60) == 0
+            assert proc.stdout is not None
+            proc.stdout.close()
+            for port in (ingest_port, broker_port, publish_port, sandbox_port, web_port):
+                assert stack.port_free(port)
+            assert list((tmp_path / "var" / "run").glob("*.pid")) == []
+            logs = {p.name for p in (tmp_path / "var" / "log").glob("*.log")}
+            assert {"broker.log", "ingest.log", "triage-worker.log"} <= logs
+            assert {"publish.log", "sandbox.log", "triage-web.log"} <= logs
+            assert (var / "publish" / "ledger.db").exists()
+        except BaseException:
+            _stop(proc, var / "run")
+            _show_log_tails(var / "log")
+            raise
+    _private_credentials_stay_private(var, "")  # nor in the logs of the whole run
 
 
 @pytest.mark.integration
@@ -137,7 +263,7 @@ def test_make_run_uses_a_real_kafka_when_one_is_configured(
 ) -> None:
     """With KAFKA_BOOTSTRAP_SERVERS set, no embedded broker starts: topics and
     services go to that Kafka."""
-    ingest_port, worker_port = free_port(), free_port()
+    ingest_port, worker_port, publish_port, sandbox_port, web_port = (free_port() for _ in range(5))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -151,6 +277,12 @@ def test_make_run_uses_a_real_kafka_when_one_is_configured(
             str(ingest_port),
             "--triage-worker-port",
             str(worker_port),
+            "--triage-port",
+            str(web_port),
+            "--publish-port",
+            str(publish_port),
+            "--sandbox-port",
+            str(sandbox_port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -166,6 +298,65 @@ def test_make_run_uses_a_real_kafka_when_one_is_configured(
     assert "Tansu" not in output
     assert not (tmp_path / "var" / "log" / "broker.log").exists()
     assert proc.returncode == 0
+
+
+def _an_approved_answer_is_posted_on_the_sandbox(
+    web: str, credentials: dict[str, str], sandbox: str
+) -> None:
+    """The whole loop on the demo: the queue is populated; a moderator assigns an
+    English question; the team uploads a video with consent; the moderator approves
+    it; a threaded reply with the video appears on the sandbox within seconds."""
+
+    def token(user: str, password: str) -> dict[str, str]:
+        response = httpx.post(f"{web}/api/token", data={"username": user, "password": password})
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    admin = token(credentials["TRIAGE_ADMIN_USER"], credentials["TRIAGE_ADMIN_PASSWORD"])
+    team = token(credentials["TEAM_KAKUMA_A_USER"], credentials["TEAM_KAKUMA_A_PASSWORD"])
+    deadline = time.monotonic() + 120
+    items: list[dict[str, Any]] = []
+    while not items and time.monotonic() < deadline:
+        listed = httpx.get(
+            f"{web}/api/questions", params={"status": "new", "language": "en"}, headers=admin
+        )
+        items = [i for i in listed.json()["items"] if i["platform"] == "x"]
+        if not items:
+            time.sleep(1)
+    assert items, "the demo replay left no English question in the queue"
+    question = items[0]
+    assigned = httpx.post(
+        f"{web}/api/questions/{question['id']}/assign", json={"team": "kakuma-a"}, headers=admin
+    )
+    assert assigned.status_code == 200, assigned.text
+    video = b"\x00\x00\x00\x18ftypmp42" + os.urandom(200_000)
+    answered = httpx.post(
+        f"{web}/api/questions/{question['id']}/answer",
+        files={"video": ("answer.mp4", video, "video/mp4")},
+        data={
+            "language": "en",
+            "caption": "Thank you for asking.",
+            "consent_given_by": "Amina, filmed in Kakuma",
+            "consent_scope": "campaign-social",
+        },
+        headers=team,
+    )
+    assert answered.status_code == 201, answered.text
+    approved = httpx.post(f"{web}/api/questions/{question['id']}/answer/approve", headers=admin)
+    assert approved.status_code == 200, approved.text
+    native_id = question["mention_id"].split(":", 1)[1]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        posts = httpx.get(f"{sandbox}/sandbox/posts").json()
+        threaded = [p for p in posts if p["in_reply_to"] == native_id]
+        if threaded:
+            assert threaded[0]["media"], threaded[0]
+            return
+        time.sleep(0.5)
+    timeline = httpx.get(f"{web}/api/questions/{question['id']}/timeline", headers=admin)
+    raise AssertionError(
+        f"no reply to {native_id} on the sandbox within 120 s; timeline: {timeline.text}"
+    )
 
 
 def _every_demo_mention_is_classified(worker_port: int, expected: int) -> None:
@@ -186,6 +377,105 @@ def _every_demo_mention_is_classified(worker_port: int, expected: int) -> None:
                 return
         time.sleep(1)
     pytest.fail(f"only {decided:.0f} of {expected} demo mentions were classified")
+
+
+def _private_credentials_stay_private(var: Path, output: str) -> None:
+    """The publisher's tokens and API key: not printed, not in any log, and in the
+    environment of the publisher only."""
+    credentials = stack.load_env_file(var / "credentials.env")
+    private = {credentials[name] for name in stack.PRIVATE_CREDENTIALS}
+    logs = "".join(p.read_text(errors="replace") for p in (var / "log").glob("*.log"))
+    assert [value for value in private if value in output or value in logs] == []
+    for name, holds in (("publish", True), ("sandbox", False), ("ingest", False)):
+        pid_file = var / "run" / f"{name}.pid"
+        if not pid_file.exists():
+            continue  # the run is over
+        environ = Path(f"/proc/{pid_file.read_text().strip()}/environ").read_bytes()
+        assert (b"PUBLISH_X_ACCESS_TOKEN=" in environ) is holds, name
+        assert (b"PUBLISH_API_KEY=" in environ) is holds, name
+
+
+async def _a_reply_goes_out_on_the_sandbox(
+    *, bootstrap: str, ingest: str, ingest_key: str, sandbox: str
+) -> None:
+    """A mention of the campaign sent to ingest's webhook, then a reply request for
+    it on replies.requested (what the triage web will send), come out as one reply
+    threaded under the mention on the sandbox, on X and on Mastodon.
+
+    The publisher learns the mention engaged the campaign from mentions.raw while
+    the request may come first (then it is refused as not engaged): the request is
+    sent again, for the same question, until the reply is out."""
+    now = datetime.now(UTC)
+    base = 1_790_000_000_000_000_000 + uuid.uuid4().int % 10**12 * 10
+    natives = {Platform.X: str(base), Platform.MASTODON: str(base + 1)}
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    async with httpx.AsyncClient(timeout=10) as http:
+        items = [
+            {
+                "platform": platform.value,
+                "id": native,
+                "author": {"id": f"stack-{platform.value}", "handle": "stack_asker"},
+                "text": "@TakeActionCamps what do you miss most from home? #TakeAction",
+                "created_at": now.isoformat(),
+                "lang": "en",
+            }
+            for platform, native in natives.items()
+        ]
+        sent = await http.post(
+            f"{ingest}/v1/mentions",
+            json={"mentions": items},
+            headers={"Authorization": f"Bearer {ingest_key}"},
+        )
+        assert sent.is_success, sent.text
+        producer = make_producer(kafka)
+        await producer.start()
+        try:
+            posted: list[dict[str, Any]] = []
+            waiting = dict(natives)
+            deadline = time.monotonic() + 90
+            for attempt in range(1, 100):
+                for platform, native in waiting.items():
+                    request = PublishReply(
+                        reply_id=f"stack-{native}-{attempt}",
+                        question_id=f"stack-q-{native}",
+                        mention_id=mention_id(platform, native),
+                        platform=platform,
+                        in_reply_to=native,
+                        author=Author(id=f"stack-{platform.value}", handle="stack_asker"),
+                        text="The bread my grandmother baked.",
+                        language="en",
+                        consent=Consent(
+                            speaker_ref="stack-speaker",
+                            scope="campaign-social",
+                            recorded_by="team-a",
+                            at=now - timedelta(hours=1),
+                        ),
+                        approved_by="moderator",
+                        requested_at=datetime.now(UTC),
+                    )
+                    await producer.send_and_wait(
+                        kafka.topic(topics.REPLIES_REQUESTED),
+                        encode(request),
+                        key=encode_key(request.question_id),
+                    )
+                for _ in range(6):
+                    await asyncio.sleep(0.5)
+                    posted = (await http.get(f"{sandbox}/sandbox/posts")).json()
+                    answered = {p["in_reply_to"] for p in posted}
+                    waiting = {p: n for p, n in waiting.items() if n not in answered}
+                    if not waiting:
+                        break
+                if not waiting or time.monotonic() > deadline:
+                    break
+        finally:
+            await producer.stop()
+    assert waiting == {}, f"no reply on the sandbox after {attempt} requests: {posted}"
+    mine = set(natives.values())
+    assert sorted(
+        (p["platform"], p["in_reply_to"]) for p in posted if p["in_reply_to"] in mine
+    ) == sorted(
+        (p.value, n) for p, n in natives.items()
+    )  # one reply each, whatever the number of requests
 
 
 def _kill_the_broker_and_see_it_come_back(run_dir: Path, ingest_port: int) -> None:
@@ -232,6 +522,13 @@ def _read_until(proc: subprocess.Popen[str], marker: str, timeout_s: float) -> s
         if in_banner and "logs:" in line:
             return "".join(seen)
     pytest.fail("stack did not come up:\n" + "".join(seen))
+
+
+def _show_log_tails(log_dir: Path, lines: int = 40) -> None:
+    """The end of every service log, for the report of a failed stack test."""
+    for log in sorted(log_dir.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"----- {log.name} (last {len(tail)} lines) -----", *tail, sep="\n")
 
 
 def _stop(proc: subprocess.Popen[str], run_dir: Path) -> None:
