@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install run broker test unit lint typecheck train eval bench docs fmt clean distclean
+.PHONY: help install system-deps run broker test unit lint typecheck train eval bench soak docs fmt clean distclean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,7 +22,27 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create the virtualenv and install the project with its dev tools
 
-run: $(STAMP) ## Run the whole pipeline embedded on this machine, with a demo replay
+# Debian packages the tests use: docker-compose validates docker-compose.yml (no engine
+# needed), Chromium and its driver run the web pages' browser tests.
+SYSTEM_PACKAGES := docker-compose chromium chromium-driver
+
+system-deps: ## Install the Debian packages the tests need (as root with apt-get; else say which are missing)
+	@missing=""; \
+	for package in $(SYSTEM_PACKAGES); do \
+	  dpkg -s "$$package" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$package"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "missing Debian packages:$$missing"; \
+	  echo "  install them (sudo apt-get install$$missing) or the checks that need them fail;"; \
+	  echo "  (TAKEACTION_ALLOW_MISSING_TOOLS=1 skips the deploy checks that need them: deploy/README.md)"; \
+	fi
+
+run: $(STAMP) system-deps ## Run the whole pipeline embedded on this machine, with a demo replay
 	$(BIN)/python -m services.common.stack run
 
 broker: $(STAMP) ## Run only the embedded Kafka-protocol broker (Tansu) on port 9092
@@ -38,7 +58,7 @@ typecheck: $(STAMP) ## mypy --strict
 unit: $(STAMP) ## Only the fast tests (no broker, no database)
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
-test: $(STAMP) lint typecheck ## Lint, type-check and run the whole test suite (what CI runs)
+test: $(STAMP) system-deps lint typecheck ## Lint, type-check and run the whole test suite (what CI runs)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 train: $(STAMP) ## Train the classifier heads on ../shared/data (TRIAGE_DATA_DIR); writes services/triage/model
@@ -50,6 +70,9 @@ eval: $(STAMP) ## Measure the committed classifier artefacts on the validation s
 bench: $(STAMP) ## Benchmarks, each against a baseline measured in the same run (prints RATIO lines)
 	$(BIN)/python -m tests.bench.bench_ingest
 	$(BIN)/python -m tests.bench.bench_classifier
+
+soak: $(STAMP) ## The embedded stack under a 10,000-mention replay: lag rises and falls, counters add up
+	$(BIN)/python -m tests.bench.soak_stack
 
 DOCS := README.md services/ingest/README.md services/triage/README.md services/publish/README.md
 
