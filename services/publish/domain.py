@@ -14,8 +14,9 @@ rule                          refuses when
                               the speaker withdrew it (after it was recorded)
 ``one_reply_per_question``    another reply to the question is live
 ``author_daily_cap``          the asker got ``author_daily_cap`` replies in 24 h
-``variation``                 every template gives the text of the previous reply
-                              (or of a recent one still up)
+``variation``                 every template, plain or addressed to the asker,
+                              gives the text of the previous reply (or of a
+                              recent one still up)
 ============================  ==================================================
 
 Also here: how a mention engaged the campaign, and whether it is an opt-out.
@@ -284,9 +285,12 @@ class Composed:
     template_id: str
 
 
-def render(template: Template, request: PublishReply) -> str:
+def render(template: Template, request: PublishReply, *, address: bool = False) -> str:
+    """``template`` filled in; on Mastodon (always) or when ``address``, it starts
+    with the asker's ``@handle`` unless the template names them already."""
     text = template.text.format(text=request.text, handle=request.author.handle)
-    if request.platform is Platform.MASTODON and "{handle}" not in template.text:
+    addressed = address or request.platform is Platform.MASTODON
+    if addressed and "{handle}" not in template.text:
         text = f"@{request.author.handle} {text}"  # how the asker is told on Mastodon
     return text
 
@@ -304,7 +308,10 @@ def compose(
     candidates = templates.for_language(request.language, policy.default_language)
     start = _start(request.reply_id, len(candidates))
     ordered = [candidates[(start + i) % len(candidates)] for i in range(len(candidates))]
+    # Plain first; then addressed to the asker, which is what tells apart the
+    # replies of one answer sent to every asker of a cluster.
     rendered = [(t, render(t, request)) for t in ordered]
+    rendered += [(t, render(t, request, address=True)) for t in ordered]
     fresh = [
         (t, text)
         for t, text in rendered
@@ -315,7 +322,7 @@ def compose(
         return Refusal(
             VARIATION,
             f"every template renders the text of the previous or a recent reply "
-            f"({len(candidates)} tried)",
+            f"({len(candidates)} tried, also addressed to @{request.author.handle})",
         )
     template, text = (varied or fresh)[0]
     return Composed(text, template.id)

@@ -205,11 +205,35 @@ def test_the_same_text_never_goes_out_twice_in_a_row() -> None:
 def test_variation_refuses_when_no_template_gives_another_text(tmp_path: Path) -> None:
     single = tmp_path / "one.yaml"
     single.write_text('en:\n  - id: only\n    text: "{text}"\n', encoding="utf-8")
-    request = request_factory(text="Same words.")
-    snapshot = Snapshot(previous_text="Same words.", previous_template="only")
+    request = request_factory(text="Same words.", author=Author(id="7", handle="amina"))
+    snapshot = Snapshot(
+        previous_text="Same words.",
+        previous_template="only",
+        recent_texts=frozenset({"@amina Same words."}),
+    )
     refusal = domain.compose(request, snapshot, Templates.load(single), POLICY)
     assert isinstance(refusal, Refusal)
     assert refusal.rule == domain.VARIATION
+    assert "also addressed to @amina" in refusal.reason
+
+
+def test_one_answer_reaches_every_asker_of_a_cluster_with_distinct_texts() -> None:
+    """An answer approved for a cluster goes to many askers, more than there are
+    templates: once the plain texts are all used, the reply names its asker, so
+    no two replies of the account are the same text and nobody is refused."""
+    texts: list[str] = []
+    for n in range(12):
+        request = request_factory(
+            text="Watch our answer.", author=Author(id=f"p{n}", handle=f"asker{n}")
+        )
+        snapshot = Snapshot(
+            previous_text=texts[-1] if texts else None, recent_texts=frozenset(texts)
+        )
+        composed = domain.compose(request, snapshot, TEMPLATES, POLICY)
+        assert isinstance(composed, domain.Composed), composed
+        texts.append(composed.text)
+    assert len(set(texts)) == 12
+    assert sum(t.startswith("@asker") for t in texts) == 12 - len(TEMPLATES.by_language["en"])
 
 
 def test_a_mastodon_reply_names_the_asker() -> None:

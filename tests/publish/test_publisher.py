@@ -286,10 +286,11 @@ async def _setup_daily_cap(ledger: Ledger, publisher: Publisher) -> PublishReply
 
 async def _setup_variation(ledger: Ledger, publisher: Publisher) -> PublishReply:
     publisher.templates = Templates(
-        {"en": (domain.Template(id="only", text="{text}"),)}
-    )  # one template: no variation possible
-    published(await publisher.handle(await engaged(ledger, text="Same words.")))
-    return await engaged(ledger, text="Same words.")
+        {"en": (domain.Template(id="only", text="@{handle} {text}"),)}
+    )  # one template that names the asker: no variation possible for the same asker
+    author = Author(id="same", handle="same")
+    published(await publisher.handle(await engaged(ledger, text="Same words.", author=author)))
+    return await engaged(ledger, text="Same words.", author=author)
 
 
 RULE_SETUPS = {
@@ -405,18 +406,20 @@ async def test_consecutive_replies_with_the_same_approved_text_differ(
     env: Env,
 ) -> None:
     """X refuses a text that repeats one of the account's posts: with four English
-    templates, four replies of the same approved text go out, the fifth is refused."""
-    make_publisher = env.make_publisher
-    ledger = env.ledger
-    publisher = make_publisher()
-    for _ in range(4):
-        published(await publisher.handle(await engaged(ledger, text="Watch our answer.")))
+    templates, four replies of the same approved text go out as they are and the
+    next ones name their asker (the refusal when even that repeats: the governor
+    rule tests)."""
+    publisher = env.make_publisher()
+    askers = [Author(id=f"a{n}", handle=f"asker{n}") for n in range(6)]
+    for author in askers:
+        published(
+            await publisher.handle(
+                await engaged(env.ledger, text="Watch our answer.", author=author)
+            )
+        )
     texts = [p["text"] for p in await env.posts()]
-    assert len(set(texts)) == 4
-
-    message = failed(await publisher.handle(await engaged(ledger, text="Watch our answer.")))
-    assert "variation" in message.error
-    assert len(await env.posts()) == 4
+    assert len(set(texts)) == 6
+    assert sum(t.startswith("@asker") for t in texts) == 2
 
 
 # --- platform errors ------------------------------------------------------------------
