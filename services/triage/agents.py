@@ -33,6 +33,10 @@ Delivery guarantees (at-least-once, idempotent downstream)
   ``acks=all`` without idempotence: a retried produce can duplicate a record,
   never lose one.
 
+A second agent reads ``replies.requested`` (:func:`note_approval`): the
+mention a reply was requested for had its answer approved, so its cluster is
+marked answered in the decider and later near-duplicates are dropped.
+
 Scale-out: the consumer group is ``TRIAGE_WORKER_GROUP`` (the faust app id);
 partitions of ``mentions.raw`` are the unit of parallelism, one agent task per
 worker processes its assigned partitions in order. The prediction cache is per
@@ -62,7 +66,9 @@ from prometheus_client import generate_latest
 
 from services.common import topics
 from services.common.bootstrap import ensure_topics
+from services.common.codec import DecodeError, decode
 from services.common.kafka import KafkaSettings, broker_problem
+from services.common.messages import PublishReply
 from services.triage import metrics
 from services.triage.cache import PredictionCache
 from services.triage.classifier.base import Classifier
@@ -74,6 +80,7 @@ log = logging.getLogger(__name__)
 #: Topics the worker reads or writes; created (if missing) before it starts.
 WORKER_TOPICS = (
     topics.MENTIONS_RAW,
+    topics.REPLIES_REQUESTED,
     topics.MENTIONS_CLASSIFIED,
     topics.MENTIONS_QUARANTINED,
     topics.dlq(topics.MENTIONS_RAW),
@@ -255,6 +262,8 @@ class TriageWorker:
     agent: Any  # the faust agent; ``agent.test_context()`` in tests
     processor: BatchProcessor
     health: Health
+    #: The agent on ``replies.requested`` that marks answered clusters.
+    approvals_agent: Any = None
 
 
 def create_worker(
@@ -312,8 +321,46 @@ def create_worker(
                 record_lag(app, events)
 
     agent = app.agent(source, name="triage.classify_mentions", concurrency=1)(classify_mentions)
+
+    approvals = app.topic(
+        kafka.topic(topics.REPLIES_REQUESTED),
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=True,
+    )
+
+    async def note_approvals(stream: Any) -> None:
+        async for value in stream:
+            note_approval(decider, value)
+
+    approvals_agent = app.agent(approvals, name="triage.note_approvals", concurrency=1)(
+        note_approvals
+    )
     _add_pages(app, health)
-    return TriageWorker(app=app, agent=agent, processor=processor, health=health)
+    return TriageWorker(
+        app=app,
+        agent=agent,
+        processor=processor,
+        health=health,
+        approvals_agent=approvals_agent,
+    )
+
+
+def note_approval(decider: Decider, value: bytes | None) -> None:
+    """One record of ``replies.requested``: the answer approved for its question
+    serves the question's whole cluster, so the cluster counts as answered and
+    later near-duplicates are dropped (rule ``answered_cluster``). A record that
+    cannot be decoded is the publisher's to dead-letter: here it is only counted."""
+    try:
+        request = decode(PublishReply, value)
+    except DecodeError as exc:
+        metrics.APPROVALS.labels("undecodable").inc()
+        log.warning("replies.requested: undecodable record skipped: %s", exc)
+        return
+    cluster_id = decider.answer_approved(request.mention_id)
+    metrics.APPROVALS.labels("marked" if cluster_id else "unknown").inc()
+    if cluster_id:
+        log.info("cluster %s answered (reply to %s requested)", cluster_id, request.mention_id)
 
 
 def record_lag(app: Any, events: Sequence[Any]) -> None:

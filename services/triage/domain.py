@@ -281,6 +281,9 @@ class ClusterIndex:
         self._clusters: OrderedDict[str, _Cluster] = OrderedDict()  # least recent first
         self._exact: OrderedDict[str, str] = OrderedDict()
         self._answered: OrderedDict[str, None] = OrderedDict()
+        #: Which cluster each recent question joined (mention id -> cluster id), so an
+        #: answer to any one of them marks its cluster answered.
+        self._member_of: OrderedDict[str, str] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._clusters)
@@ -316,6 +319,10 @@ class ClusterIndex:
     def is_answered(self, cluster_id: str) -> bool:
         return cluster_id in self._answered
 
+    def cluster_of(self, mention_id: str) -> str | None:
+        """The cluster a recent question joined (``None`` once forgotten)."""
+        return self._member_of.get(mention_id)
+
     def mark_assigned(self, cluster_id: str) -> None:
         cluster = self._clusters.get(cluster_id)
         if cluster is not None:
@@ -342,6 +349,21 @@ class ClusterIndex:
         serves askers of one language) are joined by similarity; exact
         duplicates join whatever their group.
         """
+        assignment = self._assign(key, embedding, mention_id, now, group)
+        self._member_of[mention_id] = assignment.cluster_id
+        self._member_of.move_to_end(mention_id)
+        while len(self._member_of) > self.max_answered:
+            self._member_of.popitem(last=False)
+        return assignment
+
+    def _assign(
+        self,
+        key: str,
+        embedding: npt.NDArray[np.float32],
+        mention_id: str,
+        now: float,
+        group: str,
+    ) -> ClusterAssignment:
         vector = self._unit(embedding)
         self._expire(now)
         known = self._exact.get(key)
@@ -638,6 +660,15 @@ class Triage:
     def mark_answered(self, cluster_id: str) -> None:
         """A cluster's question got an answer: later near-duplicates are dropped."""
         self.clusters.mark_answered(cluster_id)
+
+    def answer_approved(self, mention_id: str) -> str | None:
+        """A reply to ``mention_id`` was requested (a moderator approved an answer to
+        its question): its cluster counts as answered. The cluster id, or ``None``
+        when this worker does not know the mention (another replica's, or forgotten)."""
+        cluster_id = self.clusters.cluster_of(mention_id)
+        if cluster_id is not None:
+            self.clusters.mark_answered(cluster_id)
+        return cluster_id
 
     def prejudge(self, mention: MentionReceived, *, now: datetime) -> MentionClassified | None:
         """Decide without the model when a rule can; ``None`` when the model is needed.

@@ -23,6 +23,13 @@ DEAD_LETTERS = Counter(
     "decide, produce)",
     ["stage"],
 )
+APPROVALS = Counter(
+    "triage_approvals_total",
+    "Reply requests read from replies.requested, by outcome (marked: the mention's "
+    "cluster now counts as answered; unknown: not a mention this worker clustered; "
+    "undecodable)",
+    ["outcome"],
+)
 CACHE_HITS = Counter(
     "triage_cache_hits_total", "Texts answered from the prediction cache (or a batch twin)"
 )

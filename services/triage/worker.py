@@ -75,6 +75,10 @@ class Decider(Protocol):
 
     def text_for_model(self, mention: MentionReceived) -> str: ...
 
+    def answer_approved(self, mention_id: str) -> str | None:
+        """A reply to the mention was requested: its cluster is answered (its id)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Incoming:

@@ -85,6 +85,12 @@ class FakeDecider:
         self.fail_decide_for: set[str] = set()
         self.fail_prejudge_for: set[str] = set()
         self.fail_text_for: set[str] = set()
+        #: Mentions whose reply was requested, in order.
+        self.approved: list[str] = []
+
+    def answer_approved(self, mention_id: str) -> str | None:
+        self.approved.append(mention_id)
+        return f"c-{mention_id}"
 
     def prejudge(self, mention: MentionReceived, *, now: datetime) -> MentionClassified | None:
         if mention.id in self.fail_prejudge_for:

@@ -34,6 +34,7 @@ from services.triage.agents import (
 from services.triage.config import TriageSettings
 from services.triage.worker import BatchProcessor
 from tests.kafka_helpers import read_all
+from tests.publish.harness import request_factory
 from tests.triage.stream_fakes import (
     ABUSIVE,
     POISON,
@@ -119,6 +120,22 @@ async def test_agent_classifies_and_acks(make_worker: Maker, mention_factory: Fa
     assert out.topic == "ctx.mentions.classified"
     assert out.key == mention.id.encode()
     assert decode(MentionClassified, out.value).mention == mention
+
+
+async def test_a_requested_reply_marks_its_mention_s_cluster_answered(
+    make_worker: Maker, mention_factory: Factory
+) -> None:
+    decider = FakeDecider()
+    worker = make_worker(decider=decider)
+    mention = mention_factory()
+    request = request_factory(
+        mention_id=mention.id, in_reply_to=mention.native_id, platform=mention.platform
+    )
+    async with worker.approvals_agent.test_context() as agent:
+        bad = await agent.put(b"{not json", key=b"q-1")
+        good = await agent.put(encode(request), key=request.question_id.encode())
+        await eventually(lambda: bad.message.acked and good.message.acked)
+    assert decider.approved == [mention.id]
 
 
 async def test_agent_dead_letters_a_malformed_record_and_goes_on(

@@ -389,6 +389,9 @@ class CheapDecider:
     def text_for_model(self, mention: MentionReceived) -> str:
         return mention.text
 
+    def answer_approved(self, mention_id: str) -> str | None:
+        return None
+
 
 class ConstantClassifier:
     version = "const-1"

@@ -572,6 +572,34 @@ def test_near_duplicate_of_answered_cluster_is_dropped(
     assert other.decision is Decision.AUTO_ASSIGN
 
 
+def test_an_approved_reply_to_any_member_marks_its_cluster_answered(
+    triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    """What the worker does with each record of replies.requested: the reply names
+    a mention; the cluster that mention joined is answered from then on."""
+    t = triage()
+    first = t.decide(mention_factory(text=MISS), prediction(embedding=E1), now=NOW)
+    member = mention_factory(text=MISS_2)
+    joined = t.decide(member, prediction(embedding=E1_NEAR), now=NOW)
+    assert joined.cluster_id == first.cluster_id
+    assert joined.decision is not Decision.DROP
+
+    assert t.answer_approved(member.id) == first.cluster_id
+    later = t.decide(mention_factory(text=MISS), prediction(embedding=E1), now=NOW)
+
+    assert (later.decision, later.rule) == (Decision.DROP, "answered_cluster")
+    assert t.answer_approved("x:never-seen") is None
+
+
+def test_the_member_map_is_bounded() -> None:
+    index = ClusterIndex(capacity=4, similarity=0.99, idle_ttl_s=3600, max_answered=3)
+    for n in range(5):
+        index.assign(f"k{n}", np.eye(8, dtype=np.float32)[n], f"m{n}", now=0.0)
+    assert index.cluster_of("m0") is None
+    assert index.cluster_of("m1") is None
+    assert index.cluster_of("m4") is not None
+
+
 def test_marking_an_unknown_cluster_answered_is_remembered() -> None:
     index = ClusterIndex(capacity=4, similarity=0.9, idle_ttl_s=3600)
 
