@@ -55,7 +55,7 @@ def worker(argv: Sequence[str]) -> int:
         settings,
         kafka,
         classifier=classifier,
-        decider=Triage(rules, classifier.version),
+        decider=Triage(rules, classifier.version, campaign=classifier),
         web_bind=settings.worker_host,
     )
     log.info(

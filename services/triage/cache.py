@@ -17,29 +17,30 @@ predictions (least recently used evicted first); ``max_entries=0`` disables it.
 
 from __future__ import annotations
 
-import html
 import re
 from collections import OrderedDict
 
 from services.triage.classifier.base import Prediction
+from services.triage.classifier.data import normalise_text
 
 _RETWEET = re.compile(r"^\s*RT\s+@\w+\s*:?\s*", re.IGNORECASE)
-_MENTION = re.compile(r"@\w+")
-_URL = re.compile(r"https?://\S+|www\.\S+")
-_SPACES = re.compile(r"\s+")
 
 
-def cache_key(text: str) -> str:
-    """The key shared by a text, its exact duplicates and its retweets."""
-    text = html.unescape(text)
+def strip_retweet(text: str) -> str:
+    """``text`` without its leading retweet markers (``RT @a: RT @b: ...``)."""
     while True:
         stripped = _RETWEET.sub("", text, count=1)
         if stripped == text:
-            break
+            return text
         text = stripped
-    text = _MENTION.sub("@user", text)
-    text = _URL.sub("URL", text)
-    return _SPACES.sub(" ", text).strip()
+
+
+def cache_key(text: str) -> str:
+    """The key shared by a text, its exact duplicates and its retweets: the
+    classifier's own normalisation (:func:`normalise_text`, one definition for
+    training, inference and this key) of the text without its retweet markers;
+    a retweet is scored as the text it repeats."""
+    return normalise_text(strip_retweet(text))
 
 
 class PredictionCache:

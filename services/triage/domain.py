@@ -60,7 +60,7 @@ import logging
 import math
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -73,7 +73,7 @@ from services.common.messages import (
     PriorityReason,
     Scores,
 )
-from services.triage.classifier.base import Prediction
+from services.triage.classifier.base import CampaignRelevance, Prediction
 from services.triage.rules import Clusters, PriorityWeights, Rules, RulesFile, normalise
 
 log = logging.getLogger(__name__)
@@ -639,9 +639,20 @@ class Triage:
     every call, so a reloaded rules file applies to the next mention.
     """
 
-    def __init__(self, rules: RulesFile, model_version: str) -> None:
+    def __init__(
+        self,
+        rules: RulesFile,
+        model_version: str,
+        *,
+        campaign: CampaignRelevance | None = None,
+    ) -> None:
         self._rules = rules
         self.model_version = model_version
+        #: Re-embeds the campaign when the rules file's campaign changes and scores
+        #: relevance at decision time (so a cached prediction follows the edit too).
+        #: Without it the prediction's own relevance is used.
+        self._campaign = campaign
+        self._campaign_texts: tuple[str, ...] | None = None
         settings = rules.current().clusters
         self.clusters = ClusterIndex(
             capacity=settings.max_clusters,
@@ -670,6 +681,18 @@ class Triage:
             self.clusters.mark_answered(cluster_id)
         return cluster_id
 
+    def _with_campaign_relevance(self, prediction: Prediction, rules: Rules) -> Prediction:
+        if self._campaign is None:
+            return prediction
+        texts = tuple(rules.campaign_examples)
+        if texts != self._campaign_texts:
+            self._campaign.set_campaign(texts)
+            if self._campaign_texts is not None:
+                log.info("campaign texts changed: re-embedded %d text(s)", len(texts))
+            self._campaign_texts = texts
+        relevance = self._campaign.relevance(prediction.embedding[np.newaxis, :])
+        return replace(prediction, relevance=float(relevance[0]))
+
     def prejudge(self, mention: MentionReceived, *, now: datetime) -> MentionClassified | None:
         """Decide without the model when a rule can; ``None`` when the model is needed.
 
@@ -697,6 +720,7 @@ class Triage:
         """Apply every rule in order to a mention and its classifier prediction."""
         rules = self._rules.current()
         self.clusters.configure(rules.clusters)
+        prediction = self._with_campaign_relevance(prediction, rules)
         scores = scores_of(prediction)
         verdict = (
             block_verdict(mention, rules)

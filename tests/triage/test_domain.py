@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -550,6 +550,45 @@ def test_reloaded_rules_apply_to_the_next_mention(
 
     result = t.decide(mention_factory(), prediction(offensive=0.5), now=NOW)
     assert (result.decision, result.rule) == (Decision.QUARANTINE, "offensive")
+
+
+class FakeCampaign:
+    """Relevance 0.9 while the campaign mentions schools, else 0.1."""
+
+    def __init__(self) -> None:
+        self.embedded: list[tuple[str, ...]] = []
+
+    def set_campaign(self, texts: Sequence[str]) -> None:
+        self.embedded.append(tuple(texts))
+
+    def relevance(self, embeddings: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        schools = any("school" in t for t in self.embedded[-1])
+        return np.full(len(embeddings), 0.9 if schools else 0.1)
+
+
+def test_an_edited_campaign_is_re_embedded_and_scores_the_next_mention(
+    tmp_path: Path, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    """Relevance is measured at decision time against the campaign of the rules in
+    force: an edit applies to the next mention, cached predictions included."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(RULES), encoding="utf-8")
+    campaign = FakeCampaign()
+    t = Triage(RulesFile(path, check_every_s=0.0), model_version="fake-1", campaign=campaign)
+    cached = prediction(relevance=0.5)
+
+    before = t.decide(mention_factory(), cached, now=NOW)
+    t.decide(mention_factory(), cached, now=NOW)
+    edited = merged(RULES, {"campaign": {"description": "Questions about school in the camps"}})
+    path.write_text(yaml.safe_dump(edited), encoding="utf-8")
+    after = t.decide(mention_factory(), cached, now=NOW)
+
+    assert before.scores.relevance == pytest.approx(0.1)
+    assert after.scores.relevance == pytest.approx(0.9)
+    assert campaign.embedded == [
+        ("Questions to young refugees in Kakuma and Dadaab",),
+        ("Questions about school in the camps",),
+    ]
 
 
 # --- answered clusters -------------------------------------------------------------------

@@ -33,3 +33,16 @@ class Classifier(Protocol):
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         """One prediction per text, in input order. Must accept any batch size."""
         ...
+
+
+class CampaignRelevance(Protocol):
+    """What measures relevance to the campaign; the decider re-embeds the campaign
+    through it when the rules file's campaign changes."""
+
+    def set_campaign(self, texts: Sequence[str]) -> None:
+        """Measure relevance against these texts from now on."""
+        ...
+
+    def relevance(self, embeddings: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Relevance in [0, 1] of each L2-normalised embedding (rows)."""
+        ...

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from services.triage.classifier.base import Classifier
-
 if TYPE_CHECKING:
+    from services.triage.classifier.transformer import TransformerClassifier
     from services.triage.config import TriageSettings
 
 
-def load_classifier(settings: TriageSettings, campaign_examples: Sequence[str]) -> Classifier:
+def load_classifier(
+    settings: TriageSettings, campaign_examples: Sequence[str]
+) -> TransformerClassifier:
     """The MiniLM classifier with the committed heads, or ``TRIAGE_MODEL_PATH``'s model.
 
     torch and transformers are imported here, not at module import, so the
@@ -21,7 +22,8 @@ def load_classifier(settings: TriageSettings, campaign_examples: Sequence[str]) 
 
     from services.triage.classifier import transformer  # noqa: PLC0415 - imports torch
 
-    env = {"TRIAGE_MODEL_PATH": str(settings.model_path)} if settings.model_path else {}
-    classifier = transformer.load_classifier(list(campaign_examples), env=env)
+    classifier = transformer.load_classifier(
+        list(campaign_examples), model_path=settings.model_path
+    )
     torch.set_num_threads(settings.torch_threads)
     return classifier

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -140,9 +140,8 @@ class TransformerClassifier:
         else:
             self._load_degraded()
         self._model.eval()
-        self._campaign = self._embed(campaign) if campaign else None
-        if self._campaign is None:
-            log.warning("no campaign texts: relevance will be 0 for every mention")
+        self._campaign: npt.NDArray[np.float32] | None = None
+        self.set_campaign(campaign)
         log.info("classifier %s loaded from %s (mode %s)", self.version, self._path, self.mode)
 
     @property
@@ -283,17 +282,28 @@ class TransformerClassifier:
     def _embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         return self._forward([normalise_text(t) for t in texts])[1]
 
+    def set_campaign(self, texts: Sequence[str]) -> None:
+        """Embed the campaign's description and examples (relevance is measured
+        against them from now on)."""
+        self._campaign = self._embed(texts) if texts else None
+        if self._campaign is None:
+            log.warning("no campaign texts: relevance will be 0 for every mention")
+
+    def relevance(self, embeddings: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Relevance in [0, 1] of L2-normalised embeddings [n, hidden]: the best
+        cosine to a campaign text through the logistic curve of the metadata."""
+        if self._campaign is None:
+            return np.zeros(len(embeddings))
+        best = (embeddings @ self._campaign.T).max(axis=1)
+        centre, scale = self._relevance
+        return np.asarray(1.0 / (1.0 + np.exp(-(best - centre) / scale)), dtype=np.float64)
+
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
         clean = [normalise_text(t) for t in texts]
         scores, embeddings = self._forward(clean)
-        if self._campaign is not None:
-            best = (embeddings @ self._campaign.T).max(axis=1)
-            centre, scale = self._relevance
-            relevance = 1.0 / (1.0 + np.exp(-(best - centre) / scale))
-        else:
-            relevance = np.zeros(len(texts))
+        relevance = self.relevance(embeddings)
         scores = np.clip(scores, 0.0, 1.0)
         return [
             Prediction(
@@ -315,19 +325,17 @@ class TransformerClassifier:
 
 
 def load_classifier(
-    campaign: Sequence[str] = (), *, env: Mapping[str, str] | None = None
+    campaign: Sequence[str] = (), *, model_path: str | os.PathLike[str] | None = None
 ) -> TransformerClassifier:
-    """The classifier for this environment.
+    """The classifier for ``model_path`` (``TRIAGE_MODEL_PATH``).
 
-    Without ``TRIAGE_MODEL_PATH``: the wheel's base model with the committed
-    artefacts (a mismatch raises). With it: the artefacts if that model is
-    their base (same sha256), else the model on its own in a degraded mode.
+    Without it: the wheel's base model with the committed artefacts (a mismatch
+    raises). With it: the artefacts if that model is their base (same sha256),
+    else the model on its own in a degraded mode.
     """
-    env = os.environ if env is None else env
-    override = env.get("TRIAGE_MODEL_PATH")
-    if not override:
+    if not model_path:
         return TransformerClassifier(campaign)
-    path = Path(override)
+    path = Path(model_path)
     try:
         meta = artefacts.load_metadata(artefacts.ARTEFACT_DIR)
     except ArtefactError:

@@ -201,7 +201,7 @@ def test_plain_model_degrades_to_embedding_mode() -> None:
 
 
 def test_load_classifier_uses_the_artefacts_for_their_own_base() -> None:
-    chosen = load_classifier(CAMPAIGN, env={"TRIAGE_MODEL_PATH": str(default_base_path())})
+    chosen = load_classifier(CAMPAIGN, model_path=default_base_path())
     assert chosen.mode == "full"
 
 
@@ -217,7 +217,7 @@ def test_sequence_classification_checkpoint_uses_its_own_labels(tmp_path: Path) 
     model.save_pretrained(str(tmp_path))
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(default_base_path() / name, tmp_path / name)
-    degraded = load_classifier(CAMPAIGN, env={"TRIAGE_MODEL_PATH": str(tmp_path)})
+    degraded = load_classifier(CAMPAIGN, model_path=tmp_path)
     assert degraded.mode == "sequence-classification"
     (pred,) = degraded.classify(["What is the weather like?"])
     assert 0.0 <= pred.hate <= pred.offensive <= 1.0
