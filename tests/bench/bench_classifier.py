@@ -82,13 +82,23 @@ def load_tweets(count: int) -> tuple[list[str], str]:
 
 
 def with_duplicates(texts: Sequence[str], share: float, seed: int = 7) -> list[str]:
-    """Same length; ``share`` of the items become retweets or exact repeats of earlier ones."""
+    """Same length; ``share`` of the items repeat an earlier one, in equal thirds:
+    exact repeats, copy-pastes addressed to another account with a link of their
+    own (the prediction cache serves both), and retweets (dropped by a rule
+    before the model)."""
     rng = random.Random(seed)
     out = list(texts)
     for i in range(1, len(out)):
         if rng.random() < share:
             original = out[rng.randrange(0, i)]
-            out[i] = original if rng.random() < 0.3 else f"RT @fan{rng.randrange(999)}: {original}"
+            kind = rng.randrange(3)
+            if kind == 0:
+                out[i] = original
+            elif kind == 1:
+                n = rng.randrange(999)
+                out[i] = f"@fan{n} {original} https://t.co/x{n}"
+            else:
+                out[i] = f"RT @fan{rng.randrange(999)}: {original}"
     return out
 
 
@@ -255,7 +265,7 @@ def main() -> int:
     dup_texts = with_duplicates(texts, args.duplicates)
     print(
         f"{len(texts)} tweets from {source}; "
-        f"duplicate variant: {args.duplicates:.0%} retweets/repeats"
+        f"duplicate variant: {args.duplicates:.0%} repeats (exact, copy-paste, retweet)"
     )
 
     rates: dict[str, float] = {}
