@@ -120,12 +120,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--throughput", type=int, default=0, help="also time N tweets")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
+    parser.add_argument(
+        "--int8", action="store_true", help="measure the dynamic-int8 model (TRIAGE_QUANTIZE)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     corpus = load_corpus(data_dir(args.data_dir), seed=args.seed)
-    classifier = TransformerClassifier(artefacts_dir=args.artefacts, batch_size=args.batch_size)
+    classifier = TransformerClassifier(
+        artefacts_dir=args.artefacts, batch_size=args.batch_size, quantize=args.int8
+    )
     report = evaluate(classifier, corpus.val)
     if args.throughput:
         tweets = [e.text for e in [*corpus.val["olid"], *corpus.val["hateval"]]]

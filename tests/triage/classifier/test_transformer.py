@@ -222,3 +222,20 @@ def test_sequence_classification_checkpoint_uses_its_own_labels(tmp_path: Path) 
     (pred,) = degraded.classify(["What is the weather like?"])
     assert 0.0 <= pred.hate <= pred.offensive <= 1.0
     assert pred.question == pytest.approx(0.9)
+
+
+def test_the_int8_option_scores_close_to_fp32(classifier: TransformerClassifier) -> None:
+    """TRIAGE_QUANTIZE: the same artefacts with int8 linear layers; scores move a
+    little (the trade-off in the README), embeddings a little too."""
+    int8 = TransformerClassifier(CAMPAIGN, quantize=True)
+    texts = [
+        "What do you study in the camp school?",
+        "you are all disgusting idiots",
+        "RT @x: thanks for sharing this story",
+        "How far is the nearest hospital from Kakuma?",
+    ]
+    assert int8.version == f"{classifier.version}+int8"
+    for fp32, q in zip(classifier.classify(texts), int8.classify(texts), strict=True):
+        for task in ("offensive", "hate", "question", "relevance"):
+            assert abs(getattr(fp32, task) - getattr(q, task)) < 0.2, task
+        assert float(fp32.embedding @ q.embedding) > 0.85  # measured 0.89-0.95
