@@ -219,3 +219,33 @@ def task_states(tasks: Mapping[str, asyncio.Task[Any]]) -> dict[str, str]:
             exc = task.exception()
             states[name] = f"died: {type(exc).__name__}: {exc}" if exc else "stopped"
     return states
+
+
+def liveness_response(tasks: Mapping[str, asyncio.Task[Any]], *, key: str) -> JSONResponse:
+    """``/healthz``: 200 while every background task runs, 503 when one has ended
+    (restart the process); the states under ``key``. A broker or database being
+    down is readiness, not liveness: a restart would not bring them back."""
+    states = task_states(tasks)
+    alive = all(state == "running" for state in states.values())
+    return JSONResponse(
+        {"status": "ok" if alive else "dead", key: states}, status_code=200 if alive else 503
+    )
+
+
+def readiness_response(
+    *,
+    broker_error: str | None,
+    database_error: str | None,
+    tasks: Mapping[str, asyncio.Task[Any]],
+    key: str,
+) -> JSONResponse:
+    """``/readyz``: 200 when the broker and the database answer, else 503 with
+    what failed; the background tasks' states under ``key``."""
+    ready = broker_error is None and database_error is None
+    body: dict[str, Any] = {
+        "status": "ok" if ready else "degraded",
+        "broker": {"connected": broker_error is None, "error": broker_error},
+        "database": {"connected": database_error is None, "error": database_error},
+        key: task_states(tasks),
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.kafka import KafkaSettings, make_consumer
 from services.common.messages import (
@@ -27,48 +25,20 @@ from services.common.messages import (
     mention_id,
 )
 from services.publish.agents import PartitionLoop
-from services.publish.db import make_engine, migrate
+from services.publish.db import migrate
 from services.publish.exceptions import RetryableError
 from services.publish.ledger import Ledger
 from services.publish.platforms.base import MediaFile, PostedReply
 from services.publish.sandbox import SandboxSettings, create_app
+from tests.db_helpers import empty_database
 from tests.publish.conftest import SandboxServer
 
-POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 CAMPAIGN = "TakeActionCamps"
 
 
 @contextlib.asynccontextmanager
-async def ledger_database(
-    kind: str, tmp_path: Path
-) -> AsyncIterator[tuple[AsyncEngine, str, str | None]]:
-    """An empty database: (engine, url, schema). Postgres gets a schema of its own,
-    dropped afterwards."""
-    if kind == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / f'ledger-{uuid.uuid4().hex[:6]}.db'}"
-        engine = make_engine(url)
-        try:
-            yield engine, url, None
-        finally:
-            await engine.dispose()
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(POSTGRES_URL)
-    async with admin.begin() as connection:
-        await connection.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = make_engine(POSTGRES_URL, schema=schema)
-    try:
-        yield engine, POSTGRES_URL, schema
-    finally:
-        await engine.dispose()
-        async with admin.begin() as connection:
-            await connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        await admin.dispose()
-
-
-@contextlib.asynccontextmanager
 async def migrated_ledger(kind: str, tmp_path: Path) -> AsyncIterator[Ledger]:
-    async with ledger_database(kind, tmp_path) as (engine, _, _):
+    async with empty_database(kind, tmp_path) as (engine, _, _):
         await migrate(engine)
         yield Ledger(engine)
 

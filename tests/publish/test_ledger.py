@@ -20,7 +20,8 @@ from services.publish.ledger import AlreadyReplied, Ledger
 from services.publish.models import Base, ReplyState
 from services.publish.platforms.base import PostedReply
 from services.publish.platforms.oauth import TokenSet
-from tests.publish.harness import engage, ledger_database, migrated_ledger, request_factory
+from tests.db_helpers import empty_database
+from tests.publish.harness import engage, migrated_ledger, request_factory
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,7 +45,7 @@ def _diff(connection: Connection) -> list[object]:
 async def test_migrations_build_exactly_the_models_on_an_empty_database(
     kind: str, tmp_path: Path
 ) -> None:
-    async with ledger_database(kind, tmp_path) as (engine, _, _):
+    async with empty_database(kind, tmp_path) as (engine, _, _):
         await migrate(engine)
         await migrate(engine)  # at every start: a no-op the second time
         async with engine.connect() as connection:
@@ -59,7 +60,7 @@ async def test_migrations_build_exactly_the_models_on_an_empty_database(
 async def test_an_empty_database_differs_from_the_models(kind: str, tmp_path: Path) -> None:
     """The comparison above can fail: without the migration it reports every table."""
     async with (
-        ledger_database(kind, tmp_path) as (engine, _, _),
+        empty_database(kind, tmp_path) as (engine, _, _),
         engine.connect() as connection,
     ):
         assert len(await connection.run_sync(_diff)) >= 5
