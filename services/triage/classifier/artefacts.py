@@ -50,6 +50,9 @@ class Metadata:
     head_layers: list[int]
     weights_sha256: str
     tasks: dict[str, TaskCalibration]
+    #: The heads were trained on the states of the base with its ``Linear`` layers
+    #: in dynamic int8; the classifier runs it so unless told otherwise.
+    quantized: bool = False
     relevance_center: float = 0.30
     relevance_scale: float = 0.08
     training: dict[str, Any] = field(default_factory=dict)

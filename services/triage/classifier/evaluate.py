@@ -120,8 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--throughput", type=int, default=0, help="also time N tweets")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
-    parser.add_argument(
-        "--int8", action="store_true", help="measure the dynamic-int8 model (TRIAGE_QUANTIZE)"
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument(
+        "--int8", action="store_const", const=True, dest="quantize", help="force dynamic int8"
+    )
+    precision.add_argument(
+        "--fp32", action="store_const", const=False, dest="quantize", help="force fp32"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -129,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     corpus = load_corpus(data_dir(args.data_dir), seed=args.seed)
     classifier = TransformerClassifier(
-        artefacts_dir=args.artefacts, batch_size=args.batch_size, quantize=args.int8
+        artefacts_dir=args.artefacts, batch_size=args.batch_size, quantize=args.quantize
     )
     report = evaluate(classifier, corpus.val)
     if args.throughput:

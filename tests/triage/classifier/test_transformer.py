@@ -22,6 +22,8 @@ from services.triage.classifier.artefacts import (
 )
 from services.triage.classifier.model import file_sha256
 from services.triage.classifier.transformer import (
+    MAX_GROUP_TOKENS,
+    MAX_PADDING,
     TransformerClassifier,
     default_base_path,
     load_classifier,
@@ -161,6 +163,30 @@ def test_batch_of_one_matches_batch_of_300(classifier: TransformerClassifier) ->
     np.testing.assert_allclose(big.embedding, single.embedding, atol=1e-4)
 
 
+def test_a_mixed_batch_is_cut_into_groups_with_little_padding(
+    classifier: TransformerClassifier,
+) -> None:
+    """A stream batch mixes one-word and 100-token tweets: each forward group holds
+    texts of similar length, so padding stays under MAX_PADDING of its cells."""
+    rng = random.Random(5)
+    texts = [" ".join(["word"] * rng.randint(1, 110)) for _ in range(200)]
+    groups = classifier._batches(texts)
+    seen = sorted(i for idx, _ in groups for i in idx)
+    assert seen == list(range(200))
+    assert len(groups) > 200 / 64  # not one padded block per 64
+    for idx, enc in groups:
+        rows, width = enc["input_ids"].shape
+        assert rows == len(idx) <= 64
+        real = int(enc["attention_mask"].sum())
+        if rows > 1:
+            assert rows * width <= MAX_GROUP_TOKENS
+            assert rows * width - real <= MAX_PADDING * rows * width
+        for row, i in enumerate(idx):  # each row holds its own text
+            assert int(enc["attention_mask"][row].sum()) == len(
+                classifier._tokenizer(texts[i], truncation=True, max_length=128)["input_ids"]
+            )
+
+
 def _copy_artefacts(tmp_path: Path) -> Path:
     target = tmp_path / "model"
     shutil.copytree(ARTEFACT_DIR, target)
@@ -224,10 +250,27 @@ def test_sequence_classification_checkpoint_uses_its_own_labels(tmp_path: Path) 
     assert pred.question == pytest.approx(0.9)
 
 
+def test_heads_trained_on_int8_states_run_int8_unless_overridden(tmp_path: Path) -> None:
+    """``make train ARGS=--int8`` marks the artefacts ``quantized``: the classifier then
+    runs int8 by default; forcing fp32 is allowed, logged, and shows in the version."""
+    target = _copy_artefacts(tmp_path)
+    meta = json.loads((target / METADATA_FILE).read_text())
+    meta["quantized"] = True
+    (target / METADATA_FILE).write_text(json.dumps(meta))
+    int8 = TransformerClassifier(artefacts_dir=target)
+    assert int8.quantized
+    assert int8.version == meta["version"]
+    forced = TransformerClassifier(artefacts_dir=target, quantize=False)
+    assert not forced.quantized
+    assert forced.version == f"{meta['version']}+fp32"
+
+
 def test_the_int8_option_scores_close_to_fp32(classifier: TransformerClassifier) -> None:
     """TRIAGE_QUANTIZE: the same artefacts with int8 linear layers; scores move a
     little (the trade-off in the README), embeddings a little too."""
     int8 = TransformerClassifier(CAMPAIGN, quantize=True)
+    assert int8.quantized
+    assert not classifier.quantized
     texts = [
         "What do you study in the camp school?",
         "you are all disgusting idiots",
