@@ -62,10 +62,10 @@ test: $(STAMP) system-deps lint typecheck ## Lint, type-check and run the whole 
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 train: $(STAMP) ## Train the classifier heads on ../shared/data (TRIAGE_DATA_DIR); writes services/triage/model
-	$(BIN)/python -m services.triage.classifier.train
+	$(BIN)/python -m services.triage.classifier.train $(ARGS)
 
 eval: $(STAMP) ## Measure the committed classifier artefacts on the validation sets
-	$(BIN)/python -m services.triage.classifier.evaluate
+	$(BIN)/python -m services.triage.classifier.evaluate $(ARGS)
 
 bench: $(STAMP) ## Benchmarks, each against a baseline measured in the same run (prints RATIO lines)
 	$(BIN)/python -m tests.bench.bench_ingest

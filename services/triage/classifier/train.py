@@ -1,7 +1,7 @@
 """Train the classifier's top layers and heads; write the committed artefacts.
 
     python -m services.triage.classifier.train [--data-dir DIR] [--out DIR]
-        [--epochs N] [--seed N] [--top-layers K]
+        [--epochs N] [--seed N] [--top-layers K] [--int8]
 
 1. Load every data set (:mod:`.data`), deterministic splits from ``--seed``.
 2. Run the frozen base model once per text and cache the hidden states of
@@ -13,9 +13,10 @@
    learned mix of layers 4-6, so the embedding is exactly the base model's.
    ``--top-layers K`` (1 or 2): also fine-tune copies of the top K layers,
    with an embedding-preservation loss (1 - cos to the base's mean-pooled
-   embedding). Measured on the shared 2-core machine: heads only ~6-10
-   steps/s (6 epochs in 4-10 min); top-1 ~0.5 steps/s (~70 min per epoch), so
-   K > 0 needs an idle machine or more cores.
+   embedding). Measured on 2 idle cores: heads only ~58 steps/s (6 epochs in
+   2 min), top-1 ~9 steps/s (2 min per epoch); several times slower when the
+   cores are shared. ``--int8``: the states come from the base with dynamic
+   int8 linear layers, and the artefacts are marked to run so.
 4. Fit a temperature per task on validation logits, pick decision thresholds,
    and write ``weights.safetensors`` (fp16), ``metadata.json``,
    ``metrics.json`` and ``MODEL_CARD.md`` into ``--out``.
@@ -361,7 +362,7 @@ def _data_summary(corpus: Corpus) -> dict[str, Any]:
     return {"train": counts, "val": {k: len(v) for k, v in corpus.val.items()}}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--data-dir", type=Path, default=None, help="default: TRIAGE_DATA_DIR")
     parser.add_argument("--out", type=Path, default=artefacts.ARTEFACT_DIR)
@@ -369,11 +370,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--top-layers", type=int, default=DEFAULTS.top_layers, choices=(0, 1, 2))
     parser.add_argument("--embedding-weight", type=float, default=DEFAULTS.embedding_weight)
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="train the heads on the states of the int8 base (what the worker then runs)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--limit", type=int, default=0, help="smoke test: every k-th example, about this many"
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.int8 and args.top_layers:
+        parser.error("--int8 trains heads only: use it with --top-layers 0")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
@@ -390,7 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.manual_seed(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
-    from services.triage.classifier.transformer import default_base_path  # noqa: PLC0415
+    from services.triage.classifier.transformer import (  # noqa: PLC0415
+        default_base_path,
+        quantize_int8,
+    )
 
     base_path = default_base_path()
     base_sha = file_sha256(base_path / "model.safetensors")
@@ -407,11 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = AutoModel.from_pretrained(str(base_path)).eval()
     start_layer = N_LAYERS - config.top_layers
     states = cached_states(
-        base,
+        quantize_int8(base) if args.int8 else base,
         tokenizer,
         corpus.all_texts(),
         sorted({4, 5, start_layer, N_LAYERS}),
-        base_sha256=base_sha,
+        base_sha256=f"{base_sha}-int8" if args.int8 else base_sha,
         max_length=MAX_LENGTH,
         cache_dir=CACHE_DIR,
     )
@@ -424,6 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     state = export_state(student, start_layer)
     kind = f"top{config.top_layers}" if config.top_layers else "frozen-mix456"
+    kind += "-int8" if args.int8 else ""
     version = f"minilm-l6-{kind}-{dt.datetime.now(dt.UTC):%Y.%m.%d}"
     training = {
         "config": {k: getattr(config, k) for k in Config.__dataclass_fields__},
@@ -443,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         head_layers=config.head_layers,
         weights_sha256=weights_sha,
         tasks=calibration,
+        quantized=args.int8,
         training=training,
     )
     artefacts.save_metadata(args.out, metadata)
