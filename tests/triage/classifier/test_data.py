@@ -21,6 +21,7 @@ from services.triage.classifier.metrics import (
     binary_report,
     expected_calibration_error,
     fit_temperature,
+    robust_threshold,
 )
 from services.triage.classifier.model import text_features
 
@@ -96,6 +97,29 @@ def test_calibration_helpers() -> None:
     perfect = np.array([0.0, 1.0])
     assert expected_calibration_error(np.array([0, 1]), perfect) == pytest.approx(0.0)
     assert 0.3 <= best_threshold(y, 1 / (1 + np.exp(-logits / 3)), macro=True) <= 0.7
+
+
+def test_robust_threshold_serves_the_worse_of_two_shifted_sets() -> None:
+    """Set A separates at 0.4, set B (profane non-hate scoring high) only at 0.7:
+    the threshold best for A alone fails B; the robust one serves both."""
+    y_a = np.array([0] * 50 + [1] * 50, dtype=np.int64)
+    p_a = np.concatenate([np.full(50, 0.35), np.linspace(0.45, 0.95, 50)])
+    y_b = np.array([0] * 80 + [1] * 20, dtype=np.int64)
+    p_b = np.concatenate([np.linspace(0.1, 0.65, 80), np.full(20, 0.75)])
+    only_a = best_threshold(y_a, p_a, macro=True)
+    assert only_a <= 0.45
+    assert binary_report(y_b, p_b, only_a).macro_f1 < 0.7
+    t = robust_threshold([(y_a, p_a), (y_b, p_b)])
+
+    def worst(threshold: float) -> float:
+        return min(
+            binary_report(y_a, p_a, threshold).macro_f1,
+            binary_report(y_b, p_b, threshold).macro_f1,
+        )
+
+    assert t > only_a
+    assert worst(t) > worst(only_a) + 0.1
+    assert worst(t) >= max(worst(g) for g in np.arange(0.30, 0.8001, 0.05)) - 1e-9
 
 
 def test_data_dir_prefers_argument_then_env(monkeypatch: pytest.MonkeyPatch) -> None:

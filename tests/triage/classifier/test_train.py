@@ -37,7 +37,8 @@ def tiny_data(root: Path) -> Path:
     davidson.mkdir()
     with (davidson / "labeled_data.csv").open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["", "count", "hate_speech", "offensive_language", "neither", "class", "tweet"])
+        header = ["", "count", "hate_speech", "offensive_language", "neither", "class", "tweet"]
+        writer.writerow(header)
         for n in range(90):
             cls, text = [(0, HATE[n % 2]), (1, ABUSE[n % 3]), (2, CALM[n % 3])][n % 3]
             writer.writerow([n, 3, 0, 0, 0, cls, f"{text} #{n}"])
