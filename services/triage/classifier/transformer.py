@@ -175,14 +175,15 @@ class TransformerClassifier:
         trained_int8 = self._metadata is not None and self._metadata.quantized
         if quantize is None:
             quantize = trained_int8
-        elif quantize != trained_int8:
-            log.warning(
-                "classifier heads were trained on %s states but run on %s (TRIAGE_QUANTIZE): "
-                "expect lower scores than the model card's",
-                "int8" if trained_int8 else "fp32",
-                "int8" if quantize else "fp32",
-            )
+        elif quantize != trained_int8:  # recorded with every decision
             self.version = f"{self.version}+{'int8' if quantize else 'fp32'}"
+            if self._metadata is not None:
+                log.warning(
+                    "classifier heads were trained on %s states but run on %s "
+                    "(TRIAGE_QUANTIZE): expect lower scores than the model card's",
+                    "int8" if trained_int8 else "fp32",
+                    "int8" if quantize else "fp32",
+                )
         if quantize:
             self._model = quantize_int8(self._model)
         self.quantized = quantize
