@@ -85,3 +85,17 @@ def test_int8_is_refused_with_fine_tuned_layers(data: Path, tmp_path: Path) -> N
         train.main(["--data-dir", str(data), "--out", str(tmp_path), "--int8", "--top-layers", "1"])
     assert exc.value.code == 2
     assert not (tmp_path / "metadata.json").exists()
+
+
+def test_the_default_fine_tunes_the_top_two_layers(data: Path, tmp_path: Path) -> None:
+    """Plain ``make train`` reproduces the committed kind of model: top 2 layers + heads."""
+    out = tmp_path / "model"
+    assert train.main(["--data-dir", str(data), "--out", str(out), "--epochs", "1"]) == 0
+    meta = load_metadata(out)
+    assert meta.replaced_layers == [4, 5]
+    assert not meta.quantized
+    assert "-top2-" in meta.version
+    classifier = TransformerClassifier(artefacts_dir=out)
+    assert not classifier.quantized
+    (pred,) = classifier.classify(["what do you eat for breakfast ?"])
+    assert 0.0 <= pred.offensive <= 1.0
