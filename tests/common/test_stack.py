@@ -239,7 +239,7 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
                 _kill_the_broker_and_see_it_come_back(tmp_path / "var" / "run", ingest_port)
 
             proc.send_signal(signal.SIGINT)
-            assert proc.wait(60) == 0
+            assert _exit_code(proc, 60) == 0
             assert proc.stdout is not None
             proc.stdout.close()
             for port in (ingest_port, broker_port, publish_port, sandbox_port, web_port):
@@ -495,10 +495,16 @@ def _kill_the_broker_and_see_it_come_back(run_dir: Path, ingest_port: int) -> No
     pytest.fail("the supervisor did not bring the broker back")
 
 
+#: The output of each stack under test (by pid), still pumped after the banner, so
+#: a stack that does not stop can show what its supervisor said while stopping.
+_OUTPUT: dict[int, queue.Queue[str | None]] = {}
+
+
 def _read_until(proc: subprocess.Popen[str], marker: str, timeout_s: float) -> str:
     """Lines of ``proc``'s output up to the end of the banner that follows ``marker``."""
     assert proc.stdout is not None
     lines: queue.Queue[str | None] = queue.Queue()
+    _OUTPUT[proc.pid] = lines
     stdout = proc.stdout
 
     def pump() -> None:
@@ -531,12 +537,40 @@ def _show_log_tails(log_dir: Path, lines: int = 40) -> None:
         print(f"----- {log.name} (last {len(tail)} lines) -----", *tail, sep="\n")
 
 
+def _exit_code(proc: subprocess.Popen[str], timeout_s: float) -> int | None:
+    """The supervisor's exit code, or None after printing why it is still running:
+    what it logged since the banner, where its Python is stuck, what is left."""
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        pass
+    lines = _OUTPUT.get(proc.pid)
+    said = []
+    while lines is not None and not lines.empty():
+        said.append(lines.get_nowait() or "")
+    print(f"----- supervisor still running after {timeout_s:.0f} s; it said -----")
+    print("".join(said))
+    spy = Path(sys.executable).with_name("py-spy")
+    for command in (
+        [str(spy), "dump", "--pid", str(proc.pid)],
+        ["ps", "-eo", "pid,pgid,stat,etime,args"],
+    ):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            print(f"{command[0]}: {exc}")
+            continue
+        out = done.stdout + done.stderr
+        if command[0] == "ps":
+            out = "\n".join(x for x in out.splitlines() if "services." in x or "tansu" in x)
+        print(f"----- {Path(command[0]).name} -----", out, sep="\n")
+    return None
+
+
 def _stop(proc: subprocess.Popen[str], run_dir: Path) -> None:
     """Stop a stack under test the polite way, and whatever it leaves behind."""
     proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
+    if _exit_code(proc, 30) is None:
         proc.kill()
         proc.wait(10)
     stack.stop_leftovers(run_dir)
