@@ -540,7 +540,11 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Both stop the stack, whatever the dispositions inherited: a shell starts a
+    # background job (`make run &`, nohup) with SIGINT ignored, and Python then
+    # never raises KeyboardInterrupt, so a `kill -INT` would be lost.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         env = stack.up()
         stack.replay_demo(env)

@@ -167,13 +167,19 @@ def test_a_process_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) -
 @pytest.mark.integration
 @pytest.mark.timeout(540)
 def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) -> None:
-    """What `make run` does, end to end, run twice on the same var/ directory."""
+    """What `make run` does, end to end, run twice on the same var/ directory.
+
+    Started as a shell starts a background job, with SIGINT ignored: the SIGINT
+    that ends each run must stop it all the same."""
     broker_port, ingest_port, worker_port = free_port(), free_port(), free_port()
     publish_port, sandbox_port, web_port = free_port(), free_port(), free_port()
     var = tmp_path / "var"
     for attempt in (1, 2):
         proc = subprocess.Popen(
             [
+                "sh",
+                "-c",
+                'trap \'\' INT; exec "$0" "$@"',
                 sys.executable,
                 "-m",
                 "services.common.stack",
