@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -28,10 +28,11 @@ class TriageSettings(ServiceSettings):
     model_path: Path | None = None
     #: Threads torch may use for inference (the machines have 2 cores).
     torch_threads: int = Field(default=2, ge=1, le=64)
-    #: Run the transformer's linear layers in dynamic int8 (true) or fp32 (false); unset:
-    #: what the committed heads were trained on (fp32; see the model card). int8 is about
-    #: 1.5x faster, but a mention's scores then depend on its batch-mates (up to 0.2).
-    quantize: bool | None = None
+    #: How the transformer's linear layers compute: fp32; bf16 (2-3x fp32 on CPUs with a
+    #: bf16 unit, scores within 0.013 of fp32); int8 (dynamic; a little faster than bf16,
+    #: but a mention's scores then depend on its batch-mates, up to 0.2). auto: int8 if the
+    #: heads were trained on int8 states, else bf16 where the CPU has a bf16 unit, else fp32.
+    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
 
     # --- rules ----------------------------------------------------------------
     #: Thresholds, block lists, language→team routing, campaign description; reloaded when

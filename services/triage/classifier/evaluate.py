@@ -2,7 +2,7 @@
 
     python -m services.triage.classifier.evaluate [--data-dir DIR] [--artefacts DIR]
         [--min-offensive F] [--min-hate F] [--min-question F] [--min-davidson-hate F]
-        [--throughput N] [--json PATH]
+        [--throughput N] [--precision auto|fp32|bf16|int8] [--json PATH]
 
 Loads the artefacts through :class:`TransformerClassifier` (exactly what the
 worker runs, fp16 weights included), prints per-set reports and exits 1 when
@@ -32,7 +32,11 @@ from services.triage.classifier import artefacts
 from services.triage.classifier.data import MISSING, Example, data_dir, load_corpus
 from services.triage.classifier.metrics import binary_report
 from services.triage.classifier.model import TASKS
-from services.triage.classifier.transformer import TransformerClassifier, default_base_path
+from services.triage.classifier.transformer import (
+    PRECISIONS,
+    TransformerClassifier,
+    default_base_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--throughput", type=int, default=0, help="also time N tweets")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
-    precision = parser.add_mutually_exclusive_group()
-    precision.add_argument(
-        "--int8", action="store_const", const=True, dest="quantize", help="force dynamic int8"
-    )
-    precision.add_argument(
-        "--fp32", action="store_const", const=False, dest="quantize", help="force fp32"
+    parser.add_argument(
+        "--precision",
+        choices=("auto", *PRECISIONS),
+        default="auto",
+        help="as TRIAGE_PRECISION (default auto)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -133,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     corpus = load_corpus(data_dir(args.data_dir), seed=args.seed)
     classifier = TransformerClassifier(
-        artefacts_dir=args.artefacts, batch_size=args.batch_size, quantize=args.quantize
+        artefacts_dir=args.artefacts, batch_size=args.batch_size, precision=args.precision
     )
     report = evaluate(classifier, corpus.val)
     if args.throughput:

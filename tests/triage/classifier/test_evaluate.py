@@ -44,7 +44,7 @@ def test_a_floor_that_is_not_met_fails_the_run(
     assert "below the floor" in caplog.text
 
 
-def test_precision_flags_exclude_each_other(data: Path) -> None:
+def test_an_unknown_precision_is_refused(data: Path) -> None:
     with pytest.raises(SystemExit) as exc:
-        evaluate.main(["--data-dir", str(data), "--int8", "--fp32"])
+        evaluate.main(["--data-dir", str(data), "--precision", "fp64"])
     assert exc.value.code == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from services.triage.classifier import Classifier, Prediction
+from services.triage.classifier import Classifier, Prediction, transformer
 from services.triage.classifier.artefacts import (
     ARTEFACT_DIR,
     METADATA_FILE,
@@ -20,13 +21,14 @@ from services.triage.classifier.artefacts import (
     BaseModelMismatch,
     load_metadata,
 )
-from services.triage.classifier.model import file_sha256
+from services.triage.classifier.model import TASKS, file_sha256
 from services.triage.classifier.transformer import (
     MAX_GROUP_TOKENS,
     MAX_PADDING,
     TransformerClassifier,
     default_base_path,
     load_classifier,
+    native_bf16,
 )
 
 CAMPAIGN = [
@@ -48,7 +50,13 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def classifier() -> TransformerClassifier:
-    return TransformerClassifier(CAMPAIGN)
+    """fp32, whatever the CPU: the reference the other precisions are held to."""
+    return TransformerClassifier(CAMPAIGN, precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def bf16() -> TransformerClassifier:
+    return TransformerClassifier(CAMPAIGN, precision="bf16")
 
 
 def test_implements_the_classifier_port(classifier: TransformerClassifier) -> None:
@@ -258,19 +266,19 @@ def test_heads_trained_on_int8_states_run_int8_unless_overridden(tmp_path: Path)
     meta["quantized"] = True
     (target / METADATA_FILE).write_text(json.dumps(meta))
     int8 = TransformerClassifier(artefacts_dir=target)
-    assert int8.quantized
+    assert int8.precision == "int8"
     assert int8.version == meta["version"]
-    forced = TransformerClassifier(artefacts_dir=target, quantize=False)
-    assert not forced.quantized
+    forced = TransformerClassifier(artefacts_dir=target, precision="fp32")
+    assert forced.precision == "fp32"
     assert forced.version == f"{meta['version']}+fp32"
 
 
 def test_the_int8_option_scores_close_to_fp32(classifier: TransformerClassifier) -> None:
-    """TRIAGE_QUANTIZE: the same artefacts with int8 linear layers; scores move a
+    """TRIAGE_PRECISION=int8: the same artefacts with int8 linear layers; scores move a
     little (the trade-off in the README), embeddings a little too."""
-    int8 = TransformerClassifier(CAMPAIGN, quantize=True)
-    assert int8.quantized
-    assert not classifier.quantized
+    int8 = TransformerClassifier(CAMPAIGN, precision="int8")
+    assert int8.precision == "int8"
+    assert classifier.precision == "fp32"
     texts = [
         "What do you study in the camp school?",
         "you are all disgusting idiots",
@@ -282,3 +290,79 @@ def test_the_int8_option_scores_close_to_fp32(classifier: TransformerClassifier)
         for task in ("offensive", "hate", "question", "relevance"):
             assert abs(getattr(fp32, task) - getattr(q, task)) < 0.2, task
         assert float(fp32.embedding @ q.embedding) > 0.85  # measured 0.89-0.95
+
+
+def _mixed_batch(size: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [rng.choice(TEXTS) + f" {i}" * rng.randint(0, 30) for i in range(size)]
+
+
+def test_bf16_scores_close_to_fp32(
+    classifier: TransformerClassifier, bf16: TransformerClassifier
+) -> None:
+    """TRIAGE_PRECISION=bf16: bf16 matmuls, fp32 heads; measured on 1,000 OLID tweets:
+    mean 0.0005, at most 0.013 from fp32."""
+    assert bf16.precision == "bf16"
+    assert bf16.version == f"{classifier.version}+bf16"  # recorded with every decision
+    texts = [*TEXTS, *_mixed_batch(60, 5)]
+    diffs = []
+    for fp32, half in zip(classifier.classify(texts), bf16.classify(texts), strict=True):
+        diffs += [abs(getattr(fp32, t) - getattr(half, t)) for t in TASKS]
+        assert abs(fp32.relevance - half.relevance) < 0.05
+        assert float(fp32.embedding @ half.embedding) > 0.999
+        assert half.embedding.dtype == np.float32
+    assert max(diffs) < 0.03
+    assert float(np.mean(diffs)) < 0.005
+
+
+def test_bf16_bounds_onednn_s_primitive_cache(bf16: TransformerClassifier) -> None:
+    """Set before the first bf16 forward (oneDNN reads it once): about 240 MB less."""
+    assert bf16.precision == "bf16"
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == transformer.ONEDNN_CACHE_CAPACITY
+
+
+def test_bf16_scores_barely_depend_on_the_batch(bf16: TransformerClassifier) -> None:
+    """Unlike dynamic int8 (up to 0.20), a replayed mention scores the same to 0.01
+    whatever it is batched with (measured at most 0.004)."""
+    batch = _mixed_batch(299, 3)
+    target = "Do you feel safe at night in the camp?"
+    batch.insert(150, target)
+    big = bf16.classify(batch)[150]
+    (single,) = bf16.classify([target])
+    for task in ("offensive", "hate", "question", "relevance"):
+        assert getattr(big, task) == pytest.approx(getattr(single, task), abs=0.01)
+    assert float(big.embedding @ single.embedding) > 0.9999
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_is_bf16_only_on_cpus_with_a_bf16_unit(
+    monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
+) -> None:
+    monkeypatch.setattr(transformer, "native_bf16", lambda: native)
+    auto = TransformerClassifier()
+    assert auto.precision == expected
+    meta = load_metadata(ARTEFACT_DIR)
+    assert auto.version == (meta.version if expected == "fp32" else f"{meta.version}+bf16")
+
+
+def test_an_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="precision"):
+        TransformerClassifier(precision="fp16")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "expected"),
+    [
+        ("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n", True),
+        ("processor\t: 0\nflags\t\t: fpu sse avx2 amx_bf16 amx_tile\n", True),
+        ("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n", False),
+        ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", True),
+        ("processor\t: 0\nFeatures\t: fp asimd crc32\n", False),
+        ("", False),
+    ],
+)
+def test_native_bf16_reads_the_cpu_flags(tmp_path: Path, cpuinfo: str, expected: bool) -> None:
+    path = tmp_path / "cpuinfo"
+    path.write_text(cpuinfo)
+    assert native_bf16(path) is expected
+    assert native_bf16(tmp_path / "absent") is False
