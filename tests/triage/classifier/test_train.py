@@ -60,3 +60,23 @@ def test_the_default_fine_tunes_the_top_two_layers(data: Path, tmp_path: Path) -
     assert classifier.precision in ("fp32", "bf16")  # auto: bf16 where the CPU has it
     (pred,) = classifier.classify(["what do you eat for breakfast ?"])
     assert 0.0 <= pred.offensive <= 1.0
+
+
+def test_bf16_training_fine_tunes_every_layer_and_records_it(data: Path, tmp_path: Path) -> None:
+    """``--bf16 --top-layers 6``: mixed-precision training of the whole encoder; the
+    weights are saved like any others (fp16) and the config records bf16."""
+    out = tmp_path / "model"
+    args = ["--data-dir", str(data), "--out", str(out), "--epochs", "1", "--top-layers", "6"]
+    assert train.main([*args, "--bf16"]) == 0
+    meta = load_metadata(out)
+    assert meta.replaced_layers == [0, 1, 2, 3, 4, 5]
+    assert meta.training["config"]["bf16"] is True
+    assert "-top6-" in meta.version
+    (pred,) = TransformerClassifier(artefacts_dir=out).classify(["is the camp school open ?"])
+    assert 0.0 <= pred.question <= 1.0
+
+
+def test_more_layers_than_the_model_has_are_refused(data: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--data-dir", str(data), "--out", str(tmp_path), "--top-layers", "7"])
+    assert exc.value.code == 2
