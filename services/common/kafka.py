@@ -9,20 +9,28 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from services.common.config import ServiceSettings
 
-class KafkaSettings(BaseSettings):
+
+class KafkaSettings(ServiceSettings):
+    """``KAFKA_*``. SASL settings are all or nothing: a SASL protocol needs the
+    mechanism, user and password, and they mean nothing without one. In
+    production (``TAKEACTION_ENV``) a placeholder SASL password is refused, as
+    every service's secrets are."""
+
     model_config = SettingsConfigDict(
         env_prefix="KAFKA_", frozen=True, extra="ignore", env_ignore_empty=True
     )
+    optional_secret_fields: ClassVar[tuple[str, ...]] = ("sasl_password",)
 
     #: Comma-separated host:port list; the embedded Tansu broker by default.
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -40,16 +48,50 @@ class KafkaSettings(BaseSettings):
     retention_ms: int = 7 * 24 * 3600 * 1000
     #: ``PLAINTEXT``, ``SSL``, ``SASL_PLAINTEXT`` or ``SASL_SSL``.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    #: ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512`` when SASL is used.
+    #: ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``; required with a SASL protocol.
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    #: SASL user name.
+    #: SASL user name; required with a SASL protocol.
     sasl_username: str | None = None
-    #: SASL password (secret).
+    #: SASL password (secret; required with a SASL protocol; production refuses placeholders).
     sasl_password: SecretStr | None = None
     #: CA bundle for TLS to the brokers (system CAs when unset).
     ssl_cafile: str | None = None
     #: How long a Kafka request may take before it fails (ms).
     request_timeout_ms: int = Field(default=10_000, ge=1_000)
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _sasl_all_or_nothing(self) -> KafkaSettings:
+        sasl = {
+            "KAFKA_SASL_MECHANISM": self.sasl_mechanism,
+            "KAFKA_SASL_USERNAME": self.sasl_username,
+            "KAFKA_SASL_PASSWORD": self.sasl_password,
+        }
+        if self.uses_sasl:
+            missing = [name for name, value in sasl.items() if value is None]
+            if missing:
+                raise ValueError(
+                    f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs {', '.join(missing)}"
+                )
+        else:
+            given = [name for name, value in sasl.items() if value is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} set, but KAFKA_SECURITY_PROTOCOL="
+                    f"{self.security_protocol} does not use SASL (SASL_PLAINTEXT or SASL_SSL)"
+                )
+        return self
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """TLS to the brokers (``KAFKA_SSL_CAFILE`` or the system CAs), or None."""
+        return ssl.create_default_context(cafile=self.ssl_cafile) if self.uses_tls else None
 
     def topic(self, name: str) -> str:
         """The physical topic name for a logical one (``mentions.raw``)."""
@@ -66,14 +108,13 @@ class KafkaSettings(BaseSettings):
             "request_timeout_ms": self.request_timeout_ms,
             "security_protocol": self.security_protocol,
         }
-        if self.security_protocol in ("SSL", "SASL_SSL"):
-            kwargs["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
-        if self.sasl_mechanism:
+        context = self.ssl_context()
+        if context is not None:
+            kwargs["ssl_context"] = context
+        if self.uses_sasl and self.sasl_password is not None:  # all set: see the validator
             kwargs["sasl_mechanism"] = self.sasl_mechanism
             kwargs["sasl_plain_username"] = self.sasl_username
-            kwargs["sasl_plain_password"] = (
-                self.sasl_password.get_secret_value() if self.sasl_password else None
-            )
+            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
         return kwargs
 
 

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -104,17 +103,13 @@ async def ensure_worker_topics(kafka: KafkaSettings, *, attempts: int = 30) -> l
 
 def broker_credentials(kafka: KafkaSettings) -> Any:
     """``KAFKA_SECURITY_PROTOCOL`` & co. as faust credentials (None for PLAINTEXT)."""
-    context = (
-        ssl.create_default_context(cafile=kafka.ssl_cafile)
-        if kafka.security_protocol in ("SSL", "SASL_SSL")
-        else None
-    )
-    if kafka.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+    context = kafka.ssl_context()
+    if kafka.uses_sasl and kafka.sasl_password is not None:  # all set: KafkaSettings checks
         return faust.SASLCredentials(
             username=kafka.sasl_username,
-            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            password=kafka.sasl_password.get_secret_value(),
             ssl_context=context,
-            mechanism=kafka.sasl_mechanism or "PLAIN",
+            mechanism=kafka.sasl_mechanism,
         )
     if context is not None:
         return faust.SSLCredentials(context)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
+from pydantic import ValidationError
 
 from services.common.kafka import KafkaSettings, broker_problem, start_when_reachable
 
@@ -88,3 +90,45 @@ def test_client_kwargs_carry_sasl_without_leaking_into_repr() -> None:
     assert kwargs["sasl_plain_password"] == "p4ss-p4ss-p4ss-p4ss"
     assert "ssl_context" in kwargs
     assert "p4ss" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"security_protocol": "SASL_SSL"}, "needs KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME"),
+        (
+            {
+                "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": "PLAIN",
+                "sasl_username": "u",
+            },
+            "needs KAFKA_SASL_PASSWORD",
+        ),
+        ({"sasl_username": "svc"}, "KAFKA_SASL_USERNAME set, but KAFKA_SECURITY_PROTOCOL"),
+        (
+            {"security_protocol": "SSL", "sasl_password": "p4ss-p4ss-p4ss-p4ss"},
+            "does not use SASL",
+        ),
+    ],
+)
+def test_sasl_settings_are_all_or_nothing(settings: dict[str, Any], message: str) -> None:
+    """A half-configured SASL fails at start with the variable to set, not at the
+    first connection with a broker error."""
+    with pytest.raises(ValidationError, match=message):
+        KafkaSettings(**settings)
+
+
+def test_production_refuses_a_placeholder_sasl_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    sasl = {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "svc"}
+    monkeypatch.setenv("TAKEACTION_ENV", "production")
+    with pytest.raises(ValidationError, match="sasl_password is missing or a placeholder"):
+        KafkaSettings(**sasl, sasl_password="changeme")  # type: ignore[arg-type]
+    assert KafkaSettings(**sasl, sasl_password="a-real-long-secret-value").uses_sasl  # type: ignore[arg-type]
+    assert KafkaSettings().client_kwargs()["security_protocol"] == "PLAINTEXT"
+
+
+def test_plaintext_has_neither_tls_nor_sasl() -> None:
+    kwargs = KafkaSettings().client_kwargs()
+    assert "ssl_context" not in kwargs
+    assert "sasl_mechanism" not in kwargs
+    assert KafkaSettings(security_protocol="SSL").ssl_context() is not None
