@@ -33,6 +33,10 @@ class TriageSettings(ServiceSettings):
     #: but a mention's scores then depend on its batch-mates, up to 0.2). auto: int8 if the
     #: heads were trained on int8 states, else bf16 where the CPU has a bf16 unit, else fp32.
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
+    #: Hand freed heap memory back to the OS whenever the process's RSS is above this many
+    #: MB after a batch (variable batch shapes fragment the heap, which otherwise only
+    #: grows); 0 never does.
+    memory_trim_mb: int = Field(default=1024, ge=0)
 
     # --- rules ----------------------------------------------------------------
     #: Thresholds, block lists, language→team routing, campaign description; reloaded when

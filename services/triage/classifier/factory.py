@@ -23,7 +23,10 @@ def load_classifier(
     from services.triage.classifier import transformer  # noqa: PLC0415 - imports torch
 
     classifier = transformer.load_classifier(
-        list(campaign_examples), model_path=settings.model_path, precision=settings.precision
+        list(campaign_examples),
+        model_path=settings.model_path,
+        precision=settings.precision,
+        trim_above_mb=settings.memory_trim_mb,
     )
     torch.set_num_threads(settings.torch_threads)
     return classifier

@@ -366,3 +366,23 @@ def test_native_bf16_reads_the_cpu_flags(tmp_path: Path, cpuinfo: str, expected:
     path.write_text(cpuinfo)
     assert native_bf16(path) is expected
     assert native_bf16(tmp_path / "absent") is False
+
+
+@pytest.mark.parametrize(("limit_mb", "trims"), [(1, 1), (10**6, 0), (0, 0)])
+def test_freed_heap_goes_back_to_the_os_only_above_the_limit(
+    monkeypatch: pytest.MonkeyPatch, limit_mb: int, trims: int
+) -> None:
+    """TRIAGE_MEMORY_TRIM_MB: after a batch, trim only when RSS is above it (every call
+    would cost about 18%); 0 never trims."""
+    calls: list[None] = []
+    monkeypatch.setattr(transformer, "return_freed_memory", lambda: calls.append(None))
+    small = TransformerClassifier(precision="fp32", trim_above_mb=limit_mb)
+    calls.clear()  # set_campaign may have run a forward
+    small.classify(["Is there a school in the camp?"])
+    assert len(calls) == trims
+
+
+def test_resident_bytes_reads_this_process() -> None:
+    rss = transformer.resident_bytes()
+    assert rss is not None
+    assert 50 * 2**20 < rss < 64 * 2**30
