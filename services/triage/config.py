@@ -44,8 +44,10 @@ class TriageSettings(ServiceSettings):
     rules_path: Path = PACKAGE_DIR / "rules.yaml"
 
     # --- stream worker --------------------------------------------------------
-    #: Most mentions classified in one batch.
-    batch_size: int = Field(default=64, ge=1, le=1024)
+    #: Most mentions classified in one batch. Larger batches sort better by length (2,000
+    #: tweets through the classifier path, bf16: 406 tweets/s at 64, 477 at 256); under light
+    #: traffic batches stay small anyway (see ``batch_within_s``).
+    batch_size: int = Field(default=256, ge=1, le=1024)
     #: Longest wait to fill a batch (seconds): bounds latency at low traffic.
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
     #: Consumer group of the classifier workers (scale out by adding members).

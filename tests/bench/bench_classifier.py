@@ -1,6 +1,6 @@
 """The classifier, measured against its baselines in one process, on the same tweets.
 
-    python -m tests.bench.bench_classifier [--tweets 2000] [--duplicates 0.2]
+    python -m tests.bench.bench_classifier [--tweets 2000] [--duplicates 0.2] [--repeat 3]
 
 On the same tweets (the TweetEval offensive + hate validation texts from
 ``TRIAGE_DATA_DIR``, default ``../shared/data``; the demo mentions if absent):
@@ -22,7 +22,10 @@ the stream's measured throughput, and the worker's memory. (c) and (d) run twice
 on the tweets as they are, and on a stream where a share are retweets or exact
 repeats of earlier tweets (``--duplicates``, realistic campaign traffic).
 
-Prints tweets/s for each, ``RATIO <name> <value>`` lines and ``LATENCY p50/p99``.
+Every path is timed ``--repeat`` times and keeps its best run: the machines are
+shared, and one slow window in a single run moved ``classifier/raw_forward`` from
+0.88 to 0.70. Prints tweets/s for each, ``RATIO <name> <value>`` lines and
+``LATENCY p50/p99``.
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ from services.triage.rules import RulesFile
 from services.triage.worker import BatchProcessor, Incoming, Outgoing
 
 ROOT = Path(__file__).resolve().parents[2]
-BATCH = 64  # a stream batch: what the worker takes from mentions.raw at once
+#: A stream batch: what the worker takes from mentions.raw at once (its default).
+BATCH: int = TriageSettings.model_fields["batch_size"].default
 #: The raw forward's batch over the length-sorted 2,000: its fastest on these 2 cores
 #: (measured 122-130 tweets/s at 64, 138 at 32, 142 at 16, 140 at 8).
 RAW_BATCH = 16
@@ -134,18 +138,22 @@ def mentions(texts: Sequence[str], run: str) -> list[MentionReceived]:
     ]
 
 
-def naive(texts: Sequence[str]) -> float:
+def naive(texts: Sequence[str], repeat: int = 1) -> float:
     path = str(default_base_path())
     pipe = pipeline("feature-extraction", model=path, tokenizer=path, framework="pt", device=-1)
     kwargs = {"tokenize_kwargs": {"truncation": True, "max_length": 128}}
     pipe(texts[0], **kwargs)  # warm-up
-    start = time.perf_counter()
-    for text in texts:
-        pipe(text, **kwargs)
-    return len(texts) / (time.perf_counter() - start)
+
+    def once() -> float:
+        start = time.perf_counter()
+        for text in texts:
+            pipe(text, **kwargs)
+        return len(texts) / (time.perf_counter() - start)
+
+    return max(once() for _ in range(repeat))
 
 
-def raw_forward(texts: Sequence[str], precision: Precision = "fp32") -> float:
+def raw_forward(texts: Sequence[str], precision: Precision = "fp32", repeat: int = 1) -> float:
     path = str(default_base_path())
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).eval()
@@ -155,12 +163,8 @@ def raw_forward(texts: Sequence[str], precision: Precision = "fp32") -> float:
         model = bf16_linear(model)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
-    with torch.inference_mode(), autocast:
-        model(
-            **tokenizer(
-                list(texts[:8]), padding=True, truncation=True, max_length=128, return_tensors="pt"
-            )
-        )
+
+    def once() -> float:
         start = time.perf_counter()
         for i in range(0, len(order), RAW_BATCH):
             batch = [texts[j] for j in order[i : i + RAW_BATCH]]
@@ -168,7 +172,15 @@ def raw_forward(texts: Sequence[str], precision: Precision = "fp32") -> float:
                 batch, padding=True, truncation=True, max_length=128, return_tensors="pt"
             )
             model(**encoded)
-    return len(texts) / (time.perf_counter() - start)
+        return len(texts) / (time.perf_counter() - start)
+
+    with torch.inference_mode(), autocast:
+        model(
+            **tokenizer(
+                list(texts[:8]), padding=True, truncation=True, max_length=128, return_tensors="pt"
+            )
+        )
+        return max(once() for _ in range(repeat))
 
 
 def release_memory() -> bool:
@@ -302,6 +314,12 @@ def main() -> int:
     parser.add_argument("--tweets", type=int, default=2000)
     parser.add_argument("--duplicates", type=float, default=0.2)
     parser.add_argument("--latency-mentions", type=int, default=1000)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="time each path this many times and keep its best (the machines are shared)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     # As in the worker (the classifier sets it, but the baselines run oneDNN first).
@@ -315,9 +333,10 @@ def main() -> int:
     )
 
     rates: dict[str, float] = {}
-    rates["naive"] = naive(texts)
+    n = max(1, args.repeat)
+    rates["naive"] = naive(texts, n)
     for precision in PRECISIONS:
-        rates[f"raw_forward_{precision}"] = raw_forward(texts, precision)
+        rates[f"raw_forward_{precision}"] = raw_forward(texts, precision, n)
     all_rss_mb = peak_rss_mb()
     reset = release_memory()
     settings = TriageSettings()
@@ -326,18 +345,23 @@ def main() -> int:
     own = classifier.precision
     print(f"classifier {classifier.version} ({own}; raw_forward is raw_forward_{own})")
     rates["raw_forward"] = rates[f"raw_forward_{own}"]
-    rates["classifier"] = classifier_path(classifier, rules, texts)
-    rates["classifier_dups"] = classifier_path(classifier, rules, dup_texts)
+    rates["classifier"] = max(classifier_path(classifier, rules, texts) for _ in range(n))
+    rates["classifier_dups"] = max(classifier_path(classifier, rules, dup_texts) for _ in range(n))
 
     with EmbeddedBroker(free_port(), log_path=ROOT / "var" / "log" / "bench-broker.log") as broker:
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        rates["stream"], _ = asyncio.run(stream(classifier, rules, kafka, texts, None))
-        rates["stream_dups"], _ = asyncio.run(stream(classifier, rules, kafka, dup_texts, None))
+        rates["stream"] = max(
+            asyncio.run(stream(classifier, rules, kafka, texts, None))[0] for _ in range(n)
+        )
+        rates["stream_dups"] = max(
+            asyncio.run(stream(classifier, rules, kafka, dup_texts, None))[0] for _ in range(n)
+        )
         half = rates["stream"] / 2
         latency_texts = texts[: args.latency_mentions]
         _, latencies = asyncio.run(stream(classifier, rules, kafka, latency_texts, half))
     worker_rss_mb = peak_rss_mb()
 
+    print(f"tweets/s, the best of {n} runs each:")
     for name, value in rates.items():
         print(f"{name:16s} {value:8.1f} tweets/s")
     print(f"RATIO classifier/naive {rates['classifier'] / rates['naive']:.3f}")
