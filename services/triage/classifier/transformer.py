@@ -544,4 +544,10 @@ def load_classifier(
         return TransformerClassifier(
             campaign, model_path=path, precision=precision, trim_above_mb=trim_above_mb
         )
-    return TransformerClassifier(campaign, model_path=path, artefacts_dir=None, precision=precision)
+    return TransformerClassifier(
+        campaign,
+        model_path=path,
+        artefacts_dir=None,
+        precision=precision,
+        trim_above_mb=trim_above_mb,
+    )
