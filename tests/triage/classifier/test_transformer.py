@@ -386,3 +386,21 @@ def test_resident_bytes_reads_this_process() -> None:
     rss = transformer.resident_bytes()
     assert rss is not None
     assert 50 * 2**20 < rss < 64 * 2**30
+
+
+def test_load_classifier_passes_the_trim_limit_in_every_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The base with our artefacts, and another local model in degraded mode."""
+    calls: list[None] = []
+    monkeypatch.setattr(transformer, "return_freed_memory", lambda: calls.append(None))
+    other = tmp_path / "other"
+    shutil.copytree(default_base_path(), other)
+    (other / "model.safetensors").write_bytes(
+        (default_base_path() / "model.safetensors").read_bytes()[:-1] + b" "
+    )
+    for path in (default_base_path(), other):
+        loaded = load_classifier(model_path=path, precision="fp32", trim_above_mb=1)
+        calls.clear()
+        loaded.classify(["Is there a school in the camp?"])
+        assert len(calls) == 1, loaded.mode
