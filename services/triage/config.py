@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.common.config import Environment, ServiceSettings
+from services.triage.classifier.base import Precision
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -32,7 +33,7 @@ class TriageSettings(ServiceSettings):
     #: bf16 unit, scores within 0.013 of fp32); int8 (dynamic; a little faster than bf16,
     #: but a mention's scores then depend on its batch-mates, up to 0.2). auto: int8 if the
     #: heads were trained on int8 states, else bf16 where the CPU has a bf16 unit, else fp32.
-    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
+    precision: Literal["auto"] | Precision = "auto"
     #: Hand freed heap memory back to the OS whenever the process's RSS is above this many
     #: MB after a batch (variable batch shapes fragment the heap, which otherwise only
     #: grows); 0 never does.

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import gc
 import os
 import random
@@ -55,14 +54,13 @@ from services.common.messages import Author, MentionReceived, Platform, Source, 
 from services.triage.agents import create_worker, ensure_worker_topics
 from services.triage.cache import PredictionCache
 from services.triage.classifier import load_classifier
-from services.triage.classifier.base import Classifier
+from services.triage.classifier.base import PRECISIONS, Classifier, Precision
 from services.triage.classifier.transformer import (
     ONEDNN_CACHE_CAPACITY,
-    PRECISIONS,
-    Precision,
-    bf16_linear,
     default_base_path,
-    quantize_int8,
+    precision_context,
+    return_freed_memory,
+    with_precision,
 )
 from services.triage.config import TriageSettings
 from services.triage.domain import Triage
@@ -156,13 +154,8 @@ def naive(texts: Sequence[str], repeat: int = 1) -> float:
 def raw_forward(texts: Sequence[str], precision: Precision = "fp32", repeat: int = 1) -> float:
     path = str(default_base_path())
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).eval()
-    if precision == "int8":
-        model = quantize_int8(model)
-    elif precision == "bf16":
-        model = bf16_linear(model)
+    model = with_precision(AutoModel.from_pretrained(path).eval(), precision)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
     def once() -> float:
         start = time.perf_counter()
@@ -174,7 +167,7 @@ def raw_forward(texts: Sequence[str], precision: Precision = "fp32", repeat: int
             model(**encoded)
         return len(texts) / (time.perf_counter() - start)
 
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), precision_context(precision):
         model(
             **tokenizer(
                 list(texts[:8]), padding=True, truncation=True, max_length=128, return_tensors="pt"
@@ -188,8 +181,8 @@ def release_memory() -> bool:
     (``VmHWM``), so the peak measured afterwards is the classifier and worker's own.
     False where the OS offers no reset (the peak then includes the baselines)."""
     gc.collect()
+    return_freed_memory()
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         return False

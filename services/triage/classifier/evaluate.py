@@ -29,13 +29,15 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from services.triage.classifier import artefacts
+from services.triage.classifier.base import PRECISIONS
 from services.triage.classifier.data import MISSING, Example, data_dir, load_corpus
 from services.triage.classifier.metrics import binary_report
 from services.triage.classifier.model import TASKS
 from services.triage.classifier.transformer import (
-    PRECISIONS,
     TransformerClassifier,
     default_base_path,
+    precision_context,
+    with_precision,
 )
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,8 @@ def evaluate(classifier: TransformerClassifier, val: dict[str, list[Example]]) -
 def throughput(
     classifier: TransformerClassifier, texts: Sequence[str], batch_size: int
 ) -> dict[str, float]:
-    """tweets/s of ``classify`` vs the plain base model's forward on the same batches.
+    """tweets/s of ``classify`` vs the plain base model's forward on the same batches,
+    in the classifier's precision.
 
     The two alternate batch by batch, so load from other processes on a shared
     machine hits both alike. The plain side includes tokenisation (padded to
@@ -86,12 +89,13 @@ def throughput(
     """
     path = default_base_path()
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModel.from_pretrained(str(path)).eval()
+    model = with_precision(AutoModel.from_pretrained(str(path)).eval(), classifier.precision)
     batches = [list(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
 
     def plain(batch: list[str]) -> None:
         enc = tokenizer(batch, padding=True, truncation=True, max_length=128, return_tensors="pt")
-        model(**enc)
+        with precision_context(classifier.precision):
+            model(**enc)
 
     spent = {"plain": 0.0, "classify": 0.0}
     with torch.inference_mode():

@@ -42,7 +42,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -57,7 +57,7 @@ from transformers import (
 
 from services.triage.classifier import artefacts
 from services.triage.classifier.artefacts import ArtefactError, BaseModelMismatch, Metadata
-from services.triage.classifier.base import Prediction
+from services.triage.classifier.base import PRECISIONS, Precision, Prediction
 from services.triage.classifier.data import normalise_text
 from services.triage.classifier.model import (
     TASKS,
@@ -81,9 +81,6 @@ __all__ = [
     "resident_bytes",
 ]
 
-#: How the transformer's linear layers compute; see :func:`resolve_precision`.
-Precision = Literal["fp32", "bf16", "int8"]
-PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 #: CPU flags (Linux ``/proc/cpuinfo``) of a bf16 dot-product unit: AVX512-BF16 and AMX
 #: on x86, BF16 on Arm.
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
@@ -130,15 +127,16 @@ MAX_GROUP_TOKENS = 2048
 
 def quantize_int8(model: PreTrainedModel) -> PreTrainedModel:
     """``model`` with its ``Linear`` layers in dynamic int8 (weights int8, activations
-    quantized per tensor, per call): about 1.5x the fp32 throughput on these CPUs.
+    quantized per tensor, per call): about 3x fp32 and 1.2x bf16 on these CPUs.
 
-    Two costs keep fp32 the default. The states move (cosine 0.89-0.95 to fp32),
-    so heads trained on fp32 states lose points on int8 ones and the other way
-    round: ``auto`` runs int8 only for artefacts trained on it (``Metadata.quantized``);
-    ``TRIAGE_PRECISION`` overrides. And one activation scale per group makes a
-    text's scores depend on the texts batched with it (measured: up to 0.20,
-    mean 0.05 in probability between a tweet alone and within a batch of 300), so
-    the same mention can be scored differently on a replay."""
+    Two costs keep it off unless the heads were trained on it. The states move
+    (cosine 0.89-0.95 to fp32), so heads trained on fp32 states lose points on
+    int8 ones and the other way round: ``auto`` runs int8 only for artefacts
+    trained on it (``Metadata.quantized``); ``TRIAGE_PRECISION`` overrides. And
+    one activation scale per group makes a text's scores depend on the texts
+    batched with it (measured: up to 0.20, mean 0.05 in probability between a
+    tweet alone and within a batch of 300), so the same mention can be scored
+    differently on a replay."""
     with warnings.catch_warnings():
         # torch.ao.quantization is deprecated in favour of torchao, which needs
         # torch.compile to be fast on CPU; the eager dynamic path is still supported.
@@ -222,6 +220,27 @@ def bf16_linear(model: PreTrainedModel) -> PreTrainedModel:
     return model
 
 
+def with_precision(model: PreTrainedModel, precision: Precision) -> PreTrainedModel:
+    """``model`` made to compute in ``precision``; run it under
+    :func:`precision_context`. Shared by the classifier, ``make eval``'s plain
+    forward and the benchmark's raw forward, so all compare like with like."""
+    if precision == "int8":
+        return quantize_int8(model)
+    if precision == "bf16":
+        # Read by oneDNN when it first builds a primitive, so before any forward.
+        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)
+        return bf16_linear(model)
+    return model
+
+
+def precision_context(precision: Precision) -> AbstractContextManager[object]:
+    """What a forward in ``precision`` runs under: bf16 autocast (the weights are
+    bf16 already, see :func:`bf16_linear`), else nothing."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()
+
+
 class TransformerClassifier:
     """Scores mentions with one batched transformer pass; see the module docstring.
 
@@ -246,6 +265,8 @@ class TransformerClassifier:
         precision: Precision | Literal["auto"] = "auto",
         trim_above_mb: int | None = 1024,
     ) -> None:
+        if precision not in (*PRECISIONS, "auto"):
+            raise ValueError(f"precision must be auto or one of {PRECISIONS}, not {precision!r}")
         self._path = Path(model_path) if model_path is not None else default_base_path()
         self._batch_size = max(1, batch_size)
         self._max_length = max_length
@@ -266,8 +287,6 @@ class TransformerClassifier:
         trained: Precision = (
             "int8" if self._metadata is not None and self._metadata.quantized else "fp32"
         )
-        if precision not in (*PRECISIONS, "auto"):
-            raise ValueError(f"precision must be auto or one of {PRECISIONS}, not {precision!r}")
         self.precision = resolve_precision(precision, trained)
         if self.precision != trained:  # recorded with every decision
             self.version = f"{self.version}+{self.precision}"
@@ -278,12 +297,7 @@ class TransformerClassifier:
                     trained,
                     self.precision,
                 )
-        if self.precision == "int8":
-            self._model = quantize_int8(self._model)
-        elif self.precision == "bf16":
-            # Read by oneDNN when it first builds a primitive, so before any forward.
-            os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)
-            self._model = bf16_linear(self._model)
+        self._model = with_precision(self._model, self.precision)
         self._campaign: npt.NDArray[np.float32] | None = None
         self.set_campaign(campaign)
         log.info(
@@ -425,7 +439,7 @@ class TransformerClassifier:
             for idx, enc in self._batches(texts):
                 mask = enc["attention_mask"]
                 batch_texts = [texts[i] for i in idx]
-                with self._autocast():
+                with precision_context(self.precision):
                     out = self._model(**enc, output_hidden_states=True)
                 hidden = [h.float() for h in out.hidden_states]
                 last = hidden[-1]
@@ -468,12 +482,6 @@ class TransformerClassifier:
         rss = resident_bytes()
         if rss is not None and rss > self._trim_above:
             return_freed_memory()
-
-    def _autocast(self) -> AbstractContextManager[object]:
-        """bf16 matmuls (the weights are bf16 already, see :func:`bf16_linear`)."""
-        if self.precision == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return nullcontext()
 
     def _embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         return self._forward([normalise_text(t) for t in texts])[1]
@@ -533,21 +541,19 @@ def load_classifier(
     raises). With it: the artefacts if that model is their base (same sha256),
     else the model on its own in a degraded mode.
     """
-    if not model_path:
-        return TransformerClassifier(campaign, precision=precision, trim_above_mb=trim_above_mb)
-    path = Path(model_path)
-    try:
-        meta = artefacts.load_metadata(artefacts.ARTEFACT_DIR)
-    except ArtefactError:
-        meta = None
-    if meta is not None and _base_sha256(path) == meta.base_model_sha256:
-        return TransformerClassifier(
-            campaign, model_path=path, precision=precision, trim_above_mb=trim_above_mb
-        )
+    path = Path(model_path) if model_path else None
+    artefacts_dir: Path | None = artefacts.ARTEFACT_DIR
+    if path is not None:
+        try:
+            meta: Metadata | None = artefacts.load_metadata(artefacts.ARTEFACT_DIR)
+        except ArtefactError:
+            meta = None
+        if meta is None or _base_sha256(path) != meta.base_model_sha256:
+            artefacts_dir = None  # not our artefacts' base: degraded mode
     return TransformerClassifier(
         campaign,
         model_path=path,
-        artefacts_dir=None,
+        artefacts_dir=artefacts_dir,
         precision=precision,
         trim_above_mb=trim_above_mb,
     )
