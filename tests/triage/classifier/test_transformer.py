@@ -399,8 +399,11 @@ def test_load_classifier_passes_the_trim_limit_in_every_mode(
     (other / "model.safetensors").write_bytes(
         (default_base_path() / "model.safetensors").read_bytes()[:-1] + b" "
     )
+    modes = []
     for path in (default_base_path(), other):
         loaded = load_classifier(model_path=path, precision="fp32", trim_above_mb=1)
+        modes.append(loaded.mode)
         calls.clear()
         loaded.classify(["Is there a school in the camp?"])
         assert len(calls) == 1, loaded.mode
+    assert modes == ["full", "embedding"]
