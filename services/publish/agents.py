@@ -8,6 +8,10 @@ Three consumers, each with its own group:
 - ``mentions.raw`` (group ``publish-mentions``): engagements and "stop" replies.
 - ``consent.withdrawn`` (group ``publish-consent``): takes published replies down.
 
+Beside them, a sweep (:meth:`Agents.sweep_take_downs`) takes down any published
+reply a withdrawal covers that is still up (a take-down that failed, or a
+publisher killed between publishing a reply and taking it down).
+
 Delivery: the offset of a record is committed only after its outcome is durable
 in the ledger and its output acknowledged by the broker (at-least-once out; the
 ledger makes a redelivered request repeat the outcome, never the post). A record
@@ -22,6 +26,7 @@ unexpected error.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -216,6 +221,22 @@ class Agents:
             return await self._settle(await self.publisher.withdraw(event), event.speaker_ref)
 
         return await self._guard(record, withdraw)
+
+    async def sweep_take_downs(self, every_s: float) -> None:
+        """Forever, from start: take down the published replies whose consent was
+        withdrawn (:meth:`Publisher.take_down_withdrawn`). A failed sweep is logged
+        and the next one comes as usual: this loop must not die."""
+        while True:
+            try:
+                count = await self.publisher.take_down_withdrawn()
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("take-down sweep failed: %s; next in %.0f s", exc, every_s)
+            except Exception:  # the outermost handler of one sweep
+                log.exception("take-down sweep failed; next in %.0f s", every_s)
+            else:
+                if count:
+                    log.info("take-down sweep: %d replies taken down", count)
+            await asyncio.sleep(every_s)
 
     # -- shared ----------------------------------------------------------------------------
 

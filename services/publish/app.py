@@ -167,6 +167,7 @@ def create_app(
                     settings.consent_group_id,
                     agents.on_consent_withdrawn,
                 ),
+                "take-downs": lambda: agents.sweep_take_downs(settings.takedown_sweep_s),
             }
             tasks = {name: asyncio.create_task(run(), name=name) for name, run in runs.items()}
             for task in tasks.values():

@@ -122,6 +122,9 @@ class PublishSettings(ServiceSettings):
     #: rebalance) that cannot find it on the platform waits this long before posting
     #: it. Keep it above ``upload_timeout_s`` + ``media_processing_timeout_s``.
     sending_lease_s: float = Field(default=1200.0, gt=0)
+    #: How often published replies whose consent was withdrawn are looked for and
+    #: taken down, from start (seconds): the safety net behind ``consent.withdrawn``.
+    takedown_sweep_s: float = Field(default=60.0, gt=0)
 
     #: Handles of the campaign accounts (without ``@``): a mention of one is engagement.
     campaign_handles: tuple[str, ...] = ("TakeActionCamps",)

@@ -21,7 +21,8 @@ class PublishRuntime:
     settings: PublishSettings
     ledger: Ledger
     broker: BrokerCheck
-    #: The consumer tasks by name (a finished one is a dead consumer).
+    #: The background tasks by name, the three consumers and the take-down sweep
+    #: (a finished one is dead: /healthz says so).
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
 

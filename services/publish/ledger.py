@@ -439,6 +439,32 @@ class Ledger:
                 query = query.where(Reply.question_id.in_(list(question_ids)))
             return list(await session.scalars(query.order_by(Reply.published_at)))
 
+    async def still_up_after_withdrawal(self) -> list[tuple[Reply, WithdrawalFact]]:
+        """Published replies whose consent was withdrawn after it was given, each with
+        the first such withdrawal: what must still come down. A reply whose take-down
+        the platform refused for good (a ``withdrawal``/``error`` decision) is left
+        to people, not tried again."""
+        async with self._sessions() as session:
+            refused = select(DecisionRecord.reply_id).where(
+                DecisionRecord.rule == "withdrawal", DecisionRecord.verdict == "error"
+            )
+            rows = await session.scalars(
+                select(Reply)
+                .where(
+                    Reply.state == ReplyState.PUBLISHED.value,
+                    Reply.speaker_ref.in_(select(ConsentWithdrawal.speaker_ref)),
+                    Reply.reply_id.not_in(refused),
+                )
+                .order_by(Reply.published_at)
+            )
+            found = []
+            for row in rows:
+                facts = await self._withdrawals(session, row.speaker_ref, row.question_id)
+                after = sorted((f for f in facts if f.at >= row.consent_at), key=lambda f: f.at)
+                if after:
+                    found.append((row, after[0]))
+            return found
+
     async def mark_withdrawn(self, reply_id: str, *, reason: str) -> Reply:
         async with self._sessions() as session, session.begin():
             row = await self._row(session, reply_id)

@@ -310,11 +310,11 @@ class Publisher:
         ]
         if withdrawn:
             try:
-                await self._take_down(row, platform, withdrawn[0])
-            except PublishError as exc:
-                metrics.WITHDRAWALS.labels(row.platform, "error").inc()
-                log.error(  # noqa: TRY400 - the platform's message is the story
-                    "reply %s (%s post %s) must come down, consent withdrawn: %s",
+                await self._take_down_or_record(row, platform, withdrawn[0])
+            except (RateLimited, RetryableError) as exc:
+                log.warning(
+                    "reply %s (%s post %s) must come down, consent withdrawn: %s; "
+                    "the take-down sweep tries again",
                     row.reply_id,
                     row.platform,
                     row.post_id,
@@ -410,25 +410,65 @@ class Publisher:
                 )
                 continue
             try:
-                await self._take_down(row, platform, withdrawal)
+                await self._take_down_or_record(row, platform, withdrawal)
             except RateLimited as exc:
                 metrics.RATE_LIMIT_PAUSES.labels(row.platform).inc()
                 return Retry(max(exc.reset_at, self.clock()), exc.message)
             except RetryableError as exc:
                 return Retry(self.clock() + self.settings.reply_retry_initial_s, exc.message)
-            except FinalError as exc:
-                metrics.WITHDRAWALS.labels(row.platform, "error").inc()
-                await self.ledger.record_decision(
-                    row.reply_id, rule="withdrawal", verdict="error", reason=describe_final(exc)
+        return Done()
+
+    async def take_down_withdrawn(self) -> int:
+        """Take down every published reply whose consent was withdrawn after it was
+        given; how many came down.
+
+        The sweep behind the two paths above: a take-down that failed after a late
+        publish, or a publisher killed between publishing and taking down (the
+        withdrawal event was committed before the reply existed, so it never comes
+        again). A platform still failing is tried at the next sweep.
+        """
+        done = 0
+        for row, withdrawal in await self.ledger.still_up_after_withdrawal():
+            platform = self.platforms.get(PlatformName(row.platform))
+            if platform is None:
+                log.error(
+                    "reply %s must come down but %s is not configured", row.reply_id, row.platform
                 )
-                log.error(  # noqa: TRY400 - the platform's message is the story
-                    "could not take down reply %s (%s post %s): %s",
+                continue
+            try:
+                if await self._take_down_or_record(row, platform, withdrawal):
+                    done += 1
+            except (RateLimited, RetryableError) as exc:
+                log.warning(
+                    "reply %s (%s post %s) must come down: %s; trying again at the next sweep",
                     row.reply_id,
                     row.platform,
                     row.post_id,
                     exc.message,
                 )
-        return Done()
+        return done
+
+    async def _take_down_or_record(
+        self, row: Reply, platform: Platform, withdrawal: domain.WithdrawalFact
+    ) -> bool:
+        """Take the reply down; True when done. A final refusal is recorded (for
+        people to act on) and gives False; a retryable error is raised."""
+        try:
+            await self._take_down(row, platform, withdrawal)
+        except FinalError as exc:
+            metrics.WITHDRAWALS.labels(row.platform, "error").inc()
+            await self.ledger.record_decision(
+                row.reply_id, rule="withdrawal", verdict="error", reason=describe_final(exc)
+            )
+            log.error(  # noqa: TRY400 - the platform's message is the story
+                "could not take down reply %s (%s post %s): %s",
+                row.reply_id,
+                row.platform,
+                row.post_id,
+                exc.message,
+            )
+            return False
+        return True
 
     async def _take_down(
         self, row: Reply, platform: Platform, withdrawal: domain.WithdrawalFact

@@ -164,6 +164,49 @@ async def test_the_snapshot_sees_engagement_opt_outs_and_withdrawals(ledger: Led
     assert (await ledger.snapshot(request)).opt_out is None
 
 
+async def _published(ledger: Ledger, **overrides: object) -> str:
+    request = request_factory(**overrides)
+    await ledger.open(request)
+    await ledger.start_sending(request.reply_id, text="Hello", template_id=None)
+    await ledger.mark_published(request.reply_id, PostedReply(request.reply_id, "https://x.test"))
+    return request.reply_id
+
+
+async def test_replies_still_up_after_a_withdrawal_are_found_with_the_first_one(
+    ledger: Ledger,
+) -> None:
+    covered = request_factory()
+    covered_id = await _published(ledger, consent=covered.consent, question_id=covered.question_id)
+    other_question = await _published(ledger, consent=covered.consent)
+    given_again = request_factory()
+    given_again_id = await _published(ledger, consent=given_again.consent)
+    refused = request_factory()
+    refused_id = await _published(ledger, consent=refused.consent)
+    await _published(ledger)  # never withdrawn
+    now = datetime.now(UTC)
+    for speaker, questions, at in [
+        (covered.consent.speaker_ref, (), now + timedelta(minutes=2)),
+        (covered.consent.speaker_ref, (covered.question_id,), now + timedelta(minutes=1)),
+        (given_again.consent.speaker_ref, (), given_again.consent.at - timedelta(hours=1)),
+        (refused.consent.speaker_ref, (), now),
+    ]:
+        event = ConsentWithdrawn(
+            speaker_ref=speaker, question_ids=questions, withdrawn_by="team-b", at=at
+        )
+        assert await ledger.record_withdrawal(event)
+    await ledger.record_decision(refused_id, rule="withdrawal", verdict="error", reason="403")
+
+    found = {row.reply_id: fact.at for row, fact in await ledger.still_up_after_withdrawal()}
+
+    assert found == {
+        covered_id: now + timedelta(minutes=1),
+        other_question: now + timedelta(minutes=2),
+    }
+    assert given_again_id not in found
+    await ledger.mark_withdrawn(covered_id, reason="taken down")
+    assert [r.reply_id for r, _ in await ledger.still_up_after_withdrawal()] == [other_question]
+
+
 async def test_the_snapshot_counts_the_author_s_replies_of_the_last_24_hours(
     ledger: Ledger,
 ) -> None:

@@ -27,10 +27,11 @@ from services.common.messages import (
 from services.publish import domain
 from services.publish.config import PublishSettings
 from services.publish.domain import Templates
+from services.publish.exceptions import FinalError
 from services.publish.ledger import Ledger
 from services.publish.models import ReplyState
 from services.publish.platforms import build_platforms
-from services.publish.platforms.base import MediaFile
+from services.publish.platforms.base import MediaFile, PostedReply
 from services.publish.publisher import Done, Publisher, Retry
 from tests.publish.conftest import FakeClock, SandboxServer, posts, set_faults
 from tests.publish.harness import (
@@ -654,6 +655,95 @@ async def test_a_reply_published_after_its_consent_was_withdrawn_comes_down_at_o
     row = await ledger.get(request.reply_id)
     assert row is not None
     assert row.state == ReplyState.WITHDRAWN
+
+
+class RefusesDelete(CrashAfterPost):
+    """A platform that posts and finds as usual but refuses every delete for good."""
+
+    async def post_reply(self, **kwargs: Any) -> PostedReply:
+        posted: PostedReply = await self.inner.post_reply(**kwargs)
+        return posted
+
+    async def delete_post(self, post_id: str) -> bool:
+        raise FinalError("403 forbidden", platform=self.name.value, account="campaign", status=403)
+
+
+async def test_a_late_take_down_that_fails_is_done_by_the_sweep(env: Env) -> None:
+    """The reply is published after its withdrawal and the delete then fails
+    (the platform is down): it stays up only until the next sweep."""
+    ledger = env.ledger
+    request = await engaged(ledger)
+    with pytest.raises(SimulatedCrash):
+        await env.make_publisher(wrap=CrashAfterPost).handle(request)
+    publisher = env.make_publisher()
+    await _withdraw(publisher, request.consent.speaker_ref)
+    await set_faults(env.http, env.sandbox, x={"5xx": 50, "endpoints": ["tweets_delete"]})
+
+    published(await publisher.handle(request))  # found; its take-down fails
+    assert len(await env.posts()) == 1
+    row = await ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.PUBLISHED
+
+    assert await publisher.take_down_withdrawn() == 0  # still down: tried, left
+    assert (await env.http.delete(f"{env.sandbox.base_url}/sandbox/faults")).status_code == 200
+    assert await publisher.take_down_withdrawn() == 1
+
+    assert await env.posts() == []
+    row = await ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.WITHDRAWN
+    assert await publisher.take_down_withdrawn() == 0  # nothing left to do
+
+
+async def test_the_sweep_takes_down_a_reply_left_up_by_a_crash(env: Env) -> None:
+    """Killed between publishing and taking down: the withdrawal event was already
+    committed, so only the sweep can still take the reply down."""
+    ledger = env.ledger
+    publisher = env.make_publisher()
+    request = await engaged(ledger)
+    kept = await engaged(ledger)  # consent withdrawn, then given again: stays up
+    post_id = published(await publisher.handle(request)).post_id
+    await ledger.record_withdrawal(
+        ConsentWithdrawn(
+            speaker_ref=request.consent.speaker_ref, withdrawn_by="team-b", at=datetime.now(UTC)
+        )
+    )
+    await ledger.record_withdrawal(
+        ConsentWithdrawn(
+            speaker_ref=kept.consent.speaker_ref,
+            withdrawn_by="team-b",
+            at=kept.consent.at - timedelta(hours=1),
+        )
+    )
+    kept_id = published(await publisher.handle(kept)).post_id
+
+    assert await publisher.take_down_withdrawn() == 1
+
+    assert [p["id"] for p in await env.posts()] == [kept_id]
+    assert post_id != kept_id
+    decision = (await ledger.decisions(request.reply_id))[-1]
+    assert (decision.rule, decision.verdict) == ("withdrawal", "withdraw")
+
+
+async def test_a_take_down_the_platform_refuses_is_recorded_once_for_people(env: Env) -> None:
+    ledger = env.ledger
+    publisher = env.make_publisher(wrap=RefusesDelete)
+    request = await engaged(ledger)
+    published(await publisher.handle(request))
+    await ledger.record_withdrawal(
+        ConsentWithdrawn(
+            speaker_ref=request.consent.speaker_ref, withdrawn_by="team-b", at=datetime.now(UTC)
+        )
+    )
+
+    assert await publisher.take_down_withdrawn() == 0
+    assert await publisher.take_down_withdrawn() == 0
+
+    errors = [d for d in await ledger.decisions(request.reply_id) if d.verdict == "error"]
+    assert [d.rule for d in errors] == ["withdrawal"]
+    assert "403 forbidden" in errors[0].reason
+    assert len(await env.posts()) == 1
 
 
 # --- mentions: engagement and opt-outs ----------------------------------------------------
