@@ -1101,7 +1101,8 @@ class TriageStore:
     async def approve_answer(self, question_id: str, actor: Actor) -> list[Reply]:
         """Approve the question's recorded answer: one ``replies.requested`` per
         asker in its cluster, each with its own idempotency key. Approving again
-        requests nothing new."""
+        requests nothing new. An asker whose own answer is recorded and waiting for
+        review keeps it: that answer was filmed for them and is reviewed on its own."""
         now = self.clock()
         async with self.sessions() as session:
             answer = await self._current_answer(session, question_id)
@@ -1118,7 +1119,9 @@ class TriageStore:
                     select(Question).where(
                         Question.cluster_id == question.cluster_id,
                         Question.id != question.id,
-                        Question.status.in_([s.value for s in queue.AWAITING_ANSWER]),
+                        Question.status.in_(
+                            [s.value for s in queue.AWAITING_ANSWER if s != Status.RECORDED]
+                        ),
                     )
                 )
                 askers += list(others)

@@ -916,6 +916,26 @@ async def test_approving_closes_the_other_askers_team_work(
     assert await desk.store.feed("camp-b", mod_a) == []  # answered already: nothing left to film
 
 
+async def test_approving_leaves_another_asker_s_own_recorded_answer_for_review(
+    desk: Desk,
+    camp_a: Team,
+    mod_a: Actor,
+    member_a: Actor,
+) -> None:
+    main = await desk.recorded(camp_a, mod_a, member_a, cluster_id="c")
+    own = await desk.recorded(camp_a, mod_a, member_a, cluster_id="c")
+
+    replies = await desk.store.approve_answer(main, mod_a)
+
+    assert [r.question_id for r in replies] == [main]
+    assert await desk.status(own) == "recorded"
+    [(pending, _, _)] = await desk.store.pending_answers()
+    assert pending.question_id == own
+    own_replies = await desk.store.approve_answer(own, mod_a)
+    assert [r.question_id for r in own_replies] == [own]
+    assert await desk.status(own) == "answered"
+
+
 async def test_an_answer_cannot_be_approved_before_it_is_recorded(
     desk: Desk, camp_a: Team, mod_a: Actor
 ) -> None:
