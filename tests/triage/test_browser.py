@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    Dialog,
     FilePayload,
     Page,
     Route,
@@ -306,6 +307,58 @@ def test_moderator_and_team_answer_a_question_end_to_end(
     finally:
         phone.close()
         moderation.close()
+
+
+def test_blocking_an_author_asks_first(
+    tmp_path: Path, browser: Browser, classified: ClassifiedFactory
+) -> None:
+    """b in the queue and the question page's button both ask before blocking:
+    dismissed, nothing changes; accepted, the author's open questions are rejected."""
+    with serve_live(tmp_path, classified) as web:
+        first = web.ingest(classify(classified, "Blockcheck one?", priority=90))
+        second = web.ingest(classify(classified, "Blockcheck two?", priority=80))
+        context = browser.new_context(
+            base_url=web.base_url, viewport={"width": 1280, "height": 900}
+        )
+        console = Console()
+        asked: list[str] = []
+        try:
+            page = sign_in(context, MODERATOR, "/queue?status=new&q=blockcheck", console)
+            expect(page.locator("#live.on")).to_be_visible(timeout=LIVE_MS)
+            expect(page.locator("#queue-list .item")).to_have_count(2)
+            page.keyboard.press("j")
+            expect(page.locator(".item.focused")).to_have_attribute("id", f"q-{first}")
+
+            def dismiss(dialog: Dialog) -> None:
+                asked.append(dialog.message)
+                dialog.dismiss()
+
+            page.once("dialog", dismiss)
+            page.keyboard.press("b")
+            page.keyboard.press("?")  # the page is still there, no request went out
+            expect(page.locator("#help")).to_be_visible()
+            page.keyboard.press("Escape")
+            assert status_of(web, first) == status_of(web, second) == Status.NEW
+            author = web.call(web.store.question, first).author_handle
+            assert asked == [
+                f"Block @{author}? Their open questions are rejected, and what they send "
+                "later skips the queue."
+            ]
+
+            detail = console.watch(context.new_page())
+            detail.goto(f"/questions/{second}")
+            detail.once("dialog", dismiss)
+            detail.get_by_role("button", name="Block author").click()
+            assert len(asked) == 2
+            assert status_of(web, second) == Status.NEW
+
+            detail.once("dialog", lambda dialog: dialog.accept())
+            detail.get_by_role("button", name="Block author").click()
+            expect(detail.locator(".status").first).to_have_text("rejected")
+            assert status_of(web, second) == Status.REJECTED
+        finally:
+            context.close()
+        assert console.unexpected() == []
 
 
 def test_keyboard_throughput_clears_100_questions(

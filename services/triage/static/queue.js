@@ -248,6 +248,15 @@
     }
   }
 
+  // Blocking rejects every open question of the author: one stray key must not do that.
+  function confirmBlock(el) {
+    const author = el.querySelector(".author");
+    const who = author ? author.textContent.trim() : "this author";
+    return window.confirm(
+      "Block " + who + "? Their open questions are rejected, and what they send later skips the queue.",
+    );
+  }
+
   function assignTo(n, el) {
     const team = body.querySelector('#teams .team[data-index="' + n + '"]');
     if (!team) {
@@ -462,6 +471,7 @@
         act("quarantine", el);
         break;
       case "b":
+        if (el && !confirmBlock(el)) break;
         act("block", el);
         break;
       case "x":

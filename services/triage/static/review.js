@@ -68,6 +68,7 @@
     }
     const act = event.target.closest("button[data-act-question]");
     if (act) {
+      if (act.dataset.confirm && !window.confirm(act.dataset.confirm)) return;
       const id = act.closest("[data-question]").dataset.question;
       questionAction("/api/questions/" + id + "/" + act.dataset.actQuestion, {}, act);
     }
