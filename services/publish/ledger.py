@@ -442,28 +442,27 @@ class Ledger:
     async def still_up_after_withdrawal(self) -> list[tuple[Reply, WithdrawalFact]]:
         """Published replies whose consent was withdrawn after it was given, each with
         the first such withdrawal: what must still come down. A reply whose take-down
-        the platform refused for good (a ``withdrawal``/``error`` decision) is left
-        to people, not tried again."""
+        was refused for good (a ``withdrawal``/``error`` decision) is left to people,
+        not tried again."""
         async with self._sessions() as session:
             refused = select(DecisionRecord.reply_id).where(
                 DecisionRecord.rule == "withdrawal", DecisionRecord.verdict == "error"
             )
-            rows = await session.scalars(
-                select(Reply)
+            pairs = await session.execute(
+                select(Reply, ConsentWithdrawal)
+                .join(ConsentWithdrawal, ConsentWithdrawal.speaker_ref == Reply.speaker_ref)
                 .where(
                     Reply.state == ReplyState.PUBLISHED.value,
-                    Reply.speaker_ref.in_(select(ConsentWithdrawal.speaker_ref)),
+                    ConsentWithdrawal.at >= Reply.consent_at,
                     Reply.reply_id.not_in(refused),
                 )
-                .order_by(Reply.published_at)
+                .order_by(Reply.published_at, Reply.reply_id, ConsentWithdrawal.at)
             )
-            found = []
-            for row in rows:
-                facts = await self._withdrawals(session, row.speaker_ref, row.question_id)
-                after = sorted((f for f in facts if f.at >= row.consent_at), key=lambda f: f.at)
-                if after:
-                    found.append((row, after[0]))
-            return found
+            found: dict[str, tuple[Reply, WithdrawalFact]] = {}
+            for reply, withdrawal in pairs:
+                if reply.reply_id not in found and _covers(withdrawal, reply.question_id):
+                    found[reply.reply_id] = (reply, _fact(withdrawal))
+            return list(found.values())
 
     async def mark_withdrawn(self, reply_id: str, *, reason: str) -> Reply:
         async with self._sessions() as session, session.begin():
@@ -514,12 +513,17 @@ class Ledger:
         rows = await session.scalars(
             select(ConsentWithdrawal).where(ConsentWithdrawal.speaker_ref == speaker_ref)
         )
-        facts = []
-        for row in rows:
-            questions = json.loads(row.question_ids or "[]")
-            if not questions or question_id in questions:
-                facts.append(WithdrawalFact(row.at, row.withdrawn_by, row.reason))
-        return tuple(facts)
+        return tuple(_fact(row) for row in rows if _covers(row, question_id))
+
+
+def _covers(withdrawal: ConsentWithdrawal, question_id: str) -> bool:
+    """Whether the withdrawal covers the question (it names none: all of them)."""
+    questions = json.loads(withdrawal.question_ids or "[]")
+    return not questions or question_id in questions
+
+
+def _fact(withdrawal: ConsentWithdrawal) -> WithdrawalFact:
+    return WithdrawalFact(withdrawal.at, withdrawal.withdrawn_by, withdrawal.reason)
 
 
 class _TokenRow:

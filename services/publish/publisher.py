@@ -397,17 +397,8 @@ class Publisher:
         for row in await self.ledger.published_featuring(event.speaker_ref, event.question_ids):
             if event.at < row.consent_at:
                 continue  # consent given again after this withdrawal
-            platform = self.platforms.get(PlatformName(row.platform))
+            platform = await self._take_down_platform(row)
             if platform is None:
-                log.error(
-                    "reply %s must come down but %s is not configured", row.reply_id, row.platform
-                )
-                await self.ledger.record_decision(
-                    row.reply_id,
-                    rule="withdrawal",
-                    verdict="error",
-                    reason=f"{row.platform} is not configured on this publisher",
-                )
                 continue
             try:
                 await self._take_down_or_record(row, platform, withdrawal)
@@ -429,11 +420,8 @@ class Publisher:
         """
         done = 0
         for row, withdrawal in await self.ledger.still_up_after_withdrawal():
-            platform = self.platforms.get(PlatformName(row.platform))
+            platform = await self._take_down_platform(row)
             if platform is None:
-                log.error(
-                    "reply %s must come down but %s is not configured", row.reply_id, row.platform
-                )
                 continue
             try:
                 if await self._take_down_or_record(row, platform, withdrawal):
@@ -447,6 +435,23 @@ class Publisher:
                     exc.message,
                 )
         return done
+
+    async def _take_down_platform(self, row: Reply) -> Platform | None:
+        """The platform to take ``row`` down on; None, recorded as a ``withdrawal``
+        error for people to act on (the sweep then leaves it), when this publisher
+        has no such platform configured."""
+        platform = self.platforms.get(PlatformName(row.platform))
+        if platform is None:
+            log.error(
+                "reply %s must come down but %s is not configured", row.reply_id, row.platform
+            )
+            await self.ledger.record_decision(
+                row.reply_id,
+                rule="withdrawal",
+                verdict="error",
+                reason=f"{row.platform} is not configured on this publisher",
+            )
+        return platform
 
     async def _take_down_or_record(
         self, row: Reply, platform: Platform, withdrawal: domain.WithdrawalFact

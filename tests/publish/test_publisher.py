@@ -746,6 +746,35 @@ async def test_a_take_down_the_platform_refuses_is_recorded_once_for_people(env:
     assert len(await env.posts()) == 1
 
 
+async def test_a_take_down_on_a_platform_no_longer_configured_is_recorded_once(
+    env: Env,
+) -> None:
+    ledger = env.ledger
+    request = await engaged(ledger)
+    other = await engaged(ledger)
+    published(await env.make_publisher().handle(request))
+    published(await env.make_publisher().handle(other))
+    settings = env.make_publisher().settings
+    unconfigured = Publisher(ledger=ledger, platforms={}, settings=settings, clock=env.clock)
+
+    await _withdraw(unconfigured, request.consent.speaker_ref)  # the consumer's path
+    await ledger.record_withdrawal(  # the sweep's: a withdrawal it finds in the ledger
+        ConsentWithdrawn(
+            speaker_ref=other.consent.speaker_ref, withdrawn_by="team-b", at=datetime.now(UTC)
+        )
+    )
+    assert await unconfigured.take_down_withdrawn() == 0
+    assert await unconfigured.take_down_withdrawn() == 0
+
+    for reply_id in (request.reply_id, other.reply_id):
+        errors = [d for d in await ledger.decisions(reply_id) if d.verdict == "error"]
+        assert [(d.rule, d.reason) for d in errors] == [
+            ("withdrawal", "x is not configured on this publisher")
+        ]
+    assert len(await env.posts()) == 2
+    assert await ledger.still_up_after_withdrawal() == []
+
+
 # --- mentions: engagement and opt-outs ----------------------------------------------------
 
 
