@@ -16,8 +16,9 @@ from services.triage.models import Status
 OPEN_FOR_MODERATION = (Status.NEW, Status.APPROVED)
 #: Statuses from which a question can be given to a team (re-assigning included).
 ASSIGNABLE = (Status.NEW, Status.APPROVED, Status.ASSIGNED)
-#: Questions in a cluster that an approved answer also answers.
-AWAITING_ANSWER = (Status.NEW, Status.APPROVED, Status.ASSIGNED, Status.RECORDED)
+#: Questions in a cluster that an approved answer also answers. Not ``recorded``: an
+#: answer filmed for that asker is waiting for its own review.
+AWAITING_ANSWER = (Status.NEW, Status.APPROVED, Status.ASSIGNED)
 
 
 @dataclass(frozen=True)

@@ -1119,9 +1119,7 @@ class TriageStore:
                     select(Question).where(
                         Question.cluster_id == question.cluster_id,
                         Question.id != question.id,
-                        Question.status.in_(
-                            [s.value for s in queue.AWAITING_ANSWER if s != Status.RECORDED]
-                        ),
+                        Question.status.in_([s.value for s in queue.AWAITING_ANSWER]),
                     )
                 )
                 askers += list(others)
