@@ -1,14 +1,19 @@
 """PartitionLoop on a scripted consumer: a deferred record is never skipped,
-also when a rebalance hands the partition back un-paused."""
+also when a rebalance hands the partition back un-paused. And the take-down
+sweep's loop, which a failed sweep must not end."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import ConsumerRecord, TopicPartition
+from sqlalchemy.exc import OperationalError
 
-from services.publish.agents import PartitionLoop
+from services.common.kafka import KafkaSettings
+from services.publish.agents import Agents, PartitionLoop
 
 TP = TopicPartition("replies.requested", 0)
 
@@ -70,3 +75,35 @@ async def test_a_rebalance_that_unpauses_a_deferred_partition_does_not_skip_it()
     assert consumer.commits == []  # nor committed past it
     assert TP in consumer.paused
     assert consumer.seeks == [0, 0, 0]  # back on the deferred record each time
+
+
+class FlakyPublisher:
+    """A publisher whose take-down sweeps fail twice (database down, a bug), then work."""
+
+    def __init__(self) -> None:
+        self.sweeps = 0
+
+    async def take_down_withdrawn(self) -> int:
+        self.sweeps += 1
+        if self.sweeps == 1:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("db down"))
+        if self.sweeps == 2:
+            raise RuntimeError("a bug in one sweep")
+        return 1
+
+
+async def test_the_take_down_sweep_outlives_a_failed_sweep() -> None:
+    publisher = FlakyPublisher()
+    agents = Agents(publisher=publisher, producer=cast(Any, None), kafka=KafkaSettings())  # type: ignore[arg-type]
+    sweep = asyncio.create_task(agents.sweep_take_downs(0.01))
+    try:
+        for _ in range(200):
+            if publisher.sweeps >= 4:
+                break
+            await asyncio.sleep(0.01)
+        assert publisher.sweeps >= 4
+        assert not sweep.done()
+    finally:
+        sweep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweep
