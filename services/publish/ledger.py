@@ -465,8 +465,12 @@ class Ledger:
             return list(found.values())
 
     async def mark_withdrawn(self, reply_id: str, *, reason: str) -> Reply:
+        """Record the take-down once: the sweep and the ``consent.withdrawn`` consumer
+        may both take the same reply down, and the second finds it withdrawn."""
         async with self._sessions() as session, session.begin():
             row = await self._row(session, reply_id)
+            if row.state == ReplyState.WITHDRAWN.value:
+                return row
             now = self.now()
             row.state = ReplyState.WITHDRAWN.value
             row.withdrawn_at = now

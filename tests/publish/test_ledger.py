@@ -207,6 +207,19 @@ async def test_replies_still_up_after_a_withdrawal_are_found_with_the_first_one(
     assert [r.reply_id for r, _ in await ledger.still_up_after_withdrawal()] == [other_question]
 
 
+async def test_a_reply_taken_down_twice_is_recorded_once(ledger: Ledger) -> None:
+    """The sweep and the consent consumer can race to the same take-down."""
+    reply_id = await _published(ledger)
+    first = await ledger.mark_withdrawn(reply_id, reason="deleted")
+    second = await ledger.mark_withdrawn(reply_id, reason="already gone")
+
+    assert first.state == second.state == ReplyState.WITHDRAWN
+    assert second.withdrawn_at == first.withdrawn_at
+    verdicts = [(d.verdict, d.reason) for d in await ledger.decisions(reply_id)]
+    assert verdicts.count(("withdraw", "deleted")) == 1
+    assert ("withdraw", "already gone") not in verdicts
+
+
 async def test_the_snapshot_counts_the_author_s_replies_of_the_last_24_hours(
     ledger: Ledger,
 ) -> None:
