@@ -161,7 +161,10 @@ class Publisher:
             row = await self.ledger.mark_failed(row.reply_id, message, retryable=True, count=False)
             metrics.REPLIES.labels(platform_name, "failed_retryable").inc()
             return Done(failed_message(row))
-        wait = platform.budget.wait_s()
+        buckets = platform.reply_buckets
+        if request.media is not None:
+            buckets += platform.media_buckets
+        wait = max(platform.budget.wait_s(bucket) for bucket in buckets)
         if wait > 0:
             metrics.RATE_LIMIT_PAUSES.labels(platform_name).inc()
             return Retry(self.clock() + wait, f"{platform_name} account rate limited")

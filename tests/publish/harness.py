@@ -169,6 +169,8 @@ class CrashAfterPost:
         self.inner = inner
         self.name = inner.name
         self.budget = inner.budget
+        self.reply_buckets = inner.reply_buckets
+        self.media_buckets = inner.media_buckets
 
     def lost(self) -> BaseException:
         return SimulatedCrash()

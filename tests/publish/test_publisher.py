@@ -33,6 +33,7 @@ from services.publish.models import ReplyState
 from services.publish.platforms import build_platforms
 from services.publish.platforms.base import MediaFile, PostedReply
 from services.publish.publisher import Done, Publisher, Retry
+from services.publish.ratelimit import Window
 from tests.publish.conftest import FakeClock, SandboxServer, posts, set_faults
 from tests.publish.harness import (
     CrashAfterPost,
@@ -511,6 +512,39 @@ async def test_a_rate_limited_reply_waits_for_the_reset_without_counting_a_try(
     await clock.sleep(put_off.at - clock() + 1)
     published(await publisher.handle(request))
     assert len(await env.posts()) == 1
+
+
+@pytest.mark.parametrize(
+    ("platform", "delete_bucket"),
+    [(Platform.X, "tweets_delete"), (Platform.MASTODON, "statuses_delete")],
+)
+async def test_a_reply_waits_only_for_the_rate_limit_windows_it_uses(
+    platform: Platform,
+    delete_bucket: str,
+    env: Env,
+    media_factory: Callable[..., MediaFile],
+) -> None:
+    """Spent delete and upload windows hold back a video reply, not a text one."""
+    publisher = env.make_publisher()
+    account = publisher.platforms[platform]
+    reopens = env.clock() + 600
+    for bucket in (delete_bucket, *account.media_buckets):
+        account.budget.update(bucket, [Window(limit=50, remaining=0, reset_at=reopens)])
+    video = media_factory(1024)
+    media = Media(uri=video.path.as_uri(), mime=video.mime, bytes=video.size, sha256=video.sha256)
+    with_video = await engaged(env.ledger, platform=platform, media=media)
+    text_only = await engaged(env.ledger, platform=platform)
+
+    put_off = await publisher.handle(with_video)
+    message = published(await publisher.handle(text_only))
+
+    assert isinstance(put_off, Retry)
+    assert put_off.at == pytest.approx(reopens)
+    [post] = await env.posts()
+    assert (post["id"], post["media"]) == (message.post_id, [])
+    row = await env.ledger.get(with_video.reply_id)
+    assert row is not None
+    assert row.attempts == 0
 
 
 async def test_media_that_is_not_a_local_file_fails_the_reply(

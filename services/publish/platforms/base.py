@@ -49,6 +49,10 @@ class Platform(Protocol):
     name: PlatformName
     #: The account's rate-limit state; consult ``budget.wait_s()`` before a call.
     budget: AccountBudget
+    #: The budget buckets a reply's post uses, and those its video upload adds: a
+    #: reply waits only for its own (an exhausted delete window holds back nothing).
+    reply_buckets: tuple[str, ...]
+    media_buckets: tuple[str, ...]
 
     async def upload_video(self, media: MediaFile) -> str:
         """Upload the file (streamed, never whole in memory); return the platform's

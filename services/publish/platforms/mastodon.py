@@ -136,6 +136,8 @@ class MastodonClient:
     """The campaign's Mastodon account (implements the ``Platform`` port)."""
 
     name = PlatformName.MASTODON
+    reply_buckets: tuple[str, ...] = (ACCOUNT,)
+    media_buckets: tuple[str, ...] = (MEDIA,)
 
     def __init__(
         self,

@@ -200,6 +200,8 @@ class XClient:
     """The campaign's X account (implements :class:`~services.publish.platforms.base.Platform`)."""
 
     name = PlatformName.X
+    reply_buckets: tuple[str, ...] = (TWEETS_CREATE,)
+    media_buckets: tuple[str, ...] = (MEDIA_UPLOAD, MEDIA_STATUS)
 
     def __init__(
         self,
