@@ -32,6 +32,8 @@ from services.publish.ledger import Ledger
 from services.publish.models import ReplyState
 from services.publish.platforms import build_platforms
 from services.publish.platforms.base import MediaFile, PostedReply
+from services.publish.platforms.mastodon import STATUSES_DELETE
+from services.publish.platforms.x import TWEETS_DELETE
 from services.publish.publisher import Done, Publisher, Retry
 from services.publish.ratelimit import Window
 from tests.publish.conftest import FakeClock, SandboxServer, posts, set_faults
@@ -516,7 +518,7 @@ async def test_a_rate_limited_reply_waits_for_the_reset_without_counting_a_try(
 
 @pytest.mark.parametrize(
     ("platform", "delete_bucket"),
-    [(Platform.X, "tweets_delete"), (Platform.MASTODON, "statuses_delete")],
+    [(Platform.X, TWEETS_DELETE), (Platform.MASTODON, STATUSES_DELETE)],
 )
 async def test_a_reply_waits_only_for_the_rate_limit_windows_it_uses(
     platform: Platform,

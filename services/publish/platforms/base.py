@@ -47,7 +47,7 @@ class Platform(Protocol):
     """
 
     name: PlatformName
-    #: The account's rate-limit state; consult ``budget.wait_s()`` before a call.
+    #: The account's rate-limit state; consult ``budget.wait_s(bucket)`` before a call.
     budget: AccountBudget
     #: The budget buckets a reply's post uses, and those its video upload adds: a
     #: reply waits only for its own (an exhausted delete window holds back nothing).
