@@ -81,19 +81,18 @@ class AccountBudget:
         """When a 429 pause ends, or None when the account is not paused."""
         return self._paused_until if self._paused_until > self.clock() else None
 
-    def resume_at(self, bucket: str | None = None) -> float | None:
-        """Epoch seconds when a call to ``bucket`` (or any call) may go, or None: now."""
+    def resume_at(self, bucket: str) -> float | None:
+        """Epoch seconds when a call to ``bucket`` may go, or None: now."""
         now = self.clock()
         waits = [self._paused_until] if self._paused_until > now else []
-        buckets = [bucket, ACCOUNT] if bucket is not None else list(self._windows)
-        for name in buckets:
-            for window in self._windows.get(name or ACCOUNT, ()):
+        for name in (bucket, ACCOUNT):
+            for window in self._windows.get(name, ()):
                 if window.exhausted and window.reset_at is not None and window.reset_at > now:
                     waits.append(window.reset_at)
         return max(waits) if waits else None
 
-    def wait_s(self, bucket: str | None = None) -> float:
-        """Seconds to wait before a call to ``bucket`` (any bucket when None); 0: go."""
+    def wait_s(self, bucket: str) -> float:
+        """Seconds to wait before a call to ``bucket``; 0: go."""
         resume = self.resume_at(bucket)
         return 0.0 if resume is None else max(0.0, resume - self.clock())
 

@@ -13,7 +13,7 @@ import pytest
 from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
 from services.publish.platforms.base import MediaFile
-from services.publish.platforms.x import XClient
+from services.publish.platforms.x import TWEETS_CREATE, XClient
 from tests.publish.conftest import (
     FakeClock,
     MiB,
@@ -166,7 +166,7 @@ async def test_a_429_burst_pauses_the_account_and_resumes_with_no_loss(
         await post()
     assert caught.value.reset_at == pytest.approx(clock() + 30, abs=1)
     assert caught.value.account == "x-campaign"
-    assert client.budget.wait_s() == pytest.approx(30, abs=1)
+    assert client.budget.wait_s(TWEETS_CREATE) == pytest.approx(30, abs=1)
 
     # Paused: the next call is refused here, without a request.
     with pytest.raises(RateLimited):
@@ -178,7 +178,7 @@ async def test_a_429_burst_pauses_the_account_and_resumes_with_no_loss(
     assert [p["id"] for p in await posts(http, sandbox)] == [reply.post_id]
     assert len(clock.sleeps) == 3
     assert all(s == pytest.approx(30, abs=1) for s in clock.sleeps)
-    assert client.budget.wait_s() == 0
+    assert client.budget.wait_s(TWEETS_CREATE) == 0
 
 
 async def test_a_spent_window_is_a_429_with_that_windows_reset(
