@@ -7,6 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# ESLint (pinned in package.json / package-lock.json) for the web pages' own scripts.
+NODE_STAMP := node_modules/.installed
+JS_SOURCES := services/triage/static
 
 .PHONY: help install system-deps run broker test unit lint typecheck train eval bench soak docs fmt clean distclean
 
@@ -21,6 +24,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## Create the virtualenv and install the project with its dev tools
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "need Node.js 20+ and npm on PATH (ESLint for the web pages' scripts)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
 
 # Debian packages the tests use: docker-compose validates docker-compose.yml (no engine
 # needed), Chromium and its driver run the web pages' browser tests.
@@ -48,9 +56,10 @@ run: $(STAMP) system-deps ## Run the whole pipeline embedded on this machine, wi
 broker: $(STAMP) ## Run only the embedded Kafka-protocol broker (Tansu) on port 9092
 	$(BIN)/python -m services.common.broker --port 9092
 
-lint: $(STAMP) ## ruff (lint + format check)
+lint: $(STAMP) $(NODE_STAMP) ## ruff (lint + format check) and ESLint (the web pages' scripts)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	npx --no-install eslint $(JS_SOURCES)
 
 typecheck: $(STAMP) ## mypy --strict
 	$(BIN)/mypy services tests
@@ -87,5 +96,5 @@ clean: ## Remove runtime state (var/) and caches
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-distclean: clean ## Also remove the virtualenv
-	rm -rf $(VENV)
+distclean: clean ## Also remove the virtualenv and node_modules
+	rm -rf $(VENV) node_modules
