@@ -51,10 +51,10 @@ system-deps: ## Install the Debian packages the tests need (as root with apt-get
 	fi
 
 run: $(STAMP) system-deps ## Run the whole pipeline embedded on this machine, with a demo replay
-	$(BIN)/python -m services.common.stack run
+	$(BIN)/python -m services.devstack.stack run
 
 broker: $(STAMP) ## Run only the embedded Kafka-protocol broker (Tansu) on port 9092
-	$(BIN)/python -m services.common.broker --port 9092
+	$(BIN)/python -m services.devstack.broker --port 9092
 
 lint: $(STAMP) $(NODE_STAMP) ## ruff (lint + format check) and ESLint (the web pages' scripts)
 	$(BIN)/ruff check .
@@ -83,10 +83,11 @@ bench: $(STAMP) ## Benchmarks, each against a baseline measured in the same run 
 soak: $(STAMP) ## The embedded stack under a 10,000-mention replay: lag rises and falls, counters add up
 	$(BIN)/python -m tests.bench.soak_stack
 
-DOCS := README.md services/ingest/README.md services/triage/README.md services/publish/README.md
+DOCS := README.md services/ingest/README.md services/triage/README.md services/publish/README.md \
+	services/sandbox/README.md
 
 docs: $(STAMP) ## Regenerate the configuration tables in the READMEs from the settings classes
-	$(BIN)/python -m services.common.configdoc --write $(DOCS)
+	$(BIN)/python -m services.devstack.configdoc --write $(DOCS)
 
 fmt: $(STAMP) ## Format and auto-fix
 	$(BIN)/ruff format .

@@ -1,22 +1,28 @@
 """Shared fixtures: a real Kafka-protocol broker for the session, unique topics
-per test, and factories for messages."""
+per test, factories for messages, and the sandbox platform (with its fake clock)
+that the publisher's and the sandbox's tests talk to."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from services.common.broker import EmbeddedBroker, free_port
 from services.common.kafka import KafkaSettings
 from services.common.messages import Author, MentionReceived, Platform, Source, mention_id
-
-ROOT = Path(__file__).resolve().parent.parent
+from services.devstack.broker import EmbeddedBroker, free_port
+from services.sandbox import SandboxSettings, create_app
+from tests.helpers import ROOT
+from tests.helpers.sandbox import FakeClock, SandboxServer, sandbox_fields
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +93,70 @@ def item_factory() -> Callable[..., dict[str, Any]]:
         return item
 
     return make
+
+
+# --- the sandbox platform ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _module_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def clock(_module_clock: FakeClock) -> FakeClock:
+    """The fake clock of this module's sandbox, set to now with no sleeps recorded."""
+    _module_clock.now = time.time()
+    _module_clock.sleeps.clear()
+    return _module_clock
+
+
+@pytest.fixture
+def sandbox_settings(tmp_path: Path) -> Callable[..., SandboxSettings]:
+    def make(**overrides: Any) -> SandboxSettings:
+        return SandboxSettings(**{**sandbox_fields(tmp_path), **overrides})
+
+    return make
+
+
+ServeFactory = Callable[[SandboxSettings], contextlib.AbstractAsyncContextManager[SandboxServer]]
+
+
+@pytest.fixture
+def serve(clock: FakeClock) -> ServeFactory:
+    """Serve a sandbox of its own with these settings, for the test's duration."""
+
+    @contextlib.asynccontextmanager
+    async def run(settings: SandboxSettings) -> AsyncIterator[SandboxServer]:
+        server = SandboxServer(create_app(settings, clock=clock))
+        await asyncio.to_thread(server.start)
+        try:
+            yield server
+        finally:
+            await asyncio.to_thread(server.stop)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def _module_sandbox(
+    tmp_path_factory: pytest.TempPathFactory, _module_clock: FakeClock
+) -> Iterator[SandboxServer]:
+    settings = SandboxSettings(**sandbox_fields(tmp_path_factory.mktemp("publish")))
+    server = SandboxServer(create_app(settings, clock=_module_clock))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(_module_sandbox: SandboxServer, clock: FakeClock) -> SandboxServer:
+    """This module's sandbox, emptied: no posts, media, keys, windows or faults."""
+    _module_sandbox.state.reset()
+    return _module_sandbox
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
+        yield client

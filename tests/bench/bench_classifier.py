@@ -47,10 +47,10 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer, pipeline
 
-from services.common.broker import EmbeddedBroker, free_port
 from services.common.codec import encode
 from services.common.kafka import KafkaSettings, make_consumer, make_producer
 from services.common.messages import Author, MentionReceived, Platform, Source, mention_id
+from services.devstack.broker import EmbeddedBroker, free_port
 from services.triage.agents import create_worker, ensure_worker_topics
 from services.triage.cache import PredictionCache
 from services.triage.classifier import load_classifier

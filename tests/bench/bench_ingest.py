@@ -28,11 +28,11 @@ from pathlib import Path
 import httpx
 
 from services.common.bootstrap import ensure_topics
-from services.common.broker import EmbeddedBroker, free_port
 from services.common.codec import encode, encode_key
 from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import MentionReceived, Source, utcnow
 from services.common.topics import ALL_TOPICS, TopicSpec
+from services.devstack.broker import EmbeddedBroker, free_port
 from services.ingest.domain import item_to_mention
 
 ROOT = Path(__file__).resolve().parents[2]

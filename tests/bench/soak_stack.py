@@ -28,8 +28,8 @@ import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
-from services.common import stack
-from services.common.broker import free_port
+from services.devstack import stack
+from services.devstack.broker import free_port
 
 SAMPLE = re.compile(r"^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$")
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="takeaction-soak-"))
     demo = work / "mentions.jsonl"
     subprocess.run(
-        [sys.executable, "-m", "services.ingest.demo.generate", "--count", str(args.count),
+        [sys.executable, "-m", "services.devstack.demo.generate", "--count", str(args.count),
          "--seed", "20261124", "--out", str(demo)],
         check=True,
     )  # fmt: skip
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         name: free_port() for name in ("broker", "ingest", "worker", "web", "publish", "sandbox")
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.common.stack", "run", "--var", str(work / "var"),
+        [sys.executable, "-m", "services.devstack.stack", "run", "--var", str(work / "var"),
          "--demo-file", str(demo), "--broker-port", str(ports["broker"]),
          "--ingest-port", str(ports["ingest"]), "--triage-worker-port", str(ports["worker"]),
          "--triage-port", str(ports["web"]), "--publish-port", str(ports["publish"]),

@@ -23,12 +23,12 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from services.common.config import ServiceSettings
-from services.common.configdoc import env_names
 from services.common.kafka import KafkaSettings
+from services.devstack.configdoc import env_names
 from services.ingest.config import IngestSettings
 from services.publish.config import PublishSettings
 from services.triage.config import TriageSettings
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 DEPLOY = ROOT / "deploy"
 COMPOSE = ROOT / "docker-compose.yml"

@@ -17,12 +17,12 @@ from pydantic import SecretStr
 
 from services.common import codec, topics
 from services.common.bootstrap import ensure_topics
-from services.common.broker import EmbeddedBroker, free_port
 from services.common.kafka import KafkaSettings
 from services.common.messages import DeadLetter, MentionReceived, Source
+from services.devstack.broker import EmbeddedBroker, free_port
 from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
-from tests.kafka_helpers import read_all
+from tests.helpers.kafka import read_all
 
 pytestmark = pytest.mark.integration
 

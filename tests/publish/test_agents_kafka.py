@@ -35,15 +35,21 @@ from services.publish.ledger import Ledger
 from services.publish.models import ReplyState
 from services.publish.platforms import build_platforms
 from services.publish.publisher import Publisher
-from tests.kafka_helpers import read_all
-from tests.publish.conftest import MASTODON_TOKEN, X_TOKEN, SandboxServer, posts, set_faults
-from tests.publish.harness import (
+from tests.helpers.kafka import read_all
+from tests.helpers.sandbox import (
+    MASTODON_TOKEN,
+    X_TOKEN,
+    SandboxServer,
+    live_sandbox,
+    posts,
+    set_faults,
+)
+from tests.publish.helpers import (
     CrashAfterPost,
     SimulatedCrash,
     assigned_consumer,
     drain,
     engage,
-    live_sandbox,
     mention_for,
     migrated_ledger,
     request_factory,

@@ -25,8 +25,8 @@ from services.common.db import make_engine
 from services.common.kafka import KafkaSettings, make_producer
 from services.publish.app import create_app
 from services.publish.config import PublishSettings
-from tests.publish.conftest import MASTODON_TOKEN, X_TOKEN, SandboxServer
-from tests.publish.harness import live_sandbox, mention_for, request_factory
+from tests.helpers.sandbox import MASTODON_TOKEN, X_TOKEN, SandboxServer, live_sandbox
+from tests.publish.helpers import mention_for, request_factory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

@@ -7,10 +7,10 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from services.common import configdoc
+from services.devstack import configdoc
 from services.publish.config import PublishSettings
-from services.publish.sandbox import SandboxSettings
-from tests.conftest import ROOT
+from services.sandbox import SandboxSettings
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize("settings", [PublishSettings, SandboxSettings])

@@ -19,7 +19,7 @@ from services.publish.domain import (
     Templates,
     WithdrawalFact,
 )
-from tests.publish.harness import request_factory
+from tests.publish.helpers import request_factory
 
 NOW = datetime.now(UTC)
 POLICY = Policy(

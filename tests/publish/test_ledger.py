@@ -20,8 +20,8 @@ from services.publish.ledger import AlreadyReplied, Ledger
 from services.publish.models import Base, ReplyState
 from services.publish.platforms.base import PostedReply
 from services.publish.platforms.oauth import TokenSet
-from tests.db_helpers import empty_database
-from tests.publish.harness import engage, migrated_ledger, request_factory
+from tests.helpers.db import empty_database
+from tests.publish.helpers import engage, migrated_ledger, request_factory
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -36,8 +36,8 @@ from services.publish.platforms.mastodon import STATUSES_DELETE
 from services.publish.platforms.x import TWEETS_DELETE
 from services.publish.publisher import Done, Publisher, Retry
 from services.publish.ratelimit import Window
-from tests.publish.conftest import FakeClock, SandboxServer, posts, set_faults
-from tests.publish.harness import (
+from tests.helpers.sandbox import FakeClock, SandboxServer, posts, set_faults
+from tests.publish.helpers import (
     CrashAfterPost,
     SimulatedCrash,
     TimeoutAfterPost,

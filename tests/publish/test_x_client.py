@@ -14,14 +14,8 @@ from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
 from services.publish.platforms.base import MediaFile
 from services.publish.platforms.x import TWEETS_CREATE, XClient
-from tests.publish.conftest import (
-    FakeClock,
-    MiB,
-    SandboxServer,
-    posts,
-    retry_after_rate_limits,
-    set_faults,
-)
+from tests.helpers.sandbox import FakeClock, SandboxServer, posts, set_faults
+from tests.publish.helpers import MiB, retry_after_rate_limits
 
 pytestmark = pytest.mark.timeout(60)
 

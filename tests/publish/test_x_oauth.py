@@ -21,9 +21,9 @@ from services.publish.platforms import build_platforms
 from services.publish.platforms.base import MediaFile, StaticToken
 from services.publish.platforms.oauth import MemoryTokenStore, RefreshingToken, TokenStore
 from services.publish.platforms.x import XClient
-from services.publish.sandbox import SandboxSettings
-from tests.publish.conftest import FakeClock, SandboxServer, posts
-from tests.publish.harness import migrated_ledger
+from services.sandbox import SandboxSettings
+from tests.helpers.sandbox import FakeClock, SandboxServer, posts
+from tests.publish.helpers import migrated_ledger
 
 pytestmark = pytest.mark.timeout(60)
 

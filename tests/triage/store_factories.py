@@ -28,7 +28,7 @@ from services.common.messages import (
 from services.triage.db import migrate
 from services.triage.models import AuditEntry, OutboxMessage, QuestionEvent, Role, Team, User
 from services.triage.store import Actor, StoredAnswer, TriageStore
-from tests.db_helpers import empty_database
+from tests.helpers.db import empty_database
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -20,10 +20,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from services.common.broker import free_port
 from services.common.codec import decode, encode
 from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import DeadLetter, Decision, MentionClassified, MentionReceived
+from services.devstack.broker import free_port
 from services.triage.agents import (
     FETCH_MAX_WAIT_MS,
     TriageWorker,
@@ -33,8 +33,8 @@ from services.triage.agents import (
 )
 from services.triage.config import TriageSettings
 from services.triage.worker import BatchProcessor
-from tests.kafka_helpers import read_all
-from tests.publish.harness import request_factory
+from tests.helpers.kafka import read_all
+from tests.publish.helpers import request_factory
 from tests.triage.stream_fakes import (
     ABUSIVE,
     POISON,

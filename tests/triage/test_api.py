@@ -29,7 +29,7 @@ from services.triage.config import TriageSettings
 from services.triage.deps import TriageRuntime
 from services.triage.models import Role
 from services.triage.store import Actor
-from tests.db_helpers import KINDS, empty_database
+from tests.helpers.db import KINDS, empty_database
 from tests.triage.store_factories import ClassifiedFactory, classified_factory, outbox
 
 PASSWORD = "correct horse battery staple"

@@ -18,7 +18,7 @@ from services.triage.auth import Accounts, csrf_matches, token_hash
 from services.triage.exceptions import Invalid, NotFound, TooManyAttempts, Unauthorized
 from services.triage.models import AuditEntry, LoginFailure, Role, Session, User
 from services.triage.store import Actor, TriageStore
-from tests.db_helpers import KINDS
+from tests.helpers.db import KINDS
 from tests.triage.store_factories import FakeClock, add_team, migrated_store
 
 pytestmark = pytest.mark.timeout(60)

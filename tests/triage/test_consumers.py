@@ -23,8 +23,8 @@ from services.triage.app import group_timeouts
 from services.triage.consumers import ConsumerLoop, OutboxRelay, RecordHandlers
 from services.triage.models import Status
 from services.triage.store import Actor, QuestionFilter, TriageStore
-from tests.db_helpers import KINDS
-from tests.kafka_helpers import read_all
+from tests.helpers.db import KINDS
+from tests.helpers.kafka import read_all
 from tests.triage.store_factories import FakeClock, classified_factory, migrated_store
 
 pytestmark = pytest.mark.integration

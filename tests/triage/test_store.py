@@ -46,7 +46,7 @@ from services.triage.models import (
     Team,
 )
 from services.triage.store import Actor, QuestionFilter, TriageStore
-from tests.db_helpers import KINDS
+from tests.helpers.db import KINDS
 from tests.triage.store_factories import (
     Desk,
     FakeClock,

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, func, insert, inspect, select, text
 from services.common.db import alembic_config
 from services.triage.db import MIGRATIONS, migrate
 from services.triage.models import Base, Team
-from tests.db_helpers import KINDS, empty_database
+from tests.helpers.db import KINDS, empty_database
 
 pytestmark = pytest.mark.timeout(60)
 

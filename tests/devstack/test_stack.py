@@ -20,13 +20,14 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common import stack, topics
-from services.common.broker import free_port
+from services.common import topics
 from services.common.codec import encode, encode_key
 from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import Author, Consent, Platform, PublishReply, mention_id
+from services.devstack import stack
+from services.devstack.broker import free_port
 from services.publish.config import PublishSettings
-from services.publish.sandbox import SandboxSettings
+from services.sandbox import SandboxSettings
 
 
 def test_credentials_are_generated_once_and_reused(tmp_path: Path) -> None:
@@ -79,7 +80,7 @@ def test_the_publisher_posts_to_the_sandbox_started_before_it(tmp_path: Path) ->
 
     assert names.index("sandbox") < names.index("publish")
     assert publish.argv[2:] == ("services.publish", "serve")
-    assert sandbox.argv[2:] == ("services.publish.sandbox",)
+    assert sandbox.argv[2:] == ("services.sandbox",)
     assert (sandbox.port, publish.port) == (8003, 8002)
     assert (sandbox.env["PUBLISH_SANDBOX_PORT"], publish.env["PUBLISH_PORT"]) == ("8003", "8002")
     for name in ("PUBLISH_X_API_BASE_URL", "PUBLISH_X_WEB_BASE_URL", "PUBLISH_MASTODON_BASE_URL"):
@@ -182,7 +183,7 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
                 'trap \'\' INT; exec "$0" "$@"',
                 sys.executable,
                 "-m",
-                "services.common.stack",
+                "services.devstack.stack",
                 "run",
                 "--var",
                 str(tmp_path / "var"),
@@ -274,7 +275,7 @@ def test_make_run_uses_a_real_kafka_when_one_is_configured(
         [
             sys.executable,
             "-m",
-            "services.common.stack",
+            "services.devstack.stack",
             "run",
             "--no-demo",
             "--var",

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.publish.sandbox import SandboxSettings
-from tests.publish.conftest import MASTODON_TOKEN, X_TOKEN, FakeClock, SandboxServer, posts
+from services.sandbox import SandboxSettings
+from tests.helpers.sandbox import MASTODON_TOKEN, X_TOKEN, FakeClock, SandboxServer, posts
 
 pytestmark = pytest.mark.timeout(60)
 

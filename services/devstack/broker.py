@@ -5,7 +5,7 @@ It keeps everything in memory: a restart forgets every topic and offset, and it
 does not implement the idempotent/transactional producer (InitProducerId), so
 the services use at-least-once delivery with idempotent consumers.
 
-    python -m services.common.broker --port 9092
+    python -m services.devstack.broker --port 9092
 
 starts it in the foreground; :class:`EmbeddedBroker` is what ``make run`` and
 the test suite use: start on a port, wait until it answers a Kafka Metadata

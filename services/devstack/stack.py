@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common.bootstrap import ensure_topics
-from services.common.broker import BrokerError, EmbeddedBroker
 from services.common.kafka import KafkaSettings
+from services.devstack.broker import BrokerError, EmbeddedBroker
 
 log = logging.getLogger("stack")
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_FILE = ROOT / "services" / "ingest" / "demo" / "mentions.jsonl"
+DEMO_FILE = ROOT / "services" / "devstack" / "demo" / "mentions.jsonl"
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def services(
         # Before the publisher: it is where the publisher's replies go.
         ProcessSpec(
             name="sandbox",
-            argv=(sys.executable, "-m", "services.publish.sandbox"),
+            argv=(sys.executable, "-m", "services.sandbox"),
             port=sandbox,
             env={
                 "PUBLISH_SANDBOX_HOST": "127.0.0.1",
@@ -490,7 +490,7 @@ def banner(stack: Stack, credentials_path: Path) -> Iterator[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.common.stack")
+    parser = argparse.ArgumentParser(prog="python -m services.devstack.stack")
     parser.add_argument("command", choices=["run"], nargs="?", default="run")
     parser.add_argument("--var", type=Path, default=ROOT / "var")
     parser.add_argument("--demo-file", type=Path, default=DEMO_FILE)

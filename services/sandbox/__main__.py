@@ -1,4 +1,4 @@
-"""``python -m services.publish.sandbox``: serve the sandbox platform (port 8003)."""
+"""``python -m services.sandbox``: serve the sandbox platform (port 8003)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 from services.common.http import run_server
 from services.common.logs import configure_logging
-from services.publish.sandbox import SandboxSettings, create_app
+from services.sandbox import SandboxSettings, create_app
 
 log = logging.getLogger(__name__)
 

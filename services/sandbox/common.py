@@ -13,8 +13,8 @@ from typing import Any, BinaryIO
 
 from fastapi import Request
 
-from services.publish.sandbox.config import SandboxSettings
-from services.publish.sandbox.state import Account, PlatformKey, SandboxState, StoredMedia, iso
+from services.sandbox.config import SandboxSettings
+from services.sandbox.state import Account, PlatformKey, SandboxState, StoredMedia, iso
 
 #: Most media on one post, on both platforms.
 MAX_MEDIA_PER_POST = 4

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from services.publish.sandbox.common import MAX_MEDIA_PER_POST, Context, m_error, save_upload
-from services.publish.sandbox.state import Account, StoredMedia, StoredPost, is_snowflake, iso
+from services.sandbox.common import MAX_MEDIA_PER_POST, Context, m_error, save_upload
+from services.sandbox.state import Account, StoredMedia, StoredPost, is_snowflake, iso
 
 VISIBILITIES = frozenset({"public", "unlisted", "private", "direct"})
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")

@@ -8,7 +8,7 @@ Control API (not part of either platform):
   ``{platform, id, in_reply_to, text, media: [{id, mime, size, sha256, url}], ...}``);
 - ``GET``/``POST``/``DELETE /sandbox/faults``: read, merge, clear the faults
   (``{"x": {"429_burst": 3, "5xx": 2, "drop": 1, "media_processing_s": 2}}``,
-  see :class:`~services.publish.sandbox.config.PlatformFaults`);
+  see :class:`~services.sandbox.config.PlatformFaults`);
 - ``POST /sandbox/reset``: forget posts, media, keys, windows, issued tokens; faults
   back to the settings';
 - ``GET /sandbox/media/{platform}/{id}``: an uploaded file (range requests work).
@@ -25,14 +25,14 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 
-from services.publish.sandbox import page
-from services.publish.sandbox.common import Context, PlatformError
-from services.publish.sandbox.config import SandboxFaults, SandboxSettings
-from services.publish.sandbox.faults import BUCKETS, QUIET_DROPS, FaultMiddleware
-from services.publish.sandbox.mastodon_api import MastodonApi
-from services.publish.sandbox.state import PlatformKey, SandboxState
-from services.publish.sandbox.x_api import XApi
-from services.publish.sandbox.x_oauth import XOAuthApi
+from services.sandbox import page
+from services.sandbox.common import Context, PlatformError
+from services.sandbox.config import SandboxFaults, SandboxSettings
+from services.sandbox.faults import BUCKETS, QUIET_DROPS, FaultMiddleware
+from services.sandbox.mastodon_api import MastodonApi
+from services.sandbox.state import PlatformKey, SandboxState
+from services.sandbox.x_api import XApi
+from services.sandbox.x_oauth import XOAuthApi
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 publisher uses (``make run`` and the tests point the publisher at it). It is a
 stand-in, clearly labelled as one: nothing sent to it leaves the machine."""
 
-from services.publish.sandbox.app import create_app
-from services.publish.sandbox.config import PlatformFaults, SandboxFaults, SandboxSettings
+from services.sandbox.app import create_app
+from services.sandbox.config import PlatformFaults, SandboxFaults, SandboxSettings
 
 __all__ = ["PlatformFaults", "SandboxFaults", "SandboxSettings", "create_app"]

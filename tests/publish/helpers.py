@@ -1,6 +1,7 @@
 """Helpers for the publisher's ledger, publisher and stream tests: ledger
-databases (SQLite file or a Postgres schema of its own), reply requests, a
-sandbox on the real clock, and consumers that need no group rebalance."""
+databases (SQLite file or a Postgres schema of its own), reply requests,
+consumers that need no group rebalance, platforms that crash on cue, and
+waiting out rate limits."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import contextlib
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -26,14 +27,16 @@ from services.common.messages import (
 )
 from services.publish.agents import PartitionLoop
 from services.publish.db import migrate
-from services.publish.exceptions import RetryableError
+from services.publish.exceptions import RateLimited, RetryableError
 from services.publish.ledger import Ledger
 from services.publish.platforms.base import MediaFile, PostedReply
-from services.publish.sandbox import SandboxSettings, create_app
-from tests.db_helpers import empty_database
-from tests.publish.conftest import SandboxServer
+from services.publish.ratelimit import AccountBudget
+from tests.helpers.db import empty_database
+
+T = TypeVar("T")
 
 CAMPAIGN = "TakeActionCamps"
+MiB = 1024 * 1024
 
 
 @contextlib.asynccontextmanager
@@ -103,20 +106,6 @@ async def engage(
         how=how,
         at=datetime.now(UTC),
     )
-
-
-@contextlib.contextmanager
-def live_sandbox(tmp_path: Path, **overrides: Any) -> Iterator[SandboxServer]:
-    """A sandbox on the real clock (rate-limit resets pass by themselves)."""
-    settings = SandboxSettings(
-        media_dir=tmp_path / "sandbox", public_url="http://sandbox", **overrides
-    )
-    server = SandboxServer(create_app(settings, clock=time.time))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def assigned_consumer(kafka: KafkaSettings, topic: str, group: str) -> AIOKafkaConsumer:
@@ -199,3 +188,23 @@ class TimeoutAfterPost(CrashAfterPost):
         return RetryableError(
             "read timeout", platform=self.name.value, account="campaign", status=None
         )
+
+
+async def retry_after_rate_limits(
+    call: Callable[[], Awaitable[T]],
+    budget: AccountBudget,
+    *,
+    sleep: Callable[[float], Awaitable[None]],
+    max_pauses: int = 10,
+) -> T:
+    """Run ``call``; on :class:`RateLimited` sleep until the reset and run it again.
+
+    The publisher itself pauses the partition instead (tests/publish/test_agents_kafka);
+    the client tests use this to show a paused account resumes with no loss.
+    """
+    for _ in range(max_pauses):
+        try:
+            return await call()
+        except RateLimited as exc:
+            await sleep(max(0.0, exc.reset_at - budget.clock()))
+    return await call()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from services.common.messages import MentionReceived, Source
-from services.ingest.demo.generate import (
+from services.devstack.demo.generate import (
     BASE,
     CAMPAIGN_HANDLE,
     CATEGORY_SHARES,
@@ -27,7 +27,9 @@ from services.ingest.demo.generate import (
 )
 from services.ingest.domain import MentionIn, parse_item, to_mention, x_payload_to_item
 
-DEMO_FILE = Path(__file__).resolve().parents[2] / "services" / "ingest" / "demo" / "mentions.jsonl"
+DEMO_FILE = (
+    Path(__file__).resolve().parents[2] / "services" / "devstack" / "demo" / "mentions.jsonl"
+)
 
 
 def to_item(obj: Any) -> MentionIn:

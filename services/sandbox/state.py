@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from services.publish.sandbox.config import PlatformFaults, SandboxFaults, SandboxSettings
+from services.sandbox.config import PlatformFaults, SandboxFaults, SandboxSettings
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from services.publish.sandbox.common import (
+from services.sandbox.common import (
     MAX_MEDIA_PER_POST,
     Context,
     assemble,
@@ -21,7 +21,7 @@ from services.publish.sandbox.common import (
     x_invalid,
     x_problem,
 )
-from services.publish.sandbox.state import Account, StoredMedia, StoredPost, is_snowflake, iso
+from services.sandbox.state import Account, StoredMedia, StoredPost, is_snowflake, iso
 
 MEDIA_TYPES = frozenset(
     {

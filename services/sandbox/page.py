@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from html import escape
 
-from services.publish.sandbox.state import StoredPost, iso
+from services.sandbox.state import StoredPost, iso
 
 #: Sent with the page: nothing but our own inline style and media may load.
 CONTENT_SECURITY_POLICY = (

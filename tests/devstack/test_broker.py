@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.broker import (
+from services.devstack.broker import (
     BrokerError,
     EmbeddedBroker,
     free_port,

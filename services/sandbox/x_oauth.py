@@ -14,7 +14,7 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.publish.sandbox.common import Context, PlatformError
+from services.sandbox.common import Context, PlatformError
 
 log = logging.getLogger(__name__)
 

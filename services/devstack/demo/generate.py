@@ -1,6 +1,6 @@
 """Deterministic, entirely fictional campaign mentions for ``make run`` and the tests.
 
-``python -m services.ingest.demo.generate [--count N] [--seed S] [--out PATH]``
+``python -m services.devstack.demo.generate [--count N] [--seed S] [--out PATH]``
 
 Every handle, name, id and link is invented (links use ``.example`` domains or
 made-up ``t.co`` codes); nothing comes from a real account. The same count and
@@ -938,7 +938,7 @@ def dumps(count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m services.ingest.demo.generate",
+        prog="python -m services.devstack.demo.generate",
         description="Write deterministic, fictional campaign mentions as JSON Lines.",
     )
     parser.add_argument(

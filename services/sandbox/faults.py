@@ -9,8 +9,8 @@ import re
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.publish.sandbox.common import server_error, too_many
-from services.publish.sandbox.state import PlatformKey, SandboxState
+from services.sandbox.common import server_error, too_many
+from services.sandbox.state import PlatformKey, SandboxState
 
 _X_UPLOAD = r"^/2/media/upload/(initialize|[^/]+/append|[^/]+/finalize)$"
 _ROUTES: list[tuple[str, re.Pattern[str], PlatformKey, str]] = [

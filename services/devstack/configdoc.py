@@ -5,7 +5,7 @@ A README marks a table with ``<!-- config:module:Class -->`` ...
 comment above each. ``make docs`` rewrites them; a test fails when a README
 is out of date.
 
-    python -m services.common.configdoc --write README.md services/ingest/README.md
+    python -m services.devstack.configdoc --write README.md services/ingest/README.md
 """
 
 from __future__ import annotations

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic_settings import BaseSettings
 
-from services.common import configdoc
 from services.common.kafka import KafkaSettings
+from services.devstack import configdoc
 from services.ingest.config import IngestSettings
 from services.triage.config import TriageSettings
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 DOCUMENTED = [KafkaSettings, IngestSettings, TriageSettings]
 READMES = [
