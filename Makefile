@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # ESLint (pinned in package.json / package-lock.json) for the web pages' own scripts.
 NODE_STAMP := node_modules/.installed
-JS_SOURCES := services/triage/static
+JS_SOURCES := services/triage/web/static
 
 .PHONY: help install system-deps run broker test unit lint typecheck train eval bench soak docs fmt clean distclean
 

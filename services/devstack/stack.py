@@ -207,7 +207,7 @@ def demo_accounts() -> dict[str, str | None]:
     to (``TEAM_<SLUG>_USER`` / ``_PASSWORD``; passwords generated)."""
     from services.triage.config import TriageSettings  # noqa: PLC0415 - only here
     from services.triage.rules import load_rules  # noqa: PLC0415
-    from services.triage.seed import env_prefix, teams_from_rules  # noqa: PLC0415
+    from services.triage.web.seed import env_prefix, teams_from_rules  # noqa: PLC0415
 
     accounts: dict[str, str | None] = {"TRIAGE_ADMIN_USER": "admin", "TRIAGE_ADMIN_PASSWORD": None}
     for slug in teams_from_rules(load_rules(TriageSettings().rules_path)):

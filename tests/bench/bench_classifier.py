@@ -51,8 +51,6 @@ from services.common.codec import encode
 from services.common.kafka import KafkaSettings, make_consumer, make_producer
 from services.common.messages import Author, MentionReceived, Platform, Source, mention_id
 from services.devstack.broker import EmbeddedBroker, free_port
-from services.triage.agents import create_worker, ensure_worker_topics
-from services.triage.cache import PredictionCache
 from services.triage.classifier import load_classifier
 from services.triage.classifier.base import PRECISIONS, Classifier, Precision
 from services.triage.classifier.transformer import (
@@ -63,9 +61,11 @@ from services.triage.classifier.transformer import (
     with_precision,
 )
 from services.triage.config import TriageSettings
-from services.triage.domain import Triage
 from services.triage.rules import RulesFile
-from services.triage.worker import BatchProcessor, Incoming, Outgoing
+from services.triage.worker.agents import create_worker, ensure_worker_topics
+from services.triage.worker.batch import BatchProcessor, Incoming, Outgoing
+from services.triage.worker.cache import PredictionCache
+from services.triage.worker.domain import Triage
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A stream batch: what the worker takes from mentions.raw at once (its default).

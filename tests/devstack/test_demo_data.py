@@ -26,10 +26,9 @@ from services.devstack.demo.generate import (
     main,
 )
 from services.ingest.domain import MentionIn, parse_item, to_mention, x_payload_to_item
+from tests.helpers import ROOT
 
-DEMO_FILE = (
-    Path(__file__).resolve().parents[2] / "services" / "devstack" / "demo" / "mentions.jsonl"
-)
+DEMO_FILE = ROOT / "services" / "devstack" / "demo" / "mentions.jsonl"
 
 
 def to_item(obj: Any) -> MentionIn:

@@ -1,0 +1,347 @@
+"""Composition root of the triage web: the database (migrated at start), the
+accounts, the media store and uploads, the Kafka producer, the consumers of
+``mentions.classified`` and the reply outcomes, the outbox relay, and the
+FastAPI app (pages, JSON API, health, metrics) around them. Tests pass fakes
+through :func:`create_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.common import topics
+from services.common.bootstrap import ensure_topics
+from services.common.http import BodySizeLimit, error_response, install_error_handlers
+from services.common.kafka import (
+    KafkaSettings,
+    ProducerBrokerCheck,
+    make_consumer,
+    make_producer,
+    start_when_reachable,
+)
+from services.common.logs import log_if_died
+from services.common.messages import utcnow
+from services.triage.config import TriageSettings
+from services.triage.rules import load_rules
+from services.triage.web import media as media_errors
+from services.triage.web import metrics
+from services.triage.web.auth import Accounts
+from services.triage.web.consumers import ConsumerLoop, OutboxRelay, RecordHandlers
+from services.triage.web.db import make_engine, migrate
+from services.triage.web.deps import TriageRuntime
+from services.triage.web.exceptions import TooManyAttempts, TriageError, Unauthorized
+from services.triage.web.media import LocalMediaStore, MediaStore, Uploads
+from services.triage.web.models import Role, Status
+from services.triage.web.routes import api, health, pages
+from services.triage.web.seed import seed_demo
+from services.triage.web.store import Clock, TriageStore
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+#: How long the web keeps trying to reach Kafka at start before giving up.
+STARTUP_TIMEOUT_S = 120.0
+#: How often the queue-depth gauges are refreshed and stale uploads expired (seconds).
+HOUSEKEEPING_S = 15.0
+
+#: Topics the triage web reads or writes (created at start when missing).
+TOPICS = (
+    topics.MENTIONS_CLASSIFIED,
+    topics.QUESTIONS_ASSIGNED,
+    topics.ANSWERS_RECORDED,
+    topics.REPLIES_REQUESTED,
+    topics.REPLIES_PUBLISHED,
+    topics.REPLIES_FAILED,
+)
+
+#: HTTP status of each media error (the module's docstring lists them).
+MEDIA_STATUS: dict[type[media_errors.MediaError], int] = {
+    media_errors.UnknownUpload: 404,
+    media_errors.UnknownMedia: 404,
+    media_errors.OffsetMismatch: 409,
+    media_errors.UploadIncomplete: 409,
+    media_errors.UploadComplete: 409,
+    media_errors.TooLarge: 413,
+    media_errors.UnsupportedMedia: 415,
+    media_errors.InvalidUpload: 422,
+    media_errors.ChecksumMismatch: 422,
+}
+
+
+@dataclass
+class Overrides:
+    """What a test passes instead of the real pieces."""
+
+    media: MediaStore | None = None
+    clock: Clock = utcnow
+    #: Run the Kafka side (consumers, relay); off for tests of the HTTP side alone.
+    kafka: bool = True
+
+
+def install_triage_errors(app: FastAPI) -> None:
+    async def on_triage_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TriageError)
+        headers: dict[str, str] = {}
+        details: dict[str, Any] | None = None
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(exc.retry_after_s)
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = 'Bearer realm="triage"'
+        holder = getattr(exc, "holder", None)
+        if holder is not None:
+            until = getattr(exc, "until", None)
+            details = {"holder": holder, "until": until.isoformat() if until else None}
+        return error_response(
+            exc.status, exc.message, code=exc.code, details=details, headers=headers
+        )
+
+    async def on_media_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, media_errors.MediaError)
+        status = next((s for t, s in MEDIA_STATUS.items() if isinstance(exc, t)), 400)
+        headers: dict[str, str] = {}
+        details: dict[str, Any] | None = None
+        if isinstance(exc, media_errors.OffsetMismatch):
+            headers["Upload-Offset"] = str(exc.expected)
+            details = {"expected_offset": exc.expected}
+        return error_response(status, str(exc), details=details, headers=headers)
+
+    app.add_exception_handler(TriageError, on_triage_error)
+    app.add_exception_handler(media_errors.MediaError, on_media_error)
+
+
+#: Largest body of any request that is not an upload (forms, JSON).
+SMALL_BODY_BYTES = 256 * 1024
+
+
+class BodyLimits:
+    """Body limits by route: a whole video on the multipart answer route, one chunk
+    on a resumable upload's PATCH, and little everywhere else (a JSON body is read
+    into memory: a huge one must not be)."""
+
+    def __init__(self, app: ASGIApp, *, upload_bytes: int, chunk_bytes: int) -> None:
+        self.upload = BodySizeLimit(app, upload_bytes)
+        self.chunk = BodySizeLimit(app, chunk_bytes)
+        self.small = BodySizeLimit(app, SMALL_BODY_BYTES)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/api/uploads/") and scope.get("method") == "PATCH":
+            await self.chunk(scope, receive, send)
+        elif path.startswith("/api/questions/") and path.endswith("/answer"):
+            await self.upload(scope, receive, send)
+        else:
+            await self.small(scope, receive, send)
+
+
+class SecurityHeaders(BaseHTTPMiddleware):
+    """No framing, no sniffing, no third-party anything (everything is vendored)."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
+            "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        )
+        route = request.scope.get("route")
+        metrics.REQUEST_SECONDS.labels(getattr(route, "path", "other")).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+
+async def _housekeeping(store: TriageStore, uploads: Uploads) -> None:
+    while True:
+        try:
+            counts = await store.counts()
+            for status in Status:  # an emptied status reads 0, not its last count
+                metrics.QUEUE_DEPTH.labels(status.value).set(counts.by_status.get(status.value, 0))
+            await uploads.expire()
+        except Exception:  # the next round tries again
+            log.exception("housekeeping failed")
+        await asyncio.sleep(HOUSEKEEPING_S)
+
+
+async def bootstrap_admin(settings: TriageSettings, accounts: Accounts) -> None:
+    """Create the admin named by ``TRIAGE_ADMIN_USER`` (or reset its password)."""
+    if settings.admin_user and settings.admin_password is not None:
+        await accounts.upsert_user(
+            settings.admin_user, settings.admin_password.get_secret_value(), Role.ADMIN
+        )
+        log.info("admin %s ready", settings.admin_user)
+
+
+def create_app(
+    settings: TriageSettings | None = None,
+    kafka: KafkaSettings | None = None,
+    overrides: Overrides | None = None,
+) -> FastAPI:
+    settings = settings or TriageSettings()
+    kafka = kafka or KafkaSettings()
+    overrides = overrides or Overrides()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            engine = make_engine(settings.database_url, schema=settings.database_schema)
+            stack.push_async_callback(engine.dispose)
+            await migrate(engine)
+            store = TriageStore(
+                engine,
+                claim_ttl_s=settings.claim_ttl_s,
+                consent_scopes=settings.consent_scopes,
+                clock=overrides.clock,
+            )
+            accounts = Accounts(
+                store,
+                session_ttl_s=settings.session_ttl_s,
+                max_failures=settings.login_max_failures,
+                window_s=settings.login_window_s,
+            )
+            await bootstrap_admin(settings, accounts)
+            if settings.demo_accounts:
+                await seed_demo(store, accounts, load_rules(settings.rules_path), os.environ)
+            media = overrides.media or LocalMediaStore(settings.media_dir)
+            uploads = Uploads.from_settings(settings, media)
+            tasks: dict[str, asyncio.Task[None]] = {}
+            runtime = TriageRuntime(
+                settings=settings,
+                store=store,
+                accounts=accounts,
+                media=media,
+                uploads=uploads,
+                broker=_NoBroker(),
+                tasks=tasks,
+            )
+            runs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+                "housekeeping": lambda: _housekeeping(store, uploads)
+            }
+            if overrides.kafka:
+                runs |= await _kafka_side(settings, kafka, store, runtime, stack)
+            for name, run in runs.items():
+                task = asyncio.create_task(run(), name=name)
+                task.add_done_callback(log_if_died)
+                tasks[name] = task
+            app.state.runtime = runtime
+            log.info(
+                "triage web ready on %s:%d (database %s, Kafka %s)",
+                settings.host,
+                settings.port,
+                engine.url.render_as_string(),
+                kafka.bootstrap_servers if overrides.kafka else "off",
+            )
+            try:
+                yield
+            finally:
+                runtime.stopping.set()
+                for task in tasks.values():
+                    task.cancel()
+                await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    app = FastAPI(
+        title="takeaction triage",
+        version="0.1.0",
+        summary="The moderators' queue, the recording teams' feeds and their JSON API",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    install_triage_errors(app)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(
+        BodyLimits,
+        upload_bytes=settings.upload_max_bytes + 1024 * 1024,
+        chunk_bytes=settings.upload_chunk_max_bytes + 64 * 1024,
+    )
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(health.router)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    return app
+
+
+async def _kafka_side(
+    settings: TriageSettings,
+    kafka: KafkaSettings,
+    store: TriageStore,
+    runtime: TriageRuntime,
+    stack: contextlib.AsyncExitStack,
+) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+    """Topics, the producer, the outbox relay and the consumers (as tasks to run)."""
+    specs = [topics.spec_for(n) for n in TOPICS]
+    specs += [topics.spec_for(topics.dlq(n)) for n in TOPICS]
+    await ensure_topics(kafka, specs, attempts=int(STARTUP_TIMEOUT_S))
+    producer = await start_when_reachable(lambda: make_producer(kafka), timeout_s=STARTUP_TIMEOUT_S)
+    stack.push_async_callback(producer.stop)
+    runtime.broker = ProducerBrokerCheck(producer)
+    relay = OutboxRelay(store, producer, kafka, every_s=settings.outbox_every_s)
+    runtime.wake_outbox = relay.wake
+    runs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {"outbox": relay.run}
+    if settings.consume:
+        handlers = RecordHandlers(store)
+        runs["classified"] = _consuming(
+            kafka, producer, settings.web_group, handlers.classified, topics.MENTIONS_CLASSIFIED
+        )
+        runs["replies"] = _consuming(
+            kafka,
+            producer,
+            f"{settings.web_group}-replies",
+            handlers.reply_outcome,
+            topics.REPLIES_PUBLISHED,
+            topics.REPLIES_FAILED,
+        )
+    return runs
+
+
+class _NoBroker:
+    async def check(self) -> str | None:
+        return "Kafka is off in this process"
+
+
+def group_timeouts(kafka: KafkaSettings) -> dict[str, int]:
+    """A JoinGroup is answered after a wait that grows with the session and rebalance
+    timeouts: keep them under the request timeout, or the join never completes."""
+    session_ms = max(2_000, min(10_000, kafka.request_timeout_ms))
+    return {
+        "session_timeout_ms": session_ms,
+        "heartbeat_interval_ms": session_ms // 4,
+        "rebalance_timeout_ms": session_ms // 2,
+    }
+
+
+def _consuming(
+    kafka: KafkaSettings,
+    producer: Any,
+    group: str,
+    handle: Any,
+    *names: str,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def run() -> None:
+        consumer = await start_when_reachable(
+            lambda: make_consumer(
+                kafka, *(kafka.topic(n) for n in names), group_id=group, **group_timeouts(kafka)
+            ),
+            timeout_s=STARTUP_TIMEOUT_S,
+        )
+        try:
+            await ConsumerLoop(consumer, producer, handle, name=",".join(names)).run()
+        finally:
+            await consumer.stop()
+
+    return run

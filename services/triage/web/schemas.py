@@ -1,0 +1,259 @@
+"""What the JSON API returns (and the pages render): response models built
+from the database rows, with nothing the role may not see."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.triage.web.models import Answer, Consent, Question, QuestionEvent
+from services.triage.web.store import FeedItem, Outcome, TeamLoad
+
+
+class Reason(BaseModel):
+    factor: str
+    points: float
+    detail: str = ""
+
+
+class QuestionView(BaseModel):
+    id: str
+    mention_id: str
+    status: str
+    priority: int
+    decision: str
+    team: str | None
+    suggested_team: str | None
+    platform: str
+    author_handle: str
+    text: str
+    lang: str | None
+    url: str | None
+    scores: dict[str, float]
+    reasons: list[Reason]
+    model_version: str
+    rule: str
+    cluster_id: str | None
+    cluster_size: int = 1
+    claimed_by: str | None = None
+    claim_expires_at: datetime | None = None
+    received_at: datetime
+    updated_at: datetime
+    #: Abusive enough to blur until clicked (moderator wellbeing).
+    sensitive: bool
+
+
+#: Offensive or hate score from which the text is blurred on the page.
+SENSITIVE_AT = 0.5
+
+
+def question_view(
+    question: Question,
+    *,
+    team_slugs: dict[int, str],
+    cluster_sizes: dict[str, int] | None = None,
+    claimers: dict[int, str] | None = None,
+) -> QuestionView:
+    return QuestionView(
+        id=question.id,
+        mention_id=question.mention_id,
+        status=question.status,
+        priority=question.priority,
+        decision=question.decision,
+        team=team_slugs.get(question.team_id) if question.team_id is not None else None,
+        suggested_team=question.suggested_team,
+        platform=question.platform,
+        author_handle=question.author_handle,
+        text=question.text,
+        lang=question.lang,
+        url=question.url,
+        scores={
+            "offensive": question.offensive,
+            "hate": question.hate,
+            "question": question.question_score,
+            "relevance": question.relevance,
+        },
+        reasons=[Reason.model_validate(r) for r in json.loads(question.reasons_json or "[]")],
+        model_version=question.model_version,
+        rule=question.rule,
+        cluster_id=question.cluster_id,
+        cluster_size=(cluster_sizes or {}).get(question.cluster_id or "", 1),
+        claimed_by=(claimers or {}).get(question.claimed_by) if question.claimed_by else None,
+        claim_expires_at=question.claim_expires_at,
+        received_at=question.received_at,
+        updated_at=question.updated_at,
+        sensitive=max(question.offensive, question.hate) >= SENSITIVE_AT
+        or question.status == "quarantined",
+    )
+
+
+class QuestionPage(BaseModel):
+    items: list[QuestionView]
+    total: int
+    limit: int
+    offset: int
+
+
+class EventView(BaseModel):
+    id: int
+    question_id: str
+    at: datetime
+    actor: str
+    event: str
+    from_status: str | None
+    to_status: str | None
+    decision: str | None
+    reason: str
+    model_version: str | None
+    rule: str | None
+    detail: dict[str, Any]
+
+
+def event_view(event: QuestionEvent) -> EventView:
+    return EventView(
+        id=event.id,
+        question_id=event.question_id,
+        at=event.at,
+        actor=event.actor,
+        event=event.event,
+        from_status=event.from_status,
+        to_status=event.to_status,
+        decision=event.decision,
+        reason=event.reason,
+        model_version=event.model_version,
+        rule=event.rule,
+        detail=json.loads(event.detail_json or "{}"),
+    )
+
+
+class TeamView(BaseModel):
+    slug: str
+    name: str
+    languages: list[str]
+    capacity: int
+    assigned_today: int
+    remaining: int
+
+
+def team_view(load: TeamLoad) -> TeamView:
+    return TeamView(
+        slug=load.team.slug,
+        name=load.team.name,
+        languages=load.team.languages.split(),
+        capacity=load.team.capacity,
+        assigned_today=load.assigned_today,
+        remaining=load.remaining,
+    )
+
+
+class FeedEntry(BaseModel):
+    assignment_id: int
+    question_id: str
+    state: str
+    text: str
+    lang: str | None
+    author_handle: str
+    priority: int
+    assigned_at: datetime
+    due_at: datetime | None
+    taken: bool
+    taken_by_me: bool
+
+
+class FeedPage(BaseModel):
+    items: list[FeedEntry]
+    #: Pass as ``after`` for the next page (absent at the end).
+    next_cursor: int | None
+
+
+def feed_entry(item: FeedItem, user_id: int | None, now: datetime) -> FeedEntry:
+    a = item.assignment
+    live = a.claimed_by is not None and a.claim_expires_at is not None and a.claim_expires_at > now
+    return FeedEntry(
+        assignment_id=a.id,
+        question_id=item.question.id,
+        state=a.state,
+        text=item.question.text,
+        lang=item.question.lang,
+        author_handle=item.question.author_handle,
+        priority=item.question.priority,
+        assigned_at=a.assigned_at,
+        due_at=a.due_at,
+        taken=live,
+        taken_by_me=live and a.claimed_by == user_id,
+    )
+
+
+class ConsentView(BaseModel):
+    given_by: str
+    scope: str
+    recorded_by: str
+    given_at: datetime
+    withdrawn_at: datetime | None
+
+
+class AnswerView(BaseModel):
+    id: str
+    question_id: str
+    state: str
+    mime: str
+    bytes: int
+    sha256: str
+    caption: str
+    transcript: str
+    language: str
+    uploaded_by: str
+    created_at: datetime
+    reviewed_by: str | None
+    review_note: str
+    video_url: str
+    consent: ConsentView | None
+
+
+def answer_view(answer: Answer, consent: Consent | None) -> AnswerView:
+    return AnswerView(
+        id=answer.id,
+        question_id=answer.question_id,
+        state=answer.state,
+        mime=answer.mime,
+        bytes=answer.bytes,
+        sha256=answer.sha256,
+        caption=answer.caption,
+        transcript=answer.transcript,
+        language=answer.language,
+        uploaded_by=answer.uploaded_by,
+        created_at=answer.created_at,
+        reviewed_by=answer.reviewed_by,
+        review_note=answer.review_note,
+        video_url=f"/api/answers/{answer.id}/video",
+        consent=ConsentView(
+            given_by=consent.given_by,
+            scope=consent.scope,
+            recorded_by=consent.recorded_by,
+            given_at=consent.given_at,
+            withdrawn_at=consent.withdrawn_at,
+        )
+        if consent
+        else None,
+    )
+
+
+class OutcomeView(BaseModel):
+    question_id: str
+    ok: bool
+    status: str | None
+    error: str | None
+    code: str | None
+
+
+def outcome_view(outcome: Outcome) -> OutcomeView:
+    return OutcomeView(
+        question_id=outcome.question_id,
+        ok=outcome.ok,
+        status=outcome.status,
+        error=outcome.error,
+        code=outcome.code,
+    )

@@ -1,0 +1,67 @@
+"""``python -m services.triage.worker`` (also ``python -m services.triage worker``):
+composition root of the stream worker — rules, model, decider, faust app."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from services.common.bootstrap import BootstrapError
+from services.common.kafka import KafkaSettings
+from services.common.logs import configure_logging
+from services.triage.classifier import load_classifier
+from services.triage.config import TriageSettings
+from services.triage.rules import RulesError, RulesFile
+from services.triage.worker.agents import create_worker, ensure_worker_topics, run_worker
+from services.triage.worker.domain import Triage
+
+log = logging.getLogger(__name__)
+
+#: How long the worker keeps trying to reach Kafka at start (attempts, one a second).
+STARTUP_ATTEMPTS = 120
+
+
+def main(argv: Sequence[str]) -> int:
+    """Build the worker from the environment and run it until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m services.triage worker")
+    parser.parse_args(argv)
+    configure_logging("triage-worker")
+    settings = TriageSettings()
+    kafka = KafkaSettings()
+    try:
+        rules = RulesFile(settings.rules_path, check_every_s=settings.rules_check_every_s)
+    except RulesError as exc:
+        log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
+        return 2
+    classifier = load_classifier(settings, rules.current().campaign_examples)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(ensure_worker_topics(kafka, attempts=STARTUP_ATTEMPTS))
+    except BootstrapError as exc:
+        log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
+        loop.close()
+        return 1
+    composed = create_worker(
+        settings,
+        kafka,
+        classifier=classifier,
+        decider=Triage(rules, classifier.version, campaign=classifier),
+        web_bind=settings.worker_host,
+    )
+    log.info(
+        "triage worker: group %s, %s, batches of %d within %.3fs, health on :%d",
+        settings.worker_group,
+        kafka.bootstrap_servers,
+        settings.batch_size,
+        settings.batch_within_s,
+        settings.worker_port,
+    )
+    return run_worker(composed, loop)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

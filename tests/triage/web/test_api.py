@@ -1,0 +1,611 @@
+"""The triage web's JSON API, through the real app (lifespan, migrations,
+auth, error mapping) on SQLite and Postgres; Kafka is off (the outbox is
+checked instead)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from services.common.db import make_engine
+from services.common.messages import (
+    AnswerRecorded,
+    Decision,
+    MentionReceived,
+    PublishReply,
+    QuestionAssigned,
+)
+from services.triage.config import TriageSettings
+from services.triage.web.app import Overrides, create_app
+from services.triage.web.deps import TriageRuntime
+from services.triage.web.models import Role
+from services.triage.web.store import Actor
+from tests.helpers.db import KINDS, empty_database
+from tests.triage.web.store_factories import ClassifiedFactory, classified_factory, outbox
+
+PASSWORD = "correct horse battery staple"
+
+
+def video_bytes(size: int = 300_000) -> bytes:
+    """A synthetic MP4: an ``ftyp`` box, then noise."""
+    return b"\x00\x00\x00\x18ftypmp42" + os.urandom(size - 12)
+
+
+@dataclass
+class Web:
+    app: FastAPI
+    client: httpx.AsyncClient
+    make: ClassifiedFactory
+    tokens: dict[str, str]
+
+    @property
+    def runtime(self) -> TriageRuntime:
+        runtime: TriageRuntime = self.app.state.runtime
+        return runtime
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    async def ingest(self, **overrides: Any) -> str:
+        question = await self.runtime.store.ingest(self.make(**overrides))
+        assert question is not None
+        return question.id
+
+    async def call(self, who: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self.auth(who), **kwargs.pop("headers", {})}
+        return await self.client.request(method, url, headers=headers, **kwargs)
+
+
+@pytest.fixture(params=KINDS)
+async def web(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    mention_factory: Callable[..., MentionReceived],
+) -> AsyncIterator[Web]:
+    async with empty_database(request.param, tmp_path) as (_, url, schema):
+        settings = TriageSettings(
+            database_url=url,
+            database_schema=schema,
+            media_dir=tmp_path / "media",
+            admin_user="admin",
+            admin_password=SecretStr(PASSWORD),
+            upload_chunk_max_bytes=128 * 1024,
+            upload_max_bytes=4 * 1024 * 1024,
+            login_max_failures=5,
+        )
+        app = create_app(settings, overrides=Overrides(kafka=False))
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://triage.test"
+            ) as client,
+        ):
+            runtime: TriageRuntime = app.state.runtime
+            store, accounts = runtime.store, runtime.accounts
+            admin = Actor.system("test")
+            await store.upsert_team(
+                "kakuma-a", name="Kakuma A", languages=["en", "sw"], capacity=5, actor=admin
+            )
+            await store.upsert_team(
+                "dadaab-b", name="Dadaab B", languages=["fr"], capacity=5, actor=admin
+            )
+            await accounts.upsert_user("mod1", PASSWORD, Role.MODERATOR)
+            await accounts.upsert_user("mod2", PASSWORD, Role.MODERATOR)
+            await accounts.upsert_user("team-a", PASSWORD, Role.TEAM, team="kakuma-a")
+            await accounts.upsert_user("team-b", PASSWORD, Role.TEAM, team="dadaab-b")
+            tokens = {}
+            for who in ("admin", "mod1", "mod2", "team-a", "team-b"):
+                response = await client.post(
+                    "/api/token", data={"username": who, "password": PASSWORD}
+                )
+                assert response.status_code == 200, response.text
+                tokens[who] = response.json()["access_token"]
+            yield Web(app, client, classified_factory(mention_factory), tokens)
+
+
+# --- authentication and roles ------------------------------------------------------
+
+
+async def test_token_flow_and_me(web: Web) -> None:
+    response = await web.call("team-a", "GET", "/api/me")
+    assert response.json() == {"username": "team-a", "role": "team", "team": "kakuma-a"}
+
+
+async def test_wrong_password_and_unknown_user_get_the_same_401(web: Web) -> None:
+    wrong = await web.client.post("/api/token", data={"username": "mod1", "password": "nope" * 4})
+    unknown = await web.client.post(
+        "/api/token", data={"username": "ghost", "password": "nope" * 4}
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+
+
+async def test_failed_logins_are_limited(web: Web) -> None:
+    for _ in range(5):
+        await web.client.post("/api/token", data={"username": "mod2", "password": "wrong" * 4})
+    response = await web.client.post("/api/token", data={"username": "mod2", "password": PASSWORD})
+    assert response.status_code == 429
+    assert int(response.headers["retry-after"]) > 0
+
+
+@pytest.mark.parametrize("header", [None, "Bearer not-a-token", "Basic abc"])
+async def test_no_or_bad_token_is_401(web: Web, header: str | None) -> None:
+    headers = {"Authorization": header} if header else {}
+    response = await web.client.get("/api/questions", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+async def test_logout_revokes_the_token(web: Web) -> None:
+    assert (await web.call("mod2", "POST", "/api/logout")).status_code == 204
+    assert (await web.call("mod2", "GET", "/api/me")).status_code == 401
+
+
+async def test_a_team_member_cannot_see_the_moderator_queue(web: Web) -> None:
+    response = await web.call("team-a", "GET", "/api/questions")
+    assert response.status_code == 403
+    assert (await web.call("team-a", "GET", "/api/answers")).status_code == 403
+
+
+async def test_a_team_sees_only_its_own_feed_and_questions(web: Web) -> None:
+    question = await web.ingest()
+    await web.call("mod1", "POST", f"/api/questions/{question}/assign", json={"team": "dadaab-b"})
+    assert (await web.call("team-a", "GET", "/api/teams/dadaab-b/feed")).status_code == 403
+    assert (await web.call("team-a", "GET", f"/api/questions/{question}")).status_code == 403
+    assert (await web.call("team-a", "POST", f"/api/questions/{question}/take")).status_code == 403
+    upload = await web.call(
+        "team-a",
+        "POST",
+        f"/api/questions/{question}/uploads",
+        json={"size": 10, "mime": "video/mp4", "sha256": "0" * 64},
+    )
+    assert upload.status_code == 403
+    teams = await web.call("team-a", "GET", "/api/teams")
+    assert [t["slug"] for t in teams.json()] == ["kakuma-a"]
+    own = await web.call("team-b", "GET", "/api/teams/dadaab-b/feed")
+    assert [i["question_id"] for i in own.json()["items"]] == [question]
+
+
+async def test_only_an_admin_manages_teams_and_users(web: Web) -> None:
+    body = {"name": "New", "languages": ["so"], "capacity": 3}
+    assert (await web.call("mod1", "PUT", "/api/teams/new-team", json=body)).status_code == 403
+    created = await web.call("admin", "PUT", "/api/teams/new-team", json=body)
+    assert created.status_code == 200
+    assert created.json()["languages"] == ["so"]
+    user = {"username": "newbie", "password": PASSWORD, "role": "team", "team": "new-team"}
+    assert (await web.call("mod1", "POST", "/api/users", json=user)).status_code == 403
+    assert (await web.call("admin", "POST", "/api/users", json=user)).status_code == 201
+
+
+# --- the queue and its actions ------------------------------------------------------
+
+
+async def test_questions_are_listed_by_priority_and_filtered(web: Web) -> None:
+    low = await web.ingest(priority=20)
+    high = await web.ingest(
+        priority=90, mention={"text": "@IWelcome what is school like in Kakuma?"}
+    )
+    await web.ingest(decision=Decision.QUARANTINE, priority=0)
+    listed = (await web.call("mod1", "GET", "/api/questions", params={"status": "new"})).json()
+    assert [i["id"] for i in listed["items"]] == [high, low]
+    assert {"id", "mention_id", "status", "priority", "decision", "team"} <= listed["items"][
+        0
+    ].keys()
+    found = (await web.call("mod1", "GET", "/api/questions", params={"q": "school"})).json()
+    assert [i["id"] for i in found["items"]] == [high]
+    ranged = await web.call(
+        "mod1", "GET", "/api/questions", params={"min_priority": 50, "status": "new"}
+    )
+    assert [i["id"] for i in ranged.json()["items"]] == [high]
+    bad = await web.call("mod1", "GET", "/api/questions", params={"status": "nonsense"})
+    assert bad.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("action", "status"),
+    [("approve", "approved"), ("reject", "rejected"), ("quarantine", "quarantined")],
+)
+async def test_each_action_moves_the_question_and_records_who(
+    web: Web, action: str, status: str
+) -> None:
+    question = await web.ingest()
+    response = await web.call(
+        "mod1", "POST", f"/api/questions/{question}/{action}", json={"reason": "t"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == status
+    timeline = (await web.call("mod1", "GET", f"/api/questions/{question}/timeline")).json()
+    assert (timeline[-1]["actor"], timeline[-1]["to_status"]) == ("mod1", status)
+    assert timeline[0]["model_version"] == "test-model-1"
+    again = await web.call("mod1", "POST", f"/api/questions/{question}/approve")
+    assert again.status_code == 409
+
+
+async def test_block_author_rejects_their_open_questions(web: Web) -> None:
+    author = {"author": {"id": "troll-1", "handle": "troll"}}
+    first = await web.ingest(mention=author)
+    second = await web.ingest(mention=author)
+    response = await web.call("mod1", "POST", f"/api/questions/{first}/block")
+    assert response.json()["status"] == "rejected"
+    other = (await web.call("mod1", "GET", f"/api/questions/{second}")).json()
+    assert other["status"] == "rejected"
+    later = await web.ingest(mention=author)
+    assert (await web.call("mod1", "GET", f"/api/questions/{later}")).json()["status"] == "rejected"
+
+
+async def test_assign_produces_questions_assigned_and_uses_capacity(web: Web) -> None:
+    question = await web.ingest()
+    suggested = await web.call("mod1", "GET", f"/api/questions/{question}/suggested-team")
+    assert suggested.json() == {"team": "kakuma-a"}
+    response = await web.call(
+        "mod1", "POST", f"/api/questions/{question}/assign", json={"team": "kakuma-a"}
+    )
+    assert response.json()["status"] == "assigned"
+    teams = {t["slug"]: t for t in (await web.call("mod1", "GET", "/api/teams")).json()}
+    assert teams["kakuma-a"]["remaining"] == 4
+    sent = await outbox(web.runtime.store, "questions.assigned", QuestionAssigned)
+    assert [(key, m.question_id, m.assigned_by) for key, m in sent] == [
+        ("kakuma-a", question, "mod1")
+    ]
+    unknown = await web.call(
+        "mod1", "POST", f"/api/questions/{question}/assign", json={"team": "nope"}
+    )
+    assert unknown.status_code == 404
+
+
+async def test_a_claim_keeps_a_second_moderator_off(web: Web) -> None:
+    question = await web.ingest()
+    assert (await web.call("mod1", "POST", f"/api/questions/{question}/claim")).status_code == 200
+    refused = await web.call("mod2", "POST", f"/api/questions/{question}/approve")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "claimed"
+    assert refused.json()["error"]["details"]["holder"] == "mod1"
+    await web.call("mod1", "POST", f"/api/questions/{question}/release")
+    assert (await web.call("mod2", "POST", f"/api/questions/{question}/approve")).status_code == 200
+
+
+async def test_bulk_reports_each_item(web: Web) -> None:
+    first, second = await web.ingest(), await web.ingest()
+    await web.call("mod2", "POST", f"/api/questions/{second}/claim")
+    response = await web.call(
+        "mod1",
+        "POST",
+        "/api/questions/bulk",
+        json={"ids": [first, second, "missing"], "action": "approve"},
+    )
+    results = {r["question_id"]: (r["ok"], r["code"]) for r in response.json()}
+    assert results == {
+        first: (True, None),
+        second: (False, "claimed"),
+        "missing": (False, "not_found"),
+    }
+
+
+# --- answers ------------------------------------------------------------------------
+
+
+async def _assigned(web: Web, **overrides: Any) -> str:
+    question = await web.ingest(**overrides)
+    response = await web.call(
+        "mod1", "POST", f"/api/questions/{question}/assign", json={"team": "kakuma-a"}
+    )
+    assert response.status_code == 200
+    return question
+
+
+async def test_resumable_upload_survives_a_dropped_connection(web: Web) -> None:
+    question = await _assigned(web)
+    video = video_bytes()
+    created = await web.call(
+        "team-a",
+        "POST",
+        f"/api/questions/{question}/uploads",
+        json={
+            "filename": "a.mp4",
+            "size": len(video),
+            "mime": "video/mp4",
+            "sha256": hashlib.sha256(video).hexdigest(),
+        },
+    )
+    assert created.status_code == 201, created.text
+    upload = created.json()["upload_id"]
+    chunk = 100_000
+    first = await web.call(
+        "team-a",
+        "PATCH",
+        f"/api/uploads/{upload}",
+        content=video[:chunk],
+        headers={**web.auth("team-a"), "Upload-Offset": "0"},
+    )
+    assert first.json()["offset"] == chunk
+    # The phone lost the connection; it asks where to resume, and a stale offset is refused.
+    stale = await web.client.patch(
+        f"/api/uploads/{upload}",
+        content=video[:chunk],
+        headers={**web.auth("team-a"), "Upload-Offset": "0"},
+    )
+    assert stale.status_code == 409
+    assert stale.headers["upload-offset"] == str(chunk)
+    status = await web.call("team-a", "GET", f"/api/uploads/{upload}")
+    offset = status.json()["offset"]
+    while offset < len(video):
+        part = await web.client.patch(
+            f"/api/uploads/{upload}",
+            content=video[offset : offset + chunk],
+            headers={**web.auth("team-a"), "Upload-Offset": str(offset)},
+        )
+        assert part.status_code == 200, part.text
+        offset = part.json()["offset"]
+    assert (await web.call("team-b", "GET", f"/api/uploads/{upload}")).status_code == 404
+    no_consent = await web.call(
+        "team-a", "POST", f"/api/uploads/{upload}/answer", json={"language": "en"}
+    )
+    assert no_consent.status_code == 422
+    assert no_consent.json()["error"]["code"] == "consent_required"
+    answer = await web.call(
+        "team-a",
+        "POST",
+        f"/api/uploads/{upload}/answer",
+        json={
+            "language": "en",
+            "caption": "School is hard but we learn.",
+            "consent_given_by": "Amina (speaker)",
+            "consent_scope": "campaign-social",
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert body["sha256"] == hashlib.sha256(video).hexdigest()
+    assert body["consent"]["given_by"] == "Amina (speaker)"
+    recorded = await outbox(web.runtime.store, "answers.recorded", AnswerRecorded)
+    assert [(k, m.media.bytes, m.consent.scope) for k, m in recorded] == [
+        (question, len(video), "campaign-social")
+    ]
+    played = await web.call(
+        "mod1", "GET", body["video_url"], headers={**web.auth("mod1"), "Range": "bytes=0-99"}
+    )
+    assert played.status_code == 206
+    assert played.content == video[:100]
+
+
+async def test_multipart_answer_without_consent_stores_nothing(web: Web, tmp_path: Path) -> None:
+    question = await _assigned(web)
+    files = {"video": ("a.mp4", video_bytes(), "video/mp4")}
+    refused = await web.call(
+        "team-a", "POST", f"/api/questions/{question}/answer", files=files, data={"language": "en"}
+    )
+    assert refused.status_code == 422
+    assert list((tmp_path / "media" / "objects").iterdir()) == []
+    fake = {"video": ("a.mp4", b"this is not a video at all", "video/mp4")}
+    data = {"language": "en", "consent_given_by": "Amina", "consent_scope": "campaign-social"}
+    assert (
+        await web.call("team-a", "POST", f"/api/questions/{question}/answer", files=fake, data=data)
+    ).status_code == 415
+    ok = await web.call(
+        "team-a", "POST", f"/api/questions/{question}/answer", files=files, data=data
+    )
+    assert ok.status_code == 201, ok.text
+
+
+async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(web: Web) -> None:
+    question = await _assigned(web, cluster_id="c-school")
+    twin = await web.ingest(cluster_id="c-school")
+    files = {"video": ("a.mp4", video_bytes(), "video/mp4")}
+    data = {
+        "language": "en",
+        "consent_given_by": "Amina",
+        "consent_scope": "public",
+        "caption": "Hi",
+    }
+    assert (
+        await web.call(
+            "team-a", "POST", f"/api/questions/{question}/answer", files=files, data=data
+        )
+    ).status_code == 201
+    assert (
+        await web.call("team-a", "POST", f"/api/questions/{question}/answer/approve")
+    ).status_code == 403
+    approved = await web.call("mod1", "POST", f"/api/questions/{question}/answer/approve")
+    assert approved.status_code == 200, approved.text
+    assert {r["question_id"] for r in approved.json()} == {question, twin}
+    again = await web.call("mod1", "POST", f"/api/questions/{question}/answer/approve")
+    assert sorted(r["reply_id"] for r in again.json()) == sorted(
+        r["reply_id"] for r in approved.json()
+    )
+    requested = await outbox(web.runtime.store, "replies.requested", PublishReply)
+    assert len(requested) == 2
+    assert {m.approved_by for _, m in requested} == {"mod1"}
+
+
+async def test_an_answer_can_be_sent_back(web: Web) -> None:
+    question = await _assigned(web)
+    files = {"video": ("a.mp4", video_bytes(), "video/mp4")}
+    data = {"language": "en", "consent_given_by": "Amina", "consent_scope": "public"}
+    await web.call("team-a", "POST", f"/api/questions/{question}/answer", files=files, data=data)
+    sent_back = await web.call(
+        "mod1", "POST", f"/api/questions/{question}/answer/return", json={"note": "too dark"}
+    )
+    assert sent_back.status_code == 204
+    assert (await web.call("mod1", "GET", f"/api/questions/{question}")).json()[
+        "status"
+    ] == "assigned"
+    feed = (await web.call("team-a", "GET", "/api/teams/kakuma-a/feed")).json()
+    assert [i["state"] for i in feed["items"]] == ["active"]
+
+
+async def test_the_feed_is_cursor_paginated(web: Web) -> None:
+    ids = [await _assigned(web) for _ in range(3)]
+    page = (await web.call("team-a", "GET", "/api/teams/kakuma-a/feed", params={"limit": 2})).json()
+    assert [i["question_id"] for i in page["items"]] == ids[:2]
+    rest = await web.call(
+        "team-a", "GET", "/api/teams/kakuma-a/feed", params={"after": page["next_cursor"]}
+    )
+    assert [i["question_id"] for i in rest.json()["items"]] == ids[2:]
+    assert rest.json()["next_cursor"] is None
+
+
+async def test_health_and_metrics(web: Web) -> None:
+    assert (await web.client.get("/healthz")).status_code == 200
+    ready = await web.client.get("/readyz")
+    assert ready.json()["database"]["connected"] is True
+    metrics = await web.client.get("/metrics")
+    assert "triage_web_actions_total" in metrics.text
+
+
+async def test_openapi_documents_the_routes(web: Web) -> None:
+    spec = (await web.client.get("/openapi.json")).json()
+    assert spec["components"]["securitySchemes"]["OAuth2PasswordBearer"]["type"] == "oauth2"
+    paths = spec["paths"]
+    for path in (
+        "/api/token",
+        "/api/questions",
+        "/api/teams",
+        "/api/teams/{slug}/feed",
+        "/api/questions/{question_id}/assign",
+        "/api/questions/{question_id}/answer",
+        "/api/questions/{question_id}/answer/approve",
+    ):
+        assert path in paths, path
+
+
+async def test_bodies_are_limited_by_route(web: Web) -> None:
+    question = await _assigned(web)
+    huge_json = b'{"ids": ["' + b"x" * 300_000 + b'"], "action": "approve"}'
+    refused = await web.call(
+        "mod1", "POST", "/api/questions/bulk", content=huge_json,
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert refused.status_code == 413
+    video = video_bytes(300_000)
+    created = await web.call(
+        "team-a", "POST", f"/api/questions/{question}/uploads",
+        json={"size": len(video), "mime": "video/mp4", "sha256": hashlib.sha256(video).hexdigest()},
+    )  # fmt: skip
+    upload = created.json()["upload_id"]
+    too_big_chunk = await web.call(
+        "team-a", "PATCH", f"/api/uploads/{upload}", content=video,
+        headers={"Upload-Offset": "0"},
+    )  # fmt: skip
+    assert too_big_chunk.status_code == 413
+    data = {"language": "en", "consent_given_by": "Amina", "consent_scope": "public"}
+    whole = await web.call(
+        "team-a", "POST", f"/api/questions/{question}/answer",
+        files={"video": ("a.mp4", video, "video/mp4")}, data=data,
+    )  # fmt: skip
+    assert whole.status_code == 201, whole.text
+
+
+async def test_the_answer_body_is_not_read_before_the_caller_is_allowed(web: Web) -> None:
+    question = await _assigned(web)
+    pulled: list[int] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(64):
+            pulled.append(1)
+            yield b"x" * 65536
+
+    for headers in ({}, web.auth("team-b")):  # nobody, and another team
+        pulled.clear()
+        response = await web.client.post(
+            f"/api/questions/{question}/answer",
+            content=body(),
+            headers={**headers, "Content-Type": "multipart/form-data; boundary=b"},
+        )
+        assert response.status_code in {401, 403}
+        assert len(pulled) <= 1, "the body was read before the caller was checked"
+
+
+async def test_a_refused_finish_keeps_the_upload_for_the_retry(web: Web) -> None:
+    question = await _assigned(web)
+    video = video_bytes(120_000)
+    created = await web.call(
+        "team-a", "POST", f"/api/questions/{question}/uploads",
+        json={"size": len(video), "mime": "video/mp4", "sha256": hashlib.sha256(video).hexdigest()},
+    )  # fmt: skip
+    upload = created.json()["upload_id"]
+    sent = await web.call(
+        "team-a", "PATCH", f"/api/uploads/{upload}", content=video,
+        headers={"Upload-Offset": "0"},
+    )  # fmt: skip
+    assert sent.json()["complete"]
+    await web.call("mod1", "POST", f"/api/questions/{question}/take")  # someone else holds it
+    finish = {"language": "en", "consent_given_by": "Amina", "consent_scope": "public"}
+    refused = await web.call("team-a", "POST", f"/api/uploads/{upload}/answer", json=finish)
+    assert refused.status_code == 409
+    await web.call("mod1", "POST", f"/api/questions/{question}/give-back")
+    retried = await web.call("team-a", "POST", f"/api/uploads/{upload}/answer", json=finish)
+    assert retried.status_code == 201, retried.text
+    played = await web.call("mod1", "GET", retried.json()["video_url"])
+    assert played.content == video
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/questions/{q}/approve", None),
+        ("POST", "/api/questions/{q}/reject", None),
+        ("POST", "/api/questions/{q}/quarantine", None),
+        ("POST", "/api/questions/{q}/restore", None),
+        ("POST", "/api/questions/{q}/block", None),
+        ("POST", "/api/questions/{q}/claim", None),
+        ("POST", "/api/questions/{q}/assign", {"team": "kakuma-a"}),
+        ("POST", "/api/questions/bulk", {"ids": ["{q}"], "action": "approve"}),
+        ("GET", "/api/questions/{q}/timeline", None),
+        ("GET", "/api/events", None),
+    ],
+)
+async def test_a_team_member_cannot_act_as_a_moderator(
+    web: Web, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    question = await web.ingest()
+    json_body = None
+    if body is not None:
+        json_body = {k: ([question] if v == ["{q}"] else v) for k, v in body.items()}
+    response = await web.call("team-a", method, path.format(q=question), json=json_body)
+    assert response.status_code == 403, response.text
+    assert (await web.call("mod1", "GET", f"/api/questions/{question}")).json()["status"] == "new"
+
+
+async def test_a_team_cannot_open_another_team_s_live_stream(web: Web) -> None:
+    response = await web.call("team-a", "GET", "/api/teams/dadaab-b/stream")
+    assert response.status_code == 403
+
+
+async def test_a_quarantined_question_is_never_routed(web: Web) -> None:
+    question = await web.ingest(decision=Decision.QUARANTINE)
+    single = await web.call(
+        "mod1", "POST", f"/api/questions/{question}/assign", json={"team": "kakuma-a"}
+    )
+    assert single.status_code == 409
+    bulk = await web.call(
+        "mod1", "POST", "/api/questions/bulk",
+        json={"ids": [question], "action": "assign", "team": "kakuma-a"},
+    )  # fmt: skip
+    assert [(r["ok"], r["code"]) for r in bulk.json()] == [(False, "conflict")]
+    assert (await web.call("mod1", "GET", f"/api/questions/{question}")).json()["status"] == (
+        "quarantined"
+    )
+    assert (await web.call("team-a", "GET", "/api/teams/kakuma-a/feed")).json()["items"] == []
+
+
+async def test_readiness_fails_while_the_database_is_unreachable(web: Web) -> None:
+    store = web.runtime.store
+    working = store.engine
+    store.engine = make_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    try:
+        ready = await web.client.get("/readyz")
+    finally:
+        await store.engine.dispose()
+        store.engine = working
+    assert ready.status_code == 503
+    assert ready.json()["database"]["connected"] is False
+    assert (await web.client.get("/readyz")).status_code == 200

@@ -1,0 +1,138 @@
+"""The moderation queue's rules, without a database."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.messages import Decision
+from services.triage.web import domain as queue
+from services.triage.web.models import Status, Team
+from services.triage.web.store import TeamLoad
+
+
+def load(slug: str, languages: str, *, capacity: int = 10, assigned: int = 0) -> TeamLoad:
+    return TeamLoad(Team(slug=slug, languages=languages, capacity=capacity), assigned)
+
+
+@pytest.mark.parametrize(
+    ("decision", "blocked", "status"),
+    [
+        (Decision.REVIEW, False, Status.NEW),
+        (Decision.AUTO_ASSIGN, False, Status.NEW),
+        (Decision.DROP, False, Status.DROPPED),
+        (Decision.QUARANTINE, False, Status.QUARANTINED),
+        (Decision.REVIEW, True, Status.REJECTED),
+        (Decision.AUTO_ASSIGN, True, Status.REJECTED),
+        (Decision.DROP, True, Status.REJECTED),
+        (Decision.QUARANTINE, True, Status.QUARANTINED),  # abuse is kept for audit
+    ],
+)
+def test_status_for_decision(decision: Decision, blocked: bool, status: Status) -> None:
+    assert queue.status_for_decision(decision, author_blocked=blocked) is status
+
+
+@pytest.mark.parametrize(
+    ("action", "allowed", "to"),
+    [
+        ("approve", {Status.NEW}, Status.APPROVED),  # approving twice is a conflict
+        ("reject", {Status.NEW, Status.APPROVED, Status.ASSIGNED}, Status.REJECTED),
+        (
+            "quarantine",
+            {Status.NEW, Status.APPROVED, Status.ASSIGNED, Status.REJECTED, Status.DROPPED},
+            Status.QUARANTINED,
+        ),
+        ("restore", {Status.REJECTED, Status.DROPPED, Status.QUARANTINED}, Status.NEW),
+    ],
+)
+def test_moderator_actions_move_from_these_statuses(
+    action: str, allowed: set[Status], to: Status
+) -> None:
+    move = queue.MODERATOR_ACTIONS[action]
+    assert (set(move.allowed), move.to) == (allowed, to)
+
+
+def test_no_moderator_action_touches_an_answered_question() -> None:
+    done = {Status.RECORDED, Status.ANSWERED, Status.PUBLISHED}
+    assert all(not done & set(m.allowed) for m in queue.MODERATOR_ACTIONS.values())
+    assert not done & set(queue.ASSIGNABLE)
+    assert queue.ACTIONS == ("approve", "reject", "quarantine", "restore", "assign", "block")
+
+
+@pytest.mark.parametrize(
+    ("lang", "base"),
+    [("en", "en"), ("en-GB", "en"), ("pt_BR", "pt"), ("SW", "sw"), ("und", None), (None, None)],
+)
+def test_base_language(lang: str | None, base: str | None) -> None:
+    assert queue.base_language(lang) == base
+
+
+def test_suggest_team_picks_the_speaking_team_with_most_capacity_left() -> None:
+    loads = [
+        load("camp-a", "en fr", capacity=10, assigned=8),
+        load("camp-b", "en", capacity=10, assigned=3),
+        load("camp-c", "sw", capacity=50),
+    ]
+    assert queue.suggest_team("en-GB", "camp-a", loads) == "camp-b"
+    assert queue.suggest_team("fr", None, loads) == "camp-a"
+    assert queue.suggest_team("sw", "camp-a", loads) == "camp-c"
+
+
+def test_suggest_team_breaks_a_tie_with_the_routed_team() -> None:
+    loads = [load("camp-a", "en"), load("camp-b", "en"), load("camp-c", "en")]
+    assert queue.suggest_team("en", "camp-b", loads) == "camp-b"
+    assert queue.suggest_team("en", "camp-c", list(reversed(loads))) == "camp-c"
+
+
+def test_suggest_team_falls_back_to_the_routed_team_when_nobody_speaks_it() -> None:
+    loads = [load("camp-a", "en"), load("camp-b", "fr")]
+    assert queue.suggest_team("ar", "camp-b", loads) == "camp-b"
+    assert queue.suggest_team(None, "camp-a", loads) == "camp-a"
+
+
+def test_suggest_team_is_none_when_nobody_can() -> None:
+    loads = [load("camp-a", "en")]
+    assert queue.suggest_team("ar", None, loads) is None
+    assert queue.suggest_team("ar", "camp-gone", loads) is None  # routed to no known team
+    assert queue.suggest_team("en", "camp-a", []) is None
+
+
+def test_team_load_remaining_never_goes_below_zero() -> None:
+    assert load("a", "en", capacity=5, assigned=2).remaining == 3
+    assert load("a", "en", capacity=5, assigned=9).remaining == 0
+
+
+def test_reply_id_is_deterministic_and_distinct_per_answer_and_mention() -> None:
+    first = queue.reply_id("answer-1", "x:100")
+    assert first == queue.reply_id("answer-1", "x:100")
+    assert first.startswith("reply-")
+    assert len(first) == len("reply-") + 32
+    others = {
+        queue.reply_id("answer-1", "x:101"),
+        queue.reply_id("answer-2", "x:100"),
+        queue.reply_id("answer-1x", ":100"),  # the separator keeps the parts apart
+        queue.reply_id("answer-1", "mastodon:100"),
+    }
+    assert first not in others
+    assert len(others) == 4
+
+
+def test_reply_text_is_the_caption_with_whitespace_collapsed_and_bounded() -> None:
+    assert queue.reply_text("  Thank you\n for  asking ", "en") == "Thank you for asking"
+    long = queue.reply_text("word " * 100, "en")
+    assert len(long) == 240
+    assert long.startswith("word word")
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("fr", queue.FALLBACK_TEXT["fr"]),
+        ("sw-KE", queue.FALLBACK_TEXT["sw"]),
+        ("de", queue.FALLBACK_TEXT["en"]),
+        (None, queue.FALLBACK_TEXT["en"]),
+    ],
+)
+def test_reply_text_without_a_caption_is_a_line_in_the_answers_language(
+    language: str | None, text: str
+) -> None:
+    assert queue.reply_text("   ", language) == text
