@@ -60,16 +60,16 @@ from services.triage.classifier.transformer import (
     return_freed_memory,
     with_precision,
 )
-from services.triage.config import TriageSettings
 from services.triage.rules import RulesFile
 from services.triage.worker.agents import create_worker, ensure_worker_topics
 from services.triage.worker.batch import BatchProcessor, Incoming, Outgoing
 from services.triage.worker.cache import PredictionCache
+from services.triage.worker.config import WorkerSettings
 from services.triage.worker.domain import Triage
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A stream batch: what the worker takes from mentions.raw at once (its default).
-BATCH: int = TriageSettings.model_fields["batch_size"].default
+BATCH: int = WorkerSettings.model_fields["batch_size"].default
 #: The raw forward's batch over the length-sorted 2,000: its fastest on these 2 cores
 #: (measured 122-130 tweets/s at 64, 138 at 32, 142 at 16, 140 at 8).
 RAW_BATCH = 16
@@ -238,7 +238,7 @@ async def stream(
     """Throughput (backlog, ``rate`` None) or latencies (mentions paced at ``rate``/s)."""
     kafka = kafka.model_copy(update={"topic_prefix": f"b{uuid.uuid4().hex[:8]}."})
     await ensure_worker_topics(kafka)
-    settings = TriageSettings(worker_group=f"bench-{uuid.uuid4().hex[:8]}", batch_size=BATCH)
+    settings = WorkerSettings(worker_group=f"bench-{uuid.uuid4().hex[:8]}", batch_size=BATCH)
     (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
     worker = create_worker(
         settings,
@@ -332,7 +332,7 @@ def main() -> int:
         rates[f"raw_forward_{precision}"] = raw_forward(texts, precision, n)
     all_rss_mb = peak_rss_mb()
     reset = release_memory()
-    settings = TriageSettings()
+    settings = WorkerSettings()
     rules = RulesFile(settings.rules_path)
     classifier = load_classifier(settings, rules.current().campaign_examples)
     own = classifier.precision

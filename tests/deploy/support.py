@@ -27,7 +27,8 @@ from services.common.kafka import KafkaSettings
 from services.devstack.configdoc import env_names
 from services.ingest.config import IngestSettings
 from services.publish.config import PublishSettings
-from services.triage.config import TriageSettings
+from services.triage.web.config import WebSettings
+from services.triage.worker.config import WorkerSettings
 from tests.helpers import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -37,7 +38,8 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 SETTINGS: tuple[type[BaseSettings], ...] = (
     KafkaSettings,
     IngestSettings,
-    TriageSettings,
+    WorkerSettings,
+    WebSettings,
     PublishSettings,
 )
 #: Variables read outside the settings classes (services.common.logs).
@@ -101,11 +103,11 @@ SERVICES: dict[str, Service] = {
             "triage-worker",
             "services.triage",
             "worker",
-            TriageSettings,
+            WorkerSettings,
             "worker_host",
             "worker_port",
         ),
-        Service("triage-web", "services.triage", "web", TriageSettings, "host", "port"),
+        Service("triage-web", "services.triage", "web", WebSettings, "host", "port"),
         Service("publish", "services.publish", "serve", PublishSettings, "host", "port"),
     )
 }

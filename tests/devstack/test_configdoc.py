@@ -8,15 +8,17 @@ from pydantic_settings import BaseSettings
 from services.common.kafka import KafkaSettings
 from services.devstack import configdoc
 from services.ingest.config import IngestSettings
-from services.triage.config import TriageSettings
+from services.triage.web.config import WebSettings
+from services.triage.worker.config import WorkerSettings
 from tests.helpers import ROOT
 
-DOCUMENTED = [KafkaSettings, IngestSettings, TriageSettings]
+DOCUMENTED = [KafkaSettings, IngestSettings, WorkerSettings, WebSettings]
 READMES = [
     "README.md",
     "services/ingest/README.md",
     "services/triage/README.md",
     "services/publish/README.md",
+    "services/sandbox/README.md",
 ]
 
 

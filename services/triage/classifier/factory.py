@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from services.triage.classifier.transformer import TransformerClassifier
-    from services.triage.config import TriageSettings
+    from services.triage.config import ClassifierSettings
 
 
 def load_classifier(
-    settings: TriageSettings, campaign_examples: Sequence[str]
+    settings: ClassifierSettings, campaign_examples: Sequence[str]
 ) -> TransformerClassifier:
     """The MiniLM classifier with the committed heads, or ``TRIAGE_MODEL_PATH``'s model.
 

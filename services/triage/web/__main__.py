@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from services.common.http import run_server
 from services.common.logs import configure_logging
-from services.triage.config import TriageSettings
 from services.triage.web.app import create_app
+from services.triage.web.config import WebSettings
 
 
 def main(argv: Sequence[str]) -> int:
@@ -18,7 +18,7 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.triage web")
     parser.parse_args(argv)
     configure_logging("triage-web")
-    settings = TriageSettings()
+    settings = WebSettings()
     run_server(create_app(settings), settings.host, settings.port)
     return 0
 

@@ -34,11 +34,11 @@ from services.common.kafka import (
 )
 from services.common.logs import log_if_died
 from services.common.messages import utcnow
-from services.triage.config import TriageSettings
 from services.triage.rules import load_rules
 from services.triage.web import media as media_errors
 from services.triage.web import metrics
 from services.triage.web.auth import Accounts
+from services.triage.web.config import WebSettings
 from services.triage.web.consumers import ConsumerLoop, OutboxRelay, RecordHandlers
 from services.triage.web.db import make_engine, migrate
 from services.triage.web.deps import TriageRuntime
@@ -179,7 +179,7 @@ async def _housekeeping(store: TriageStore, uploads: Uploads) -> None:
         await asyncio.sleep(HOUSEKEEPING_S)
 
 
-async def bootstrap_admin(settings: TriageSettings, accounts: Accounts) -> None:
+async def bootstrap_admin(settings: WebSettings, accounts: Accounts) -> None:
     """Create the admin named by ``TRIAGE_ADMIN_USER`` (or reset its password)."""
     if settings.admin_user and settings.admin_password is not None:
         await accounts.upsert_user(
@@ -189,11 +189,11 @@ async def bootstrap_admin(settings: TriageSettings, accounts: Accounts) -> None:
 
 
 def create_app(
-    settings: TriageSettings | None = None,
+    settings: WebSettings | None = None,
     kafka: KafkaSettings | None = None,
     overrides: Overrides | None = None,
 ) -> FastAPI:
-    settings = settings or TriageSettings()
+    settings = settings or WebSettings()
     kafka = kafka or KafkaSettings()
     overrides = overrides or Overrides()
 
@@ -277,7 +277,7 @@ def create_app(
 
 
 async def _kafka_side(
-    settings: TriageSettings,
+    settings: WebSettings,
     kafka: KafkaSettings,
     store: TriageStore,
     runtime: TriageRuntime,

@@ -12,8 +12,8 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from services.common.kafka import BrokerCheck
-from services.triage.config import TriageSettings
 from services.triage.web.auth import Accounts, Principal, csrf_matches
+from services.triage.web.config import WebSettings
 from services.triage.web.exceptions import Forbidden, Unauthorized
 from services.triage.web.media import MediaStore, Uploads
 from services.triage.web.models import Role
@@ -29,7 +29,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class TriageRuntime:
     """What the lifespan builds once and the routes use."""
 
-    settings: TriageSettings
+    settings: WebSettings
     store: TriageStore
     accounts: Accounts
     media: MediaStore

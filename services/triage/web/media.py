@@ -58,7 +58,7 @@ from urllib.request import url2pathname
 from pydantic import Field, StringConstraints, ValidationError
 
 from services.common.messages import Media, Part, Sha256Hex, ShortText, UtcDatetime, utcnow
-from services.triage.config import VIDEO_TYPES, TriageSettings
+from services.triage.web.config import VIDEO_TYPES, WebSettings
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +313,7 @@ class Uploads:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @classmethod
-    def from_settings(cls, settings: TriageSettings, store: MediaStore | None = None) -> Uploads:
+    def from_settings(cls, settings: WebSettings, store: MediaStore | None = None) -> Uploads:
         return cls(
             settings.media_dir,
             store if store is not None else LocalMediaStore(settings.media_dir),

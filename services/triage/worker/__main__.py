@@ -13,9 +13,9 @@ from services.common.bootstrap import BootstrapError
 from services.common.kafka import KafkaSettings
 from services.common.logs import configure_logging
 from services.triage.classifier import load_classifier
-from services.triage.config import TriageSettings
 from services.triage.rules import RulesError, RulesFile
 from services.triage.worker.agents import create_worker, ensure_worker_topics, run_worker
+from services.triage.worker.config import WorkerSettings
 from services.triage.worker.domain import Triage
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.triage worker")
     parser.parse_args(argv)
     configure_logging("triage-worker")
-    settings = TriageSettings()
+    settings = WorkerSettings()
     kafka = KafkaSettings()
     try:
         rules = RulesFile(settings.rules_path, check_every_s=settings.rules_check_every_s)

@@ -69,10 +69,10 @@ from services.common.codec import DecodeError, decode
 from services.common.kafka import KafkaSettings, broker_problem
 from services.common.messages import PublishReply
 from services.triage.classifier.base import Classifier
-from services.triage.config import TriageSettings
 from services.triage.worker import metrics
 from services.triage.worker.batch import BatchProcessor, Decider, Incoming, Outgoing, Sink
 from services.triage.worker.cache import PredictionCache
+from services.triage.worker.config import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def broker_credentials(kafka: KafkaSettings) -> Any:
 
 
 def faust_settings(
-    settings: TriageSettings,
+    settings: WorkerSettings,
     kafka: KafkaSettings,
     *,
     web_enabled: bool = True,
@@ -262,7 +262,7 @@ class TriageWorker:
 
 
 def create_worker(
-    settings: TriageSettings,
+    settings: WorkerSettings,
     kafka: KafkaSettings,
     *,
     classifier: Classifier,

@@ -68,9 +68,9 @@ from services.common.messages import (
 )
 from services.triage.classifier import load_classifier
 from services.triage.classifier.base import Classifier, Prediction
-from services.triage.config import TriageSettings
 from services.triage.rules import RulesError, RulesFile
 from services.triage.worker.batch import Decider
+from services.triage.worker.config import WorkerSettings
 from services.triage.worker.domain import Triage
 
 log = logging.getLogger(__name__)
@@ -346,7 +346,7 @@ def run(
 # --- composition root -------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None, settings: TriageSettings) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None, settings: WorkerSettings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m services.triage.worker.classify",
         description="Classify JSON Lines mentions ({'id', 'text', ...} per line) from stdin; "
@@ -380,7 +380,7 @@ def main(
     stderr: IO[str] | None = None,
 ) -> int:
     """The CLI; ``classifier`` and the streams may be injected (tests)."""
-    settings = TriageSettings()
+    settings = WorkerSettings()
     args = parse_args(argv, settings)
     err = stderr if stderr is not None else sys.stderr
     try:

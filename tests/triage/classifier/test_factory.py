@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.triage.classifier import load_classifier, transformer
-from services.triage.config import TriageSettings
+from services.triage.config import ClassifierSettings
 
 
 @pytest.mark.parametrize(("trim_mb", "trims"), [(1, 1), (0, 0)])
@@ -15,7 +15,7 @@ def test_settings_reach_the_classifier(
 ) -> None:
     calls: list[None] = []
     monkeypatch.setattr(transformer, "return_freed_memory", lambda: calls.append(None))
-    settings = TriageSettings(precision="fp32", memory_trim_mb=trim_mb, torch_threads=2)
+    settings = ClassifierSettings(precision="fp32", memory_trim_mb=trim_mb, torch_threads=2)
     classifier = load_classifier(settings, ["Ask refugees in Kakuma your questions"])
     assert classifier.precision == "fp32"
     calls.clear()
@@ -26,4 +26,4 @@ def test_settings_reach_the_classifier(
 def test_an_unknown_precision_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_PRECISION", "fp16")
     with pytest.raises(ValidationError, match="precision"):
-        TriageSettings()
+        ClassifierSettings()

@@ -24,8 +24,8 @@ from services.common.messages import (
     PublishReply,
     QuestionAssigned,
 )
-from services.triage.config import TriageSettings
 from services.triage.web.app import Overrides, create_app
+from services.triage.web.config import WebSettings
 from services.triage.web.deps import TriageRuntime
 from services.triage.web.models import Role
 from services.triage.web.store import Actor
@@ -72,7 +72,7 @@ async def web(
     mention_factory: Callable[..., MentionReceived],
 ) -> AsyncIterator[Web]:
     async with empty_database(request.param, tmp_path) as (_, url, schema):
-        settings = TriageSettings(
+        settings = WebSettings(
             database_url=url,
             database_schema=schema,
             media_dir=tmp_path / "media",

@@ -19,8 +19,8 @@ from urllib.request import url2pathname
 import pytest
 
 from services.common.messages import utcnow
-from services.triage.config import TriageSettings
 from services.triage.web import media
+from services.triage.web.config import WebSettings
 from services.triage.web.media import (
     ChecksumMismatch,
     InvalidUpload,
@@ -705,7 +705,7 @@ async def test_put_stream_keeps_nothing_from_a_dropped_connection(
 
 
 def test_uploads_take_their_limits_from_the_settings(tmp_path: Path) -> None:
-    settings = TriageSettings(
+    settings = WebSettings(
         media_dir=tmp_path / "media", upload_max_bytes=10_000, upload_types=("video/webm",)
     )
 

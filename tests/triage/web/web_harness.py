@@ -41,9 +41,9 @@ from services.common.messages import (
     PriorityReason,
     Scores,
 )
-from services.triage.config import TriageSettings
 from services.triage.web.app import Overrides, create_app
 from services.triage.web.auth import hash_password
+from services.triage.web.config import WebSettings
 from services.triage.web.deps import TriageRuntime
 from services.triage.web.models import Role, Team, User
 from services.triage.web.store import Actor, TriageStore
@@ -76,7 +76,7 @@ TEAMS = (
 )
 
 
-def web_settings(root: Path, **overrides: Any) -> TriageSettings:
+def web_settings(root: Path, **overrides: Any) -> WebSettings:
     """Settings for a test app: a SQLite file and media folder under ``root``,
     plain-HTTP cookies, no consumers, small upload chunks (several per test video)."""
     fields: dict[str, Any] = {
@@ -89,10 +89,10 @@ def web_settings(root: Path, **overrides: Any) -> TriageSettings:
         "admin_password": None,
     }
     fields.update(overrides)
-    return TriageSettings(**fields)
+    return WebSettings(**fields)
 
 
-def make_app(settings: TriageSettings) -> FastAPI:
+def make_app(settings: WebSettings) -> FastAPI:
     return create_app(settings, kafka=None, overrides=Overrides(kafka=False))
 
 
@@ -207,7 +207,7 @@ class WebApp:
     """A running, seeded app and a way to reach its event loop."""
 
     app: FastAPI
-    settings: TriageSettings
+    settings: WebSettings
     runner: Callable[..., Any]
     questions: dict[str, str] = field(default_factory=dict)
     base_url: str = "http://testserver"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from services.common.kafka import KafkaSettings
 from services.triage.classifier.base import Prediction
-from services.triage.config import TriageSettings
 from services.triage.worker.agents import create_worker, ensure_worker_topics
+from services.triage.worker.config import WorkerSettings
 from tests.triage.worker.helpers import FakeClassifier, FakeDecider
 
 #: Short group timeouts: Tansu's join waits about half the session timeout.
@@ -45,7 +45,7 @@ class StallingClassifier(FakeClassifier):
 
 async def main() -> None:
     kafka = KafkaSettings()
-    settings = TriageSettings()
+    settings = WorkerSettings()
     stall_file = os.environ.get("FAKE_STALL_FILE")
     classifier = StallingClassifier(
         per_text_s=float(os.environ.get("FAKE_PER_TEXT_S", "0")),

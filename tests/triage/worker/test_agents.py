@@ -24,7 +24,6 @@ from services.common.codec import decode, encode
 from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import DeadLetter, Decision, MentionClassified, MentionReceived
 from services.devstack.broker import free_port
-from services.triage.config import TriageSettings
 from services.triage.worker.agents import (
     FETCH_MAX_WAIT_MS,
     TriageWorker,
@@ -33,6 +32,7 @@ from services.triage.worker.agents import (
     faust_settings,
 )
 from services.triage.worker.batch import BatchProcessor
+from services.triage.worker.config import WorkerSettings
 from tests.helpers import ROOT
 from tests.helpers.kafka import read_all
 from tests.publish.helpers import request_factory
@@ -73,7 +73,7 @@ def make_worker(tmp_path: Path) -> Iterator[Maker]:
         web_port: int | None = None,
         group: str | None = None,
     ) -> TriageWorker:
-        settings = TriageSettings(
+        settings = WorkerSettings(
             worker_group=group or f"triage-test-{uuid.uuid4().hex[:8]}",
             batch_size=batch_size,
             batch_within_s=0.02,
@@ -207,7 +207,7 @@ async def test_agent_leaves_a_batch_unacked_when_even_its_dead_letters_fail(
 
 def test_faust_settings_at_least_once_without_idempotence() -> None:
     conf = faust_settings(
-        TriageSettings(batch_size=64, worker_port=8123),
+        WorkerSettings(batch_size=64, worker_port=8123),
         KafkaSettings(bootstrap_servers="k1:9092, k2:9093"),
     )
     assert conf["broker"] == ["kafka://k1:9092", "kafka://k2:9093"]
@@ -221,7 +221,7 @@ def test_faust_settings_at_least_once_without_idempotence() -> None:
 
 def test_faust_settings_carry_sasl_credentials() -> None:
     conf = faust_settings(
-        TriageSettings(),
+        WorkerSettings(),
         KafkaSettings(
             security_protocol="SASL_PLAINTEXT",
             sasl_mechanism="SCRAM-SHA-256",

@@ -8,9 +8,9 @@ from services.triage.web.models import Base
 
 
 def _database() -> tuple[str, str | None]:
-    from services.triage.config import TriageSettings  # noqa: PLC0415 - CLI only
+    from services.triage.web.config import WebSettings  # noqa: PLC0415 - CLI only
 
-    settings = TriageSettings()
+    settings = WebSettings()
     return settings.database_url, settings.database_schema
 
 

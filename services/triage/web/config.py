@@ -1,0 +1,75 @@
+"""Settings of the triage web (``TRIAGE_*``): the pages and API, the database,
+accounts, answers and the web's consumers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field, SecretStr
+
+from services.common.config import Environment
+from services.triage.config import TriageSettings
+
+#: Video types a team may upload (checked against the file's own first bytes too).
+VIDEO_TYPES = ("video/mp4", "video/webm", "video/quicktime")
+
+
+class WebSettings(TriageSettings):
+    optional_secret_fields: ClassVar[tuple[str, ...]] = ("admin_password",)
+
+    # --- web (moderator page, team feeds, JSON API) ---------------------------
+    #: Address the triage web binds (``0.0.0.0`` in a container).
+    host: str = "127.0.0.1"
+    #: Port of the triage web page and its JSON API.
+    port: int = Field(default=8000, ge=1, le=65535)
+    #: Triage database (SQLAlchemy async URL): SQLite under ``var/`` by default,
+    #: ``postgresql+asyncpg://...`` in the compose stack.
+    database_url: str = "sqlite+aiosqlite:///var/triage/triage.db"
+    #: Postgres schema for the triage tables (unset: the user's default search path).
+    database_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    #: Admin created (or whose password is reset) at start when both are set.
+    admin_user: str | None = Field(default=None, min_length=1, max_length=64)
+    #: Password of ``TRIAGE_ADMIN_USER`` (at least 16 characters in production).
+    admin_password: SecretStr | None = None
+    #: Session cookies only over HTTPS (unset: on everywhere but development and test).
+    cookie_secure: bool | None = None
+    #: How long a login session or an API token lasts (seconds).
+    session_ttl_s: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
+    #: How long a moderator's or a team's claim on a question lasts (seconds).
+    claim_ttl_s: int = Field(default=120, ge=5, le=24 * 3600)
+    #: Failed logins per user name and per client address within ``login_window_s``.
+    login_max_failures: int = Field(default=10, ge=1, le=1000)
+    #: Window of the failed-login limit (seconds).
+    login_window_s: int = Field(default=900, ge=1)
+
+    # --- answers --------------------------------------------------------------
+    #: Folder of the local ``MediaStore`` (answer videos and unfinished uploads).
+    media_dir: Path = Path("var/triage/media")
+    #: Largest answer video accepted (bytes).
+    upload_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    #: Largest chunk of a resumable upload (bytes).
+    upload_chunk_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    #: An unfinished upload is discarded after this long without a chunk (seconds).
+    upload_expiry_s: int = Field(default=24 * 3600, ge=60)
+    #: Video types accepted.
+    upload_types: tuple[str, ...] = VIDEO_TYPES
+    #: Scopes of use a filmed person can consent to (the publisher checks them too).
+    consent_scopes: tuple[str, ...] = ("campaign-social", "public")
+
+    # --- web consumers --------------------------------------------------------
+    #: Consume ``mentions.classified`` (and reply outcomes) into the database in this process.
+    consume: bool = True
+    #: Consumer group of the triage web's consumers (scale the web out freely).
+    web_group: str = Field(default="triage-web", min_length=1, max_length=128)
+    #: Create the demo teams (from the rules file's routing) and their members from
+    #: ``TEAM_<SLUG>_USER`` / ``TEAM_<SLUG>_PASSWORD`` at start (``make run`` sets it).
+    demo_accounts: bool = False
+    #: How often the outbox relay looks for messages to send (seconds).
+    outbox_every_s: float = Field(default=0.5, gt=0, le=60)
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.environment is Environment.PRODUCTION
