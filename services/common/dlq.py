@@ -1,18 +1,25 @@
 """Dead letters: an input a stage could not handle goes to ``<topic>.dlq``.
 
 The original bytes travel with the error and the stage, so nothing is silently
-dropped and a fixed consumer can replay them.
+dropped and a fixed consumer can replay them. :func:`dead_letter` builds the
+envelope, :func:`send_dead_letter` produces it, and :class:`DeadLetters` does
+both for a record a service's consumer could not handle.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from services.common.codec import encode
 from services.common.messages import DeadLetter, utcnow
 from services.common.topics import dlq
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +62,32 @@ async def send_dead_letter(
     log.warning(
         "dead-lettered a message from %s at stage %s: %s", letter.topic, letter.stage, letter.error
     )
+
+
+def _not_counted(record: ConsumerRecord[bytes, bytes], step: str) -> None:
+    """The default of :attr:`DeadLetters.counted`."""
+
+
+@dataclass(frozen=True)
+class DeadLetters:
+    """Where one service's consumers send the records they cannot handle:
+    ``<topic>.dlq``, stage ``<service>.<step>`` (``decode``, ``handle``)."""
+
+    producer: Sender
+    service: str
+    #: Called once a dead letter is acknowledged (the service's metrics).
+    counted: Callable[[ConsumerRecord[bytes, bytes], str], None] = _not_counted
+
+    async def send(self, record: ConsumerRecord[bytes, bytes], step: str, error: str) -> None:
+        """Produce the record's dead letter (raises the broker's error if it is not sent)."""
+        letter = dead_letter(
+            topic=record.topic,
+            stage=f"{self.service}.{step}",
+            error=error,
+            value=record.value or b"",
+            key=record.key,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        await send_dead_letter(self.producer, letter, physical_topic=record.topic)
+        self.counted(record, step)

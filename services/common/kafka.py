@@ -145,6 +145,18 @@ def make_consumer(settings: KafkaSettings, *topics: str, **overrides: Any) -> AI
     return AIOKafkaConsumer(*topics, **options)
 
 
+def group_timeouts(settings: KafkaSettings) -> dict[str, int]:
+    """Consumer-group timeouts that fit the request timeout: a JoinGroup is answered
+    after a wait that grows with the session and rebalance timeouts, so above the
+    request timeout the join times out over and over and never gets its partitions."""
+    session_ms = max(2_000, min(10_000, settings.request_timeout_ms))
+    return {
+        "session_timeout_ms": session_ms,
+        "heartbeat_interval_ms": session_ms // 4,
+        "rebalance_timeout_ms": session_ms // 2,
+    }
+
+
 def make_admin(settings: KafkaSettings) -> AIOKafkaAdminClient:
     kwargs = settings.client_kwargs()
     return AIOKafkaAdminClient(**kwargs)

@@ -24,7 +24,7 @@ from services.common.kafka import (
     make_producer,
     start_when_reachable,
 )
-from services.common.logs import log_if_died
+from services.common.tasks import BackgroundTasks
 from services.ingest.config import IngestSettings
 from services.ingest.dedupe import SeenIds, TopicTail
 from services.ingest.deps import IngestRuntime, ReadinessCheck
@@ -86,7 +86,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            tasks: list[asyncio.Task[None]] = []
+            tail: TopicTail | None = None
             if overrides.sink is not None:
                 fake = AlwaysReady()
                 runtime = IngestRuntime(
@@ -107,26 +107,26 @@ def create_app(
                 stack.push_async_callback(producer.stop)
                 seen = SeenIds(settings.dedupe_window_hours * 3600, settings.dedupe_max_ids)
                 tail = TopicTail(kafka, kafka.topic(topics.MENTIONS_RAW), seen)
-                tail_task = asyncio.create_task(tail.run(), name="dedupe-tail")
-                tasks.append(tail_task)
+                readiness = TailReadiness(tail)
                 runtime = IngestRuntime(
                     settings,
                     KafkaMentionSink(producer, kafka, seen),
-                    TailReadiness(tail, tail_task),
+                    readiness,
                     ProducerBrokerCheck(producer),
                 )
             http = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
             )
+            # Entered last, so stopped first: before the HTTP client and the producer.
+            tasks = await stack.enter_async_context(BackgroundTasks())
+            if tail is not None:
+                readiness.task = tasks.start("dedupe-tail", tail.run)
             if settings.x_bearer_token is not None:
-                x_stream = XFilteredStream(settings, http, runtime.sink)
-                tasks.append(asyncio.create_task(x_stream.run(), name="x-stream"))
+                tasks.start("x-stream", XFilteredStream(settings, http, runtime.sink).run)
             if settings.mastodon_base_url:
-                mastodon = MastodonStream(settings, http, runtime.sink)
-                tasks.append(asyncio.create_task(mastodon.run(), name="mastodon"))
-            tasks.extend(asyncio.create_task(task()) for task in overrides.extra_tasks)
-            for task in tasks:
-                task.add_done_callback(log_if_died)
+                tasks.start("mastodon", MastodonStream(settings, http, runtime.sink).run)
+            for number, extra in enumerate(overrides.extra_tasks):
+                tasks.start(f"extra-{number}", extra)
             app.state.runtime = runtime
             log.info(
                 "ingest ready on %s:%d (Kafka %s)",
@@ -134,12 +134,7 @@ def create_app(
                 settings.port,
                 kafka.bootstrap_servers,
             )
-            try:
-                yield
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            yield
 
     app = FastAPI(
         title="takeaction ingest",

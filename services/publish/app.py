@@ -5,7 +5,6 @@ opt-outs) around them. Tests pass fakes through :func:`create_app`."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -14,22 +13,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
 from services.common import topics
 from services.common.bootstrap import ensure_topics
+from services.common.consume import RecordHandler, consuming
 from services.common.http import BodySizeLimit, install_error_handlers
 from services.common.kafka import (
     KafkaSettings,
     ProducerBrokerCheck,
-    make_consumer,
     make_producer,
     start_when_reachable,
 )
-from services.common.logs import log_if_died
 from services.common.messages import Platform as PlatformName
-from services.publish.agents import Agents, PartitionLoop, RecordHandler
+from services.common.tasks import BackgroundTasks
+from services.publish.agents import Agents, consume_loop
 from services.publish.config import PublishSettings
 from services.publish.db import make_engine, migrate
 from services.publish.deps import PublishRuntime
@@ -113,65 +111,46 @@ def create_app(
                 publisher=publisher, producer=producer, kafka=kafka, clock=overrides.clock
             )
 
-            # A JoinGroup is answered after a wait that grows with the session and
-            # rebalance timeouts: keep them under the request timeout, or the join
-            # times out over and over and the consumer never gets its partitions.
-            session_ms = max(2_000, min(10_000, kafka.request_timeout_ms))
-            group_options: dict[str, Any] = {
-                "session_timeout_ms": session_ms,
-                "heartbeat_interval_ms": session_ms // 4,
-                "rebalance_timeout_ms": session_ms // 2,
-            }
-
-            def consuming(
+            def reading(
                 topic: str, group: str, handle: RecordHandler, **options: Any
             ) -> Callable[[], Coroutine[Any, Any, None]]:
-                async def run() -> None:
-                    consumer: AIOKafkaConsumer = await start_when_reachable(
-                        lambda: make_consumer(
-                            kafka,
-                            kafka.topic(topic),
-                            group_id=group,
-                            **group_options,
-                            **options,
-                        ),
-                        timeout_s=STARTUP_TIMEOUT_S,
-                    )
-                    try:
-                        if topic == topics.REPLIES_REQUESTED:
-                            await agents.reconcile_at_start()
-                        await PartitionLoop(
-                            consumer,
-                            handle,
-                            name=topic,
-                            poll_timeout_ms=settings.poll_timeout_ms,
-                            clock=overrides.clock,
-                        ).run()
-                    finally:
-                        await consumer.stop()
+                return consuming(
+                    kafka,
+                    [topic],
+                    group=group,
+                    loop=lambda consumer: consume_loop(
+                        consumer,
+                        handle,
+                        name=topic,
+                        producer=producer,
+                        poll_timeout_ms=settings.poll_timeout_ms,
+                        clock=overrides.clock,
+                    ),
+                    startup_timeout_s=STARTUP_TIMEOUT_S,
+                    first=agents.reconcile_at_start if topic == topics.REPLIES_REQUESTED else None,
+                    **options,
+                )
 
-                return run
-
-            runs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
-                "replies": consuming(
-                    topics.REPLIES_REQUESTED,
-                    settings.group_id,
-                    agents.on_reply_requested,
-                    max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
-                ),
-                "mentions": consuming(
-                    topics.MENTIONS_RAW, settings.mentions_group_id, agents.on_mention
-                ),
-                "consent": consuming(
-                    topics.CONSENT_WITHDRAWN,
-                    settings.consent_group_id,
-                    agents.on_consent_withdrawn,
-                ),
-                "take-downs": lambda: agents.sweep_take_downs(settings.takedown_sweep_s),
-            }
-            tasks = {name: asyncio.create_task(run(), name=name) for name, run in runs.items()}
-            for task in tasks.values():
-                task.add_done_callback(log_if_died)
+            tasks = await stack.enter_async_context(BackgroundTasks())
+            tasks.start_all(
+                {
+                    "replies": reading(
+                        topics.REPLIES_REQUESTED,
+                        settings.group_id,
+                        agents.on_reply_requested,
+                        max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+                    ),
+                    "mentions": reading(
+                        topics.MENTIONS_RAW, settings.mentions_group_id, agents.on_mention
+                    ),
+                    "consent": reading(
+                        topics.CONSENT_WITHDRAWN,
+                        settings.consent_group_id,
+                        agents.on_consent_withdrawn,
+                    ),
+                    "take-downs": lambda: agents.sweep_take_downs(settings.takedown_sweep_s),
+                }
+            )
             app.state.runtime = PublishRuntime(
                 settings, ledger, ProducerBrokerCheck(producer), tasks
             )
@@ -183,12 +162,7 @@ def create_app(
                 engine.url.render_as_string(),
                 ", ".join(p.value for p in platforms) or "none",
             )
-            try:
-                yield
-            finally:
-                for task in tasks.values():
-                    task.cancel()
-                await asyncio.gather(*tasks.values(), return_exceptions=True)
+            yield
 
     app = FastAPI(
         title="takeaction publish",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -23,7 +24,7 @@ class PublishRuntime:
     broker: BrokerCheck
     #: The background tasks by name, the three consumers and the take-down sweep
     #: (a finished one is dead: /healthz says so).
-    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    tasks: Mapping[str, asyncio.Task[None]] = field(default_factory=dict)
 
 
 def get_runtime(request: Request) -> PublishRuntime:

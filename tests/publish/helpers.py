@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.common.consume import ConsumeLoop
 from services.common.kafka import KafkaSettings, make_consumer
 from services.common.messages import (
     Author,
@@ -25,7 +26,6 @@ from services.common.messages import (
     PublishReply,
     mention_id,
 )
-from services.publish.agents import PartitionLoop
 from services.publish.db import migrate
 from services.publish.exceptions import RateLimited, RetryableError
 from services.publish.ledger import Ledger
@@ -123,7 +123,7 @@ async def assigned_consumer(kafka: KafkaSettings, topic: str, group: str) -> AIO
 
 
 async def drain(
-    loop: PartitionLoop, *, until: Callable[[], Any] | None = None, timeout_s: float = 20.0
+    loop: ConsumeLoop, *, until: Callable[[], Any] | None = None, timeout_s: float = 20.0
 ) -> None:
     """Run the loop until every assigned partition is read to its end (as of now)
     with nothing put off, and ``until`` (awaited if async) holds."""

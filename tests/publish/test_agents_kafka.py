@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from services.common import topics
 from services.common.bootstrap import ensure_topics
 from services.common.codec import decode, encode, encode_key
+from services.common.consume import ConsumeLoop, RecordHandler
 from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import (
     ConsentWithdrawn,
@@ -29,7 +30,7 @@ from services.common.messages import (
     ReplyPublished,
 )
 from services.publish import metrics
-from services.publish.agents import Agents, PartitionLoop, RecordHandler
+from services.publish.agents import Agents, consume_loop
 from services.publish.config import PublishSettings
 from services.publish.ledger import Ledger
 from services.publish.models import ReplyState
@@ -83,12 +84,14 @@ class Stack:
             publisher=publisher or self.publisher(), producer=self.producer, kafka=self.kafka
         )
 
-    async def loop(self, topic: str, handle: RecordHandler, group: str = GROUP) -> PartitionLoop:
+    async def loop(self, topic: str, handle: RecordHandler, group: str = GROUP) -> ConsumeLoop:
         consumer = await assigned_consumer(self.kafka, topic, group)
         self.consumers.append(consumer)
-        return PartitionLoop(consumer, handle, name=topic, poll_timeout_ms=100)
+        return consume_loop(
+            consumer, handle, name=topic, producer=self.producer, poll_timeout_ms=100
+        )
 
-    async def stop(self, loop: PartitionLoop) -> None:
+    async def stop(self, loop: ConsumeLoop) -> None:
         """Stop a consumer the way a killed process does: nothing more is committed."""
         await loop.consumer.stop()
         self.consumers.remove(loop.consumer)
@@ -106,7 +109,7 @@ class Stack:
     async def posts(self) -> list[dict[str, Any]]:
         return await posts(self.http, self.sandbox)
 
-    async def committed(self, loop: PartitionLoop) -> int:
+    async def committed(self, loop: ConsumeLoop) -> int:
         consumer = loop.consumer
         total = 0
         for tp in consumer.assignment():

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,22 +24,28 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common import topics
 from services.common.bootstrap import ensure_topics
+from services.common.consume import RecordHandler, consuming
 from services.common.http import BodySizeLimit, error_response, install_error_handlers
 from services.common.kafka import (
     KafkaSettings,
     ProducerBrokerCheck,
-    make_consumer,
     make_producer,
     start_when_reachable,
 )
-from services.common.logs import log_if_died
 from services.common.messages import utcnow
+from services.common.tasks import BackgroundTasks, Run
 from services.triage.rules import load_rules
 from services.triage.web import media as media_errors
 from services.triage.web import metrics
 from services.triage.web.auth import Accounts
 from services.triage.web.config import WebSettings
-from services.triage.web.consumers import ConsumerLoop, OutboxRelay, RecordHandlers
+from services.triage.web.consumers import (
+    CLASSIFIED,
+    REPLIES,
+    OutboxRelay,
+    RecordHandlers,
+    consume_loop,
+)
 from services.triage.web.db import make_engine, migrate
 from services.triage.web.deps import TriageRuntime
 from services.triage.web.exceptions import TooManyAttempts, TriageError, Unauthorized
@@ -220,7 +226,6 @@ def create_app(
                 await seed_demo(store, accounts, load_rules(settings.rules_path), os.environ)
             media = overrides.media or LocalMediaStore(settings.media_dir)
             uploads = Uploads.from_settings(settings, media)
-            tasks: dict[str, asyncio.Task[None]] = {}
             runtime = TriageRuntime(
                 settings=settings,
                 store=store,
@@ -228,17 +233,14 @@ def create_app(
                 media=media,
                 uploads=uploads,
                 broker=_NoBroker(),
-                tasks=tasks,
             )
-            runs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
-                "housekeeping": lambda: _housekeeping(store, uploads)
-            }
+            runs: dict[str, Run] = {"housekeeping": lambda: _housekeeping(store, uploads)}
             if overrides.kafka:
                 runs |= await _kafka_side(settings, kafka, store, runtime, stack)
-            for name, run in runs.items():
-                task = asyncio.create_task(run(), name=name)
-                task.add_done_callback(log_if_died)
-                tasks[name] = task
+            # Entered last, so stopped first: before the producer and the engine.
+            tasks = await stack.enter_async_context(BackgroundTasks())
+            tasks.start_all(runs)
+            runtime.tasks = tasks
             app.state.runtime = runtime
             log.info(
                 "triage web ready on %s:%d (database %s, Kafka %s)",
@@ -250,10 +252,7 @@ def create_app(
             try:
                 yield
             finally:
-                runtime.stopping.set()
-                for task in tasks.values():
-                    task.cancel()
-                await asyncio.gather(*tasks.values(), return_exceptions=True)
+                runtime.stopping.set()  # the live streams end; the tasks stop next
 
     app = FastAPI(
         title="takeaction triage",
@@ -282,7 +281,7 @@ async def _kafka_side(
     store: TriageStore,
     runtime: TriageRuntime,
     stack: contextlib.AsyncExitStack,
-) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+) -> dict[str, Run]:
     """Topics, the producer, the outbox relay and the consumers (as tasks to run)."""
     specs = [topics.spec_for(n) for n in TOPICS]
     specs += [topics.spec_for(topics.dlq(n)) for n in TOPICS]
@@ -292,15 +291,24 @@ async def _kafka_side(
     runtime.broker = ProducerBrokerCheck(producer)
     relay = OutboxRelay(store, producer, kafka, every_s=settings.outbox_every_s)
     runtime.wake_outbox = relay.wake
-    runs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {"outbox": relay.run}
+    runs: dict[str, Run] = {"outbox": relay.run}
     if settings.consume:
         handlers = RecordHandlers(store)
-        runs["classified"] = _consuming(
-            kafka, producer, settings.web_group, handlers.classified, topics.MENTIONS_CLASSIFIED
+
+        def reading(name: str, group: str, handle: RecordHandler, *names: str) -> Run:
+            return consuming(
+                kafka,
+                names,
+                group=group,
+                loop=lambda consumer: consume_loop(consumer, handle, name=name, producer=producer),
+                startup_timeout_s=STARTUP_TIMEOUT_S,
+            )
+
+        runs["classified"] = reading(
+            CLASSIFIED, settings.web_group, handlers.classified, topics.MENTIONS_CLASSIFIED
         )
-        runs["replies"] = _consuming(
-            kafka,
-            producer,
+        runs["replies"] = reading(
+            REPLIES,
             f"{settings.web_group}-replies",
             handlers.reply_outcome,
             topics.REPLIES_PUBLISHED,
@@ -312,36 +320,3 @@ async def _kafka_side(
 class _NoBroker:
     async def check(self) -> str | None:
         return "Kafka is off in this process"
-
-
-def group_timeouts(kafka: KafkaSettings) -> dict[str, int]:
-    """A JoinGroup is answered after a wait that grows with the session and rebalance
-    timeouts: keep them under the request timeout, or the join never completes."""
-    session_ms = max(2_000, min(10_000, kafka.request_timeout_ms))
-    return {
-        "session_timeout_ms": session_ms,
-        "heartbeat_interval_ms": session_ms // 4,
-        "rebalance_timeout_ms": session_ms // 2,
-    }
-
-
-def _consuming(
-    kafka: KafkaSettings,
-    producer: Any,
-    group: str,
-    handle: Any,
-    *names: str,
-) -> Callable[[], Coroutine[Any, Any, None]]:
-    async def run() -> None:
-        consumer = await start_when_reachable(
-            lambda: make_consumer(
-                kafka, *(kafka.topic(n) for n in names), group_id=group, **group_timeouts(kafka)
-            ),
-            timeout_s=STARTUP_TIMEOUT_S,
-        )
-        try:
-            await ConsumerLoop(consumer, producer, handle, name=",".join(names)).run()
-        finally:
-            await consumer.stop()
-
-    return run

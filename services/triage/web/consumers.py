@@ -9,9 +9,11 @@
   and marks it sent once the broker acknowledged it. A crash between the two
   sends it again: consumers dedupe on the message's own ids.
 
-A record is committed only after its effect is in the database. A record that
-cannot be decoded goes to ``<topic>.dlq`` with its bytes; while the database
-is down the consumer retries the same record with a backoff (nothing skipped).
+Both consumers run in :class:`services.common.consume.ConsumeLoop`
+(:func:`consume_loop`): a record is committed only after its effect is in the
+database; one that cannot be decoded goes to ``<topic>.dlq`` with its bytes
+(stage ``triage-web.decode``); while the database is down the same record is
+tried again with a doubling wait (nothing skipped).
 """
 
 from __future__ import annotations
@@ -21,16 +23,17 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, TypeAlias
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from services.common import topics
-from services.common.codec import DecodeError, decode
-from services.common.dlq import dead_letter, send_dead_letter
+from services.common.codec import decode
+from services.common.consume import ConsumeLoop, Record, RecordHandler, doubling_backoff
+from services.common.dlq import DeadLetters, Sender
 from services.common.kafka import KafkaSettings
 from services.common.messages import MentionClassified, ReplyFailed, ReplyPublished
 from services.triage.web import metrics
@@ -39,9 +42,6 @@ from services.triage.web.store import TriageStore
 
 log = logging.getLogger(__name__)
 
-Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
-Handler = Callable[[Record], Awaitable[str]]
-
 #: First and longest wait before retrying a record after a database failure (s).
 RETRY_INITIAL_S = 0.5
 RETRY_MAX_S = 30.0
@@ -49,13 +49,48 @@ RETRY_MAX_S = 30.0
 OUTBOX_KEEP = timedelta(days=7)
 
 
+#: ``topic`` label of each consumer's metrics.
+CLASSIFIED = topics.MENTIONS_CLASSIFIED
+REPLIES = f"{topics.REPLIES_PUBLISHED},{topics.REPLIES_FAILED}"
+#: What makes a record wait and be tried again: the database is unreachable. (Any
+#: other database error is about the record: retrying would never end.)
+DATABASE_DOWN = (OperationalError, InterfaceError, OSError)
+
+
+def consume_loop(
+    consumer: AIOKafkaConsumer, handle: RecordHandler, *, name: str, producer: Sender
+) -> ConsumeLoop:
+    """The web's consume loop: dead letters with stage ``triage-web.*``, the
+    database's outages waited out with a doubling wait; metrics labelled ``name``."""
+
+    def counted(_record: Record, _step: str) -> None:
+        metrics.DEAD_LETTERS.labels(name).inc()
+        metrics.MESSAGES_IN.labels(name, "dead_letter").inc()
+
+    return ConsumeLoop(
+        consumer,
+        handle,
+        name=name,
+        dead_letters=DeadLetters(producer, "triage-web", counted),
+        retry_on=DATABASE_DOWN,
+        backoff=doubling_backoff(RETRY_INITIAL_S, RETRY_MAX_S),
+        lag=metrics.CONSUMER_LAG,
+    )
+
+
 class RecordHandlers:
-    """Decode → store. Each returns the outcome label for the metrics."""
+    """Decode → store, each record counted by outcome (stored, duplicate)."""
 
     def __init__(self, store: TriageStore) -> None:
         self.store = store
 
-    async def classified(self, record: Record) -> str:
+    async def classified(self, record: Record) -> None:
+        metrics.MESSAGES_IN.labels(CLASSIFIED, await self._classified(record)).inc()
+
+    async def reply_outcome(self, record: Record) -> None:
+        metrics.MESSAGES_IN.labels(REPLIES, await self._reply_outcome(record)).inc()
+
+    async def _classified(self, record: Record) -> str:
         message = decode(MentionClassified, record.value or b"")
         question = await self.store.ingest(message)
         if question is None:
@@ -71,7 +106,7 @@ class RecordHandlers:
         )
         return "stored"
 
-    async def reply_outcome(self, record: Record) -> str:
+    async def _reply_outcome(self, record: Record) -> str:
         outcome: BaseModel
         if record.topic.endswith(topics.REPLIES_PUBLISHED):
             outcome = decode(ReplyPublished, record.value or b"")
@@ -80,111 +115,6 @@ class RecordHandlers:
         assert isinstance(outcome, ReplyPublished | ReplyFailed)
         changed = await self.store.reply_outcome(outcome)
         return "stored" if changed else "duplicate"
-
-
-class ConsumerLoop:
-    """Reads records in order per partition, hands each to ``handle`` and
-    commits it once handled (or dead-lettered)."""
-
-    def __init__(
-        self,
-        consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
-        handle: Handler,
-        *,
-        name: str,
-        poll_timeout_ms: int = 1000,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-    ) -> None:
-        self.consumer = consumer
-        self.producer = producer
-        self.handle = handle
-        self.name = name
-        self.poll_timeout_ms = poll_timeout_ms
-        self.sleep = sleep
-
-    async def run(self) -> None:
-        log.info("%s consumer running", self.name)
-        while True:
-            await self.run_once()
-
-    async def run_once(self) -> None:
-        batch = await self.consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=200)
-        for tp, records in batch.items():
-            for record in records:
-                await self._one(tp, record)
-            last = records[-1].offset if records else None
-            if last is None:
-                continue
-            try:
-                await self.consumer.commit({tp: last + 1})
-            except (CommitFailedError, KafkaError) as exc:
-                # Rebalanced away or broker gone: the records come again; storing
-                # them is idempotent.
-                log.warning(
-                    "%s: commit of %s[%d] failed: %s", self.name, tp.topic, tp.partition, exc
-                )
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
-                    max(0, highwater - last - 1)
-                )
-
-    async def _one(self, tp: TopicPartition, record: Record) -> None:
-        wait = RETRY_INITIAL_S
-        while True:
-            try:
-                outcome = await self.handle(record)
-            except DecodeError as exc:
-                await self._dead_letter(record, "decode", str(exc))
-                outcome = "dead_letter"
-            except (OperationalError, InterfaceError, OSError) as exc:
-                # The database is unreachable: the same record, later. (Any other
-                # database error is about this record: retrying would never end.)
-                log.warning(
-                    "%s: database unavailable at %s[%d]@%d (%s); retrying in %.1fs",
-                    self.name,
-                    tp.topic,
-                    tp.partition,
-                    record.offset,
-                    type(exc).__name__,
-                    wait,
-                )
-                await self.sleep(wait)
-                wait = min(RETRY_MAX_S, wait * 2)
-                continue
-            except Exception as exc:
-                log.exception(
-                    "%s: record %s[%d]@%d failed", self.name, tp.topic, tp.partition, record.offset
-                )
-                await self._dead_letter(record, "handle", f"{type(exc).__name__}: {exc}")
-                outcome = "dead_letter"
-            metrics.MESSAGES_IN.labels(self.name, outcome).inc()
-            return
-
-    async def _dead_letter(self, record: Record, stage: str, error: str) -> None:
-        letter = dead_letter(
-            topic=record.topic,
-            stage=f"triage-web.{stage}",
-            error=error[:4000],
-            value=record.value or b"",
-            key=record.key,
-            partition=record.partition,
-            offset=record.offset,
-        )
-        wait = RETRY_INITIAL_S
-        while True:
-            try:
-                await send_dead_letter(self.producer, letter, physical_topic=record.topic)
-            except KafkaError as exc:
-                log.warning(
-                    "%s: dead-letter send failed (%s); retrying in %.1fs", self.name, exc, wait
-                )
-                await self.sleep(wait)
-                wait = min(RETRY_MAX_S, wait * 2)
-                continue
-            metrics.DEAD_LETTERS.labels(self.name).inc()
-            return
 
 
 class OutboxRelay:

@@ -4,7 +4,7 @@ what they may do, and the CSRF check for cookie sessions."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -37,7 +37,7 @@ class TriageRuntime:
     broker: BrokerCheck
     #: Wakes the outbox relay after a request wrote to the outbox.
     wake_outbox: Callable[[], None] = lambda: None
-    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    tasks: Mapping[str, asyncio.Task[None]] = field(default_factory=dict)
     #: Stops long-lived streams at shutdown.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -17,10 +17,9 @@ from aiokafka import AIOKafkaProducer
 from services.common import topics
 from services.common.bootstrap import ensure_topics
 from services.common.codec import decode, encode, encode_key
-from services.common.kafka import KafkaSettings, make_consumer, make_producer
+from services.common.kafka import KafkaSettings, group_timeouts, make_consumer, make_producer
 from services.common.messages import DeadLetter, MentionReceived, QuestionAssigned
-from services.triage.web.app import group_timeouts
-from services.triage.web.consumers import ConsumerLoop, OutboxRelay, RecordHandlers
+from services.triage.web.consumers import OutboxRelay, RecordHandlers, consume_loop
 from services.triage.web.models import Status
 from services.triage.web.store import Actor, QuestionFilter, TriageStore
 from tests.helpers.db import KINDS
@@ -86,7 +85,9 @@ async def test_redelivered_and_malformed_records(
     )
     await consumer.start()
     try:
-        loop = ConsumerLoop(consumer, producer, RecordHandlers(store).classified, name=topic)
+        loop = consume_loop(
+            consumer, RecordHandlers(store).classified, name=topic, producer=producer
+        )
         async with running(loop.run()):
 
             async def stored() -> bool:

@@ -1,0 +1,256 @@
+"""One Kafka consume loop for every aiokafka consumer: records in order per
+partition, each committed once handled, put off without blocking the others.
+
+A handler returns ``None`` when its record is done (committed at once), or the
+time (epoch seconds) at which to read it again: its partition is paused and held
+at that record, later records of the partition wait, other partitions flow, and
+the consumer keeps polling (no busy loop, no eviction from the group). What a
+handler raises is settled here, so one bad record never stops the stream:
+
+- :class:`~services.common.codec.DecodeError` — the record goes to
+  ``<topic>.dlq`` with stage ``<service>.decode``;
+- one of ``retry_on`` (the database or the broker unreachable) — the record is
+  put off by ``backoff(attempt)`` and read again;
+- anything else — dead-lettered with stage ``<service>.handle``.
+
+A dead letter that cannot be sent puts its record off too: nothing is committed
+past a record that is neither handled nor dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeAlias
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from prometheus_client import Gauge
+
+from services.common.codec import DecodeError
+from services.common.dlq import DeadLetters
+from services.common.kafka import (
+    KafkaSettings,
+    group_timeouts,
+    make_consumer,
+    start_when_reachable,
+)
+
+log = logging.getLogger(__name__)
+
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+#: Handles one record: None when done (commit it), else when to read it again (epoch s).
+RecordHandler = Callable[[Record], Awaitable[float | None]]
+
+
+def fixed_backoff(seconds: float) -> Callable[[int], float]:
+    """The same wait before every retry."""
+    return lambda _attempt: seconds
+
+
+def doubling_backoff(initial_s: float, max_s: float) -> Callable[[int], float]:
+    """``initial_s``, then twice as long each time, at most ``max_s``."""
+    return lambda attempt: min(max_s, initial_s * 2**attempt)
+
+
+#: Wait before the same record is tried again, unless the service says otherwise.
+DEFAULT_BACKOFF = fixed_backoff(5.0)
+
+
+class ConsumeLoop:
+    """Feeds records to ``handle`` one at a time per partition and commits each one
+    it finishes; a record put off pauses its partition until then (module docstring)."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        handle: RecordHandler,
+        *,
+        name: str,
+        dead_letters: DeadLetters,
+        retry_on: tuple[type[BaseException], ...] = (),
+        backoff: Callable[[int], float] = DEFAULT_BACKOFF,
+        lag: Gauge | None = None,
+        poll_timeout_ms: int = 1000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.consumer = consumer
+        self.handle = handle
+        self.name = name
+        self.dead_letters = dead_letters
+        self.retry_on = retry_on
+        self.backoff = backoff
+        self.lag = lag
+        self.poll_timeout_ms = poll_timeout_ms
+        self.clock = clock
+        #: Paused partitions and when to read them again.
+        self.deferred: dict[TopicPartition, float] = {}
+        #: The offset each paused partition is held at (the record put off).
+        self.held: dict[TopicPartition, int] = {}
+        #: Failed tries of the record each partition is held at (for ``backoff``).
+        self.attempts: dict[TopicPartition, int] = {}
+
+    async def run(self) -> None:
+        log.info("%s consumer running", self.name)
+        while True:
+            await self.run_once()
+
+    async def run_once(self) -> None:
+        """One poll and the records it brought."""
+        self._resume_due()
+        batch = await self.consumer.getmany(timeout_ms=self._poll_timeout_ms())
+        for tp, records in batch.items():
+            for record in records:
+                if tp in self.deferred:
+                    # Either the rest of the batch after the record just put off, or a
+                    # rebalance that kept the partition here un-paused it and read on
+                    # from the last commit: back onto the deferred record, paused, or
+                    # the records after it would be committed past.
+                    self.consumer.pause(tp)
+                    self.consumer.seek(tp, self.held[tp])
+                    break
+                await self._one(tp, record)
+
+    async def _one(self, tp: TopicPartition, record: Record) -> None:
+        retry_at = await self._settle(tp, record)
+        if retry_at is not None:
+            self.consumer.pause(tp)
+            self.consumer.seek(tp, record.offset)
+            self.deferred[tp] = retry_at
+            self.held[tp] = record.offset
+            log.info(
+                "%s: %s[%d]@%d put off for %.1f s",
+                self.name,
+                tp.topic,
+                tp.partition,
+                record.offset,
+                retry_at - self.clock(),
+            )
+            return
+        self.attempts.pop(tp, None)
+        try:
+            await self.consumer.commit({tp: record.offset + 1})
+        except (CommitFailedError, KafkaError) as exc:
+            # Rebalanced away or the broker is gone: the record comes again, and the
+            # consumers are idempotent.
+            log.warning(
+                "%s: commit of %s[%d]@%d failed: %s",
+                self.name,
+                tp.topic,
+                tp.partition,
+                record.offset,
+                exc,
+            )
+        highwater = self.consumer.highwater(tp)
+        if highwater is not None and self.lag is not None:
+            self.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - record.offset - 1))
+
+    async def _settle(self, tp: TopicPartition, record: Record) -> float | None:
+        """Run the handler; what it raises becomes a dead letter or a wait."""
+        try:
+            return await self.handle(record)
+        except DecodeError as exc:
+            return await self._dead_letter(tp, record, "decode", str(exc))
+        except self.retry_on as exc:
+            wait = self._wait(tp)
+            log.warning(
+                "%s: %s[%d]@%d: %s: %s; trying again in %.1f s",
+                self.name,
+                tp.topic,
+                tp.partition,
+                record.offset,
+                type(exc).__name__,
+                exc,
+                wait,
+            )
+            return self.clock() + wait
+        except Exception as exc:  # the outermost handler of one record
+            log.exception(
+                "%s: %s[%d]@%d could not be handled",
+                self.name,
+                tp.topic,
+                tp.partition,
+                record.offset,
+            )
+            return await self._dead_letter(tp, record, "handle", f"{type(exc).__name__}: {exc}")
+
+    async def _dead_letter(
+        self, tp: TopicPartition, record: Record, step: str, error: str
+    ) -> float | None:
+        try:
+            await self.dead_letters.send(record, step, error)
+        except KafkaError as exc:
+            wait = self._wait(tp)
+            log.warning("%s: dead-letter send failed (%s); again in %.1f s", self.name, exc, wait)
+            return self.clock() + wait
+        return None
+
+    def _wait(self, tp: TopicPartition) -> float:
+        attempt = self.attempts.get(tp, 0)
+        self.attempts[tp] = attempt + 1
+        return self.backoff(attempt)
+
+    def _resume_due(self) -> None:
+        now = self.clock()
+        assigned = self.consumer.assignment()
+        for tp, at in list(self.deferred.items()):
+            if tp not in assigned:  # revoked: the new owner reads it from the commit
+                del self.deferred[tp]
+                del self.held[tp]
+                self.attempts.pop(tp, None)
+            elif at <= now:
+                del self.deferred[tp]
+                del self.held[tp]
+                self.consumer.resume(tp)
+
+    def _poll_timeout_ms(self) -> int:
+        if not self.deferred:
+            return self.poll_timeout_ms
+        soonest = (min(self.deferred.values()) - self.clock()) * 1000
+        return int(min(self.poll_timeout_ms, max(10.0, soonest)))
+
+
+def consuming(
+    kafka: KafkaSettings,
+    topics: Sequence[str],
+    *,
+    group: str,
+    loop: Callable[[AIOKafkaConsumer], ConsumeLoop],
+    startup_timeout_s: float = 120.0,
+    first: Callable[[], Awaitable[None]] | None = None,
+    **options: Any,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The body of a background task: a consumer of ``topics`` (logical names) in
+    ``group``, started once the broker answers; ``first`` (if any) runs before the
+    first poll, then ``loop(consumer)`` until cancelled; the consumer is stopped."""
+
+    async def run() -> None:
+        consumer: AIOKafkaConsumer = await start_when_reachable(
+            lambda: make_consumer(
+                kafka,
+                *(kafka.topic(name) for name in topics),
+                group_id=group,
+                **group_timeouts(kafka),
+                **options,
+            ),
+            timeout_s=startup_timeout_s,
+        )
+        try:
+            if first is not None:
+                await first()
+            await loop(consumer).run()
+        finally:
+            await consumer.stop()
+
+    return run
+
+
+__all__ = [
+    "ConsumeLoop",
+    "Record",
+    "RecordHandler",
+    "consuming",
+    "doubling_backoff",
+    "fixed_backoff",
+]

@@ -1,0 +1,168 @@
+"""ConsumeLoop on scripted consumers: a deferred record is never skipped, also
+when a rebalance hands the partition back un-paused; a database outage is waited
+out on the same record, and an error about the record itself is dead-lettered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import ConsumerRecord, TopicPartition
+from sqlalchemy.exc import DataError, OperationalError
+
+from services.common.codec import decode
+from services.common.consume import ConsumeLoop, doubling_backoff
+from services.common.dlq import DeadLetters
+from services.common.messages import DeadLetter
+
+TP = TopicPartition("replies.requested", 0)
+
+
+def record(offset: int, topic: str = TP.topic) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic=topic, partition=0, offset=offset, timestamp=0, timestamp_type=0,
+        key=b"k", value=b"{}", checksum=None, serialized_key_size=1,
+        serialized_value_size=2, headers=(),
+    )  # fmt: skip
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    async def send_and_wait(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None
+    ) -> None:
+        self.sent.append((topic, value or b""))
+
+
+@dataclass
+class ScriptedConsumer:
+    """Hands out ``polls`` one per ``getmany``; records what the loop did."""
+
+    polls: list[list[ConsumerRecord[bytes, bytes]]]
+    paused: set[TopicPartition] = field(default_factory=set)
+    seeks: list[int] = field(default_factory=list)
+    commits: list[int] = field(default_factory=list)
+
+    async def getmany(self, timeout_ms: int = 0) -> dict[TopicPartition, Any]:
+        return {TP: self.polls.pop(0)} if self.polls else {}
+
+    def pause(self, tp: TopicPartition) -> None:
+        self.paused.add(tp)
+
+    def resume(self, tp: TopicPartition) -> None:
+        self.paused.discard(tp)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append(offset)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(offsets[TP])
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 10
+
+
+async def test_a_rebalance_that_unpauses_a_deferred_partition_does_not_skip_it() -> None:
+    handled: list[int] = []
+
+    async def handle(rec: ConsumerRecord[bytes, bytes]) -> float | None:
+        handled.append(rec.offset)
+        return 1e12 if rec.offset == 0 else None  # offset 0 must wait (a rate limit)
+
+    # Poll 1: offset 0 is deferred, with 1 behind it in the same batch. Poll 2: a
+    # rebalance un-paused the partition and the fetch starts again at the last
+    # commit: 0, 1, 2 arrive.
+    consumer = ScriptedConsumer(polls=[[record(0), record(1)], [record(0), record(1), record(2)]])
+    loop = ConsumeLoop(
+        consumer,
+        handle,
+        name="replies",
+        dead_letters=DeadLetters(Producer(), "publish"),
+        clock=lambda: 0.0,
+    )
+    await loop.run_once()
+    await loop.run_once()
+    assert handled == [0]  # nothing after the deferred record was handled
+    assert consumer.commits == []  # nor committed past it
+    assert TP in consumer.paused
+    assert consumer.seeks == [0, 0, 0]  # back on the deferred record each time
+
+
+WEB_TP = TopicPartition("mentions.classified", 0)
+
+
+@dataclass
+class ReplayingConsumer:
+    """One partition read from its position; pause, seek and resume as Kafka does."""
+
+    records: list[ConsumerRecord[bytes, bytes]]
+    position: int = 0
+    paused: bool = False
+    commits: list[int] = field(default_factory=list)
+
+    async def getmany(self, timeout_ms: int = 0) -> dict[TopicPartition, Any]:
+        if self.paused or self.position >= len(self.records):
+            return {}
+        batch = self.records[self.position :]
+        self.position = len(self.records)
+        return {WEB_TP: batch}
+
+    def pause(self, tp: TopicPartition) -> None:
+        self.paused = True
+
+    def resume(self, tp: TopicPartition) -> None:
+        self.paused = False
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.position = offset
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(offsets[WEB_TP])
+
+    def assignment(self) -> set[TopicPartition]:
+        return {WEB_TP}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return len(self.records)
+
+
+async def test_an_outage_is_waited_out_and_a_bad_record_is_dead_lettered() -> None:
+    calls: dict[int, int] = {0: 0, 1: 0}
+
+    async def handle(rec: ConsumerRecord[bytes, bytes]) -> None:
+        calls[rec.offset] += 1
+        if rec.offset == 0 and calls[0] < 3:  # the database is down twice, then back
+            raise OperationalError("SELECT 1", {}, ConnectionError("gone"))
+        if rec.offset == 1:  # a value the database will never take
+            raise DataError("INSERT", {}, ValueError("value too long"))
+
+    now = [0.0]
+    consumer = ReplayingConsumer([record(0, WEB_TP.topic), record(1, WEB_TP.topic)])
+    producer = Producer()
+    loop = ConsumeLoop(
+        consumer,
+        handle,
+        name=WEB_TP.topic,
+        dead_letters=DeadLetters(producer, "triage-web"),
+        retry_on=(OperationalError,),
+        backoff=doubling_backoff(0.5, 30.0),
+        clock=lambda: now[0],
+    )
+    waits = []
+    for _ in range(6):
+        await loop.run_once()
+        if loop.deferred:
+            waits.append(loop.deferred[WEB_TP] - now[0])
+            now[0] = loop.deferred[WEB_TP]  # the wait passes
+    assert calls == {0: 3, 1: 1}  # retried until stored; the bad one tried once
+    assert waits == [0.5, 1.0]
+    assert consumer.commits == [1, 2]  # nothing committed past a record not done
+    assert [topic for topic, _ in producer.sent] == ["mentions.classified.dlq"]
+    letter = decode(DeadLetter, producer.sent[0][1])
+    assert (letter.offset, letter.stage) == (1, "triage-web.handle")
+    assert "value too long" in letter.error
