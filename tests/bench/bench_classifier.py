@@ -61,7 +61,7 @@ from services.triage.classifier.transformer import (
     with_precision,
 )
 from services.triage.rules import RulesFile
-from services.triage.worker.agents import create_worker, ensure_worker_topics
+from services.triage.worker.app import create_worker, ensure_worker_topics
 from services.triage.worker.batch import BatchProcessor, Incoming, Outgoing
 from services.triage.worker.cache import PredictionCache
 from services.triage.worker.config import WorkerSettings

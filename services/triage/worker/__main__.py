@@ -14,7 +14,7 @@ from services.common.kafka import KafkaSettings
 from services.common.logs import configure_logging
 from services.triage.classifier import load_classifier
 from services.triage.rules import RulesError, RulesFile
-from services.triage.worker.agents import create_worker, ensure_worker_topics, run_worker
+from services.triage.worker.app import create_worker, ensure_worker_topics, run_worker
 from services.triage.worker.config import WorkerSettings
 from services.triage.worker.domain import Triage
 

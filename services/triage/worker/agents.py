@@ -1,344 +1,73 @@
-"""The triage stream worker: a faust-streaming app whose one agent consumes
-``mentions.raw`` in batches and hands them to :class:`~services.triage.worker.batch.BatchProcessor`.
-
-The agent is a thin entrypoint: take a batch of raw records → process it
-(decode, classify, decide, produce: :mod:`services.triage.worker.batch`) → ack it.
-Values and keys travel as raw bytes (``value_serializer="raw"``) and are
-decoded by :mod:`services.common.codec`; there is no ``faust.Record`` copy of
-the messages and no pickle.
-
-Delivery guarantees (at-least-once, idempotent downstream)
-----------------------------------------------------------
-- The agent iterates ``stream.noack_take(batch_size, within=batch_within_s)``:
-  unlike ``stream.take()``, whose ``finally`` acks the buffered events even when
-  the agent body raised or was cancelled, it never acks by itself. The agent
-  acks a batch's events only after :meth:`BatchProcessor.process` returned,
-  i.e. after every output and dead letter of the batch was acknowledged by the
-  broker (``acks=all``).
-- faust commits, per partition, the offset after the highest *contiguous*
-  acked offset (every ``broker_commit_interval`` seconds, on rebalance and on
-  stop). An event that was taken but not acked holds its partition's commit
-  back, so a worker killed or stopped mid-batch (SIGKILL, SIGTERM, rebalance)
-  leaves that batch uncommitted and it is processed again by whoever owns the
-  partition next. Outputs produced before the kill are then produced twice:
-  consumers of ``mentions.classified`` / ``mentions.quarantined`` dedupe on the
-  key (mention id).
-- ``process`` raises only on a bug (every expected failure is dead-lettered per
-  message, and broker trouble is retried until it passes). If it does, the
-  agent dead-letters the whole batch with stage ``triage.worker`` and acks it;
-  if even that cannot be produced, the batch stays unacked (redelivered after a
-  restart) and the agent goes on. Nothing escapes the agent loop, so faust never
-  acks an event nobody handled.
-- Tansu does not implement the idempotent producer, so the producer runs
-  ``acks=all`` without idempotence: a retried produce can duplicate a record,
-  never lose one.
-
-A second agent reads ``replies.requested`` (:func:`note_approval`): the
-mention a reply was requested for had its answer approved, so its cluster is
-marked answered in the decider and later near-duplicates are dropped.
-
-Scale-out: the consumer group is ``TRIAGE_WORKER_GROUP`` (the faust app id);
-partitions of ``mentions.raw`` are the unit of parallelism, one agent task per
-worker processes its assigned partitions in order. The prediction cache is per
-worker process (and so are any clusters the decider keeps).
-
-Health and metrics are served by faust's own web server (aiohttp) on
-``TRIAGE_WORKER_PORT``: ``/healthz`` (the process is up), ``/readyz`` (the
-classifier is loaded and the broker answers a metadata request) and
-``/metrics`` (Prometheus text). faust's built-in pages are served there too.
-"""
+"""The worker's stream entrypoints, thin: a batch of ``mentions.raw`` events →
+:class:`~services.triage.worker.batch.BatchProcessor` → acked only once its
+outputs are acknowledged; a ``replies.requested`` record → its cluster marked
+answered. The delivery guarantees are in the triage README ("The stream worker")."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import faust
 from faust.exceptions import ConsumerNotStarted
-from faust.transport.drivers import aiokafka as aiokafka_driver
-from prometheus_client import generate_latest
 
-from services.common import topics
-from services.common.bootstrap import ensure_topics
 from services.common.codec import DecodeError, decode
-from services.common.kafka import KafkaSettings, broker_problem
 from services.common.messages import PublishReply
-from services.triage.classifier.base import Classifier
 from services.triage.worker import metrics
 from services.triage.worker.batch import BatchProcessor, Decider, Incoming, Outgoing, Sink
-from services.triage.worker.cache import PredictionCache
-from services.triage.worker.config import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-#: Topics the worker reads or writes; created (if missing) before it starts.
-WORKER_TOPICS = (
-    topics.MENTIONS_RAW,
-    topics.REPLIES_REQUESTED,
-    topics.MENTIONS_CLASSIFIED,
-    topics.MENTIONS_QUARANTINED,
-    topics.dlq(topics.MENTIONS_RAW),
-)
-#: How long the consumer's fetch may wait for data (ms). faust hard-codes 1500 and
-#: Tansu answers a fetch that found nothing only when that wait runs out, so it
-#: bounds the latency of a quiet stream; 100 ms costs ~10 small requests/s when idle.
-FETCH_MAX_WAIT_MS = 100
-#: Prometheus text exposition format.
-METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
-#: How long /readyz waits for the broker's metadata answer.
-READY_TIMEOUT_S = 3.0
+Agent = Callable[[Any], Awaitable[None]]
 
 
-async def ensure_worker_topics(kafka: KafkaSettings, *, attempts: int = 30) -> list[str]:
-    """Create the worker's topics with the configured partitions (idempotent)."""
-    return await ensure_topics(
-        kafka, [topics.spec_for(name) for name in WORKER_TOPICS], attempts=attempts
-    )
+def classify_mentions(
+    app: Any, processor: BatchProcessor, batch_size: int, within_s: float
+) -> Agent:
+    """The agent on ``mentions.raw``: batches taken without acking (``noack_take``),
+    acked once handled (outputs or dead letters acknowledged by the broker)."""
 
-
-def broker_credentials(kafka: KafkaSettings) -> Any:
-    """``KAFKA_SECURITY_PROTOCOL`` & co. as faust credentials (None for PLAINTEXT)."""
-    context = kafka.ssl_context()
-    if kafka.uses_sasl and kafka.sasl_password is not None:  # all set: KafkaSettings checks
-        return faust.SASLCredentials(
-            username=kafka.sasl_username,
-            password=kafka.sasl_password.get_secret_value(),
-            ssl_context=context,
-            mechanism=kafka.sasl_mechanism,
-        )
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None
-
-
-def faust_settings(
-    settings: WorkerSettings,
-    kafka: KafkaSettings,
-    *,
-    web_enabled: bool = True,
-    web_port: int | None = None,
-    web_bind: str = "0.0.0.0",  # noqa: S104 - a container's health checks come from outside
-    datadir: Path | None = None,
-) -> dict[str, Any]:
-    """The faust configuration of the worker (each choice says why)."""
-    return {
-        "broker": [f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
-        "broker_client_id": kafka.client_id,
-        "broker_credentials": broker_credentials(kafka),
-        # A worker that dies without leaving the group hands its partitions over
-        # after this long (heartbeats come from faust's consumer thread, so a long
-        # classifier call does not count against it). Tansu answers a JoinGroup after
-        # about half of it, so a worker starts consuming ~8 s after it starts.
-        "broker_session_timeout": 15.0,
-        "broker_heartbeat_interval": 3.0,
-        # Commit what is acked once a second (and every 1000 acked records): a
-        # restart redoes at most about a second of work. Latency does not depend on it.
-        "broker_commit_interval": 1.0,
-        "broker_commit_every": 1000,
-        # Prefetch a few batches, no more: bounded memory, and little work thrown
-        # away (and redone) on a rebalance.
-        "stream_buffer_maxsize": max(256, 4 * settings.batch_size),
-        # On rebalance and stop, let the batch in progress finish and be acked.
-        "stream_wait_empty": True,
-        "consumer_auto_offset_reset": "earliest",
-        "processing_guarantee": "at_least_once",
-        # acks=all; no idempotence (Tansu has no InitProducerId).
-        "producer_acks": -1,
-        "producer_linger": 0.005,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-        # Topics are created by ensure_worker_topics with our partitions/retention;
-        # no leader topic (no tables to co-ordinate).
-        "topic_allow_declare": False,
-        "topic_disable_leader": True,
-        "store": "memory://",
-        "datadir": str(
-            datadir or Path(tempfile.gettempdir()) / f"takeaction-faust-{settings.worker_group}"
-        ),
-        "autodiscover": False,
-        "web_enabled": web_enabled,
-        "web_port": web_port or settings.worker_port,
-        "web_bind": web_bind,
-    }
-
-
-class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by consumer.start()
-        return consumer
-
-
-class _Consumer(aiokafka_driver.Consumer):
-    def _new_consumer_thread(self) -> _ConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class _Transport(aiokafka_driver.Transport):
-    Consumer = _Consumer
-
-
-class WorkerApp(faust.App):
-    """faust's App with a shorter consumer fetch wait (:data:`FETCH_MAX_WAIT_MS`)."""
-
-    def _new_transport(self) -> Any:
-        return _Transport(self.conf.broker_consumer, self)
-
-
-class FaustSink(Sink):
-    """Produces through the faust app's producer and waits for every acknowledgement."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def send(self, records: Sequence[Outgoing]) -> list[BaseException | None]:
-        results: list[BaseException | None] = [None] * len(records)
-        waiting: list[tuple[int, asyncio.Future[Any]]] = []
-        for index, record in enumerate(records):
-            try:
-                future = await self.app.producer.send(
-                    record.topic, record.key, record.value, None, None, None
-                )
-            except Exception as exc:  # reported per record; the caller decides
-                results[index] = exc
-            else:
-                waiting.append((index, future))
-        outcomes = await asyncio.gather(*(f for _, f in waiting), return_exceptions=True)
-        for (index, _), outcome in zip(waiting, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                if not isinstance(outcome, Exception):
-                    raise outcome
-                results[index] = outcome
-        return results
-
-
-class Health:
-    """What /healthz and /readyz report."""
-
-    def __init__(self, app: Any, classifier_loaded: bool = True) -> None:
-        self.app = app
-        self.classifier_loaded = classifier_loaded
-
-    async def problems(self) -> list[str]:
-        found = [] if self.classifier_loaded else ["classifier not loaded"]
-        try:
-            client = self.app.producer._ensure_producer().client  # aiokafka client of faust's
-        except Exception as exc:  # faust's producer not there yet: not ready
-            found.append(f"Kafka unreachable: {type(exc).__name__}: {exc}")
-            return found
-        problem = await broker_problem(client, READY_TIMEOUT_S)
-        if problem is not None:
-            found.append(problem)
-        return found
-
-
-def incoming(event: Any) -> Incoming:
-    """A faust event as the processing core sees it: the record's own bytes."""
-    message = event.message
-    return Incoming(
-        key=message.key,
-        value=message.value,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp=message.timestamp,
-    )
-
-
-@dataclass
-class TriageWorker:
-    """The composed worker: the faust app, its agent and what they run."""
-
-    app: Any  # faust.App (untyped)
-    agent: Any  # the faust agent; ``agent.test_context()`` in tests
-    processor: BatchProcessor
-    health: Health
-    #: The agent on ``replies.requested`` that marks answered clusters.
-    approvals_agent: Any = None
-
-
-def create_worker(
-    settings: WorkerSettings,
-    kafka: KafkaSettings,
-    *,
-    classifier: Classifier,
-    decider: Decider,
-    cache: PredictionCache | None = None,
-    sink: Sink | None = None,
-    web_enabled: bool = True,
-    web_port: int | None = None,
-    web_bind: str = "0.0.0.0",  # noqa: S104 - see faust_settings
-    datadir: Path | None = None,
-    faust_overrides: Mapping[str, Any] | None = None,
-) -> TriageWorker:
-    """The composition root of the stream worker.
-
-    ``classifier`` and ``decider`` are built by the caller (the real model and
-    ``Triage`` in ``__main__``, fakes in tests); ``sink`` replaces faust's
-    producer (``agent.test_context()`` runs without a broker); ``faust_overrides``
-    replace entries of :func:`faust_settings` (tests shorten the group timeouts).
-    """
-    conf = faust_settings(
-        settings,
-        kafka,
-        web_enabled=web_enabled,
-        web_port=web_port,
-        web_bind=web_bind,
-        datadir=datadir,
-    )
-    conf.update(faust_overrides or {})
-    app = WorkerApp(settings.worker_group, **conf)
-    source = app.topic(
-        kafka.topic(topics.MENTIONS_RAW),
-        key_serializer="raw",
-        value_serializer="raw",
-        allow_empty=True,
-    )
-    processor = BatchProcessor(
-        kafka=kafka,
-        classifier=classifier,
-        decider=decider,
-        cache=cache if cache is not None else PredictionCache(settings.cache_size),
-        sink=sink or FaustSink(app),
-    )
-    health = Health(app)
-    metrics.CLASSIFIER_LOADED.set(1)
-
-    async def classify_mentions(stream: Any) -> None:
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
+    async def agent(stream: Any) -> None:
+        async for events in stream.noack_take(batch_size, within=within_s):
             if await handle_batch(processor, events):
                 for event in events:
                     await stream.ack(event)
                 record_lag(app, events)
 
-    agent = app.agent(source, name="triage.classify_mentions", concurrency=1)(classify_mentions)
+    return agent
 
-    approvals = app.topic(
-        kafka.topic(topics.REPLIES_REQUESTED),
-        key_serializer="raw",
-        value_serializer="raw",
-        allow_empty=True,
-    )
 
-    async def note_approvals(stream: Any) -> None:
+def note_approvals(decider: Decider) -> Agent:
+    """The agent on ``replies.requested`` (:func:`note_approval` per record)."""
+
+    async def agent(stream: Any) -> None:
         async for value in stream:
             note_approval(decider, value)
 
-    approvals_agent = app.agent(approvals, name="triage.note_approvals", concurrency=1)(
-        note_approvals
+    return agent
+
+
+async def handle_batch(processor: BatchProcessor, events: Sequence[Any]) -> bool:
+    """Process one batch; True when it may be acked (outputs or dead letters are in)."""
+    batch = [incoming(event) for event in events]
+    try:
+        report = await processor.process(batch)
+    except Exception as exc:
+        log.exception("processing a batch of %d records failed; dead-lettering it", len(batch))
+        return await processor.dead_letter_all(batch, f"{type(exc).__name__}: {exc}")
+    log.debug(
+        "batch of %d: %d classified, %d quarantined, %d prejudged, %d cache hits, "
+        "%d model texts, dead letters %s",
+        report.size,
+        report.classified,
+        report.quarantined,
+        report.prejudged,
+        report.cache_hits,
+        report.model_texts,
+        report.dead_lettered,
     )
-    _add_pages(app, health)
-    return TriageWorker(
-        app=app,
-        agent=agent,
-        processor=processor,
-        health=health,
-        approvals_agent=approvals_agent,
-    )
+    return True
 
 
 def note_approval(decider: Decider, value: bytes | None) -> None:
@@ -374,58 +103,40 @@ def record_lag(app: Any, events: Sequence[Any]) -> None:
             )
 
 
-async def handle_batch(processor: BatchProcessor, events: Sequence[Any]) -> bool:
-    """Process one batch; True when it may be acked (outputs or dead letters are in)."""
-    batch = [incoming(event) for event in events]
-    try:
-        report = await processor.process(batch)
-    except Exception as exc:
-        log.exception("processing a batch of %d records failed; dead-lettering it", len(batch))
-        return await processor.dead_letter_all(batch, f"{type(exc).__name__}: {exc}")
-    log.debug(
-        "batch of %d: %d classified, %d quarantined, %d prejudged, %d cache hits, "
-        "%d model texts, dead letters %s",
-        report.size,
-        report.classified,
-        report.quarantined,
-        report.prejudged,
-        report.cache_hits,
-        report.model_texts,
-        report.dead_lettered,
+def incoming(event: Any) -> Incoming:
+    """A faust event as the processing core sees it: the record's own bytes."""
+    message = event.message
+    return Incoming(
+        key=message.key,
+        value=message.value,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp=message.timestamp,
     )
-    return True
 
 
-def _add_pages(app: Any, health: Health) -> None:
-    @app.page("/healthz")  # type: ignore[untyped-decorator]
-    async def healthz(view: Any, request: Any) -> Any:
-        return view.json({"status": "ok"})
+class FaustSink(Sink):
+    """Produces through the faust app's producer and waits for every acknowledgement."""
 
-    @app.page("/readyz")  # type: ignore[untyped-decorator]
-    async def readyz(view: Any, request: Any) -> Any:
-        problems = await health.problems()
-        if problems:
-            return view.json({"status": "unavailable", "problems": problems}, status=503)
-        return view.json({"status": "ready"})
+    def __init__(self, app: Any) -> None:
+        self.app = app
 
-    @app.page("/metrics")  # type: ignore[untyped-decorator]
-    async def prometheus(view: Any, request: Any) -> Any:
-        # aiohttp refuses a charset inside content_type: the exposition format's
-        # type without it (the body is ASCII/UTF-8 either way).
-        return view.bytes(generate_latest(), content_type=METRICS_CONTENT_TYPE)
-
-
-def run_worker(worker: TriageWorker, loop: asyncio.AbstractEventLoop) -> int:
-    """Run the worker until SIGTERM/SIGINT (faust's Worker: signals, graceful stop)."""
-    runner = faust.Worker(
-        worker.app,
-        loop=loop,
-        loglevel=logging.getLogger().level,
-        override_logging=False,
-        quiet=True,
-    )
-    try:
-        runner.execute_from_commandline()
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 0
-    return 0
+    async def send(self, records: Sequence[Outgoing]) -> list[BaseException | None]:
+        results: list[BaseException | None] = [None] * len(records)
+        waiting: list[tuple[int, asyncio.Future[Any]]] = []
+        for index, record in enumerate(records):
+            try:
+                future = await self.app.producer.send(
+                    record.topic, record.key, record.value, None, None, None
+                )
+            except Exception as exc:  # reported per record; the caller decides
+                results[index] = exc
+            else:
+                waiting.append((index, future))
+        outcomes = await asyncio.gather(*(f for _, f in waiting), return_exceptions=True)
+        for (index, _), outcome in zip(waiting, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                results[index] = outcome
+        return results

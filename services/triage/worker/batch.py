@@ -1,38 +1,9 @@
-"""The triage worker's processing core: a batch of ``mentions.raw`` records in,
-their outputs acknowledged by the broker out. Plain async code, no faust: the
-faust agent in :mod:`services.triage.worker.agents` only feeds it batches and acks.
-
-One batch goes through these stages (the ``stage`` of a dead letter says where
-an input stopped):
-
-1. ``decode``: the bytes become a :class:`MentionReceived`
-   (:func:`services.common.codec.decode`); bad UTF-8, bad JSON, a wrong schema
-   or a tombstone are dead-lettered with the original bytes.
-2. ``prejudge``: the cheap first stage decides what it can without the model.
-3. ``prepare``: the text the model would see, and its cache key
-   (:func:`services.triage.worker.cache.cache_key`). Cache hits need no model; the
-   misses are deduplicated by key (retweets and copies inside the batch are
-   classified once) and sent to the classifier in **one** call, run in a
-   thread so the event loop keeps serving the broker and the health checks.
-   The classifier sorts its input by length itself.
-4. ``classify``: if that call raises, the texts are bisected and retried in
-   halves until the failing texts are isolated; only the mentions of those
-   texts are dead-lettered, the rest are classified.
-5. ``decide``: scores → priority and decision, per mention.
-6. ``produce``: every output (``mentions.classified`` keyed by mention id; a
-   quarantined mention also goes to ``mentions.quarantined``) and every dead
-   letter is produced and the broker's acknowledgements awaited. Errors that
-   say the broker is unavailable are retried with backoff for as long as it
-   takes (the stream stops, nothing is acked). A record the broker refuses
-   for what it is (too large, invalid) gets its input dead-lettered instead.
-
-:meth:`BatchProcessor.process` returns only when every input of the batch is
-either produced or dead-lettered, and it raises only when it is cancelled: the
-caller acks the batch when it returns (see the delivery guarantees in
-:mod:`services.triage.worker.agents`). The one input that can end up in neither place
-is a record whose dead letter the broker refuses too (an input of about the
-broker's maximum message size, which grows by a third in base64): it is logged
-with its partition and offset, where it still is on ``mentions.raw``.
+"""The worker's processing core: a batch of ``mentions.raw`` records in, their
+outputs acknowledged by the broker out — decode, prejudge (no model needed),
+the prediction cache, one classifier call for the rest (bisected on failure so
+only poisoned texts are dead-lettered), decide, produce. Plain async code, no
+faust (:mod:`.agents` feeds it and acks). The ``stage`` of a dead letter says
+where an input stopped; the delivery guarantees are in the triage README.
 """
 
 from __future__ import annotations

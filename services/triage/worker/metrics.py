@@ -1,7 +1,7 @@
 """Prometheus metrics of the triage stream worker (module level: one registry per process).
 
 Served as text on ``/metrics`` of the worker's web server (see
-:mod:`services.triage.worker.agents`).
+:mod:`services.triage.worker.app`).
 """
 
 from __future__ import annotations

@@ -1,17 +1,17 @@
-"""Fakes for the stream worker's tests: a classifier, a decider and a sink.
-
-No model, no rules file: the worker only sees the ``Classifier``, ``Decider``
-and ``Sink`` protocols.
-"""
+"""Helpers of the worker's tests: fakes for the stream (a classifier, a decider
+and a sink: the worker only sees the ``Classifier``, ``Decider`` and ``Sink``
+protocols), and the rules, embeddings and reason readers of the decision tests."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from services.common.messages import (
     Decision,
@@ -22,6 +22,7 @@ from services.common.messages import (
 )
 from services.triage.classifier.base import Prediction
 from services.triage.worker.batch import Outgoing
+from services.triage.worker.domain import Triage
 
 #: Texts containing this word score as offensive (and are quarantined by FakeDecider).
 ABUSIVE = "idiot"
@@ -165,3 +166,85 @@ class ListSink:
 
     def on(self, suffix: str) -> list[Outgoing]:
         return [r for r in self.records if r.topic.endswith(suffix)]
+
+
+# --- decisions: rules, embeddings, reasons -------------------------------------------
+
+CREATED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+NOW = CREATED + timedelta(minutes=10)
+DIM = 8
+
+RULES: dict[str, Any] = {
+    "schema": 1,
+    "campaign": {"description": "Questions to young refugees in Kakuma and Dadaab"},
+    "decisions": {
+        "quarantine": {"offensive": 0.85, "hate": 0.70},
+        "question": 0.5,
+        "relevance": 0.3,
+        "drop_irrelevant_below": None,
+        "low_priority_cap": 25,
+        "auto_assign": {
+            "enabled": True,
+            "question": 0.9,
+            "relevance": 0.6,
+            "max_offensive": 0.1,
+            "max_hate": 0.05,
+        },
+    },
+    "priority": {
+        "question": 35,
+        "relevance": 25,
+        "not_abusive": {"points": 15, "penalty": 30},
+        "reach": {"points": 10, "followers_for_max": 100_000},
+        "freshness": {"points": 10, "half_life_minutes": 360},
+        "novelty": {"new_question": 6, "per_doubling": 4, "max_askers": 12},
+    },
+    "clusters": {"similarity": 0.86, "max_clusters": 100, "idle_ttl_hours": 72},
+    "block": {
+        "authors": ["x:@known_troll", "x:666"],
+        "keywords": ["parasites"],
+        "patterns": [r"\bgo back to your own\b"],
+    },
+    "spam": {
+        "keywords": ["airdrop", "followback"],
+        "patterns": [r"\bturned \$\d+ into\b"],
+        "max_hashtags": 4,
+        "max_links": 1,
+    },
+    "routing": {"teams": {"en": "kakuma-a", "fr": "dadaab-b"}, "fallback": None},
+}
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(base[key], value) if isinstance(value, dict) and key in base else value
+    return out
+
+
+def vec(*xs: float) -> npt.NDArray[np.float32]:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[: len(xs)] = xs
+    return v / np.float32(np.linalg.norm(v))
+
+
+E1 = vec(1.0)
+E1_NEAR = vec(1.0, 0.2)  # cosine 0.98 with E1
+E2 = vec(0.0, 1.0)  # orthogonal: a different question
+MISS = "@TakeActionCamps What do you miss most about home? #IWelcome"
+MISS_2 = "what do u miss the most from home"
+MISS_FR = "Qu'est-ce qui te manque le plus de ton pays ?"
+SCHOOL = "What is school like in Kakuma?"
+
+
+def reason(result: MentionClassified, factor: str) -> str:
+    return next(r.detail for r in result.reasons if r.factor == factor)
+
+
+def points(result: MentionClassified, factor: str) -> float:
+    return next(r.points for r in result.reasons if r.factor == factor)
+
+
+MentionFactory = Callable[..., MentionReceived]
+PredictionFactory = Callable[..., Prediction]
+TriageFactory = Callable[..., Triage]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from services.common.kafka import KafkaSettings
 from services.triage.classifier.base import Prediction
-from services.triage.worker.agents import create_worker, ensure_worker_topics
+from services.triage.worker.app import create_worker, ensure_worker_topics
 from services.triage.worker.config import WorkerSettings
 from tests.triage.worker.helpers import FakeClassifier, FakeDecider
 

@@ -24,7 +24,7 @@ from services.common.codec import decode, encode
 from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import DeadLetter, Decision, MentionClassified, MentionReceived
 from services.devstack.broker import free_port
-from services.triage.worker.agents import (
+from services.triage.worker.app import (
     FETCH_MAX_WAIT_MS,
     TriageWorker,
     create_worker,

@@ -1,0 +1,318 @@
+"""Clusters of near-duplicate questions: a bounded, in-memory index per worker
+(:class:`ClusterIndex`), joined by cosine similarity of the embeddings within a
+language, or by the exact text. One recorded answer serves a whole cluster."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from services.triage.rules import Clusters
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterAssignment:
+    """Where a question landed: its cluster, how many asked it, and how."""
+
+    cluster_id: str
+    #: Askers in the cluster, this one included.
+    size: int
+    #: This question started the cluster.
+    new: bool
+    #: ``exact`` (same text), ``similar`` (cosine ≥ threshold) or ``new``.
+    how: str
+    #: Cosine similarity to the centroid it joined (``similar`` only).
+    similarity: float | None = None
+
+
+class _Cluster:
+    __slots__ = ("answered", "assigned", "cluster_id", "group", "last_seen", "size", "slot")
+
+    def __init__(self, cluster_id: str, slot: int, last_seen: float, group: str) -> None:
+        self.cluster_id = cluster_id
+        self.slot = slot
+        self.group = group
+        self.size = 0
+        self.last_seen = last_seen
+        self.assigned = False
+        self.answered = False
+
+
+class ClusterIndex:
+    """Bounded, in-memory index of near-duplicate question clusters.
+
+    Each cluster keeps the sum of its members' (L2-normalised) embeddings in
+    a row of a numpy matrix and the normalised centroid in another, so finding
+    the nearest cluster is one matrix-vector product. A question joins the
+    nearest cluster when cosine ≥ ``similarity``, else starts one. Exact
+    duplicates (:func:`exact_key`) always share a cluster, even after it was
+    forgotten (it is started again under the same id).
+
+    Bounded: at most ``capacity`` clusters (the least recently joined is
+    forgotten first) and clusters idle for ``idle_ttl_s`` are forgotten; the
+    exact-text map and the answered set are bounded too.
+
+    Cluster ids are ``c-`` + sha256(first member's mention id)[:12], so the
+    same input in the same order always gives the same ids.
+    """
+
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        similarity: float,
+        idle_ttl_s: float,
+        max_answered: int = 100_000,
+    ) -> None:
+        self.capacity = capacity
+        self.similarity = similarity
+        self.idle_ttl_s = idle_ttl_s
+        self.max_answered = max_answered
+        self._dim: int | None = None
+        self._sums: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
+        self._centroids: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
+        self._high = 0  # rows in use are below this
+        self._free: list[int] = []
+        self._slots: list[_Cluster | None] = []  # row -> cluster
+        self._clusters: OrderedDict[str, _Cluster] = OrderedDict()  # least recent first
+        self._exact: OrderedDict[str, str] = OrderedDict()
+        self._answered: OrderedDict[str, None] = OrderedDict()
+        #: Which cluster each recent question joined (mention id -> cluster id), so an
+        #: answer to any one of them marks its cluster answered.
+        self._member_of: OrderedDict[str, str] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._clusters)
+
+    def __contains__(self, cluster_id: object) -> bool:
+        return cluster_id in self._clusters
+
+    def size_of(self, cluster_id: str) -> int:
+        cluster = self._clusters.get(cluster_id)
+        return cluster.size if cluster is not None else 0
+
+    def configure(self, settings: Clusters) -> None:
+        """Apply (re)loaded rules: threshold, TTL, and capacity (shrinking forgets LRU)."""
+        self.similarity = settings.similarity
+        self.idle_ttl_s = settings.idle_ttl_hours * 3600.0
+        self.max_answered = settings.max_answered
+        while len(self._answered) > self.max_answered:
+            self._answered.popitem(last=False)
+        if settings.max_clusters != self.capacity:
+            self._resize(settings.max_clusters)
+
+    # --- answered / assigned ---------------------------------------------------
+
+    def mark_answered(self, cluster_id: str) -> None:
+        self._answered[cluster_id] = None
+        self._answered.move_to_end(cluster_id)
+        while len(self._answered) > self.max_answered:
+            self._answered.popitem(last=False)
+        cluster = self._clusters.get(cluster_id)
+        if cluster is not None:
+            cluster.answered = True
+
+    def is_answered(self, cluster_id: str) -> bool:
+        return cluster_id in self._answered
+
+    def cluster_of(self, mention_id: str) -> str | None:
+        """The cluster a recent question joined (``None`` once forgotten)."""
+        return self._member_of.get(mention_id)
+
+    def mark_assigned(self, cluster_id: str) -> None:
+        cluster = self._clusters.get(cluster_id)
+        if cluster is not None:
+            cluster.assigned = True
+
+    def is_assigned(self, cluster_id: str) -> bool:
+        cluster = self._clusters.get(cluster_id)
+        return cluster is not None and cluster.assigned
+
+    # --- assignment --------------------------------------------------------------
+
+    def assign(
+        self,
+        key: str,
+        embedding: npt.NDArray[np.float32],
+        mention_id: str,
+        now: float,
+        *,
+        group: str = "",
+    ) -> ClusterAssignment:
+        """Put one question in a cluster; ``key`` from :func:`exact_key`, ``now`` in seconds.
+
+        Only clusters of the same ``group`` (the language: one recorded answer
+        serves askers of one language) are joined by similarity; exact
+        duplicates join whatever their group.
+        """
+        assignment = self._assign(key, embedding, mention_id, now, group)
+        self._member_of[mention_id] = assignment.cluster_id
+        self._member_of.move_to_end(mention_id)
+        while len(self._member_of) > self.max_answered:
+            self._member_of.popitem(last=False)
+        return assignment
+
+    def _assign(
+        self,
+        key: str,
+        embedding: npt.NDArray[np.float32],
+        mention_id: str,
+        now: float,
+        group: str,
+    ) -> ClusterAssignment:
+        vector = self._unit(embedding)
+        self._expire(now)
+        known = self._exact.get(key)
+        if known is not None:
+            self._exact.move_to_end(key)
+            cluster = self._clusters.get(known)
+            if cluster is not None:
+                self._join(cluster, vector, now)
+                return ClusterAssignment(known, cluster.size, new=False, how="exact")
+            cluster = self._create(known, vector, now, group)
+            return ClusterAssignment(known, cluster.size, new=False, how="exact")
+        if vector is not None and self._high:
+            sims = self._centroids[: self._high] @ vector
+            above = np.flatnonzero(sims >= self.similarity)
+            for row in above[np.argsort(-sims[above], kind="stable")]:
+                cluster = self._by_slot(int(row))
+                if cluster.group != group:
+                    continue
+                self._join(cluster, vector, now)
+                self._remember(key, cluster.cluster_id)
+                return ClusterAssignment(
+                    cluster.cluster_id,
+                    cluster.size,
+                    new=False,
+                    how="similar",
+                    similarity=float(sims[row]),
+                )
+        cluster_id = self._new_id(mention_id)
+        cluster = self._create(cluster_id, vector, now, group)
+        self._remember(key, cluster_id)
+        return ClusterAssignment(cluster_id, cluster.size, new=True, how="new")
+
+    # --- internals ---------------------------------------------------------------
+
+    def _unit(self, embedding: npt.NDArray[np.float32]) -> npt.NDArray[np.float32] | None:
+        vector = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        norm = math.sqrt(float(vector @ vector))
+        if vector.size == 0 or not math.isfinite(norm) or norm == 0.0:
+            return None  # exact duplicates only
+        if self._dim != vector.size:
+            if self._dim is not None:
+                log.warning(
+                    "embedding size changed %s -> %s: forgetting %d clusters",
+                    self._dim,
+                    vector.size,
+                    len(self._clusters),
+                )
+            self._reset(vector.size)
+        return vector / norm
+
+    def _reset(self, dim: int) -> None:
+        # The first embedding fixes the size; a later change (another model) starts afresh.
+        if self._dim is not None:
+            self._clusters.clear()
+        self._dim = dim
+        self._sums = np.zeros((self.capacity, dim), dtype=np.float32)
+        self._centroids = np.zeros((self.capacity, dim), dtype=np.float32)
+        self._slots = [None] * self.capacity
+        self._high = 0
+        self._free = []
+
+    def _resize(self, capacity: int) -> None:
+        while len(self._clusters) > capacity:
+            self._evict_oldest()
+        self.capacity = capacity
+        if self._dim is None:
+            return
+        old_sums, old_centroids = self._sums, self._centroids
+        self._sums = np.zeros((capacity, self._dim), dtype=np.float32)
+        self._centroids = np.zeros((capacity, self._dim), dtype=np.float32)
+        self._slots = [None] * capacity
+        row = 0
+        for cluster in self._clusters.values():
+            if cluster.slot >= 0:
+                self._sums[row] = old_sums[cluster.slot]
+                self._centroids[row] = old_centroids[cluster.slot]
+                self._slots[row] = cluster
+                cluster.slot = row
+                row += 1
+        self._high = row
+        self._free = []
+
+    def _by_slot(self, slot: int) -> _Cluster:
+        cluster = self._slots[slot]
+        if cluster is None:  # pragma: no cover - free rows are all zeros, never the best match
+            raise LookupError(f"no cluster in row {slot}")
+        return cluster
+
+    def _join(self, cluster: _Cluster, vector: npt.NDArray[np.float32] | None, now: float) -> None:
+        cluster.size += 1
+        cluster.last_seen = now
+        self._clusters.move_to_end(cluster.cluster_id)
+        if vector is not None and cluster.slot >= 0:
+            row = self._sums[cluster.slot]
+            row += vector
+            norm = math.sqrt(float(row @ row))
+            self._centroids[cluster.slot] = row / norm if norm > 0 else 0.0
+
+    def _create(
+        self, cluster_id: str, vector: npt.NDArray[np.float32] | None, now: float, group: str
+    ) -> _Cluster:
+        while len(self._clusters) >= self.capacity:
+            self._evict_oldest()
+        slot = -1
+        if self._dim is not None:
+            slot = self._free.pop() if self._free else self._high
+            if slot == self._high:
+                self._high += 1
+        cluster = _Cluster(cluster_id, slot, now, group)
+        if slot >= 0:
+            self._slots[slot] = cluster
+        cluster.answered = cluster_id in self._answered
+        self._clusters[cluster_id] = cluster
+        self._join(cluster, vector, now)
+        return cluster
+
+    def _evict_oldest(self) -> None:
+        _, cluster = self._clusters.popitem(last=False)
+        self._release(cluster)
+
+    def _release(self, cluster: _Cluster) -> None:
+        if cluster.slot >= 0:
+            self._sums[cluster.slot] = 0.0
+            self._centroids[cluster.slot] = 0.0
+            self._slots[cluster.slot] = None
+            self._free.append(cluster.slot)
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.idle_ttl_s
+        while self._clusters:
+            oldest = next(iter(self._clusters.values()))
+            if oldest.last_seen >= horizon:
+                return
+            self._evict_oldest()
+
+    def _remember(self, key: str, cluster_id: str) -> None:
+        self._exact[key] = cluster_id
+        self._exact.move_to_end(key)
+        while len(self._exact) > 4 * self.capacity:
+            self._exact.popitem(last=False)
+
+    def _new_id(self, mention_id: str) -> str:
+        base = "c-" + hashlib.sha256(mention_id.encode("utf-8")).hexdigest()[:12]
+        cluster_id, n = base, 1
+        while cluster_id in self._clusters:  # the same mention id founding a second cluster
+            n += 1
+            cluster_id = f"{base}-{n}"
+        return cluster_id

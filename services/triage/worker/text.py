@@ -1,0 +1,79 @@
+"""Text as triage reads it: the addressing and tags that only name the campaign
+set aside (:func:`strip_addressing`), what the model sees (:func:`text_for_model`),
+the key of exact duplicates (:func:`exact_key`), the primary language."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from services.triage.rules import normalise
+
+_URL_RE = r"(?:https?://|www\.)\S+"
+_MENTION_RE = r"(?<![\w@])@\w+(?:[.\-]\w+)*(?:@[\w\-]+(?:\.[\w\-]+)+)?"
+_HASHTAG_RE = r"(?<![\w#&])#\w+"
+#: A link, and a hashtag (the spam rules count them).
+URL = re.compile(_URL_RE, re.IGNORECASE)
+HASHTAG = re.compile(_HASHTAG_RE)
+_URL_OR_MENTION = re.compile(f"{_URL_RE}|{_MENTION_RE}", re.IGNORECASE)
+_NOT_CONTENT = re.compile(f"{_URL_RE}|{_MENTION_RE}|{_HASHTAG_RE}", re.IGNORECASE)
+_RETWEET = re.compile(r"^\s*RT\s+@\w+\s*:", re.IGNORECASE)
+_TRAILING_PUNCT = r"[.,:;!…]*"
+_ADDRESS_TOKEN = re.compile(f"(?:{_MENTION_RE}){_TRAILING_PUNCT}")
+_TAG_TOKEN = re.compile(
+    f"(?:{_URL_RE}|{_MENTION_RE}|{_HASHTAG_RE}){_TRAILING_PUNCT}", re.IGNORECASE
+)
+_WORDS = re.compile(r"\w+")
+_MAX_MODEL_CHARS = 2_000
+
+
+def strip_addressing(text: str) -> str:
+    """The text without what only addresses or tags it: a leading ``RT @user:``,
+    leading @mentions and a trailing run of @mentions, hashtags and links.
+
+    Every mention in the stream names the campaign (that is how it was
+    heard), so "@TakeActionCamps ... #TakeAction #IWelcome" says nothing about
+    the question; left in, it dominates the embedding of a short question and
+    keeps near-duplicates apart. Hashtags inside a sentence stay. Token by
+    token, so linear in the text's length. Falls back to the whole text when
+    nothing else is left.
+    """
+    tokens = _RETWEET.sub("", text, count=1).split()
+    start, end = 0, len(tokens)
+    while start < end and _ADDRESS_TOKEN.fullmatch(tokens[start]):
+        start += 1
+    while end > start and _TAG_TOKEN.fullmatch(tokens[end - 1]):
+        end -= 1
+    return " ".join(tokens[start:end]) if end > start else " ".join(tokens)
+
+
+def text_for_model(text: str) -> str:
+    """What the classifier sees: :func:`strip_addressing`, links inside the
+    text as ``URL`` (the token its training data uses), whitespace collapsed,
+    length bounded. Texts that differ only by addressing, tags or link codes
+    become equal, which helps duplicate caches as well as clustering.
+    """
+    return URL.sub("URL", strip_addressing(text))[:_MAX_MODEL_CHARS]
+
+
+def content_words(text: str) -> str:
+    """The text without @mentions, links and hashtags (what "empty" looks at)."""
+    return _NOT_CONTENT.sub(" ", text)
+
+
+def exact_key(text: str) -> str:
+    """Key for exact duplicates: the same words once addressing, tags, links,
+    @mentions, case, punctuation and spacing are set aside."""
+    body = _URL_OR_MENTION.sub(" ", strip_addressing(text))
+    words = " ".join(_WORDS.findall(normalise(body)))
+    return hashlib.sha256(words.encode("utf-8")).hexdigest()[:32]
+
+
+def language(lang: str | None) -> str:
+    """The primary language subtag, lower case (``en-GB`` -> ``en``); "" when unknown."""
+    return re.split(r"[-_]", lang, maxsplit=1)[0].lower() if lang else ""
+
+
+def is_pure_retweet(text: str) -> bool:
+    """``RT @user: …`` at the start: the retweeter added nothing of their own."""
+    return _RETWEET.match(text) is not None
