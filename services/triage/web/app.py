@@ -35,7 +35,6 @@ from services.common.kafka import (
 from services.common.messages import utcnow
 from services.common.tasks import BackgroundTasks, Run
 from services.triage.rules import load_rules
-from services.triage.web import media as media_errors
 from services.triage.web import metrics
 from services.triage.web.auth import Accounts
 from services.triage.web.config import WebSettings
@@ -48,10 +47,24 @@ from services.triage.web.consumers import (
 )
 from services.triage.web.db import make_engine, migrate
 from services.triage.web.deps import TriageRuntime
-from services.triage.web.exceptions import TooManyAttempts, TriageError, Unauthorized
+from services.triage.web.exceptions import (
+    MediaError,
+    OffsetMismatch,
+    TooManyAttempts,
+    TriageError,
+    Unauthorized,
+)
 from services.triage.web.media import LocalMediaStore, MediaStore, Uploads
 from services.triage.web.models import Role, Status
-from services.triage.web.routes import api, health, pages
+from services.triage.web.routes import (
+    account,
+    answers,
+    health,
+    pages,
+    questions,
+    teams,
+    uploads,
+)
 from services.triage.web.seed import seed_demo
 from services.triage.web.store import Clock, TriageStore
 
@@ -72,19 +85,6 @@ TOPICS = (
     topics.REPLIES_PUBLISHED,
     topics.REPLIES_FAILED,
 )
-
-#: HTTP status of each media error (the module's docstring lists them).
-MEDIA_STATUS: dict[type[media_errors.MediaError], int] = {
-    media_errors.UnknownUpload: 404,
-    media_errors.UnknownMedia: 404,
-    media_errors.OffsetMismatch: 409,
-    media_errors.UploadIncomplete: 409,
-    media_errors.UploadComplete: 409,
-    media_errors.TooLarge: 413,
-    media_errors.UnsupportedMedia: 415,
-    media_errors.InvalidUpload: 422,
-    media_errors.ChecksumMismatch: 422,
-}
 
 
 @dataclass
@@ -115,17 +115,16 @@ def install_triage_errors(app: FastAPI) -> None:
         )
 
     async def on_media_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, media_errors.MediaError)
-        status = next((s for t, s in MEDIA_STATUS.items() if isinstance(exc, t)), 400)
+        assert isinstance(exc, MediaError)
         headers: dict[str, str] = {}
         details: dict[str, Any] | None = None
-        if isinstance(exc, media_errors.OffsetMismatch):
+        if isinstance(exc, OffsetMismatch):
             headers["Upload-Offset"] = str(exc.expected)
             details = {"expected_offset": exc.expected}
-        return error_response(status, str(exc), details=details, headers=headers)
+        return error_response(exc.status, str(exc), details=details, headers=headers)
 
     app.add_exception_handler(TriageError, on_triage_error)
-    app.add_exception_handler(media_errors.MediaError, on_media_error)
+    app.add_exception_handler(MediaError, on_media_error)
 
 
 #: Largest body of any request that is not an upload (forms, JSON).
@@ -176,7 +175,7 @@ class SecurityHeaders(BaseHTTPMiddleware):
 async def _housekeeping(store: TriageStore, uploads: Uploads) -> None:
     while True:
         try:
-            counts = await store.counts()
+            counts = await store.questions.counts()
             for status in Status:  # an emptied status reads 0, not its last count
                 metrics.QUEUE_DEPTH.labels(status.value).set(counts.by_status.get(status.value, 0))
             await uploads.expire()
@@ -270,7 +269,8 @@ def create_app(
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(health.router)
-    app.include_router(api.router)
+    for routes in (account, teams, answers, uploads, questions):  # questions' catch-all last
+        app.include_router(routes.router)
     app.include_router(pages.router)
     return app
 
@@ -290,7 +290,7 @@ async def _kafka_side(
     stack.push_async_callback(producer.stop)
     runtime.broker = ProducerBrokerCheck(producer)
     relay = OutboxRelay(store, producer, kafka, every_s=settings.outbox_every_s)
-    runtime.wake_outbox = relay.wake
+    store.on_outbox(relay.wake)  # a commit that wrote to the outbox wakes the relay
     runs: dict[str, Run] = {"outbox": relay.run}
     if settings.consume:
         handlers = RecordHandlers(store)

@@ -21,6 +21,7 @@ import hmac
 import logging
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -144,7 +145,9 @@ class Accounts:
                 .where(Session.user_id == user.id, Session.revoked_at.is_(None))
                 .values(revoked_at=self.store.clock())
             )
-            self.store._audit(session, actor, "user", username, {"role": role.value, "team": team})
+            self.store.db.audit(
+                session, actor, "user", username, {"role": role.value, "team": team}
+            )
             await session.commit()
             return user
 
@@ -184,7 +187,7 @@ class Accounts:
             now = self.store.clock()
             if not ok or user is None:
                 session.add(LoginFailure(username=username, address=address[:64], at=now))
-                self.store._audit(session, Actor(name=username), "login_failed", address)
+                self.store.db.audit(session, Actor(name=username), "login_failed", address)
                 await session.commit()
                 raise Unauthorized("wrong user name or password")
             if _hasher.check_needs_rehash(user.password_hash):
@@ -201,7 +204,7 @@ class Accounts:
             session.add(row)
             await session.execute(delete(Session).where(Session.expires_at < now))
             await session.execute(delete(LoginFailure).where(LoginFailure.at < now - self.window))
-            self.store._audit(session, Actor(name=user.username), "login", kind)
+            self.store.db.audit(session, Actor(name=user.username), "login", kind)
             await session.commit()
             principal = await self._principal(session, user, row)
             return token, principal
@@ -221,6 +224,15 @@ class Accounts:
         return Principal(
             actor=actor, kind=row.kind, csrf_token=row.csrf_token, token_hash=row.token_hash
         )
+
+    async def usernames(self, user_ids: Iterable[int | None]) -> dict[int, str]:
+        """The user name of each id (``None`` and unknown ids left out)."""
+        ids = {i for i in user_ids if i is not None}
+        if not ids:
+            return {}
+        async with self.store.sessions() as session:
+            rows = await session.execute(select(User.id, User.username).where(User.id.in_(ids)))
+            return {int(i): str(name) for i, name in rows.all()}
 
     async def resolve(self, token: str) -> Principal | None:
         """The live session a token opens, or ``None``."""
@@ -243,5 +255,5 @@ class Accounts:
                 .where(Session.token_hash == principal.token_hash)
                 .values(revoked_at=self.store.clock())
             )
-            self.store._audit(session, principal.actor, "logout", principal.kind)
+            self.store.db.audit(session, principal.actor, "logout", principal.kind)
             await session.commit()

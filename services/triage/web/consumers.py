@@ -92,7 +92,7 @@ class RecordHandlers:
 
     async def _classified(self, record: Record) -> str:
         message = decode(MentionClassified, record.value or b"")
-        question = await self.store.ingest(message)
+        question = await self.store.questions.ingest(message)
         if question is None:
             log.debug("mention %s already stored", message.mention.id)
             return "duplicate"
@@ -113,7 +113,7 @@ class RecordHandlers:
         else:
             outcome = decode(ReplyFailed, record.value or b"")
         assert isinstance(outcome, ReplyPublished | ReplyFailed)
-        changed = await self.store.reply_outcome(outcome)
+        changed = await self.store.answers.reply_outcome(outcome)
         return "stored" if changed else "duplicate"
 
 
@@ -163,13 +163,13 @@ class OutboxRelay:
 
     async def run_once(self) -> int:
         """Send one batch; returns how many were sent."""
-        sent = await self.store.outbox_relay(self._send)
-        metrics.OUTBOX_PENDING.set(await self.store.outbox_backlog())
+        sent = await self.store.outbox.relay(self._send)
+        metrics.OUTBOX_PENDING.set(await self.store.outbox.backlog())
         if not sent:
             self._since_prune += 1
             if self._since_prune >= 1000:
                 self._since_prune = 0
-                await self.store.outbox_prune(OUTBOX_KEEP)
+                await self.store.outbox.prune(OUTBOX_KEEP)
             return 0
         log.info("outbox: sent %d message(s)", sent)
         return sent

@@ -35,8 +35,6 @@ class TriageRuntime:
     media: MediaStore
     uploads: Uploads
     broker: BrokerCheck
-    #: Wakes the outbox relay after a request wrote to the outbox.
-    wake_outbox: Callable[[], None] = lambda: None
     tasks: Mapping[str, asyncio.Task[None]] = field(default_factory=dict)
     #: Stops long-lived streams at shutdown.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)

@@ -1,4 +1,5 @@
-"""What the triage web refuses, mapped to HTTP in one place (``app.py``)::
+"""What the triage web refuses, mapped to HTTP in one place (``app.py``): each
+class carries its status.
 
 TriageError
 ├── NotFound           404  no such question, team, answer or user
@@ -8,6 +9,17 @@ TriageError
 ├── Invalid            422  the request is well formed but not acceptable
 │   └── ConsentMissing 422  no consent, no answer
 └── TooManyAttempts    429  too many failed logins; retry after ``retry_after_s``
+
+MediaError (answer videos and uploads, :mod:`.media`)
+├── UnknownUpload      404  no such upload, or an id that cannot be one
+├── UnknownMedia       404  no such stored video, or a key or URI that cannot be one
+├── OffsetMismatch     409  the chunk does not start where the upload stands (``expected``)
+├── UploadIncomplete   409  ``complete`` before every declared byte arrived (``offset``)
+├── UploadComplete     409  the upload is complete and takes no more bytes
+├── TooLarge           413  a declared size, a chunk or a stream over its ``limit``
+├── UnsupportedMedia   415  a type not accepted, or bytes that are not that type of video
+├── InvalidUpload      422  a malformed declaration (size, sha256, question, owner, name)
+└── ChecksumMismatch   422  the bytes do not hash to the declared sha256 (the upload is kept)
 """
 
 from __future__ import annotations
@@ -69,3 +81,85 @@ class TooManyAttempts(TriageError):
     def __init__(self, message: str, *, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+# --- answer videos and uploads ---------------------------------------------------
+
+
+class MediaError(Exception):
+    """Base of everything :mod:`.media` raises on purpose."""
+
+    status = 400
+
+
+class UnknownUpload(MediaError):
+    """404: no such upload, or an id that cannot be one (no path is built from it)."""
+
+    status = 404
+
+
+class UnknownMedia(MediaError):
+    """404: no such stored video, or a key or URI that cannot be one of this store's."""
+
+    status = 404
+
+
+class OffsetMismatch(MediaError):
+    """409: a chunk must start where the upload stands; resume from ``expected``."""
+
+    status = 409
+
+    def __init__(self, expected: int, got: int) -> None:
+        super().__init__(f"chunk at offset {got}, but {expected} bytes were received")
+        self.expected = expected
+        self.got = got
+
+
+class UploadIncomplete(MediaError):
+    """409: ``complete`` before every declared byte arrived; resume from ``offset``."""
+
+    status = 409
+
+    def __init__(self, offset: int, size: int) -> None:
+        super().__init__(f"{offset} of {size} bytes received")
+        self.offset = offset
+        self.size = size
+
+
+class UploadComplete(MediaError):
+    """409: the upload is complete and takes no more bytes."""
+
+    status = 409
+
+
+class TooLarge(MediaError):
+    """413: a declared size, a chunk or a stream over ``limit`` bytes."""
+
+    status = 413
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class UnsupportedMedia(MediaError):
+    """415: a type that is not accepted, or bytes that are not a video of the declared type."""
+
+    status = 415
+
+
+class InvalidUpload(MediaError):
+    """422: a malformed declaration (size, sha256, question, owner, file name)."""
+
+    status = 422
+
+
+class ChecksumMismatch(MediaError):
+    """422: the bytes do not hash to the declared sha256; the upload is kept (discard it)."""
+
+    status = 422
+
+    def __init__(self, declared: str, actual: str) -> None:
+        super().__init__(f"sha256 of the bytes is {actual}, {declared} was declared")
+        self.declared = declared
+        self.actual = actual

@@ -20,18 +20,7 @@ asks ``status`` and resumes from its offset. A chunk refused for breaking a limi
 is rolled back whole. Reads, writes, hashing and moves run in worker threads, never
 on the event loop.
 
-Errors, mapped to HTTP by the web in one place::
-
-    MediaError
-    ├── UnknownUpload     404  no such upload, or an id that cannot be one
-    ├── UnknownMedia      404  no such stored video, or a key or URI that cannot be one
-    ├── OffsetMismatch    409  the chunk does not start where the upload stands (``expected``)
-    ├── UploadIncomplete  409  ``complete`` before every declared byte arrived (``offset``)
-    ├── UploadComplete    409  the upload is complete and takes no more bytes
-    ├── TooLarge          413  a declared size, a chunk or a stream over its ``limit``
-    ├── UnsupportedMedia  415  a type not accepted, or bytes that are not that type of video
-    ├── InvalidUpload     422  a malformed declaration (size, sha256, question, owner, file name)
-    └── ChecksumMismatch  422  the bytes do not hash to the declared sha256 (the upload is kept)
+Errors: :class:`~services.triage.web.exceptions.MediaError` and its subclasses.
 """
 
 from __future__ import annotations
@@ -59,6 +48,18 @@ from pydantic import Field, StringConstraints, ValidationError
 
 from services.common.messages import Media, Part, Sha256Hex, ShortText, UtcDatetime, utcnow
 from services.triage.web.config import VIDEO_TYPES, WebSettings
+from services.triage.web.exceptions import (
+    ChecksumMismatch,
+    InvalidUpload,
+    MediaError,
+    OffsetMismatch,
+    TooLarge,
+    UnknownMedia,
+    UnknownUpload,
+    UnsupportedMedia,
+    UploadComplete,
+    UploadIncomplete,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,68 +84,6 @@ _KEY = re.compile(r"[A-Za-z0-9_-]{16,64}\.[a-z0-9]{1,8}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _LOCK_POLL_S = 0.05
 _READ_BYTES = 1024 * 1024
-
-
-# --- errors -------------------------------------------------------------------
-
-
-class MediaError(Exception):
-    """Base of everything this module raises on purpose."""
-
-
-class UnknownUpload(MediaError):
-    """404: no such upload, or an id that cannot be one (no path is built from it)."""
-
-
-class UnknownMedia(MediaError):
-    """404: no such stored video, or a key or URI that cannot be one of this store's."""
-
-
-class OffsetMismatch(MediaError):
-    """409: a chunk must start where the upload stands; resume from ``expected``."""
-
-    def __init__(self, expected: int, got: int) -> None:
-        super().__init__(f"chunk at offset {got}, but {expected} bytes were received")
-        self.expected = expected
-        self.got = got
-
-
-class UploadIncomplete(MediaError):
-    """409: ``complete`` before every declared byte arrived; resume from ``offset``."""
-
-    def __init__(self, offset: int, size: int) -> None:
-        super().__init__(f"{offset} of {size} bytes received")
-        self.offset = offset
-        self.size = size
-
-
-class UploadComplete(MediaError):
-    """409: the upload is complete and takes no more bytes."""
-
-
-class TooLarge(MediaError):
-    """413: a declared size, a chunk or a stream over ``limit`` bytes."""
-
-    def __init__(self, message: str, limit: int) -> None:
-        super().__init__(message)
-        self.limit = limit
-
-
-class UnsupportedMedia(MediaError):
-    """415: a type that is not accepted, or bytes that are not a video of the declared type."""
-
-
-class InvalidUpload(MediaError):
-    """422: a malformed declaration (size, sha256, question, owner, file name)."""
-
-
-class ChecksumMismatch(MediaError):
-    """422: the bytes do not hash to the declared sha256; the upload is kept (discard it)."""
-
-    def __init__(self, declared: str, actual: str) -> None:
-        super().__init__(f"sha256 of the bytes is {actual}, {declared} was declared")
-        self.declared = declared
-        self.actual = actual
 
 
 # --- values ---------------------------------------------------------------------

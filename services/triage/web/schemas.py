@@ -1,11 +1,12 @@
 """What the JSON API returns (and the pages render): response models built
-from the database rows, with nothing the role may not see."""
+from the database rows, with nothing the role may not see. (Request bodies are
+declared beside their routes.)"""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -257,3 +258,42 @@ def outcome_view(outcome: Outcome) -> OutcomeView:
         error=outcome.error,
         code=outcome.code,
     )
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme, not a secret
+    expires_in: int
+    role: str
+    team: str | None
+
+
+class Me(BaseModel):
+    username: str
+    role: str
+    team: str | None
+
+
+class Claimed(BaseModel):
+    question_id: str
+    until: datetime
+
+
+class ActionResult(BaseModel):
+    question_id: str
+    status: str
+
+
+class ReplyView(BaseModel):
+    reply_id: str
+    question_id: str
+    platform: str
+    state: str
+
+
+class UploadView(BaseModel):
+    upload_id: str
+    question_id: str
+    size: int
+    offset: int
+    complete: bool

@@ -44,7 +44,7 @@ async def seed_demo(
     actor = Actor.system("demo")
     seeded = []
     for slug, languages in teams_from_rules(rules).items():
-        await store.upsert_team(
+        await store.teams.upsert(
             slug,
             name=slug.replace("-", " ").title(),
             languages=languages,

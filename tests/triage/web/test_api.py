@@ -30,7 +30,7 @@ from services.triage.web.deps import TriageRuntime
 from services.triage.web.models import Role
 from services.triage.web.store import Actor
 from tests.helpers.db import KINDS, empty_database
-from tests.triage.web.store_factories import ClassifiedFactory, classified_factory, outbox
+from tests.triage.web.helpers.store import ClassifiedFactory, classified_factory, outbox
 
 PASSWORD = "correct horse battery staple"
 
@@ -56,7 +56,7 @@ class Web:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
     async def ingest(self, **overrides: Any) -> str:
-        question = await self.runtime.store.ingest(self.make(**overrides))
+        question = await self.runtime.store.questions.ingest(self.make(**overrides))
         assert question is not None
         return question.id
 
@@ -92,10 +92,10 @@ async def web(
             runtime: TriageRuntime = app.state.runtime
             store, accounts = runtime.store, runtime.accounts
             admin = Actor.system("test")
-            await store.upsert_team(
+            await store.teams.upsert(
                 "kakuma-a", name="Kakuma A", languages=["en", "sw"], capacity=5, actor=admin
             )
-            await store.upsert_team(
+            await store.teams.upsert(
                 "dadaab-b", name="Dadaab B", languages=["fr"], capacity=5, actor=admin
             )
             await accounts.upsert_user("mod1", PASSWORD, Role.MODERATOR)

@@ -19,7 +19,7 @@ from services.triage.web.exceptions import Invalid, NotFound, TooManyAttempts, U
 from services.triage.web.models import AuditEntry, LoginFailure, Role, Session, User
 from services.triage.web.store import Actor, TriageStore
 from tests.helpers.db import KINDS
-from tests.triage.web.store_factories import FakeClock, add_team, migrated_store
+from tests.triage.web.helpers.store import FakeClock, add_team, migrated_store
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -119,7 +119,7 @@ async def test_upsert_user_stores_a_hash_and_a_normalised_name(
     )
     user = await stored_user(store, "member.one")
     assert (user.id, user.role, user.active) == (created.id, "team", True)
-    assert user.team_id == (await store.team("camp-a")).id
+    assert user.team_id == (await store.teams.get("camp-a")).id
     assert user.password_hash.startswith("$argon2id$")
     assert PASSWORD not in user.password_hash
     async with store.sessions() as session:

@@ -33,18 +33,16 @@ from services.common.messages import PublishReply
 from services.triage.web.models import Status
 from services.triage.web.store import QuestionFilter
 from tests.helpers import ROOT
-from tests.triage.web.store_factories import ClassifiedFactory
-from tests.triage.web.web_harness import (
+from tests.triage.web.helpers.app import (
     ADMIN,
     MODERATOR,
     TEAM_A,
     Person,
     WebApp,
-    classified_fixture,  # noqa: F401 - fixture
     classify,
-    live_web_fixture,  # noqa: F401 - fixture
     serve_live,
 )
+from tests.triage.web.helpers.store import ClassifiedFactory
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +106,7 @@ def shot(page: Page, name: str) -> None:
 
 
 def status_of(web: WebApp, question_id: str) -> str:
-    return web.call(web.store.question, question_id).status
+    return web.call(web.store.questions.get, question_id).status
 
 
 def test_moderator_and_team_answer_a_question_end_to_end(
@@ -167,11 +165,11 @@ def test_moderator_and_team_answer_a_question_end_to_end(
         expect(queue.locator(f"#q-{urgent}")).to_have_count(0)
         assert status_of(web, fresh) == Status.APPROVED
         assert status_of(web, urgent) == Status.ASSIGNED
-        assert web.call(web.store.question, urgent).team_id is not None
+        assert web.call(web.store.questions.get, urgent).team_id is not None
 
         # Another moderator's claim shows as a lock, and actions skip that question.
         quiet = web.questions["quiet"]
-        web.call(web.store.claim, quiet, web.actor(ADMIN))
+        web.call(web.store.questions.claim, quiet, web.actor(ADMIN))
         expect(queue.locator(f"#q-{quiet}.locked .holder")).to_have_text("admin", timeout=LIVE_MS)
 
         # x selects, Shift+R rejects the selection (abusive, then french: j skips the
@@ -266,7 +264,7 @@ def test_moderator_and_team_answer_a_question_end_to_end(
         assert len(patches) == 6  # 5,012 bytes in 5 chunks, one of them sent twice
         resumed = sent.index(next(s for s in sent if s.startswith("GET ")))
         assert sent[resumed - 1].startswith("PATCH")  # the status check came after the failure
-        (answer, consent), *_ = web.call(web.store.answers, urgent)
+        (answer, consent), *_ = web.call(web.store.answers.of_question, urgent)
         assert answer.sha256 == hashlib.sha256(MP4).hexdigest()
         assert answer.bytes == len(MP4)
         assert consent is not None
@@ -285,7 +283,7 @@ def test_moderator_and_team_answer_a_question_end_to_end(
         assert status_of(web, urgent) == Status.ANSWERED
 
         rows = [
-            r for r in web.call(web.store.outbox_pending) if r.topic == topics.REPLIES_REQUESTED
+            r for r in web.call(web.store.outbox.pending) if r.topic == topics.REPLIES_REQUESTED
         ]
         assert len(rows) == 1
         reply = decode(PublishReply, rows[0].value)
@@ -339,7 +337,7 @@ def test_blocking_an_author_asks_first(
             expect(page.locator("#help")).to_be_visible()
             page.keyboard.press("Escape")
             assert status_of(web, first) == status_of(web, second) == Status.NEW
-            author = web.call(web.store.question, first).author_handle
+            author = web.call(web.store.questions.get, first).author_handle
             assert asked == [
                 f"Block @{author}? Their open questions are rejected, and what they send "
                 "later skips the queue."
@@ -388,7 +386,7 @@ def test_keyboard_throughput_clears_100_questions(
         finally:
             context.close()
         approved = web.call(
-            web.store.questions,
+            web.store.questions.page,
             QuestionFilter(statuses=(Status.APPROVED,), text="throughput"),
             limit=1,
         )[1]

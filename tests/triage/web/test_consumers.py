@@ -24,7 +24,7 @@ from services.triage.web.models import Status
 from services.triage.web.store import Actor, QuestionFilter, TriageStore
 from tests.helpers.db import KINDS
 from tests.helpers.kafka import read_all
-from tests.triage.web.store_factories import FakeClock, classified_factory, migrated_store
+from tests.triage.web.helpers.store import FakeClock, classified_factory, migrated_store
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +91,7 @@ async def test_redelivered_and_malformed_records(
         async with running(loop.run()):
 
             async def stored() -> bool:
-                _, total = await store.questions(QuestionFilter())
+                _, total = await store.questions.page(QuestionFilter())
                 return total == 2
 
             await eventually(stored)
@@ -104,7 +104,7 @@ async def test_redelivered_and_malformed_records(
             letters = await read_all(kafka_settings, dlq)
     finally:
         await consumer.stop()
-    rows, total = await store.questions(QuestionFilter(statuses=(Status.NEW,)))
+    rows, total = await store.questions.page(QuestionFilter(statuses=(Status.NEW,)))
     assert total == 2
     assert {r.mention_id for r in rows} == {first.mention.id, second.mention.id}
     letter = decode(DeadLetter, letters[0].value or b"")
@@ -117,17 +117,19 @@ async def test_the_outbox_relay_sends_what_a_request_wrote(
     kafka_settings: KafkaSettings,
     mention_factory: Callable[..., MentionReceived],
 ) -> None:
-    question = await store.ingest(classified_factory(mention_factory)())
+    question = await store.questions.ingest(classified_factory(mention_factory)())
     assert question is not None
-    await store.upsert_team(
+    await store.teams.upsert(
         "kakuma-a", name="A", languages=["en"], capacity=5, actor=Actor.system("t")
     )
-    await store.act(question.id, "assign", Actor(name="mod1", user_id=None), team="kakuma-a")
+    await store.questions.act(
+        question.id, "assign", Actor(name="mod1", user_id=None), team="kakuma-a"
+    )
     relay = OutboxRelay(store, producer, kafka_settings, every_s=0.05)
     async with running(relay.run()):
 
         async def drained() -> bool:
-            return not await store.outbox_pending()
+            return not await store.outbox.pending()
 
         await eventually(drained)
     records = await read_all(kafka_settings, kafka_settings.topic(topics.QUESTIONS_ASSIGNED))

@@ -21,21 +21,18 @@ import pytest
 from services.common.messages import utcnow
 from services.triage.web import media
 from services.triage.web.config import WebSettings
-from services.triage.web.media import (
+from services.triage.web.exceptions import (
     ChecksumMismatch,
     InvalidUpload,
-    LocalMediaStore,
     OffsetMismatch,
-    StoredMedia,
     TooLarge,
     UnknownMedia,
     UnknownUpload,
     UnsupportedMedia,
     UploadComplete,
     UploadIncomplete,
-    Uploads,
-    UploadState,
 )
+from services.triage.web.media import LocalMediaStore, StoredMedia, Uploads, UploadState
 
 MAX_BYTES = 4096
 CHUNK_MAX = 1024

@@ -18,22 +18,20 @@ from services.triage.web.deps import COOKIE
 from services.triage.web.routes.pages import LOGIN_CSRF_COOKIE, group_clusters, safe_next
 from services.triage.web.schemas import QuestionView
 from tests.helpers import ROOT
-from tests.triage.web.store_factories import ClassifiedFactory
-from tests.triage.web.web_harness import (
+from tests.triage.web.helpers.app import (
     ADMIN,
     MODERATOR,
     TEAM_A,
     TEAM_B,
     Person,
     WebApp,
-    classified_fixture,  # noqa: F401 - fixture
     classify,
     login_form_token,
     page_csrf,
     serve_test_client,
     sign_in,
-    web_app_fixture,  # noqa: F401 - fixture
 )
+from tests.triage.web.helpers.store import ClassifiedFactory
 
 STATIC = ROOT / "services" / "triage" / "web" / "static"
 MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8
@@ -386,7 +384,7 @@ def test_a_question_claimed_by_someone_else_shows_a_lock(web_app: Pair) -> None:
 def test_the_queue_page_starts_the_live_stream_where_its_list_was_read(web_app: Pair) -> None:
     web, client = web_app
     sign_in(client, MODERATOR)
-    last = web.call(web.store.last_event_id)
+    last = web.call(web.store.questions.last_event_id)
     assert f'<div id="queue-body" data-after="{last}">' in client.get("/queue").text
 
 

@@ -1,24 +1,10 @@
 """The server-rendered pages: sign-in, the moderators' queue, a question's
-timeline, quarantine, answer review, and each recording team's feed.
-
-Pages read the database through the store and render Jinja2 templates
-(autoescaped); everything they change goes through the JSON API under
-``/api`` (``static/*.js`` calls it with the session's CSRF token from
-``<meta name="csrf-token">``). A page answers with HTML even when it refuses:
-no session → a redirect to ``/login``; the wrong role or team → a 403 page.
-
-Login CSRF. ``POST /login`` has no session yet, so the session's CSRF token
-cannot protect it. It uses a double-submit token: ``GET /login`` sets a
-random token in an HttpOnly, SameSite=Strict cookie scoped to ``/login`` and
-puts the same value in the form; the POST must bring both, equal. Another
-site can make a browser post the form, but it can neither read the token nor
-make the browser send the Strict cookie on a cross-site request, so it cannot
-sign a moderator into the attacker's account. A double-submit token was
-chosen over checking ``Origin`` alone because some proxies and privacy
-settings strip ``Origin``/``Referer``, which would either lock people out or
-force the check to let a missing header through. When the browser does say
-where the form came from (``Sec-Fetch-Site``, else ``Origin``), a cross-site
-post is refused as well, as a second line.
+timeline, quarantine, answer review, and each recording team's feed. They read
+through the store and render Jinja2 templates (autoescaped); everything they
+change goes through the JSON API (``static/*.js``, with the session's CSRF
+token). A refusal is a page too: no session → ``/login``; wrong role or team →
+a 403 page. ``POST /login`` uses a double-submit CSRF token (why: the triage
+README, "Login CSRF").
 """
 
 from __future__ import annotations
@@ -52,7 +38,8 @@ from services.triage.web.exceptions import (
     Unauthorized,
 )
 from services.triage.web.models import Role, Status
-from services.triage.web.routes.api import client_address, render_questions
+from services.triage.web.routes.account import client_address
+from services.triage.web.routes.questions import render_questions
 from services.triage.web.schemas import (
     AnswerView,
     FeedEntry,
@@ -493,9 +480,9 @@ def group_clusters(items: Sequence[QuestionView]) -> list[ClusterGroup]:
 async def _queue_context(
     runtime: TriageRuntime, principal: Principal, query: QueueQuery
 ) -> dict[str, Any]:
-    rows, total = await runtime.store.questions(query.filters(), limit=QUEUE_PAGE)
+    rows, total = await runtime.store.questions.page(query.filters(), limit=QUEUE_PAGE)
     items = await render_questions(runtime, list(rows))
-    loads = await runtime.store.teams()
+    loads = await runtime.store.teams.loads()
     suggested = {q.id: rules.suggest_team(q.lang, q.suggested_team, loads) for q in items}
     return {
         "query": query,
@@ -518,7 +505,7 @@ async def queue_page(request: Request, runtime: Runtime) -> Response:
         return who
     query = parse_queue_query(request.query_params)
     # Read before the list: the live stream resumes here, so nothing falls in between.
-    last_event = await runtime.store.last_event_id()
+    last_event = await runtime.store.questions.last_event_id()
     context = await _queue_context(runtime, who, query)
     return render(request, "queue.html", {**context, "last_event": last_event}, principal=who)
 
@@ -550,13 +537,15 @@ async def question_page(question_id: str, request: Request, runtime: Runtime) ->
     if isinstance(who, Response):
         return who
     try:
-        row = await runtime.store.question(question_id)
-        timeline = [event_view(e) for e in await runtime.store.timeline(question_id)]
-        answers = [answer_view(a, c) for a, c in await runtime.store.answers(question_id)]
+        row = await runtime.store.questions.get(question_id)
+        timeline = [event_view(e) for e in await runtime.store.questions.timeline(question_id)]
+        answers = [
+            answer_view(a, c) for a, c in await runtime.store.answers.of_question(question_id)
+        ]
     except NotFound as exc:
         return error_page(request, 404, exc.message, principal=who)
     view = (await render_questions(runtime, [row]))[0]
-    loads = await runtime.store.teams()
+    loads = await runtime.store.teams.loads()
     return render(
         request,
         "question.html",
@@ -578,7 +567,7 @@ async def quarantine_page(request: Request, runtime: Runtime) -> Response:
     who = await signed_in(request, runtime, *MODERATORS)
     if isinstance(who, Response):
         return who
-    rows, total = await runtime.store.questions(
+    rows, total = await runtime.store.questions.page(
         QuestionFilter(statuses=(Status.QUARANTINED,)), limit=200
     )
     items = await render_questions(runtime, list(rows))
@@ -601,7 +590,7 @@ async def answers_page(request: Request, runtime: Runtime) -> Response:
     who = await signed_in(request, runtime, *MODERATORS)
     if isinstance(who, Response):
         return who
-    pending = await runtime.store.pending_answers()
+    pending = await runtime.store.answers.pending()
     questions = {q.id: q for q in await render_questions(runtime, [q for _, q, _ in pending])}
     reviews = [
         Review(answer_view(answer, consent), questions[question.id])
@@ -622,9 +611,9 @@ class Card:
 
 
 async def _team_cards(runtime: TriageRuntime, slug: str, principal: Principal) -> list[Card]:
-    items = await runtime.store.feed(slug, principal.actor, limit=200)
+    items = await runtime.store.teams.feed(slug, principal.actor, limit=200)
     now = runtime.store.clock()
-    latest = await runtime.store.latest_answers([item.question.id for item in items])
+    latest = await runtime.store.answers.latest([item.question.id for item in items])
     return [
         Card(
             feed_entry(item, principal.actor.user_id, now),
@@ -649,7 +638,7 @@ async def _team_or_refusal(
         return who
     if who.role is Role.TEAM and who.actor.team_slug != slug:
         return error_page(request, 403, "A team sees only its own feed.", principal=who)
-    loads = {x.team.slug: x for x in await runtime.store.teams()}
+    loads = {x.team.slug: x for x in await runtime.store.teams.loads()}
     if slug not in loads:
         return error_page(request, 404, f"There is no team {slug!r}.", principal=who)
     try:

@@ -31,10 +31,10 @@ async def event_stream(runtime: TriageRuntime, cursor: int | None) -> AsyncItera
     metrics.SSE_CLIENTS.inc()
     try:
         if cursor is None:
-            cursor = await runtime.store.last_event_id()
+            cursor = await runtime.store.questions.last_event_id()
         yield {"event": "hello", "id": str(cursor), "data": "{}"}
         while True:
-            events = await runtime.store.events_after(cursor)
+            events = await runtime.store.questions.events_after(cursor)
             for event in events:
                 cursor = event.id
                 yield {
@@ -55,7 +55,7 @@ async def feed_stream(
     metrics.SSE_CLIENTS.inc()
     try:
         while True:
-            items = await runtime.store.feed(slug, actor, after=cursor, limit=50)
+            items = await runtime.store.teams.feed(slug, actor, after=cursor, limit=50)
             now = runtime.store.clock()
             for item in items:
                 cursor = item.assignment.id

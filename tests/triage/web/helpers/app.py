@@ -5,12 +5,10 @@ questions; served through ``TestClient`` (:func:`web_app`) or by uvicorn on a
 free port in a background thread (:func:`live_web`, for a browser).
 
 Both run the app on an event loop of their own; :meth:`WebApp.call` runs a
-coroutine function of the store there (``app.call(app.store.ingest, ...)``).
+coroutine function of the store there (``app.call(app.store.questions.ingest, ...)``).
 
-Use the fixtures (``classified``, ``web_app``, ``live_web``) by importing them
-into a test module::
-
-    from tests.triage.web.web_harness import web_app_fixture  # noqa: F401 - fixture
+The fixtures (``classified``, ``web_app``, ``live_web``) are in
+``tests/triage/web/conftest.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -37,7 +34,6 @@ from sqlalchemy import select
 from services.common.messages import (
     Decision,
     MentionClassified,
-    MentionReceived,
     PriorityReason,
     Scores,
 )
@@ -47,7 +43,7 @@ from services.triage.web.config import WebSettings
 from services.triage.web.deps import TriageRuntime
 from services.triage.web.models import Role, Team, User
 from services.triage.web.store import Actor, TriageStore
-from tests.triage.web.store_factories import ClassifiedFactory, classified_factory
+from tests.triage.web.helpers.store import ClassifiedFactory
 
 T = TypeVar("T")
 
@@ -190,13 +186,13 @@ async def add_people(store: TriageStore, people: Iterable[Person]) -> None:
 async def seed(runtime: TriageRuntime, make: ClassifiedFactory) -> dict[str, str]:
     """Teams, people and questions; returns question ids by name."""
     for slug, name, languages, capacity in TEAMS:
-        await runtime.store.upsert_team(
+        await runtime.store.teams.upsert(
             slug, name=name, languages=languages, capacity=capacity, actor=Actor.system("test")
         )
     await add_people(runtime.store, PEOPLE)
     ids: dict[str, str] = {}
     for name, classified in seed_questions(make).items():
-        question = await runtime.store.ingest(classified)
+        question = await runtime.store.questions.ingest(classified)
         assert question is not None
         ids[name] = question.id
     return ids
@@ -244,14 +240,9 @@ class WebApp:
         return self.call(find)
 
     def ingest(self, classified: MentionClassified) -> str:
-        question = self.call(self.store.ingest, classified)
+        question = self.call(self.store.questions.ingest, classified)
         assert question is not None
         return question.id
-
-
-@pytest.fixture(name="classified")
-def classified_fixture(mention_factory: Callable[..., MentionReceived]) -> ClassifiedFactory:
-    return classified_factory(mention_factory)
 
 
 @contextlib.contextmanager
@@ -272,15 +263,6 @@ def serve_test_client(
         web = WebApp(app, app.state.runtime.settings, run)
         web.questions = web.call(seed, web.runtime, make)
         yield web, client
-
-
-@pytest.fixture(name="web_app")
-def web_app_fixture(
-    tmp_path: Path, classified: ClassifiedFactory
-) -> Iterator[tuple[WebApp, TestClient]]:
-    """The seeded app behind a ``TestClient`` (lifespan running; no redirects followed)."""
-    with serve_test_client(tmp_path, classified) as pair:
-        yield pair
 
 
 # --- a real server, for a browser ------------------------------------------------------------
@@ -366,13 +348,6 @@ def serve_live(root: Path, make: ClassifiedFactory, **settings: Any) -> Iterator
         yield web
     finally:
         server.stop()
-
-
-@pytest.fixture(name="live_web")
-def live_web_fixture(tmp_path: Path, classified: ClassifiedFactory) -> Iterator[WebApp]:
-    """The seeded app served by uvicorn on a free port (``live_web.base_url``)."""
-    with serve_live(tmp_path, classified) as web:
-        yield web
 
 
 # --- HTML helpers ---------------------------------------------------------------------------

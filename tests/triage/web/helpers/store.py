@@ -32,6 +32,9 @@ from tests.helpers.db import empty_database
 
 M = TypeVar("M", bound=BaseModel)
 
+#: How long a claim lasts in the store tests (seconds).
+CLAIM_TTL_S = 120
+
 #: A Tuesday morning, so "today" (the capacity window) starts at a known midnight.
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -97,27 +100,27 @@ class Desk:
     classified: ClassifiedFactory
 
     async def ingest(self, **overrides: Any) -> str:
-        question = await self.store.ingest(self.classified(**overrides))
+        question = await self.store.questions.ingest(self.classified(**overrides))
         assert question is not None
         return question.id
 
     async def status(self, question_id: str) -> str:
-        return (await self.store.question(question_id)).status
+        return (await self.store.questions.get(question_id)).status
 
     async def assigned(self, team: Team, moderator: Actor, **overrides: Any) -> str:
         question_id = await self.ingest(**overrides)
-        await self.store.act(question_id, "assign", moderator, team=team.slug)
+        await self.store.questions.act(question_id, "assign", moderator, team=team.slug)
         return question_id
 
     async def recorded(self, team: Team, moderator: Actor, member: Actor, **overrides: Any) -> str:
         question_id = await self.assigned(team, moderator, **overrides)
-        await self.store.record_answer(question_id, member, stored_answer())
+        await self.store.answers.record(question_id, member, stored_answer())
         return question_id
 
     async def answered(self, team: Team, moderator: Actor, member: Actor) -> tuple[str, str]:
         """(question id, reply id) of a question whose answer was approved."""
         question_id = await self.recorded(team, moderator, member)
-        [reply] = await self.store.approve_answer(question_id, moderator)
+        [reply] = await self.store.answers.approve(question_id, moderator)
         return question_id, reply.reply_id
 
 
@@ -145,7 +148,7 @@ def stored_answer(**overrides: Any) -> StoredAnswer:
 async def add_team(
     store: TriageStore, slug: str, *, languages: tuple[str, ...] = ("en",), capacity: int = 20
 ) -> Team:
-    return await store.upsert_team(
+    return await store.teams.upsert(
         slug,
         name=slug.title(),
         languages=languages,
@@ -178,19 +181,19 @@ async def add_person(store: TriageStore, name: str, role: Role, team: Team | Non
 
 async def outbox(store: TriageStore, topic: str, model: type[M]) -> list[tuple[str, M]]:
     """Unsent outbox rows of ``topic``, as (key, decoded message), oldest first."""
-    rows = await store.outbox_pending(limit=1000)
+    rows = await store.outbox.pending(limit=1000)
     return [(row.key.decode(), decode(model, row.value)) for row in rows if row.topic == topic]
 
 
 async def outbox_topics(store: TriageStore) -> list[str]:
-    return [row.topic for row in await store.outbox_pending(limit=1000)]
+    return [row.topic for row in await store.outbox.pending(limit=1000)]
 
 
 async def events(store: TriageStore, question_id: str) -> list[tuple[Any, ...]]:
     """(event, actor, from, to, decision) of each event of a question, in order."""
     return [
         (e.event, e.actor, e.from_status, e.to_status, e.decision)
-        for e in await store.timeline(question_id)
+        for e in await store.questions.timeline(question_id)
     ]
 
 

@@ -1,0 +1,59 @@
+"""Who may see and touch which team's work, and what makes a consent usable: the
+rules the routes and the store enforce, in one place. (Which role a route needs
+is said where the route is declared: :mod:`.deps`.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from services.triage.web.exceptions import ConsentMissing, Forbidden
+from services.triage.web.models import Role
+
+
+class Someone(Protocol):
+    """Who is acting (:class:`services.triage.web.store.Actor`)."""
+
+    @property
+    def role(self) -> Role | None: ...
+
+    @property
+    def team_id(self) -> int | None: ...
+
+
+def _other_team(actor: Someone, team_id: int | None) -> bool:
+    """A team member acting on what is not their team's (moderators may act on any)."""
+    return actor.role is Role.TEAM and (team_id is None or team_id != actor.team_id)
+
+
+def check_team_scope(actor: Someone, team_id: int) -> None:
+    """A team member sees only their own team's feed."""
+    if _other_team(actor, team_id):
+        raise Forbidden("a team sees only its own feed")
+
+
+def check_assignment(actor: Someone, team_id: int) -> None:
+    """A team member works only on questions assigned to their team."""
+    if _other_team(actor, team_id):
+        raise Forbidden("this question is assigned to another team")
+
+
+def check_question(actor: Someone, team_id: int | None) -> None:
+    """A team member reads (and answers) only questions assigned to their team."""
+    if _other_team(actor, team_id):
+        raise Forbidden("this question is not assigned to your team")
+
+
+def check_answer(actor: Someone, team_id: int) -> None:
+    """A team member sees only their own team's answers."""
+    if _other_team(actor, team_id):
+        raise Forbidden("this answer belongs to another team")
+
+
+def check_consent(given_by: str, scope: str, scopes: Iterable[str]) -> None:
+    """No consent, no answer: who gave it, and a scope the campaign may use."""
+    allowed = tuple(scopes)
+    if not given_by.strip():
+        raise ConsentMissing("no consent, no answer: say who gave consent")
+    if scope not in allowed:
+        raise ConsentMissing(f"consent scope {scope!r} is not one of {', '.join(allowed)}")

@@ -1,0 +1,187 @@
+"""Recorded answers: the upload in one multipart request (with consent), a
+question's answers, the moderators' review list, the video, and the review
+(approve: the replies are requested; or send back). Resumable uploads are
+:mod:`.uploads`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile as StarletteUpload
+
+from services.triage.web import metrics, policy
+from services.triage.web.deps import Anyone, Moderator, Runtime, TriageRuntime
+from services.triage.web.exceptions import Invalid, MediaError, NotFound
+from services.triage.web.media import StoredMedia
+from services.triage.web.schemas import (
+    AnswerView,
+    ReplyView,
+    answer_view,
+)
+from services.triage.web.store import Actor, StoredAnswer
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+class AnswerFields(BaseModel):
+    """What comes with the video: multipart form fields of ``POST
+    /questions/{id}/answer``, or the JSON body of ``POST /uploads/{id}/answer``."""
+
+    language: str = Field(min_length=2, max_length=16)
+    consent_given_by: str = Field(default="", max_length=128)
+    consent_scope: str = Field(default="", max_length=64)
+    caption: str = Field(default="", max_length=5000)
+    transcript: str = Field(default="", max_length=50_000)
+
+
+async def record_answer(
+    runtime: TriageRuntime,
+    question_id: str,
+    actor: Actor,
+    stored: StoredMedia,
+    fields: AnswerFields,
+    *,
+    owned: bool,
+) -> AnswerView:
+    """Record the answer. ``owned``: the video came with this request alone, so a
+    refusal deletes it; a finished resumable upload keeps it (a retry of the
+    finish reuses the same stored video)."""
+    try:
+        answer = await runtime.store.answers.record(
+            question_id,
+            actor,
+            StoredAnswer(
+                uri=stored.uri,
+                mime=stored.mime,
+                bytes=stored.bytes,
+                sha256=stored.sha256,
+                caption=fields.caption,
+                transcript=fields.transcript,
+                language=fields.language,
+                consent_given_by=fields.consent_given_by,
+                consent_scope=fields.consent_scope,
+            ),
+        )
+    except Exception:
+        if owned:  # refused (consent, state, team): the video must not stay behind
+            await runtime.media.delete(stored.key)
+        raise
+    metrics.UPLOAD_BYTES.inc(stored.bytes)
+    consent = (await runtime.store.answers.get(answer.id))[1]
+    return answer_view(answer, consent)
+
+
+async def check_answer_allowed(runtime: TriageRuntime, question_id: str, actor: Actor) -> None:
+    """The question exists, and a team member answers only their own team's."""
+    row = await runtime.store.questions.get(question_id)
+    policy.check_question(actor, row.team_id)
+
+
+_ANSWER_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["video", "language"],
+                "properties": {
+                    "video": {"type": "string", "format": "binary"},
+                    **AnswerFields.model_json_schema()["properties"],
+                },
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/questions/{question_id}/answer",
+    status_code=201,
+    summary="Upload a recorded answer in one request (multipart), with consent",
+    openapi_extra={"requestBody": _ANSWER_BODY},
+)
+async def answer(
+    question_id: str, request: Request, runtime: Runtime, principal: Anyone
+) -> AnswerView:
+    """The body is read only after the caller is known to be allowed: nobody can
+    make the server spool a video without a session on this question."""
+    await check_answer_allowed(runtime, question_id, principal.actor)
+    async with request.form(max_files=1, max_fields=10) as form:
+        video = form.get("video")
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        try:
+            sent = AnswerFields.model_validate(fields)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from exc
+        if not isinstance(video, StarletteUpload):
+            raise Invalid("send the video as the multipart file field 'video'")
+        runtime.store.answers.check_consent(sent.consent_given_by, sent.consent_scope)
+        mime = (video.content_type or "").split(";")[0].strip().lower()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while block := await video.read(1024 * 1024):
+                yield block
+
+        stored = await runtime.uploads.put_stream(chunks(), mime=mime)
+    return await record_answer(runtime, question_id, principal.actor, stored, sent, owned=True)
+
+
+@router.get("/questions/{question_id}/answers")
+async def answers(question_id: str, runtime: Runtime, principal: Anyone) -> list[AnswerView]:
+    await check_answer_allowed(runtime, question_id, principal.actor)
+    return [answer_view(a, c) for a, c in await runtime.store.answers.of_question(question_id)]
+
+
+@router.get("/answers", summary="Answers waiting for review")
+async def pending_answers(runtime: Runtime, _: Moderator) -> list[AnswerView]:
+    return [answer_view(a, c) for a, _, c in await runtime.store.answers.pending()]
+
+
+@router.get("/answers/{answer_id}/video", summary="The answer's video (supports Range)")
+async def video(answer_id: str, runtime: Runtime, principal: Anyone) -> FileResponse:
+    row, _ = await runtime.store.answers.get(answer_id)
+    policy.check_answer(principal.actor, row.team_id)
+    try:
+        path = await runtime.media.path(runtime.media.key_of(row.media_uri))
+    except MediaError as exc:
+        raise NotFound("the video is no longer stored") from exc
+    return FileResponse(
+        path, media_type=row.mime, headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
+@router.post(
+    "/questions/{question_id}/answer/approve", summary="Approve the answer: request the replies"
+)
+async def approve_answer(
+    question_id: str, runtime: Runtime, principal: Moderator
+) -> list[ReplyView]:
+    replies = await runtime.store.answers.approve(question_id, principal.actor)
+    metrics.ACTIONS.labels("approve_answer", "ok").inc()
+    return [
+        ReplyView(
+            reply_id=r.reply_id, question_id=r.question_id, platform=r.platform, state=r.state
+        )
+        for r in replies
+    ]
+
+
+class ReturnBody(BaseModel):
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@router.post(
+    "/questions/{question_id}/answer/return", status_code=204, summary="Send the answer back"
+)
+async def return_answer(
+    question_id: str, body: ReturnBody, runtime: Runtime, principal: Moderator
+) -> None:
+    await runtime.store.answers.send_back(question_id, principal.actor, body.note)
+    metrics.ACTIONS.labels("return_answer", "ok").inc()

@@ -1,0 +1,106 @@
+"""Resumable uploads: declare (size, type, sha256), ``PATCH`` chunks at
+``Upload-Offset``, ask where to resume, then turn the complete upload into the
+question's answer with the consent (:func:`.answers.record_answer`)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from services.triage.web.deps import Anyone, Runtime, TriageRuntime
+from services.triage.web.exceptions import Invalid, UnknownUpload
+from services.triage.web.media import UploadState
+from services.triage.web.routes.answers import AnswerFields, check_answer_allowed, record_answer
+from services.triage.web.schemas import (
+    AnswerView,
+    UploadView,
+)
+from services.triage.web.store import Actor
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+class UploadCreate(BaseModel):
+    filename: str = Field(default="answer", max_length=256)
+    size: int = Field(gt=0)
+    mime: str = Field(max_length=64)
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+@router.post(
+    "/questions/{question_id}/uploads",
+    status_code=201,
+    summary="Start a resumable upload (then PATCH chunks with Upload-Offset)",
+)
+async def create_upload(
+    question_id: str, body: UploadCreate, runtime: Runtime, principal: Anyone
+) -> UploadView:
+    await check_answer_allowed(runtime, question_id, principal.actor)
+    state = await runtime.uploads.create(
+        question_id,
+        principal.actor.name,
+        filename=body.filename,
+        size=body.size,
+        mime=body.mime.lower(),
+        sha256=body.sha256.lower(),
+    )
+    return upload_view(state)
+
+
+def upload_view(state: UploadState) -> UploadView:
+    return UploadView(
+        upload_id=state.id,
+        question_id=state.question_id,
+        size=state.size,
+        offset=state.offset,
+        complete=state.offset == state.size,
+    )
+
+
+async def _own_upload(runtime: TriageRuntime, upload_id: str, actor: Actor) -> UploadState:
+    state = await runtime.uploads.status(upload_id)
+    if state.owner != actor.name:
+        raise UnknownUpload(f"no upload {upload_id!r}")  # another's upload: as if none
+    return state
+
+
+@router.get(
+    "/uploads/{upload_id}", summary="How much of an upload arrived (the offset to resume at)"
+)
+async def upload_status(upload_id: str, runtime: Runtime, principal: Anyone) -> UploadView:
+    return upload_view(await _own_upload(runtime, upload_id, principal.actor))
+
+
+@router.patch("/uploads/{upload_id}", summary="Append a chunk at Upload-Offset (raw body)")
+async def upload_chunk(
+    upload_id: str, request: Request, runtime: Runtime, principal: Anyone
+) -> UploadView:
+    await _own_upload(runtime, upload_id, principal.actor)
+    header = request.headers.get("upload-offset", "")
+    if not header.isdigit():
+        raise Invalid("send the chunk's position as the Upload-Offset header")
+    state = await runtime.uploads.append(upload_id, int(header), request.stream())
+    return upload_view(state)
+
+
+@router.post(
+    "/uploads/{upload_id}/answer",
+    status_code=201,
+    summary="Turn a complete upload into the question's answer, with consent",
+)
+async def finish_upload(
+    upload_id: str, body: AnswerFields, runtime: Runtime, principal: Anyone
+) -> AnswerView:
+    state = await _own_upload(runtime, upload_id, principal.actor)
+    question_id = state.question_id
+    await check_answer_allowed(runtime, question_id, principal.actor)
+    runtime.store.answers.check_consent(body.consent_given_by, body.consent_scope)
+    stored = await runtime.uploads.complete(upload_id)
+    return await record_answer(runtime, question_id, principal.actor, stored, body, owned=False)
+
+
+# Last: its path would otherwise catch /questions/{id}/take and the like.

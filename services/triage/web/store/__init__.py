@@ -1,0 +1,69 @@
+"""The triage database, by aggregate: :class:`Questions` (the queue and the
+moderators' actions), :class:`Teams` (recording teams and their feeds),
+:class:`Answers` (recorded answers, their review, the replies' outcomes) and
+the :class:`Outbox`, over one :class:`Database` (sessions, clock, timeline,
+audit, outbox writes and the conditional-UPDATE concurrency rule:
+:mod:`.transaction`). One transaction per call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.common.messages import utcnow
+from services.triage.web.store.answers import Answers, StoredAnswer
+from services.triage.web.store.outbox import Outbox
+from services.triage.web.store.questions import Counts, Outcome, QuestionFilter, Questions
+from services.triage.web.store.teams import FeedItem, TeamLoad, Teams
+from services.triage.web.store.transaction import Actor, Clock, Database, new_id
+
+__all__ = [
+    "Actor",
+    "Answers",
+    "Clock",
+    "Counts",
+    "Database",
+    "FeedItem",
+    "Outbox",
+    "Outcome",
+    "QuestionFilter",
+    "Questions",
+    "StoredAnswer",
+    "TeamLoad",
+    "Teams",
+    "TriageStore",
+    "new_id",
+]
+
+
+class TriageStore:
+    """The four aggregates over one database (what the web's lifespan builds once)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        claim_ttl_s: int = 120,
+        consent_scopes: Sequence[str] = ("campaign-social", "public"),
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = Database(engine, claim_ttl_s=claim_ttl_s, clock=clock)
+        #: What the readiness check asks (the same engine as ``db``'s).
+        self.engine = engine
+        self.questions = Questions(self.db)
+        self.teams = Teams(self.db)
+        self.answers = Answers(self.db, consent_scopes=consent_scopes)
+        self.outbox = Outbox(self.db)
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self.db.sessions
+
+    def clock(self) -> datetime:
+        return self.db.clock()
+
+    def on_outbox(self, wake: Callable[[], None]) -> None:
+        """Wake the outbox relay after every commit that wrote to the outbox."""
+        self.db.on_outbox(wake)

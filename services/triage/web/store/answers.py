@@ -1,0 +1,459 @@
+"""The answers aggregate: a team's recorded answer with the filmed person's
+consent, the moderators' review (approve: one reply requested per asker in the
+question's cluster; or send back), and the replies' outcomes from the publisher."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common import topics
+from services.common.messages import (
+    AnswerRecorded,
+    Author,
+    Media,
+    MentionClassified,
+    Platform,
+    PublishReply,
+    ReplyFailed,
+    ReplyPublished,
+)
+from services.common.messages import Consent as ConsentMessage
+from services.triage.web import domain, policy
+from services.triage.web.exceptions import ClaimedByOther, Conflict, ConsentMissing, NotFound
+from services.triage.web.models import (
+    Answer,
+    AnswerState,
+    Assignment,
+    AssignmentState,
+    Consent,
+    Question,
+    Reply,
+    ReplyState,
+    Status,
+    Team,
+)
+from services.triage.web.store.teams import OPEN, open_assignment
+from services.triage.web.store.transaction import Actor, Database, new_id
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """A video already in the ``MediaStore``, with what the team said about it."""
+
+    uri: str
+    mime: str
+    bytes: int
+    sha256: str
+    caption: str
+    transcript: str
+    language: str
+    consent_given_by: str
+    consent_scope: str
+    duration_s: float | None = None
+
+
+def _media(answer: Answer) -> Media:
+    return Media(
+        uri=answer.media_uri,
+        mime=answer.mime,
+        bytes=answer.bytes,
+        sha256=answer.sha256,
+        duration_s=answer.duration_s,
+    )
+
+
+def _answer_row(
+    question_id: str, assignment: Assignment, stored: StoredAnswer, actor: Actor, now: datetime
+) -> Answer:
+    return Answer(
+        id=new_id(),
+        question_id=question_id,
+        assignment_id=assignment.id,
+        team_id=assignment.team_id,
+        state=AnswerState.SUBMITTED.value,
+        media_uri=stored.uri,
+        mime=stored.mime,
+        bytes=stored.bytes,
+        sha256=stored.sha256,
+        duration_s=stored.duration_s,
+        caption=stored.caption,
+        transcript=stored.transcript,
+        language=stored.language,
+        uploaded_by=actor.name,
+        created_at=now,
+    )
+
+
+class Answers:
+    def __init__(self, db: Database, *, consent_scopes: Sequence[str]) -> None:
+        self.db = db
+        self.consent_scopes = tuple(consent_scopes)
+
+    # --- recording -------------------------------------------------------------------
+
+    def check_consent(self, given_by: str, scope: str) -> None:
+        """No consent, no answer (:func:`policy.check_consent` with this campaign's scopes)."""
+        policy.check_consent(given_by, scope, self.consent_scopes)
+
+    async def record(self, question_id: str, actor: Actor, stored: StoredAnswer) -> Answer:
+        """Record a team's answer: consent required; produces ``answers.recorded``."""
+        self.check_consent(stored.consent_given_by, stored.consent_scope)
+        now = self.db.clock()
+        async with self.db.sessions() as session:
+            assignment = await open_assignment(self.db, session, question_id, actor)
+            if (
+                assignment.claimed_by not in (None, actor.user_id)
+                and assignment.claim_expires_at is not None
+                and assignment.claim_expires_at >= now
+            ):
+                raise ClaimedByOther(
+                    f"question {question_id} is taken by another member",
+                    holder=str(assignment.claimed_by),
+                    until=assignment.claim_expires_at,
+                )
+            previous = await self.db.transition(
+                session,
+                question_id,
+                actor,
+                (Status.ASSIGNED, Status.RECORDED),
+                Status.RECORDED,
+                respect_claim=False,  # the team's own claim was checked above
+            )
+            team = await session.get(Team, assignment.team_id)
+            assert team is not None
+            # An earlier answer still waiting for review is replaced by this one.
+            await session.execute(
+                update(Answer)
+                .where(
+                    Answer.question_id == question_id, Answer.state == AnswerState.SUBMITTED.value
+                )
+                .values(
+                    state=AnswerState.RETURNED.value, review_note="replaced by a newer recording"
+                )
+            )
+            answer = _answer_row(question_id, assignment, stored, actor, now)
+            session.add(answer)
+            await session.flush()
+            session.add(
+                Consent(
+                    answer_id=answer.id,
+                    given_by=stored.consent_given_by.strip(),
+                    scope=stored.consent_scope,
+                    recorded_by=actor.name,
+                    given_at=now,
+                )
+            )
+            assignment.state = AssignmentState.RECORDED.value
+            assignment.claimed_by = None
+            assignment.claim_expires_at = None
+            self.db.event(
+                session,
+                question_id,
+                actor,
+                "answer_recorded",
+                from_status=previous.value,
+                to_status=Status.RECORDED.value,
+                detail={"answer": answer.id, "bytes": stored.bytes, "sha256": stored.sha256},
+            )
+            self.db.audit(session, actor, "answer_recorded", question_id, {"answer": answer.id})
+            self.db.enqueue(
+                session,
+                topics.ANSWERS_RECORDED,
+                question_id,
+                AnswerRecorded(
+                    question_id=question_id,
+                    team=team.slug,
+                    media=_media(answer),
+                    consent=ConsentMessage(
+                        speaker_ref=stored.consent_given_by.strip()[:128],
+                        scope=stored.consent_scope,
+                        recorded_by=actor.name,
+                        at=now,
+                    ),
+                    caption=stored.caption,
+                    transcript=stored.transcript,
+                    language=stored.language,
+                    recorded_at=now,
+                ),
+            )
+            await session.commit()
+            return answer
+
+    # --- reading -----------------------------------------------------------------------
+
+    async def of_question(self, question_id: str) -> list[tuple[Answer, Consent | None]]:
+        """Every answer of a question, newest first, with its consent."""
+        async with self.db.sessions() as session:
+            await self.db.question(session, question_id)
+            rows = await session.execute(
+                select(Answer, Consent)
+                .outerjoin(Consent, Consent.answer_id == Answer.id)
+                .where(Answer.question_id == question_id)
+                .order_by(Answer.created_at.desc())
+            )
+            return [(a, c) for a, c in rows.all()]
+
+    async def get(self, answer_id: str) -> tuple[Answer, Consent | None]:
+        async with self.db.sessions() as session:
+            answer = await session.get(Answer, answer_id)
+            if answer is None:
+                raise NotFound(f"answer {answer_id!r} not found")
+            consent = await session.scalar(select(Consent).where(Consent.answer_id == answer_id))
+            return answer, consent
+
+    async def pending(self, limit: int = 100) -> list[tuple[Answer, Question, Consent | None]]:
+        """Answers waiting for review, oldest first, with their question and consent."""
+        async with self.db.sessions() as session:
+            rows = await session.execute(
+                select(Answer, Question, Consent)
+                .join(Question, Question.id == Answer.question_id)
+                .outerjoin(Consent, Consent.answer_id == Answer.id)
+                .where(Answer.state == AnswerState.SUBMITTED.value)
+                .order_by(Answer.created_at)
+                .limit(limit)
+            )
+            return [(a, q, c) for a, q, c in rows.all()]
+
+    async def latest(self, question_ids: Sequence[str]) -> dict[str, tuple[Answer, Consent | None]]:
+        """Each question's most recent answer (any state), in one query."""
+        if not question_ids:
+            return {}
+        async with self.db.sessions() as session:
+            rows = await session.execute(
+                select(Answer, Consent)
+                .outerjoin(Consent, Consent.answer_id == Answer.id)
+                .where(Answer.question_id.in_(question_ids))
+                .order_by(Answer.created_at)
+            )
+            return {a.question_id: (a, c) for a, c in rows.all()}  # the newest wins
+
+    # --- review --------------------------------------------------------------------------
+
+    async def _current(self, session: AsyncSession, question_id: str) -> Answer:
+        answer = await session.scalar(
+            select(Answer)
+            .where(
+                Answer.question_id == question_id,
+                Answer.state.in_([AnswerState.SUBMITTED.value, AnswerState.APPROVED.value]),
+            )
+            .order_by(Answer.created_at.desc())
+            .limit(1)
+        )
+        if answer is None:
+            await self.db.question(session, question_id)
+            raise Conflict(f"question {question_id} has no answer waiting for review")
+        return answer
+
+    async def approve(self, question_id: str, actor: Actor) -> list[Reply]:
+        """Approve the question's recorded answer: one ``replies.requested`` per
+        asker in its cluster, each with its own idempotency key. Approving again
+        requests nothing new. An asker whose own answer is recorded and waiting for
+        review keeps it: that answer was filmed for them and is reviewed on its own."""
+        now = self.db.clock()
+        async with self.db.sessions() as session:
+            answer = await self._current(session, question_id)
+            if answer.state == AnswerState.APPROVED.value:
+                rows = await session.scalars(select(Reply).where(Reply.answer_id == answer.id))
+                return list(rows)
+            consent = await session.scalar(select(Consent).where(Consent.answer_id == answer.id))
+            if consent is None or consent.withdrawn_at is not None:
+                raise ConsentMissing("the consent of the person filmed is missing or withdrawn")
+            question = await self.db.question(session, question_id)
+            askers = [question]
+            if question.cluster_id:
+                others = await session.scalars(
+                    select(Question).where(
+                        Question.cluster_id == question.cluster_id,
+                        Question.id != question.id,
+                        Question.status.in_([s.value for s in domain.AWAITING_ANSWER]),
+                    )
+                )
+                askers += list(others)
+            previous = await self.db.transition(
+                session, question_id, actor, (Status.RECORDED,), Status.ANSWERED
+            )
+            answer.state = AnswerState.APPROVED.value
+            answer.reviewed_by = actor.name
+            answer.reviewed_at = now
+            replies: list[Reply] = []
+            for asker in askers:
+                if asker.id != question_id:
+                    try:
+                        earlier = await self.db.transition(
+                            session, asker.id, actor, domain.AWAITING_ANSWER, Status.ANSWERED
+                        )
+                    except Conflict:
+                        continue
+                else:
+                    earlier = previous
+                reply = self._request_reply(session, asker, answer, consent, actor, now)
+                replies.append(reply)
+                self.db.event(
+                    session,
+                    asker.id,
+                    actor,
+                    "answer_approved",
+                    from_status=earlier.value,
+                    to_status=Status.ANSWERED.value,
+                    decision="approve_answer",
+                    detail={"answer": answer.id, "reply": reply.reply_id, "via": question_id},
+                )
+            # Every asker answered here is done, including another team's open work.
+            await session.execute(
+                update(Assignment)
+                .where(
+                    Assignment.question_id.in_([r.question_id for r in replies]),
+                    Assignment.state.in_(OPEN),
+                )
+                .values(state=AssignmentState.DONE.value, closed_at=now)
+            )
+            self.db.audit(
+                session,
+                actor,
+                "approve_answer",
+                question_id,
+                {"answer": answer.id, "replies": len(replies)},
+            )
+            await session.commit()
+            return replies
+
+    def _request_reply(  # noqa: PLR0917 - one private call site
+        self,
+        session: AsyncSession,
+        asker: Question,
+        answer: Answer,
+        consent: Consent,
+        actor: Actor,
+        now: datetime,
+    ) -> Reply:
+        classified = MentionClassified.model_validate_json(asker.classified_json)
+        mention = classified.mention
+        reply_id = domain.reply_id(answer.id, asker.mention_id)
+        reply = Reply(
+            reply_id=reply_id,
+            question_id=asker.id,
+            answer_id=answer.id,
+            platform=asker.platform,
+            state=ReplyState.REQUESTED.value,
+            requested_at=now,
+            updated_at=now,
+        )
+        session.add(reply)
+        self.db.enqueue(
+            session,
+            topics.REPLIES_REQUESTED,
+            asker.id,
+            PublishReply(
+                reply_id=reply_id,
+                question_id=asker.id,
+                mention_id=asker.mention_id,
+                platform=Platform(asker.platform),
+                in_reply_to=mention.native_id,
+                author=Author.model_validate(mention.author.model_dump()),
+                text=domain.reply_text(answer.caption, answer.language),
+                language=answer.language,
+                media=_media(answer),
+                consent=ConsentMessage(
+                    speaker_ref=consent.given_by[:128],
+                    scope=consent.scope,
+                    recorded_by=consent.recorded_by,
+                    at=consent.given_at,
+                ),
+                approved_by=actor.name,
+                requested_at=now,
+            ),
+        )
+        return reply
+
+    async def send_back(self, question_id: str, actor: Actor, note: str) -> None:
+        """Send the answer back to the team (re-record); the assignment reopens."""
+        async with self.db.sessions() as session:
+            answer = await self._current(session, question_id)
+            if answer.state != AnswerState.SUBMITTED.value:
+                raise Conflict("an approved answer cannot be sent back")
+            previous = await self.db.transition(
+                session, question_id, actor, (Status.RECORDED,), Status.ASSIGNED
+            )
+            answer.state = AnswerState.RETURNED.value
+            answer.reviewed_by = actor.name
+            answer.reviewed_at = self.db.clock()
+            answer.review_note = note
+            await session.execute(
+                update(Assignment)
+                .where(
+                    Assignment.question_id == question_id,
+                    Assignment.state == AssignmentState.RECORDED.value,
+                )
+                .values(state=AssignmentState.ACTIVE.value)
+            )
+            self.db.event(
+                session,
+                question_id,
+                actor,
+                "answer_returned",
+                from_status=previous.value,
+                to_status=Status.ASSIGNED.value,
+                decision="return_answer",
+                reason=note,
+            )
+            self.db.audit(session, actor, "return_answer", question_id, {"note": note})
+            await session.commit()
+
+    # --- reply outcomes (replies.published / replies.failed) ----------------------------
+
+    async def reply_outcome(self, outcome: ReplyPublished | ReplyFailed) -> bool:
+        """Record what the publisher did; ``False`` when nothing changed (redelivery,
+        or a reply this database never asked for)."""
+        async with self.db.sessions() as session:
+            reply = await session.get(Reply, outcome.reply_id)
+            if reply is None:
+                return False
+            target = (
+                ReplyState.PUBLISHED if isinstance(outcome, ReplyPublished) else ReplyState.FAILED
+            )
+            if reply.state in {ReplyState.PUBLISHED.value, target.value}:
+                return False
+            reply.state = target.value
+            reply.updated_at = self.db.clock()
+            system = Actor.system("publish")
+            if isinstance(outcome, ReplyPublished):
+                reply.post_id = outcome.post_id
+                reply.url = outcome.url
+                moved = await session.execute(
+                    update(Question)
+                    .where(
+                        Question.id == reply.question_id, Question.status == Status.ANSWERED.value
+                    )
+                    .values(status=Status.PUBLISHED.value, updated_at=self.db.clock())
+                )
+                published = moved.rowcount == 1  # type: ignore[attr-defined]
+                self.db.event(
+                    session,
+                    reply.question_id,
+                    system,
+                    "reply_published",
+                    from_status=Status.ANSWERED.value if published else None,
+                    to_status=Status.PUBLISHED.value if published else None,
+                    detail={
+                        "reply": reply.reply_id,
+                        "post_id": outcome.post_id,
+                        "url": outcome.url,
+                    },
+                )
+            else:
+                reply.error = outcome.error
+                self.db.event(
+                    session,
+                    reply.question_id,
+                    system,
+                    "reply_failed",
+                    reason=outcome.error,
+                    detail={"reply": reply.reply_id, "retryable": outcome.retryable},
+                )
+            await session.commit()
+            return True

@@ -1,0 +1,35 @@
+"""Fixtures of the triage web's tests: classified messages, and the seeded app
+behind a TestClient (``web_app``) or served on a free port (``live_web``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.common.messages import MentionReceived
+from tests.triage.web.helpers.app import WebApp, serve_live, serve_test_client
+from tests.triage.web.helpers.store import ClassifiedFactory, classified_factory
+
+
+@pytest.fixture(name="classified")
+def classified_fixture(mention_factory: Callable[..., MentionReceived]) -> ClassifiedFactory:
+    return classified_factory(mention_factory)
+
+
+@pytest.fixture(name="web_app")
+def web_app_fixture(
+    tmp_path: Path, classified: ClassifiedFactory
+) -> Iterator[tuple[WebApp, TestClient]]:
+    """The seeded app behind a ``TestClient`` (lifespan running; no redirects followed)."""
+    with serve_test_client(tmp_path, classified) as pair:
+        yield pair
+
+
+@pytest.fixture(name="live_web")
+def live_web_fixture(tmp_path: Path, classified: ClassifiedFactory) -> Iterator[WebApp]:
+    """The seeded app served by uvicorn on a free port (``live_web.base_url``)."""
+    with serve_live(tmp_path, classified) as web:
+        yield web

@@ -1,0 +1,117 @@
+"""The outbox: woken on commit, sent in order, pruned; replicas relaying at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from services.common import topics
+from services.common.messages import (
+    MentionReceived,
+)
+from services.triage.web.exceptions import (
+    NotFound,
+)
+from services.triage.web.models import (
+    OutboxMessage,
+    Team,
+)
+from services.triage.web.store import Actor
+from tests.triage.web.helpers.store import (
+    Desk,
+    FakeClock,
+    all_outbox,
+    classified_factory,
+    migrated_store,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+# --- outbox --------------------------------------------------------------------------
+
+
+async def test_a_commit_that_wrote_to_the_outbox_wakes_the_relay(
+    desk: Desk, camp_a: Team, mod_a: Actor
+) -> None:
+    woken: list[None] = []
+    desk.store.on_outbox(lambda: woken.append(None))
+    question_id = await desk.ingest()
+    await desk.store.questions.act(question_id, "approve", mod_a)
+    assert woken == []  # nothing for Kafka: nothing to wake
+    with pytest.raises(NotFound):  # refused and rolled back: nothing sent, nothing to wake
+        await desk.store.questions.act(question_id, "assign", mod_a, team="camp-gone")
+    assert woken == []
+    await desk.store.questions.act(question_id, "assign", mod_a, team="camp-a")
+    assert woken == [None]  # questions.assigned is waiting: the relay is woken at once
+    await desk.store.questions.act(question_id, "reject", mod_a)
+    assert woken == [None]
+
+
+async def test_the_outbox_is_sent_then_pruned(desk: Desk, camp_a: Team, mod_a: Actor) -> None:
+    for _ in range(3):
+        await desk.assigned(camp_a, mod_a)
+    pending = await desk.store.outbox.pending()
+    assert [r.topic for r in pending] == [topics.QUESTIONS_ASSIGNED] * 3
+    assert [r.id for r in pending] == sorted(r.id for r in pending)
+    assert [r.id for r in await desk.store.outbox.pending(limit=2)] == [r.id for r in pending[:2]]
+    assert await desk.store.outbox.backlog() == 3
+
+    sent: list[int] = []
+
+    async def send(rows: Sequence[OutboxMessage]) -> None:
+        sent.extend(r.id for r in rows)
+
+    async def broker_down(rows: Sequence[OutboxMessage]) -> None:
+        raise OSError("broker unreachable")
+
+    with pytest.raises(OSError, match="unreachable"):
+        await desk.store.outbox.relay(broker_down, limit=2)
+    assert await desk.store.outbox.backlog() == 3  # nothing marked when the send failed
+    assert await desk.store.outbox.relay(send, limit=2) == 2
+    assert sent == [r.id for r in pending[:2]]
+    [left] = await desk.store.outbox.pending()
+    assert left.id == pending[2].id
+    assert await desk.store.outbox.prune(timedelta(hours=1)) == 0  # sent just now
+
+    desk.clock.advance(hours=2)
+    assert await desk.store.outbox.prune(timedelta(hours=1)) == 2
+    assert [r.id for r in await all_outbox(desk.store)] == [left.id]  # unsent is never pruned
+
+
+@pytest.mark.integration
+async def test_relays_running_at_once_on_postgres_send_each_message_once(
+    tmp_path: Path, mention_factory: Callable[..., MentionReceived]
+) -> None:
+    """Two web replicas relaying at the same time take different rows (SKIP LOCKED)."""
+    async with migrated_store("postgres", tmp_path, FakeClock()) as store:
+        team = await store.teams.upsert(
+            "camp-a", name="A", languages=["en"], capacity=50, actor=Actor.system("t")
+        )
+        make = classified_factory(mention_factory)
+        for _ in range(6):
+            question = await store.questions.ingest(make())
+            assert question is not None
+            await store.questions.act(question.id, "assign", Actor(name="mod"), team=team.slug)
+        sent: list[int] = []
+        inside: list[int] = []
+        both_in = asyncio.Event()
+
+        async def send(rows: Sequence[OutboxMessage]) -> None:
+            sent.extend(r.id for r in rows)
+            inside.append(1)
+            if len(inside) == 2:
+                both_in.set()
+            with contextlib.suppress(TimeoutError):  # hold the rows until both are in
+                await asyncio.wait_for(both_in.wait(), timeout=1.0)
+
+        counts = await asyncio.gather(store.outbox.relay(send, 3), store.outbox.relay(send, 3))
+        assert sorted(counts) == [3, 3]
+        assert sorted(sent) == sorted(set(sent))
+        assert len(sent) == 6
+        assert await store.outbox.backlog() == 0
