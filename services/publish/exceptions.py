@@ -1,4 +1,5 @@
-"""The publisher's exceptions: what a platform call can end in.
+"""The publisher's exceptions: what a platform call can end in, and what the
+ledger and the publisher refuse.
 
 ::
 
@@ -7,6 +8,10 @@
     ├── RetryableError   a 5xx or a network failure that outlasted the client's retries
     └── FinalError       the platform refused the request (a 4xx other than 429);
                          retrying the same request cannot help: it goes to replies.failed
+    AlreadyReplied       another reply to the question became live first (the ledger)
+    UnknownReply         no reply with that id in the ledger (a LookupError)
+    UnsupportedMedia     the answer's media is not a local file the publisher can read
+    MediaMismatch        the file on disk is not the one the message described
 
 Every error names the platform and the account, so the publisher can pause the
 right budget and dead-letter with context.
@@ -88,3 +93,19 @@ class FinalError(PublishError):
         super().__init__(message, platform=platform, account=account)
         self.status = status
         self.error = error
+
+
+class AlreadyReplied(Exception):
+    """Another reply to the question became live first (the unique index said so)."""
+
+
+class UnknownReply(LookupError):
+    """No reply with that id in the ledger."""
+
+
+class UnsupportedMedia(ValueError):
+    """The answer's media is not a local file the publisher can read."""
+
+
+class MediaMismatch(ValueError):
+    """The file on disk is not the one the message described."""

@@ -30,6 +30,7 @@ from services.publish.domain import (
     Snapshot,
     WithdrawalFact,
 )
+from services.publish.exceptions import AlreadyReplied, UnknownReply
 from services.publish.models import (
     LIVE_STATES,
     ConsentWithdrawal,
@@ -48,14 +49,6 @@ log = logging.getLogger(__name__)
 _LIVE = [s.value for s in LIVE_STATES]
 #: How many of the account's latest replies a new text must differ from.
 RECENT_TEXTS = 100
-
-
-class AlreadyReplied(Exception):
-    """Another reply to the question became live first (the unique index said so)."""
-
-
-class UnknownReply(LookupError):
-    """No reply with that id in the ledger."""
 
 
 class Ledger:

@@ -36,8 +36,15 @@ from services.common.messages import (
 from services.common.messages import Platform as PlatformName
 from services.publish import domain, metrics
 from services.publish.config import PublishSettings
-from services.publish.exceptions import FinalError, PublishError, RateLimited, RetryableError
-from services.publish.ledger import AlreadyReplied, Ledger
+from services.publish.exceptions import (
+    AlreadyReplied,
+    FinalError,
+    PublishError,
+    RateLimited,
+    RetryableError,
+    UnsupportedMedia,
+)
+from services.publish.ledger import Ledger
 from services.publish.models import FINAL_STATES, Reply, ReplyState
 from services.publish.platforms.base import MediaFile, Platform, PostedReply
 
@@ -64,10 +71,6 @@ class Retry:
 
 
 Outcome = Done | Retry
-
-
-class UnsupportedMedia(ValueError):
-    """The answer's media is not a local file the publisher can read."""
 
 
 def media_file(media: Media) -> MediaFile:

@@ -16,7 +16,8 @@ from sqlalchemy import Connection, inspect
 from services.common.messages import Author, ConsentWithdrawn
 from services.publish.db import migrate
 from services.publish.domain import Refusal
-from services.publish.ledger import AlreadyReplied, Ledger
+from services.publish.exceptions import AlreadyReplied
+from services.publish.ledger import Ledger
 from services.publish.models import Base, ReplyState
 from services.publish.platforms.base import PostedReply
 from services.publish.platforms.oauth import TokenSet

@@ -13,6 +13,7 @@ from typing import BinaryIO, Protocol
 from pydantic import SecretStr
 
 from services.common.messages import Platform as PlatformName
+from services.publish.exceptions import MediaMismatch
 from services.publish.ratelimit import AccountBudget
 
 
@@ -121,10 +122,6 @@ class StaticToken:
 
     async def refreshed(self, stale: SecretStr) -> SecretStr | None:
         return None
-
-
-class MediaMismatch(ValueError):
-    """The file on disk is not the one the message described."""
 
 
 def check_size(media: MediaFile) -> None:

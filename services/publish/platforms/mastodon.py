@@ -33,11 +33,10 @@ from pydantic import BaseModel, ConfigDict
 
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
-from services.publish.exceptions import FinalError, RetryableError
+from services.publish.exceptions import FinalError, MediaMismatch, RetryableError
 from services.publish.platforms.base import (
     HashingFile,
     MediaFile,
-    MediaMismatch,
     PostedReply,
     StaticToken,
     check_size,

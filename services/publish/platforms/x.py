@@ -36,12 +36,11 @@ from pydantic import BaseModel, ConfigDict
 
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
-from services.publish.exceptions import FinalError, RetryableError
+from services.publish.exceptions import FinalError, MediaMismatch, RetryableError
 from services.publish.platforms.base import (
     ChunkReader,
     Credentials,
     MediaFile,
-    MediaMismatch,
     PostedReply,
     StaticToken,
     check_size,
