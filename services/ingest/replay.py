@@ -50,6 +50,7 @@ from services.common.lines import TooLong, read_lines
 from services.common.logs import configure_logging
 from services.common.messages import Source, utcnow
 from services.ingest.domain import InvalidMention, parse_item, to_mention, x_payload_to_item
+from services.ingest.exceptions import InvalidLine, ReplayAborted, RetryableResponse
 
 log = logging.getLogger(__name__)
 
@@ -82,30 +83,6 @@ _X_STREAM_KEYS: Final = ("data", "includes", "matching_rules", "errors")
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
-
-
-# --- errors -------------------------------------------------------------------
-
-
-class ReplayError(Exception):
-    """Base of everything replay raises on purpose."""
-
-
-class InvalidLine(ReplayError):
-    """A line of the file is not a usable mention; the message says why."""
-
-
-class ReplayAborted(ReplayError):
-    """The replay cannot go on (bad API key, ingest unreachable); the message says why."""
-
-
-class RetryableResponse(ReplayError):
-    """Ingest answered with a status worth retrying (e.g. 503)."""
-
-    def __init__(self, status: int, message: str, retry_after: float | None) -> None:
-        super().__init__(f"ingest answered {status}: {message}")
-        self.status = status
-        self.retry_after = retry_after
 
 
 # --- pure parts ---------------------------------------------------------------

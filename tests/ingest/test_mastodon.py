@@ -19,18 +19,16 @@ from pydantic import SecretStr
 
 from services.common.messages import Source
 from services.ingest.config import IngestSettings
-from services.ingest.domain import InvalidMention
+from services.ingest.domain import InvalidMention, html_to_text, status_to_item
 from services.ingest.sources.mastodon import (
     MENTION_RULE,
     Backoff,
     MastodonStream,
-    html_to_text,
     id_key,
     rate_limit_wait,
-    status_to_item,
 )
-from tests.ingest.fake_mastodon import FakeMastodon
-from tests.ingest.fakes import FakeSink
+from tests.ingest.helpers.fake_mastodon import FakeMastodon
+from tests.ingest.helpers.sink import FakeSink
 
 TOKEN = "fake-token-0123456789"
 

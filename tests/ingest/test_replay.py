@@ -22,9 +22,9 @@ import pytest
 from services.common.lines import TooLong
 from services.common.messages import Source
 from services.ingest.domain import InvalidMention, item_to_mention
+from services.ingest.exceptions import InvalidLine
 from services.ingest.replay import (
     MAX_LINE_BYTES,
-    InvalidLine,
     ReplaySummary,
     RetryPolicy,
     TokenBucket,

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from services.common.messages import Source
 from services.ingest.app import Overrides, create_app
 from services.ingest.config import IngestSettings
-from tests.ingest.fakes import FakeSink
+from tests.ingest.helpers.sink import FakeSink
 
 API_KEY = "test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

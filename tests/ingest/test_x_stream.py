@@ -18,16 +18,16 @@ from pydantic import SecretStr
 
 from services.common.messages import Source
 from services.ingest.config import IngestSettings, XStreamRule
+from services.ingest.exceptions import XApiError
 from services.ingest.sources.x import (
     STREAM_PARAMS,
     BackoffKind,
     LineSplitter,
-    XApiError,
     XBackoff,
     XFilteredStream,
     broker_retry_delay,
 )
-from tests.ingest.fake_x import (
+from tests.ingest.helpers.fake_x import (
     OPERATIONAL_DISCONNECT,
     TOKEN,
     Close,
@@ -43,7 +43,7 @@ from tests.ingest.fake_x import (
     too_many_connections,
     unavailable,
 )
-from tests.ingest.fakes import FakeSink
+from tests.ingest.helpers.sink import FakeSink
 
 RULES_PATH = "/2/tweets/search/stream/rules"
 STREAM_PATH = "/2/tweets/search/stream"

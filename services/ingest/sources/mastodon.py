@@ -41,21 +41,32 @@ import logging
 import random
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from httpx_sse import ServerSentEvent, SSEError, aconnect_sse
 
-from services.common.messages import MAX_TEXT_CHARS, MentionReceived, Platform, Source, utcnow
+from services.common.messages import MentionReceived, Source, utcnow
 from services.ingest import metrics
 from services.ingest.config import IngestSettings
-from services.ingest.domain import InvalidMention, MentionIn, parse_item, to_mention
-from services.ingest.exceptions import BrokerUnavailable, IngestError
+from services.ingest.domain import (
+    InvalidMention,
+    status_to_item,
+    to_mention,
+)
+from services.ingest.exceptions import (
+    BrokerUnavailable,
+    MastodonError,
+    MastodonHTTPError,
+    MastodonProtocolError,
+    MastodonRateLimited,
+    MastodonUnauthorized,
+    StreamEnded,
+)
 from services.ingest.sink import MentionSink
 
 log = logging.getLogger(__name__)
@@ -98,140 +109,7 @@ def newest_id(*ids: str | None) -> str | None:
     return max(present, key=id_key) if present else None
 
 
-# --- mapping (pure) -----------------------------------------------------------
-
-
-class _TextExtractor(HTMLParser):
-    """Plain text of Mastodon's sanitised status HTML."""
-
-    _BLOCKS = frozenset({"p", "div", "blockquote", "pre", "li", "h1", "h2", "h3", "h4", "h5", "h6"})
-    _SKIP = frozenset({"script", "style"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._pre = 0
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "br":
-            self.parts.append("\n")
-        elif tag == "pre":
-            self._pre += 1
-        elif tag in self._SKIP:
-            self._skip += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._BLOCKS:
-            self.parts.append("\n\n")
-        if tag == "pre":
-            self._pre = max(0, self._pre - 1)
-        elif tag in self._SKIP:
-            self._skip = max(0, self._skip - 1)
-
-    def handle_data(self, data: str) -> None:
-        if self._skip:
-            return
-        # Outside <pre>, a raw line break in HTML source is just a space.
-        self.parts.append(data if self._pre else re.sub(r"[\r\n]+", " ", data))
-
-
-def html_to_text(content: str) -> str:
-    """``<br>`` becomes a newline, a closed paragraph a blank line, other tags go,
-    entities are unescaped (``&amp;`` -> ``&``)."""
-    parser = _TextExtractor()
-    parser.feed(content)
-    parser.close()
-    lines = [line.rstrip() for line in "".join(parser.parts).split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def status_to_item(status: dict[str, Any], *, rules: Sequence[str] = ()) -> MentionIn:
-    """Map a Mastodon Status entity to an ingest item; raise InvalidMention.
-
-    A boost (``reblog`` set) carries no text of its own: the question is the
-    boosted status, asked by its author, and the answer belongs under it. So a
-    boost maps to the boosted status (its id, author, text and URL); a boost
-    and the original then share one mention id and the sink keeps one.
-    """
-    if not isinstance(status, dict):
-        raise InvalidMention(f"status must be a JSON object, got {type(status).__name__}")
-    reblog = status.get("reblog")
-    if reblog is not None:
-        if not isinstance(reblog, dict):
-            raise InvalidMention("status.reblog must be a Status object or null")
-        status = reblog
-    account = status.get("account")
-    if not isinstance(account, dict):
-        raise InvalidMention("status has no 'account' object")
-    content = status.get("content")
-    if not isinstance(content, str):
-        raise InvalidMention("status has no 'content' string")
-    text = html_to_text(content)
-    spoiler = status.get("spoiler_text")
-    if isinstance(spoiler, str) and spoiler.strip():
-        text = f"{spoiler.strip()}\n\n{text}" if text else spoiler.strip()
-    display_name = account.get("display_name")
-    followers = account.get("followers_count")
-    url = _str_or_none(status.get("url")) or _str_or_none(status.get("uri"))
-    item: dict[str, Any] = {
-        "platform": Platform.MASTODON.value,
-        "id": status.get("id"),
-        "author": {
-            "id": account.get("id"),
-            "handle": account.get("acct"),
-            # Remote servers may allow longer names than the contract keeps.
-            "display_name": display_name[:256] if isinstance(display_name, str) else None,
-            # Some servers hide the count as -1.
-            "followers": followers
-            if isinstance(followers, int) and not isinstance(followers, bool) and followers >= 0
-            else None,
-        },
-        "text": text[:MAX_TEXT_CHARS],
-        "created_at": status.get("created_at"),
-        "lang": _str_or_none(status.get("language")),
-        "in_reply_to": _str_or_none(status.get("in_reply_to_id")),
-        "url": url if url and len(url) <= 2048 else None,
-        "matched_rules": list(dict.fromkeys(rules)),
-    }
-    return parse_item(item)
-
-
-# --- errors and backoff --------------------------------------------------------
-
-
-class MastodonError(IngestError):
-    """The instance did not give us what we asked for; the feed reconnects."""
-
-    reason = "error"
-
-
-class MastodonUnauthorized(MastodonError):
-    reason = "unauthorized"
-
-
-class MastodonRateLimited(MastodonError):
-    reason = "rate_limited"
-
-    def __init__(self, message: str, wait_s: float | None) -> None:
-        super().__init__(message)
-        self.wait_s = wait_s
-
-
-class MastodonHTTPError(MastodonError):
-    reason = "http_error"
-
-
-class MastodonProtocolError(MastodonError):
-    reason = "protocol"
-
-
-class StreamEnded(MastodonError):
-    reason = "eof"
+# --- backoff --------------------------------------------------------
 
 
 class Backoff:

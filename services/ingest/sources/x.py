@@ -33,7 +33,7 @@ from services.common.messages import Source, utcnow
 from services.ingest import metrics
 from services.ingest.config import IngestSettings, XStreamRule
 from services.ingest.domain import InvalidMention, to_mention, x_payload_to_item
-from services.ingest.exceptions import BrokerUnavailable, IngestError
+from services.ingest.exceptions import BrokerUnavailable, XApiError
 from services.ingest.sink import MentionSink
 
 log = logging.getLogger(__name__)
@@ -60,26 +60,6 @@ MAX_ERROR_BODY_BYTES = 16_384
 MAX_ERROR_CHARS = 4000
 
 _REQUEST_TIMEOUT = httpx.Timeout(15.0, connect=10.0)
-
-
-class XApiError(IngestError):
-    """X answered a request with an HTTP error (or a body we cannot read)."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        rate_limit_reset: float | None = None,
-        body: Any = None,
-    ) -> None:
-        super().__init__(f"X API answered HTTP {status}: {detail}")
-        self.status = status
-        self.detail = detail
-        #: ``x-rate-limit-reset`` (epoch seconds) when X sent it.
-        self.rate_limit_reset = rate_limit_reset
-        #: The decoded JSON error body, when there was one.
-        self.body = body
 
 
 # --- reconnect policy (pure) ---------------------------------------------------
