@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from services.common.kafka import KafkaSettings
 from services.ingest.config import IngestSettings
-from tests.deploy.support import (
+from tests.deploy.helpers import (
     ALL_INTERFACES,
     BOOTSTRAP_MODULE,
     COMMON_PREFIXES,

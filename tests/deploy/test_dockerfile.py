@@ -13,7 +13,7 @@ import subprocess
 import tomllib
 from dataclasses import dataclass
 
-from tests.deploy.support import (
+from tests.deploy.helpers import (
     COMPOSE,
     DEPLOY,
     DOCKERFILE,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.support import (
+from tests.deploy.helpers import (
     ALL_INTERFACES,
     COMMON_PREFIXES,
     COMPOSE,

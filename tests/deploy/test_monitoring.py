@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client.metrics import MetricWrapperBase
 
-from tests.deploy.support import COMPOSE, DEPLOY, SERVICES, load_yaml
+from tests.deploy.helpers import COMPOSE, DEPLOY, SERVICES, load_yaml
 
 PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
 GRAFANA = DEPLOY / "grafana"
