@@ -10,7 +10,7 @@ from services.common.http import run_server
 from services.common.logs import configure_logging
 from services.ingest.app import create_app
 from services.ingest.config import IngestSettings
-from services.ingest.replay import main as replay_main
+from services.ingest.replay_cli import main as replay_main
 
 
 def serve() -> int:

@@ -23,14 +23,13 @@ from services.common.lines import TooLong
 from services.common.messages import Source
 from services.ingest.domain import InvalidMention, item_to_mention
 from services.ingest.exceptions import InvalidLine
+from services.ingest.replay_cli import main, make_client
 from services.ingest.replay import (
     MAX_LINE_BYTES,
     ReplaySummary,
     RetryPolicy,
     TokenBucket,
     effective_batch,
-    main,
-    make_client,
     parse_line,
     parse_rate,
     parse_retry_after,
