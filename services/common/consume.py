@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -58,38 +59,28 @@ def doubling_backoff(initial_s: float, max_s: float) -> Callable[[int], float]:
 DEFAULT_BACKOFF = fixed_backoff(5.0)
 
 
+@dataclass
 class ConsumeLoop:
     """Feeds records to ``handle`` one at a time per partition and commits each one
     it finishes; a record put off pauses its partition until then (module docstring)."""
 
-    def __init__(
-        self,
-        consumer: AIOKafkaConsumer,
-        handle: RecordHandler,
-        *,
-        name: str,
-        dead_letters: DeadLetters,
-        retry_on: tuple[type[BaseException], ...] = (),
-        backoff: Callable[[int], float] = DEFAULT_BACKOFF,
-        lag: Gauge | None = None,
-        poll_timeout_ms: int = 1000,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.consumer = consumer
-        self.handle = handle
-        self.name = name
-        self.dead_letters = dead_letters
-        self.retry_on = retry_on
-        self.backoff = backoff
-        self.lag = lag
-        self.poll_timeout_ms = poll_timeout_ms
-        self.clock = clock
-        #: Paused partitions and when to read them again.
-        self.deferred: dict[TopicPartition, float] = {}
-        #: The offset each paused partition is held at (the record put off).
-        self.held: dict[TopicPartition, int] = {}
-        #: Failed tries of the record each partition is held at (for ``backoff``).
-        self.attempts: dict[TopicPartition, int] = {}
+    consumer: AIOKafkaConsumer
+    handle: RecordHandler
+    name: str
+    dead_letters: DeadLetters
+    #: What makes a record wait and be tried again instead of being dead-lettered.
+    retry_on: tuple[type[BaseException], ...] = ()
+    #: The wait before the next try of a record, by failed tries so far.
+    backoff: Callable[[int], float] = DEFAULT_BACKOFF
+    lag: Gauge | None = None
+    poll_timeout_ms: int = 1000
+    clock: Callable[[], float] = time.time
+    #: Paused partitions and when to read them again.
+    deferred: dict[TopicPartition, float] = field(default_factory=dict)
+    #: The offset each paused partition is held at (the record put off).
+    held: dict[TopicPartition, int] = field(default_factory=dict)
+    #: Failed tries of the record each partition is held at (for ``backoff``).
+    attempts: dict[TopicPartition, int] = field(default_factory=dict)
 
     async def run(self) -> None:
         log.info("%s consumer running", self.name)

@@ -9,8 +9,9 @@ Each service keeps its own tables and ``migrations`` folder; it calls
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,20 @@ def make_engine(url: str, *, schema: str | None = None, echo: bool = False) -> A
     engine = create_async_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+async def open_database(
+    stack: contextlib.AsyncExitStack,
+    url: str,
+    *,
+    schema: str | None,
+    migrate: Callable[[AsyncEngine], Awaitable[None]],
+) -> AsyncEngine:
+    """A service's engine, migrated at once and disposed when ``stack`` closes."""
+    engine = make_engine(url, schema=schema)
+    stack.push_async_callback(engine.dispose)
+    await migrate(engine)
     return engine
 
 

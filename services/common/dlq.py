@@ -46,6 +46,35 @@ def dead_letter(
     )
 
 
+class Consumed(Protocol):
+    """A record as it came from the broker (an aiokafka record, the worker's own)."""
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def partition(self) -> int | None: ...
+
+    @property
+    def offset(self) -> int | None: ...
+
+
+def letter_for(record: Consumed, *, topic: str, stage: str, error: str) -> DeadLetter:
+    """The dead letter of ``record`` (read from ``topic``), with its original bytes."""
+    return dead_letter(
+        topic=topic,
+        stage=stage,
+        error=error,
+        value=record.value or b"",
+        key=record.key,
+        partition=record.partition,
+        offset=record.offset,
+    )
+
+
 class Sender(Protocol):
     async def send_and_wait(
         self, topic: str, value: bytes | None = None, key: bytes | None = None
@@ -80,14 +109,6 @@ class DeadLetters:
 
     async def send(self, record: ConsumerRecord[bytes, bytes], step: str, error: str) -> None:
         """Produce the record's dead letter (raises the broker's error if it is not sent)."""
-        letter = dead_letter(
-            topic=record.topic,
-            stage=f"{self.service}.{step}",
-            error=error,
-            value=record.value or b"",
-            key=record.key,
-            partition=record.partition,
-            offset=record.offset,
-        )
+        letter = letter_for(record, topic=record.topic, stage=f"{self.service}.{step}", error=error)
         await send_dead_letter(self.producer, letter, physical_topic=record.topic)
         self.counted(record, step)

@@ -489,6 +489,17 @@ def banner(stack: Stack, credentials_path: Path) -> Iterator[str]:
     yield ""
 
 
+#: Port options of ``make run``: (option, environment variable, default, name in port_base).
+PORT_OPTIONS = (
+    ("--broker-port", "BROKER_PORT", "9092", "broker"),
+    ("--ingest-port", "INGEST_PORT", "8001", "ingest"),
+    ("--triage-worker-port", "TRIAGE_WORKER_PORT", "8010", "triage_worker"),
+    ("--triage-port", "TRIAGE_PORT", "8000", "triage_web"),
+    ("--publish-port", "PUBLISH_PORT", "8002", "publish"),
+    ("--sandbox-port", "PUBLISH_SANDBOX_PORT", "8003", "sandbox"),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.devstack.stack")
     parser.add_argument("command", choices=["run"], nargs="?", default="run")
@@ -496,28 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-file", type=Path, default=DEMO_FILE)
     parser.add_argument("--no-demo", action="store_true", help="skip the demo replay")
     parser.add_argument("--demo-rate", default=None, help="replay rate, e.g. 200/s")
-    parser.add_argument(
-        "--broker-port", type=int, default=int(os.environ.get("BROKER_PORT", "9092"))
-    )
-    parser.add_argument(
-        "--ingest-port", type=int, default=int(os.environ.get("INGEST_PORT", "8001"))
-    )
-    parser.add_argument(
-        "--triage-worker-port",
-        type=int,
-        default=int(os.environ.get("TRIAGE_WORKER_PORT", "8010")),
-    )
-    parser.add_argument(
-        "--triage-port", type=int, default=int(os.environ.get("TRIAGE_PORT", "8000"))
-    )
-    parser.add_argument(
-        "--publish-port", type=int, default=int(os.environ.get("PUBLISH_PORT", "8002"))
-    )
-    parser.add_argument(
-        "--sandbox-port",
-        type=int,
-        default=int(os.environ.get("PUBLISH_SANDBOX_PORT", "8003")),
-    )
+    for option, variable, default, _ in PORT_OPTIONS:
+        parser.add_argument(option, type=int, default=int(os.environ.get(variable, default)))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
@@ -528,12 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         demo_file=None if args.no_demo else args.demo_file.resolve(),
         demo_rate=args.demo_rate,
         port_base={
-            "broker": args.broker_port,
-            "ingest": args.ingest_port,
-            "triage_worker": args.triage_worker_port,
-            "triage_web": args.triage_port,
-            "publish": args.publish_port,
-            "sandbox": args.sandbox_port,
+            name: getattr(args, option[2:].replace("-", "_")) for option, _, _, name in PORT_OPTIONS
         },
     )
 

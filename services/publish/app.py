@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from services.common import topics
 from services.common.bootstrap import ensure_topics
 from services.common.consume import RecordHandler, consuming
+from services.common.db import open_database
 from services.common.http import BodySizeLimit, install_error_handlers
 from services.common.kafka import (
     KafkaSettings,
@@ -29,7 +30,7 @@ from services.common.messages import Platform as PlatformName
 from services.common.tasks import BackgroundTasks
 from services.publish.agents import Agents, consume_loop
 from services.publish.config import PublishSettings
-from services.publish.db import make_engine, migrate
+from services.publish.db import migrate
 from services.publish.deps import PublishRuntime
 from services.publish.domain import Templates
 from services.publish.ledger import Ledger
@@ -76,9 +77,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            engine = make_engine(settings.database_url, schema=settings.database_schema)
-            stack.push_async_callback(engine.dispose)
-            await migrate(engine)
+            engine = await open_database(
+                stack, settings.database_url, schema=settings.database_schema, migrate=migrate
+            )
             ledger = Ledger(engine)
             http = await stack.enter_async_context(
                 httpx.AsyncClient(

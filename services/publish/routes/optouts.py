@@ -45,18 +45,7 @@ async def list_opt_outs(
     runtime: Runtime, platform: Annotated[Platform | None, Query()] = None
 ) -> list[OptOutOut]:
     rows = await runtime.ledger.opt_outs(platform.value if platform else None)
-    return [
-        OptOutOut(
-            platform=r.platform,
-            author_id=r.author_id,
-            handle=r.handle,
-            source=r.source,
-            reason=r.reason,
-            recorded_by=r.recorded_by,
-            at=r.at,
-        )
-        for r in rows
-    ]
+    return [OptOutOut.model_validate(r, from_attributes=True) for r in rows]
 
 
 @router.post("", summary="Opt an author out (idempotent)", status_code=201)

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.common import topics
 from services.common.bootstrap import ensure_topics
 from services.common.consume import RecordHandler, consuming
+from services.common.db import open_database
 from services.common.http import BodySizeLimit, error_response, install_error_handlers
 from services.common.kafka import (
     KafkaSettings,
@@ -45,7 +46,7 @@ from services.triage.web.consumers import (
     RecordHandlers,
     consume_loop,
 )
-from services.triage.web.db import make_engine, migrate
+from services.triage.web.db import migrate
 from services.triage.web.deps import TriageRuntime
 from services.triage.web.exceptions import (
     MediaError,
@@ -53,6 +54,7 @@ from services.triage.web.exceptions import (
     TooManyAttempts,
     TriageError,
     Unauthorized,
+    media_status,
 )
 from services.triage.web.media import LocalMediaStore, MediaStore, Uploads
 from services.triage.web.models import Role, Status
@@ -121,7 +123,7 @@ def install_triage_errors(app: FastAPI) -> None:
         if isinstance(exc, OffsetMismatch):
             headers["Upload-Offset"] = str(exc.expected)
             details = {"expected_offset": exc.expected}
-        return error_response(exc.status, str(exc), details=details, headers=headers)
+        return error_response(media_status(exc), str(exc), details=details, headers=headers)
 
     app.add_exception_handler(TriageError, on_triage_error)
     app.add_exception_handler(MediaError, on_media_error)
@@ -205,9 +207,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            engine = make_engine(settings.database_url, schema=settings.database_schema)
-            stack.push_async_callback(engine.dispose)
-            await migrate(engine)
+            engine = await open_database(
+                stack, settings.database_url, schema=settings.database_schema, migrate=migrate
+            )
             store = TriageStore(
                 engine,
                 claim_ttl_s=settings.claim_ttl_s,

@@ -1,5 +1,5 @@
-"""What the triage web refuses, mapped to HTTP in one place (``app.py``): each
-class carries its status.
+"""What the triage web refuses, mapped to HTTP in one place (``app.py``): a
+TriageError carries its status, a MediaError's is in :data:`MEDIA_STATUS`.
 
 TriageError
 ├── NotFound           404  no such question, team, answer or user
@@ -89,25 +89,17 @@ class TooManyAttempts(TriageError):
 class MediaError(Exception):
     """Base of everything :mod:`.media` raises on purpose."""
 
-    status = 400
-
 
 class UnknownUpload(MediaError):
     """404: no such upload, or an id that cannot be one (no path is built from it)."""
-
-    status = 404
 
 
 class UnknownMedia(MediaError):
     """404: no such stored video, or a key or URI that cannot be one of this store's."""
 
-    status = 404
-
 
 class OffsetMismatch(MediaError):
     """409: a chunk must start where the upload stands; resume from ``expected``."""
-
-    status = 409
 
     def __init__(self, expected: int, got: int) -> None:
         super().__init__(f"chunk at offset {got}, but {expected} bytes were received")
@@ -118,8 +110,6 @@ class OffsetMismatch(MediaError):
 class UploadIncomplete(MediaError):
     """409: ``complete`` before every declared byte arrived; resume from ``offset``."""
 
-    status = 409
-
     def __init__(self, offset: int, size: int) -> None:
         super().__init__(f"{offset} of {size} bytes received")
         self.offset = offset
@@ -129,13 +119,9 @@ class UploadIncomplete(MediaError):
 class UploadComplete(MediaError):
     """409: the upload is complete and takes no more bytes."""
 
-    status = 409
-
 
 class TooLarge(MediaError):
     """413: a declared size, a chunk or a stream over ``limit`` bytes."""
-
-    status = 413
 
     def __init__(self, message: str, limit: int) -> None:
         super().__init__(message)
@@ -145,21 +131,33 @@ class TooLarge(MediaError):
 class UnsupportedMedia(MediaError):
     """415: a type that is not accepted, or bytes that are not a video of the declared type."""
 
-    status = 415
-
 
 class InvalidUpload(MediaError):
     """422: a malformed declaration (size, sha256, question, owner, file name)."""
-
-    status = 422
 
 
 class ChecksumMismatch(MediaError):
     """422: the bytes do not hash to the declared sha256; the upload is kept (discard it)."""
 
-    status = 422
-
     def __init__(self, declared: str, actual: str) -> None:
         super().__init__(f"sha256 of the bytes is {actual}, {declared} was declared")
         self.declared = declared
         self.actual = actual
+
+
+#: HTTP status of each media error (the first class the error is an instance of).
+MEDIA_STATUS: dict[type[MediaError], int] = {
+    UnknownUpload: 404,
+    UnknownMedia: 404,
+    OffsetMismatch: 409,
+    UploadIncomplete: 409,
+    UploadComplete: 409,
+    TooLarge: 413,
+    UnsupportedMedia: 415,
+    InvalidUpload: 422,
+    ChecksumMismatch: 422,
+}
+
+
+def media_status(exc: MediaError) -> int:
+    return next((s for t, s in MEDIA_STATUS.items() if isinstance(exc, t)), 400)

@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
 from services.triage.web.models import Answer, Consent, Question, QuestionEvent
 from services.triage.web.store import FeedItem, Outcome, TeamLoad
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def from_row(model: type[M], row: object, **computed: Any) -> M:
+    """``model`` from the attributes of ``row`` with the same names, ``computed`` on top."""
+    fields = {name: getattr(row, name) for name in model.model_fields if name not in computed}
+    return model(**fields, **computed)
 
 
 class Reason(BaseModel):
@@ -114,20 +122,7 @@ class EventView(BaseModel):
 
 
 def event_view(event: QuestionEvent) -> EventView:
-    return EventView(
-        id=event.id,
-        question_id=event.question_id,
-        at=event.at,
-        actor=event.actor,
-        event=event.event,
-        from_status=event.from_status,
-        to_status=event.to_status,
-        decision=event.decision,
-        reason=event.reason,
-        model_version=event.model_version,
-        rule=event.rule,
-        detail=json.loads(event.detail_json or "{}"),
-    )
+    return from_row(EventView, event, detail=json.loads(event.detail_json or "{}"))
 
 
 class TeamView(BaseModel):
@@ -215,30 +210,11 @@ class AnswerView(BaseModel):
 
 
 def answer_view(answer: Answer, consent: Consent | None) -> AnswerView:
-    return AnswerView(
-        id=answer.id,
-        question_id=answer.question_id,
-        state=answer.state,
-        mime=answer.mime,
-        bytes=answer.bytes,
-        sha256=answer.sha256,
-        caption=answer.caption,
-        transcript=answer.transcript,
-        language=answer.language,
-        uploaded_by=answer.uploaded_by,
-        created_at=answer.created_at,
-        reviewed_by=answer.reviewed_by,
-        review_note=answer.review_note,
+    return from_row(
+        AnswerView,
+        answer,
         video_url=f"/api/answers/{answer.id}/video",
-        consent=ConsentView(
-            given_by=consent.given_by,
-            scope=consent.scope,
-            recorded_by=consent.recorded_by,
-            given_at=consent.given_at,
-            withdrawn_at=consent.withdrawn_at,
-        )
-        if consent
-        else None,
+        consent=from_row(ConsentView, consent) if consent else None,
     )
 
 
@@ -251,13 +227,7 @@ class OutcomeView(BaseModel):
 
 
 def outcome_view(outcome: Outcome) -> OutcomeView:
-    return OutcomeView(
-        question_id=outcome.question_id,
-        ok=outcome.ok,
-        status=outcome.status,
-        error=outcome.error,
-        code=outcome.code,
-    )
+    return from_row(OutcomeView, outcome)
 
 
 class Token(BaseModel):

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from services.common import topics
 from services.common.codec import DecodeError, decode, encode, encode_key
-from services.common.dlq import dead_letter
+from services.common.dlq import letter_for
 from services.common.kafka import KafkaSettings
 from services.common.messages import Decision, MentionClassified, MentionReceived, utcnow
 from services.triage.classifier.base import Classifier, Prediction
@@ -347,15 +347,7 @@ class BatchProcessor:
         return records
 
     def _dead_letter(self, record: Incoming, index: int, stage: str, error: str) -> Outgoing:
-        letter = dead_letter(
-            topic=topics.MENTIONS_RAW,
-            stage=f"triage.{stage}",
-            error=error,
-            value=record.value or b"",
-            key=record.key,
-            partition=record.partition,
-            offset=record.offset,
-        )
+        letter = letter_for(record, topic=topics.MENTIONS_RAW, stage=f"triage.{stage}", error=error)
         metrics.DEAD_LETTERS.labels(stage).inc()
         log.warning(
             "dead-lettering %s[%s]@%s at stage %s: %s",

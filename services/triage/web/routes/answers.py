@@ -62,11 +62,7 @@ async def record_answer(
                 mime=stored.mime,
                 bytes=stored.bytes,
                 sha256=stored.sha256,
-                caption=fields.caption,
-                transcript=fields.transcript,
-                language=fields.language,
-                consent_given_by=fields.consent_given_by,
-                consent_scope=fields.consent_scope,
+                **fields.model_dump(),
             ),
         )
     except Exception:
