@@ -1,28 +1,10 @@
-"""Stream entrypoints: decode → call the use case → produce → commit.
-
-Three consumers, each with its own group:
-
-- ``replies.requested`` (group ``publish``): :meth:`Publisher.handle`, then
-  ``replies.published`` / ``replies.failed``. Keyed by question id, so one
-  question is handled by one publisher at a time (scale-out by partitions).
-- ``mentions.raw`` (group ``publish-mentions``): engagements and "stop" replies.
-- ``consent.withdrawn`` (group ``publish-consent``): takes published replies down.
-
-Beside them, a sweep (:meth:`Agents.sweep_take_downs`) takes down any published
-reply a withdrawal covers that is still up (a take-down that failed, or a
-publisher killed between publishing a reply and taking it down).
-
-Delivery: the offset of a record is committed only after its outcome is durable
-in the ledger and its output acknowledged by the broker (at-least-once out; the
-ledger makes a redelivered request repeat the outcome, never the post). A record
-that must wait (rate-limited account, retry backoff, database or broker down)
-pauses its partition and is read again from the same offset when the wait is
-over: nothing after it on that partition is committed meanwhile, other
-partitions keep flowing, and the consumer keeps polling (no busy loop, no
-eviction from the group). A record that cannot be decoded goes to
-``<topic>.dlq`` with its bytes; so does one whose handling raised an
-unexpected error. The loop itself is :class:`services.common.consume.ConsumeLoop`;
-:func:`consume_loop` gives it the publisher's dead letters, metrics and waits.
+"""Stream entrypoints: decode → call the use case → produce. The record handlers
+of the publisher's three consumers — ``replies.requested`` (:meth:`Publisher.handle`,
+then ``replies.published`` / ``replies.failed``), ``mentions.raw`` (engagements
+and "stop" replies), ``consent.withdrawn`` (take-downs) — and the take-down
+sweep. They run in the common :class:`~services.common.consume.ConsumeLoop`
+(:func:`consume_loop`: the publisher's dead letters, metrics and waits); the
+delivery guarantees are in the publish README.
 """
 
 from __future__ import annotations

@@ -1,2 +1,3 @@
-"""Triage: classifies mentions (abuse, questions, relevance), prioritises and
-routes them; owns the moderators' database and web page."""
+"""Triage: two processes — ``worker`` (classifies and decides every mention) and
+``web`` (the moderators' page, the team feeds, the JSON API and their database) —
+sharing only the rules (``rules.py``), the classifier and ``config.py``."""

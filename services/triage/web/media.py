@@ -1,26 +1,9 @@
-"""Answer videos: the ``MediaStore`` port, its local adapter, and resumable uploads.
-
-Recording teams upload from phones over poor connections, so an upload resumes
-where it stopped: :meth:`Uploads.create` declares it (size, type, sha256),
-:meth:`Uploads.append` adds a chunk at the offset :meth:`Uploads.status` reports,
-:meth:`Uploads.complete` checks the bytes and moves them into the store.
-:meth:`Uploads.put_stream` takes a whole video from one request instead.
-
-Layout under ``media_dir``::
-
-    objects/<key>             finished videos, key ``<id>.<ext>``: served to moderators, published
-    uploads/<id>/meta.json    what the team declared: question, owner, name, size, type, sha256
-    uploads/<id>/data         the bytes received so far: its size is the offset to resume from
-    uploads/<id>/lock         flock'ed by whichever request (of any replica) works on the upload
-    uploads/<id>/done.json    written by ``complete``, so a retried ``complete`` answers the same
-    uploads/<key>.part        a whole video (``put_stream``) still arriving
-
-A dropped connection keeps the bytes that arrived before it (fsync'ed): the client
-asks ``status`` and resumes from its offset. A chunk refused for breaking a limit
-is rolled back whole. Reads, writes, hashing and moves run in worker threads, never
-on the event loop.
-
-Errors: :class:`~services.triage.web.exceptions.MediaError` and its subclasses.
+"""Answer videos: the ``MediaStore`` port, its local adapter, and resumable uploads
+(:meth:`Uploads.create` declares one, :meth:`Uploads.append` adds a chunk at the
+offset :meth:`Uploads.status` reports, :meth:`Uploads.complete` checks the bytes
+and moves them into the store; :meth:`Uploads.put_stream` takes a whole video
+from one request). The folder layout and the guarantees are in the triage README
+("Answers"); the errors are :class:`~services.triage.web.exceptions.MediaError`'s.
 """
 
 from __future__ import annotations
