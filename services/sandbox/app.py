@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 
 from services.sandbox import page
-from services.sandbox.common import Context, PlatformError
+from services.sandbox.common import Api, Context, PlatformError, route
 from services.sandbox.config import SandboxFaults, SandboxSettings
 from services.sandbox.faults import BUCKETS, QUIET_DROPS, FaultMiddleware
 from services.sandbox.mastodon_api import MastodonApi
@@ -50,31 +50,20 @@ def _invalid(message: str, details: list[dict[str, Any]] | None = None) -> JSONR
     return JSONResponse({"error": error}, status_code=422)
 
 
-class ControlApi:
+class ControlApi(Api):
     """The sandbox's own endpoints: posts, faults, reset, media files, the page."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.state = ctx.state
+    tag = "sandbox control"
 
-    def router(self) -> APIRouter:
-        router = APIRouter(tags=["sandbox control"])
-        router.add_api_route("/sandbox/posts", self.posts, methods=["GET"])
-        router.add_api_route("/sandbox/faults", self.faults, methods=["GET"])
-        router.add_api_route("/sandbox/faults", self.set_faults, methods=["POST"])
-        router.add_api_route("/sandbox/faults", self.clear_faults, methods=["DELETE"])
-        router.add_api_route("/sandbox/reset", self.reset, methods=["POST"])
-        router.add_api_route("/sandbox/media/{platform}/{media_id}", self.media, methods=["GET"])
-        router.add_api_route("/healthz", self.health, methods=["GET"], include_in_schema=False)
-        router.add_api_route("/", self.home, methods=["GET"], include_in_schema=False)
-        return router
-
+    @route("GET", "/sandbox/posts")
     async def posts(self) -> Response:
         return JSONResponse([p.public() for p in self.state.live_posts()])
 
+    @route("GET", "/sandbox/faults")
     async def faults(self) -> Response:
         return JSONResponse(self.state.faults.model_dump(by_alias=True))
 
+    @route("POST", "/sandbox/faults")
     async def set_faults(self, request: Request) -> Response:
         try:
             given = SandboxFaults.model_validate_json(await request.body())
@@ -89,14 +78,17 @@ class ControlApi:
         log.info("sandbox faults now %s", self.state.faults.model_dump_json(by_alias=True))
         return JSONResponse(self.state.faults.model_dump(by_alias=True))
 
+    @route("DELETE", "/sandbox/faults")
     async def clear_faults(self) -> Response:
         self.state.faults = SandboxFaults()
         return JSONResponse(self.state.faults.model_dump(by_alias=True))
 
+    @route("POST", "/sandbox/reset")
     async def reset(self) -> Response:
         self.state.reset()
         return Response(status_code=204)
 
+    @route("GET", "/sandbox/media/{platform}/{media_id}")
     async def media(self, platform: str, media_id: str) -> Response:
         key: PlatformKey = "x" if platform == "x" else "mastodon"
         media = self.state.media.get((key, media_id)) if platform in ("x", "mastodon") else None
@@ -105,9 +97,11 @@ class ControlApi:
             return JSONResponse(error, status_code=404)
         return FileResponse(media.path, media_type=media.mime)
 
+    @route("GET", "/healthz", hidden=True)
     async def health(self) -> Response:
         return JSONResponse({"status": "ok", "sandbox": True})
 
+    @route("GET", "/", hidden=True)
     async def home(self) -> Response:
         return HTMLResponse(page.render(self.state.live_posts()), headers=_PAGE_HEADERS)
 

@@ -9,9 +9,9 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar, TypeVar
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 
 from services.sandbox.config import SandboxSettings
 from services.sandbox.state import Account, PlatformKey, SandboxState, StoredMedia, iso
@@ -168,3 +168,52 @@ class Context:
     ) -> StoredMedia | None:
         media = self.state.media.get((platform, media_id))
         return media if media is not None and media.account_id == account.id else None
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an endpoint of a sandbox API is served; ``hidden`` ones stay out of the
+    OpenAPI page."""
+
+    method: str
+    path: str
+    hidden: bool = False
+
+
+E = TypeVar("E", bound=Callable[..., Any])
+
+
+def route(method: str, path: str, *, hidden: bool = False) -> Callable[[E], E]:
+    """Declare where a method of an :class:`Api` is served (beside its definition)."""
+
+    def declare(endpoint: E) -> E:
+        endpoint.__dict__["sandbox_route"] = Route(method, path, hidden)
+        return endpoint
+
+    return declare
+
+
+class Api:
+    """One API the sandbox serves (a platform's subset, or its own control API):
+    the state and settings it works on, and its endpoints (:func:`route`)."""
+
+    #: The OpenAPI tag of its routes.
+    tag: ClassVar[str]
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.state = ctx.state
+        self.settings = ctx.settings
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=[self.tag])
+        for name, member in vars(type(self)).items():
+            declared: Route | None = getattr(member, "sandbox_route", None)
+            if declared is not None:
+                router.add_api_route(
+                    declared.path,
+                    getattr(self, name),
+                    methods=[declared.method],
+                    include_in_schema=not declared.hidden,
+                )
+        return router

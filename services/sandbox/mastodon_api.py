@@ -9,38 +9,19 @@ import re
 from html import escape
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from services.sandbox.common import MAX_MEDIA_PER_POST, Context, m_error, save_upload
+from services.sandbox.common import MAX_MEDIA_PER_POST, Api, m_error, route, save_upload
 from services.sandbox.state import Account, StoredMedia, StoredPost, is_snowflake, iso
 
 VISIBILITIES = frozenset({"public", "unlisted", "private", "direct"})
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 
 
-class MastodonApi:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.state = ctx.state
-        self.settings = ctx.settings
-
-    def router(self) -> APIRouter:
-        router = APIRouter(tags=["Mastodon API subset"])
-        router.add_api_route(
-            "/api/v1/accounts/verify_credentials", self.verify_credentials, methods=["GET"]
-        )
-        router.add_api_route("/api/v2/media", self.upload, methods=["POST"])
-        router.add_api_route("/api/v1/media/{media_id}", self.media, methods=["GET"])
-        router.add_api_route("/api/v1/statuses", self.create, methods=["POST"])
-        router.add_api_route("/api/v1/statuses/{status_id}", self.get, methods=["GET"])
-        router.add_api_route("/api/v1/statuses/{status_id}/context", self.context, methods=["GET"])
-        router.add_api_route("/api/v1/statuses/{status_id}", self.delete, methods=["DELETE"])
-        router.add_api_route(
-            "/@{username}/{post_id}", self.web, methods=["GET"], include_in_schema=False
-        )
-        return router
+class MastodonApi(Api):
+    tag = "Mastodon API subset"
 
     # -- entities --
 
@@ -104,10 +85,12 @@ class MastodonApi:
 
     # -- routes --
 
+    @route("GET", "/api/v1/accounts/verify_credentials")
     async def verify_credentials(self, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "mastodon", "verify_credentials")
         return JSONResponse(self._account(account), headers=headers)
 
+    @route("POST", "/api/v2/media")
     async def upload(self, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "mastodon", "media")
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -134,6 +117,7 @@ class MastodonApi:
             self._attachment(media), status_code=200 if done else 202, headers=headers
         )
 
+    @route("GET", "/api/v1/media/{media_id}")
     async def media(self, media_id: str, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "mastodon", "media_status")
         media = self.ctx.owned_media("mastodon", media_id, account)
@@ -192,6 +176,7 @@ class MastodonApi:
             )
         return found
 
+    @route("POST", "/api/v1/statuses")
     async def create(self, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "mastodon", "statuses_create")
         key = request.headers.get("idempotency-key")
@@ -221,6 +206,7 @@ class MastodonApi:
             self.state.idempotency[(account.id, key)] = (post_id, self.ctx.clock())
         return JSONResponse(self._status(post), headers=headers)
 
+    @route("GET", "/api/v1/statuses/{status_id}")
     async def get(self, status_id: str, request: Request) -> Response:
         _, headers = self.ctx.gate(request, "mastodon", "statuses_get")
         post = self.state.posts.get(("mastodon", status_id))
@@ -228,6 +214,7 @@ class MastodonApi:
             raise m_error(404, "Record not found", headers)
         return JSONResponse(self._status(post), headers=headers)
 
+    @route("GET", "/api/v1/statuses/{status_id}/context")
     async def context(self, status_id: str, request: Request) -> Response:
         _, headers = self.ctx.gate(request, "mastodon", "statuses_context")
         posts = self.state.live_posts("mastodon")
@@ -254,6 +241,7 @@ class MastodonApi:
         }
         return JSONResponse(body, headers=headers)
 
+    @route("DELETE", "/api/v1/statuses/{status_id}")
     async def delete(self, status_id: str, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "mastodon", "statuses_delete")
         post = self.state.posts.get(("mastodon", status_id))
@@ -262,5 +250,6 @@ class MastodonApi:
         self.state.delete_post("mastodon", status_id)
         return JSONResponse(self._status(post, with_source=True), headers=headers)
 
+    @route("GET", "/@{username}/{post_id}", hidden=True)
     async def web(self, username: str, post_id: str) -> Response:
         return RedirectResponse(f"/#mastodon-{post_id if is_snowflake(post_id) else ''}")

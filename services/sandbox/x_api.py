@@ -9,14 +9,15 @@ import binascii
 import math
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from services.sandbox.common import (
     MAX_MEDIA_PER_POST,
-    Context,
+    Api,
     assemble,
+    route,
     save_upload,
     x_invalid,
     x_problem,
@@ -79,26 +80,8 @@ def _tweet(post: StoredPost, fields: set[str]) -> dict[str, Any]:
     return tweet
 
 
-class XApi:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.state = ctx.state
-        self.settings = ctx.settings
-
-    def router(self) -> APIRouter:
-        router = APIRouter(tags=["X API v2 subset"])
-        router.add_api_route("/2/media/upload/initialize", self.initialize, methods=["POST"])
-        router.add_api_route("/2/media/upload/{media_id}/append", self.append, methods=["POST"])
-        router.add_api_route("/2/media/upload/{media_id}/finalize", self.finalize, methods=["POST"])
-        router.add_api_route("/2/media/upload", self.status, methods=["GET"])
-        router.add_api_route("/2/tweets", self.create, methods=["POST"])
-        router.add_api_route("/2/tweets/{post_id}", self.delete, methods=["DELETE"])
-        router.add_api_route("/2/users/me", self.me, methods=["GET"])
-        router.add_api_route("/2/users/{user_id}/tweets", self.timeline, methods=["GET"])
-        router.add_api_route(
-            "/i/web/status/{post_id}", self.web, methods=["GET"], include_in_schema=False
-        )
-        return router
+class XApi(Api):
+    tag = "X API v2 subset"
 
     # -- media --
 
@@ -135,6 +118,7 @@ class XApi:
             raise x_invalid("id", f"media id {media_id} is not an upload of this account")
         return media
 
+    @route("POST", "/2/media/upload/initialize")
     async def initialize(self, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "x", "media_upload")
         body = await self.ctx.json_body(request, "x")
@@ -156,6 +140,7 @@ class XApi:
         data = {"id": media.id, "media_key": f"7_{media.id}", "expires_after_secs": EXPIRES_AFTER_S}
         return JSONResponse({"data": data}, headers=headers)
 
+    @route("POST", "/2/media/upload/{media_id}/append")
     async def append(self, media_id: str, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "x", "media_upload")
         media = self._upload(media_id, account)
@@ -194,6 +179,7 @@ class XApi:
         expires = int(self.ctx.clock()) + EXPIRES_AFTER_S
         return JSONResponse({"data": {"expires_at": expires}}, headers=headers)
 
+    @route("POST", "/2/media/upload/{media_id}/finalize")
     async def finalize(self, media_id: str, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "x", "media_upload")
         media = self._upload(media_id, account)
@@ -209,6 +195,7 @@ class XApi:
             self.state.start_processing(media)
         return JSONResponse({"data": self._media_data(media)}, headers=headers)
 
+    @route("GET", "/2/media/upload")
     async def status(self, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "x", "media_status")
         if request.query_params.get("command") != "STATUS":
@@ -244,6 +231,7 @@ class XApi:
             )
         return str(target)
 
+    @route("POST", "/2/tweets")
     async def create(self, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "x", "tweets_create")
         body = await self.ctx.json_body(request, "x")
@@ -293,6 +281,7 @@ class XApi:
         data = {"id": post_id, "text": post.text, "edit_history_tweet_ids": [post_id]}
         return JSONResponse({"data": data}, status_code=201, headers=headers)
 
+    @route("DELETE", "/2/tweets/{post_id}")
     async def delete(self, post_id: str, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "x", "tweets_delete")
         if not is_snowflake(post_id):
@@ -311,6 +300,7 @@ class XApi:
         self.state.delete_post("x", post_id)
         return JSONResponse({"data": {"deleted": True}}, headers=headers)
 
+    @route("GET", "/2/users/me")
     async def me(self, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "x", "users_me")
         data = {
@@ -320,6 +310,7 @@ class XApi:
         }
         return JSONResponse({"data": data}, headers=headers)
 
+    @route("GET", "/2/users/{user_id}/tweets")
     async def timeline(self, user_id: str, request: Request) -> Response:
         _, headers = self.ctx.gate(request, "x", "user_tweets")
         query = request.query_params
@@ -350,5 +341,6 @@ class XApi:
         body: dict[str, Any] = {"data": data, "meta": meta} if data else {"meta": meta}
         return JSONResponse(body, headers=headers)
 
+    @route("GET", "/i/web/status/{post_id}", hidden=True)
     async def web(self, post_id: str) -> Response:
         return RedirectResponse(f"/#x-{post_id if is_snowflake(post_id) else ''}")

@@ -11,10 +11,10 @@ import binascii
 import hmac
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from services.sandbox.common import Context, PlatformError
+from services.sandbox.common import Api, PlatformError, route
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +43,10 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return client_id, secret
 
 
-class XOAuthApi:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.state = ctx.state
-        self.settings = ctx.settings
+class XOAuthApi(Api):
+    tag = "X API v2 subset"
 
-    def router(self) -> APIRouter:
-        router = APIRouter(tags=["X API v2 subset"])
-        router.add_api_route("/2/oauth2/token", self.token, methods=["POST"])
-        return router
-
+    @route("POST", "/2/oauth2/token")
     async def token(self, request: Request) -> Response:
         basic = basic_credentials(request)
         if not request.headers.get("content-type", "").startswith(
