@@ -23,7 +23,6 @@ from services.common.lines import TooLong
 from services.common.messages import Source
 from services.ingest.domain import InvalidMention, item_to_mention
 from services.ingest.exceptions import InvalidLine
-from services.ingest.replay_cli import main, make_client
 from services.ingest.replay import (
     MAX_LINE_BYTES,
     ReplaySummary,
@@ -35,6 +34,7 @@ from services.ingest.replay import (
     parse_retry_after,
     replay,
 )
+from services.ingest.replay_cli import main, make_client
 
 API_KEY = "replay-test-key-0123456789"
 URL = "http://ingest.test"
