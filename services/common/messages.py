@@ -180,12 +180,30 @@ class QuestionAssigned(Message):
 # --- answers.recorded ---------------------------------------------------------
 
 
+class SubtitleFile(Part):
+    """Timed subtitles that go beside a video (where the platform takes them)."""
+
+    uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    mime: Literal["application/x-subrip", "text/vtt"]
+    bytes: Annotated[int, Field(gt=0)]
+    sha256: Sha256Hex
+    #: BCP 47 code of the subtitles' language (``en``, ``so``).
+    language: Annotated[str, StringConstraints(min_length=2, max_length=16)]
+
+
 class Media(Part):
+    """A video: the original on ``answers.recorded``; on ``replies.requested``, the
+    rendition made for the reply's platform (never the original, unless it is one)."""
+
     uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
     mime: Annotated[str, StringConstraints(pattern=r"^video/[a-z0-9.+\-]+$")]
     bytes: Annotated[int, Field(gt=0)]
     sha256: Sha256Hex
     duration_s: Annotated[float, Field(gt=0)] | None = None
+    #: The video's alt text, within the platform's limit (the answer's caption).
+    alt_text: Annotated[str, StringConstraints(max_length=5_000)] = ""
+    #: Subtitle files to attach (platforms that take them; elsewhere they are burned in).
+    subtitles: tuple[SubtitleFile, ...] = ()
 
 
 class Consent(Part):

@@ -1,0 +1,385 @@
+"""What each platform accepts for a video, and the pure decisions made from it:
+the rendition's size and frame rate, the duration limits named at upload, whether
+a file already satisfies a profile, and the recipe a rendition is made (and
+cached) by.
+
+The table is keyed by platform name. Bluesky's entry joins it when its adapter
+does (issue #19): a :class:`Profile` with the limits its video service reports
+(``app.bsky.video.getUploadLimits``) and ``subtitles=True`` (``embed.video``
+``captions``) is all it takes; nothing else here names a platform.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+#: How captions reach the viewer on a platform: uploaded beside the video as a
+#: subtitle file, drawn into the picture, or not at all.
+CaptionMode = Literal["attach", "burn", "off"]
+
+
+class MediaInfo(BaseModel):
+    """What a probe found in a file (:func:`services.common.media.probe.probe`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    container: str
+    duration_s: float
+    #: Coded size of the video (before rotation).
+    width: int
+    height: int
+    #: Counter-clockwise degrees the picture must turn to show (ffprobe's ``rotation``).
+    rotation: int = 0
+    fps: float | None = None
+    video_codec: str
+    video_profile: str | None = None
+    pix_fmt: str | None = None
+    audio_codec: str | None = None
+    audio_rate: int | None = None
+    audio_channels: int | None = None
+    bytes: int
+    #: ISO-BMFF only: the ``moov`` box comes before ``mdat`` (None for other containers).
+    faststart: bool | None = None
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as shown, rotation applied."""
+        if self.rotation % 180:
+            return self.height, self.width
+        return self.width, self.height
+
+    @property
+    def portrait(self) -> bool:
+        width, height = self.display_size
+        return height > width
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one platform accepts for a reply's video."""
+
+    platform: str
+    #: How people call the platform, in messages ("X: at most 140 s").
+    label: str
+    #: The box the picture must fit, turned with it (a portrait video fits max_shortxmax_long).
+    max_long: int
+    max_short: int
+    max_fps: float
+    min_s: float
+    #: None: no duration limit.
+    max_s: float | None
+    max_bytes: int
+    #: Most pixels in a frame (Mastodon's ``video_matrix_limit``); None: the box only.
+    max_pixels: int | None = None
+    containers: frozenset[str] = frozenset({"mov,mp4,m4a,3gp,3g2,mj2"})
+    video_codecs: frozenset[str] = frozenset({"h264"})
+    h264_profiles: frozenset[str] = frozenset({"High", "Main", "Baseline", "Constrained Baseline"})
+    audio_codecs: frozenset[str] = frozenset({"aac"})
+    pix_fmts: frozenset[str] = frozenset({"yuv420p"})
+    #: ``moov`` before ``mdat``.
+    faststart: bool = True
+    #: Longest alt text (characters).
+    alt_text_max: int = 1000
+    #: The platform takes a subtitle file beside the video.
+    subtitles: bool = False
+    #: MIME type of the rendition.
+    mime: str = "video/mp4"
+
+    def with_limits(self, **limits: Any) -> Profile:
+        return replace(self, **limits)
+
+
+#: X (docs.x.com media best practices): H.264 High/Main/Baseline, yuv420p, AAC-LC,
+#: 0.5-140 s, 1920x1200 (1200x1920), ≤ 60 fps, ≤ 512 MB, moov first; alt text ≤ 1000
+#: characters; SRT subtitles through the media upload (``media_category=subtitles``).
+X = Profile(
+    platform="x",
+    label="X",
+    max_long=1920,
+    max_short=1200,
+    max_fps=60.0,
+    min_s=0.5,
+    max_s=140.0,
+    max_bytes=512 * 1024 * 1024,
+    alt_text_max=1000,
+    subtitles=True,
+)
+
+#: Mastodon's defaults (4.x); an instance publishes its own in ``GET /api/v2/instance``
+#: (``configuration.media_attachments``): see :func:`mastodon_profile`. No duration
+#: limit, no subtitle files; alt text ("description") ≤ 1500 characters.
+MASTODON = Profile(
+    platform="mastodon",
+    label="Mastodon",
+    max_long=3840,
+    max_short=2160,
+    max_fps=120.0,
+    min_s=0.0,
+    max_s=None,
+    max_bytes=99 * 1024 * 1024,
+    max_pixels=8_294_400,
+    alt_text_max=1500,
+    subtitles=False,
+)
+
+#: The profile of every platform a reply can go to, by platform name.
+PROFILES: dict[str, Profile] = {p.platform: p for p in (X, MASTODON)}
+
+
+def profile_for(platform: str, overrides: Mapping[str, Profile] | None = None) -> Profile:
+    """The profile of ``platform`` (``overrides`` first: limits an instance published)."""
+    if overrides and platform in overrides:
+        return overrides[platform]
+    try:
+        return PROFILES[platform]
+    except KeyError:
+        raise KeyError(f"no media profile for platform {platform!r}") from None
+
+
+def mastodon_profile(instance: Mapping[str, Any], base: Profile = MASTODON) -> Profile:
+    """Mastodon's profile with the limits an instance publishes (``GET /api/v2/instance``);
+    a limit it leaves out keeps the default."""
+    configuration = instance.get("configuration") or {}
+    media = configuration.get("media_attachments") or {}
+    limits: dict[str, Any] = {}
+    if isinstance(media.get("video_size_limit"), int):
+        limits["max_bytes"] = media["video_size_limit"]
+    if isinstance(media.get("video_frame_rate_limit"), int | float):
+        limits["max_fps"] = float(media["video_frame_rate_limit"])
+    if isinstance(media.get("video_matrix_limit"), int):
+        limits["max_pixels"] = media["video_matrix_limit"]
+    if isinstance(media.get("description_limit"), int):
+        limits["alt_text_max"] = media["description_limit"]
+    return base.with_limits(**limits)
+
+
+# --- durations -----------------------------------------------------------------
+
+
+def clock(seconds: float) -> str:
+    """``190`` → ``3:10`` (what people read on a video player)."""
+    whole = max(0, math.floor(seconds + 0.5))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def seconds_text(seconds: float) -> str:
+    return f"{seconds:g} s"
+
+
+class Flag(BaseModel):
+    """A platform will not take the answer as it is: named at upload, shown to the team
+    and the moderator, cleared by a trim."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    platform: str
+    kind: Literal["too_long", "too_short"]
+    limit_s: float
+    duration_s: float
+    message: str
+
+
+def duration_flags(duration_s: float, profiles: Iterable[Profile]) -> list[Flag]:
+    """One flag per platform whose duration limit the answer breaks, the limit named:
+    "X: at most 140 s; this answer is 3:10"."""
+    flags = []
+    for profile in profiles:
+        if profile.max_s is not None and duration_s > profile.max_s:
+            flags.append(
+                Flag(
+                    platform=profile.platform,
+                    kind="too_long",
+                    limit_s=profile.max_s,
+                    duration_s=duration_s,
+                    message=f"{profile.label}: at most {seconds_text(profile.max_s)};"
+                    f" this answer is {clock(duration_s)}",
+                )
+            )
+        elif duration_s < profile.min_s:
+            flags.append(
+                Flag(
+                    platform=profile.platform,
+                    kind="too_short",
+                    limit_s=profile.min_s,
+                    duration_s=duration_s,
+                    message=f"{profile.label}: at least {seconds_text(profile.min_s)};"
+                    f" this answer is {duration_s:.1f} s",
+                )
+            )
+    return flags
+
+
+# --- does a file already satisfy a profile? ------------------------------------------
+
+#: FFmpeg's name of the MP4/QuickTime demuxer.
+ISO_BMFF = "mov,mp4,m4a,3gp,3g2,mj2"
+#: Seconds a rendition may run past a limit (frame and AAC priming rounding).
+DURATION_SLACK_S = 0.1
+
+
+def refusals(info: MediaInfo, profile: Profile) -> list[str]:  # noqa: PLR0912 - one per rule
+    """Why ``profile``'s platform would refuse the file; empty: it takes it as it is."""
+    why = []
+    width, height = info.display_size
+    long, short = max(width, height), min(width, height)
+    if info.container not in profile.containers:
+        why.append(f"container {info.container} is not MP4")
+    if info.video_codec not in profile.video_codecs:
+        why.append(
+            f"video codec {info.video_codec} is not {'/'.join(sorted(profile.video_codecs))}"
+        )
+    elif info.video_codec == "h264" and info.video_profile not in profile.h264_profiles:
+        why.append(f"H.264 profile {info.video_profile} is not accepted")
+    if info.pix_fmt not in profile.pix_fmts:
+        why.append(f"pixel format {info.pix_fmt} is not {'/'.join(sorted(profile.pix_fmts))}")
+    if info.audio_codec is not None and info.audio_codec not in profile.audio_codecs:
+        why.append(f"audio codec {info.audio_codec} is not AAC")
+    if info.rotation % 360:
+        why.append(f"the picture is stored turned ({info.rotation}°)")
+    if long > profile.max_long or short > profile.max_short:
+        why.append(f"{width}x{height} does not fit {profile.max_long}x{profile.max_short}")
+    if profile.max_pixels is not None and width * height > profile.max_pixels:
+        why.append(f"{width}x{height} is more than {profile.max_pixels:,} pixels")
+    if info.fps is not None and info.fps > profile.max_fps + 0.01:
+        why.append(f"{info.fps:g} fps is more than {profile.max_fps:g}")
+    if profile.max_s is not None and info.duration_s > profile.max_s + DURATION_SLACK_S:
+        why.append(f"{info.duration_s:.1f} s is longer than {seconds_text(profile.max_s)}")
+    if info.duration_s < profile.min_s:
+        why.append(f"{info.duration_s:.2f} s is shorter than {seconds_text(profile.min_s)}")
+    if info.bytes > profile.max_bytes:
+        why.append(f"{info.bytes:,} bytes is more than {profile.max_bytes:,}")
+    if profile.faststart and info.faststart is False:
+        why.append("the moov box comes after the media data (not fast start)")
+    return why
+
+
+# --- the rendition ---------------------------------------------------------------
+
+
+def _even(value: float) -> int:
+    """Down to an even number (H.264 in 4:2:0 wants even sides), at least 2."""
+    return max(2, int(value + 1e-6) // 2 * 2)
+
+
+def target_size(
+    info: MediaInfo, profile: Profile, *, cap_long: int | None = None
+) -> tuple[int, int]:
+    """The rendition's width and height: the picture as shown (rotation applied), scaled
+    down — never up — to fit the profile's box turned with it (and its pixel limit, and
+    ``cap_long``), aspect kept, even numbers."""
+    width, height = info.display_size
+    box_long = min(profile.max_long, cap_long or profile.max_long)
+    box_short = profile.max_short
+    box_w, box_h = (box_long, box_short) if width >= height else (box_short, box_long)
+    scale = min(1.0, box_w / width, box_h / height)
+    if profile.max_pixels is not None:
+        scale = min(scale, math.sqrt(profile.max_pixels / (width * height)))
+    return _even(width * scale), _even(height * scale)
+
+
+def target_fps(info: MediaInfo, profile: Profile, *, cap: float | None = None) -> int:
+    """A constant frame rate: the source's (30 when it does not say), at most the
+    profile's and ``cap``."""
+    source = info.fps if info.fps and info.fps > 0 else 30.0
+    limit = min(profile.max_fps, cap or profile.max_fps)
+    return max(1, min(round(source), math.floor(limit)))
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The part of the video kept (seconds from the start); ``end`` None: to the end."""
+
+    start: float = 0.0
+    end: float | None = None
+
+    def length(self, duration_s: float) -> float:
+        end = duration_s if self.end is None else min(self.end, duration_s)
+        return max(0.0, end - self.start)
+
+    @property
+    def whole(self) -> bool:
+        return self.start <= 0 and self.end is None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything a rendition is made from, besides the original's bytes: two answers
+    with the same video and the same recipe share one rendition."""
+
+    platform: str
+    width: int
+    height: int
+    fps: int
+    start_s: float
+    end_s: float
+    #: Peak video bitrate (kbit/s): keeps the file under the profile's size limit.
+    maxrate_kbps: int
+    crf: int
+    preset: str
+    audio: bool
+    #: Captions drawn into the picture: ``[start, end, text]`` (empty: none).
+    burn: tuple[tuple[float, float, str], ...] = ()
+    #: Bumped when the way renditions are made changes (old ones are not reused).
+    version: int = 1
+
+    def fingerprint(self) -> str:
+        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+#: Bits per second of AAC audio in a rendition (stereo; mono gets less).
+AUDIO_KBPS = 128
+
+
+def recipe(
+    info: MediaInfo,
+    profile: Profile,
+    *,
+    cut: Cut = Cut(),
+    burn: Sequence[tuple[float, float, str]] = (),
+    crf: int = 23,
+    preset: str = "veryfast",
+    fps_cap: float | None = 30.0,
+    cap_long: int | None = None,
+    maxrate_kbps: int = 8000,
+) -> Recipe:
+    """The rendition of ``info`` for ``profile``: size, frame rate, the cut, a bitrate cap
+    that keeps the file under the size limit, and the captions to draw."""
+    width, height = target_size(info, profile, cap_long=cap_long)
+    length = max(cut.length(info.duration_s), 0.1)
+    end = info.duration_s if cut.end is None else min(cut.end, info.duration_s)
+    # 90% of the byte budget over the length, less the audio: the peak rate's ceiling.
+    budget_kbps = int(profile.max_bytes * 8 * 0.9 / length / 1000) - AUDIO_KBPS
+    smaller = width * height <= 1280 * 720
+    ceiling = min(maxrate_kbps if not smaller else min(maxrate_kbps, 5000), budget_kbps)
+    return Recipe(
+        platform=profile.platform,
+        width=width,
+        height=height,
+        fps=target_fps(info, profile, cap=fps_cap),
+        start_s=round(cut.start, 3),
+        end_s=round(end, 3),
+        maxrate_kbps=max(200, ceiling),
+        crf=crf,
+        preset=preset,
+        audio=info.audio_codec is not None,
+        burn=tuple((round(s, 3), round(e, 3), t) for s, e, t in burn),
+    )
+
+
+def alt_text(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters: cut at a word, with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:.") + "…"
