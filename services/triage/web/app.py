@@ -54,6 +54,7 @@ from services.triage.web.exceptions import (
     TooManyAttempts,
     TriageError,
     Unauthorized,
+    UndecodableMedia,
     media_status,
 )
 from services.triage.web.media import LocalMediaStore, MediaStore, Uploads
@@ -62,13 +63,14 @@ from services.triage.web.routes import (
     account,
     answers,
     health,
+    media,
     pages,
     questions,
     teams,
     uploads,
 )
 from services.triage.web.seed import seed_demo
-from services.triage.web.store import Clock, TriageStore
+from services.triage.web.store import Clock, MediaPolicy, TriageStore
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 STARTUP_TIMEOUT_S = 120.0
 #: How often the queue-depth gauges are refreshed and stale uploads expired (seconds).
 HOUSEKEEPING_S = 15.0
+#: How often what the media worker finished is taken in (seconds).
+MEDIA_RESULTS_S = 1.0
 
 #: Topics the triage web reads or writes (created at start when missing).
 TOPICS = (
@@ -120,10 +124,15 @@ def install_triage_errors(app: FastAPI) -> None:
         assert isinstance(exc, MediaError)
         headers: dict[str, str] = {}
         details: dict[str, Any] | None = None
+        code = None
         if isinstance(exc, OffsetMismatch):
             headers["Upload-Offset"] = str(exc.expected)
             details = {"expected_offset": exc.expected}
-        return error_response(media_status(exc), str(exc), details=details, headers=headers)
+        if isinstance(exc, UndecodableMedia):
+            code = "undecodable_media"
+        return error_response(
+            media_status(exc), str(exc), code=code, details=details, headers=headers
+        )
 
     app.add_exception_handler(TriageError, on_triage_error)
     app.add_exception_handler(MediaError, on_media_error)
@@ -186,6 +195,19 @@ async def _housekeeping(store: TriageStore, uploads: Uploads) -> None:
         await asyncio.sleep(HOUSEKEEPING_S)
 
 
+async def _media_results(store: TriageStore) -> None:
+    """Take in the media worker's results: posters, transcripts (which ask for the
+    renditions), renditions (on the timeline)."""
+    while True:
+        try:
+            applied = await store.media.apply_finished()
+            if applied:
+                log.info("took in %d media results", applied)
+        except Exception:  # the next round tries again
+            log.exception("taking in media results failed")
+        await asyncio.sleep(MEDIA_RESULTS_S)
+
+
 async def bootstrap_admin(settings: WebSettings, accounts: Accounts) -> None:
     """Create the admin named by ``TRIAGE_ADMIN_USER`` (or reset its password)."""
     if settings.admin_user and settings.admin_password is not None:
@@ -214,6 +236,9 @@ def create_app(
                 engine,
                 claim_ttl_s=settings.claim_ttl_s,
                 consent_scopes=settings.consent_scopes,
+                media_policy=MediaPolicy(
+                    captions=settings.media_captions, media_dir=settings.media_dir
+                ),
                 clock=overrides.clock,
             )
             accounts = Accounts(
@@ -235,7 +260,10 @@ def create_app(
                 uploads=uploads,
                 broker=_NoBroker(),
             )
-            runs: dict[str, Run] = {"housekeeping": lambda: _housekeeping(store, uploads)}
+            runs: dict[str, Run] = {
+                "housekeeping": lambda: _housekeeping(store, uploads),
+                "media-results": lambda: _media_results(store),
+            }
             if overrides.kafka:
                 runs |= await _kafka_side(settings, kafka, store, runtime, stack)
             # Entered last, so stopped first: before the producer and the engine.
@@ -271,7 +299,7 @@ def create_app(
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(health.router)
-    for routes in (account, teams, answers, uploads, questions):  # questions' catch-all last
+    for routes in (account, teams, answers, media, uploads, questions):  # questions' last
         app.include_router(routes.router)
     app.include_router(pages.router)
     return app

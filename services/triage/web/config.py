@@ -9,10 +9,11 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 
 from services.common.config import Environment
+from services.common.media.profiles import CaptionMode
 from services.triage.config import TriageSettings
 
-#: Video types a team may upload (checked against the file's own first bytes too).
-VIDEO_TYPES = ("video/mp4", "video/webm", "video/quicktime")
+#: Video types a team may upload (checked against the file's own first bytes, then probed).
+VIDEO_TYPES = ("video/mp4", "video/webm", "video/quicktime", "video/3gpp", "video/x-matroska")
 
 
 class WebSettings(TriageSettings):
@@ -56,6 +57,22 @@ class WebSettings(TriageSettings):
     upload_types: tuple[str, ...] = VIDEO_TYPES
     #: Scopes of use a filmed person can consent to (the publisher checks them too).
     consent_scopes: tuple[str, ...] = ("campaign-social", "public")
+
+    # --- answer media ---------------------------------------------------------
+    #: Shortest answer accepted at upload (seconds).
+    min_answer_s: float = Field(default=0.5, ge=0)
+    #: How captions reach each platform's viewers (JSON): ``attach`` (a subtitle file
+    #: beside the video; only where the platform takes one), ``burn`` (drawn into the
+    #: rendition) or ``off``. A platform left out gets ``attach`` where it can, else ``burn``.
+    media_captions: dict[str, CaptionMode] = Field(
+        default_factory=lambda: dict[str, CaptionMode](x="attach", mastodon="burn")
+    )
+    #: What the team page shrinks a recording to on the phone before it goes up (WebCodecs,
+    #: where the browser has it): picture and sound together, kbit/s (60 s at 2,000 kbit/s
+    #: is 15 MB) …
+    phone_target_kbps: int = Field(default=2000, ge=100, le=50_000)
+    #: … and the longest side of the picture (pixels).
+    phone_max_long: int = Field(default=1280, ge=160, le=3840)
 
     # --- web consumers --------------------------------------------------------
     #: Consume ``mentions.classified`` (and reply outcomes) into the database in this process.

@@ -18,6 +18,7 @@ MediaError (answer videos and uploads, :mod:`.media`)
 ├── UploadComplete     409  the upload is complete and takes no more bytes
 ├── TooLarge           413  a declared size, a chunk or a stream over its ``limit``
 ├── UnsupportedMedia   415  a type not accepted, or bytes that are not that type of video
+├── UndecodableMedia   422  FFmpeg cannot decode it, or it is cut short (nothing is kept)
 ├── InvalidUpload      422  a malformed declaration (size, sha256, question, owner, name)
 └── ChecksumMismatch   422  the bytes do not hash to the declared sha256 (the upload is kept)
 """
@@ -132,6 +133,10 @@ class UnsupportedMedia(MediaError):
     """415: a type that is not accepted, or bytes that are not a video of the declared type."""
 
 
+class UndecodableMedia(MediaError):
+    """422: the file cannot be decoded as a video, or is cut short; nothing of it is kept."""
+
+
 class InvalidUpload(MediaError):
     """422: a malformed declaration (size, sha256, question, owner, file name)."""
 
@@ -154,6 +159,7 @@ MEDIA_STATUS: dict[type[MediaError], int] = {
     UploadComplete: 409,
     TooLarge: 413,
     UnsupportedMedia: 415,
+    UndecodableMedia: 422,
     InvalidUpload: 422,
     ChecksumMismatch: 422,
 }

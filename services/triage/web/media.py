@@ -1,8 +1,9 @@
 """Answer videos: the ``MediaStore`` port, its local adapter, and resumable uploads
 (:meth:`Uploads.create` declares one, :meth:`Uploads.append` adds a chunk at the
-offset :meth:`Uploads.status` reports, :meth:`Uploads.complete` checks the bytes
-and moves them into the store; :meth:`Uploads.put_stream` takes a whole video
-from one request). The folder layout and the guarantees are in the triage README
+offset :meth:`Uploads.status` reports, :meth:`Uploads.complete` checks the bytes,
+probes them (a file FFmpeg cannot decode is refused and nothing of it is kept) and
+moves them into the store; :meth:`Uploads.put_stream` takes a whole video from one
+request). The folder layout and the guarantees are in the triage README
 ("Answers"); the errors are :class:`~services.triage.web.exceptions.MediaError`'s.
 """
 
@@ -29,6 +30,8 @@ from urllib.request import url2pathname
 
 from pydantic import Field, StringConstraints, ValidationError
 
+from services.common.media.probe import Undecodable, probe
+from services.common.media.profiles import MediaInfo
 from services.common.messages import Media, Part, Sha256Hex, ShortText, UtcDatetime, utcnow
 from services.triage.web.config import VIDEO_TYPES, WebSettings
 from services.triage.web.exceptions import (
@@ -37,6 +40,7 @@ from services.triage.web.exceptions import (
     MediaError,
     OffsetMismatch,
     TooLarge,
+    UndecodableMedia,
     UnknownMedia,
     UnknownUpload,
     UnsupportedMedia,
@@ -56,6 +60,7 @@ Body: TypeAlias = bytes | AsyncIterable[bytes]
 _VIDEO: dict[str, tuple[str, str]] = {
     "video/mp4": (".mp4", "iso-bmff"),
     "video/quicktime": (".mov", "iso-bmff"),
+    "video/3gpp": (".3gp", "iso-bmff"),
     "video/webm": (".webm", "matroska"),
     "video/x-matroska": (".mkv", "matroska"),
 }
@@ -80,14 +85,16 @@ class StoredMedia(Part):
     mime: str
     bytes: int
     sha256: Sha256Hex
+    #: What the probe found (None only for videos stored before probing existed).
+    info: MediaInfo | None = None
 
-    def media(self, duration_s: float | None = None) -> Media:
+    def media(self) -> Media:
         return Media(
             uri=self.uri,
             mime=self.mime,
             bytes=self.bytes,
             sha256=self.sha256,
-            duration_s=duration_s,
+            duration_s=self.info.duration_s if self.info and self.info.duration_s > 0 else None,
         )
 
 
@@ -222,6 +229,7 @@ class Uploads:
         chunk_max_bytes: int,
         expiry_s: float,
         types: Iterable[str] = VIDEO_TYPES,
+        min_duration_s: float = 0.5,
     ) -> None:
         self.types = tuple(types)
         if unknown := set(self.types) - _VIDEO.keys():
@@ -232,6 +240,7 @@ class Uploads:
         self.max_bytes = max_bytes
         self.chunk_max_bytes = chunk_max_bytes
         self.expiry = timedelta(seconds=expiry_s)
+        self.min_duration_s = min_duration_s
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @classmethod
@@ -243,6 +252,7 @@ class Uploads:
             chunk_max_bytes=settings.upload_chunk_max_bytes,
             expiry_s=settings.upload_expiry_s,
             types=settings.upload_types,
+            min_duration_s=settings.min_answer_s,
         )
 
     async def create(
@@ -306,9 +316,11 @@ class Uploads:
             return await _run(self._load, folder)
 
     async def complete(self, upload_id: str) -> StoredMedia:
-        """Check size, sha256 and magic bytes, then move the video into the store.
+        """Check size, sha256 and magic bytes, probe the video, then move it into the store.
 
-        On a failed check the upload stays as it is. Calling it again once
+        On a failed size or sha256 check the upload stays as it is (resume, or discard
+        it). A file that does not decode (``UndecodableMedia``), or is too short, is
+        refused and the upload removed: nothing of it stays. Calling it again once
         complete answers the same ``StoredMedia``.
         """
         async with self._locked(upload_id) as folder:
@@ -319,6 +331,12 @@ class Uploads:
                     raise UploadIncomplete(state.offset, state.size)
                 sha256, head = await _run(_hash_file, folder / "data")
                 _check(state.mime, head, state.sha256, sha256)
+                try:
+                    info = await self._probe(folder / "data")
+                except MediaError:
+                    await _run(shutil.rmtree, folder)
+                    log.info("upload %s refused by the probe and removed", upload_id)
+                    raise
                 key = upload_id + _VIDEO[state.mime][0]
                 stored = StoredMedia(
                     key=key,
@@ -326,6 +344,7 @@ class Uploads:
                     mime=state.mime,
                     bytes=state.size,
                     sha256=sha256,
+                    info=info,
                 )
                 # Recorded before the move: a crash in between is finished by the next call.
                 await _run(_write_atomic, folder / "done.json", stored.model_dump_json().encode())
@@ -392,13 +411,30 @@ class Uploads:
             finally:
                 await _run(_close_synced, file)
             _check(mime, head, sha256, digest.hexdigest())
+            info = await self._probe(tmp)
             uri = await self.store.put(tmp, key)
         finally:
             await _run(tmp.unlink, missing_ok=True)
         log.info("stored %s (%s bytes) in one go", key, size)
-        return StoredMedia(key=key, uri=uri, mime=mime, bytes=size, sha256=digest.hexdigest())
+        return StoredMedia(
+            key=key, uri=uri, mime=mime, bytes=size, sha256=digest.hexdigest(), info=info
+        )
 
     # -- helpers --
+
+    async def _probe(self, path: Path) -> MediaInfo:
+        """What the video is (in a worker thread); ``UndecodableMedia`` for a file FFmpeg
+        cannot decode or that is cut short, ``InvalidUpload`` for one too short to answer."""
+        try:
+            info = await _run(probe, path)
+        except Undecodable as exc:
+            raise UndecodableMedia(str(exc)) from None
+        if info.duration_s < self.min_duration_s:
+            raise InvalidUpload(
+                f"the video is {info.duration_s:.1f} s long; an answer is at least"
+                f" {self.min_duration_s:g} s"
+            )
+        return info
 
     def _accepted(self, mime: str) -> str:
         kind = mime.split(";", 1)[0].strip().lower()

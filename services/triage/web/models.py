@@ -21,6 +21,9 @@
   announce, sent to Kafka by the relay (nothing announced is lost, nothing
   is announced that did not happen).
 - ``login_failures``: failed logins, for the per-name and per-address limit.
+- ``media_jobs``: the media worker's queue (posters, transcripts, renditions):
+  :func:`services.common.jobs.jobs_table`, claimed with the conditional-UPDATE rule;
+  a finished job is its result's cache.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import NAMING, UtcDateTime
+from services.common.jobs import jobs_table
 
 
 class Role(StrEnum):
@@ -261,6 +265,28 @@ class Answer(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(128))
     reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     review_note: Mapped[str] = mapped_column(Text, default="")
+    #: What the probe found at upload (``MediaInfo`` JSON).
+    media_json: Mapped[str] = mapped_column(Text, default="{}")
+    #: Platforms that will not take it as it is, with the limit named (``Flag`` JSON list).
+    flags_json: Mapped[str] = mapped_column(Text, default="[]")
+    #: Space-separated platforms its replies go to (the question's cluster's askers).
+    platforms: Mapped[str] = mapped_column(String(64), default="")
+    #: A moderator's cut: the part kept (seconds); None: from the start, to the end.
+    trim_start_s: Mapped[float | None] = mapped_column(Float)
+    trim_end_s: Mapped[float | None] = mapped_column(Float)
+    #: What was said, in English (the transcript's translation; the same for English).
+    translation: Mapped[str] = mapped_column(Text, default="")
+    #: The language the transcript is in (the team's choice, or detected).
+    transcript_language: Mapped[str | None] = mapped_column(String(16))
+    #: Who wrote the transcript: ``""`` (nobody yet), ``team``, ``machine``, ``edited``.
+    transcript_source: Mapped[str] = mapped_column(String(16), default="")
+    #: Timed subtitles in the speaker's language and in English (``[[start, end, text]]``).
+    cues_json: Mapped[str] = mapped_column(Text, default="[]")
+    cues_en_json: Mapped[str] = mapped_column(Text, default="[]")
+    #: ``generated`` (from the transcript) or ``provided`` (a file the team or a moderator gave).
+    subtitles_source: Mapped[str] = mapped_column(String(16), default="generated")
+    #: The poster frame in the media store (a JPEG), once made.
+    poster_key: Mapped[str | None] = mapped_column(String(128))
 
 
 class Consent(Base):
@@ -329,3 +355,7 @@ class OutboxMessage(Base):
     value: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+#: The media worker's queue (:mod:`services.common.jobs`).
+MediaJob = jobs_table(Base.metadata)

@@ -10,8 +10,9 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from services.common.media.profiles import Flag, MediaInfo
 from services.triage.web.models import Answer, Consent, Question, QuestionEvent
-from services.triage.web.store import FeedItem, Outcome, TeamLoad
+from services.triage.web.store import FeedItem, MediaStatus, Outcome, TeamLoad
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -191,6 +192,80 @@ class ConsentView(BaseModel):
     withdrawn_at: datetime | None
 
 
+class JobStatusView(BaseModel):
+    """Where a piece of the media worker's work stands."""
+
+    state: str
+    progress: float
+    note: str
+    error: str | None = None
+
+
+class RenditionStatusView(JobStatusView):
+    """The video one platform's replies post: ``waiting`` (for the transcript),
+    ``queued``, ``running``, ``done``, ``failed`` or ``needs_trim``."""
+
+    platform: str
+    #: The language of its subtitles, and how they reach viewers (attach, burn, off).
+    language: str
+    captions: str
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    duration_s: float | None = None
+    bytes: int | None = None
+
+
+class AnswerMediaView(BaseModel):
+    """What the probe found, the platforms' flags, and the media worker's progress."""
+
+    info: MediaInfo | None
+    flags: list[Flag]
+    poster_url: str | None
+    transcript: JobStatusView | None
+    renditions: list[RenditionStatusView]
+    #: Every reply's rendition is ready: the answer can be approved.
+    ready: bool
+
+
+def media_view(answer: Answer, status: MediaStatus) -> AnswerMediaView:
+    renditions = []
+    for r in status.renditions:
+        result = r.result or {}
+        renditions.append(
+            RenditionStatusView(
+                platform=r.platform,
+                language=r.language,
+                captions=r.captions,
+                state=r.state,
+                progress=r.progress,
+                note=r.note,
+                error=r.error,
+                width=result.get("width"),
+                height=result.get("height"),
+                fps=result.get("fps"),
+                duration_s=result.get("duration_s"),
+                bytes=result.get("bytes"),
+            )
+        )
+    transcript = status.transcript
+    return AnswerMediaView(
+        info=status.info,
+        flags=status.flags,
+        poster_url=f"/api/answers/{answer.id}/poster" if status.poster else None,
+        transcript=JobStatusView(
+            state=transcript.state,
+            progress=transcript.progress,
+            note=transcript.note,
+            error=transcript.error,
+        )
+        if transcript is not None
+        else None,
+        renditions=renditions,
+        ready=status.ready,
+    )
+
+
 class AnswerView(BaseModel):
     id: str
     question_id: str
@@ -198,23 +273,37 @@ class AnswerView(BaseModel):
     mime: str
     bytes: int
     sha256: str
+    duration_s: float | None
     caption: str
+    #: What was said, in the speaker's language (the machine's until people edit it).
     transcript: str
+    #: ``team``, ``machine`` or ``edited`` (empty: not transcribed yet).
+    transcript_source: str
+    transcript_language: str | None
+    #: What was said, in English.
+    translation: str
     language: str
+    #: The moderator's cut (seconds kept), when there is one.
+    trim_start_s: float | None
+    trim_end_s: float | None
     uploaded_by: str
     created_at: datetime
     reviewed_by: str | None
     review_note: str
     video_url: str
     consent: ConsentView | None
+    media: AnswerMediaView | None = None
 
 
-def answer_view(answer: Answer, consent: Consent | None) -> AnswerView:
+def answer_view(
+    answer: Answer, consent: Consent | None, status: MediaStatus | None = None
+) -> AnswerView:
     return from_row(
         AnswerView,
         answer,
         video_url=f"/api/answers/{answer.id}/video",
         consent=from_row(ConsentView, consent) if consent else None,
+        media=media_view(answer, status) if status is not None else None,
     )
 
 

@@ -62,6 +62,7 @@ async def record_answer(
                 mime=stored.mime,
                 bytes=stored.bytes,
                 sha256=stored.sha256,
+                info=stored.info,
                 **fields.model_dump(),
             ),
         )
@@ -70,8 +71,9 @@ async def record_answer(
             await runtime.media.delete(stored.key)
         raise
     metrics.UPLOAD_BYTES.inc(stored.bytes)
-    consent = (await runtime.store.answers.get(answer.id))[1]
-    return answer_view(answer, consent)
+    answer, consent = await runtime.store.answers.get(answer.id)
+    status = (await runtime.store.media.statuses([answer]))[answer.id]
+    return answer_view(answer, consent, status)
 
 
 async def check_answer_allowed(runtime: TriageRuntime, question_id: str, actor: Actor) -> None:
@@ -132,12 +134,16 @@ async def answer(
 @router.get("/questions/{question_id}/answers")
 async def answers(question_id: str, runtime: Runtime, principal: Anyone) -> list[AnswerView]:
     await check_answer_allowed(runtime, question_id, principal.actor)
-    return [answer_view(a, c) for a, c in await runtime.store.answers.of_question(question_id)]
+    rows = await runtime.store.answers.of_question(question_id)
+    statuses = await runtime.store.media.statuses([a for a, _ in rows])
+    return [answer_view(a, c, statuses[a.id]) for a, c in rows]
 
 
 @router.get("/answers", summary="Answers waiting for review")
 async def pending_answers(runtime: Runtime, _: Moderator) -> list[AnswerView]:
-    return [answer_view(a, c) for a, _, c in await runtime.store.answers.pending()]
+    rows = await runtime.store.answers.pending()
+    statuses = await runtime.store.media.statuses([a for a, _, _ in rows])
+    return [answer_view(a, c, statuses[a.id]) for a, _, c in rows]
 
 
 @router.get("/answers/{answer_id}/video", summary="The answer's video (supports Range)")

@@ -1,8 +1,10 @@
 """The triage database, by aggregate: :class:`Questions` (the queue and the
 moderators' actions), :class:`Teams` (recording teams and their feeds),
-:class:`Answers` (recorded answers, their review, the replies' outcomes) and
-the :class:`Outbox`, over one :class:`Database` (sessions, clock, timeline,
-audit, outbox writes and the conditional-UPDATE concurrency rule:
+:class:`Answers` (recorded answers, their review, the replies' outcomes),
+:class:`AnswerMedia` (what the media worker makes of an answer, cuts, transcript
+edits, the renditions replies publish) and the :class:`Outbox`, over one
+:class:`Database` (sessions, clock, timeline, audit, outbox writes and the
+conditional-UPDATE concurrency rule:
 :mod:`.transaction`). One transaction per call."""
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.common.jobs import JobTable
 from services.common.messages import utcnow
+from services.triage.web.models import MediaJob
 from services.triage.web.store.answers import Answers, StoredAnswer
+from services.triage.web.store.media import AnswerMedia, MediaPolicy, MediaStatus
 from services.triage.web.store.outbox import Outbox
 from services.triage.web.store.questions import Counts, Outcome, QuestionFilter, Questions
 from services.triage.web.store.teams import FeedItem, TeamLoad, Teams
@@ -21,11 +26,14 @@ from services.triage.web.store.transaction import Actor, Clock, Database, new_id
 
 __all__ = [
     "Actor",
+    "AnswerMedia",
     "Answers",
     "Clock",
     "Counts",
     "Database",
     "FeedItem",
+    "MediaPolicy",
+    "MediaStatus",
     "Outbox",
     "Outcome",
     "QuestionFilter",
@@ -47,14 +55,17 @@ class TriageStore:
         *,
         claim_ttl_s: int = 120,
         consent_scopes: Sequence[str] = ("campaign-social", "public"),
+        media_policy: MediaPolicy | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self.db = Database(engine, claim_ttl_s=claim_ttl_s, clock=clock)
+        self.jobs = JobTable(MediaJob, clock=clock)
+        self.media = AnswerMedia(self.db, self.jobs, media_policy or MediaPolicy())
         #: What the readiness check asks (the same engine as ``db``'s).
         self.engine = engine
         self.questions = Questions(self.db)
         self.teams = Teams(self.db)
-        self.answers = Answers(self.db, consent_scopes=consent_scopes)
+        self.answers = Answers(self.db, self.media, consent_scopes=consent_scopes)
         self.outbox = Outbox(self.db)
 
     @property

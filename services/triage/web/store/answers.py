@@ -4,6 +4,7 @@ question's cluster; or send back), and the replies' outcomes from the publisher.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import topics
+from services.common.media.profiles import MediaInfo
 from services.common.messages import (
     AnswerRecorded,
     Author,
@@ -37,6 +39,7 @@ from services.triage.web.models import (
     Status,
     Team,
 )
+from services.triage.web.store.media import AnswerMedia
 from services.triage.web.store.teams import OPEN, open_assignment
 from services.triage.web.store.transaction import Actor, Database, new_id
 
@@ -54,7 +57,8 @@ class StoredAnswer:
     language: str
     consent_given_by: str
     consent_scope: str
-    duration_s: float | None = None
+    #: What the probe found at upload.
+    info: MediaInfo | None = None
 
 
 def _media(answer: Answer) -> Media:
@@ -80,7 +84,8 @@ def _answer_row(
         mime=stored.mime,
         bytes=stored.bytes,
         sha256=stored.sha256,
-        duration_s=stored.duration_s,
+        duration_s=stored.info.duration_s if stored.info else None,
+        media_json=stored.info.model_dump_json() if stored.info else "{}",
         caption=stored.caption,
         transcript=stored.transcript,
         language=stored.language,
@@ -90,8 +95,9 @@ def _answer_row(
 
 
 class Answers:
-    def __init__(self, db: Database, *, consent_scopes: Sequence[str]) -> None:
+    def __init__(self, db: Database, media: AnswerMedia, *, consent_scopes: Sequence[str]) -> None:
         self.db = db
+        self.media = media
         self.consent_scopes = tuple(consent_scopes)
 
     # --- recording -------------------------------------------------------------------
@@ -139,6 +145,8 @@ class Answers:
             answer = _answer_row(question_id, assignment, stored, actor, now)
             session.add(answer)
             await session.flush()
+            question = await self.db.question(session, question_id)
+            await self.media.on_recorded(session, answer, question)
             session.add(
                 Consent(
                     answer_id=answer.id,
@@ -158,7 +166,13 @@ class Answers:
                 "answer_recorded",
                 from_status=previous.value,
                 to_status=Status.RECORDED.value,
-                detail={"answer": answer.id, "bytes": stored.bytes, "sha256": stored.sha256},
+                detail={
+                    "answer": answer.id,
+                    "bytes": stored.bytes,
+                    "sha256": stored.sha256,
+                    "duration_s": answer.duration_s,
+                    "flags": [f["message"] for f in json.loads(answer.flags_json)],
+                },
             )
             self.db.audit(session, actor, "answer_recorded", question_id, {"answer": answer.id})
             self.db.enqueue(
@@ -255,6 +269,11 @@ class Answers:
         requests nothing new. An asker whose own answer is recorded and waiting for
         review keeps it: that answer was filmed for them and is reviewed on its own."""
         now = self.db.clock()
+        async with self.db.sessions() as session:  # the renditions every asker needs, asked for
+            answer = await self._current(session, question_id)
+            if answer.state == AnswerState.SUBMITTED.value:
+                await self.media.ensure_renditions(session, answer)
+                await session.commit()
         async with self.db.sessions() as session:
             answer = await self._current(session, question_id)
             if answer.state == AnswerState.APPROVED.value:
@@ -264,16 +283,9 @@ class Answers:
             if consent is None or consent.withdrawn_at is not None:
                 raise ConsentMissing("the consent of the person filmed is missing or withdrawn")
             question = await self.db.question(session, question_id)
-            askers = [question]
-            if question.cluster_id:
-                others = await session.scalars(
-                    select(Question).where(
-                        Question.cluster_id == question.cluster_id,
-                        Question.id != question.id,
-                        Question.status.in_([s.value for s in domain.AWAITING_ANSWER]),
-                    )
-                )
-                askers += list(others)
+            askers = await self.media.askers(session, question)
+            # Each reply posts the rendition made for its platform: not ready, not approved.
+            media = {a.id: await self.media.publishable(session, answer, a) for a in askers}
             previous = await self.db.transition(
                 session, question_id, actor, (Status.RECORDED,), Status.ANSWERED
             )
@@ -291,7 +303,9 @@ class Answers:
                         continue
                 else:
                     earlier = previous
-                reply = self._request_reply(session, asker, answer, consent, actor, now)
+                reply = self._request_reply(
+                    session, asker, answer, consent, actor, now, media[asker.id]
+                )
                 replies.append(reply)
                 self.db.event(
                     session,
@@ -330,6 +344,7 @@ class Answers:
         consent: Consent,
         actor: Actor,
         now: datetime,
+        media: Media,
     ) -> Reply:
         classified = MentionClassified.model_validate_json(asker.classified_json)
         mention = classified.mention
@@ -357,7 +372,7 @@ class Answers:
                 author=Author.model_validate(mention.author.model_dump()),
                 text=domain.reply_text(answer.caption, answer.language),
                 language=answer.language,
-                media=_media(answer),
+                media=media,
                 consent=ConsentMessage(
                     speaker_ref=consent.given_by[:128],
                     scope=consent.scope,
