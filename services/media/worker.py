@@ -1,0 +1,141 @@
+"""The claim loop: take the next job from the table (one conditional UPDATE: two
+workers never both win), run it in a thread, report its progress and keep its lease
+every few seconds, record its result — or its error, tried again with backoff. A
+job cancelled or taken by another worker meanwhile is stopped at its next report;
+a worker that dies leaves a lease that runs out, and the job is claimed again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.jobs import Job, JobState, JobTable
+from services.media import metrics
+from services.media.config import MediaSettings
+from services.media.exceptions import PermanentJobError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job, Callable[[float], None], Callable[[], bool]], dict[str, Any]]
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()[:32]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        jobs: JobTable,
+        handler: Handler,
+        settings: MediaSettings,
+        kinds: Sequence[str],
+    ) -> None:
+        self.engine = engine
+        self.jobs = jobs
+        self.handler = handler
+        self.settings = settings
+        self.kinds = tuple(kinds)
+        self.owner = worker_id()
+        self.current: dict[int, Job] = {}
+
+    async def run(self) -> None:
+        """Claim and do jobs until cancelled."""
+        while True:
+            try:
+                job = await self.jobs.claim(
+                    self.engine, self.owner, kinds=self.kinds, lease_s=self.settings.lease_s
+                )
+            except Exception:  # the database is away: look again later
+                log.exception("could not claim a job")
+                await asyncio.sleep(self.settings.poll_s * 5)
+                continue
+            if job is None:
+                await asyncio.sleep(self.settings.poll_s)
+                continue
+            await self.do(job)
+
+    async def do(self, job: Job) -> JobState | None:
+        """One job, start to end; the state it was left in."""
+        log.info("job %d (%s %s, try %d) started", job.id, job.kind, job.subject, job.attempts)
+        self.current[job.id] = job
+        progress = [0.0]
+        stop = threading.Event()
+        started = time.monotonic()
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(self.settings.heartbeat_s)
+                try:
+                    kept = await self.jobs.heartbeat(
+                        self.engine,
+                        job,
+                        progress=progress[0],
+                        note=f"{progress[0]:.0%}",
+                        lease_s=self.settings.lease_s,
+                    )
+                except Exception:
+                    log.warning("job %d: heartbeat failed", job.id)
+                    continue
+                if not kept:
+                    log.info("job %d was cancelled or taken over: stopping it", job.id)
+                    stop.set()
+                    return
+
+        def report(value: float) -> None:
+            progress[0] = value
+
+        beat = asyncio.create_task(heartbeat())
+        state: JobState | None
+        try:
+            result = await asyncio.to_thread(self.handler, job, report, stop.is_set)
+        except Exception as exc:  # every error of a job is recorded on the job
+            state = await self._failed(job, exc, stop.is_set())
+        else:
+            elapsed = time.monotonic() - started
+            if stop.is_set() or not await self.jobs.finish(self.engine, job, result):
+                state = None
+                metrics.JOBS.labels(job.kind, "lost").inc()
+            else:
+                state = JobState.DONE
+                metrics.JOBS.labels(job.kind, "done").inc()
+                metrics.JOB_SECONDS.labels(job.kind).observe(elapsed)
+                seconds = result.get("duration_s") or result.get("audio_s")
+                if isinstance(seconds, int | float) and elapsed > 0:
+                    metrics.SPEED.labels(job.kind).set(seconds / elapsed)
+                log.info("job %d (%s %s) done in %.1f s", job.id, job.kind, job.subject, elapsed)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            self.current.pop(job.id, None)
+        return state
+
+    async def _failed(self, job: Job, exc: Exception, stopped: bool) -> JobState | None:
+        if stopped:
+            metrics.JOBS.labels(job.kind, "cancelled").inc()
+            return None
+        permanent = isinstance(exc, PermanentJobError)
+        retry_in = None if permanent else self.settings.retry_initial_s * 2 ** (job.attempts - 1)
+        message = f"{type(exc).__name__}: {exc}" if not permanent else str(exc)
+        state = await self.jobs.fail(self.engine, job, message, retry_in_s=retry_in)
+        metrics.JOBS.labels(job.kind, "retry" if state == JobState.QUEUED else "failed").inc()
+        if permanent:
+            log.warning("job %d (%s %s) failed: %s", job.id, job.kind, job.subject, exc)
+        else:
+            log.exception(
+                "job %d (%s %s) try %d failed", job.id, job.kind, job.subject, job.attempts
+            )
+        return state
