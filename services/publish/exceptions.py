@@ -104,7 +104,8 @@ class UnknownReply(LookupError):
 
 
 class UnsupportedMedia(ValueError):
-    """The answer's media is not a local file the publisher can read."""
+    """The reply's media is not a local file the publisher can read, or not a video its
+    platform takes as it is (not the rendition made for it)."""
 
 
 class MediaMismatch(ValueError):

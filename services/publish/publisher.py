@@ -13,6 +13,7 @@ looked up on the platform (:meth:`Platform.find_reply`) before any new post.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -24,6 +25,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from services.common.media.probe import Undecodable, probe
+from services.common.media.profiles import profile_for, refusals
 from services.common.messages import (
     ConsentWithdrawn,
     Media,
@@ -46,7 +49,7 @@ from services.publish.exceptions import (
 )
 from services.publish.ledger import Ledger
 from services.publish.models import FINAL_STATES, Reply, ReplyState
-from services.publish.platforms.base import MediaFile, Platform, PostedReply
+from services.publish.platforms.base import MediaFile, Platform, PostedReply, SubtitleTrack
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +76,46 @@ class Retry:
 Outcome = Done | Retry
 
 
-def media_file(media: Media) -> MediaFile:
-    """The local file of an answer's video (``file://`` URI or a path)."""
-    parsed = urlparse(media.uri)
+def _local(uri: str) -> Path:
+    parsed = urlparse(uri)
     if parsed.scheme == "file":
-        path = Path(url2pathname(parsed.path))
-    elif parsed.scheme == "":
-        path = Path(media.uri)
-    else:
-        raise UnsupportedMedia(f"media {media.uri!r} is not a local file (file:// or a path)")
-    return MediaFile(path=path, mime=media.mime, sha256=media.sha256, size=media.bytes)
+        return Path(url2pathname(parsed.path))
+    if parsed.scheme == "":
+        return Path(uri)
+    raise UnsupportedMedia(f"media {uri!r} is not a local file (file:// or a path)")
+
+
+def media_file(media: Media) -> MediaFile:
+    """The local file of a reply's video (``file://`` URI or a path), its alt text and
+    its subtitle files."""
+    return MediaFile(
+        path=_local(media.uri),
+        mime=media.mime,
+        sha256=media.sha256,
+        size=media.bytes,
+        alt_text=media.alt_text,
+        subtitles=tuple(
+            SubtitleTrack(
+                path=_local(s.uri), mime=s.mime, sha256=s.sha256, size=s.bytes, language=s.language
+            )
+            for s in media.subtitles
+        ),
+    )
+
+
+def check_rendition(media: MediaFile, platform: str) -> None:
+    """The file is what ``platform`` takes (its profile: codecs, size, frame rate,
+    duration, fast start): a reply never posts an original the platform would refuse.
+    Blocking (it probes the file): run it in a thread."""
+    try:
+        why = refusals(probe(media.path, thorough=False), profile_for(platform))
+    except (Undecodable, OSError) as exc:
+        raise UnsupportedMedia(f"{media.path.name} cannot be probed: {exc}") from exc
+    if why:
+        raise UnsupportedMedia(
+            f"{media.path.name} is not a video {platform} takes as it is: {'; '.join(why)}"
+            " (the triage web sends the rendition made for the platform)"
+        )
 
 
 def published_message(row: Reply) -> ReplyPublished:
@@ -239,7 +272,9 @@ class Publisher:
         assert row.text is not None
         media_ids = []
         if request.media is not None:
-            media_ids.append(await platform.upload_video(media_file(request.media)))
+            video = media_file(request.media)
+            await asyncio.to_thread(check_rendition, video, request.platform.value)
+            media_ids.append(await platform.upload_video(video))
         posted = await platform.post_reply(
             text=row.text,
             in_reply_to=row.in_reply_to,

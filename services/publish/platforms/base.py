@@ -18,8 +18,20 @@ from services.publish.ratelimit import AccountBudget
 
 
 @dataclass(frozen=True)
+class SubtitleTrack:
+    """A subtitle file on local disk to attach beside the video (SRT or WebVTT)."""
+
+    path: Path
+    mime: str
+    sha256: str
+    size: int
+    #: BCP 47 code of its language.
+    language: str
+
+
+@dataclass(frozen=True)
 class MediaFile:
-    """A video on local disk, as ``answers.recorded`` described it."""
+    """A video on local disk: the rendition made for the reply's platform."""
 
     path: Path
     mime: str
@@ -27,6 +39,10 @@ class MediaFile:
     sha256: str
     #: Size in bytes; checked before anything is sent.
     size: int
+    #: The video's alt text (within the platform's limit).
+    alt_text: str = ""
+    #: Subtitle files to attach (only platforms that take them get any).
+    subtitles: tuple[SubtitleTrack, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Wire format, as documented at docs.joinmastodon.org:
 
-- ``POST /api/v2/media`` multipart ``file`` (and ``description``) → 200 with a
+- ``POST /api/v2/media`` multipart ``file`` and ``description`` (the alt text,
+  ≤ 1500 characters by default: the instance says in ``/api/v2/instance``) → 200 with a
   MediaAttachment when processed synchronously, or 202 with ``url: null`` while
   the full-size file is processed in the background;
 - ``GET /api/v1/media/:id`` → 206 (empty body) while processing, 200 with the
@@ -184,6 +185,7 @@ class MastodonClient:
                 "/api/v2/media",
                 bucket=MEDIA,
                 files={"file": (media.path.name, source, media.mime)},
+                data={"description": media.alt_text} if media.alt_text else None,
                 timeout=self._api.upload_timeout,
             )
         finally:

@@ -10,6 +10,11 @@ Wire format, as documented at docs.x.com (2025 media endpoints):
   {"state", "check_after_secs", "progress_percent"}}}``;
 - ``GET /2/media/upload?command=STATUS&media_id=`` → the same shape, polled
   after ``check_after_secs`` until ``state`` is ``succeeded`` (or ``failed``);
+- ``POST /2/media/metadata`` JSON ``{id, metadata: {alt_text: {text}}}`` (≤ 1000
+  characters): the video's alt text;
+- subtitles: an SRT file uploaded the same chunked way with ``media_category``
+  ``subtitles``, then ``POST /2/media/subtitles`` JSON ``{id, media_category,
+  subtitles: {id, language_code, display_name}}`` ties it to the video;
 - ``POST /2/tweets`` JSON ``{text, reply: {in_reply_to_tweet_id}, media:
   {media_ids}}`` → 201 ``{"data": {"id", "text"}}``;
 - ``GET /2/users/me``, ``GET /2/users/{id}/tweets`` (reconciliation),
@@ -26,6 +31,7 @@ refresh token when one is configured (:mod:`services.publish.platforms.oauth`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,6 +49,7 @@ from services.publish.platforms.base import (
     MediaFile,
     PostedReply,
     StaticToken,
+    SubtitleTrack,
     check_size,
 )
 from services.publish.platforms.http import PlatformHttp, header_int
@@ -64,6 +71,23 @@ TWEETS_CREATE = "tweets_create"
 TWEETS_DELETE = "tweets_delete"
 USERS_ME = "users_me"
 USER_TWEETS = "user_tweets"
+
+#: ``POST /2/media/subtitles`` names the video's category the v1.1 way.
+_CATEGORY_NAMES = {
+    "tweet_video": "TweetVideo",
+    "amplify_video": "AmplifyVideo",
+    "dm_video": "DmVideo",
+}
+#: What a subtitle track is called in X's player menu.
+_LANGUAGE_NAMES = {
+    "EN": "English",
+    "AR": "العربية",
+    "SO": "Soomaali",
+    "SW": "Kiswahili",
+    "FR": "Français",
+    "AM": "አማርኛ",
+    "TI": "ትግርኛ",
+}
 
 #: Longest wait between two STATUS polls, whatever ``check_after_secs`` says.
 MAX_CHECK_AFTER_S = 60.0
@@ -274,7 +298,61 @@ class XClient:
         info = self._api.parse(finalized, _MediaResponse).data.processing_info
         await self._wait_processed(media_id, info)
         log.info("X upload %s ready (%d segments)", media_id, segment)
+        if media.alt_text:
+            await self._api.request(
+                "POST",
+                "/2/media/metadata",
+                bucket=MEDIA_UPLOAD,
+                json={"id": media_id, "metadata": {"alt_text": {"text": media.alt_text[:1000]}}},
+            )
+        for track in media.subtitles:
+            await self._attach_subtitles(media_id, track)
         return media_id
+
+    async def _attach_subtitles(self, video_id: str, track: SubtitleTrack) -> None:
+        """Upload the SRT file (category ``subtitles``) and tie it to the video."""
+        body = await asyncio.to_thread(track.path.read_bytes)
+        if len(body) != track.size or hashlib.sha256(body).hexdigest() != track.sha256:
+            raise self._final(f"subtitles {track.path.name} changed on disk")
+        init = await self._api.request(
+            "POST",
+            "/2/media/upload/initialize",
+            bucket=MEDIA_UPLOAD,
+            json={
+                "media_type": "text/srt",
+                "total_bytes": len(body),
+                "media_category": "subtitles",
+            },
+        )
+        subtitles_id = self._api.parse(init, _MediaResponse).data.id
+        await self._api.request(
+            "POST",
+            f"/2/media/upload/{subtitles_id}/append",
+            bucket=MEDIA_UPLOAD,
+            data={"segment_index": "0"},
+            files={"media": ("subtitles.srt", body, "application/octet-stream")},
+        )
+        await self._api.request(
+            "POST", f"/2/media/upload/{subtitles_id}/finalize", bucket=MEDIA_UPLOAD
+        )
+        language = track.language.split("-")[0].upper()
+        await self._api.request(
+            "POST",
+            "/2/media/subtitles",
+            bucket=MEDIA_UPLOAD,
+            json={
+                "id": video_id,
+                "media_category": _CATEGORY_NAMES.get(
+                    self._settings.x_media_category, self._settings.x_media_category
+                ),
+                "subtitles": {
+                    "id": subtitles_id,
+                    "language_code": language,
+                    "display_name": _LANGUAGE_NAMES.get(language, language),
+                },
+            },
+        )
+        log.info("X subtitles %s (%s) tied to video %s", subtitles_id, language, video_id)
 
     async def _wait_processed(self, media_id: str, info: ProcessingInfo | None) -> None:
         """Poll STATUS, waiting ``check_after_secs`` each time, until ``succeeded``."""
