@@ -107,3 +107,17 @@ class SandboxSettings(ServiceSettings):
     mastodon_max_chars: int = Field(default=500, ge=1)
     #: Refuse an X post whose text repeats a live post of the same account (as X does).
     x_reject_duplicates: bool = True
+    #: Check uploaded videos as the platforms do (X's limits; Mastodon's below, which
+    #: ``GET /api/v2/instance`` publishes): a video they would refuse fails processing
+    #: (X) or the upload (Mastodon).
+    check_media: bool = True
+    #: Mastodon's ``video_size_limit`` (bytes; 99 MiB as mastodon.social).
+    mastodon_video_size_limit: int = Field(default=99 * 1024 * 1024, ge=1024)
+    #: Mastodon's ``video_frame_rate_limit`` (frames per second).
+    mastodon_video_frame_rate_limit: int = Field(default=120, ge=1)
+    #: Mastodon's ``video_matrix_limit`` (pixels in a frame; 3840x2160).
+    mastodon_video_matrix_limit: int = Field(default=8_294_400, ge=1)
+    #: Mastodon's ``description_limit`` (characters of a media description).
+    mastodon_description_limit: int = Field(default=1500, ge=1)
+    #: Longest X alt text (characters).
+    x_max_alt_text: int = Field(default=1000, ge=1)

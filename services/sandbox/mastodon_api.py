@@ -13,7 +13,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
+from services.common.media.profiles import MASTODON, Profile
 from services.sandbox.common import MAX_MEDIA_PER_POST, Api, m_error, route, save_upload
+from services.sandbox.media_check import check_video
 from services.sandbox.state import Account, StoredMedia, StoredPost, is_snowflake, iso
 
 VISIBILITIES = frozenset({"public", "unlisted", "private", "direct"})
@@ -45,7 +47,7 @@ class MastodonApi(Api):
             "remote_url": None,
             "text_url": None,
             "meta": {},
-            "description": None,
+            "description": media.alt_text or None,
             "blurhash": None,
         }
 
@@ -90,6 +92,42 @@ class MastodonApi(Api):
         account, headers = self.ctx.gate(request, "mastodon", "verify_credentials")
         return JSONResponse(self._account(account), headers=headers)
 
+    @route("GET", "/api/v2/instance")
+    async def instance(self) -> Response:
+        """The instance's limits, as Mastodon publishes them (no token needed)."""
+        s = self.settings
+        return JSONResponse(
+            {
+                "domain": "sandbox.invalid",
+                "title": "takeaction sandbox",
+                "version": "4.3.0 (compatible; takeaction sandbox)",
+                "configuration": {
+                    "statuses": {
+                        "max_characters": s.mastodon_max_chars,
+                        "max_media_attachments": MAX_MEDIA_PER_POST,
+                    },
+                    "media_attachments": {
+                        "supported_mime_types": sorted(
+                            {"video/mp4", "video/quicktime", "video/webm", "image/jpeg"}
+                        ),
+                        "description_limit": s.mastodon_description_limit,
+                        "video_size_limit": s.mastodon_video_size_limit,
+                        "video_frame_rate_limit": s.mastodon_video_frame_rate_limit,
+                        "video_matrix_limit": s.mastodon_video_matrix_limit,
+                    },
+                },
+            }
+        )
+
+    def profile(self) -> Profile:
+        s = self.settings
+        return MASTODON.with_limits(
+            max_bytes=s.mastodon_video_size_limit,
+            max_fps=float(s.mastodon_video_frame_rate_limit),
+            max_pixels=s.mastodon_video_matrix_limit,
+            alt_text_max=s.mastodon_description_limit,
+        )
+
     @route("POST", "/api/v2/media")
     async def upload(self, request: Request) -> Response:
         account, headers = self.ctx.gate(request, "mastodon", "media")
@@ -106,11 +144,25 @@ class MastodonApi(Api):
                 )
             if (upload.size or 0) > self.settings.max_media_bytes:
                 raise m_error(422, "Validation failed: File file size is too big")
+            description = form.get("description")
+            description = description if isinstance(description, str) else ""
+            if len(description) > self.settings.mastodon_description_limit:
+                limit = self.settings.mastodon_description_limit
+                raise m_error(
+                    422, f"Validation failed: Description is too long (maximum is {limit})"
+                )
             media = self.state.new_media("mastodon", account.id, mime, None)
+            media.alt_text = description
             media.size, media.sha256 = await asyncio.to_thread(save_upload, upload.file, media.path)
         if media.size == 0:
             self.state.media.pop(("mastodon", media.id), None)
             raise m_error(422, "Validation failed: File can't be blank")
+        if mime.startswith("video/") and self.settings.check_media:
+            media.facts, why = await asyncio.to_thread(check_video, media.path, self.profile())
+            if why is not None:
+                self.state.media.pop(("mastodon", media.id), None)
+                media.path.unlink(missing_ok=True)
+                raise m_error(422, f"Validation failed: File {why}")
         self.state.start_processing(media)
         done = mime.startswith("image/") and media.state_at(self.ctx.clock()) == "succeeded"
         return JSONResponse(

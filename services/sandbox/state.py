@@ -72,6 +72,15 @@ class StoredMedia:
     #: Segment index → bytes received (X chunked uploads).
     segments: dict[int, int] = field(default_factory=dict)
     attached_to: str | None = None
+    #: X's ``media_category`` (``subtitles`` for a subtitle file).
+    category: str | None = None
+    #: What the probe found in a video (codecs, size, frame rate, duration, fast start).
+    facts: dict[str, Any] = field(default_factory=dict)
+    #: Why the platform refused it (processing fails with this message).
+    refusal: str | None = None
+    alt_text: str = ""
+    #: Subtitle files tied to this video: ``{id, language_code, display_name, cues}``.
+    subtitles: list[dict[str, Any]] = field(default_factory=list)
 
     def state_at(self, now: float) -> MediaState:
         if self.state == "processing" and now >= self.ready_at:
@@ -86,6 +95,9 @@ class StoredMedia:
             "sha256": self.sha256,
             "url": f"{public_url}/sandbox/media/{self.platform}/{self.id}",
             "file": self.path.name,
+            "alt_text": self.alt_text,
+            "subtitles": self.subtitles,
+            "facts": self.facts,
         }
 
 

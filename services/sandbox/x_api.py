@@ -1,5 +1,7 @@
-"""The sandbox's X API v2 subset: chunked media upload, posts, the account's
-timeline (reconciliation) and deletion, with X's validation and error shapes."""
+"""The sandbox's X API v2 subset: chunked media upload (videos checked against X's
+limits: a video X would refuse fails processing with the reason), alt text and
+subtitles of a video, posts, the account's timeline (reconciliation) and deletion,
+with X's validation and error shapes."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
+from services.common.media.profiles import X
 from services.sandbox.common import (
     MAX_MEDIA_PER_POST,
     Api,
@@ -22,6 +25,7 @@ from services.sandbox.common import (
     x_invalid,
     x_problem,
 )
+from services.sandbox.media_check import check_subtitles, check_video
 from services.sandbox.state import Account, StoredMedia, StoredPost, is_snowflake, iso
 
 MEDIA_TYPES = frozenset(
@@ -108,7 +112,11 @@ class XApi(Api):
             data["processing_info"] = {
                 "state": "failed",
                 "progress_percent": 100,
-                "error": {"code": 1, "name": "InvalidMedia", "message": "Unsupported video"},
+                "error": {
+                    "code": 1,
+                    "name": "InvalidMedia",
+                    "message": media.refusal or "Unsupported video",
+                },
             }
         return data
 
@@ -136,6 +144,7 @@ class XApi(Api):
         if total > self.settings.max_media_bytes:
             raise x_invalid("total_bytes", f"total_bytes exceeds {self.settings.max_media_bytes}")
         media = self.state.new_media("x", account.id, str(media_type), total)
+        media.category = str(category) if category is not None else None
         self.state.parts_dir(media).mkdir(parents=True, exist_ok=True)
         data = {"id": media.id, "media_key": f"7_{media.id}", "expires_after_secs": EXPIRES_AFTER_S}
         return JSONResponse({"data": data}, headers=headers)
@@ -193,7 +202,72 @@ class XApi(Api):
                 assemble, self.state.parts_dir(media), indexes, media.path
             )
             self.state.start_processing(media)
+            await self._check(media)
         return JSONResponse({"data": self._media_data(media)}, headers=headers)
+
+    async def _check(self, media: StoredMedia) -> None:
+        """What X checks while it processes: a video against its limits, subtitles parse."""
+        if not self.settings.check_media:
+            return
+        if media.category == "subtitles":
+            cues, why = await asyncio.to_thread(check_subtitles, media.path)
+            media.facts = {"cues": cues}
+        elif media.mime.startswith("video/"):
+            media.facts, why = await asyncio.to_thread(check_video, media.path, X)
+        else:
+            return
+        if why is not None:
+            media.refusal = why
+            media.fails = True
+
+    @route("POST", "/2/media/metadata")
+    async def metadata(self, request: Request) -> Response:
+        account, headers = self.ctx.gate(request, "x", "media_upload")
+        body = await self.ctx.json_body(request, "x")
+        media = self._upload(str(body.get("id", "")), account)
+        metadata = body.get("metadata")
+        alt = metadata.get("alt_text") if isinstance(metadata, dict) else None
+        text = alt.get("text") if isinstance(alt, dict) else None
+        if not isinstance(text, str):
+            raise x_invalid("metadata.alt_text.text", "metadata.alt_text.text is required")
+        if len(text) > self.settings.x_max_alt_text:
+            limit = self.settings.x_max_alt_text
+            raise x_invalid("metadata.alt_text.text", f"alt text is longer than {limit}")
+        media.alt_text = text
+        data = {"id": media.id, "associated_metadata": {"alt_text": {"text": text}}}
+        return JSONResponse({"data": data}, headers=headers)
+
+    @route("POST", "/2/media/subtitles")
+    async def subtitles(self, request: Request) -> Response:
+        account, headers = self.ctx.gate(request, "x", "media_upload")
+        body = await self.ctx.json_body(request, "x")
+        video = self._upload(str(body.get("id", "")), account)
+        given = body.get("subtitles")
+        if not isinstance(given, dict):
+            raise x_invalid("subtitles", "subtitles {id, language_code, display_name} is required")
+        track = self._upload(str(given.get("id", "")), account)
+        now = self.ctx.clock()
+        if track.category != "subtitles" or track.state_at(now) != "succeeded":
+            raise x_invalid("subtitles.id", "not a processed upload of category subtitles")
+        if not video.mime.startswith("video/") or video.state_at(now) != "succeeded":
+            raise x_invalid("id", "not a processed video")
+        language = str(given.get("language_code") or "")
+        if not 2 <= len(language) <= 8:
+            raise x_invalid("subtitles.language_code", "a BCP 47 language code is required")
+        video.subtitles.append(
+            {
+                "id": track.id,
+                "language_code": language,
+                "display_name": str(given.get("display_name") or language),
+                "cues": track.facts.get("cues", 0),
+            }
+        )
+        data = {
+            "id": video.id,
+            "media_category": body.get("media_category"),
+            "associated_subtitles": video.subtitles,
+        }
+        return JSONResponse({"data": data}, headers=headers)
 
     @route("GET", "/2/media/upload")
     async def status(self, request: Request) -> Response:
