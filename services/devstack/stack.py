@@ -70,6 +70,7 @@ def services(
     web = port_base["triage_web"]
     sandbox = port_base["sandbox"]
     publish = port_base["publish"]
+    media = port_base["media"]
     sandbox_url = f"http://127.0.0.1:{sandbox}"
     platform_tokens = {
         name: credentials[name]
@@ -132,6 +133,25 @@ def services(
             urls=(
                 f'sandbox platform  {sandbox_url}/  (the replies "posted"; not X, not Mastodon)',
                 f"sandbox posts     {sandbox_url}/sandbox/posts",
+            ),
+        ),
+        # After the web (it migrates the job table) and the sandbox (its Mastodon limits).
+        ProcessSpec(
+            name="media",
+            argv=(sys.executable, "-m", "services.media"),
+            port=media,
+            health_path="/readyz",
+            env={
+                "MEDIA_HOST": "127.0.0.1",
+                "MEDIA_PORT": str(media),
+                "MEDIA_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'triage' / 'triage.db'}",
+                "MEDIA_MEDIA_DIR": str(var / "triage" / "media"),
+                "MEDIA_WHISPER_MODEL_DIR": str(var / "models" / "whisper-base"),
+                "MEDIA_MASTODON_INSTANCE_URL": sandbox_url,
+            },
+            urls=(
+                f"media worker      http://127.0.0.1:{media}/readyz  (posters, transcripts,"
+                " renditions)",
             ),
         ),
         ProcessSpec(
@@ -497,6 +517,7 @@ PORT_OPTIONS = (
     ("--triage-port", "TRIAGE_PORT", "8000", "triage_web"),
     ("--publish-port", "PUBLISH_PORT", "8002", "publish"),
     ("--sandbox-port", "PUBLISH_SANDBOX_PORT", "8003", "sandbox"),
+    ("--media-port", "MEDIA_PORT", "8011", "media"),
 )
 
 

