@@ -6,9 +6,11 @@ the clip fixtures in ``tests/conftest.py`` make each once per session."""
 
 from __future__ import annotations
 
+import functools
 import heapq
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +27,7 @@ def _frames(spec: str, kind: str) -> Iterator[Any]:
         yield from source.decode(**{kind: 0})
 
 
-def make_clip(  # noqa: PLR0913, PLR0917 - a test helper's knobs
+def make_clip(
     path: Path,
     *,
     size: tuple[int, int] = (160, 120),
@@ -170,3 +172,45 @@ def phone_clips(folder: Path) -> dict[str, Path]:
     }
     clips["truncated_mp4"] = truncate(clips["h264_mp4"], folder / "cut.mp4")
     return clips
+
+
+@functools.lru_cache(maxsize=4)
+def _base(kind: str) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        if kind == "rendition":  # what a platform takes: H.264 High, AAC, moov first
+            path = make_clip(
+                Path(folder) / "r.mp4", size=(32, 24), fps=5, seconds=0.6, faststart=True
+            )
+        else:
+            path = make_clip(Path(folder) / "v.mp4", size=(64, 48), fps=10, seconds=1.0)
+        return path.read_bytes()
+
+
+def padded(video: bytes, size: int) -> bytes:
+    """``video`` grown to ``size`` bytes by a trailing ``free`` box (players skip it)."""
+    if size <= len(video):
+        return video
+    filler = size - len(video)
+    if filler < 8:
+        raise ValueError(f"cannot pad by {filler} bytes: a box is at least 8")
+    return video + filler.to_bytes(4, "big") + b"free" + bytes(filler - 8)
+
+
+def video_bytes(size: int = 0) -> bytes:
+    """A real, tiny MP4 answer (1 s, 64x48, H.264 and AAC), padded to ``size`` bytes."""
+    return padded(_base("answer"), size)
+
+
+def rendition_bytes(size: int = 0) -> bytes:
+    """A real, tiny video every platform takes as it is, padded to ``size`` bytes."""
+    return padded(_base("rendition"), size)
+
+
+@functools.lru_cache(maxsize=1)
+def long_answer_bytes(seconds: float = 150.0) -> bytes:
+    """A real answer longer than X takes (tiny picture, two frames a second)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = make_clip(
+            Path(folder) / "long.mp4", size=(32, 24), fps=2, seconds=seconds, arate=8000
+        )
+        return path.read_bytes()

@@ -230,6 +230,7 @@ class Uploads:
         expiry_s: float,
         types: Iterable[str] = VIDEO_TYPES,
         min_duration_s: float = 0.5,
+        prober: Callable[[Path], MediaInfo] = probe,
     ) -> None:
         self.types = tuple(types)
         if unknown := set(self.types) - _VIDEO.keys():
@@ -241,6 +242,7 @@ class Uploads:
         self.chunk_max_bytes = chunk_max_bytes
         self.expiry = timedelta(seconds=expiry_s)
         self.min_duration_s = min_duration_s
+        self.prober = prober
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @classmethod
@@ -426,7 +428,7 @@ class Uploads:
         """What the video is (in a worker thread); ``UndecodableMedia`` for a file FFmpeg
         cannot decode or that is cut short, ``InvalidUpload`` for one too short to answer."""
         try:
-            info = await _run(probe, path)
+            info = await _run(self.prober, path)
         except Undecodable as exc:
             raise UndecodableMedia(str(exc)) from None
         if info.duration_s < self.min_duration_s:

@@ -5,7 +5,6 @@ checked instead)."""
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +29,11 @@ from services.triage.web.deps import TriageRuntime
 from services.triage.web.models import Role
 from services.triage.web.store import Actor
 from tests.helpers.db import KINDS, empty_database
+from tests.helpers.media import long_answer_bytes, video_bytes
+from tests.triage.web.helpers.media import SPOKEN, run_media_jobs
 from tests.triage.web.helpers.store import ClassifiedFactory, classified_factory, outbox
 
 PASSWORD = "correct horse battery staple"
-
-
-def video_bytes(size: int = 300_000) -> bytes:
-    """A synthetic MP4: an ``ftyp`` box, then noise."""
-    return b"\x00\x00\x00\x18ftypmp42" + os.urandom(size - 12)
 
 
 @dataclass
@@ -304,7 +300,7 @@ async def _assigned(web: Web, **overrides: Any) -> str:
 
 async def test_resumable_upload_survives_a_dropped_connection(web: Web) -> None:
     question = await _assigned(web)
-    video = video_bytes()
+    video = video_bytes(300_000)
     created = await web.call(
         "team-a",
         "POST",
@@ -379,7 +375,7 @@ async def test_resumable_upload_survives_a_dropped_connection(web: Web) -> None:
 
 async def test_multipart_answer_without_consent_stores_nothing(web: Web, tmp_path: Path) -> None:
     question = await _assigned(web)
-    files = {"video": ("a.mp4", video_bytes(), "video/mp4")}
+    files = {"video": ("a.mp4", video_bytes(300_000), "video/mp4")}
     refused = await web.call(
         "team-a", "POST", f"/api/questions/{question}/answer", files=files, data={"language": "en"}
     )
@@ -399,7 +395,7 @@ async def test_multipart_answer_without_consent_stores_nothing(web: Web, tmp_pat
 async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(web: Web) -> None:
     question = await _assigned(web, cluster_id="c-school")
     twin = await web.ingest(cluster_id="c-school")
-    files = {"video": ("a.mp4", video_bytes(), "video/mp4")}
+    files = {"video": ("a.mp4", video_bytes(300_000), "video/mp4")}
     data = {
         "language": "en",
         "consent_given_by": "Amina",
@@ -414,6 +410,10 @@ async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(w
     assert (
         await web.call("team-a", "POST", f"/api/questions/{question}/answer/approve")
     ).status_code == 403
+    early = await web.call("mod1", "POST", f"/api/questions/{question}/answer/approve")
+    assert early.status_code == 409  # the X rendition is not made yet
+    assert "X version" in early.json()["error"]["message"]
+    await run_media_jobs(web.runtime.store)
     approved = await web.call("mod1", "POST", f"/api/questions/{question}/answer/approve")
     assert approved.status_code == 200, approved.text
     assert {r["question_id"] for r in approved.json()} == {question, twin}
@@ -428,7 +428,7 @@ async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(w
 
 async def test_an_answer_can_be_sent_back(web: Web) -> None:
     question = await _assigned(web)
-    files = {"video": ("a.mp4", video_bytes(), "video/mp4")}
+    files = {"video": ("a.mp4", video_bytes(300_000), "video/mp4")}
     data = {"language": "en", "consent_given_by": "Amina", "consent_scope": "public"}
     await web.call("team-a", "POST", f"/api/questions/{question}/answer", files=files, data=data)
     sent_back = await web.call(
@@ -609,3 +609,118 @@ async def test_readiness_fails_while_the_database_is_unreachable(web: Web) -> No
     assert ready.status_code == 503
     assert ready.json()["database"]["connected"] is False
     assert (await web.client.get("/readyz")).status_code == 200
+
+
+# --- answer media -------------------------------------------------------------------
+
+ANSWER = {"language": "en", "consent_given_by": "Amina", "consent_scope": "public"}
+
+
+async def _answer(web: Web, question: str, video: bytes, **fields: str) -> httpx.Response:
+    files = {"video": ("a.mp4", video, "video/mp4")}
+    return await web.call(
+        "team-a",
+        "POST",
+        f"/api/questions/{question}/answer",
+        files=files,
+        data={**ANSWER, **fields},
+    )
+
+
+async def test_a_truncated_mp4_is_refused_at_upload_as_undecodable(web: Web) -> None:
+    question = await _assigned(web)
+    whole = video_bytes()
+    cut = whole[: len(whole) * 6 // 10]
+
+    refused = await _answer(web, question, cut)
+
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "undecodable_media"
+    assert "cannot be decoded" in refused.json()["error"]["message"]
+    created = await web.call(
+        "team-a",
+        "POST",
+        f"/api/questions/{question}/uploads",
+        json={"size": len(cut), "mime": "video/mp4", "sha256": hashlib.sha256(cut).hexdigest()},
+    )
+    upload = created.json()["upload_id"]
+    await web.call(
+        "team-a", "PATCH", f"/api/uploads/{upload}", content=cut, headers={"Upload-Offset": "0"}
+    )
+    finish = await web.call("team-a", "POST", f"/api/uploads/{upload}/answer", json=ANSWER)
+    assert finish.status_code == 422
+    assert finish.json()["error"]["code"] == "undecodable_media"
+    assert (await web.call("team-a", "GET", f"/api/uploads/{upload}")).status_code == 404
+    listed = await web.call("team-a", "GET", f"/api/questions/{question}/answers")
+    assert listed.json() == []
+
+
+async def test_an_answer_longer_than_x_takes_is_flagged_at_upload_then_trimmed(web: Web) -> None:
+    question = await _assigned(web)
+
+    answered = await _answer(web, question, long_answer_bytes())
+
+    assert answered.status_code == 201, answered.text
+    media = answered.json()["media"]
+    assert [f["message"] for f in media["flags"]] == ["X: at most 140 s; this answer is 2:30"]
+    assert media["info"]["duration_s"] == pytest.approx(150, abs=1)
+    answer = answered.json()["id"]
+    assert (
+        await web.call("team-a", "POST", f"/api/answers/{answer}/trim", json={"end_s": 120})
+    ).status_code == 403  # a moderator's cut
+    await run_media_jobs(web.runtime.store)
+    listed = (await web.call("mod1", "GET", f"/api/questions/{question}/answers")).json()
+    [x] = listed[0]["media"]["renditions"]
+    assert (x["platform"], x["state"]) == ("x", "needs_trim")
+
+    trimmed = await web.call(
+        "mod1", "POST", f"/api/answers/{answer}/trim", json={"start_s": 5, "end_s": 125}
+    )
+
+    assert trimmed.status_code == 200, trimmed.text
+    assert (trimmed.json()["trim_start_s"], trimmed.json()["trim_end_s"]) == (5, 125)
+    assert trimmed.json()["media"]["flags"] == []
+    await run_media_jobs(web.runtime.store)
+    approved = await web.call("mod1", "POST", f"/api/questions/{question}/answer/approve")
+    assert approved.status_code == 200, approved.text
+    timeline = (await web.call("mod1", "GET", f"/api/questions/{question}/timeline")).json()
+    assert "answer_trimmed" in [e["event"] for e in timeline]
+
+
+async def test_transcript_poster_and_edits_through_the_api(web: Web) -> None:
+    question = await _assigned(web)
+    answered = await _answer(web, question, video_bytes())
+    answer = answered.json()["id"]
+    assert answered.json()["transcript_source"] == ""
+    assert (await web.call("team-a", "GET", f"/api/answers/{answer}/poster")).status_code == 404
+
+    await run_media_jobs(web.runtime.store)
+
+    [listed] = (await web.call("team-a", "GET", f"/api/questions/{question}/answers")).json()
+    assert (listed["transcript"], listed["transcript_source"]) == (SPOKEN, "machine")
+    assert listed["media"]["ready"] is True
+    poster = await web.call("team-a", "GET", listed["media"]["poster_url"])
+    assert (poster.status_code, poster.headers["content-type"]) == (200, "image/jpeg")
+    edited = await web.call(
+        "team-a",
+        "PUT",
+        f"/api/answers/{answer}/transcript",
+        json={"transcript": "We need clean water.", "translation": "We need clean water."},
+    )
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["transcript_source"] == "edited"
+    assert (
+        await web.call("team-b", "PUT", f"/api/answers/{answer}/transcript", json={})
+    ).status_code == 403
+    vtt = "WEBVTT\n\n00:00.000 --> 00:00.900\nWe need water.\n"
+    given = await web.call(
+        "team-a",
+        "POST",
+        f"/api/answers/{answer}/subtitles",
+        content=vtt.encode(),
+        headers={"Content-Type": "text/vtt"},
+    )
+    assert given.status_code == 200, given.text
+    status = await web.call("mod1", "GET", f"/api/answers/{answer}/media")
+    # X takes the subtitles beside the video: its rendition is not made again for new words.
+    assert status.json()["renditions"][0]["state"] == "done"

@@ -18,6 +18,8 @@ from urllib.request import url2pathname
 
 import pytest
 
+from services.common.media.probe import probe
+from services.common.media.profiles import MediaInfo
 from services.common.messages import utcnow
 from services.triage.web import media
 from services.triage.web.config import WebSettings
@@ -26,6 +28,7 @@ from services.triage.web.exceptions import (
     InvalidUpload,
     OffsetMismatch,
     TooLarge,
+    UndecodableMedia,
     UnknownMedia,
     UnknownUpload,
     UnsupportedMedia,
@@ -33,6 +36,7 @@ from services.triage.web.exceptions import (
     UploadIncomplete,
 )
 from services.triage.web.media import LocalMediaStore, StoredMedia, Uploads, UploadState
+from tests.helpers.media import video_bytes
 
 MAX_BYTES = 4096
 CHUNK_MAX = 1024
@@ -40,6 +44,22 @@ EXPIRY_S = 3600
 
 MP4_HEAD = (24).to_bytes(4, "big") + b"ftypisom" + b"\x00\x00\x02\x00" + b"isommp42"
 WEBM_HEAD = b"\x1a\x45\xdf\xa3" + b"\x9f\x42\x86\x81\x01"
+
+
+#: What the stand-in probe says of every file (the real probe has tests of its own below).
+PROBED = MediaInfo(
+    container="mov,mp4,m4a,3gp,3g2,mj2",
+    duration_s=3.0,
+    width=1080,
+    height=1920,
+    fps=30.0,
+    video_codec="h264",
+    bytes=1,
+)
+
+
+def probed(_: Path) -> MediaInfo:
+    return PROBED
 
 
 def video(size: int = 2500, head: bytes = MP4_HEAD, seed: int = 0) -> bytes:
@@ -80,6 +100,7 @@ def make_uploads(tmp_path: Path, store: LocalMediaStore) -> Callable[..., Upload
             "max_bytes": MAX_BYTES,
             "chunk_max_bytes": CHUNK_MAX,
             "expiry_s": EXPIRY_S,
+            "prober": probed,
             **overrides,
         }
         return Uploads(tmp_path, **options)
@@ -151,7 +172,8 @@ async def test_a_dropped_connection_resumes_from_the_offset_status_reports(
     assert stored.uri.startswith("file:///")
     assert file_of(stored.uri).read_bytes() == data
     assert file_of(stored.uri) == await uploads.store.path(stored.key)
-    assert stored.media(duration_s=12.5).sha256 == sha(data)
+    assert stored.media().sha256 == sha(data)
+    assert stored.media().duration_s == PROBED.duration_s
     assert not (tmp_path / "uploads" / state.id / "data").exists()
 
 
@@ -639,7 +661,12 @@ async def test_put_stream_stores_a_whole_video(
     )
 
     assert stored == StoredMedia(
-        key=stored.key, uri=stored.uri, mime="video/webm", bytes=len(data), sha256=sha(data)
+        key=stored.key,
+        uri=stored.uri,
+        mime="video/webm",
+        bytes=len(data),
+        sha256=sha(data),
+        info=PROBED,
     )
     assert stored.key.endswith(".webm")
     assert file_of(stored.uri).read_bytes() == data
@@ -696,6 +723,62 @@ async def test_put_stream_keeps_nothing_from_a_dropped_connection(
     with pytest.raises(ConnectionResetError):
         await uploads.put_stream(body(video(500), drop=True), mime="video/mp4")
     assert upload_dir_entries(tmp_path) == []
+
+
+# --- the probe (real: FFmpeg through PyAV) ---------------------------------------------
+
+
+@pytest.fixture
+def probing(make_uploads: Callable[..., Uploads]) -> Uploads:
+    return make_uploads(prober=probe, max_bytes=4 * 1024 * 1024, chunk_max_bytes=1024 * 1024)
+
+
+async def test_complete_probes_the_video_and_keeps_what_it_found(probing: Uploads) -> None:
+    data = video_bytes()
+    state = await create(probing, data)
+    await probing.append(state.id, 0, body(data))
+
+    stored = await probing.complete(state.id)
+
+    assert stored.info is not None
+    assert (stored.info.video_codec, stored.info.audio_codec) == ("h264", "aac")
+    assert stored.info.duration_s == pytest.approx(1.0, abs=0.1)
+    assert stored.media().duration_s == stored.info.duration_s
+    assert (await probing.complete(state.id)).info == stored.info  # done.json keeps it
+
+
+async def test_a_file_cut_short_is_refused_at_completion_and_nothing_is_kept(
+    probing: Uploads, tmp_path: Path
+) -> None:
+    data = video_bytes()[: len(video_bytes()) * 6 // 10]  # the moov box is at the end: lost
+    state = await create(probing, data)
+    await probing.append(state.id, 0, body(data))
+
+    with pytest.raises(UndecodableMedia, match="cannot be decoded"):
+        await probing.complete(state.id)
+
+    assert upload_dir_entries(tmp_path) == []
+    assert objects(tmp_path) == []
+    with pytest.raises(UnknownUpload):
+        await probing.status(state.id)
+
+
+async def test_put_stream_refuses_what_does_not_decode_and_keeps_nothing(
+    probing: Uploads, tmp_path: Path
+) -> None:
+    with pytest.raises(UndecodableMedia):
+        await probing.put_stream(body(video(5000)), mime="video/mp4")
+    assert upload_dir_entries(tmp_path) == []
+    assert objects(tmp_path) == []
+
+
+async def test_a_video_too_short_to_be_an_answer_is_refused(
+    make_uploads: Callable[..., Uploads], tmp_path: Path
+) -> None:
+    uploads = make_uploads(prober=probe, max_bytes=1 << 22, min_duration_s=2.0)
+    with pytest.raises(InvalidUpload, match=r"1\.0 s long; an answer is at least 2 s"):
+        await uploads.put_stream(body(video_bytes()), mime="video/mp4")
+    assert objects(tmp_path) == []
 
 
 # --- configuration ----------------------------------------------------------------

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from services.common.codec import decode
+from services.common.media.profiles import MediaInfo
 from services.common.messages import (
     Decision,
     MentionClassified,
@@ -26,9 +27,18 @@ from services.common.messages import (
     Scores,
 )
 from services.triage.web.db import migrate
-from services.triage.web.models import AuditEntry, OutboxMessage, QuestionEvent, Role, Team, User
-from services.triage.web.store import Actor, StoredAnswer, TriageStore
+from services.triage.web.models import (
+    AuditEntry,
+    OutboxMessage,
+    QuestionEvent,
+    Reply,
+    Role,
+    Team,
+    User,
+)
+from services.triage.web.store import Actor, MediaPolicy, StoredAnswer, TriageStore
 from tests.helpers.db import empty_database
+from tests.triage.web.helpers.media import run_media_jobs
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -59,6 +69,7 @@ async def migrated_store(
 ) -> AsyncIterator[TriageStore]:
     async with empty_database(kind, tmp_path) as (engine, _, _):
         await migrate(engine)
+        options.setdefault("media_policy", MediaPolicy(media_dir=tmp_path / "media"))
         yield TriageStore(engine, clock=clock, **options)
 
 
@@ -117,14 +128,35 @@ class Desk:
         await self.store.answers.record(question_id, member, stored_answer())
         return question_id
 
+    async def approve(self, question_id: str, moderator: Actor) -> list[Reply]:
+        """The media worker's jobs done (stand-ins), then the answer approved."""
+        await run_media_jobs(self.store)
+        return await self.store.answers.approve(question_id, moderator)
+
     async def answered(self, team: Team, moderator: Actor, member: Actor) -> tuple[str, str]:
         """(question id, reply id) of a question whose answer was approved."""
         question_id = await self.recorded(team, moderator, member)
-        [reply] = await self.store.answers.approve(question_id, moderator)
+        [reply] = await self.approve(question_id, moderator)
         return question_id, reply.reply_id
 
 
 _answers = itertools.count(1)
+
+
+def probed(**overrides: Any) -> MediaInfo:
+    """What the probe would say of a phone's portrait answer."""
+    fields: dict[str, Any] = {
+        "container": "mov,mp4,m4a,3gp,3g2,mj2",
+        "duration_s": 42.0,
+        "width": 1920,
+        "height": 1080,
+        "rotation": -90,
+        "fps": 60.0,
+        "video_codec": "hevc",
+        "audio_codec": "aac",
+        "bytes": 1000,
+    }
+    return MediaInfo(**{**fields, **overrides})
 
 
 def stored_answer(**overrides: Any) -> StoredAnswer:
@@ -139,7 +171,7 @@ def stored_answer(**overrides: Any) -> StoredAnswer:
         "language": "en",
         "consent_given_by": f"speaker-{n}",
         "consent_scope": "campaign-social",
-        "duration_s": 42.0,
+        "info": probed(duration_s=42.0),
     }
     fields.update(overrides)
     return StoredAnswer(**fields)

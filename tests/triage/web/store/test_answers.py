@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+from pathlib import Path
+from urllib.request import url2pathname
+
 import pytest
 from sqlalchemy import select
 
@@ -29,6 +34,7 @@ from services.triage.web.models import (
     Team,
 )
 from services.triage.web.store import Actor, TriageStore
+from tests.helpers.media import rendition_bytes
 from tests.triage.web.helpers.store import (
     Desk,
     all_events,
@@ -148,7 +154,7 @@ async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(
     )
     desk.clock.advance(minutes=5)
 
-    replies = await desk.store.answers.approve(main, mod_a)
+    replies = await desk.approve(main, mod_a)
     _, consent = await desk.store.answers.get(answer.id)
     assert consent is not None
 
@@ -183,8 +189,15 @@ async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(
             "fr",
             "mod-a",
         )
+        # The rendition made for the asker's platform (X here), never the original.
         assert message.media is not None
-        assert message.media.sha256 == answer.sha256
+        assert message.media.sha256 == hashlib.sha256(rendition_bytes()).hexdigest()
+        assert message.media.sha256 != answer.sha256
+        assert message.media.alt_text == "We miss the sea."
+        [subtitles] = message.media.subtitles  # X takes a subtitle file beside the video
+        assert subtitles.language == "en"  # the askers wrote in English: the translation
+        srt = await asyncio.to_thread(Path(url2pathname(subtitles.uri[7:])).read_bytes)
+        assert b"We need clean water" in srt
         assert (message.consent.speaker_ref, message.consent.recorded_by) == (
             consent.given_by,
             "member-a",
@@ -208,10 +221,10 @@ async def test_approving_again_requests_nothing_new(
 ) -> None:
     main = await desk.recorded(camp_a, mod_a, member_a, cluster_id="c")
     await desk.ingest(cluster_id="c")
-    first = await desk.store.answers.approve(main, mod_a)
+    first = await desk.approve(main, mod_a)
     messages = len(await all_outbox(desk.store))
 
-    again = await desk.store.answers.approve(main, mod_a)
+    again = await desk.approve(main, mod_a)
     assert sorted(r.reply_id for r in again) == sorted(r.reply_id for r in first)
     assert len(await all_outbox(desk.store)) == messages
     assert len(first) == 2
@@ -226,7 +239,7 @@ async def test_approving_closes_the_other_askers_team_work(
 ) -> None:
     main = await desk.recorded(camp_a, mod_a, member_a, cluster_id="c")
     also_given = await desk.assigned(camp_b, mod_a, cluster_id="c")
-    await desk.store.answers.approve(main, mod_a)
+    await desk.approve(main, mod_a)
     assert await desk.status(also_given) == "answered"
     assert (
         await desk.store.teams.feed("camp-b", mod_a) == []
@@ -242,13 +255,13 @@ async def test_approving_leaves_another_asker_s_own_recorded_answer_for_review(
     main = await desk.recorded(camp_a, mod_a, member_a, cluster_id="c")
     own = await desk.recorded(camp_a, mod_a, member_a, cluster_id="c")
 
-    replies = await desk.store.answers.approve(main, mod_a)
+    replies = await desk.approve(main, mod_a)
 
     assert [r.question_id for r in replies] == [main]
     assert await desk.status(own) == "recorded"
     [(pending, _, _)] = await desk.store.answers.pending()
     assert pending.question_id == own
-    own_replies = await desk.store.answers.approve(own, mod_a)
+    own_replies = await desk.approve(own, mod_a)
     assert [r.question_id for r in own_replies] == [own]
     assert await desk.status(own) == "answered"
 
@@ -258,11 +271,11 @@ async def test_an_answer_cannot_be_approved_before_it_is_recorded(
 ) -> None:
     question_id = await desk.assigned(camp_a, mod_a)
     with pytest.raises(Conflict, match="no answer"):
-        await desk.store.answers.approve(question_id, mod_a)
+        await desk.approve(question_id, mod_a)
     with pytest.raises(Conflict, match="no answer"):
         await desk.store.answers.send_back(question_id, mod_a, "")
     with pytest.raises(NotFound):
-        await desk.store.answers.approve("nope", mod_a)
+        await desk.approve("nope", mod_a)
     with pytest.raises(NotFound):
         await desk.store.answers.get("nope")
 
@@ -277,7 +290,7 @@ async def test_withdrawn_consent_stops_the_approval(
         consent.withdrawn_at = desk.store.clock()
         await session.commit()
     with pytest.raises(ConsentMissing):
-        await desk.store.answers.approve(question_id, mod_a)
+        await desk.approve(question_id, mod_a)
     assert await desk.status(question_id) == "recorded"
     assert topics.REPLIES_REQUESTED not in await outbox_topics(desk.store)
 
@@ -306,10 +319,10 @@ async def test_returning_an_answer_sends_the_question_back_to_the_team(
         "too dark, please film again",
     )
     with pytest.raises(Conflict):
-        await desk.store.answers.approve(question_id, mod_a)
+        await desk.approve(question_id, mod_a)
 
     await desk.store.answers.record(question_id, member_a, stored_answer())  # filmed again
-    assert len(await desk.store.answers.approve(question_id, mod_a)) == 1
+    assert len(await desk.approve(question_id, mod_a)) == 1
     with pytest.raises(Conflict, match="cannot be sent back"):
         await desk.store.answers.send_back(question_id, mod_a, "too late")
 
