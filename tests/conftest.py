@@ -22,6 +22,7 @@ from services.common.messages import Author, MentionReceived, Platform, Source, 
 from services.devstack.broker import EmbeddedBroker, free_port
 from services.sandbox import SandboxSettings, create_app
 from tests.helpers import ROOT
+from tests.helpers.media import phone_clips
 from tests.helpers.sandbox import FakeClock, SandboxServer, sandbox_fields
 
 
@@ -160,3 +161,12 @@ def sandbox(_module_sandbox: SandboxServer, clock: FakeClock) -> SandboxServer:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
         yield client
+
+
+# --- videos --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def phone_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One small clip of each kind phones send, and an MP4 cut short (made once)."""
+    return phone_clips(tmp_path_factory.mktemp("phone-videos"))

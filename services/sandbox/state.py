@@ -313,7 +313,7 @@ class SandboxState:
 
     def start_processing(self, media: StoredMedia) -> None:
         faults = self.platform_faults(media.platform)
-        media.fails = self.take_media_failure(media.platform)
+        media.fails = media.fails or self.take_media_failure(media.platform)
         media.state = "processing"
         media.ready_at = self.clock() + faults.media_processing_s
         media.state_at(self.clock())

@@ -201,8 +201,8 @@ class XApi(Api):
             media.size, media.sha256 = await asyncio.to_thread(
                 assemble, self.state.parts_dir(media), indexes, media.path
             )
-            self.state.start_processing(media)
             await self._check(media)
+            self.state.start_processing(media)
         return JSONResponse({"data": self._media_data(media)}, headers=headers)
 
     async def _check(self, media: StoredMedia) -> None:

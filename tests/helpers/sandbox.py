@@ -94,7 +94,9 @@ class SandboxServer:
 
 
 def sandbox_fields(root: Path) -> dict[str, Any]:
-    return {"media_dir": root / "sandbox", "public_url": "http://sandbox"}
+    """The tests' sandbox: its media checks off (the protocol tests send bytes that are no
+    video); ``tests/sandbox/test_media_limits.py`` turns them on."""
+    return {"media_dir": root / "sandbox", "public_url": "http://sandbox", "check_media": False}
 
 
 @contextlib.contextmanager

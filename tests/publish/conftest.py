@@ -14,6 +14,7 @@ import pytest
 
 from services.publish.config import PublishSettings
 from services.publish.platforms.base import MediaFile
+from tests.helpers.media import rendition_bytes
 from tests.helpers.sandbox import MASTODON_TOKEN, X_TOKEN, SandboxServer
 from tests.publish.helpers import MiB
 
@@ -41,16 +42,27 @@ def publish_settings(sandbox: SandboxServer) -> Callable[..., PublishSettings]:
 
 @pytest.fixture
 def media_factory(tmp_path: Path) -> Callable[..., MediaFile]:
-    """Video files of random bytes (not committed), with their true sha256 and size."""
+    """Video files with their true sha256 and size: a real rendition every platform takes
+    (tiny H.264 and AAC, moov first) padded to ``size`` by a trailing ``free`` box, or
+    random bytes when ``size`` is below the smallest such video."""
     counter = itertools.count(1)
 
     def make(size: int = 300 * 1024, *, mime: str = "video/mp4", **overrides: Any) -> MediaFile:
         path = tmp_path / f"answer-{next(counter)}.mp4"
         sha = hashlib.sha256()
+        base = rendition_bytes()
         with path.open("wb") as handle:
-            left = size
+            if size >= len(base) + 8:  # the video, then one free box to the end
+                head = base + (size - len(base)).to_bytes(4, "big") + b"free"
+                sha.update(head)
+                handle.write(head)
+                left = size - len(head)
+                filler = bytes(min(left, MiB))
+            else:
+                left = size
+                filler = b""
             while left > 0:
-                block = os.urandom(min(left, MiB))
+                block = filler[: min(left, MiB)] if filler else os.urandom(min(left, MiB))
                 sha.update(block)
                 handle.write(block)
                 left -= len(block)

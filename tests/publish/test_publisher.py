@@ -5,6 +5,7 @@ sorted, consent withdrawn, opt-outs learnt from mentions."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from services.common.messages import (
     PublishReply,
     ReplyFailed,
     ReplyPublished,
+    SubtitleFile,
 )
 from services.publish import domain
 from services.publish.config import PublishSettings
@@ -558,6 +560,64 @@ async def test_media_that_is_not_a_local_file_fails_the_reply(
     message = failed(await make_publisher().handle(await engaged(ledger, media=media)))
     assert "not a local file" in message.error
     assert not message.retryable
+
+
+@pytest.mark.parametrize("platform", [Platform.X, Platform.MASTODON])
+async def test_an_original_the_platform_would_refuse_is_never_posted(
+    platform: Platform, env: Env, phone_videos: dict[str, Path]
+) -> None:
+    """The reply's media must be the rendition made for its platform: a phone's HEVC
+    original is refused before anything is uploaded, for good."""
+    original = phone_videos["hevc_mov"]
+    data = original.read_bytes()
+    media = Media(
+        uri=original.as_uri(),
+        mime="video/quicktime",
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    message = failed(
+        await env.make_publisher().handle(await engaged(env.ledger, platform=platform, media=media))
+    )
+    assert "video codec hevc is not h264" in message.error
+    assert "not a video" in message.error
+    assert not message.retryable
+    assert await env.posts() == []
+
+
+async def test_alt_text_and_subtitles_go_with_the_video(
+    env: Env, media_factory: Callable[..., MediaFile], tmp_path: Path
+) -> None:
+    video = media_factory(100 * 1024)
+    srt = b"1\n00:00:00,000 --> 00:00:00,500\nWe need water.\n"
+    (tmp_path / "s.srt").write_bytes(srt)
+    subtitles = SubtitleFile(
+        uri=(tmp_path / "s.srt").as_uri(),
+        mime="application/x-subrip",
+        bytes=len(srt),
+        sha256=hashlib.sha256(srt).hexdigest(),
+        language="en",
+    )
+    for platform in (Platform.X, Platform.MASTODON):
+        media = Media(
+            uri=video.path.as_uri(),
+            mime=video.mime,
+            bytes=video.size,
+            sha256=video.sha256,
+            alt_text="A refugee in Kakuma answers.",
+            subtitles=(subtitles,),
+        )
+        published(
+            await env.make_publisher().handle(
+                await engaged(env.ledger, platform=platform, media=media)
+            )
+        )
+    posts = {p["platform"]: p for p in await env.posts()}
+    assert posts["x"]["media"][0]["alt_text"] == "A refugee in Kakuma answers."
+    assert posts["mastodon"]["media"][0]["alt_text"] == "A refugee in Kakuma answers."
+    [track] = posts["x"]["media"][0]["subtitles"]
+    assert (track["language_code"], track["display_name"]) == ("EN", "English")
+    assert posts["mastodon"]["media"][0]["subtitles"] == []  # Mastodon takes none
 
 
 async def test_a_platform_that_is_not_configured_fails_the_reply_as_retryable(
