@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 
@@ -54,7 +54,7 @@ def make_clip(
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format=fmt, options=options) as out:
         first = next(_frames(vspec, "video"))
-        vs = out.add_stream(vcodec, rate=Fraction(fps), options=vopts or {})
+        vs = cast(av.VideoStream, out.add_stream(vcodec, rate=Fraction(fps), options=vopts or {}))
         vs.width, vs.height, vs.pix_fmt = first.width, first.height, "yuv420p"
         if codec_tag:
             vs.codec_tag = codec_tag

@@ -370,7 +370,7 @@ def recipe(
         crf=crf,
         preset=preset,
         audio=info.audio_codec is not None,
-        burn=tuple((round(s, 3), round(e, 3), t) for s, e, t in burn),
+        burn=tuple((round(float(s), 3), round(float(e), 3), str(t)) for s, e, t in burn),
     )
 
 
