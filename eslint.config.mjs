@@ -7,6 +7,11 @@ export default [
   { ignores: ["**/vendor/**", "node_modules/**", ".venv/**", "var/**"] },
   js.configs.recommended,
   {
+    // The team page's service worker runs in a worker, not a page.
+    files: ["services/**/static/team-sw.js"],
+    languageOptions: { globals: { ...globals.serviceworker } },
+  },
+  {
     files: ["services/**/static/**/*.js"],
     languageOptions: {
       ecmaVersion: 2022,

@@ -22,12 +22,14 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
+from services.common.media.profiles import clock
 from services.common.messages import Decision
 from services.triage.web import domain as rules
+from services.triage.web import policy
 from services.triage.web.auth import Principal
 from services.triage.web.deps import COOKIE, Runtime, TriageRuntime, oauth2, optional_principal
 from services.triage.web.exceptions import (
@@ -112,6 +114,7 @@ def _templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
     env.filters["when"] = _when
     env.filters["when_exact"] = _when_exact
+    env.filters["clock"] = clock
     env.globals["asset"] = asset
     return Jinja2Templates(env=env)
 
@@ -539,9 +542,9 @@ async def question_page(question_id: str, request: Request, runtime: Runtime) ->
     try:
         row = await runtime.store.questions.get(question_id)
         timeline = [event_view(e) for e in await runtime.store.questions.timeline(question_id)]
-        answers = [
-            answer_view(a, c) for a, c in await runtime.store.answers.of_question(question_id)
-        ]
+        rows = await runtime.store.answers.of_question(question_id)
+        statuses = await runtime.store.media.statuses([a for a, _ in rows])
+        answers = [answer_view(a, c, statuses[a.id]) for a, c in rows]
     except NotFound as exc:
         return error_page(request, 404, exc.message, principal=who)
     view = (await render_questions(runtime, [row]))[0]
@@ -592,11 +595,29 @@ async def answers_page(request: Request, runtime: Runtime) -> Response:
         return who
     pending = await runtime.store.answers.pending()
     questions = {q.id: q for q in await render_questions(runtime, [q for _, q, _ in pending])}
+    statuses = await runtime.store.media.statuses([a for a, _, _ in pending])
     reviews = [
-        Review(answer_view(answer, consent), questions[question.id])
+        Review(answer_view(answer, consent, statuses[answer.id]), questions[question.id])
         for answer, question, consent in pending
     ]
     return render(request, "answers.html", {"reviews": reviews}, principal=who)
+
+
+@router.get("/answers/{answer_id}/media-panel")
+async def media_panel(answer_id: str, request: Request, runtime: Runtime) -> Response:
+    """An answer's media status alone (what the review page polls while work runs)."""
+    who = await signed_in(request, runtime)
+    if isinstance(who, Response):
+        return who
+    try:
+        answer, consent = await runtime.store.answers.get(answer_id)
+        policy.check_answer(who.actor, answer.team_id)
+    except (Forbidden, NotFound) as exc:
+        return error_page(request, exc.status, exc.message, principal=who)
+    status = (await runtime.store.media.statuses([answer]))[answer.id]
+    return render(
+        request, "_media_panel.html", {"a": answer_view(answer, consent, status)}, principal=who
+    )
 
 
 # --- a recording team -----------------------------------------------------------------
@@ -614,10 +635,13 @@ async def _team_cards(runtime: TriageRuntime, slug: str, principal: Principal) -
     items = await runtime.store.teams.feed(slug, principal.actor, limit=200)
     now = runtime.store.clock()
     latest = await runtime.store.answers.latest([item.question.id for item in items])
+    statuses = await runtime.store.media.statuses([a for a, _ in latest.values()])
     return [
         Card(
             feed_entry(item, principal.actor.user_id, now),
-            answer_view(*latest[item.question.id]) if item.question.id in latest else None,
+            answer_view(*latest[item.question.id], statuses[latest[item.question.id][0].id])
+            if item.question.id in latest
+            else None,
         )
         for item in items
     ]
@@ -665,6 +689,8 @@ async def team_page(slug: str, request: Request, runtime: Runtime) -> Response:
             "last_assignment": max((c.entry.assignment_id for c in cards), default=0),
             "chunk_bytes": min(UPLOAD_CHUNK, settings.upload_chunk_max_bytes),
             "max_bytes": settings.upload_max_bytes,
+            "target_kbps": settings.phone_target_kbps,
+            "max_long": settings.phone_max_long,
         },
         principal=who,
     )
@@ -679,4 +705,18 @@ async def team_cards(slug: str, request: Request, runtime: Runtime) -> Response:
     who, _, cards = found
     return render(
         request, "_team_cards.html", {**_card_options(runtime), "cards": cards}, principal=who
+    )
+
+
+#: The team page's service worker (offline shell and feed), served from the root so its
+#: scope covers the team pages.
+SERVICE_WORKER = Path(__file__).resolve().parents[1] / "static" / "team-sw.js"
+
+
+@router.get("/team-sw.js", include_in_schema=False)
+async def service_worker() -> Response:
+    return FileResponse(
+        SERVICE_WORKER,
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
     )

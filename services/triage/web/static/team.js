@@ -4,11 +4,17 @@
 //   themselves are server-rendered (/team/<slug>/cards) and merged in without
 //   touching a card someone is filling in or uploading from.
 // - Take / give back / mark filmed call the JSON API.
-// - Answers upload in chunks (File.slice + PATCH with Upload-Offset). After a failure
-//   the page asks the server how much arrived (GET /api/uploads/<id>) and goes on
-//   from there; the upload id is kept in localStorage, so even a reloaded page (or a
-//   phone that dropped the tab) resumes instead of starting again.
-// - No consent, no answer: the page refuses to send without the consent box ticked
+// - An answer is recorded in the page (MediaRecorder, at the bitrate the server names)
+//   or chosen from the phone; one larger than the server's target is shrunk on the
+//   phone first (WebCodecs through the vendored mediabunny, where the browser has it;
+//   elsewhere the original goes up).
+// - Every answer goes into an outbox kept in IndexedDB with its consent and fields, and
+//   is sent from there: in chunks (File.slice + PATCH with Upload-Offset), resuming
+//   where the server stands after a failure, and, made offline, by itself once the
+//   connection returns. The outbox panel shows what is waiting, sending and done.
+// - A service worker (/team-sw.js) keeps the page, its scripts and the feed, so the
+//   page opens without a connection.
+// - No consent, no answer: the page refuses to queue without the consent box ticked
 //   and who gave it, and the server refuses too.
 (function () {
   "use strict";
@@ -22,7 +28,13 @@
   const MAX_BYTES = Number(cards.dataset.maxBytes) || 0;
   const MAX_RETRIES = 8;
   const RESYNC_MS = 60000;
-  const TYPES = { mp4: "video/mp4", m4v: "video/mp4", webm: "video/webm", mov: "video/quicktime" };
+  const TYPES = {
+    mp4: "video/mp4",
+    m4v: "video/mp4",
+    webm: "video/webm",
+    mov: "video/quicktime",
+    "3gp": "video/3gpp",
+  };
 
   let after = Number(cards.dataset.after || "0");
   const uploading = new Set(); // question ids with an upload running
@@ -128,6 +140,103 @@
     if (form) form.dataset.dirty = "1";
   });
 
+  // --- the outbox: answers kept on the phone until the server has them -----------------
+
+  const TARGET_KBPS = Number(cards.dataset.targetKbps) || 2000;
+  const MAX_LONG = Number(cards.dataset.maxLong) || 1280;
+  const DB_NAME = "ta-outbox";
+  const STORE = "answers";
+  const RETRY_MS = 15000;
+
+  function openDb() {
+    return new Promise((resolve, reject) => {
+      const request = indexedDB.open(DB_NAME, 1);
+      request.onupgradeneeded = () => request.result.createObjectStore(STORE, { keyPath: "id" });
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+  }
+
+  async function inStore(mode, work) {
+    const db = await openDb();
+    try {
+      return await new Promise((resolve, reject) => {
+        const tx = db.transaction(STORE, mode);
+        const result = work(tx.objectStore(STORE));
+        tx.oncomplete = () => resolve(result && "result" in result ? result.result : undefined);
+        tx.onerror = () => reject(tx.error);
+        tx.onabort = () => reject(tx.error);
+      });
+    } finally {
+      db.close();
+    }
+  }
+
+  const saveItem = (item) => inStore("readwrite", (store) => store.put(item));
+  const dropItem = (id) => inStore("readwrite", (store) => store.delete(id));
+  const allItems = () => inStore("readonly", (store) => store.getAll());
+
+  const STATES = {
+    waiting: "Waiting for a connection",
+    shrinking: "Making it smaller on the phone…",
+    sending: "Sending…",
+    done: "Sent: the moderators will review it",
+    failed: "Refused",
+  };
+  const done = []; // items sent during this visit (their bytes are gone from the phone)
+
+  async function showOutbox() {
+    const panel = document.getElementById("outbox");
+    if (!panel) return;
+    let items = [];
+    try {
+      items = await allItems();
+    } catch (_) {
+      items = [];
+    }
+    const list = panel.querySelector(".outbox-items");
+    list.replaceChildren();
+    for (const item of [...items, ...done]) {
+      const row = document.createElement("li");
+      row.className = "outbox-item state-" + item.state;
+      row.dataset.id = item.id;
+      row.dataset.state = item.state;
+      const what = document.createElement("span");
+      what.className = "what";
+      what.textContent = (item.text || "Answer").slice(0, 60) + " · " + Math.ceil(item.size / 1024) + " KB";
+      const state = document.createElement("span");
+      state.className = "state";
+      state.textContent = STATES[item.state] + (item.note ? ": " + item.note : "");
+      row.append(what, state);
+      if (item.state === "sending" && item.size) {
+        const bar = document.createElement("progress");
+        bar.max = 1;
+        bar.value = (item.offset || 0) / item.size;
+        row.append(bar);
+      }
+      if (item.state === "failed") {
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.dataset.outbox = "remove";
+        remove.textContent = "Remove";
+        row.append(remove);
+      }
+      list.append(row);
+    }
+    panel.hidden = list.children.length === 0;
+    const waiting = items.filter((i) => i.state === "waiting").length;
+    panel.querySelector(".outbox-note").textContent = navigator.onLine
+      ? ""
+      : "No connection: " + waiting + " waiting. They go by themselves when the connection is back.";
+  }
+
+  document.addEventListener("click", async (event) => {
+    const remove = event.target.closest("button[data-outbox='remove']");
+    if (!remove) return;
+    await dropItem(remove.closest(".outbox-item").dataset.id);
+    showOutbox();
+  });
+
   // --- uploading an answer -----------------------------------------------------------------
 
   async function sha256(file) {
@@ -136,49 +245,30 @@
   }
 
   function typeOf(file) {
-    if (file.type) return file.type;
+    if (file.type) return file.type.split(";")[0];
     const ext = (file.name.split(".").pop() || "").toLowerCase();
     return TYPES[ext] || "application/octet-stream";
   }
 
-  function remembered(key) {
-    try {
-      return localStorage.getItem(key);
-    } catch (_) {
-      return null;
-    }
-  }
-
-  function remember(key, value) {
-    try {
-      if (value) localStorage.setItem(key, value);
-      else localStorage.removeItem(key);
-    } catch (_) {
-      // private mode: resuming works within this page only
-    }
-  }
-
-  // The upload to continue: the one this browser started for the same file, if the
-  // server still has it; else a new one.
-  async function openUpload(question, file, hash) {
-    const key = "ta-upload:" + question + ":" + hash;
-    const known = remembered(key);
-    if (known) {
+  // The upload to continue: the one started for this outbox item, if the server still
+  // has it; else a new one.
+  async function openUpload(item) {
+    if (item.uploadId) {
       try {
-        return { key, state: await TA.api("GET", "/api/uploads/" + encodeURIComponent(known)) };
+        return await TA.api("GET", "/api/uploads/" + encodeURIComponent(item.uploadId));
       } catch (error) {
         if (!(error instanceof TA.ApiError && error.status === 404)) throw error;
-        remember(key, null); // expired or finished elsewhere: start again
       }
     }
-    const state = await TA.api("POST", "/api/questions/" + question + "/uploads", {
-      filename: file.name.slice(-256) || "answer",
-      size: file.size,
-      mime: typeOf(file),
-      sha256: hash,
+    const state = await TA.api("POST", "/api/questions/" + item.question + "/uploads", {
+      filename: item.name.slice(-256) || "answer",
+      size: item.size,
+      mime: item.type,
+      sha256: item.sha256,
     });
-    remember(key, state.upload_id);
-    return { key, state };
+    item.uploadId = state.upload_id;
+    await saveItem(item);
+    return state;
   }
 
   async function errorOf(response) {
@@ -192,16 +282,17 @@
     return new TA.ApiError(response.status, error.code || "http_" + response.status, error.message || response.statusText, error.details);
   }
 
-  // Send the bytes from where the server stands; retry failures with a growing pause.
-  async function send(file, state, progress, say) {
+  class Offline extends Error {}
+
+  // Send the bytes from where the server stands; a failing connection pauses the item.
+  async function send(item, state, report) {
     const id = encodeURIComponent(state.upload_id);
-    const size = state.size;
     let offset = state.offset;
     let failures = 0;
-    while (offset < size) {
-      progress.value = offset / size;
-      say("Uploading… " + Math.floor((100 * offset) / size) + "%");
-      const end = Math.min(size, offset + CHUNK);
+    while (offset < item.size) {
+      item.offset = offset;
+      report("Sending… " + Math.floor((100 * offset) / item.size) + "%");
+      const end = Math.min(item.size, offset + CHUNK);
       let response = null;
       try {
         response = await fetch("/api/uploads/" + id, {
@@ -212,7 +303,7 @@
             "Content-Type": "application/offset+octet-stream",
             "X-CSRF-Token": TA.csrf,
           },
-          body: file.slice(offset, end),
+          body: item.blob.slice(offset, end),
         });
       } catch (_) {
         response = null; // the network failed: resume below
@@ -235,14 +326,9 @@
         throw await errorOf(response);
       }
       failures += 1;
-      if (failures > MAX_RETRIES) {
-        throw new Error(
-          "The connection keeps failing. " + Math.floor((100 * offset) / size) +
-            "% is saved: press Upload again with the same file to go on.",
-        );
-      }
+      if (failures > MAX_RETRIES || !navigator.onLine) throw new Offline("connection lost");
       const pause = Math.min(15000, 500 * 2 ** (failures - 1));
-      say("Connection lost; trying again in " + Math.ceil(pause / 1000) + " s…");
+      report("Connection lost; trying again in " + Math.ceil(pause / 1000) + " s…");
       await sleep(pause);
       try {
         offset = (await TA.api("GET", "/api/uploads/" + id)).offset;
@@ -251,68 +337,343 @@
         // still offline: the next PATCH finds out where we stand
       }
     }
-    progress.value = 1;
+    item.offset = item.size;
   }
 
-  async function upload(form) {
+  function cardFor(question) {
+    return cards.querySelector('.card[data-question="' + question + '"]');
+  }
+
+  function sayOnCard(question, text, kind) {
+    const card = cardFor(question);
+    const status = card && card.querySelector(".upload-status");
+    if (!status) return;
+    status.textContent = text;
+    status.className = "upload-status" + (kind ? " " + kind : "");
+  }
+
+  // One outbox item, start to end: its bytes, the answer with the consent, its subtitles.
+  async function deliver(item) {
+    const question = item.question;
+    uploading.add(question);
+    item.state = "sending";
+    item.note = "";
+    await saveItem(item);
+    showOutbox();
+    const report = (text) => {
+      sayOnCard(question, text);
+      showOutbox();
+    };
+    try {
+      const state = await openUpload(item);
+      await send(item, state, report);
+      report("Saving the answer…");
+      const answer = await TA.api("POST", "/api/uploads/" + encodeURIComponent(state.upload_id) + "/answer", item.fields);
+      if (item.subtitles) {
+        const english = item.subtitlesEnglish ? "?english=true" : "";
+        await fetch("/api/answers/" + encodeURIComponent(answer.id) + "/subtitles" + english, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "text/vtt", "X-CSRF-Token": TA.csrf },
+          body: item.subtitles,
+        });
+      }
+      await dropItem(item.id);
+      done.push({ id: item.id, state: "done", text: item.text, size: item.size, note: "" });
+      sayOnCard(question, "Answer sent: the moderators will review it.", "ok");
+      const card = cardFor(question);
+      if (card) forced.add(card.id);
+      scheduleMerge(1500);
+    } catch (error) {
+      if (error instanceof Offline || error instanceof TypeError) {
+        item.state = "waiting";
+        item.note = "";
+        sayOnCard(question, "Kept on the phone: it goes by itself when the connection is back.");
+      } else {
+        item.state = "failed";
+        item.note = error.message || "refused";
+        sayOnCard(question, item.note, "bad");
+      }
+      await saveItem(item);
+    } finally {
+      uploading.delete(question);
+      showOutbox();
+    }
+  }
+
+  let pumping = false;
+
+  // Send whatever waits, one at a time (a camp link carries one upload at a time well).
+  async function pump() {
+    if (pumping || !navigator.onLine) {
+      showOutbox();
+      return;
+    }
+    pumping = true;
+    try {
+      for (const item of await allItems()) {
+        if (!navigator.onLine) break;
+        if (item.state === "waiting" || item.state === "sending") await deliver(item);
+      }
+    } catch (_) {
+      // IndexedDB unavailable: nothing is queued
+    } finally {
+      pumping = false;
+      showOutbox();
+    }
+  }
+
+  window.addEventListener("online", () => {
+    TA.toast("Connection back: sending what waits.");
+    pump();
+  });
+  window.addEventListener("offline", showOutbox);
+  setInterval(pump, RETRY_MS);
+
+  // --- shrinking on the phone (WebCodecs, through the vendored mediabunny) -------------------
+
+  function durationOf(blob) {
+    return new Promise((resolve) => {
+      const video = document.createElement("video");
+      video.preload = "metadata";
+      video.muted = true;
+      const url = URL.createObjectURL(blob);
+      const finish = (value) => {
+        URL.revokeObjectURL(url);
+        resolve(value);
+      };
+      video.onloadedmetadata = () => {
+        if (Number.isFinite(video.duration)) return finish(video.duration);
+        video.currentTime = 1e9; // MediaRecorder WebM: no duration until seeked to the end
+        video.ontimeupdate = () => finish(Number.isFinite(video.duration) ? video.duration : 0);
+      };
+      video.onerror = () => finish(0);
+      setTimeout(() => finish(0), 5000);
+      video.src = url;
+    });
+  }
+
+  // The recording as the server asks for it: its bitrate and size, or the original when
+  // it is small enough already or this browser cannot re-encode (no WebCodecs).
+  async function shrink(blob, report) {
+    if (typeof VideoEncoder === "undefined") return blob;
+    const seconds = await durationOf(blob);
+    const kbps = seconds > 0 ? (blob.size * 8) / seconds / 1000 : Infinity;
+    let mb = null;
+    try {
+      mb = await import(asset("vendor/mediabunny.min.mjs"));
+    } catch (_) {
+      return blob; // not reachable (offline, first visit): the original goes up
+    }
+    const input = new mb.Input({ source: new mb.BlobSource(blob), formats: mb.ALL_FORMATS });
+    const track = await input.getPrimaryVideoTrack();
+    if (!track) return blob;
+    const width = track.displayWidth;
+    const height = track.displayHeight;
+    const long = Math.max(width, height);
+    if (kbps <= TARGET_KBPS * 1.15 && long <= MAX_LONG) return blob;
+    if (!(await mb.canEncodeVideo("avc"))) return blob;
+    const scale = Math.min(1, MAX_LONG / long);
+    const even = (n) => Math.max(2, Math.round((n * scale) / 2) * 2);
+    const audioKbps = 64;
+    const output = new mb.Output({
+      format: new mb.Mp4OutputFormat({ fastStart: "in-memory" }),
+      target: new mb.BufferTarget(),
+    });
+    const conversion = await mb.Conversion.init({
+      input,
+      output,
+      video: {
+        codec: "avc",
+        width: even(width),
+        height: even(height),
+        fit: "contain",
+        bitrate: Math.max(150, TARGET_KBPS - audioKbps) * 1000,
+      },
+      audio: { codec: "opus", bitrate: audioKbps * 1000 },
+    });
+    if (!conversion.isValid) return blob;
+    conversion.onProgress = (progress) => report("Making it smaller on the phone… " + Math.floor(progress * 100) + "%");
+    await conversion.execute();
+    const smaller = new Blob([output.target.buffer], { type: "video/mp4" });
+    return smaller.size < blob.size ? smaller : blob;
+  }
+
+  function asset(path) {
+    const script = document.querySelector('script[src*="/static/team.js"]');
+    const version = script ? new URL(script.src).search : "";
+    return "/static/" + path + version;
+  }
+
+  // --- recording in the page (MediaRecorder) ----------------------------------------------
+
+  const recordings = new Map(); // question id -> the recorded Blob
+  let recorder = null;
+
+  function recordingType() {
+    const wanted = ["video/mp4;codecs=avc1,opus", "video/webm;codecs=vp8,opus", "video/webm", "video/mp4"];
+    return wanted.find((t) => window.MediaRecorder && MediaRecorder.isTypeSupported(t)) || "";
+  }
+
+  async function startRecording(card) {
+    const form = card.querySelector("form.upload-form");
+    const say = (text, kind) => {
+      const note = form.querySelector(".record-status");
+      note.textContent = text;
+      note.className = "record-status" + (kind ? " " + kind : "");
+    };
+    if (!navigator.mediaDevices || !window.MediaRecorder) return say("This browser cannot record: choose a video instead.", "bad");
+    if (recorder) return say("Another recording is running.", "bad");
+    let stream = null;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({
+        video: { facingMode: "environment", width: { ideal: 1280 }, height: { ideal: 720 } },
+        audio: true,
+      });
+    } catch (error) {
+      return say("The camera or microphone is not available: " + (error.message || error.name), "bad");
+    }
+    const preview = form.querySelector("video.preview");
+    preview.srcObject = stream;
+    preview.hidden = false;
+    preview.play().catch(() => {});
+    const type = recordingType();
+    const chunks = [];
+    recorder = new MediaRecorder(stream, {
+      mimeType: type || undefined,
+      videoBitsPerSecond: Math.max(150, TARGET_KBPS - 64) * 1000,
+      audioBitsPerSecond: 64000,
+    });
+    recorder.ondataavailable = (event) => {
+      if (event.data && event.data.size) chunks.push(event.data);
+    };
+    recorder.onstop = () => {
+      stream.getTracks().forEach((t) => t.stop());
+      const blob = new Blob(chunks, { type: (recorder && recorder.mimeType) || type || "video/webm" });
+      recorder = null;
+      recordings.set(card.dataset.question, blob);
+      preview.srcObject = null;
+      preview.src = URL.createObjectURL(blob);
+      preview.controls = true;
+      preview.muted = false;
+      form.dataset.dirty = "1";
+      say("Recorded: " + Math.ceil(blob.size / 1024) + " KB. Fill in the consent and send it.", "ok");
+      form.querySelector("[data-record='start']").hidden = false;
+      form.querySelector("[data-record='stop']").hidden = true;
+    };
+    recorder.start(1000);
+    form.querySelector("[data-record='start']").hidden = true;
+    form.querySelector("[data-record='stop']").hidden = false;
+    say("Recording…");
+  }
+
+  cards.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-record]");
+    if (!button) return;
+    const card = button.closest(".card");
+    if (button.dataset.record === "start") startRecording(card);
+    else if (recorder) recorder.stop();
+  });
+
+  // --- sending an answer ---------------------------------------------------------------------
+
+  async function submit(form) {
     const card = form.closest(".card");
     const question = card.dataset.question;
     const fields = form.elements;
-    const status = form.querySelector(".upload-status");
-    const progress = form.querySelector(".upload-progress");
-    const button = form.querySelector("button[type='submit']");
-    const say = (text, kind) => {
-      status.textContent = text;
-      status.className = "upload-status" + (kind ? " " + kind : "");
-    };
-    const file = fields.video.files[0];
-    if (!file) return say("Choose the video file first.", "bad");
+    const say = (text, kind) => sayOnCard(question, text, kind);
+    const chosen = fields.video.files[0];
+    const recorded = recordings.get(question);
+    const source = chosen || recorded;
+    if (!source) return say("Record the answer or choose the video first.", "bad");
     if (!fields.consent.checked) {
       return say("No consent, no answer: tick the consent box once the person filmed has agreed.", "bad");
     }
     if (!fields.consent_given_by.value.trim()) return say("Write who gave consent.", "bad");
     if (!fields.consent_scope.value) return say("Choose what the video may be used for.", "bad");
-    if (fields.language.value.trim().length < 2) return say("Write the answer's language (en, fr, ar…).", "bad");
-    if (MAX_BYTES && file.size > MAX_BYTES) return say("This video is too large to send.", "bad");
+    if (fields.language.value.trim().length < 2) return say("Write the answer's language (en, so, ar…).", "bad");
     if (!window.crypto || !crypto.subtle) return say("Uploads need a secure (https) connection.", "bad");
     if (uploading.has(question)) return;
-
-    uploading.add(question);
+    const button = form.querySelector("button[type='submit']");
     button.disabled = true;
-    progress.hidden = false;
-    progress.value = 0;
+    uploading.add(question);
     try {
+      let blob = source;
+      try {
+        blob = await shrink(source, (text) => say(text));
+      } catch (_) {
+        blob = source; // the phone could not re-encode it: the original goes up
+      }
+      if (MAX_BYTES && blob.size > MAX_BYTES) return say("This video is too large to send.", "bad");
       say("Checking the file…");
-      const hash = await sha256(file);
-      const { key, state } = await openUpload(question, file, hash);
-      await send(file, state, progress, say);
-      say("Saving the answer…");
-      await TA.api("POST", "/api/uploads/" + encodeURIComponent(state.upload_id) + "/answer", {
-        language: fields.language.value.trim(),
-        consent_given_by: fields.consent_given_by.value.trim(),
-        consent_scope: fields.consent_scope.value,
-        caption: fields.caption.value,
-        transcript: fields.transcript.value,
-      });
-      remember(key, null);
-      say("Answer sent: the moderators will review it.", "ok");
+      const type = blob === source && chosen ? typeOf(chosen) : (blob.type || "video/webm").split(";")[0];
+      const extension = { "video/mp4": "mp4", "video/webm": "webm", "video/quicktime": "mov", "video/3gpp": "3gp" }[type] || "mp4";
+      const subtitles = fields.subtitles && fields.subtitles.files[0] ? await fields.subtitles.files[0].text() : null;
+      const item = {
+        id: crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random(),
+        question,
+        text: card.querySelector(".text") ? card.querySelector(".text").textContent : "",
+        name: chosen ? chosen.name : "recording." + extension,
+        type,
+        size: blob.size,
+        sha256: await sha256(blob),
+        blob,
+        fields: {
+          language: fields.language.value.trim(),
+          consent_given_by: fields.consent_given_by.value.trim(),
+          consent_scope: fields.consent_scope.value,
+          caption: fields.caption.value,
+          transcript: fields.transcript.value,
+        },
+        subtitles,
+        subtitlesEnglish: false,
+        state: "waiting",
+        note: "",
+        offset: 0,
+        created: Date.now(),
+      };
+      await saveItem(item);
+      recordings.delete(question);
       form.dataset.dirty = "";
-      forced.add(card.id);
-      scheduleMerge(1500);
+      say(navigator.onLine ? "Sending…" : "Kept on the phone: it goes by itself when the connection is back.");
     } catch (error) {
-      say(error.message || "The upload failed; press Upload to try again.", "bad");
+      say(error.message || "The answer could not be kept on this phone.", "bad");
     } finally {
       uploading.delete(question);
       button.disabled = false;
+      showOutbox();
     }
+    pump();
   }
 
   cards.addEventListener("submit", (event) => {
     const form = event.target.closest("form.upload-form");
     if (!form) return;
     event.preventDefault();
-    upload(form);
+    submit(form);
   });
+
+  // --- the page without a connection: a service worker keeps the shell and the feed ------
+
+  async function keepTheShell() {
+    if (!("serviceWorker" in navigator) || !window.caches) return;
+    try {
+      await navigator.serviceWorker.register("/team-sw.js");
+      const urls = [location.pathname, "/team/" + encodeURIComponent(slug) + "/cards"];
+      document.querySelectorAll("script[src], link[rel='stylesheet']").forEach((el) => urls.push(el.src || el.href));
+      if (typeof VideoEncoder !== "undefined") urls.push(asset("vendor/mediabunny.min.mjs"));
+      const cache = await caches.open("ta-shell");
+      await Promise.all(
+        urls.map((url) =>
+          fetch(url, { credentials: "same-origin" })
+            .then((response) => (response.ok ? cache.put(url, response) : null))
+            .catch(() => null),
+        ),
+      );
+    } catch (_) {
+      // no service worker here: the page needs a connection to open
+    }
+  }
 
   // --- live feed ---------------------------------------------------------------------------
 
@@ -344,4 +705,6 @@
 
   setInterval(() => scheduleMerge(0), RESYNC_MS); // taken by a team-mate, sent back, …
   connect();
+  keepTheShell();
+  pump();
 })();
