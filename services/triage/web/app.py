@@ -173,7 +173,8 @@ class SecurityHeaders(BaseHTTPMiddleware):
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault(
             "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
+            "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+            "style-src 'self'; "
             "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
         )
         route = request.scope.get("route")

@@ -18,6 +18,7 @@ from services.triage.web.deps import COOKIE
 from services.triage.web.routes.pages import LOGIN_CSRF_COOKIE, group_clusters, safe_next
 from services.triage.web.schemas import QuestionView
 from tests.helpers import ROOT
+from tests.helpers.media import video_bytes
 from tests.triage.web.helpers.app import (
     ADMIN,
     MODERATOR,
@@ -34,7 +35,7 @@ from tests.triage.web.helpers.app import (
 from tests.triage.web.helpers.store import ClassifiedFactory
 
 STATIC = ROOT / "services" / "triage" / "web" / "static"
-MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8
+MP4 = video_bytes()
 
 Pair = tuple[WebApp, TestClient]
 

@@ -432,15 +432,19 @@
 
   // --- shrinking on the phone (WebCodecs, through the vendored mediabunny) -------------------
 
-  function durationOf(blob) {
+  // Seconds and picture size of a video, as this browser plays it (0s when it cannot).
+  function measure(blob) {
     return new Promise((resolve) => {
       const video = document.createElement("video");
       video.preload = "metadata";
       video.muted = true;
       const url = URL.createObjectURL(blob);
-      const finish = (value) => {
+      let settled = false;
+      const finish = (seconds) => {
+        if (settled) return;
+        settled = true;
         URL.revokeObjectURL(url);
-        resolve(value);
+        resolve({ seconds, long: Math.max(video.videoWidth, video.videoHeight) });
       };
       video.onloadedmetadata = () => {
         if (Number.isFinite(video.duration)) return finish(video.duration);
@@ -457,8 +461,10 @@
   // it is small enough already or this browser cannot re-encode (no WebCodecs).
   async function shrink(blob, report) {
     if (typeof VideoEncoder === "undefined") return blob;
-    const seconds = await durationOf(blob);
-    const kbps = seconds > 0 ? (blob.size * 8) / seconds / 1000 : Infinity;
+    const { seconds, long: shown } = await measure(blob);
+    if (!(seconds > 0)) return blob; // this browser cannot play it: the server will tell
+    const kbps = (blob.size * 8) / seconds / 1000;
+    if (kbps <= TARGET_KBPS * 1.15 && shown <= MAX_LONG) return blob; // small enough already
     let mb = null;
     try {
       mb = await import(asset("vendor/mediabunny.min.mjs"));
