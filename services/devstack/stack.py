@@ -138,7 +138,7 @@ def services(
         # After the web (it migrates the job table) and the sandbox (its Mastodon limits).
         ProcessSpec(
             name="media",
-            argv=(sys.executable, "-m", "services.media"),
+            argv=(sys.executable, "-m", "services.media", "serve"),
             port=media,
             health_path="/readyz",
             env={

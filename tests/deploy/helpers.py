@@ -27,6 +27,7 @@ from services.common.kafka import KafkaSettings
 from services.devstack.configdoc import env_names
 from services.ingest.config import IngestSettings
 from services.publish.config import PublishSettings
+from services.media.config import MediaSettings
 from services.triage.web.config import WebSettings
 from services.triage.worker.config import WorkerSettings
 from tests.helpers import ROOT
@@ -41,6 +42,7 @@ SETTINGS: tuple[type[BaseSettings], ...] = (
     WorkerSettings,
     WebSettings,
     PublishSettings,
+    MediaSettings,
 )
 #: Variables read outside the settings classes (services.common.logs).
 OTHER_VARIABLES = frozenset({"LOG_FORMAT", "LOG_LEVEL"})
@@ -109,6 +111,7 @@ SERVICES: dict[str, Service] = {
         ),
         Service("triage-web", "services.triage", "web", WebSettings, "host", "port"),
         Service("publish", "services.publish", "serve", PublishSettings, "host", "port"),
+        Service("media", "services.media", "serve", MediaSettings, "host", "port"),
     )
 }
 #: The topic bootstrap: runs once, no server.

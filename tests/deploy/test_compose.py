@@ -227,7 +227,9 @@ def test_each_service_has_its_own_postgres_database() -> None:
                 assert "${POSTGRES_PASSWORD:?" in value, key
                 assert url.database in created, f"{key}: database {url.database} is never created"
                 databases.append(str(url.database))
-    assert sorted(databases) == ["publish", "triage"]
+    # The media worker's queue is a table of the triage database: it shares it.
+    assert sorted(databases) == ["publish", "triage", "triage"]
+    assert _env("media")["MEDIA_DATABASE_URL"] == _env("triage-web")["TRIAGE_DATABASE_URL"]
     assert "pg_isready" in _services()["postgres"]["healthcheck"]["test"]
     assert "postgres-data:/var/lib/postgresql/data" in _services()["postgres"]["volumes"]
 
@@ -238,6 +240,8 @@ def test_the_publisher_reads_the_answers_where_the_web_wrote_them() -> None:
     media = _env("triage-web")["TRIAGE_MEDIA_DIR"]
     assert f"media:{media}" in _services()["triage-web"]["volumes"]
     assert f"media:{media}:ro" in _services()["publish"]["volumes"]
+    assert f"media:{media}" in _services()["media"]["volumes"]  # writes renditions beside them
+    assert _env("media")["MEDIA_MEDIA_DIR"] == media
     assert {"media", "postgres-data", "kafka-data"} <= set(_compose()["volumes"])
 
 

@@ -307,8 +307,11 @@ class AnswerMedia:
             if answer.subtitles_source != "provided":
                 answer.cues_json = _dump_cues(cues)
                 answer.cues_en_json = _dump_cues(cues_en)
-            if not answer.translation.strip():
-                answer.translation = str(result.get("translation", ""))
+            if not answer.translation.strip():  # English speech is its own translation
+                english = answer.transcript_language.startswith("en")
+                answer.translation = (
+                    answer.transcript if english else str(result.get("translation", ""))
+                )
             self.db.event(
                 session,
                 answer.question_id,
