@@ -45,9 +45,10 @@ class MediaSettings(ServiceSettings):
     max_attempts: int = Field(default=3, ge=1)
     #: Wait before the second try of a failed job (seconds); doubles each try.
     retry_initial_s: float = Field(default=10.0, ge=0)
-    #: x264 preset and quality of renditions (veryfast: about 0.8 CPU-s per second of
-    #: 1080p30 video; ultrafast is 2.6x cheaper and bigger).
+    #: x264 preset of renditions (veryfast: about 0.8 CPU-s per second of 1080p30 video;
+    #: ultrafast is 2.6x cheaper, bigger, and only Constrained Baseline).
     x264_preset: str = "veryfast"
+    #: x264 quality of renditions (constant rate factor: lower is better and bigger).
     x264_crf: int = Field(default=23, ge=0, le=51)
     #: Highest frame rate of a rendition (a platform's own limit applies too): 60 fps
     #: costs 1.8x the CPU of 30 for a talking head that gains nothing from it.

@@ -5,10 +5,12 @@ import contextlib
 import json
 import os
 import queue
+import re
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -28,6 +30,7 @@ from services.devstack import stack
 from services.devstack.broker import free_port
 from services.publish.config import PublishSettings
 from services.sandbox import SandboxSettings
+from tests.helpers.media import ENGLISH_SPEECH, X265, make_clip, speak, wav_seconds
 
 
 def test_credentials_are_generated_once_and_reused(tmp_path: Path) -> None:
@@ -51,7 +54,7 @@ def test_env_file_parsing_ignores_comments_and_quotes(tmp_path: Path) -> None:
 
 PORTS = {
     "broker": 9092, "ingest": 8001, "triage_worker": 8010, "triage_web": 8000,
-    "publish": 8002, "sandbox": 8003,
+    "publish": 8002, "sandbox": 8003, "media": 8011,
 }  # fmt: skip
 
 
@@ -174,7 +177,9 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
     that ends each run must stop it all the same."""
     broker_port, ingest_port, worker_port = free_port(), free_port(), free_port()
     publish_port, sandbox_port, web_port = free_port(), free_port(), free_port()
+    media_port = free_port()
     var = tmp_path / "var"
+    _share_the_speech_model(var)
     for attempt in (1, 2):
         proc = subprocess.Popen(
             [
@@ -199,6 +204,8 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
                 str(publish_port),
                 "--sandbox-port",
                 str(sandbox_port),
+                "--media-port",
+                str(media_port),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -249,12 +256,19 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
             assert _exit_code(proc, 60) == 0
             assert proc.stdout is not None
             proc.stdout.close()
-            for port in (ingest_port, broker_port, publish_port, sandbox_port, web_port):
+            for port in (
+                ingest_port,
+                broker_port,
+                publish_port,
+                sandbox_port,
+                web_port,
+                media_port,
+            ):
                 assert stack.port_free(port)
             assert list((tmp_path / "var" / "run").glob("*.pid")) == []
             logs = {p.name for p in (tmp_path / "var" / "log").glob("*.log")}
             assert {"broker.log", "ingest.log", "triage-worker.log"} <= logs
-            assert {"publish.log", "sandbox.log", "triage-web.log"} <= logs
+            assert {"publish.log", "sandbox.log", "triage-web.log", "media.log"} <= logs
             assert (var / "publish" / "ledger.db").exists()
         except BaseException:
             _stop(proc, var / "run")
@@ -270,7 +284,10 @@ def test_make_run_uses_a_real_kafka_when_one_is_configured(
 ) -> None:
     """With KAFKA_BOOTSTRAP_SERVERS set, no embedded broker starts: topics and
     services go to that Kafka."""
-    ingest_port, worker_port, publish_port, sandbox_port, web_port = (free_port() for _ in range(5))
+    ingest_port, worker_port, publish_port, sandbox_port, web_port, media_port = (
+        free_port() for _ in range(6)
+    )
+    _share_the_speech_model(tmp_path / "var")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -290,6 +307,8 @@ def test_make_run_uses_a_real_kafka_when_one_is_configured(
             str(publish_port),
             "--sandbox-port",
             str(sandbox_port),
+            "--media-port",
+            str(media_port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -307,12 +326,26 @@ def test_make_run_uses_a_real_kafka_when_one_is_configured(
     assert proc.returncode == 0
 
 
+def _share_the_speech_model(var: Path) -> None:
+    """The stack's media worker finds the Whisper folder ``make whisper-model`` joined
+    (else it joins one itself, 145 MB, at start)."""
+    joined = stack.ROOT / "var" / "models" / "whisper-base"
+    if joined.is_dir():
+        (var / "models").mkdir(parents=True, exist_ok=True)
+        link = var / "models" / "whisper-base"
+        if not link.exists():
+            link.symlink_to(joined)
+
+
 def _an_approved_answer_is_posted_on_the_sandbox(
     web: str, credentials: dict[str, str], sandbox: str
 ) -> None:
     """The whole loop on the demo: the queue is populated; a moderator assigns an
-    English question; the team uploads a video with consent; the moderator approves
-    it; a threaded reply with the video appears on the sandbox within seconds."""
+    English question; the team uploads a phone's video (HEVC, stored turned, English
+    speech) with consent; the media worker transcribes it (the transcript comes back
+    through the API, nobody typed it) and makes the X version; the moderator approves
+    it; a threaded reply with that version (H.264/AAC, upright, moov first) and its
+    subtitles appears on the sandbox."""
 
     def token(user: str, password: str) -> dict[str, str]:
         response = httpx.post(f"{web}/api/token", data={"username": user, "password": password})
@@ -336,10 +369,23 @@ def _an_approved_answer_is_posted_on_the_sandbox(
         f"{web}/api/questions/{question['id']}/assign", json={"team": "kakuma-a"}, headers=admin
     )
     assert assigned.status_code == 200, assigned.text
-    video = b"\x00\x00\x00\x18ftypmp42" + os.urandom(200_000)
+    with tempfile.TemporaryDirectory() as folder:
+        speech = speak(ENGLISH_SPEECH, Path(folder) / "speech.wav")
+        video = make_clip(
+            Path(folder) / "answer.mov",
+            size=(96, 160),
+            fps=30,
+            seconds=wav_seconds(speech) + 0.5,
+            vcodec="libx265",
+            vopts=X265,
+            codec_tag="hvc1",
+            vfilter="transpose=cclock",
+            rotation=-90,
+            speech=speech,
+        ).read_bytes()
     answered = httpx.post(
         f"{web}/api/questions/{question['id']}/answer",
-        files={"video": ("answer.mp4", video, "video/mp4")},
+        files={"video": ("answer.mov", video, "video/quicktime")},
         data={
             "language": "en",
             "caption": "Thank you for asking.",
@@ -349,15 +395,32 @@ def _an_approved_answer_is_posted_on_the_sandbox(
         headers=team,
     )
     assert answered.status_code == 201, answered.text
-    approved = httpx.post(f"{web}/api/questions/{question['id']}/answer/approve", headers=admin)
+    deadline = time.monotonic() + 180
+    while True:  # the media worker: transcript, then the X version
+        approved = httpx.post(f"{web}/api/questions/{question['id']}/answer/approve", headers=admin)
+        if approved.status_code != 409 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert approved.status_code == 200, approved.text
+    [answer] = httpx.get(f"{web}/api/questions/{question['id']}/answers", headers=team).json()
+    assert answer["transcript_source"] == "machine"
+    said = set(re.findall(r"[a-z]+", answer["transcript"].lower()))
+    assert {"clean", "water", "schools", "children"} <= said, answer["transcript"]
     native_id = question["mention_id"].split(":", 1)[1]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         posts = httpx.get(f"{sandbox}/sandbox/posts").json()
         threaded = [p for p in posts if p["in_reply_to"] == native_id]
         if threaded:
-            assert threaded[0]["media"], threaded[0]
+            [media] = threaded[0]["media"]
+            facts = media["facts"]
+            assert (facts["video_codec"], facts["video_profile"]) == ("h264", "High")
+            assert (facts["audio_codec"], facts["pix_fmt"], facts["faststart"]) == (
+                "aac", "yuv420p", True,
+            )  # fmt: skip
+            assert (facts["width"], facts["height"]) == (96, 160)  # upright portrait
+            assert media["alt_text"] == "Thank you for asking."
+            assert [s["language_code"] for s in media["subtitles"]] == ["EN"]
             return
         time.sleep(0.5)
     timeline = httpx.get(f"{web}/api/questions/{question['id']}/timeline", headers=admin)
