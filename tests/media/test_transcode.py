@@ -18,7 +18,7 @@ from services.common.media.profiles import MASTODON, Cut, Profile, X, recipe, re
 from services.media.transcode import Cancelled, poster, render
 from tests.helpers.media import make_clip, truncate
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 def test_the_probe_reads_what_phones_send(phone_videos: dict[str, Path]) -> None:

@@ -29,7 +29,7 @@ from services.media.worker import Worker
 from services.triage.web.db import migrate
 from services.triage.web.models import MediaJob
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
