@@ -108,7 +108,11 @@ def check_rendition(media: MediaFile, platform: str) -> None:
     duration, fast start): a reply never posts an original the platform would refuse.
     Blocking (it probes the file): run it in a thread."""
     try:
-        why = refusals(probe(media.path, thorough=False), profile_for(platform))
+        profile = profile_for(platform)
+    except KeyError as exc:
+        raise UnsupportedMedia(f"no media profile for {platform}: {exc}") from exc
+    try:
+        why = refusals(probe(media.path, thorough=False), profile)
     except (Undecodable, OSError) as exc:
         raise UnsupportedMedia(f"{media.path.name} cannot be probed: {exc}") from exc
     if why:

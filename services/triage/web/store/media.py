@@ -386,8 +386,9 @@ class AnswerMedia:
 
     async def ensure_renditions(self, session: AsyncSession, answer: Answer) -> list[Job]:
         """Ask for every rendition the answer needs and does not have (a platform whose
-        limit it breaks waits for a trim: nothing is cut silently). Queued renditions
-        nobody needs any more are cancelled."""
+        limit it breaks waits for a trim: nothing is cut silently). Renditions of this
+        answer nobody needs any more (an older cut, older words drawn in) are cancelled,
+        a running one at its next heartbeat."""
         orders = await self.orders(session, answer)
         jobs = []
         keep = set()
@@ -410,7 +411,7 @@ class AnswerMedia:
             select(MediaJob.c.key).where(
                 MediaJob.c.kind == RENDITION,
                 MediaJob.c.subject == answer.id,
-                MediaJob.c.state == JobState.QUEUED.value,
+                MediaJob.c.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
             )
         )
         await self.jobs.cancel(session, RENDITION, [k for (k,) in stale.all() if k not in keep])
@@ -468,6 +469,11 @@ class AnswerMedia:
     async def publishable(self, session: AsyncSession, answer: Answer, asker: Question) -> Media:
         """The rendition the reply to ``asker`` posts, with its alt text and subtitle file;
         ``Conflict`` (saying how far it is) while it is not ready."""
+        if asker.platform not in PROFILES:
+            raise Conflict(
+                f"no media profile for {asker.platform} yet (services/common/media/profiles.py):"
+                " its replies cannot carry a video it is known to take"
+            )
         speaker = speaker_language(answer)
         language = caption_language(asker.lang, speaker)
         order = next(
