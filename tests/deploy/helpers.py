@@ -26,8 +26,8 @@ from services.common.config import ServiceSettings
 from services.common.kafka import KafkaSettings
 from services.devstack.configdoc import env_names
 from services.ingest.config import IngestSettings
-from services.publish.config import PublishSettings
 from services.media.config import MediaSettings
+from services.publish.config import PublishSettings
 from services.triage.web.config import WebSettings
 from services.triage.worker.config import WorkerSettings
 from tests.helpers import ROOT
