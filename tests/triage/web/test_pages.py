@@ -18,7 +18,7 @@ from services.triage.web.deps import COOKIE
 from services.triage.web.routes.pages import LOGIN_CSRF_COOKIE, group_clusters, safe_next
 from services.triage.web.schemas import QuestionView
 from tests.helpers import ROOT
-from tests.helpers.media import video_bytes
+from tests.helpers.media import long_answer_bytes, video_bytes
 from tests.triage.web.helpers.app import (
     ADMIN,
     MODERATOR,
@@ -32,6 +32,7 @@ from tests.triage.web.helpers.app import (
     serve_test_client,
     sign_in,
 )
+from tests.triage.web.helpers.media import SPOKEN, run_media_jobs
 from tests.triage.web.helpers.store import ClassifiedFactory
 
 STATIC = ROOT / "services" / "triage" / "web" / "static"
@@ -545,3 +546,59 @@ def test_decisions_listed_on_the_filter_form_are_the_known_ones(web_app: Pair) -
     for decision in Decision:
         assert f'<option value="{decision.value}">' in html
     assert page_csrf(html)
+
+
+# --- answer media on the pages ------------------------------------------------------------
+
+
+def test_the_review_page_shows_what_was_said_beside_the_video_and_each_version(
+    web_app: Pair,
+) -> None:
+    web, client = web_app
+    sign_in(client, MODERATOR)
+    question = web.questions["urgent"]
+    web.call(web.store.questions.act, question, "assign", web.actor(MODERATOR), team="camp-a")
+    team = TestClient(web.app, follow_redirects=False)
+    team_csrf = sign_in(team, TEAM_A)
+    page = team.get("/team/camp-a").text
+    assert 'data-target-kbps="2000" data-max-long="1280"' in page
+    assert "Record with this phone" in page
+    fields = {
+        "language": "en",
+        "caption": "We call.",
+        "consent_given_by": "S7",
+        "consent_scope": "public",
+    }
+    recorded = team.post(
+        f"/api/questions/{question}/answer",
+        data=fields,
+        files={"video": ("a.mp4", long_answer_bytes(), "video/mp4")},
+        headers={"X-CSRF-Token": team_csrf},
+    )
+    answer = recorded.json()["id"]
+
+    waiting = client.get("/answers").text
+    assert "X: at most 140 s; this answer is 2:30" in waiting
+    assert 'data-ready="no"' in waiting
+    assert 'data-review="approve"' in waiting
+    assert "Approve once every platform" in waiting
+    web.call(run_media_jobs, web.store)
+
+    review = client.get("/answers").text
+    assert f'poster="/api/answers/{answer}/poster"' in review
+    assert SPOKEN in review  # the transcript, beside the video, in a form to correct it
+    assert '<form class="trim-form"' in review
+    assert "needs trim" in review
+    panel = client.get(f"/answers/{answer}/media-panel").text
+    assert panel.lstrip().startswith('<div class="media-panel"')
+    assert "transcript" in panel.lower()
+    assert "X: at most 140 s" in team.get("/team/camp-a/cards").text  # the team sees it too
+
+
+def test_the_team_page_s_service_worker_is_served_from_the_root(web_app: Pair) -> None:
+    _, client = web_app
+    response = client.get("/team-sw.js")
+    assert response.status_code == 200
+    assert response.headers["service-worker-allowed"] == "/"
+    assert response.headers["cache-control"] == "no-cache"
+    assert "caches.open" in response.text
