@@ -63,9 +63,11 @@ from services.triage.web.routes import (
     account,
     answers,
     health,
+    login,
     media,
     pages,
     questions,
+    team_pages,
     teams,
     uploads,
 )
@@ -302,7 +304,8 @@ def create_app(
     app.include_router(health.router)
     for routes in (account, teams, answers, media, uploads, questions):  # questions' last
         app.include_router(routes.router)
-    app.include_router(pages.router)
+    for page_routes in (login, pages, team_pages):
+        app.include_router(page_routes.router)
     return app
 
 

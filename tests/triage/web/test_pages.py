@@ -15,7 +15,9 @@ from fastapi.testclient import TestClient
 
 from services.common.messages import Decision
 from services.triage.web.deps import COOKIE
-from services.triage.web.routes.pages import LOGIN_CSRF_COOKIE, group_clusters, safe_next
+from services.triage.web.routes.login import LOGIN_CSRF_COOKIE
+from services.triage.web.routes.pages import group_clusters
+from services.triage.web.routes.rendering import safe_next
 from services.triage.web.schemas import QuestionView
 from tests.helpers import ROOT
 from tests.helpers.media import long_answer_bytes, video_bytes

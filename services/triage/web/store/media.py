@@ -17,8 +17,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,7 @@ from services.common.jobs import Job, JobState, JobTable
 from services.common.media import subtitles
 from services.common.media.profiles import (
     PROFILES,
-    CaptionMode,
-    Cut,
     Flag,
-    MediaInfo,
     alt_text,
     duration_flags,
     profile_for,
@@ -41,154 +37,41 @@ from services.common.messages import Media, SubtitleFile
 from services.triage.web import domain
 from services.triage.web.exceptions import Conflict, Forbidden, Invalid, NotFound
 from services.triage.web.models import Answer, AnswerState, MediaJob, Question
+from services.triage.web.store.media_values import (
+    KINDS,
+    POSTER,
+    PRIORITY,
+    RENDITION,
+    SPEECH_MODEL,
+    SYSTEM,
+    TRANSCRIPT,
+    JobView,
+    MediaPolicy,
+    MediaStatus,
+    RenditionOrder,
+    RenditionView,
+    caption_language,
+    cues_in,
+    cut_of,
+    dump_cues,
+    flags_of,
+    media_info,
+    parse_cues,
+    speaker_language,
+)
 from services.triage.web.store.transaction import Actor, Database
 
+__all__ = [
+    "KINDS",
+    "POSTER",
+    "RENDITION",
+    "TRANSCRIPT",
+    "AnswerMedia",
+    "MediaPolicy",
+    "MediaStatus",
+]
+
 log = logging.getLogger(__name__)
-
-POSTER = "poster"
-TRANSCRIPT = "transcript"
-RENDITION = "rendition"
-#: Every kind the media worker does.
-KINDS = (POSTER, TRANSCRIPT, RENDITION)
-#: Lower goes first: the poster in seconds, the transcript before the renditions need it.
-PRIORITY = {POSTER: 0, TRANSCRIPT: 10, RENDITION: 20}
-#: Part of the transcript's key: a new model transcribes again.
-SPEECH_MODEL = "whisper-base"
-#: The actor of what the media worker did, on the timeline.
-SYSTEM = Actor.system("media")
-
-
-def _cues(raw: str) -> list[subtitles.Cue]:
-    return [subtitles.Cue(float(s), float(e), str(t)) for s, e, t in json.loads(raw or "[]")]
-
-
-def _dump_cues(cues: Iterable[subtitles.Cue]) -> str:
-    return json.dumps([c.as_tuple() for c in cues], ensure_ascii=False)
-
-
-def media_info(answer: Answer) -> MediaInfo | None:
-    raw = json.loads(answer.media_json or "{}")
-    return MediaInfo.model_validate(raw) if raw else None
-
-
-def flags_of(answer: Answer) -> list[Flag]:
-    return [Flag.model_validate(f) for f in json.loads(answer.flags_json or "[]")]
-
-
-def cut_of(answer: Answer) -> Cut:
-    return Cut(start=answer.trim_start_s or 0.0, end=answer.trim_end_s)
-
-
-def speaker_language(answer: Answer) -> str:
-    return (answer.transcript_language or answer.language or "und").lower()
-
-
-def caption_language(asker_language: str | None, speaker: str) -> str:
-    """Subtitles in the asker's language where it is English or the speaker's own,
-    otherwise in the speaker's (the only two there are)."""
-    asker = (asker_language or "").lower().split("-")[0]
-    return "en" if asker == "en" else speaker.split("-", maxsplit=1)[0]
-
-
-def cues_in(answer: Answer, language: str) -> list[subtitles.Cue]:
-    """The answer's timed subtitles in ``language`` (the speaker's, or English)."""
-    speaker = speaker_language(answer).split("-")[0]
-    if language == "en" and speaker != "en":
-        cues = _cues(answer.cues_en_json)
-        if not cues and answer.translation:
-            cues = subtitles.retime(
-                answer.translation, _cues(answer.cues_json), answer.duration_s or 0
-            )
-        return cues
-    return _cues(answer.cues_json)
-
-
-@dataclass(frozen=True)
-class MediaPolicy:
-    """How captions reach each platform (``TRIAGE_MEDIA_CAPTIONS``) and where files are."""
-
-    captions: Mapping[str, CaptionMode] = field(default_factory=dict)
-    media_dir: Path = Path("var/triage/media")
-
-    def mode(self, platform: str) -> CaptionMode:
-        profile = profile_for(platform)
-        configured = self.captions.get(platform)
-        if configured == "attach" and not profile.subtitles:
-            return "burn"  # the platform takes no subtitle file: drawn in instead
-        if configured is not None:
-            return configured
-        return "attach" if profile.subtitles else "burn"
-
-
-@dataclass(frozen=True)
-class RenditionOrder:
-    """One rendition an answer needs: for a platform, with its cut and the captions drawn
-    in (none when they are attached or off)."""
-
-    platform: str
-    language: str
-    mode: CaptionMode
-    start_s: float
-    end_s: float | None
-    burn: tuple[tuple[float, float, str], ...]
-
-    def key(self, sha256: str) -> str:
-        canonical = json.dumps(
-            [self.platform, self.start_s, self.end_s, self.burn], ensure_ascii=False
-        )
-        digest = hashlib.sha256(canonical.encode()).hexdigest()[:24]
-        return f"{sha256}:{self.platform}:{digest}"
-
-    def payload(self, answer: Answer) -> dict[str, Any]:
-        return {
-            "source": answer.media_uri,
-            "sha256": answer.sha256,
-            "platform": self.platform,
-            "start_s": self.start_s,
-            "end_s": self.end_s,
-            "burn": [list(c) for c in self.burn],
-        }
-
-
-@dataclass(frozen=True)
-class JobView:
-    kind: str
-    state: str
-    progress: float
-    note: str
-    error: str | None
-    attempts: int
-
-    @classmethod
-    def of(cls, job: Job) -> JobView:
-        return cls(job.kind, job.state.value, job.progress, job.note, job.error, job.attempts)
-
-
-@dataclass(frozen=True)
-class RenditionView:
-    platform: str
-    language: str
-    captions: CaptionMode
-    #: ``waiting`` (for the transcript), ``queued``, ``running``, ``done``, ``failed``,
-    #: ``needs_trim`` (longer than the platform takes), ``cancelled``.
-    state: str
-    progress: float = 0.0
-    note: str = ""
-    error: str | None = None
-    result: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class MediaStatus:
-    info: MediaInfo | None
-    flags: list[Flag]
-    poster: bool
-    transcript: JobView | None
-    renditions: list[RenditionView]
-
-    @property
-    def ready(self) -> bool:
-        return bool(self.renditions) and all(r.state == "done" for r in self.renditions)
 
 
 class AnswerMedia:
@@ -305,8 +188,8 @@ class AnswerMedia:
             elif answer.transcript.strip():  # the team's own words, timed over the speech
                 cues = subtitles.retime(answer.transcript, cues, answer.duration_s or 0)
             if answer.subtitles_source != "provided":
-                answer.cues_json = _dump_cues(cues)
-                answer.cues_en_json = _dump_cues(cues_en)
+                answer.cues_json = dump_cues(cues)
+                answer.cues_en_json = dump_cues(cues_en)
             if not answer.translation.strip():  # English speech is its own translation
                 english = answer.transcript_language.startswith("en")
                 answer.translation = (
@@ -616,11 +499,11 @@ class AnswerMedia:
                     "before": answer.transcript[:2000],
                     "after": transcript[:2000],
                 }
-                previous = _cues(answer.cues_json)
+                previous = parse_cues(answer.cues_json)
                 answer.transcript = transcript
                 answer.transcript_source = "edited"
                 if answer.subtitles_source != "provided":
-                    answer.cues_json = _dump_cues(subtitles.retime(transcript, previous, duration))
+                    answer.cues_json = dump_cues(subtitles.retime(transcript, previous, duration))
                 if speaker_language(answer).startswith("en"):
                     answer.translation = transcript
             if translation is not None and translation != answer.translation:
@@ -628,10 +511,10 @@ class AnswerMedia:
                     "before": answer.translation[:2000],
                     "after": translation[:2000],
                 }
-                previous = _cues(answer.cues_en_json) or _cues(answer.cues_json)
+                previous = parse_cues(answer.cues_en_json) or parse_cues(answer.cues_json)
                 answer.translation = translation
                 if answer.subtitles_source != "provided":
-                    answer.cues_en_json = _dump_cues(
+                    answer.cues_en_json = dump_cues(
                         subtitles.retime(translation, previous, duration)
                     )
             if len(changed) == 1:
@@ -660,11 +543,11 @@ class AnswerMedia:
         async with self.db.sessions() as session:
             answer = await self._editable(session, answer_id, actor)
             if english:
-                answer.cues_en_json = _dump_cues(cues)
+                answer.cues_en_json = dump_cues(cues)
                 if not answer.translation.strip():
                     answer.translation = subtitles.text_of(cues)
             else:
-                answer.cues_json = _dump_cues(cues)
+                answer.cues_json = dump_cues(cues)
                 if answer.transcript_source in ("", "machine"):
                     answer.transcript = subtitles.text_of(cues)
                     answer.transcript_source = "edited"
