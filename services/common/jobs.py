@@ -333,46 +333,32 @@ class JobTable:
     ) -> bool:
         """Say how far the job is and keep it; False when it is no longer this worker's
         (cancelled, or its lease ran out and another worker took it): stop."""
-        t = self.table
-        async with engine.begin() as connection:
-            now = self.clock()
-            result = await connection.execute(
-                update(t)
-                .where(
-                    t.c.id == job.id, t.c.owner == job.owner, t.c.state == JobState.RUNNING.value
-                )
-                .values(
-                    progress=max(0.0, min(1.0, progress)),
-                    note=note[:200],
-                    lease_until=now + timedelta(seconds=lease_s),
-                    updated_at=now,
-                )
-            )
-            return bool(result.rowcount == 1)
+        now = self.clock()
+        return await self._update_own(
+            engine,
+            job,
+            progress=max(0.0, min(1.0, progress)),
+            note=note[:200],
+            lease_until=now + timedelta(seconds=lease_s),
+            updated_at=now,
+        )
 
     async def finish(self, engine: AsyncEngine, job: Job, result: dict[str, Any]) -> bool:
         """Done, with its result (False: no longer this worker's; the result is dropped)."""
-        t = self.table
-        async with engine.begin() as connection:
-            now = self.clock()
-            done = await connection.execute(
-                update(t)
-                .where(
-                    t.c.id == job.id, t.c.owner == job.owner, t.c.state == JobState.RUNNING.value
-                )
-                .values(
-                    state=JobState.DONE.value,
-                    result_json=_json(result),
-                    progress=1.0,
-                    note="done",
-                    error=None,
-                    finished_at=now,
-                    updated_at=now,
-                    lease_until=None,
-                    applied_at=None,
-                )
-            )
-            return bool(done.rowcount == 1)
+        now = self.clock()
+        return await self._update_own(
+            engine,
+            job,
+            state=JobState.DONE.value,
+            result_json=_json(result),
+            progress=1.0,
+            note="done",
+            error=None,
+            finished_at=now,
+            updated_at=now,
+            lease_until=None,
+            applied_at=None,
+        )
 
     async def fail(
         self, engine: AsyncEngine, job: Job, error: str, *, retry_in_s: float | None
@@ -380,25 +366,32 @@ class JobTable:
         """This try failed: queued again after ``retry_in_s`` while attempts remain (and
         the error may pass), else failed for good. The state it is left in (None: it was
         no longer this worker's)."""
-        t = self.table
         again = retry_in_s is not None and job.attempts < job.max_attempts
-        async with engine.begin() as connection:
-            now = self.clock()
-            values: dict[str, Any] = {
-                "error": error[:4000],
-                "updated_at": now,
-                "owner": None,
-                "lease_until": None,
+        now = self.clock()
+        values: dict[str, Any] = {
+            "error": error[:4000],
+            "updated_at": now,
+            "owner": None,
+            "lease_until": None,
+        }
+        if again:
+            assert retry_in_s is not None
+            values |= {
+                "state": JobState.QUEUED.value,
+                "run_after": now + timedelta(seconds=retry_in_s),
+                "note": f"try {job.attempts} failed; again in {retry_in_s:.0f} s",
             }
-            if again:
-                assert retry_in_s is not None
-                values |= {
-                    "state": JobState.QUEUED.value,
-                    "run_after": now + timedelta(seconds=retry_in_s),
-                    "note": f"try {job.attempts} failed; again in {retry_in_s:.0f} s",
-                }
-            else:
-                values |= {"state": JobState.FAILED.value, "note": "failed", "finished_at": now}
+        else:
+            values |= {"state": JobState.FAILED.value, "note": "failed", "finished_at": now}
+        if not await self._update_own(engine, job, **values):
+            return None
+        return JobState.QUEUED if again else JobState.FAILED
+
+    async def _update_own(self, engine: AsyncEngine, job: Job, **values: Any) -> bool:
+        """Set ``values`` on ``job`` while it is still running as this worker's (the
+        conditional UPDATE is the lease check); False when it is no longer."""
+        t = self.table
+        async with engine.begin() as connection:
             result = await connection.execute(
                 update(t)
                 .where(
@@ -406,9 +399,7 @@ class JobTable:
                 )
                 .values(**values)
             )
-            if result.rowcount != 1:
-                return None
-        return JobState.QUEUED if again else JobState.FAILED
+            return bool(result.rowcount == 1)
 
     async def counts(self, engine: AsyncEngine) -> dict[tuple[str, str], int]:
         """Jobs by (kind, state), for the metrics."""

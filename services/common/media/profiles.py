@@ -192,27 +192,22 @@ def duration_flags(duration_s: float, profiles: Iterable[Profile]) -> list[Flag]
     flags = []
     for profile in profiles:
         if profile.max_s is not None and duration_s > profile.max_s:
-            flags.append(
-                Flag(
-                    platform=profile.platform,
-                    kind="too_long",
-                    limit_s=profile.max_s,
-                    duration_s=duration_s,
-                    message=f"{profile.label}: at most {seconds_text(profile.max_s)};"
-                    f" this answer is {clock(duration_s)}",
-                )
-            )
+            kind: Literal["too_long", "too_short"] = "too_long"
+            limit, bound, length = profile.max_s, "at most", clock(duration_s)
         elif duration_s < profile.min_s:
-            flags.append(
-                Flag(
-                    platform=profile.platform,
-                    kind="too_short",
-                    limit_s=profile.min_s,
-                    duration_s=duration_s,
-                    message=f"{profile.label}: at least {seconds_text(profile.min_s)};"
-                    f" this answer is {duration_s:.1f} s",
-                )
+            kind, limit, bound = "too_short", profile.min_s, "at least"
+            length = f"{duration_s:.1f} s"
+        else:
+            continue
+        flags.append(
+            Flag(
+                platform=profile.platform,
+                kind=kind,
+                limit_s=limit,
+                duration_s=duration_s,
+                message=f"{profile.label}: {bound} {seconds_text(limit)}; this answer is {length}",
             )
+        )
     return flags
 
 
