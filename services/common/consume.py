@@ -15,10 +15,16 @@ handler raises is settled here, so one bad record never stops the stream:
 
 A dead letter that cannot be sent puts its record off too: nothing is committed
 past a record that is neither handled nor dead-lettered.
+
+When the broker's epoch changes (a memory-only broker restarted empty, and the
+producers send their window again: :mod:`services.common.epoch`), every assigned
+partition is read again from the beginning of the new epoch.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -31,6 +37,7 @@ from prometheus_client import Gauge
 
 from services.common.codec import DecodeError
 from services.common.dlq import DeadLetters
+from services.common.epoch import EpochWatch
 from services.common.kafka import (
     KafkaSettings,
     group_timeouts,
@@ -81,14 +88,52 @@ class ConsumeLoop:
     held: dict[TopicPartition, int] = field(default_factory=dict)
     #: Failed tries of the record each partition is held at (for ``backoff``).
     attempts: dict[TopicPartition, int] = field(default_factory=dict)
+    #: How often (s) the broker's epoch is checked while running (None: never).
+    epoch_poll_s: float | None = 1.0
+    #: A new broker epoch was seen: read every partition again from its beginning.
+    rewind: bool = False
 
     async def run(self) -> None:
         log.info("%s consumer running", self.name)
-        while True:
-            await self.run_once()
+        watching: asyncio.Task[None] | None = None
+        if self.epoch_poll_s is not None:
+            watch = EpochWatch(client=lambda: self.consumer._client, every_s=self.epoch_poll_s)
+            watch.on_new_epoch(self._on_new_epoch)
+            watching = asyncio.create_task(watch.run(), name=f"{self.name}-epoch-watch")
+        try:
+            while True:
+                await self.run_once()
+        finally:
+            if watching is not None:
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
+
+    async def _on_new_epoch(self, old: str, new: str) -> None:
+        log.warning(
+            "%s: broker epoch %s replaced %s; reading from the beginning", self.name, new, old
+        )
+        self.rewind = True
+
+    def _rewind(self) -> None:
+        """Forget what was put off (those offsets were the old epoch's) and read every
+        assigned partition from the beginning."""
+        self.rewind = False
+        for tp in self.deferred:
+            with contextlib.suppress(Exception):
+                self.consumer.resume(tp)
+        self.deferred.clear()
+        self.held.clear()
+        self.attempts.clear()
+        for tp in self.consumer.assignment():
+            # Offset 0: a new epoch's log starts there (were it trimmed, the
+            # consumer's reset policy, earliest, applies).
+            self.consumer.seek(tp, 0)
 
     async def run_once(self) -> None:
         """One poll and the records it brought."""
+        if self.rewind:
+            self._rewind()
         self._resume_due()
         batch = await self.consumer.getmany(timeout_ms=self._poll_timeout_ms())
         for tp, records in batch.items():

@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import json
 from collections.abc import Mapping
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -20,6 +21,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.lifecycle import die_with_parent, exit_deadline
 
 _CODES = {
     400: "bad_request",
@@ -190,10 +193,26 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+#: Seconds in-flight requests get to finish on shutdown (within the exit deadline).
+GRACEFUL_SHUTDOWN_S = 5
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, gone at most :data:`~services.common.lifecycle.EXIT_DEADLINE_S`
+    after the first SIGTERM or SIGINT, whatever its shutdown waits on."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        exit_deadline(sig)
+        super().handle_exit(sig, frame)
+
+
 def run_server(app: ASGIApp, host: str, port: int) -> None:
     """Run ``app`` until SIGINT/SIGTERM, the same way in every service: our logging
     (no uvicorn log config, no access log: requests carry hostile text), proxy headers
-    honoured, ten seconds to finish in-flight requests on shutdown."""
+    honoured, five seconds to finish in-flight requests on shutdown, and out within
+    the exit deadline even if a broker or database holds the shutdown; SIGTERM when
+    the parent process dies (:mod:`services.common.lifecycle`)."""
+    die_with_parent()
     config = uvicorn.Config(
         app,
         host=host,
@@ -201,9 +220,9 @@ def run_server(app: ASGIApp, host: str, port: int) -> None:
         log_config=None,
         access_log=False,
         proxy_headers=True,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
-    uvicorn.Server(config).run()
+    Server(config).run()
 
 
 def task_states(tasks: Mapping[str, asyncio.Task[Any]]) -> dict[str, str]:

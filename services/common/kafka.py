@@ -7,8 +7,10 @@ Tansu broker by default, any real Kafka when ``KAFKA_BOOTSTRAP_SERVERS`` is set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -19,6 +21,7 @@ from pydantic_settings import SettingsConfigDict
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from services.common.config import ServiceSettings
+from services.common.epoch import EpochWatch, SentLog, sent_log
 
 
 class KafkaSettings(ServiceSettings):
@@ -58,6 +61,14 @@ class KafkaSettings(ServiceSettings):
     ssl_cafile: str | None = None
     #: How long a Kafka request may take before it fails (ms).
     request_timeout_ms: int = Field(default=10_000, ge=1_000)
+    #: SQLite file where this process's producers keep what they sent, to send it
+    #: again to a new broker epoch (a memory-only broker restarted: `make run` sets
+    #: it per service); unset, nothing is kept (a real Kafka keeps its records).
+    resend_log: Path | None = None
+    #: How long (s) sent records are kept in `KAFKA_RESEND_LOG`.
+    resend_window_s: float = Field(default=900.0, gt=0)
+    #: How often (s) producers and consumers ask the broker for its epoch (cluster id).
+    epoch_poll_s: float = Field(default=1.0, gt=0)
 
     @property
     def uses_sasl(self) -> bool:
@@ -118,11 +129,55 @@ class KafkaSettings(ServiceSettings):
         return kwargs
 
 
+class ResendingProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """A producer that writes every record to the process's :class:`SentLog` before
+    sending it, and sends the log's window again when the broker's epoch changes
+    (:mod:`services.common.epoch`)."""
+
+    def __init__(self, sent: SentLog, epoch_poll_s: float, **options: Any) -> None:
+        super().__init__(**options)
+        self.sent = sent
+        self.epoch = EpochWatch(
+            client=lambda: self.client,
+            sent=sent,
+            resend=self._resend,
+            every_s=epoch_poll_s,
+        )
+        self._watching: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        self._watching = asyncio.create_task(self.epoch.run(), name="kafka-epoch-watch")
+
+    async def stop(self) -> None:
+        watching, self._watching = self._watching, None
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+        await super().stop()
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        self.sent.record(topic, key, value)
+        return await super().send(topic, value, key, *args, **kwargs)
+
+    async def _resend(self, topic: str, key: bytes | None, value: bytes | None) -> Any:
+        return await super().send(topic, value, key)
+
+
 def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     """A producer for at-least-once delivery.
 
     ``acks=all`` and no idempotence: Tansu does not implement InitProducerId, so
     duplicates are possible on retry and every consumer is idempotent instead.
+    With ``KAFKA_RESEND_LOG`` set, a :class:`ResendingProducer`.
     """
     options: dict[str, Any] = {
         **settings.client_kwargs(),
@@ -132,6 +187,12 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer
         "compression_type": None,
     }
     options.update(overrides)
+    if settings.resend_log is not None:
+        return ResendingProducer(
+            sent_log(settings.resend_log, settings.resend_window_s),
+            settings.epoch_poll_s,
+            **options,
+        )
     return AIOKafkaProducer(**options)
 
 

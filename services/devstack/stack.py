@@ -35,6 +35,7 @@ from pathlib import Path
 
 from services.common.bootstrap import ensure_topics
 from services.common.kafka import KafkaSettings
+from services.common.lifecycle import pdeathsig_preexec
 from services.devstack.broker import BrokerError, EmbeddedBroker
 
 log = logging.getLogger("stack")
@@ -267,12 +268,26 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+#: How long the services get to stop, all together, before SIGKILL (they exit by
+#: themselves within 10 s of SIGTERM: services.common.lifecycle).
+STOP_TIMEOUT_S = 12.0
+
+
 class Process:
     """A supervised child: started in its own session, logs appended to a file."""
 
-    def __init__(self, spec: ProcessSpec, env: Mapping[str, str], log_dir: Path, run_dir: Path):
+    def __init__(
+        self,
+        spec: ProcessSpec,
+        env: Mapping[str, str],
+        log_dir: Path,
+        run_dir: Path,
+        resend_dir: Path | None = None,
+    ):
         self.spec = spec
         self.env = dict(env)
+        if resend_dir is not None:  # the embedded broker: keep what it sends (epochs)
+            self.env["KAFKA_RESEND_LOG"] = str(resend_dir / f"{spec.name}.db")
         self.log_path = log_dir / f"{spec.name}.log"
         self.pid_path = run_dir / f"{spec.name}.pid"
         self.popen: subprocess.Popen[bytes] | None = None
@@ -289,6 +304,8 @@ class Process:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 cwd=ROOT,
+                # Gone with the supervisor, even one killed with SIGKILL.
+                preexec_fn=pdeathsig_preexec(signal.SIGTERM),  # noqa: PLW1509 - one thread here
             )
         self.pid_path.write_text(str(self.popen.pid))
 
@@ -311,18 +328,32 @@ class Process:
             time.sleep(0.25)
         raise StackError(f"{self.spec.name} not healthy after {timeout:.0f}s:\n{self.tail()}")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        popen, self.popen = self.popen, None
-        if popen is not None and popen.poll() is None:
+    def terminate(self) -> None:
+        """SIGTERM to the process's group (it stops within its exit deadline)."""
+        if self.popen is not None and self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(popen.pid, signal.SIGTERM)
+                os.killpg(self.popen.pid, signal.SIGTERM)
+
+    def reap(self, deadline: float) -> None:
+        """Wait until ``deadline`` (monotonic) for the process to exit, then SIGKILL its
+        group; forget it."""
+        popen, self.popen = self.popen, None
+        if popen is not None:
             try:
-                popen.wait(timeout)
+                popen.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", self.spec.name)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(popen.pid, signal.SIGKILL)
-                popen.wait(timeout)
+                popen.wait(10)
+            # Whatever it started in its group goes too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(popen.pid, signal.SIGKILL)
         self.pid_path.unlink(missing_ok=True)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        self.terminate()
+        self.reap(time.monotonic() + timeout)
 
     def tail(self, lines: int = 20) -> str:
         if not self.log_path.exists():
@@ -418,8 +449,11 @@ class Stack:
         created = asyncio.run(ensure_topics(KafkaSettings()))
         log.info("topics ready (%d created)", len(created))
 
+        # With the embedded broker (memory only), each producer keeps what it sent in
+        # var/resend/<service>.db and sends it again to a restarted broker.
+        resend_dir = self.var / "resend" if self.broker is not None else None
         for spec in specs:
-            process = Process(spec, env, self.log_dir, self.run_dir)
+            process = Process(spec, env, self.log_dir, self.run_dir, resend_dir)
             self.processes.append(process)
             process.start()
             process.wait_healthy(timeout=90)
@@ -439,6 +473,7 @@ class Stack:
             env={**os.environ, **env, "INGEST_URL": f"http://127.0.0.1:{ingest_port}"},
             check=False,
             cwd=ROOT,
+            preexec_fn=pdeathsig_preexec(signal.SIGTERM),
         )
         if result.returncode != 0:
             log.warning("demo replay exited with %d; the stack keeps running", result.returncode)
@@ -467,8 +502,10 @@ class Stack:
     def restart_broker(self) -> None:
         """The embedded broker died: start a new one on the same port.
 
-        It comes back empty (memory only), so the topics are created again;
-        the services reconnect on their own.
+        It comes back empty (memory only) with a new cluster id, so the topics
+        are created again; the services reconnect on their own, see the new
+        epoch, send what they sent in the last window again and read the topics
+        from the beginning (:mod:`services.common.epoch`).
         """
         assert self.broker is not None
         log.warning("the embedded broker exited; restarting it (its data is gone: memory only)")
@@ -479,9 +516,13 @@ class Stack:
         log.info("broker back on %s, topics recreated", self.broker.bootstrap_servers)
 
     def down(self) -> None:
+        """Stop every service at once (each within its exit deadline), then the broker."""
         for process in reversed(self.processes):
             log.info("stopping %s", process.spec.name)
-            process.stop()
+            process.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for process in reversed(self.processes):
+            process.reap(deadline)
         if self.broker is not None:
             log.info("stopping the broker")
             self.broker.stop()

@@ -166,3 +166,34 @@ async def test_an_outage_is_waited_out_and_a_bad_record_is_dead_lettered() -> No
     letter = decode(DeadLetter, producer.sent[0][1])
     assert (letter.offset, letter.stage) == (1, "triage-web.handle")
     assert "value too long" in letter.error
+
+
+async def test_a_new_broker_epoch_reads_every_partition_again_from_the_beginning() -> None:
+    """A memory-only broker restarted: the records put off were the old epoch's, and
+    the new one is read from offset 0 (its producers send their window again)."""
+    handled: list[int] = []
+
+    async def handle(rec: ConsumerRecord[bytes, bytes]) -> float | None:
+        handled.append(rec.offset)
+        return 1e12 if rec.offset == 1 else None
+
+    consumer = ReplayingConsumer(records=[record(0, WEB_TP.topic), record(1, WEB_TP.topic)])
+    loop = ConsumeLoop(
+        consumer,
+        handle,
+        name="web",
+        dead_letters=DeadLetters(Producer(), "triage-web"),
+        clock=lambda: 0.0,
+    )
+    await loop.run_once()
+    assert handled == [0, 1]
+    assert consumer.paused  # offset 1 put off
+
+    await loop._on_new_epoch("old", "new")
+    consumer.records = [record(0, WEB_TP.topic)]  # what was sent again so far
+    await loop.run_once()
+
+    assert handled == [0, 1, 0]  # read again from the beginning
+    assert not consumer.paused
+    assert loop.deferred == {}
+    assert loop.held == {}

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from services.common.bootstrap import BootstrapError
 from services.common.kafka import KafkaSettings
+from services.common.lifecycle import die_with_parent
 from services.common.logs import configure_logging
 from services.triage.classifier import load_classifier
 from services.triage.rules import RulesError, RulesFile
@@ -29,6 +30,7 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.triage worker")
     parser.parse_args(argv)
     configure_logging("triage-worker")
+    die_with_parent()
     settings = WorkerSettings()
     kafka = KafkaSettings()
     try:

@@ -13,6 +13,7 @@ from typing import Any
 from faust.exceptions import ConsumerNotStarted
 
 from services.common.codec import DecodeError, decode
+from services.common.epoch import SentLog
 from services.common.messages import PublishReply
 from services.triage.worker import metrics
 from services.triage.worker.batch import BatchProcessor, Decider, Incoming, Outgoing, Sink
@@ -116,15 +117,19 @@ def incoming(event: Any) -> Incoming:
 
 
 class FaustSink(Sink):
-    """Produces through the faust app's producer and waits for every acknowledgement."""
+    """Produces through the faust app's producer and waits for every acknowledgement;
+    with a :class:`SentLog`, each record is written to it first (broker epochs)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, sent: SentLog | None = None) -> None:
         self.app = app
+        self.sent = sent
 
     async def send(self, records: Sequence[Outgoing]) -> list[BaseException | None]:
         results: list[BaseException | None] = [None] * len(records)
         waiting: list[tuple[int, asyncio.Future[Any]]] = []
         for index, record in enumerate(records):
+            if self.sent is not None:
+                self.sent.record(record.topic, record.key, record.value)
             try:
                 future = await self.app.producer.send(
                     record.topic, record.key, record.value, None, None, None

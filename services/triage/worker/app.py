@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import faust
@@ -19,7 +22,9 @@ from prometheus_client import generate_latest
 
 from services.common import topics
 from services.common.bootstrap import ensure_topics
+from services.common.epoch import EpochWatch, SentLog, sent_log
 from services.common.kafka import KafkaSettings, broker_problem
+from services.common.lifecycle import exit_deadline
 from services.triage.classifier.base import Classifier
 from services.triage.worker import metrics
 from services.triage.worker.agents import FaustSink, classify_mentions, note_approvals
@@ -212,12 +217,15 @@ def create_worker(
         value_serializer="raw",
         allow_empty=True,
     )
+    sent = (
+        sent_log(kafka.resend_log, kafka.resend_window_s) if kafka.resend_log is not None else None
+    )
     processor = BatchProcessor(
         kafka=kafka,
         classifier=classifier,
         decider=decider,
         cache=cache if cache is not None else PredictionCache(settings.cache_size),
-        sink=sink or FaustSink(app),
+        sink=sink or FaustSink(app, sent),
     )
     health = Health(app)
     metrics.CLASSIFIER_LOADED.set(1)
@@ -237,6 +245,7 @@ def create_worker(
         note_approvals(decider)
     )
     _add_pages(app, health)
+    _watch_epochs(app, kafka, sent)
     return TriageWorker(
         app=app,
         agent=agent,
@@ -265,9 +274,63 @@ def _add_pages(app: Any, health: Health) -> None:
         return view.bytes(generate_latest(), content_type=METRICS_CONTENT_TYPE)
 
 
+#: Exit status when a new broker epoch makes the worker start again (EX_TEMPFAIL).
+NEW_EPOCH_EXIT = 75
+
+
+def _watch_epochs(app: Any, kafka: KafkaSettings, sent: SentLog | None) -> None:
+    """Send the log's window again to a new broker epoch (at start too: the worker
+    may have been down when the broker restarted), and when the epoch changes under
+    the running worker, exit (the supervisor starts it again): faust keeps per
+    partition offsets it would skip the new epoch's records by, and a fresh process
+    joins the new broker's group and reads its topics from the beginning. Nothing is
+    lost: what was not acked is read again, what was sent is in the log."""
+
+    async def resend(topic: str, key: bytes | None, value: bytes | None) -> Any:
+        return await app.producer.send(topic, key, value, None, None, None)
+
+    watch = EpochWatch(
+        client=lambda: app.producer._ensure_producer().client,
+        sent=sent,
+        resend=resend if sent is not None else None,
+        every_s=kafka.epoch_poll_s,
+    )
+
+    async def restart(old: str, new: str) -> None:
+        log.warning("broker epoch %s replaced %s: exiting to read it from the start", new, old)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(NEW_EPOCH_EXIT)
+
+    watch.on_new_epoch(restart)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def broker_epochs() -> None:
+        await watch.run()
+
+
+class _Worker(faust.Worker):
+    """faust's Worker, gone at most :data:`~services.common.lifecycle.EXIT_DEADLINE_S`
+    after the first SIGTERM or SIGINT: its graceful stop waits on a consumer thread
+    that may have died with the broker (``NodeNotReadyError``, then
+    ``CancelledError``) and would wait for ever. The deadline is armed by a Python
+    signal handler, which runs even while the event loop is busy; faust's own
+    handlers still run (the loop's wakeup fd is left as it is)."""
+
+    def _install_signal_handlers_unix(self) -> None:
+        super()._install_signal_handlers_unix()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _arm_deadline)
+
+
+def _arm_deadline(signum: int, _frame: FrameType | None) -> None:
+    exit_deadline(signum)
+
+
 def run_worker(worker: TriageWorker, loop: asyncio.AbstractEventLoop) -> int:
-    """Run the worker until SIGTERM/SIGINT (faust's Worker: signals, graceful stop)."""
-    runner = faust.Worker(
+    """Run the worker until SIGTERM/SIGINT (faust's Worker: signals, graceful stop,
+    within the exit deadline)."""
+    runner = _Worker(
         worker.app,
         loop=loop,
         loglevel=logging.getLogger().level,

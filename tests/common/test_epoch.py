@@ -1,0 +1,125 @@
+"""Broker epochs: the sent log keeps a window, survives the process, and a new
+cluster id sends the window again (once), before the new epoch is noted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiokafka.errors import KafkaConnectionError
+
+from services.common.epoch import EpochWatch, SentLog, cluster_id
+
+
+class FakeClient:
+    """An aiokafka client whose broker answers with ``self.cluster`` (None: down)."""
+
+    def __init__(self, cluster: str | None) -> None:
+        self.cluster = cluster
+
+    def get_random_node(self) -> int:
+        return 1
+
+    async def send(self, node: int, request: Any) -> Any:
+        if self.cluster is None:
+            raise KafkaConnectionError("down")
+        return type("Metadata", (), {"cluster_id": self.cluster})()
+
+
+def test_the_log_keeps_the_window_and_outlives_the_process(tmp_path: Path) -> None:
+    now = [1000.0]
+    log = SentLog(tmp_path / "sent.db", window_s=60, clock=lambda: now[0])
+    log.record("mentions.raw", b"k1", b"v1")
+    now[0] += 50
+    log.record("mentions.raw", None, b"v2")
+    log.set_epoch("e1")
+    log.close()
+
+    now[0] += 20  # the first record is now 70 s old
+    again = SentLog(tmp_path / "sent.db", window_s=60, clock=lambda: now[0])
+    assert [(s.topic, s.key, s.value) for s in again.window()] == [("mentions.raw", None, b"v2")]
+    assert again.epoch() == "e1"
+    again.set_epoch("e2")
+    assert again.epoch() == "e2"
+
+
+async def test_cluster_id_is_none_when_the_broker_is_down() -> None:
+    assert await cluster_id(FakeClient("takeaction-1")) == "takeaction-1"
+    assert await cluster_id(FakeClient(None)) is None
+
+
+async def test_a_new_epoch_sends_the_window_again_once(tmp_path: Path) -> None:
+    log = SentLog(tmp_path / "sent.db", window_s=900)
+    client = FakeClient("e1")
+    resent: list[tuple[str, bytes | None, bytes | None]] = []
+    told: list[tuple[str, str]] = []
+
+    async def resend(topic: str, key: bytes | None, value: bytes | None) -> Any:
+        resent.append((topic, key, value))
+        return _done()
+
+    async def on_new(old: str, new: str) -> None:
+        told.append((old, new))
+
+    watch = EpochWatch(client=lambda: client, sent=log, resend=resend)
+    watch.on_new_epoch(on_new)
+    assert not await watch.check()  # first sight: noted, nothing sent
+    assert log.epoch() == "e1"
+    log.record("mentions.raw", b"a", b"1")
+    log.record("mentions.classified", b"b", b"2")
+
+    client.cluster = None  # the broker died
+    assert not await watch.check()
+    client.cluster = "e2"  # and came back empty
+    assert await watch.check()
+    assert resent == [("mentions.raw", b"a", b"1"), ("mentions.classified", b"b", b"2")]
+    assert told == [("e1", "e2")]
+    assert log.epoch() == "e2"
+    assert not await watch.check()  # once
+    assert len(resent) == 2
+
+
+async def test_a_process_that_was_down_during_the_restart_sends_its_window_at_start(
+    tmp_path: Path,
+) -> None:
+    log = SentLog(tmp_path / "sent.db", window_s=900)
+    log.set_epoch("e1")
+    log.record("replies.requested", b"q", b"reply")
+    resent: list[bytes | None] = []
+
+    async def resend(topic: str, key: bytes | None, value: bytes | None) -> Any:
+        resent.append(value)
+        return _done()
+
+    watch = EpochWatch(client=lambda: FakeClient("e2"), sent=log, resend=resend)
+    told: list[str] = []
+
+    async def on_new(old: str, new: str) -> None:
+        told.append(new)
+
+    watch.on_new_epoch(on_new)
+    assert await watch.check()
+    assert resent == [b"reply"]
+    assert told == []  # this process never saw e1 itself: nothing to reset in it
+
+
+async def test_a_failed_resend_is_tried_again_before_the_epoch_is_noted(tmp_path: Path) -> None:
+    log = SentLog(tmp_path / "sent.db", window_s=900)
+    log.set_epoch("e1")
+    log.record("mentions.raw", b"a", b"1")
+    attempts = [0]
+
+    async def resend(topic: str, key: bytes | None, value: bytes | None) -> Any:
+        attempts[0] += 1
+        if attempts[0] == 1:
+            raise KafkaConnectionError("topics not there yet")
+        return _done()
+
+    watch = EpochWatch(client=lambda: FakeClient("e2"), sent=log, resend=resend, retry_s=0)
+    assert await watch.check()
+    assert attempts[0] == 2
+    assert log.epoch() == "e2"
+
+
+async def _done() -> None:
+    return None
