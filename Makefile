@@ -7,6 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Test worker processes for make test (pytest-xdist; each test file stays in one worker).
+TEST_WORKERS ?= 2
 # ESLint (pinned in package.json / package-lock.json) for the web pages' own scripts.
 NODE_STAMP := node_modules/.installed
 JS_SOURCES := services/triage/web/static
@@ -79,7 +81,7 @@ unit: $(STAMP) ## Only the fast tests (no broker, no database)
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
 test: $(STAMP) system-deps whisper-model lint typecheck ## Lint, type-check and run the whole test suite (what CI runs)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 train: $(STAMP) ## Train the classifier heads on ../shared/data (TRIAGE_DATA_DIR); writes services/triage/model
 	$(BIN)/python -m services.triage.classifier.train $(ARGS)
