@@ -146,8 +146,10 @@ SMALL_BODY_BYTES = 256 * 1024
 
 class BodyLimits:
     """Body limits by route: a whole video on the multipart answer route, one chunk
-    on a resumable upload's PATCH, and little everywhere else (a JSON body is read
-    into memory: a huge one must not be)."""
+    on a resumable upload's PATCH, and little everywhere else (a JSON or form body
+    is read into memory, by the CSRF check before the route knows who may send it:
+    a huge one must not be). Only a multipart body streams to disk, so only a
+    multipart body gets the large limit."""
 
     def __init__(self, app: ASGIApp, *, upload_bytes: int, chunk_bytes: int) -> None:
         self.upload = BodySizeLimit(app, upload_bytes)
@@ -158,10 +160,21 @@ class BodyLimits:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if path.startswith("/api/uploads/") and scope.get("method") == "PATCH":
             await self.chunk(scope, receive, send)
-        elif path.startswith("/api/questions/") and path.endswith("/answer"):
+        elif (
+            path.startswith("/api/questions/")
+            and path.endswith("/answer")
+            and _content_type(scope).startswith(b"multipart/form-data")
+        ):
             await self.upload(scope, receive, send)
         else:
             await self.small(scope, receive, send)
+
+
+def _content_type(scope: Scope) -> bytes:
+    for name, value in scope.get("headers") or ():
+        if name == b"content-type":
+            return bytes(value).lower()
+    return b""
 
 
 class SecurityHeaders(BaseHTTPMiddleware):

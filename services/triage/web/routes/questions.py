@@ -14,7 +14,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from services.common.messages import Decision
 from services.triage.web import metrics, policy
-from services.triage.web.deps import Anyone, Moderator, Runtime, TriageRuntime
+from services.triage.web.deps import Anyone, Moderator, Runtime, TriageRuntime, header_number
 from services.triage.web.exceptions import Invalid
 from services.triage.web.models import Status
 from services.triage.web.routes.streams import event_stream
@@ -185,8 +185,8 @@ async def events(
     _: Moderator,
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> EventSourceResponse:
-    last = request.headers.get("last-event-id")
-    cursor = after if after is not None else (int(last) if last and last.isdigit() else None)
+    last = header_number(request, "Last-Event-ID")
+    cursor = after if after is not None else last
     return EventSourceResponse(event_stream(runtime, cursor), ping=15)
 
 

@@ -1,0 +1,119 @@
+"""The triage web against what an attacker with an account would try (issue 17):
+headers that do not parse, bodies that are large before the caller is known to
+be allowed, and what a team may see and do. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+
+import pytest
+from argon2 import PasswordHasher
+
+from services.triage.web import auth
+from services.triage.web.deps import COOKIE
+from tests.helpers.media import video_bytes
+from tests.triage.web.helpers.api import PASSWORD, Web, assigned
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id at its lowest cost: these tests sign people in often."""
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+async def _chunks(pulled: list[int], count: int, size: int = 65536) -> AsyncIterator[bytes]:
+    for _ in range(count):
+        pulled.append(size)
+        yield b"x" * size
+
+
+async def _cookie_session(web: Web, who: str) -> tuple[dict[str, str], str]:
+    """A page session of ``who``: (its cookie, its CSRF token)."""
+    token, principal = await web.runtime.accounts.login(
+        who, PASSWORD, address="198.51.100.9", kind="web"
+    )
+    return {"Cookie": f"{COOKIE}={token}"}, principal.csrf_token
+
+
+# --- Low 1: numeric headers are parsed strictly ----------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["²", "-1", "+1", " 1", "1e3", "9" * 5000])
+async def test_a_bad_upload_offset_is_400(web: Web, value: str) -> None:
+    question = await assigned(web)
+    video = video_bytes(1000)
+    created = await web.call(
+        "team-a", "POST", f"/api/questions/{question}/uploads",
+        json={"size": len(video), "mime": "video/mp4", "sha256": hashlib.sha256(video).hexdigest()},
+    )  # fmt: skip
+    upload = created.json()["upload_id"]
+    response = await web.call(
+        "team-a", "PATCH", f"/api/uploads/{upload}", content=video[:10],
+        headers={"Upload-Offset": value.encode()},
+    )  # fmt: skip
+    assert response.status_code == 400, response.text
+    assert "Upload-Offset" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("value", ["²", "-1", "x", "9" * 5000, "99999999999999999999999"])
+async def test_a_bad_last_event_id_is_400(web: Web, value: str) -> None:
+    for who, path in (("mod1", "/api/events"), ("team-a", "/api/teams/kakuma-a/stream")):
+        response = await web.call(who, "GET", path, headers={"Last-Event-ID": value.encode()})
+        assert response.status_code == 400, (path, response.text)
+        assert "Last-Event-ID" in response.json()["error"]["message"]
+
+
+# --- Low 3: an oversized chunked body is 413 -------------------------------------------------
+
+
+async def test_an_oversized_chunked_json_body_is_413(web: Web) -> None:
+    pulled: list[int] = []
+    response = await web.call(
+        "mod1", "POST", "/api/questions/bulk", content=_chunks(pulled, 16),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+# --- Medium 2: nothing big is read before the caller is known to be allowed ---------------
+
+
+async def test_a_form_body_on_the_answer_route_is_capped_small(web: Web) -> None:
+    """A team member's page session sends a large urlencoded body to the answer
+    route of a question that does not exist: the server stops reading at the
+    small-body cap (the CSRF check used to parse all of it first)."""
+    cookies, csrf = await _cookie_session(web, "team-a")
+    pulled: list[int] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        yield f"csrf_token={csrf}&junk=".encode()
+        async for chunk in _chunks(pulled, 64):
+            yield chunk
+
+    response = await web.client.post(
+        "/api/questions/no-such-question/answer",
+        content=body(),
+        headers={**cookies, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code in {404, 413}, response.text
+    assert sum(pulled) <= 512 * 1024, f"{sum(pulled)} bytes read for a missing question"
+
+
+async def test_a_multipart_answer_to_a_missing_question_reads_nothing(web: Web) -> None:
+    cookies, csrf = await _cookie_session(web, "team-a")
+    pulled: list[int] = []
+    response = await web.client.post(
+        "/api/questions/no-such-question/answer",
+        content=_chunks(pulled, 64),
+        headers={
+            **cookies,
+            "Content-Type": "multipart/form-data; boundary=b",
+            "X-CSRF-Token": csrf,
+        },
+    )
+    assert response.status_code == 404, response.text
+    assert sum(pulled) <= 65536
