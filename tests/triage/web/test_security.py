@@ -5,7 +5,9 @@ be allowed, and what a team may see and do. Each test failed before its fix."""
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -117,3 +119,23 @@ async def test_a_multipart_answer_to_a_missing_question_reads_nothing(web: Web) 
     )
     assert response.status_code == 404, response.text
     assert sum(pulled) <= 65536
+
+
+# --- Medium 4: multipart spools on the media volume, not /tmp --------------------------------
+
+
+async def test_a_multipart_answer_spools_on_the_media_volume(
+    web: Web, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With the default temporary folder unusable (a tmpfs that is full, say), a
+    2 MB answer (over the 1 MB kept in memory) still goes up: it spools beside
+    the media."""
+    video = video_bytes(2_000_000)
+    question = await assigned(web)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))
+    response = await web.call(
+        "team-a", "POST", f"/api/questions/{question}/answer",
+        files={"video": ("a.mp4", video, "video/mp4")},
+        data={"language": "en", "consent_given_by": "Amina", "consent_scope": "public"},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from services.triage.web import metrics, policy
 from services.triage.web.deps import Anyone, Moderator, Runtime, TriageRuntime
 from services.triage.web.exceptions import Invalid, MediaError, NotFound
+from services.triage.web.forms import spooled_form
 from services.triage.web.media import StoredMedia
 from services.triage.web.schemas import (
     AnswerView,
@@ -111,7 +112,7 @@ async def answer(
     """The body is read only after the caller is known to be allowed: nobody can
     make the server spool a video without a session on this question."""
     await check_answer_allowed(runtime, question_id, principal.actor)
-    async with request.form(max_files=1, max_fields=10) as form:
+    async with spooled_form(request, runtime.uploads.dir, max_files=1, max_fields=10) as form:
         video = form.get("video")
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         try:
