@@ -16,6 +16,7 @@ from services.triage.web import auth
 from services.triage.web.deps import COOKIE
 from tests.helpers.media import video_bytes
 from tests.triage.web.helpers.api import PASSWORD, Web, assigned
+from tests.triage.web.helpers.media import run_media_jobs
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -139,3 +140,64 @@ async def test_a_multipart_answer_spools_on_the_media_volume(
         data={"language": "en", "consent_given_by": "Amina", "consent_scope": "public"},
     )  # fmt: skip
     assert response.status_code == 201, response.text
+
+
+# --- Low 4: a team sees only its own answers -------------------------------------------------
+
+ANSWER = {"language": "en", "consent_given_by": "Amina of Kakuma", "consent_scope": "public"}
+
+
+async def _upload(web: Web, who: str, question: str, **fields: str) -> str:
+    response = await web.call(
+        who, "POST", f"/api/questions/{question}/answer",
+        files={"video": ("a.mp4", video_bytes(50_000), "video/mp4")},
+        data={**ANSWER, **fields},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def test_a_question_moved_to_another_team_shows_it_only_its_own_answers(web: Web) -> None:
+    question = await assigned(web)
+    first = await _upload(web, "team-a", question, transcript="what Amina said")
+    sent_back = await web.call(
+        "mod1", "POST", f"/api/questions/{question}/answer/return", json={"note": "redo"}
+    )
+    assert sent_back.status_code == 204
+    moved = await web.call(
+        "mod1", "POST", f"/api/questions/{question}/assign", json={"team": "dadaab-b"}
+    )
+    assert moved.status_code == 200, moved.text
+
+    seen = await web.call("team-b", "GET", f"/api/questions/{question}/answers")
+    assert seen.status_code == 200
+    assert seen.json() == []
+    assert "Amina" not in seen.text
+    assert (await web.call("team-b", "GET", f"/api/answers/{first}/video")).status_code == 403
+    everything = await web.call("mod1", "GET", f"/api/questions/{question}/answers")
+    assert [a["id"] for a in everything.json()] == [first]  # moderators see all
+
+
+# --- Low 5: four eyes ----------------------------------------------------------------------
+
+
+async def test_whoever_uploaded_an_answer_cannot_approve_it(web: Web) -> None:
+    question = await assigned(web)
+    await _upload(web, "mod2", question)  # a moderator may answer; then not approve
+    await run_media_jobs(web.runtime.store)
+    own = await web.call("mod2", "POST", f"/api/questions/{question}/answer/approve")
+    assert own.status_code == 403, own.text
+    assert "uploaded" in own.json()["error"]["message"]
+    other = await web.call("mod1", "POST", f"/api/questions/{question}/answer/approve")
+    assert other.status_code == 200, other.text
+
+
+async def test_the_review_page_says_why_the_uploader_cannot_approve(web: Web) -> None:
+    question = await assigned(web)
+    await _upload(web, "mod2", question)
+    for who, own in (("mod2", True), ("mod1", False)):
+        cookies, _ = await _cookie_session(web, who)
+        page = await web.client.get("/answers", headers=cookies)
+        assert page.status_code == 200
+        assert ("another moderator approves it" in page.text) is own
+        assert ('data-own="yes"' in page.text) is own

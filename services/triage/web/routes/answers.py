@@ -135,7 +135,9 @@ async def answer(
 @router.get("/questions/{question_id}/answers")
 async def answers(question_id: str, runtime: Runtime, principal: Anyone) -> list[AnswerView]:
     await check_answer_allowed(runtime, question_id, principal.actor)
-    rows = await runtime.store.answers.of_question(question_id)
+    rows = await runtime.store.answers.of_question(
+        question_id, team_id=policy.answers_team(principal.actor)
+    )
     statuses = await runtime.store.media.statuses([a for a, _ in rows])
     return [answer_view(a, c, statuses[a.id]) for a, c in rows]
 

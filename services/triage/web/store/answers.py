@@ -200,16 +200,23 @@ class Answers:
 
     # --- reading -----------------------------------------------------------------------
 
-    async def of_question(self, question_id: str) -> list[tuple[Answer, Consent | None]]:
-        """Every answer of a question, newest first, with its consent."""
+    async def of_question(
+        self, question_id: str, *, team_id: int | None = None
+    ) -> list[tuple[Answer, Consent | None]]:
+        """Every answer of a question, newest first, with its consent; only ``team_id``'s
+        when given (a question moved to another team keeps the first team's answers
+        from it: the names of the people filmed, what they said)."""
         async with self.db.sessions() as session:
             await self.db.question(session, question_id)
-            rows = await session.execute(
+            query = (
                 select(Answer, Consent)
                 .outerjoin(Consent, Consent.answer_id == Answer.id)
                 .where(Answer.question_id == question_id)
                 .order_by(Answer.created_at.desc())
             )
+            if team_id is not None:
+                query = query.where(Answer.team_id == team_id)
+            rows = await session.execute(query)
             return [(a, c) for a, c in rows.all()]
 
     async def get(self, answer_id: str) -> tuple[Answer, Consent | None]:
@@ -233,17 +240,23 @@ class Answers:
             )
             return [(a, q, c) for a, q, c in rows.all()]
 
-    async def latest(self, question_ids: Sequence[str]) -> dict[str, tuple[Answer, Consent | None]]:
-        """Each question's most recent answer (any state), in one query."""
+    async def latest(
+        self, question_ids: Sequence[str], *, team_id: int | None = None
+    ) -> dict[str, tuple[Answer, Consent | None]]:
+        """Each question's most recent answer (any state; ``team_id``'s only, when
+        given), in one query."""
         if not question_ids:
             return {}
         async with self.db.sessions() as session:
-            rows = await session.execute(
+            query = (
                 select(Answer, Consent)
                 .outerjoin(Consent, Consent.answer_id == Answer.id)
                 .where(Answer.question_id.in_(question_ids))
                 .order_by(Answer.created_at)
             )
+            if team_id is not None:
+                query = query.where(Answer.team_id == team_id)
+            rows = await session.execute(query)
             return {a.question_id: (a, c) for a, c in rows.all()}  # the newest wins
 
     # --- review --------------------------------------------------------------------------
@@ -279,6 +292,7 @@ class Answers:
             if answer.state == AnswerState.APPROVED.value:
                 rows = await session.scalars(select(Reply).where(Reply.answer_id == answer.id))
                 return list(rows)
+            policy.check_four_eyes(actor.name, answer.uploaded_by)
             consent = await session.scalar(select(Consent).where(Consent.answer_id == answer.id))
             if consent is None or consent.withdrawn_at is not None:
                 raise ConsentMissing("the consent of the person filmed is missing or withdrawn")
