@@ -248,6 +248,23 @@ class Accounts:
                 return None
             return await self._principal(session, user, row)
 
+    async def still_valid(self, principal: Principal) -> bool:
+        """Whether ``principal``'s session still holds as it was opened: not revoked
+        or expired, the person active with the same role and team (a live stream
+        asks again while it runs)."""
+        now = self.store.clock()
+        async with self.store.sessions() as session:
+            row = await session.get(Session, principal.token_hash)
+            if row is None or row.revoked_at is not None or row.expires_at <= now:
+                return False
+            user = await session.get(User, row.user_id)
+            return (
+                user is not None
+                and user.active
+                and user.role == principal.role.value
+                and user.team_id == principal.actor.team_id
+            )
+
     async def logout(self, principal: Principal) -> None:
         async with self.store.sessions() as session:
             await session.execute(

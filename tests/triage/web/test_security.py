@@ -4,16 +4,19 @@ be allowed, and what a team may see and do. Each test failed before its fix."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
 
 from services.triage.web import auth
 from services.triage.web.deps import COOKIE
+from services.triage.web.routes import streams
 from tests.helpers.media import video_bytes
 from tests.triage.web.helpers.api import PASSWORD, Web, assigned
 from tests.triage.web.helpers.media import run_media_jobs
@@ -201,3 +204,43 @@ async def test_the_review_page_says_why_the_uploader_cannot_approve(web: Web) ->
         assert page.status_code == 200
         assert ("another moderator approves it" in page.text) is own
         assert ('data-own="yes"' in page.text) is own
+
+
+# --- Medium 6: a live stream ends with its session ----------------------------------------
+
+
+async def _ends_after(web: Web, who: str, path: str, end: Callable[[], Awaitable[Any]]) -> None:
+    """Open the stream at ``path`` as ``who``, ``end`` the session, and see the stream close."""
+    stream = asyncio.create_task(web.call(who, "GET", path))
+    await asyncio.sleep(0.5)
+    assert not stream.done(), "the stream did not stay open"
+    await end()
+    response = await asyncio.wait_for(stream, timeout=10)
+    assert response.status_code == 200
+
+
+@pytest.fixture
+def quick_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streams, "RECHECK_S", 0.2)
+    monkeypatch.setattr(streams, "POLL_S", 0.1)
+
+
+@pytest.mark.usefixtures("quick_recheck")
+async def test_the_live_queue_closes_after_logout(web: Web) -> None:
+    async def logout() -> None:
+        assert (await web.call("mod2", "POST", "/api/logout")).status_code == 204
+
+    await _ends_after(web, "mod2", "/api/events", logout)
+
+
+@pytest.mark.usefixtures("quick_recheck")
+async def test_the_team_stream_closes_after_a_password_reset(web: Web) -> None:
+    async def reset() -> None:
+        response = await web.call(
+            "admin", "POST", "/api/users",
+            json={"username": "team-a", "password": "a brand new password", "role": "team",
+                  "team": "kakuma-a"},
+        )  # fmt: skip
+        assert response.status_code == 201, response.text
+
+    await _ends_after(web, "team-a", "/api/teams/kakuma-a/stream", reset)

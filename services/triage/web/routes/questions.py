@@ -182,12 +182,12 @@ async def bulk(body: BulkBody, runtime: Runtime, principal: Moderator) -> list[O
 async def events(
     request: Request,
     runtime: Runtime,
-    _: Moderator,
+    principal: Moderator,
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> EventSourceResponse:
     last = header_number(request, "Last-Event-ID")
     cursor = after if after is not None else last
-    return EventSourceResponse(event_stream(runtime, cursor), ping=15)
+    return EventSourceResponse(event_stream(runtime, principal, cursor), ping=15)
 
 
 @router.post(

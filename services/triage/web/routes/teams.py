@@ -84,7 +84,7 @@ async def team_stream(
     await runtime.store.teams.feed(slug, principal.actor, limit=1)  # 404 / 403 before streaming
     last = header_number(request, "Last-Event-ID")
     cursor = after if after is not None else (last or 0)
-    return EventSourceResponse(feed_stream(runtime, slug, principal.actor, cursor), ping=15)
+    return EventSourceResponse(feed_stream(runtime, slug, principal, cursor), ping=15)
 
 
 @router.post("/questions/{question_id}/take", summary="A team member takes an assigned question")
