@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from argon2 import PasswordHasher
 
@@ -244,3 +245,26 @@ async def test_the_team_stream_closes_after_a_password_reset(web: Web) -> None:
         assert response.status_code == 201, response.text
 
     await _ends_after(web, "team-a", "/api/teams/kakuma-a/stream", reset)
+
+
+# --- Medium 3: login limiting ------------------------------------------------------------
+
+
+async def test_a_burst_of_wrong_passwords_is_limited_and_the_real_user_still_signs_in(
+    web: Web,
+) -> None:
+    responses = await asyncio.gather(
+        *(
+            web.client.post("/api/token", data={"username": "mod2", "password": f"guess {i:08}"})
+            for i in range(12)
+        )
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert 429 in codes, codes
+    elsewhere = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=web.app, client=("198.51.100.2", 4711)),
+        base_url="http://triage.test",
+    )
+    async with elsewhere:
+        real = await elsewhere.post("/api/token", data={"username": "mod2", "password": PASSWORD})
+    assert real.status_code == 200, real.text
