@@ -47,7 +47,7 @@ from services.triage.web.consumers import (
     consume_loop,
 )
 from services.triage.web.db import migrate
-from services.triage.web.deps import TriageRuntime
+from services.triage.web.deps import COOKIE, TriageRuntime
 from services.triage.web.exceptions import (
     MediaError,
     OffsetMismatch,
@@ -175,6 +175,41 @@ def _content_type(scope: Scope) -> bytes:
         if name == b"content-type":
             return bytes(value).lower()
     return b""
+
+
+class SignedInApiDescription:
+    """``/openapi.json`` (every route, every field) only for a signed-in person: a
+    bearer token or a page session (what the browser sends from ``/docs``)."""
+
+    def __init__(self, app: ASGIApp, *, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") == self.path:
+            request = Request(scope)
+            runtime: TriageRuntime | None = getattr(request.app.state, "runtime", None)
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer":
+                token = request.cookies.get(COOKIE, "")
+            if runtime is None or await runtime.accounts.resolve(token) is None:
+                response = error_response(
+                    401, "sign in to read the API description", code="unauthorized"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_internal_app(public: FastAPI) -> FastAPI:
+    """The internal port's app: metrics, and liveness and readiness with their details,
+    of the ``public`` app's running pieces (its state, once its lifespan has run)."""
+    internal = FastAPI(
+        title="takeaction triage (internal)", openapi_url=None, docs_url=None, redoc_url=None
+    )
+    internal.state = public.state
+    internal.include_router(health.internal)
+    return internal
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
@@ -308,6 +343,7 @@ def create_app(
     install_error_handlers(app)
     install_triage_errors(app)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(SignedInApiDescription, path=app.openapi_url or "/openapi.json")
     app.add_middleware(
         BodyLimits,
         upload_bytes=settings.upload_max_bytes + 1024 * 1024,

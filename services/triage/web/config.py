@@ -24,6 +24,10 @@ class WebSettings(TriageSettings):
     host: str = "127.0.0.1"
     #: Port of the triage web page and its JSON API.
     port: int = Field(default=8000, ge=1, le=65535)
+    #: Address of the internal port (metrics; liveness and readiness with their details).
+    internal_host: str = "127.0.0.1"
+    #: The internal port: Prometheus and the operators reach it, the public does not.
+    internal_port: int = Field(default=8020, ge=1, le=65535)
     #: Triage database (SQLAlchemy async URL): SQLite under ``var/`` by default,
     #: ``postgresql+asyncpg://...`` in the compose stack.
     database_url: str = "sqlite+aiosqlite:///var/triage/triage.db"

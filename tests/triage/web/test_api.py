@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.db import make_engine
 from services.common.messages import (
     AnswerRecorded,
     Decision,
@@ -360,16 +359,13 @@ async def test_the_feed_is_cursor_paginated(web: Web) -> None:
     assert rest.json()["next_cursor"] is None
 
 
-async def test_health_and_metrics(web: Web) -> None:
+async def test_health(web: Web) -> None:
     assert (await web.client.get("/healthz")).status_code == 200
-    ready = await web.client.get("/readyz")
-    assert ready.json()["database"]["connected"] is True
-    metrics = await web.client.get("/metrics")
-    assert "triage_web_actions_total" in metrics.text
+    assert (await web.client.get("/readyz")).json() == {"status": "ok"}
 
 
 async def test_openapi_documents_the_routes(web: Web) -> None:
-    spec = (await web.client.get("/openapi.json")).json()
+    spec = (await web.call("admin", "GET", "/openapi.json")).json()
     assert spec["components"]["securitySchemes"]["OAuth2PasswordBearer"]["type"] == "oauth2"
     paths = spec["paths"]
     for path in (
@@ -502,20 +498,6 @@ async def test_a_quarantined_question_is_never_routed(web: Web) -> None:
         "quarantined"
     )
     assert (await web.call("team-a", "GET", "/api/teams/kakuma-a/feed")).json()["items"] == []
-
-
-async def test_readiness_fails_while_the_database_is_unreachable(web: Web) -> None:
-    store = web.runtime.store
-    working = store.engine
-    store.engine = make_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
-    try:
-        ready = await web.client.get("/readyz")
-    finally:
-        await store.engine.dispose()
-        store.engine = working
-    assert ready.status_code == 503
-    assert ready.json()["database"]["connected"] is False
-    assert (await web.client.get("/readyz")).status_code == 200
 
 
 # --- answer media -------------------------------------------------------------------

@@ -15,7 +15,9 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
+from services.common.db import make_engine
 from services.triage.web import auth
+from services.triage.web.app import create_internal_app
 from services.triage.web.deps import COOKIE
 from services.triage.web.routes import streams
 from tests.helpers.media import video_bytes
@@ -268,3 +270,50 @@ async def test_a_burst_of_wrong_passwords_is_limited_and_the_real_user_still_sig
     async with elsewhere:
         real = await elsewhere.post("/api/token", data={"username": "mod2", "password": PASSWORD})
     assert real.status_code == 200, real.text
+
+
+# --- Low 7: metrics, readiness details and the API description are not public ------------
+
+
+async def test_the_public_port_shows_no_metrics_no_error_text_and_no_api_to_strangers(
+    web: Web,
+) -> None:
+    assert (await web.client.get("/metrics")).status_code == 404
+    assert (await web.client.get("/openapi.json")).status_code == 401
+    described = await web.call("team-a", "GET", "/openapi.json")
+    assert described.status_code == 200
+    assert "/api/token" in described.json()["paths"]
+    assert (await web.client.get("/healthz")).json() == {"status": "ok"}
+
+    store = web.runtime.store
+    working = store.engine
+    store.engine = make_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    try:
+        public = await web.client.get("/readyz")
+        async with _internal(web) as internal:
+            detailed = await internal.get("/readyz")
+    finally:
+        await store.engine.dispose()
+        store.engine = working
+    assert public.status_code == detailed.status_code == 503
+    assert public.json() == {"status": "degraded"}
+    assert detailed.json()["database"]["connected"] is False
+    assert detailed.json()["database"]["error"]  # what failed, on the internal port only
+    assert (await web.client.get("/readyz")).status_code == 200  # back
+
+
+async def test_the_internal_port_serves_metrics_and_the_details(web: Web) -> None:
+    async with _internal(web) as internal:
+        metrics = await internal.get("/metrics")
+        ready = await internal.get("/readyz")
+        alive = await internal.get("/healthz")
+    assert "triage_web_actions_total" in metrics.text
+    assert ready.json()["database"]["connected"] is True
+    assert alive.json()["tasks"]["housekeeping"] == "running"
+
+
+def _internal(web: Web) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_internal_app(web.app)),
+        base_url="http://triage-internal.test",
+    )
