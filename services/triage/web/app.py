@@ -92,6 +92,7 @@ TOPICS = (
     topics.REPLIES_REQUESTED,
     topics.REPLIES_PUBLISHED,
     topics.REPLIES_FAILED,
+    topics.CONSENT_WITHDRAWN,
 )
 
 

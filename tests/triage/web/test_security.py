@@ -14,15 +14,20 @@ from typing import Any
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy import select
 
+from services.common import topics
 from services.common.db import make_engine
+from services.common.messages import ConsentWithdrawn
 from services.triage.web import auth
 from services.triage.web.app import create_internal_app
 from services.triage.web.deps import COOKIE
+from services.triage.web.models import AuditEntry
 from services.triage.web.routes import streams
 from tests.helpers.media import video_bytes
 from tests.triage.web.helpers.api import PASSWORD, Web, assigned
 from tests.triage.web.helpers.media import run_media_jobs
+from tests.triage.web.helpers.store import outbox
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -317,3 +322,71 @@ def _internal(web: Web) -> httpx.AsyncClient:
         transport=httpx.ASGITransport(app=create_internal_app(web.app)),
         base_url="http://triage-internal.test",
     )
+
+
+# --- Low 6: consent withdrawal from the page; deactivation ------------------------------
+
+
+async def test_a_moderator_records_a_consent_withdrawal_and_every_post_comes_down(
+    web: Web,
+) -> None:
+    question = await assigned(web, cluster_id="c-withdraw")
+    twin = await web.ingest(cluster_id="c-withdraw")
+    answer = await _upload(web, "team-a", question)
+    await run_media_jobs(web.runtime.store)
+    approved = await web.call("mod1", "POST", f"/api/questions/{question}/answer/approve")
+    assert approved.status_code == 200, approved.text
+    asked = {
+        "requested_by": "Amina herself",
+        "requested_at": "2026-12-01T09:30:00Z",
+        "channel": "in person, at the camp office",
+        "note": "she no longer wants to be seen",
+    }
+    assert (
+        await web.call("team-a", "POST", f"/api/answers/{answer}/consent/withdraw", json=asked)
+    ).status_code == 403
+    path = f"/api/answers/{answer}/consent/withdraw"
+    withdrawn = await web.call("mod1", "POST", path, json=asked)
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["state"] == "withdrawn"
+    assert withdrawn.json()["consent"]["withdrawn_by"] == "mod1"
+    assert withdrawn.json()["consent"]["withdrawn_at"] is not None
+
+    [(key, event)] = await outbox(web.runtime.store, topics.CONSENT_WITHDRAWN, ConsentWithdrawn)
+    assert key == event.speaker_ref == ANSWER["consent_given_by"]
+    assert set(event.question_ids) == {question, twin}  # every post of this answer
+    assert event.withdrawn_by == "mod1"
+    assert "Amina herself" in event.reason
+    assert "in person" in event.reason
+
+    timeline = (await web.call("mod1", "GET", f"/api/questions/{question}/timeline")).json()
+    [entry] = [e for e in timeline if e["event"] == "consent_withdrawn"]
+    assert entry["detail"]["requested_by"] == "Amina herself"
+    audit = await _audit(web, "withdraw_consent")
+    assert audit == [("mod1", answer)]
+    again = await web.call("mod1", "POST", path, json=asked)
+    assert again.status_code == 409
+
+
+async def _audit(web: Web, action: str) -> list[tuple[str, str]]:
+    async with web.runtime.store.sessions() as session:
+        rows = await session.execute(
+            select(AuditEntry.actor, AuditEntry.subject).where(AuditEntry.action == action)
+        )
+        return [(str(a), str(s)) for a, s in rows.all()]
+
+
+async def test_the_question_page_offers_the_withdrawal_then_says_it_was_recorded(
+    web: Web,
+) -> None:
+    question = await assigned(web)
+    answer = await _upload(web, "team-a", question)
+    cookies, _ = await _cookie_session(web, "mod1")
+    page = await web.client.get(f"/questions/{question}", headers=cookies)
+    assert f'class="withdraw-form" data-answer="{answer}"' in page.text
+    asked = {"requested_by": "Amina", "requested_at": "2026-12-01T09:30:00Z", "channel": "phone"}
+    path = f"/api/answers/{answer}/consent/withdraw"
+    assert (await web.call("mod1", "POST", path, json=asked)).status_code == 200
+    page = await web.client.get(f"/questions/{question}", headers=cookies)
+    assert "withdraw-form" not in page.text
+    assert "Consent withdrawn" in page.text

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from services.triage.web import metrics, policy
@@ -24,7 +24,7 @@ from services.triage.web.schemas import (
     ReplyView,
     answer_view,
 )
-from services.triage.web.store import Actor, StoredAnswer
+from services.triage.web.store import Actor, StoredAnswer, WithdrawalRequest
 
 log = logging.getLogger(__name__)
 
@@ -190,3 +190,35 @@ async def return_answer(
 ) -> None:
     await runtime.store.answers.send_back(question_id, principal.actor, body.note)
     metrics.ACTIONS.labels("return_answer", "ok").inc()
+
+
+class WithdrawBody(BaseModel):
+    """A filmed person's withdrawal of consent: who asked, when and how."""
+
+    requested_by: str = Field(min_length=1, max_length=128)
+    requested_at: AwareDatetime
+    channel: str = Field(min_length=1, max_length=128)
+    note: str = Field(default="", max_length=1500)
+
+
+@router.post(
+    "/answers/{answer_id}/consent/withdraw",
+    summary="Record a consent withdrawal: every post of the answer comes down",
+)
+async def withdraw_consent(
+    answer_id: str, body: WithdrawBody, runtime: Runtime, principal: Moderator
+) -> AnswerView:
+    await runtime.store.answers.withdraw_consent(
+        answer_id,
+        principal.actor,
+        WithdrawalRequest(
+            requested_by=body.requested_by,
+            requested_at=body.requested_at,
+            channel=body.channel,
+            note=body.note,
+        ),
+    )
+    metrics.ACTIONS.labels("withdraw_consent", "ok").inc()
+    answer, consent = await runtime.store.answers.get(answer_id)
+    status = (await runtime.store.media.statuses([answer]))[answer.id]
+    return answer_view(answer, consent, status)
