@@ -176,6 +176,47 @@ class Accounts:
             await session.commit()
             return user
 
+    async def deactivate_user(self, username: str, actor: Actor) -> None:
+        """The person can no longer sign in, and every session of theirs ends now."""
+        async with self.store.sessions() as session:
+            user = await session.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise NotFound(f"user {username!r} not found")
+            user.active = False
+            await self._end_sessions(session, [user.id])
+            self.store.db.audit(session, actor, "deactivate_user", username)
+            await session.commit()
+
+    async def deactivate_team(self, slug: str, actor: Actor) -> None:
+        """The team gets no more work, its members can no longer sign in, and every
+        session of theirs ends now (an admin's ``PUT /api/teams`` brings it back)."""
+        async with self.store.sessions() as session:
+            team = await session.scalar(select(Team).where(Team.slug == slug))
+            if team is None:
+                raise NotFound(f"team {slug!r} not found")
+            team.active = False
+            members = list(await session.scalars(select(User.id).where(User.team_id == team.id)))
+            await self._end_sessions(session, members)
+            self.store.db.audit(session, actor, "deactivate_team", slug)
+            await session.commit()
+
+    async def _end_sessions(self, session: AsyncSession, user_ids: list[int]) -> None:
+        if user_ids:
+            await session.execute(
+                update(Session)
+                .where(Session.user_id.in_(user_ids), Session.revoked_at.is_(None))
+                .values(revoked_at=self.store.clock())
+            )
+
+    @staticmethod
+    async def _may_sign_in(session: AsyncSession, user: User | None) -> bool:
+        """Active, and (a team member) of an active team."""
+        if user is None or not user.active:
+            return False
+        if user.team_id is None:
+            return True
+        return bool(await session.scalar(select(Team.active).where(Team.id == user.team_id)))
+
     # --- login ---------------------------------------------------------------------
 
     def _wait_s(self, failures: list[datetime], now: datetime) -> int:
@@ -242,6 +283,8 @@ class Accounts:
             user = await session.scalar(
                 select(User).where(User.username == username, User.active.is_(True))
             )
+            if not await self._may_sign_in(session, user):
+                user = None  # a deactivated person or team: as if unknown
             known = user.password_hash if user else _dummy_hash()
             ok = await self._matches(known, password) and user is not None
             now = self.store.clock()
@@ -308,7 +351,7 @@ class Accounts:
             if row is None or row.revoked_at is not None or row.expires_at <= now:
                 return None
             user = await session.get(User, row.user_id)
-            if user is None or not user.active:
+            if user is None or not await self._may_sign_in(session, user):
                 return None
             return await self._principal(session, user, row)
 
@@ -324,7 +367,7 @@ class Accounts:
             user = await session.get(User, row.user_id)
             return (
                 user is not None
-                and user.active
+                and await self._may_sign_in(session, user)
                 and user.role == principal.role.value
                 and user.team_id == principal.actor.team_id
             )

@@ -390,3 +390,26 @@ async def test_the_question_page_offers_the_withdrawal_then_says_it_was_recorded
     page = await web.client.get(f"/questions/{question}", headers=cookies)
     assert "withdraw-form" not in page.text
     assert "Consent withdrawn" in page.text
+
+
+async def test_an_admin_deactivates_a_user_and_their_sessions_end_at_once(web: Web) -> None:
+    assert (await web.call("mod1", "POST", "/api/users/team-a/deactivate")).status_code == 403
+    done = await web.call("admin", "POST", "/api/users/team-a/deactivate")
+    assert done.status_code == 204, done.text
+    assert (await web.call("team-a", "GET", "/api/me")).status_code == 401
+    again = await web.client.post("/api/token", data={"username": "team-a", "password": PASSWORD})
+    assert again.status_code == 401
+    assert await _audit(web, "deactivate_user") == [("admin", "team-a")]
+    missing = await web.call("admin", "POST", "/api/users/nobody/deactivate")
+    assert missing.status_code == 404
+
+
+async def test_an_admin_deactivates_a_team_and_its_members_are_out(web: Web) -> None:
+    assert (await web.call("team-a", "POST", "/api/teams/dadaab-b/deactivate")).status_code == 403
+    done = await web.call("admin", "POST", "/api/teams/dadaab-b/deactivate")
+    assert done.status_code == 204, done.text
+    assert (await web.call("team-b", "GET", "/api/me")).status_code == 401
+    again = await web.client.post("/api/token", data={"username": "team-b", "password": PASSWORD})
+    assert again.status_code == 401
+    assert (await web.call("team-a", "GET", "/api/me")).status_code == 200  # another team
+    assert await _audit(web, "deactivate_team") == [("admin", "dadaab-b")]
