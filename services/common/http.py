@@ -151,25 +151,36 @@ class BodySizeLimit:
 
         received = 0
         started = False
+        #: The body went over the limit; an app that caught the error (FastAPI turns
+        #: any error while reading a JSON body into a 400) still answers 413.
+        exceeded = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                if not started:
+                    started = True
+                    await self._reply(send, 413, self._message())
+                return  # what the app says instead is dropped
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
+        except Exception:  # _BodyTooLarge, maybe wrapped (a middleware's task group)
+            if not exceeded:
+                raise
             if not started:
                 await self._reply(send, 413, self._message())
 

@@ -69,6 +69,7 @@ def services(
     ingest = port_base["ingest"]
     worker = port_base["triage_worker"]
     web = port_base["triage_web"]
+    web_internal = port_base.get("triage_web_internal", 8020)
     sandbox = port_base["sandbox"]
     publish = port_base["publish"]
     media = port_base["media"]
@@ -105,6 +106,7 @@ def services(
             env={
                 "TRIAGE_HOST": "127.0.0.1",
                 "TRIAGE_PORT": str(web),
+                "TRIAGE_INTERNAL_PORT": str(web_internal),
                 "TRIAGE_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'triage' / 'triage.db'}",
                 "TRIAGE_MEDIA_DIR": str(var / "triage" / "media"),
                 "TRIAGE_DEMO_ACCOUNTS": "true",
@@ -113,7 +115,7 @@ def services(
                 f"triage page       http://127.0.0.1:{web}/  (moderators: $TRIAGE_ADMIN_USER;"
                 " teams: $TEAM_<SLUG>_USER)",
                 f"triage API docs   http://127.0.0.1:{web}/docs",
-                f"triage metrics    http://127.0.0.1:{web}/metrics",
+                f"triage metrics    http://127.0.0.1:{web_internal}/metrics  (internal port)",
             ),
         ),
         # Before the publisher: it is where the publisher's replies go.
@@ -556,6 +558,7 @@ PORT_OPTIONS = (
     ("--ingest-port", "INGEST_PORT", "8001", "ingest"),
     ("--triage-worker-port", "TRIAGE_WORKER_PORT", "8010", "triage_worker"),
     ("--triage-port", "TRIAGE_PORT", "8000", "triage_web"),
+    ("--triage-internal-port", "TRIAGE_INTERNAL_PORT", "8020", "triage_web_internal"),
     ("--publish-port", "PUBLISH_PORT", "8002", "publish"),
     ("--sandbox-port", "PUBLISH_SANDBOX_PORT", "8003", "sandbox"),
     ("--media-port", "MEDIA_PORT", "8011", "media"),

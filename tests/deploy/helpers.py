@@ -73,6 +73,9 @@ class Service:
     #: Settings fields of the address and port its HTTP server binds.
     host_field: str
     port_field: str
+    #: Settings fields of the internal port (metrics, health details), when it has one.
+    internal_host_field: str | None = None
+    internal_port_field: str | None = None
 
     @property
     def prefix(self) -> str:
@@ -81,6 +84,15 @@ class Service:
     @property
     def port(self) -> int:
         value = self.settings.model_fields[self.port_field].default
+        assert isinstance(value, int)
+        return value
+
+    @property
+    def metrics_port(self) -> int:
+        """Where Prometheus scrapes: the internal port, else the only one."""
+        if self.internal_port_field is None:
+            return self.port
+        value = self.settings.model_fields[self.internal_port_field].default
         assert isinstance(value, int)
         return value
 
@@ -109,7 +121,16 @@ SERVICES: dict[str, Service] = {
             "worker_host",
             "worker_port",
         ),
-        Service("triage-web", "services.triage", "web", WebSettings, "host", "port"),
+        Service(
+            "triage-web",
+            "services.triage",
+            "web",
+            WebSettings,
+            "host",
+            "port",
+            internal_host_field="internal_host",
+            internal_port_field="internal_port",
+        ),
         Service("publish", "services.publish", "serve", PublishSettings, "host", "port"),
         Service("media", "services.media", "serve", MediaSettings, "host", "port"),
     )

@@ -172,6 +172,10 @@ def test_ports_match_the_settings() -> None:
         published = [str(p) for p in spec.get("ports", [])]
         exposed = [str(p) for p in spec.get("expose", [])]
         assert str(port) in exposed or f"127.0.0.1:{port}:{port}" in published, name
+        if service.internal_port_field and service.internal_host_field:
+            assert env[service.env(service.internal_host_field)] == ALL_INTERFACES, name
+            assert env[service.env(service.internal_port_field)] == service.metrics_port, name
+            assert str(service.metrics_port) in exposed, name  # Prometheus's, not published
         for mapping in published:
             assert mapping.startswith("127.0.0.1:"), f"{name} publishes {mapping} beyond localhost"
         probe = " ".join(spec["healthcheck"]["test"])

@@ -147,13 +147,20 @@ def test_ports_and_probes_match_the_settings() -> None:
         service, container = SERVICES[name], _container(deployment)
         port = service.port
         env = _env(container)
-        assert container["ports"] == [{"name": "http", "containerPort": port}], name
+        internal = []
+        if service.internal_port_field and service.internal_host_field:
+            internal = [{"name": "internal", "containerPort": service.metrics_port}]
+            assert env[service.env(service.internal_port_field)]["value"] == str(
+                service.metrics_port
+            ), name
+            assert env[service.env(service.internal_host_field)]["value"] == ALL_INTERFACES
+        assert container["ports"] == [{"name": "http", "containerPort": port}, *internal], name
         assert env[service.env(service.port_field)]["value"] == str(port), name
         assert env[service.env(service.host_field)]["value"] == ALL_INTERFACES, name
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-        assert annotations["prometheus.io/port"] == str(port), name
+        assert annotations["prometheus.io/port"] == str(service.metrics_port), name
         assert annotations["prometheus.io/path"] == "/metrics", name
         if name in services:
             assert services[name]["spec"]["ports"] == [

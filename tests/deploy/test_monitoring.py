@@ -87,7 +87,7 @@ def test_prometheus_scrapes_every_replica_of_every_service() -> None:
         assert job["metrics_path"] == "/metrics"
         # DNS A records: one target per replica of a scaled service.
         assert job["dns_sd_configs"] == [
-            {"names": [name], "type": "A", "port": service.port, "refresh_interval": "30s"}
+            {"names": [name], "type": "A", "port": service.metrics_port, "refresh_interval": "30s"}
         ], name
 
 

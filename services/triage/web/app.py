@@ -47,7 +47,7 @@ from services.triage.web.consumers import (
     consume_loop,
 )
 from services.triage.web.db import migrate
-from services.triage.web.deps import TriageRuntime
+from services.triage.web.deps import COOKIE, TriageRuntime
 from services.triage.web.exceptions import (
     MediaError,
     OffsetMismatch,
@@ -92,6 +92,7 @@ TOPICS = (
     topics.REPLIES_REQUESTED,
     topics.REPLIES_PUBLISHED,
     topics.REPLIES_FAILED,
+    topics.CONSENT_WITHDRAWN,
 )
 
 
@@ -146,8 +147,10 @@ SMALL_BODY_BYTES = 256 * 1024
 
 class BodyLimits:
     """Body limits by route: a whole video on the multipart answer route, one chunk
-    on a resumable upload's PATCH, and little everywhere else (a JSON body is read
-    into memory: a huge one must not be)."""
+    on a resumable upload's PATCH, and little everywhere else (a JSON or form body
+    is read into memory, by the CSRF check before the route knows who may send it:
+    a huge one must not be). Only a multipart body streams to disk, so only a
+    multipart body gets the large limit."""
 
     def __init__(self, app: ASGIApp, *, upload_bytes: int, chunk_bytes: int) -> None:
         self.upload = BodySizeLimit(app, upload_bytes)
@@ -158,10 +161,56 @@ class BodyLimits:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if path.startswith("/api/uploads/") and scope.get("method") == "PATCH":
             await self.chunk(scope, receive, send)
-        elif path.startswith("/api/questions/") and path.endswith("/answer"):
+        elif (
+            path.startswith("/api/questions/")
+            and path.endswith("/answer")
+            and _content_type(scope).startswith(b"multipart/form-data")
+        ):
             await self.upload(scope, receive, send)
         else:
             await self.small(scope, receive, send)
+
+
+def _content_type(scope: Scope) -> bytes:
+    for name, value in scope.get("headers") or ():
+        if name == b"content-type":
+            return bytes(value).lower()
+    return b""
+
+
+class SignedInApiDescription:
+    """``/openapi.json`` (every route, every field) only for a signed-in person: a
+    bearer token or a page session (what the browser sends from ``/docs``)."""
+
+    def __init__(self, app: ASGIApp, *, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") == self.path:
+            request = Request(scope)
+            runtime: TriageRuntime | None = getattr(request.app.state, "runtime", None)
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer":
+                token = request.cookies.get(COOKIE, "")
+            if runtime is None or await runtime.accounts.resolve(token) is None:
+                response = error_response(
+                    401, "sign in to read the API description", code="unauthorized"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_internal_app(public: FastAPI) -> FastAPI:
+    """The internal port's app: metrics, and liveness and readiness with their details,
+    of the ``public`` app's running pieces (its state, once its lifespan has run)."""
+    internal = FastAPI(
+        title="takeaction triage (internal)", openapi_url=None, docs_url=None, redoc_url=None
+    )
+    internal.state = public.state
+    internal.include_router(health.internal)
+    return internal
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
@@ -295,6 +344,7 @@ def create_app(
     install_error_handlers(app)
     install_triage_errors(app)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(SignedInApiDescription, path=app.openapi_url or "/openapi.json")
     app.add_middleware(
         BodyLimits,
         upload_bytes=settings.upload_max_bytes + 1024 * 1024,

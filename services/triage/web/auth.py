@@ -9,7 +9,15 @@
 - Each web session has a CSRF token that every state-changing request made
   with the cookie must echo (header ``X-CSRF-Token`` or form field
   ``csrf_token``). Bearer requests carry no ambient credential and need none.
-- Failed logins are limited per user name and per client address.
+- Failed logins are limited per (user name, client address): each attempt is
+  recorded as a failure *before* the password is checked (a success removes
+  it), under a lock, so a burst of guesses cannot slip past the count. After
+  :data:`FREE_FAILURES` the next try waits, twice as long each time; after
+  ``max_failures`` in the window it waits for the window. The same name from
+  another address is not held up (a guesser cannot lock a moderator out); an
+  address guessing many names is capped at ``ADDRESS_FACTOR`` times as many.
+- At most :data:`MAX_HASHES` passwords are hashed at once (Argon2id takes
+  64 MiB each); more wait their turn.
 """
 
 from __future__ import annotations
@@ -19,15 +27,16 @@ import functools
 import hashlib
 import hmac
 import logging
+import math
 import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage.web.exceptions import Invalid, NotFound, TooManyAttempts, Unauthorized
@@ -45,6 +54,15 @@ def _dummy_hash() -> str:
     time as a wrong password (no user enumeration by timing). Made on first use."""
     return _hasher.hash("no such user: " + secrets.token_hex(8))
 
+
+#: Failed logins of one name from one address before the next try has to wait.
+FREE_FAILURES = 3
+#: The first wait after those (seconds); it doubles with each further failure.
+FIRST_WAIT_S = 2
+#: An address may fail this many times ``max_failures``, over all names, per window.
+ADDRESS_FACTOR = 5
+#: Passwords hashed at once in a process.
+MAX_HASHES = 4
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 12
@@ -97,6 +115,13 @@ class Accounts:
         self.session_ttl = timedelta(seconds=session_ttl_s)
         self.max_failures = max_failures
         self.window = timedelta(seconds=window_s)
+        self._hashing = asyncio.Semaphore(MAX_HASHES)
+        self._reserving = asyncio.Lock()
+
+    async def _matches(self, password_hash: str, password: str) -> bool:
+        """Argon2 takes ~0.2 s of CPU and 64 MiB: off the event loop, a few at a time."""
+        async with self._hashing:
+            return await asyncio.to_thread(password_matches, password_hash, password)
 
     # --- users ---------------------------------------------------------------------
 
@@ -128,7 +153,7 @@ class Accounts:
             if (
                 user is not None
                 and (user.role, user.team_id, user.active) == (role.value, team_id, True)
-                and await asyncio.to_thread(password_matches, user.password_hash, password)
+                and await self._matches(user.password_hash, password)
             ):
                 return user  # nothing to change: its sessions stay open (a restart)
             if user is None:
@@ -151,22 +176,98 @@ class Accounts:
             await session.commit()
             return user
 
+    async def deactivate_user(self, username: str, actor: Actor) -> None:
+        """The person can no longer sign in, and every session of theirs ends now."""
+        async with self.store.sessions() as session:
+            user = await session.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise NotFound(f"user {username!r} not found")
+            user.active = False
+            await self._end_sessions(session, [user.id])
+            self.store.db.audit(session, actor, "deactivate_user", username)
+            await session.commit()
+
+    async def deactivate_team(self, slug: str, actor: Actor) -> None:
+        """The team gets no more work, its members can no longer sign in, and every
+        session of theirs ends now (an admin's ``PUT /api/teams`` brings it back)."""
+        async with self.store.sessions() as session:
+            team = await session.scalar(select(Team).where(Team.slug == slug))
+            if team is None:
+                raise NotFound(f"team {slug!r} not found")
+            team.active = False
+            members = list(await session.scalars(select(User.id).where(User.team_id == team.id)))
+            await self._end_sessions(session, members)
+            self.store.db.audit(session, actor, "deactivate_team", slug)
+            await session.commit()
+
+    async def _end_sessions(self, session: AsyncSession, user_ids: list[int]) -> None:
+        if user_ids:
+            await session.execute(
+                update(Session)
+                .where(Session.user_id.in_(user_ids), Session.revoked_at.is_(None))
+                .values(revoked_at=self.store.clock())
+            )
+
+    @staticmethod
+    async def _may_sign_in(session: AsyncSession, user: User | None) -> bool:
+        """Active, and (a team member) of an active team."""
+        if user is None or not user.active:
+            return False
+        if user.team_id is None:
+            return True
+        return bool(await session.scalar(select(Team.active).where(Team.id == user.team_id)))
+
     # --- login ---------------------------------------------------------------------
 
-    async def _check_limit(self, username: str, address: str) -> None:
-        since = self.store.clock() - self.window
-        async with self.store.sessions() as session:
-            failures = await session.scalar(
-                select(func.count(LoginFailure.id)).where(
-                    LoginFailure.at >= since,
-                    or_(LoginFailure.username == username, LoginFailure.address == address),
+    def _wait_s(self, failures: list[datetime], now: datetime) -> int:
+        """Seconds before ``failures`` (of one name from one address in the window,
+        newest first) allow another try; 0: now."""
+        if len(failures) >= self.max_failures:
+            free_at = failures[self.max_failures - 1] + self.window
+        elif len(failures) >= FREE_FAILURES:
+            wait = FIRST_WAIT_S * 2 ** (len(failures) - FREE_FAILURES)
+            free_at = failures[0] + min(timedelta(seconds=wait), self.window)
+        else:
+            return 0
+        return max(0, math.ceil((free_at - now).total_seconds()))
+
+    async def _reserve(self, username: str, address: str) -> None:
+        """Check the limits and record this attempt as a failure, in one step (under
+        a lock in this process, and a transaction-scoped lock on Postgres across
+        replicas), before any password is hashed; a successful login deletes it."""
+        now = self.store.clock()
+        since = now - self.window
+        async with self._reserving, self.store.sessions() as session:
+            if self.store.engine.dialect.name == "postgresql":
+                await session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": address}
+                )
+            failures = list(
+                await session.scalars(
+                    select(LoginFailure.at)
+                    .where(
+                        LoginFailure.username == username,
+                        LoginFailure.address == address,
+                        LoginFailure.at >= since,
+                    )
+                    .order_by(LoginFailure.at.desc(), LoginFailure.id.desc())
                 )
             )
-        if int(failures or 0) >= self.max_failures:
-            raise TooManyAttempts(
-                "too many failed logins; wait and try again",
-                retry_after_s=int(self.window.total_seconds()),
-            )
+            wait_s = self._wait_s(failures, now)
+            if not wait_s:
+                from_address = await session.scalar(
+                    select(func.count(LoginFailure.id)).where(
+                        LoginFailure.address == address, LoginFailure.at >= since
+                    )
+                )
+                if int(from_address or 0) >= self.max_failures * ADDRESS_FACTOR:
+                    wait_s = int(self.window.total_seconds())
+            if wait_s:
+                raise TooManyAttempts(
+                    "too many failed logins; wait and try again", retry_after_s=wait_s
+                )
+            session.add(LoginFailure(username=username, address=address, at=now))
+            await session.commit()
 
     async def login(
         self, username: str, password: str, *, address: str, kind: str
@@ -176,20 +277,26 @@ class Accounts:
         if kind not in {"web", "api"}:
             raise ValueError(f"unknown session kind {kind!r}")
         username = username.strip().lower()[:64]
-        await self._check_limit(username, address)
+        address = address[:64]
+        await self._reserve(username, address)
         async with self.store.sessions() as session:
             user = await session.scalar(
                 select(User).where(User.username == username, User.active.is_(True))
             )
-            # Argon2 takes ~0.2 s of CPU: off the event loop.
+            if not await self._may_sign_in(session, user):
+                user = None  # a deactivated person or team: as if unknown
             known = user.password_hash if user else _dummy_hash()
-            ok = await asyncio.to_thread(password_matches, known, password) and user is not None
+            ok = await self._matches(known, password) and user is not None
             now = self.store.clock()
-            if not ok or user is None:
-                session.add(LoginFailure(username=username, address=address[:64], at=now))
+            if not ok or user is None:  # the reserved failure stays
                 self.store.db.audit(session, Actor(name=username), "login_failed", address)
                 await session.commit()
                 raise Unauthorized("wrong user name or password")
+            await session.execute(  # this name from this address starts afresh
+                delete(LoginFailure).where(
+                    LoginFailure.username == username, LoginFailure.address == address
+                )
+            )
             if _hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = await asyncio.to_thread(hash_password, password)
             token = secrets.token_urlsafe(32)
@@ -244,9 +351,26 @@ class Accounts:
             if row is None or row.revoked_at is not None or row.expires_at <= now:
                 return None
             user = await session.get(User, row.user_id)
-            if user is None or not user.active:
+            if user is None or not await self._may_sign_in(session, user):
                 return None
             return await self._principal(session, user, row)
+
+    async def still_valid(self, principal: Principal) -> bool:
+        """Whether ``principal``'s session still holds as it was opened: not revoked
+        or expired, the person active with the same role and team (a live stream
+        asks again while it runs)."""
+        now = self.store.clock()
+        async with self.store.sessions() as session:
+            row = await session.get(Session, principal.token_hash)
+            if row is None or row.revoked_at is not None or row.expires_at <= now:
+                return False
+            user = await session.get(User, row.user_id)
+            return (
+                user is not None
+                and await self._may_sign_in(session, user)
+                and user.role == principal.role.value
+                and user.team_id == principal.actor.team_id
+            )
 
     async def logout(self, principal: Principal) -> None:
         async with self.store.sessions() as session:

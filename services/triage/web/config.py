@@ -24,6 +24,10 @@ class WebSettings(TriageSettings):
     host: str = "127.0.0.1"
     #: Port of the triage web page and its JSON API.
     port: int = Field(default=8000, ge=1, le=65535)
+    #: Address of the internal port (metrics; liveness and readiness with their details).
+    internal_host: str = "127.0.0.1"
+    #: The internal port: Prometheus and the operators reach it, the public does not.
+    internal_port: int = Field(default=8020, ge=1, le=65535)
     #: Triage database (SQLAlchemy async URL): SQLite under ``var/`` by default,
     #: ``postgresql+asyncpg://...`` in the compose stack.
     database_url: str = "sqlite+aiosqlite:///var/triage/triage.db"
@@ -39,7 +43,8 @@ class WebSettings(TriageSettings):
     session_ttl_s: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
     #: How long a moderator's or a team's claim on a question lasts (seconds).
     claim_ttl_s: int = Field(default=120, ge=5, le=24 * 3600)
-    #: Failed logins per user name and per client address within ``login_window_s``.
+    #: Failed logins of one user name from one address within ``login_window_s`` (after three,
+    #: each next try waits twice as long); an address may fail five times as often over all names.
     login_max_failures: int = Field(default=10, ge=1, le=1000)
     #: Window of the failed-login limit (seconds).
     login_window_s: int = Field(default=900, ge=1)

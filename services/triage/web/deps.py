@@ -4,6 +4,7 @@ what they may do, and the CSRF check for cookie sessions."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -14,7 +15,7 @@ from fastapi.security import OAuth2PasswordBearer
 from services.common.kafka import BrokerCheck
 from services.triage.web.auth import Accounts, Principal, csrf_matches
 from services.triage.web.config import WebSettings
-from services.triage.web.exceptions import Forbidden, Unauthorized
+from services.triage.web.exceptions import BadRequest, Forbidden, Unauthorized
 from services.triage.web.media import MediaStore, Uploads
 from services.triage.web.models import Role
 from services.triage.web.store import TriageStore
@@ -46,6 +47,22 @@ def get_runtime(request: Request) -> TriageRuntime:
 
 
 Runtime = Annotated[TriageRuntime, Depends(get_runtime)]
+
+
+#: A count or an id in a header: ASCII digits only (``str.isdigit`` takes ``²``, ``int`` does
+#: not), at most 18 of them (fits a 64-bit column).
+_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+def header_number(request: Request, name: str) -> int | None:
+    """The header ``name`` as a non-negative integer, ``None`` when absent; anything
+    else is a 400 (never a 500, never silently ignored)."""
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    if not _NUMBER.fullmatch(value):
+        raise BadRequest(f"the {name} header must be a non-negative whole number")
+    return int(value)
 
 
 #: ``Authorization: Bearer`` from ``POST /api/token`` (also what OpenAPI's "Authorize" uses).

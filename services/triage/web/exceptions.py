@@ -2,6 +2,7 @@
 TriageError carries its status, a MediaError's is in :data:`MEDIA_STATUS`.
 
 TriageError
+├── BadRequest         400  a malformed header or parameter (a number that is not one)
 ├── NotFound           404  no such question, team, answer or user
 ├── Forbidden          403  the role or the team may not do this
 ├── Conflict           409  the item is not in a state that allows this
@@ -35,6 +36,11 @@ class TriageError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class BadRequest(TriageError):
+    status = 400
+    code = "bad_request"
 
 
 class Unauthorized(TriageError):

@@ -50,6 +50,17 @@ def check_answer(actor: Someone, team_id: int) -> None:
         raise Forbidden("this answer belongs to another team")
 
 
+def answers_team(actor: Someone) -> int | None:
+    """Whose answers ``actor`` may list: their own team's (a team member), or all (None)."""
+    return actor.team_id if actor.role is Role.TEAM else None
+
+
+def check_four_eyes(approver: str, uploaded_by: str) -> None:
+    """Four eyes: whoever uploaded an answer does not approve it."""
+    if approver == uploaded_by:
+        raise Forbidden("you uploaded this answer: another moderator must approve it")
+
+
 def check_consent(given_by: str, scope: str, scopes: Iterable[str]) -> None:
     """No consent, no answer: who gave it, and a scope the campaign may use."""
     allowed = tuple(scopes)

@@ -190,6 +190,7 @@ class ConsentView(BaseModel):
     recorded_by: str
     given_at: datetime
     withdrawn_at: datetime | None
+    withdrawn_by: str | None = None
 
 
 class JobStatusView(BaseModel):

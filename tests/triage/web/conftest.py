@@ -1,15 +1,18 @@
 """Fixtures of the triage web's tests: classified messages, and the seeded app
-behind a TestClient (``web_app``) or served on a free port (``live_web``)."""
+behind a TestClient (``web_app``) or served on a free port (``live_web``), and the JSON API
+with everyone signed in (``web``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from services.common.messages import MentionReceived
+from tests.helpers.db import KINDS
+from tests.triage.web.helpers.api import Web, serve_api
 from tests.triage.web.helpers.app import WebApp, serve_live, serve_test_client
 from tests.triage.web.helpers.store import ClassifiedFactory, classified_factory
 
@@ -32,4 +35,15 @@ def web_app_fixture(
 def live_web_fixture(tmp_path: Path, classified: ClassifiedFactory) -> Iterator[WebApp]:
     """The seeded app served by uvicorn on a free port (``live_web.base_url``)."""
     with serve_live(tmp_path, classified) as web:
+        yield web
+
+
+@pytest.fixture(name="web", params=KINDS)
+async def web_fixture(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    mention_factory: Callable[..., MentionReceived],
+) -> AsyncIterator[Web]:
+    """The app on SQLite and on Postgres with everyone signed in by token (JSON API tests)."""
+    async with serve_api(request.param, tmp_path, mention_factory) as web:
         yield web

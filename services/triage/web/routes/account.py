@@ -68,3 +68,21 @@ async def put_user(body: UserBody, runtime: Runtime, principal: Admin) -> Me:
         body.username, body.password, body.role, team=body.team, actor=principal.actor
     )
     return Me(username=user.username, role=user.role, team=body.team)
+
+
+@router.post(
+    "/users/{username}/deactivate",
+    status_code=204,
+    summary="Deactivate a user: no more sign-in, every session ends now (admin)",
+)
+async def deactivate_user(username: str, runtime: Runtime, principal: Admin) -> None:
+    await runtime.accounts.deactivate_user(username.strip().lower(), principal.actor)
+
+
+@router.post(
+    "/teams/{slug}/deactivate",
+    status_code=204,
+    summary="Deactivate a team: no more work, its members' sessions end now (admin)",
+)
+async def deactivate_team(slug: str, runtime: Runtime, principal: Admin) -> None:
+    await runtime.accounts.deactivate_team(slug, principal.actor)

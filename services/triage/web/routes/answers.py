@@ -11,19 +11,20 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from services.triage.web import metrics, policy
 from services.triage.web.deps import Anyone, Moderator, Runtime, TriageRuntime
 from services.triage.web.exceptions import Invalid, MediaError, NotFound
+from services.triage.web.forms import spooled_form
 from services.triage.web.media import StoredMedia
 from services.triage.web.schemas import (
     AnswerView,
     ReplyView,
     answer_view,
 )
-from services.triage.web.store import Actor, StoredAnswer
+from services.triage.web.store import Actor, StoredAnswer, WithdrawalRequest
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ async def answer(
     """The body is read only after the caller is known to be allowed: nobody can
     make the server spool a video without a session on this question."""
     await check_answer_allowed(runtime, question_id, principal.actor)
-    async with request.form(max_files=1, max_fields=10) as form:
+    async with spooled_form(request, runtime.uploads.dir, max_files=1, max_fields=10) as form:
         video = form.get("video")
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         try:
@@ -134,7 +135,9 @@ async def answer(
 @router.get("/questions/{question_id}/answers")
 async def answers(question_id: str, runtime: Runtime, principal: Anyone) -> list[AnswerView]:
     await check_answer_allowed(runtime, question_id, principal.actor)
-    rows = await runtime.store.answers.of_question(question_id)
+    rows = await runtime.store.answers.of_question(
+        question_id, team_id=policy.answers_team(principal.actor)
+    )
     statuses = await runtime.store.media.statuses([a for a, _ in rows])
     return [answer_view(a, c, statuses[a.id]) for a, c in rows]
 
@@ -187,3 +190,35 @@ async def return_answer(
 ) -> None:
     await runtime.store.answers.send_back(question_id, principal.actor, body.note)
     metrics.ACTIONS.labels("return_answer", "ok").inc()
+
+
+class WithdrawBody(BaseModel):
+    """A filmed person's withdrawal of consent: who asked, when and how."""
+
+    requested_by: str = Field(min_length=1, max_length=128)
+    requested_at: AwareDatetime
+    channel: str = Field(min_length=1, max_length=128)
+    note: str = Field(default="", max_length=1500)
+
+
+@router.post(
+    "/answers/{answer_id}/consent/withdraw",
+    summary="Record a consent withdrawal: every post of the answer comes down",
+)
+async def withdraw_consent(
+    answer_id: str, body: WithdrawBody, runtime: Runtime, principal: Moderator
+) -> AnswerView:
+    await runtime.store.answers.withdraw_consent(
+        answer_id,
+        principal.actor,
+        WithdrawalRequest(
+            requested_by=body.requested_by,
+            requested_at=body.requested_at,
+            channel=body.channel,
+            note=body.note,
+        ),
+    )
+    metrics.ACTIONS.labels("withdraw_consent", "ok").inc()
+    answer, consent = await runtime.store.answers.get(answer_id)
+    status = (await runtime.store.media.statuses([answer]))[answer.id]
+    return answer_view(answer, consent, status)

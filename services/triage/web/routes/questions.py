@@ -14,7 +14,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from services.common.messages import Decision
 from services.triage.web import metrics, policy
-from services.triage.web.deps import Anyone, Moderator, Runtime, TriageRuntime
+from services.triage.web.deps import Anyone, Moderator, Runtime, TriageRuntime, header_number
 from services.triage.web.exceptions import Invalid
 from services.triage.web.models import Status
 from services.triage.web.routes.streams import event_stream
@@ -182,12 +182,12 @@ async def bulk(body: BulkBody, runtime: Runtime, principal: Moderator) -> list[O
 async def events(
     request: Request,
     runtime: Runtime,
-    _: Moderator,
+    principal: Moderator,
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> EventSourceResponse:
-    last = request.headers.get("last-event-id")
-    cursor = after if after is not None else (int(last) if last and last.isdigit() else None)
-    return EventSourceResponse(event_stream(runtime, cursor), ping=15)
+    last = header_number(request, "Last-Event-ID")
+    cursor = after if after is not None else last
+    return EventSourceResponse(event_stream(runtime, principal, cursor), ping=15)
 
 
 @router.post(

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
+from services.triage.web import policy
 from services.triage.web.auth import Principal
 from services.triage.web.deps import Runtime, TriageRuntime
 from services.triage.web.exceptions import (
@@ -53,7 +54,9 @@ class Card:
 async def _team_cards(runtime: TriageRuntime, slug: str, principal: Principal) -> list[Card]:
     items = await runtime.store.teams.feed(slug, principal.actor, limit=200)
     now = runtime.store.clock()
-    latest = await runtime.store.answers.latest([item.question.id for item in items])
+    latest = await runtime.store.answers.latest(
+        [item.question.id for item in items], team_id=policy.answers_team(principal.actor)
+    )
     statuses = await runtime.store.media.statuses([a for a, _ in latest.values()])
     return [
         Card(

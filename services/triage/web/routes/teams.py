@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
-from services.triage.web.deps import Admin, Anyone, Runtime
+from services.triage.web.deps import Admin, Anyone, Runtime, header_number
 from services.triage.web.exceptions import Invalid
 from services.triage.web.models import Role
 from services.triage.web.routes.streams import feed_stream
@@ -82,9 +82,9 @@ async def team_stream(
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> EventSourceResponse:
     await runtime.store.teams.feed(slug, principal.actor, limit=1)  # 404 / 403 before streaming
-    last = request.headers.get("last-event-id")
-    cursor = after if after is not None else (int(last) if last and last.isdigit() else 0)
-    return EventSourceResponse(feed_stream(runtime, slug, principal.actor, cursor), ping=15)
+    last = header_number(request, "Last-Event-ID")
+    cursor = after if after is not None else (last or 0)
+    return EventSourceResponse(feed_stream(runtime, slug, principal, cursor), ping=15)
 
 
 @router.post("/questions/{question_id}/take", summary="A team member takes an assigned question")

@@ -9,8 +9,8 @@ import logging
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from services.triage.web.deps import Anyone, Runtime, TriageRuntime
-from services.triage.web.exceptions import Invalid, UnknownUpload
+from services.triage.web.deps import Anyone, Runtime, TriageRuntime, header_number
+from services.triage.web.exceptions import BadRequest, UnknownUpload
 from services.triage.web.media import UploadState
 from services.triage.web.routes.answers import AnswerFields, check_answer_allowed, record_answer
 from services.triage.web.schemas import (
@@ -80,10 +80,10 @@ async def upload_chunk(
     upload_id: str, request: Request, runtime: Runtime, principal: Anyone
 ) -> UploadView:
     await _own_upload(runtime, upload_id, principal.actor)
-    header = request.headers.get("upload-offset", "")
-    if not header.isdigit():
-        raise Invalid("send the chunk's position as the Upload-Offset header")
-    state = await runtime.uploads.append(upload_id, int(header), request.stream())
+    offset = header_number(request, "Upload-Offset")
+    if offset is None:
+        raise BadRequest("send the chunk's position as the Upload-Offset header")
+    state = await runtime.uploads.append(upload_id, offset, request.stream())
     return upload_view(state)
 
 

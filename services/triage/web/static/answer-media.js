@@ -34,7 +34,7 @@
     const approve = card.querySelector && card.querySelector("button[data-review='approve']");
     if (approve) {
       const ready = panel.dataset.ready === "yes";
-      approve.disabled = !ready || approve.dataset.noConsent === "yes";
+      approve.disabled = !ready || approve.dataset.noConsent === "yes" || approve.dataset.own === "yes";
       const why = card.querySelector(".approve-why");
       if (why) why.hidden = ready;
     }

@@ -81,6 +81,24 @@
       sendBack(back);
       return;
     }
+    const withdraw = event.target.closest("form.withdraw-form");
+    if (withdraw) {
+      event.preventDefault();
+      const button = withdraw.querySelector("button");
+      if (!window.confirm(button.dataset.confirm)) return;
+      const field = withdraw.elements;
+      questionAction(
+        "/api/answers/" + withdraw.dataset.answer + "/consent/withdraw",
+        {
+          requested_by: field.requested_by.value.trim(),
+          requested_at: new Date(field.requested_at.value).toISOString(),
+          channel: field.channel.value.trim(),
+          note: field.note.value.trim(),
+        },
+        button,
+      );
+      return;
+    }
     const assign = event.target.closest("form.assign-form");
     if (assign) {
       event.preventDefault();

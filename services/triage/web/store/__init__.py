@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.common.jobs import JobTable
 from services.common.messages import utcnow
 from services.triage.web.models import MediaJob
-from services.triage.web.store.answers import Answers, StoredAnswer
+from services.triage.web.store.answers import Answers, StoredAnswer, WithdrawalRequest
 from services.triage.web.store.media import AnswerMedia, MediaPolicy, MediaStatus
 from services.triage.web.store.outbox import Outbox
 from services.triage.web.store.questions import Counts, Outcome, QuestionFilter, Questions
@@ -42,6 +42,7 @@ __all__ = [
     "TeamLoad",
     "Teams",
     "TriageStore",
+    "WithdrawalRequest",
     "new_id",
 ]
 

@@ -17,6 +17,7 @@ from services.common.media.profiles import MediaInfo
 from services.common.messages import (
     AnswerRecorded,
     Author,
+    ConsentWithdrawn,
     Media,
     MentionClassified,
     Platform,
@@ -42,6 +43,19 @@ from services.triage.web.models import (
 from services.triage.web.store.media import AnswerMedia
 from services.triage.web.store.teams import OPEN, open_assignment
 from services.triage.web.store.transaction import Actor, Database, new_id
+
+
+@dataclass(frozen=True)
+class WithdrawalRequest:
+    """A filmed person's withdrawal of consent, as a moderator records it."""
+
+    #: Who asked (the person filmed, a guardian, a team member on their behalf).
+    requested_by: str
+    #: When they asked.
+    requested_at: datetime
+    #: How (in person, phone, message...).
+    channel: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -200,16 +214,23 @@ class Answers:
 
     # --- reading -----------------------------------------------------------------------
 
-    async def of_question(self, question_id: str) -> list[tuple[Answer, Consent | None]]:
-        """Every answer of a question, newest first, with its consent."""
+    async def of_question(
+        self, question_id: str, *, team_id: int | None = None
+    ) -> list[tuple[Answer, Consent | None]]:
+        """Every answer of a question, newest first, with its consent; only ``team_id``'s
+        when given (a question moved to another team keeps the first team's answers
+        from it: the names of the people filmed, what they said)."""
         async with self.db.sessions() as session:
             await self.db.question(session, question_id)
-            rows = await session.execute(
+            query = (
                 select(Answer, Consent)
                 .outerjoin(Consent, Consent.answer_id == Answer.id)
                 .where(Answer.question_id == question_id)
                 .order_by(Answer.created_at.desc())
             )
+            if team_id is not None:
+                query = query.where(Answer.team_id == team_id)
+            rows = await session.execute(query)
             return [(a, c) for a, c in rows.all()]
 
     async def get(self, answer_id: str) -> tuple[Answer, Consent | None]:
@@ -233,17 +254,23 @@ class Answers:
             )
             return [(a, q, c) for a, q, c in rows.all()]
 
-    async def latest(self, question_ids: Sequence[str]) -> dict[str, tuple[Answer, Consent | None]]:
-        """Each question's most recent answer (any state), in one query."""
+    async def latest(
+        self, question_ids: Sequence[str], *, team_id: int | None = None
+    ) -> dict[str, tuple[Answer, Consent | None]]:
+        """Each question's most recent answer (any state; ``team_id``'s only, when
+        given), in one query."""
         if not question_ids:
             return {}
         async with self.db.sessions() as session:
-            rows = await session.execute(
+            query = (
                 select(Answer, Consent)
                 .outerjoin(Consent, Consent.answer_id == Answer.id)
                 .where(Answer.question_id.in_(question_ids))
                 .order_by(Answer.created_at)
             )
+            if team_id is not None:
+                query = query.where(Answer.team_id == team_id)
+            rows = await session.execute(query)
             return {a.question_id: (a, c) for a, c in rows.all()}  # the newest wins
 
     # --- review --------------------------------------------------------------------------
@@ -279,6 +306,7 @@ class Answers:
             if answer.state == AnswerState.APPROVED.value:
                 rows = await session.scalars(select(Reply).where(Reply.answer_id == answer.id))
                 return list(rows)
+            policy.check_four_eyes(actor.name, answer.uploaded_by)
             consent = await session.scalar(select(Consent).where(Consent.answer_id == answer.id))
             if consent is None or consent.withdrawn_at is not None:
                 raise ConsentMissing("the consent of the person filmed is missing or withdrawn")
@@ -335,6 +363,68 @@ class Answers:
             )
             await session.commit()
             return replies
+
+    async def withdraw_consent(
+        self, answer_id: str, actor: Actor, request: WithdrawalRequest
+    ) -> Answer:
+        """Record the withdrawal: the answer is never approved again, and every
+        reply of it (every asker, every platform) comes down (``consent.withdrawn``
+        to the publisher, narrowed to this answer's questions); on each question's
+        timeline and in the audit log."""
+        now = self.db.clock()
+        async with self.db.sessions() as session:
+            answer = await session.get(Answer, answer_id)
+            if answer is None:
+                raise NotFound(f"answer {answer_id!r} not found")
+            consent = await session.scalar(select(Consent).where(Consent.answer_id == answer_id))
+            if consent is None:
+                raise Conflict("this answer has no consent on record to withdraw")
+            if consent.withdrawn_at is not None:
+                raise Conflict(f"consent was already withdrawn (by {consent.withdrawn_by})")
+            consent.withdrawn_at = now
+            consent.withdrawn_by = actor.name
+            answer.state = AnswerState.WITHDRAWN.value
+            replied = set(
+                await session.scalars(select(Reply.question_id).where(Reply.answer_id == answer_id))
+            )
+            questions = sorted(replied | {answer.question_id})
+            detail = {
+                "answer": answer_id,
+                "requested_by": request.requested_by,
+                "requested_at": request.requested_at.isoformat(),
+                "channel": request.channel,
+                "note": request.note,
+                "replies": len(replied),
+            }
+            for question_id in questions:
+                self.db.event(
+                    session,
+                    question_id,
+                    actor,
+                    "consent_withdrawn",
+                    decision="withdraw_consent",
+                    reason=request.note,
+                    detail=detail,
+                )
+            self.db.audit(session, actor, "withdraw_consent", answer_id, detail)
+            reason = (
+                f"asked by {request.requested_by} on {request.requested_at.isoformat()}"
+                f" ({request.channel})"
+            )
+            self.db.enqueue(
+                session,
+                topics.CONSENT_WITHDRAWN,
+                consent.given_by[:128],
+                ConsentWithdrawn(
+                    speaker_ref=consent.given_by[:128],  # as each PublishReply named them
+                    question_ids=tuple(questions),
+                    withdrawn_by=actor.name,
+                    reason=f"{reason}: {request.note}"[:2000] if request.note else reason[:2000],
+                    at=now,
+                ),
+            )
+            await session.commit()
+            return answer
 
     def _request_reply(  # noqa: PLR0917 - one private call site
         self,
