@@ -23,6 +23,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common import topics
+from services.common.apidocs import install_api_docs
 from services.common.bootstrap import ensure_topics
 from services.common.consume import RecordHandler, consuming
 from services.common.db import open_database
@@ -291,7 +292,10 @@ def create_app(
         version="0.1.0",
         summary="The moderators' queue, the recording teams' feeds and their JSON API",
         lifespan=lifespan,
+        docs_url=None,  # served by install_api_docs: vendored, offline, under the CSP
+        redoc_url=None,
     )
+    install_api_docs(app)
     install_error_handlers(app)
     install_triage_errors(app)
     app.add_middleware(SecurityHeaders)

@@ -186,7 +186,7 @@ def test_moderator_and_team_answer_a_question_end_to_end(
         expect(queue.locator("#selection-count")).to_have_text("2")
         queue.keyboard.press("Shift+R")
         expect(queue.locator(f"#q-{abusive}, #q-{french}")).to_have_count(0)
-        expect(queue.locator("#toasts")).to_contain_text("2 rejected")
+        expect(queue.locator("#toasts")).to_contain_text("2 questions rejected")
         assert status_of(web, abusive) == status_of(web, french) == Status.REJECTED
 
         food = web.questions["food-1"]

@@ -274,7 +274,7 @@ def test_the_queue_lists_new_questions_by_priority_grouping_clusters(web_app: Pa
     assert '<details class="similar" data-cluster="c-food">' in group
     assert "+1 similar" in group
     assert f'id="q-{web.questions["food-2"]}"' in group
-    assert "cluster of 2" in group
+    assert "asked by 2 people" in group
 
 
 def test_the_queue_shows_why_each_question_is_there(web_app: Pair) -> None:
@@ -287,12 +287,13 @@ def test_the_queue_shows_why_each_question_is_there(web_app: Pair) -> None:
     assert "decision <b>review</b>" in row
     assert "rule <code>default-review</code>" in row
     assert "model <code>test-model-1</code>" in row
-    assert 'suggested team <b class="suggested-team">camp-a</b>' in row
+    suggested = 'suggested <b class="suggested-team">camp-a</b>'
+    assert suggested + " <small>(speaks en; the most room today: 20 more)" in row
     assert 'value="0.90"' in row  # the question score
     # The team list is numbered for the 1-9 keys, with what each can still take today.
     teams = html.split('<ol id="teams"')[1].split("</ol>")[0]
     assert re.search(r"<kbd>1</kbd>\s*<span class=\"name\">Camp A</span>", teams)
-    assert "20 / 20 left today" in teams
+    assert "room for 20 more today (limit 20)" in teams
     assert re.search(r"<kbd>2</kbd>\s*<span class=\"name\">Camp B</span>", teams)
 
 

@@ -84,6 +84,13 @@
     const assign = event.target.closest("form.assign-form");
     if (assign) {
       event.preventDefault();
+      const choice = assign.elements.team.selectedOptions[0];
+      if (!choice || !choice.value) {
+        TA.toast("Choose a team first.", "bad");
+        return;
+      }
+      // A full team or one that does not speak the language: say so before, not after.
+      if (choice.dataset.warn && !window.confirm(choice.dataset.warn + ". Assign anyway?")) return;
       questionAction(
         "/api/questions/" + assign.dataset.question + "/assign",
         { team: assign.elements.team.value },
