@@ -68,6 +68,7 @@ from services.triage.web.routes import (
     media,
     pages,
     questions,
+    review,
     team_pages,
     teams,
     uploads,
@@ -306,7 +307,7 @@ def create_app(
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(health.router)
-    for routes in (account, teams, answers, media, uploads, questions):  # questions' last
+    for routes in (account, teams, answers, review, media, uploads, questions):  # questions' last
         app.include_router(routes.router)
     for page_routes in (login, pages, team_pages):
         app.include_router(page_routes.router)

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from services.common.messages import Decision
+from services.common.messages import Decision, MentionClassified
 from services.triage.web import domain as rules
 from services.triage.web import policy
 from services.triage.web.auth import Principal
@@ -287,6 +287,19 @@ async def queue_more(request: Request, runtime: Runtime) -> Response:
 # --- one question ---------------------------------------------------------------------
 
 
+#: Timeline events the question page counts but does not list.
+TIMELINE_NOISE = frozenset({"claimed", "released", "team_claimed", "team_released"})
+
+
+@dataclass(frozen=True)
+class ReplyRow:
+    """One reply of the question's answers, to whichever asker of its cluster."""
+
+    reply: Any
+    author_handle: str
+    question_id: str
+
+
 @router.get("/questions/{question_id}")
 async def question_page(question_id: str, request: Request, runtime: Runtime) -> Response:
     who = await signed_in(request, runtime, *MODERATORS)
@@ -298,16 +311,23 @@ async def question_page(question_id: str, request: Request, runtime: Runtime) ->
         rows = await runtime.store.answers.of_question(question_id)
         statuses = await runtime.store.media.statuses([a for a, _ in rows])
         answers = [answer_view(a, c, statuses[a.id]) for a, c in rows]
+        replies = await runtime.store.answers.replies([a.id for a, _ in rows])
     except NotFound as exc:
         return error_page(request, 404, exc.message, principal=who)
     view = (await render_questions(runtime, [row]))[0]
     loads = await runtime.store.teams.loads()
+    # Claims and releases are who-looked-at-it noise: counted, not listed.
+    noise = [e for e in timeline if e.event in TIMELINE_NOISE]
+    asked_at = MentionClassified.model_validate_json(row.classified_json).mention.created_at
     return render(
         request,
         "question.html",
         {
             "q": view,
-            "timeline": timeline,
+            "asked_at": asked_at,
+            "replies": [ReplyRow(r, q.author_handle, q.id) for r, q in replies],
+            "timeline": [e for e in timeline if e.event not in TIMELINE_NOISE],
+            "hidden_events": len(noise),
             "answers": answers,
             "teams": [team_view(x) for x in loads],
             "suggestion": rules.suggest(view.lang, view.suggested_team, loads),

@@ -246,6 +246,7 @@
       focusAfter(el);
       return;
     }
+    const mates = clusterMates(el);
     busy.add(id);
     actionSeq += 1;
     el.classList.add("pending");
@@ -258,6 +259,7 @@
       const current = byId(id);
       if (current) applyStatus(current, result.status);
       done([id], action, extra && extra.team ? " to " + extra.team : "", who(el));
+      offerCluster(action, mates);
       if (action === "block" || action === "assign") scheduleRefresh(); // other rows, capacities
     } catch (error) {
       const current = byId(id);
@@ -267,6 +269,25 @@
       const current = byId(id);
       if (current) current.classList.remove("pending");
     }
+  }
+
+  // The questions shown under a cluster's first question ("+N similar"), when `el` leads it.
+  function clusterMates(el) {
+    if (el.closest("details.similar")) return [];
+    const group = el.closest(".group");
+    const details = group ? group.querySelector("details.similar") : null;
+    return details ? Array.from(details.querySelectorAll(".item")).map((x) => x.dataset.id) : [];
+  }
+
+  // Approving or rejecting the first of a cluster offers the same for the others.
+  function offerCluster(action, mates) {
+    if (!mates.length || (action !== "approve" && action !== "reject")) return;
+    const verb = action === "approve" ? "Approve" : "Reject";
+    const label = verb + " the " + mates.length + " similar too";
+    TA.toast("The same question was asked " + mates.length + " more times.", "", {
+      label,
+      run: () => bulk(action, mates.filter((id) => byId(id))),
+    });
   }
 
   function who(el) {
@@ -402,8 +423,8 @@
     updateSelectionCount();
   }
 
-  async function bulk(action) {
-    const ids = Array.from(selected).filter((id) => {
+  async function bulk(action, only) {
+    const ids = (only || Array.from(selected)).filter((id) => {
       const el = byId(id);
       return el && usable(el);
     });

@@ -196,7 +196,9 @@ class Questions:
                 rule=classified.rule,
                 detail={"priority": classified.priority, "rules_version": classified.rules_version},
             )
-            if status is Status.NEW and classified.decision is Decision.AUTO_ASSIGN:
+            if status is Status.NEW and question.cluster_id:
+                await self._follow_cluster(session, question)
+            if question.status == Status.NEW.value and classified.decision is Decision.AUTO_ASSIGN:
                 await self._auto_assign(session, question, classified.team)
             try:
                 await session.commit()
@@ -205,6 +207,39 @@ class Questions:
                 await session.rollback()
                 return None
             return question
+
+    async def _follow_cluster(self, session: AsyncSession, question: Question) -> None:
+        """A question whose cluster already went to a team follows it: the answer
+        filmed for the cluster is approved for every asker of it, so nobody triages
+        this one again and the team films nothing more (no assignment of its own,
+        nothing off the team's day)."""
+        row = (
+            await session.execute(
+                select(Question.id, Team)
+                .join(Team, Team.id == Question.team_id)
+                .where(
+                    Question.cluster_id == question.cluster_id,
+                    Question.status.in_([Status.ASSIGNED.value, Status.RECORDED.value]),
+                )
+                .order_by(Question.updated_at)
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            return
+        lead, team = row
+        question.status = Status.ASSIGNED.value
+        question.team_id = team.id
+        self.db.event(
+            session,
+            question.id,
+            Actor.system("cluster"),
+            "follows_cluster",
+            from_status=Status.NEW.value,
+            to_status=Status.ASSIGNED.value,
+            reason=f"the same question already went to {team.name}",
+            detail={"team": team.slug, "question": lead},
+        )
 
     async def _auto_assign(
         self, session: AsyncSession, question: Question, slug: str | None
