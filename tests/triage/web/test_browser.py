@@ -261,6 +261,9 @@ def test_moderator_and_team_answer_a_question_end_to_end(
         expect(card.locator(".card-state")).to_have_text(
             "Answer sent: waiting for review.", timeout=LIVE_MS
         )
+        # The card starts clean for a new recording (nothing of the last one's form).
+        expect(card.locator("textarea[name=caption]")).to_have_value("")
+        expect(card.locator("input[name=consent_given_by]")).to_have_value("")
         assert dropped, "the test never cut the connection"
         patches = [s for s in sent if s.startswith("PATCH")]
         assert len(patches) == math.ceil(len(MP4) / 1024) + 1  # 1 KiB chunks, one sent twice

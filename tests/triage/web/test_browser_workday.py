@@ -287,6 +287,41 @@ def test_5_cards_lead_with_the_question_without_jargon(
     assert console.unexpected() == []
 
 
+# --- 8. the team feed --------------------------------------------------------------------
+
+
+def test_8_the_team_feed_puts_the_most_important_first_with_search_and_mine(
+    live_web: WebApp, phone: BrowserContext
+) -> None:
+    web, console = live_web, Console()
+    moderator = web.actor(MODERATOR)
+    for name in ("quiet", "urgent", "food-1"):  # assigned in another order than priority
+        web.call(web.store.questions.act, web.questions[name], "assign", moderator, team="camp-a")
+    page = sign_in(phone, TEAM_A, "/team/camp-a", console)
+    expect(page.locator("#live.on")).to_be_visible(timeout=LIVE_MS)
+    cards = page.locator("#cards .card")
+    expect(cards).to_have_count(3)
+    order = cards.evaluate_all("els => els.map(e => e.dataset.question)")
+    assert order == [web.questions[n] for n in ("urgent", "food-1", "quiet")]
+    facts = page.locator(".team-facts")
+    expect(facts).to_contain_text("3 questions to answer, most important first")
+    expect(facts).to_contain_text("new today: 3 (the moderators send at most 20 a day)")
+
+    page.get_by_label("Search").fill("food")
+    expect(page.locator("#cards .card:not([hidden])")).to_have_count(1)
+    expect(page.locator("#team-shown")).to_have_text("1 of 3 shown")
+    page.get_by_label("Search").fill("")
+    urgent = page.locator(f".card[data-question='{web.questions['urgent']}']")
+    urgent.get_by_role("button", name="Take").tap()
+    expect(urgent.locator(".card-state")).to_have_text("You took this question.")
+    page.get_by_label("Only the ones I took").check()
+    expect(page.locator("#cards .card:not([hidden])")).to_have_count(1)
+    expect(page.locator("#cards .card:not([hidden])")).to_have_attribute(
+        "data-question", web.questions["urgent"]
+    )
+    assert console.unexpected() == []
+
+
 # --- accessibility ----------------------------------------------------------------------
 
 
