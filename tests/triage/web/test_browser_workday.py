@@ -12,10 +12,14 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, ViewportSize, expect
 
+from services.common import topics
+from services.common.codec import decode
+from services.common.messages import PublishReply
 from services.triage.web.models import Status
 from tests.helpers.axe import violations
 from tests.triage.web.helpers.app import ADMIN, MODERATOR, TEAM_A, Person, WebApp, classify
-from tests.triage.web.helpers.store import ClassifiedFactory
+from tests.triage.web.helpers.media import run_media_jobs
+from tests.triage.web.helpers.store import ClassifiedFactory, stored_answer
 from tests.triage.web.test_browser import LIVE_MS, Console, browser, shot, sign_in, status_of
 
 pytestmark = pytest.mark.integration
@@ -284,6 +288,93 @@ def test_5_cards_lead_with_the_question_without_jargon(
     )
     assert sum(1 for bottom in tops if bottom <= DESKTOP["height"]) >= 4
     shot(page, "queue-desktop.png")
+    assert console.unexpected() == []
+
+
+# --- 6. clusters save work --------------------------------------------------------------
+
+
+def test_6_approving_a_cluster_s_first_question_offers_the_others(
+    live_web: WebApp, desktop: BrowserContext, classified: ClassifiedFactory
+) -> None:
+    web, console = live_web, Console()
+    page = queue_of(desktop, console)
+    food, food_2 = web.questions["food-1"], web.questions["food-2"]
+    page.locator(f"#q-{food}").get_by_role("button", name="Approve").click()
+    offer = page.locator("#toasts .toast").filter(has_text="asked 1 more times")
+    offer.get_by_role("button", name="Approve the 1 similar too").click()
+    expect(page.locator("#toasts")).to_contain_text("Question approved")
+    assert status_of(web, food) == status_of(web, food_2) == Status.APPROVED
+
+    # Once the cluster went to a team, a new asker of it follows: nothing to triage.
+    web.call(web.store.questions.act, food, "assign", web.actor(MODERATOR), team="camp-a")
+    later = web.ingest(
+        classify(classified, "what food do u miss?", priority=60, cluster_id="c-food")
+    )
+    assert status_of(web, later) == Status.ASSIGNED
+    page.reload()
+    expect(page.locator(f"#q-{later}")).to_have_count(0)
+    assert console.unexpected() == []
+
+
+# --- 7. approval: who receives it and the exact text, confirmed -------------------------
+
+
+def test_7_approval_shows_the_recipients_and_the_text_and_asks_first(
+    live_web: WebApp, desktop: BrowserContext
+) -> None:
+    web, console = live_web, Console()
+    food, food_2 = web.questions["food-1"], web.questions["food-2"]
+    web.call(web.store.questions.act, food, "assign", web.actor(MODERATOR), team="camp-a")
+    web.call(
+        web.store.answers.record,
+        food,
+        web.actor(TEAM_A),
+        stored_answer(caption="Rice   and beans,\nlike at home."),
+    )
+    web.call(run_media_jobs, web.store)
+    page = sign_in(desktop, MODERATOR, "/answers", console)
+    page.get_by_role("button", name="Approve and reply").click()
+    dialog = page.locator("dialog.approve-dialog[open]")
+    expect(dialog.locator(".recipient-count")).to_have_text("2 people")  # the cluster's askers
+    expect(dialog.locator(".recipients li")).to_have_count(2)
+    expect(dialog.locator(".reply-text")).to_have_text("Rice and beans, like at home.")
+    dialog.get_by_role("button", name="Cancel").click()
+    assert status_of(web, food) == Status.RECORDED  # nothing went out
+
+    page.get_by_role("button", name="Approve and reply").click()
+    dialog.get_by_label("The reply's text").fill("Rice and beans, like my mother's.")
+    dialog.get_by_role("button", name="Send 2 replies").click()
+    expect(page.locator(".review-result")).to_have_text("Approved: 2 replies requested.")
+    texts = {
+        decode(PublishReply, row.value).question_id: decode(PublishReply, row.value).text
+        for row in web.call(web.store.outbox.pending)
+        if row.topic == topics.REPLIES_REQUESTED
+    }
+    assert texts == dict.fromkeys((food, food_2), "Rice and beans, like my mother's.")
+    assert console.unexpected("status of 404") == []  # the stand-in answer has no video file
+
+
+# --- 9. a readable timeline ----------------------------------------------------------------
+
+
+def test_9_the_timeline_reads_as_sentences(live_web: WebApp, desktop: BrowserContext) -> None:
+    web, console = live_web, Console()
+    urgent = web.questions["urgent"]
+    moderator = web.actor(MODERATOR)
+    web.call(web.store.questions.claim, urgent, moderator)
+    web.call(web.store.questions.release, urgent, moderator)
+    web.call(web.store.questions.act, urgent, "assign", moderator, team="camp-a")
+    page = sign_in(desktop, MODERATOR, f"/questions/{urgent}", console)
+    expect(page.locator(".meta")).to_contain_text("asked 2026-11-23")
+    expect(page.locator(".meta")).to_contain_text("received 2026-11-23")
+    timeline = page.locator("ol.timeline")
+    expect(timeline.locator("li")).to_have_count(2)  # classified, assigned
+    expect(timeline).to_contain_text("assigned by moira · new → assigned")
+    expect(timeline.locator(".event-detail")).to_contain_text(["priority", "team"])
+    expect(page.get_by_text("2 claim and release entries")).to_be_visible()
+    assert "{" not in timeline.inner_text()
+    expect(page.locator("section.replies")).to_contain_text("No reply yet.")
     assert console.unexpected() == []
 
 
