@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from services.common.messages import Decision
@@ -39,6 +39,24 @@ MODERATOR_ACTIONS: dict[str, Move] = {
     "restore": Move((Status.REJECTED, Status.DROPPED, Status.QUARANTINED), Status.NEW),
 }
 ACTIONS = (*MODERATOR_ACTIONS, "assign", "block")
+
+
+#: The response-time target: a question waiting longer than this is marked late.
+RESPONSE_TARGET = timedelta(hours=24)
+
+
+def waiting(received_at: datetime, now: datetime) -> tuple[str, bool]:
+    """How long a question has waited, in words ("40 min", "5 h", "3 days"), and
+    whether it is past :data:`RESPONSE_TARGET`."""
+    age = max(now - received_at, timedelta(0))
+    minutes = int(age.total_seconds() // 60)
+    if minutes < 60:
+        words = f"{minutes} min"
+    elif minutes < 48 * 60:
+        words = f"{minutes // 60} h"
+    else:
+        words = f"{minutes // (24 * 60)} days"
+    return words, age > RESPONSE_TARGET
 
 
 #: How long a moderator can take an action back (the toast's Undo, the ``z`` key).

@@ -303,7 +303,7 @@ def test_6_approving_a_cluster_s_first_question_offers_the_others(
     page.locator(f"#q-{food}").get_by_role("button", name="Approve").click()
     offer = page.locator("#toasts .toast").filter(has_text="asked 1 more times")
     offer.get_by_role("button", name="Approve the 1 similar too").click()
-    expect(page.locator("#toasts")).to_contain_text("Question approved")
+    expect(page.locator(f"#q-{food_2}")).to_have_count(0)
     assert status_of(web, food) == status_of(web, food_2) == Status.APPROVED
 
     # Once the cluster went to a team, a new asker of it follows: nothing to triage.
@@ -410,6 +410,38 @@ def test_8_the_team_feed_puts_the_most_important_first_with_search_and_mine(
     expect(page.locator("#cards .card:not([hidden])")).to_have_attribute(
         "data-question", web.questions["urgent"]
     )
+    assert console.unexpected() == []
+
+
+# --- what moderators of other tools expect ---------------------------------------------
+
+
+def test_saved_views_waiting_times_and_the_author_s_history(
+    live_web: WebApp, desktop: BrowserContext, classified: ClassifiedFactory
+) -> None:
+    web, console = live_web, Console()
+    urgent = web.questions["urgent"]
+    author = web.call(web.store.questions.get, urgent)
+    again = classified(mention={"author": {"id": author.author_id, "handle": author.author_handle}})
+    web.ingest(again)
+    page = queue_of(desktop, console)
+    # Every card says how long it has waited; past the 24 h target it says so.
+    expect(page.locator(f"#q-{urgent} .waiting")).to_contain_text("waiting")
+    expect(page.locator(f"#q-{urgent} .waiting.late")).to_contain_text("past the 24 h target")
+
+    page.get_by_label("Search").fill("food")
+    expect(page.locator("#queue-list .item")).to_have_count(2)
+    page.once("dialog", lambda d: d.accept("Food questions"))
+    page.get_by_role("button", name="Save this view").click()
+    page.goto("/queue")
+    page.get_by_role("link", name="Food questions").click()
+    expect(page).to_have_url(re.compile(r"q=food"))
+    expect(page.locator("#queue-list .item")).to_have_count(2)
+
+    page.goto(f"/questions/{urgent}")
+    history = page.locator("section.author-history")
+    expect(history).to_contain_text(f"@{author.author_handle}'s other questions")
+    expect(history.locator("li")).to_have_count(1)
     assert console.unexpected() == []
 
 

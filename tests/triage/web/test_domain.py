@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -158,6 +158,23 @@ def test_why_not_undo(
         )
         == why
     )
+
+
+@pytest.mark.parametrize(
+    ("minutes", "words", "late"),
+    [
+        (0, "0 min", False),
+        (59, "59 min", False),
+        (125, "2 h", False),
+        (24 * 60 + 1, "24 h", True),
+        (3 * 24 * 60, "3 days", True),
+    ],
+)
+def test_waiting_says_how_long_and_whether_past_the_target(
+    minutes: int, words: str, late: bool
+) -> None:
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    assert queue.waiting(now - timedelta(minutes=minutes), now) == (words, late)
 
 
 def test_team_load_remaining_never_goes_below_zero() -> None:

@@ -198,6 +198,7 @@ def parse_queue_key(raw: str | None) -> QueueKey | None:
 
 
 templates.env.globals["queue_key"] = queue_key
+templates.env.globals["waiting"] = rules.waiting
 templates.env.globals["assignment_warnings"] = lambda lang, team: rules.assignment_warnings(
     lang, " ".join(team.languages), team.remaining
 )
@@ -312,6 +313,7 @@ async def question_page(question_id: str, request: Request, runtime: Runtime) ->
         statuses = await runtime.store.media.statuses([a for a, _ in rows])
         answers = [answer_view(a, c, statuses[a.id]) for a, c in rows]
         replies = await runtime.store.answers.replies([a.id for a, _ in rows])
+        history, blocked = await runtime.store.questions.by_author(row)
     except NotFound as exc:
         return error_page(request, 404, exc.message, principal=who)
     view = (await render_questions(runtime, [row]))[0]
@@ -325,6 +327,8 @@ async def question_page(question_id: str, request: Request, runtime: Runtime) ->
         {
             "q": view,
             "asked_at": asked_at,
+            "history": history,
+            "author_blocked": blocked,
             "replies": [ReplyRow(r, q.author_handle, q.id) for r, q in replies],
             "timeline": [e for e in timeline if e.event not in TIMELINE_NOISE],
             "hidden_events": len(noise),

@@ -289,6 +289,30 @@ class Questions:
             )
             return list(rows), int(total or 0)
 
+    async def by_author(
+        self, question: Question, *, limit: int = 20
+    ) -> tuple[list[Question], bool]:
+        """The author's other questions, newest first, and whether they are blocked
+        (the question page's author panel)."""
+        async with self.db.sessions() as session:
+            rows = await session.scalars(
+                select(Question)
+                .where(
+                    Question.platform == question.platform,
+                    Question.author_id == question.author_id,
+                    Question.id != question.id,
+                )
+                .order_by(Question.received_at.desc(), Question.id)
+                .limit(limit)
+            )
+            blocked = await session.scalar(
+                select(BlockedAuthor.id).where(
+                    BlockedAuthor.platform == question.platform,
+                    BlockedAuthor.author_id == question.author_id,
+                )
+            )
+            return list(rows), blocked is not None
+
     async def get(self, question_id: str) -> Question:
         async with self.db.sessions() as session:
             return await self.db.question(session, question_id)
