@@ -391,6 +391,8 @@
   // The next page of the queue (keyset: after the last question shown).
   async function loadMore(button) {
     button.disabled = true;
+    actionSeq += 1; // a refresh already on its way knows only the first pages: fetch again
+    clearTimeout(refreshTimer);
     const params = new URLSearchParams(location.search);
     params.set("after", button.dataset.after);
     try {
@@ -400,6 +402,7 @@
       const next = part.getElementById("queue-next");
       const firstNew = groups ? groups.content.querySelector(".item") : null;
       if (groups && list()) list().append(groups.content);
+      actionSeq += 1;
       const old = document.getElementById("queue-next");
       if (old && next) old.replaceWith(next);
       updateCount(0);
