@@ -66,6 +66,7 @@ from services.triage.web.routes import (
     health,
     login,
     media,
+    notes,
     pages,
     questions,
     review,
@@ -307,7 +308,8 @@ def create_app(
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(health.router)
-    for routes in (account, teams, answers, review, media, uploads, questions):  # questions' last
+    # questions' last: its catch-all action route would take the others' paths
+    for routes in (account, teams, answers, review, notes, media, uploads, questions):
         app.include_router(routes.router)
     for page_routes in (login, pages, team_pages):
         app.include_router(page_routes.router)

@@ -190,6 +190,31 @@ FALLBACK_TEXT = {
 }
 
 
+#: Prepared reply texts per language, offered in the approval dialog (a moderator
+#: starts from one and edits it).
+CANNED_REPLIES: dict[str, tuple[str, ...]] = {
+    "en": (
+        FALLBACK_TEXT["en"],
+        "Thank you for asking. Here is the answer, filmed in the camp.",
+    ),
+    "fr": (
+        FALLBACK_TEXT["fr"],
+        "Merci pour votre question. Voici la réponse, filmée dans le camp.",
+    ),
+    "sw": (FALLBACK_TEXT["sw"], "Asante kwa swali lako. Hili ndilo jibu, kutoka kambini."),
+    "ar": (FALLBACK_TEXT["ar"], "شكرًا على سؤالك. إليك الإجابة، مصوّرة في المخيم."),
+    "es": (
+        FALLBACK_TEXT["es"],
+        "Gracias por tu pregunta. Aquí está la respuesta, grabada en el campamento.",
+    ),
+}
+
+
+def canned_replies(language: str | None) -> tuple[str, ...]:
+    """The prepared replies in the answer's language (none for a language without)."""
+    return CANNED_REPLIES.get(base_language(language) or "", ())
+
+
 def reply_text(caption: str, language: str | None) -> str:
     """The caption the team wrote, or a short line in the answer's language."""
     caption = " ".join(caption.split())

@@ -343,6 +343,11 @@ def test_7_approval_shows_the_recipients_and_the_text_and_asks_first(
     assert status_of(web, food) == Status.RECORDED  # nothing went out
 
     page.get_by_role("button", name="Approve and reply").click()
+    # Prepared replies in the answer's language are offered to start from.
+    dialog.get_by_label("Start from a prepared reply").select_option(
+        "A refugee answered your question on video."
+    )
+    expect(dialog.locator(".reply-text")).to_have_text("A refugee answered your question on video.")
     dialog.get_by_label("The reply's text").fill("Rice and beans, like my mother's.")
     dialog.get_by_role("button", name="Send 2 replies").click()
     expect(page.locator(".review-result")).to_have_text("Approved: 2 replies requested.")
@@ -375,6 +380,13 @@ def test_9_the_timeline_reads_as_sentences(live_web: WebApp, desktop: BrowserCon
     expect(page.get_by_text("2 claim and release entries")).to_be_visible()
     assert "{" not in timeline.inner_text()
     expect(page.locator("section.replies")).to_contain_text("No reply yet.")
+
+    # A note for the other moderators lands on the timeline.
+    page.get_by_label("A note for the other moderators").fill("Asked the camp lead about calls.")
+    page.get_by_role("button", name="Add the note").click()
+    expect(page.locator("ol.timeline li.event-note")).to_contain_text(
+        "note by moira · Asked the camp lead about calls."
+    )
     assert console.unexpected() == []
 
 

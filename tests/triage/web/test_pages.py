@@ -477,6 +477,7 @@ def test_an_answer_goes_from_the_team_page_to_review(web_app: Pair) -> None:
     # Before approving: who receives a reply, and the reply's text, which can be corrected.
     preview = client.get(f"/api/questions/{question}/answer/preview").json()
     assert preview["text"] == "We call every Sunday."
+    assert preview["canned"][0] == "A refugee answered your question on video."
     assert [(r["question_id"], r["platform"]) for r in preview["recipients"]] == [(question, "x")]
     edited = client.put(
         f"/api/questions/{question}/answer/caption",

@@ -31,6 +31,8 @@ class ApprovalPreview(BaseModel):
     #: language's stock line); each platform posts it threaded under the asker's post.
     text: str
     recipients: list[Recipient]
+    #: Prepared texts in the answer's language to start from.
+    canned: list[str]
 
 
 class CaptionBody(BaseModel):
@@ -54,6 +56,7 @@ async def _preview(runtime: TriageRuntime, question_id: str) -> ApprovalPreview:
             )
             for q in askers
         ],
+        canned=list(domain.canned_replies(answer.language)),
     )
 
 

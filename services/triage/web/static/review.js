@@ -50,6 +50,19 @@
     caption.value = preview.caption;
     caption.dataset.original = preview.caption;
     dialog.querySelector(".reply-text").textContent = preview.text;
+    const canned = dialog.querySelector("select.canned");
+    if (canned) {
+      canned.replaceChildren(canned.options[0]);
+      for (const text of preview.canned || []) canned.append(new Option(text, text));
+      canned.closest("label").hidden = !(preview.canned || []).length;
+      canned.onchange = () => {
+        if (canned.value) caption.value = canned.value;
+        dialog.querySelector(".reply-text").textContent = caption.value.trim() || preview.text;
+      };
+    }
+    caption.oninput = () => {
+      dialog.querySelector(".reply-text").textContent = caption.value.trim().split(/\s+/).join(" ") || preview.text;
+    };
     const send = dialog.querySelector("[data-review='confirm']");
     send.textContent = "Send " + n + (n === 1 ? " reply" : " replies");
     dialog.showModal();
@@ -136,6 +149,14 @@
     if (back) {
       event.preventDefault();
       sendBack(back);
+      return;
+    }
+    const note = event.target.closest("form.note-form");
+    if (note) {
+      event.preventDefault();
+      const text = note.elements.text.value.trim();
+      if (!text) return;
+      questionAction("/api/questions/" + note.dataset.question + "/notes", { text }, note.querySelector("button"));
       return;
     }
     const assign = event.target.closest("form.assign-form");

@@ -434,6 +434,14 @@ class Questions:
                 outcomes.append(Outcome(question_id, ok=True, status=status.value))
         return outcomes
 
+    async def add_note(self, question_id: str, actor: Actor, text: str) -> None:
+        """A moderator's note on a question, kept on its timeline (for the next one
+        who opens it: "asked the camp about this", "same author as …")."""
+        async with self.db.sessions() as session:
+            await self.db.question(session, question_id)
+            self.db.event(session, question_id, actor, "note", reason=text)
+            await session.commit()
+
     async def undo(self, question_id: str, actor: Actor) -> Status:
         """Take back ``actor``'s last action on a question (approve, reject, quarantine,
         restore, assign) while nothing happened to it since and within
