@@ -142,3 +142,13 @@ def test_docs_render_offline_without_a_csp_violation(
             browser.close()
     assert elsewhere == []
     assert console == []
+
+
+def test_the_vendored_axe_core_is_the_one_recorded() -> None:
+    """axe-core runs in the browser tests (tests/helpers/axe.py); its README records it."""
+    vendor = Path(__file__).resolve().parents[1] / "helpers" / "vendor"
+    table = (vendor / "README.md").read_text(encoding="utf-8")
+    [(name, digest)] = re.findall(r"^\| `([^`]+)` \|.*\| `([0-9a-f]{64})` \|$", table, flags=re.M)
+    assert name == "axe.min.js"
+    assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest
+    assert "Mozilla Public License" in (vendor / "axe-core.LICENSE").read_text(encoding="utf-8")
