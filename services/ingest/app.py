@@ -15,6 +15,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.common import topics
+from services.common.apidocs import install_api_docs
 from services.common.bootstrap import ensure_topics
 from services.common.http import BodySizeLimit, install_error_handlers
 from services.common.kafka import (
@@ -141,7 +142,10 @@ def create_app(
         version="0.1.0",
         summary="Takes mentions in and produces each once to mentions.raw",
         lifespan=lifespan,
+        docs_url=None,  # served by install_api_docs: vendored, works offline
+        redoc_url=None,
     )
+    install_api_docs(app)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(mentions.router)

@@ -23,6 +23,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common import topics
+from services.common.apidocs import install_api_docs
 from services.common.bootstrap import ensure_topics
 from services.common.consume import RecordHandler, consuming
 from services.common.db import open_database
@@ -65,8 +66,10 @@ from services.triage.web.routes import (
     health,
     login,
     media,
+    notes,
     pages,
     questions,
+    review,
     team_pages,
     teams,
     uploads,
@@ -340,7 +343,10 @@ def create_app(
         version="0.1.0",
         summary="The moderators' queue, the recording teams' feeds and their JSON API",
         lifespan=lifespan,
+        docs_url=None,  # served by install_api_docs: vendored, offline, under the CSP
+        redoc_url=None,
     )
+    install_api_docs(app)
     install_error_handlers(app)
     install_triage_errors(app)
     app.add_middleware(SecurityHeaders)
@@ -352,7 +358,8 @@ def create_app(
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(health.router)
-    for routes in (account, teams, answers, media, uploads, questions):  # questions' last
+    # questions' last: its catch-all action route would take the others' paths
+    for routes in (account, teams, answers, review, notes, media, uploads, questions):
         app.include_router(routes.router)
     for page_routes in (login, pages, team_pages):
         app.include_router(page_routes.router)

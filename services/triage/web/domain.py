@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from services.common.messages import Decision
@@ -38,6 +39,54 @@ MODERATOR_ACTIONS: dict[str, Move] = {
     "restore": Move((Status.REJECTED, Status.DROPPED, Status.QUARANTINED), Status.NEW),
 }
 ACTIONS = (*MODERATOR_ACTIONS, "assign", "block")
+
+
+#: The response-time target: a question waiting longer than this is marked late.
+RESPONSE_TARGET = timedelta(hours=24)
+
+
+def waiting(received_at: datetime, now: datetime) -> tuple[str, bool]:
+    """How long a question has waited, in words ("40 min", "5 h", "3 days"), and
+    whether it is past :data:`RESPONSE_TARGET`."""
+    age = max(now - received_at, timedelta(0))
+    minutes = int(age.total_seconds() // 60)
+    if minutes < 60:
+        words = f"{minutes} min"
+    elif minutes < 48 * 60:
+        words = f"{minutes // 60} h"
+    else:
+        words = f"{minutes // (24 * 60)} days"
+    return words, age > RESPONSE_TARGET
+
+
+#: How long a moderator can take an action back (the toast's Undo, the ``z`` key).
+UNDO_WINDOW = timedelta(minutes=10)
+#: Timeline events an undo can take back (their ``from_status`` is where it goes back to).
+UNDOABLE = ("approve", "reject", "quarantine", "restore", "assigned")
+
+
+def why_not_undo(
+    event: str | None,
+    *,
+    actor: str | None,
+    by: str,
+    from_status: str | None,
+    age: timedelta | None,
+) -> str | None:
+    """Why the last status change of a question cannot be undone by ``by``; ``None``
+    when it can. Only one's own last action, soon after, and only when it did not
+    take the question from a team (that assignment ended; assign it again)."""
+    if event is None or from_status is None:
+        return "nothing to undo"
+    if event not in UNDOABLE:
+        return f"the last change ({event.replace('_', ' ')}) cannot be undone"
+    if actor != by:
+        return f"{actor} changed it since"
+    if age is not None and age > UNDO_WINDOW:
+        return "too late to undo (after 10 minutes); act on it again"
+    if from_status == Status.ASSIGNED.value:
+        return "it was taken from a team: assign it again instead"
+    return None
 
 
 def status_for_decision(decision: Decision, *, author_blocked: bool) -> Status:
@@ -73,21 +122,55 @@ def base_language(lang: str | None) -> str | None:
     return None if base in ("und", "") else base
 
 
-def suggest_team(lang: str | None, routed: str | None, loads: Iterable[Load]) -> str | None:
-    """The team for a question: among the teams speaking its language, the one
-    with the most capacity left today (the classifier's routing breaks ties);
-    the routed team when no team lists the language; ``None`` when nobody can."""
+@dataclass(frozen=True)
+class Suggestion:
+    """The team to suggest for a question (``None``: none fits) and why, in words."""
+
+    slug: str | None
+    why: str
+
+
+def suggest(lang: str | None, routed: str | None, loads: Iterable[Load]) -> Suggestion:
+    """Among the teams speaking the question's language and with capacity left today,
+    the one with the most left (the classifier's routing breaks ties); else the routed
+    team when it has capacity left; a full team is never suggested."""
     loads = list(loads)
     language = base_language(lang)
     speaking = [
         load for load in loads if language is not None and language in load.team.languages.split()
     ]
+    open_ = [load for load in speaking if load.remaining > 0]
+    if open_:
+        best = max(open_, key=lambda x: (x.remaining, x.team.slug == routed))
+        return Suggestion(
+            best.team.slug, f"speaks {language}; the most room today: {best.remaining} more"
+        )
+    routed_load = next((load for load in loads if load.team.slug == routed), None)
     if speaking:
-        best = max(speaking, key=lambda x: (x.remaining, x.team.slug == routed))
-        return best.team.slug
-    if routed and any(load.team.slug == routed for load in loads):
-        return routed
-    return None
+        return Suggestion(None, f"every team speaking {language} is full today")
+    unknown = f"no team speaks {language}" if language else "language unknown"
+    if routed_load is not None and routed_load.remaining > 0:
+        return Suggestion(routed, f"the routing rules send it there ({unknown})")
+    if routed_load is not None:
+        return Suggestion(None, f"{routed}, where the routing sends it, is full today ({unknown})")
+    return Suggestion(None, unknown)
+
+
+def suggest_team(lang: str | None, routed: str | None, loads: Iterable[Load]) -> str | None:
+    """The slug :func:`suggest` picks (``None`` when nobody can)."""
+    return suggest(lang, routed, loads).slug
+
+
+def assignment_warnings(lang: str | None, languages: str, remaining: int) -> list[str]:
+    """What a moderator should know before giving a question to a team: it is full
+    today, or it does not list the question's language."""
+    warnings: list[str] = []
+    if remaining <= 0:
+        warnings.append("full today")
+    language = base_language(lang)
+    if language is not None and language not in languages.split():
+        warnings.append(f"does not speak {language}")
+    return warnings
 
 
 def reply_id(answer_id: str, mention_id: str) -> str:
@@ -105,6 +188,31 @@ FALLBACK_TEXT = {
     "ar": "أجاب أحد اللاجئين على سؤالك بالفيديو.",
     "es": "Una persona refugiada respondió a tu pregunta en video.",
 }
+
+
+#: Prepared reply texts per language, offered in the approval dialog (a moderator
+#: starts from one and edits it).
+CANNED_REPLIES: dict[str, tuple[str, ...]] = {
+    "en": (
+        FALLBACK_TEXT["en"],
+        "Thank you for asking. Here is the answer, filmed in the camp.",
+    ),
+    "fr": (
+        FALLBACK_TEXT["fr"],
+        "Merci pour votre question. Voici la réponse, filmée dans le camp.",
+    ),
+    "sw": (FALLBACK_TEXT["sw"], "Asante kwa swali lako. Hili ndilo jibu, kutoka kambini."),
+    "ar": (FALLBACK_TEXT["ar"], "شكرًا على سؤالك. إليك الإجابة، مصوّرة في المخيم."),
+    "es": (
+        FALLBACK_TEXT["es"],
+        "Gracias por tu pregunta. Aquí está la respuesta, grabada en el campamento.",
+    ),
+}
+
+
+def canned_replies(language: str | None) -> tuple[str, ...]:
+    """The prepared replies in the answer's language (none for a language without)."""
+    return CANNED_REPLIES.get(base_language(language) or "", ())
 
 
 def reply_text(caption: str, language: str | None) -> str:

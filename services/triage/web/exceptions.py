@@ -72,6 +72,10 @@ class ClaimedByOther(Conflict):
         self.until = until
 
 
+class NotUndoable(Conflict):
+    code = "not_undoable"
+
+
 class Invalid(TriageError):
     status = 422
     code = "invalid_request"

@@ -31,6 +31,9 @@ class ClusterAssignment:
     how: str
     #: Cosine similarity to the centroid it joined (``similar`` only).
     similarity: float | None = None
+    #: The cluster's language ("" when unknown): what a question that came without
+    #: one (many Mastodon posts) is routed by.
+    language: str = ""
 
 
 class _Cluster:
@@ -150,8 +153,9 @@ class ClusterIndex:
         """Put one question in a cluster; ``key`` from :func:`exact_key`, ``now`` in seconds.
 
         Only clusters of the same ``group`` (the language: one recorded answer
-        serves askers of one language) are joined by similarity; exact
-        duplicates join whatever their group.
+        serves askers of one language) are joined by similarity, except by a
+        question without a language (``group`` ""), which joins the nearest of
+        any; exact duplicates join whatever their group.
         """
         assignment = self._assign(key, embedding, mention_id, now, group)
         self._member_of[mention_id] = assignment.cluster_id
@@ -176,15 +180,21 @@ class ClusterIndex:
             cluster = self._clusters.get(known)
             if cluster is not None:
                 self._join(cluster, vector, now)
-                return ClusterAssignment(known, cluster.size, new=False, how="exact")
+                return ClusterAssignment(
+                    known, cluster.size, new=False, how="exact", language=cluster.group
+                )
             cluster = self._create(known, vector, now, group)
-            return ClusterAssignment(known, cluster.size, new=False, how="exact")
+            return ClusterAssignment(
+                known, cluster.size, new=False, how="exact", language=cluster.group
+            )
         if vector is not None and self._high:
             sims = self._centroids[: self._high] @ vector
             above = np.flatnonzero(sims >= self.similarity)
             for row in above[np.argsort(-sims[above], kind="stable")]:
                 cluster = self._by_slot(int(row))
-                if cluster.group != group:
+                # A question without a language (many Mastodon posts) joins the
+                # nearest cluster of any language; the others stay within theirs.
+                if group and cluster.group != group:
                     continue
                 self._join(cluster, vector, now)
                 self._remember(key, cluster.cluster_id)
@@ -194,11 +204,12 @@ class ClusterIndex:
                     new=False,
                     how="similar",
                     similarity=float(sims[row]),
+                    language=cluster.group,
                 )
         cluster_id = self._new_id(mention_id)
         cluster = self._create(cluster_id, vector, now, group)
         self._remember(key, cluster_id)
-        return ClusterAssignment(cluster_id, cluster.size, new=True, how="new")
+        return ClusterAssignment(cluster_id, cluster.size, new=True, how="new", language=group)
 
     # --- internals ---------------------------------------------------------------
 

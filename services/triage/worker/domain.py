@@ -227,7 +227,8 @@ class Triage:
             cluster=cluster,
             weights=rules.priority,
         )
-        team = rules.routing.team_for(mention.lang)
+        # A mention without a language is routed by the language of the cluster it joined.
+        team = rules.routing.team_for(mention.lang or (cluster.language if cluster else None))
         cap: int | None = None
         cap_why = ""
         if not is_question:
@@ -358,6 +359,8 @@ class Triage:
             rule=verdict.rule,
             rules_version=rules.version,
             cluster_id=cluster.cluster_id if cluster is not None else None,
-            team=rules.routing.team_for(mention.lang),
+            team=rules.routing.team_for(
+                mention.lang or (cluster.language if cluster is not None else None)
+            ),
             classified_at=now,
         )

@@ -186,7 +186,7 @@ def test_moderator_and_team_answer_a_question_end_to_end(
         expect(queue.locator("#selection-count")).to_have_text("2")
         queue.keyboard.press("Shift+R")
         expect(queue.locator(f"#q-{abusive}, #q-{french}")).to_have_count(0)
-        expect(queue.locator("#toasts")).to_contain_text("2 rejected")
+        expect(queue.locator("#toasts")).to_contain_text("2 questions rejected")
         assert status_of(web, abusive) == status_of(web, french) == Status.REJECTED
 
         food = web.questions["food-1"]
@@ -261,6 +261,9 @@ def test_moderator_and_team_answer_a_question_end_to_end(
         expect(card.locator(".card-state")).to_have_text(
             "Answer sent: waiting for review.", timeout=LIVE_MS
         )
+        # The card starts clean for a new recording (nothing of the last one's form).
+        expect(card.locator("textarea[name=caption]")).to_have_value("")
+        expect(card.locator("input[name=consent_given_by]")).to_have_value("")
         assert dropped, "the test never cut the connection"
         patches = [s for s in sent if s.startswith("PATCH")]
         assert len(patches) == math.ceil(len(MP4) / 1024) + 1  # 1 KiB chunks, one sent twice
@@ -284,6 +287,15 @@ def test_moderator_and_team_answer_a_question_end_to_end(
         expect(review.locator(".consent")).to_contain_text("Speaker 12 (adult)")
         shot(queue, "answers.png")
         review.get_by_role("button", name="Approve and reply").click()
+        # Nothing goes out before the moderator sees who receives it and the exact text.
+        confirm = review.locator("dialog.approve-dialog[open]")
+        expect(confirm.locator(".recipients li")).to_have_count(1)
+        handle = web.call(web.store.questions.get, urgent).author_handle
+        expect(confirm.locator(".recipients")).to_contain_text(f"@{handle} on x (en)")
+        expect(confirm.locator(".reply-text")).to_have_text(
+            "We call every Sunday, when the network allows."
+        )
+        confirm.get_by_role("button", name="Send 1 reply").click()
         expect(review.locator(".review-result")).to_have_text("Approved: 1 reply requested.")
         assert status_of(web, urgent) == Status.ANSWERED
 
@@ -296,7 +308,7 @@ def test_moderator_and_team_answer_a_question_end_to_end(
         assert reply.text == "We call every Sunday, when the network allows."
 
         queue.goto(f"/questions/{urgent}")
-        expect(queue.locator("tr.event-answer_approved")).to_have_count(1)
+        expect(queue.locator("li.event-answer_approved")).to_have_count(1)
         shot(queue, "question-timeline.png")
 
         team.get_by_role("button", name="Sign out").click()

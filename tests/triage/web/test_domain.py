@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from services.common.messages import Decision
@@ -94,6 +96,85 @@ def test_suggest_team_is_none_when_nobody_can() -> None:
     assert queue.suggest_team("ar", None, loads) is None
     assert queue.suggest_team("ar", "camp-gone", loads) is None  # routed to no known team
     assert queue.suggest_team("en", "camp-a", []) is None
+
+
+def test_a_full_team_is_never_suggested_and_the_page_says_why() -> None:
+    loads = [load("camp-a", "en", capacity=5, assigned=5), load("camp-b", "en fr", capacity=5)]
+    assert queue.suggest("en", "camp-a", loads) == queue.Suggestion(
+        "camp-b", "speaks en; the most room today: 5 more"
+    )
+    full = [load("camp-a", "en", capacity=5, assigned=5)]
+    assert queue.suggest("en", "camp-a", full) == queue.Suggestion(
+        None, "every team speaking en is full today"
+    )
+    assert queue.suggest("so", "camp-a", full) == queue.Suggestion(
+        None, "camp-a, where the routing sends it, is full today (no team speaks so)"
+    )
+    assert queue.suggest(None, "camp-a", [load("camp-a", "en")]).why == (
+        "the routing rules send it there (language unknown)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("lang", "languages", "remaining", "warnings"),
+    [
+        ("en", "en fr", 3, []),
+        ("en-GB", "ar fr so", 3, ["does not speak en"]),
+        ("en", "en", 0, ["full today"]),
+        ("sw", "en", 0, ["full today", "does not speak sw"]),
+        (None, "en", 2, []),  # a language nobody knows is no reason to warn
+    ],
+)
+def test_assignment_warnings(
+    lang: str | None, languages: str, remaining: int, warnings: list[str]
+) -> None:
+    assert queue.assignment_warnings(lang, languages, remaining) == warnings
+
+
+@pytest.mark.parametrize(
+    ("event", "actor", "from_status", "age_s", "why"),
+    [
+        ("approve", "moira", "new", 5, None),
+        ("assigned", "moira", "approved", 5, None),
+        ("approve", "admin", "new", 5, "admin changed it since"),
+        (
+            "approve",
+            "moira",
+            "new",
+            601,
+            "too late to undo (after 10 minutes); act on it again",
+        ),
+        ("reject", "moira", "assigned", 5, "it was taken from a team: assign it again instead"),
+        ("author_blocked", "moira", "new", 5, "the last change (author blocked) cannot be undone"),
+        ("classified", "system:classifier", None, 5, "nothing to undo"),
+    ],
+)
+def test_why_not_undo(
+    event: str, actor: str, from_status: str | None, age_s: int, why: str | None
+) -> None:
+    assert (
+        queue.why_not_undo(
+            event, actor=actor, by="moira", from_status=from_status, age=timedelta(seconds=age_s)
+        )
+        == why
+    )
+
+
+@pytest.mark.parametrize(
+    ("minutes", "words", "late"),
+    [
+        (0, "0 min", False),
+        (59, "59 min", False),
+        (125, "2 h", False),
+        (24 * 60 + 1, "24 h", True),
+        (3 * 24 * 60, "3 days", True),
+    ],
+)
+def test_waiting_says_how_long_and_whether_past_the_target(
+    minutes: int, words: str, late: bool
+) -> None:
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    assert queue.waiting(now - timedelta(minutes=minutes), now) == (words, late)
 
 
 def test_team_load_remaining_never_goes_below_zero() -> None:

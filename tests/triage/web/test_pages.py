@@ -274,7 +274,7 @@ def test_the_queue_lists_new_questions_by_priority_grouping_clusters(web_app: Pa
     assert '<details class="similar" data-cluster="c-food">' in group
     assert "+1 similar" in group
     assert f'id="q-{web.questions["food-2"]}"' in group
-    assert "cluster of 2" in group
+    assert "asked by 2 people" in group
 
 
 def test_the_queue_shows_why_each_question_is_there(web_app: Pair) -> None:
@@ -287,12 +287,13 @@ def test_the_queue_shows_why_each_question_is_there(web_app: Pair) -> None:
     assert "decision <b>review</b>" in row
     assert "rule <code>default-review</code>" in row
     assert "model <code>test-model-1</code>" in row
-    assert 'suggested team <b class="suggested-team">camp-a</b>' in row
+    suggested = 'suggested <b class="suggested-team">camp-a</b>'
+    assert suggested + " <small>(speaks en; the most room today: 20 more)" in row
     assert 'value="0.90"' in row  # the question score
     # The team list is numbered for the 1-9 keys, with what each can still take today.
     teams = html.split('<ol id="teams"')[1].split("</ol>")[0]
     assert re.search(r"<kbd>1</kbd>\s*<span class=\"name\">Camp A</span>", teams)
-    assert "20 / 20 left today" in teams
+    assert "room for 20 more today (limit 20)" in teams
     assert re.search(r"<kbd>2</kbd>\s*<span class=\"name\">Camp B</span>", teams)
 
 
@@ -412,22 +413,22 @@ def test_the_question_page_shows_the_whole_timeline(web_app: Pair) -> None:
     headers = {"X-CSRF-Token": csrf}
     client.post(f"/api/questions/{question}/approve", json={"reason": "good one"}, headers=headers)
     client.post(f"/api/questions/{question}/assign", json={"team": "camp-a"}, headers=headers)
+    client.post(f"/api/questions/{question}/claim", headers=headers)
     html = client.get(f"/questions/{question}").text
-    rows = [
-        [
-            unescape(re.sub(r"<[^>]+>", "", cell)).strip()
-            for cell in re.findall(r"<td>(.*?)</td>", r, re.S)
-        ]
-        for r in re.findall(r'<tr class="event[^"]*">(.*?)</tr>', html, re.S)
+    timeline = html.split('<ol class="plain-list timeline">')[1].split("</ol>")[0]
+    entries = [
+        " ".join(unescape(re.sub(r"<[^>]+>", " ", entry)).split())
+        for entry in re.findall(r'<li class="event[^"]*">(.*?)</li>', timeline, re.S)
     ]
-    assert [r[1:7] for r in rows] == [
-        ["system:classifier", "classified", "— → new", "review", "default-review", "test-model-1"],
-        ["moira", "approve", "new → approved", "approve", "", ""],
-        ["moira", "assigned", "approved → assigned", "assign", "", ""],
-    ]
-    assert rows[1][7] == "good one"
-    assert '"team": "camp-a"' in rows[2][7]
-    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$", r[0]) for r in rows)
+    assert len(entries) == 3  # the claim is counted, not listed
+    assert "1 claim and release entries (who had it open) are not listed." in html
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC classified by classifier", entries[0])
+    assert "(automatic) · now new · rule default-review" in entries[0]
+    assert "priority 92" in entries[0]
+    assert "(rule default-review, model test-model-1)" in entries[0]
+    assert entries[1].endswith("approve by moira · new → approved · good one")
+    assert entries[2].endswith("assigned by moira · approved → assigned team camp-a")
+    assert "{" not in timeline  # no raw JSON
 
 
 def test_an_answer_goes_from_the_team_page_to_review(web_app: Pair) -> None:
@@ -471,7 +472,21 @@ def test_an_answer_goes_from_the_team_page_to_review(web_app: Pair) -> None:
     assert f'data-review="approve" data-question="{question}"' in review
     detail = client.get(f"/questions/{question}").text
     assert f"/api/answers/{answer_id}/video" in detail
-    assert "answer_recorded" in detail
+    assert 'class="event event-answer_recorded"' in detail
+
+    # Before approving: who receives a reply, and the reply's text, which can be corrected.
+    preview = client.get(f"/api/questions/{question}/answer/preview").json()
+    assert preview["text"] == "We call every Sunday."
+    assert preview["canned"][0] == "A refugee answered your question on video."
+    assert [(r["question_id"], r["platform"]) for r in preview["recipients"]] == [(question, "x")]
+    edited = client.put(
+        f"/api/questions/{question}/answer/caption",
+        json={"caption": "  We call on Sundays.  "},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["text"] == "We call on Sundays."
+    assert "caption edited" in client.get(f"/questions/{question}").text
 
 
 def test_the_team_page_is_built_for_phones(web_app: Pair) -> None:

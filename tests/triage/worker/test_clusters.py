@@ -93,6 +93,30 @@ def test_decide_clusters_by_primary_language(
     assert french.cluster_id != first.cluster_id
 
 
+def test_a_question_without_a_language_joins_the_nearest_cluster_of_any() -> None:
+    ix = index()
+    en = ix.assign("k1", E1, "x:1", now=0, group="en")
+
+    unknown = ix.assign("k2", E1_NEAR, "mastodon:2", now=1, group="")
+
+    assert (unknown.cluster_id, unknown.how, unknown.language) == (en.cluster_id, "similar", "en")
+    assert en.language == "en"
+
+
+def test_decide_routes_a_mention_without_a_language_by_its_cluster(
+    triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    t = triage()
+    first = t.decide(mention_factory(text=MISS, lang="en"), prediction(embedding=E1), now=NOW)
+    unknown = t.decide(
+        mention_factory(text=MISS_2, lang=None), prediction(embedding=E1_NEAR), now=NOW
+    )
+
+    assert unknown.cluster_id == first.cluster_id
+    assert unknown.team == first.team
+    assert unknown.team is not None
+
+
 def test_exact_duplicates_share_a_cluster_whatever_the_embedding() -> None:
     ix = index()
     a = ix.assign("same", E1, "x:1", now=0)

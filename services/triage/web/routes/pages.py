@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from services.common.messages import Decision
+from services.common.messages import Decision, MentionClassified
 from services.triage.web import domain as rules
 from services.triage.web import policy
 from services.triage.web.auth import Principal
@@ -31,6 +32,7 @@ from services.triage.web.routes.rendering import (
     error_page,
     render,
     signed_in,
+    templates,
 )
 from services.triage.web.schemas import (
     AnswerView,
@@ -40,12 +42,15 @@ from services.triage.web.schemas import (
     team_view,
 )
 from services.triage.web.store import QuestionFilter
+from services.triage.web.store.questions import QueueKey
 
 log = logging.getLogger(__name__)
 
 
-#: Rows the queue page shows at once (the rest follow as rows leave).
+#: Rows the queue page shows at once ("Show more questions" loads the next ones).
 QUEUE_PAGE = 100
+#: Most rows a refresh of the pages already loaded sends back.
+QUEUE_REFRESH_MAX = 2000
 
 #: The queue's status choices (value → label); ``new`` is the default view.
 STATUS_CHOICES: tuple[tuple[str, str], ...] = (
@@ -175,18 +180,55 @@ def group_clusters(items: Sequence[QuestionView]) -> list[ClusterGroup]:
     return groups
 
 
+def queue_key(q: QuestionView) -> str:
+    """A question's place in the queue's order, as the page carries it (``after=``)."""
+    return f"{q.priority}|{q.received_at.isoformat()}|{q.id}"
+
+
+def parse_queue_key(raw: str | None) -> QueueKey | None:
+    """The key :func:`queue_key` wrote, or None when it is missing or not one."""
+    if not raw:
+        return None
+    try:
+        priority, at, question_id = raw.split("|", 2)
+        key = QueueKey(int(priority), datetime.fromisoformat(at), question_id[:64])
+    except ValueError:
+        return None
+    return key if key.received_at.tzinfo is not None else None
+
+
+templates.env.globals["queue_key"] = queue_key
+templates.env.globals["waiting"] = rules.waiting
+templates.env.globals["assignment_warnings"] = lambda lang, team: rules.assignment_warnings(
+    lang, " ".join(team.languages), team.remaining
+)
+
+
 async def _queue_context(
-    runtime: TriageRuntime, principal: Principal, query: QueueQuery
+    runtime: TriageRuntime,
+    principal: Principal,
+    query: QueueQuery,
+    *,
+    after: QueueKey | None = None,
+    through: QueueKey | None = None,
 ) -> dict[str, Any]:
-    rows, total = await runtime.store.questions.page(query.filters(), limit=QUEUE_PAGE)
+    """One page of the queue (the first; the one ``after`` a key; or every one shown
+    ``through`` a key, for a refresh), with what the cards need."""
+    limit = QUEUE_REFRESH_MAX if through is not None else QUEUE_PAGE
+    rows, total = await runtime.store.questions.page(
+        query.filters(), limit=limit + 1, after=after, through=through
+    )
+    more = len(rows) > limit or (through is not None and len(rows) < total)
+    rows = rows[:limit]
     items = await render_questions(runtime, list(rows))
     loads = await runtime.store.teams.loads()
-    suggested = {q.id: rules.suggest_team(q.lang, q.suggested_team, loads) for q in items}
+    suggested = {q.id: rules.suggest(q.lang, q.suggested_team, loads) for q in items}
     return {
         "query": query,
         "groups": group_clusters(items),
         "shown": len(items),
         "total": total,
+        "next_key": queue_key(items[-1]) if more and items else "",
         "teams": [team_view(x) for x in loads],
         "suggested": suggested,
         "now": runtime.store.clock(),
@@ -211,12 +253,14 @@ async def queue_page(request: Request, runtime: Runtime) -> Response:
 @router.get("/queue/items")
 async def queue_items(request: Request, runtime: Runtime) -> Response:
     """The queue's list and team panel alone: what the filters form (htmx) and the
-    live updates (queue.js) swap in."""
+    live updates (queue.js) swap in. ``through``: every question up to that key (the
+    pages the moderator already loaded stay)."""
     who = await signed_in(request, runtime, *MODERATORS)
     if isinstance(who, Response):
         return who
     query = parse_queue_query(request.query_params)
-    context = await _queue_context(runtime, who, query)
+    through = parse_queue_key(request.query_params.get("through"))
+    context = await _queue_context(runtime, who, query, through=through)
     return render(
         request,
         "_queue_body.html",
@@ -226,7 +270,35 @@ async def queue_items(request: Request, runtime: Runtime) -> Response:
     )
 
 
+@router.get("/queue/more")
+async def queue_more(request: Request, runtime: Runtime) -> Response:
+    """The next page of the queue: the questions after ``after`` (keyset on the
+    queue's order, so rows arriving or leaving meanwhile neither repeat nor skip)."""
+    who = await signed_in(request, runtime, *MODERATORS)
+    if isinstance(who, Response):
+        return who
+    query = parse_queue_query(request.query_params)
+    after = parse_queue_key(request.query_params.get("after"))
+    if after is None:
+        return error_page(request, 422, "after= must be a key from the queue page", principal=who)
+    context = await _queue_context(runtime, who, query, after=after)
+    return render(request, "_queue_more.html", context, principal=who)
+
+
 # --- one question ---------------------------------------------------------------------
+
+
+#: Timeline events the question page counts but does not list.
+TIMELINE_NOISE = frozenset({"claimed", "released", "team_claimed", "team_released"})
+
+
+@dataclass(frozen=True)
+class ReplyRow:
+    """One reply of the question's answers, to whichever asker of its cluster."""
+
+    reply: Any
+    author_handle: str
+    question_id: str
 
 
 @router.get("/questions/{question_id}")
@@ -240,19 +312,29 @@ async def question_page(question_id: str, request: Request, runtime: Runtime) ->
         rows = await runtime.store.answers.of_question(question_id)
         statuses = await runtime.store.media.statuses([a for a, _ in rows])
         answers = [answer_view(a, c, statuses[a.id]) for a, c in rows]
+        replies = await runtime.store.answers.replies([a.id for a, _ in rows])
+        history, blocked = await runtime.store.questions.by_author(row)
     except NotFound as exc:
         return error_page(request, 404, exc.message, principal=who)
     view = (await render_questions(runtime, [row]))[0]
     loads = await runtime.store.teams.loads()
+    # Claims and releases are who-looked-at-it noise: counted, not listed.
+    noise = [e for e in timeline if e.event in TIMELINE_NOISE]
+    asked_at = MentionClassified.model_validate_json(row.classified_json).mention.created_at
     return render(
         request,
         "question.html",
         {
             "q": view,
-            "timeline": timeline,
+            "asked_at": asked_at,
+            "history": history,
+            "author_blocked": blocked,
+            "replies": [ReplyRow(r, q.author_handle, q.id) for r, q in replies],
+            "timeline": [e for e in timeline if e.event not in TIMELINE_NOISE],
+            "hidden_events": len(noise),
             "answers": answers,
             "teams": [team_view(x) for x in loads],
-            "suggested": rules.suggest_team(view.lang, view.suggested_team, loads),
+            "suggestion": rules.suggest(view.lang, view.suggested_team, loads),
             "now": runtime.store.clock(),
             "me": who.actor.name,
         },

@@ -178,6 +178,20 @@ async def bulk(body: BulkBody, runtime: Runtime, principal: Moderator) -> list[O
     return [outcome_view(o) for o in outcomes]
 
 
+@router.post(
+    "/questions/{question_id}/undo",
+    summary="Take back one's own last action on a question (within 10 minutes)",
+)
+async def undo(question_id: str, runtime: Runtime, principal: Moderator) -> ActionResult:
+    try:
+        status = await runtime.store.questions.undo(question_id, principal.actor)
+    except Exception:
+        metrics.ACTIONS.labels("undo", "refused").inc()
+        raise
+    metrics.ACTIONS.labels("undo", "ok").inc()
+    return ActionResult(question_id=question_id, status=status.value)
+
+
 @router.get("/events", summary="Live queue changes (Server-Sent Events)")
 async def events(
     request: Request,

@@ -58,6 +58,8 @@ async def _team_cards(runtime: TriageRuntime, slug: str, principal: Principal) -
         [item.question.id for item in items], team_id=policy.answers_team(principal.actor)
     )
     statuses = await runtime.store.media.statuses([a for a, _ in latest.values()])
+    # Most important first (the feed's own order, oldest assignment first, breaks ties).
+    items = sorted(items, key=lambda item: -item.question.priority)
     return [
         Card(
             feed_entry(item, principal.actor.user_id, now),

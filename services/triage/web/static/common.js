@@ -75,15 +75,35 @@
     return template.content;
   }
 
-  function toast(message, kind) {
+  // A short notice. `action` ({label, key, run}) adds a button (Undo): the notice then
+  // stays longer, and pressing the button runs it once and closes the notice.
+  function toast(message, kind, action) {
     const box = document.getElementById("toasts");
-    if (!box) return;
+    if (!box) return null;
     const note = document.createElement("div");
     note.className = "toast" + (kind ? " " + kind : "");
-    note.textContent = message;
+    const text = document.createElement("span");
+    text.textContent = message;
+    note.append(text);
+    if (action) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "toast-action";
+      button.textContent = action.label;
+      if (action.key) {
+        button.setAttribute("aria-keyshortcuts", action.key);
+        button.title = action.label + " (" + action.key + ")";
+      }
+      button.addEventListener("click", () => {
+        note.remove();
+        action.run();
+      });
+      note.append(button);
+    }
     box.append(note);
     while (box.children.length > 4) box.firstElementChild.remove();
-    setTimeout(() => note.remove(), kind === "bad" ? 6000 : 3000);
+    setTimeout(() => note.remove(), action ? 10000 : kind === "bad" ? 6000 : 3000);
+    return note;
   }
 
   function toggleBlur(el, show) {

@@ -3,7 +3,9 @@
 // Keys: j/k move (the focused question is claimed, so nobody else works on it),
 // a approve, r reject, q quarantine, b block the author, 1-9 assign to that team,
 // x select, Shift+A / Shift+R approve / reject the selection, v show blurred text,
-// o open the timeline, ? help. After an action the next question gets the focus.
+// o open the timeline, z undo the last action, ? help. After an action the next
+// question gets the focus, and a notice with an Undo button says what happened.
+// Every action is a button on the card too (mouse, touch, Tab).
 //
 // Changes go through the JSON API; the list itself is server-rendered
 // (/queue/items) and re-fetched when the live stream (/api/events) says something
@@ -18,7 +20,16 @@
 
   const CLAIM_RENEW_MS = 45000;
   const REFRESH_DELAY_MS = 250;
-  const PAST = { approve: "approved", reject: "rejected", quarantine: "quarantined", block: "blocked", assign: "assigned" };
+  const PAST = {
+    approve: "approved",
+    reject: "rejected",
+    quarantine: "quarantined",
+    restore: "restored",
+    block: "blocked",
+    assign: "assigned",
+  };
+  // The moderator's recent actions that can be taken back (latest last): {ids, what}.
+  const undoable = [];
 
   let focusedId = null; // the question with the focus
   let claimedId = null; // the question this page holds a claim on
@@ -68,7 +79,13 @@
     if (!count) return;
     const total = Math.max(0, Number(count.dataset.total || "0") + delta);
     count.dataset.total = String(total);
-    count.textContent = items().length + " shown of " + total;
+    count.textContent = body.querySelectorAll(".item").length + " shown of " + total;
+  }
+
+  // The key of the last question loaded: a refresh keeps every page loaded so far.
+  function loadedThrough() {
+    const all = body.querySelectorAll(".item[data-key]");
+    return all.length > 100 ? all[all.length - 1].dataset.key : "";
   }
 
   // --- focus and claims ------------------------------------------------------------
@@ -119,6 +136,7 @@
 
   function setFocus(el, options) {
     const claimIt = !options || options.claim !== false;
+    const moveFocus = !options || options.dom !== false;
     const previous = focusedId ? byId(focusedId) : null;
     if (previous) previous.classList.remove("focused");
     if (!el) {
@@ -129,8 +147,10 @@
     }
     focusedId = el.dataset.id;
     el.classList.add("focused");
-    el.focus({ preventScroll: true });
-    el.scrollIntoView({ block: "nearest" });
+    if (moveFocus) {
+      el.focus({ preventScroll: true });
+      el.scrollIntoView({ block: "nearest" });
+    }
     highlightTeam(el.dataset.suggested);
     // A question someone else holds is not claimed (the next refresh shows when it is free).
     if (claimIt && claimedId !== focusedId && !busy.has(focusedId) && !isLocked(el)) claim(el);
@@ -226,6 +246,7 @@
       focusAfter(el);
       return;
     }
+    const mates = clusterMates(el);
     busy.add(id);
     actionSeq += 1;
     el.classList.add("pending");
@@ -237,6 +258,8 @@
       actionSeq += 1;
       const current = byId(id);
       if (current) applyStatus(current, result.status);
+      done([id], action, extra && extra.team ? " to " + extra.team : "", who(el));
+      offerCluster(action, mates);
       if (action === "block" || action === "assign") scheduleRefresh(); // other rows, capacities
     } catch (error) {
       const current = byId(id);
@@ -248,6 +271,72 @@
     }
   }
 
+  // The questions shown under a cluster's first question ("+N similar"), when `el` leads it.
+  function clusterMates(el) {
+    if (el.closest("details.similar")) return [];
+    const group = el.closest(".group");
+    const details = group ? group.querySelector("details.similar") : null;
+    return details ? Array.from(details.querySelectorAll(".item")).map((x) => x.dataset.id) : [];
+  }
+
+  // Approving or rejecting the first of a cluster offers the same for the others.
+  function offerCluster(action, mates) {
+    if (!mates.length || (action !== "approve" && action !== "reject")) return;
+    const verb = action === "approve" ? "Approve" : "Reject";
+    const label = verb + " the " + mates.length + " similar too";
+    TA.toast("The same question was asked " + mates.length + " more times.", "", {
+      label,
+      run: () => bulk(action, mates.filter((id) => byId(id))),
+    });
+  }
+
+  function who(el) {
+    const author = el && el.querySelector(".author");
+    return author ? " (" + author.textContent.trim() + ")" : "";
+  }
+
+  // Feedback for an action that worked, with Undo (block is not undone here: it
+  // touches every question of the author; the author page lifts a block).
+  function done(ids, action, detail, whose) {
+    const what = (ids.length === 1 ? "Question" : ids.length + " questions") + " " + (PAST[action] || action) + (detail || "") + (whose || "");
+    if (action === "block") {
+      TA.toast(what);
+      return;
+    }
+    const entry = { ids, what };
+    undoable.push(entry);
+    while (undoable.length > 20) undoable.shift();
+    TA.toast(what, "", { label: "Undo", key: "z", run: () => undo(entry) });
+  }
+
+  async function undo(entry) {
+    const target = entry || undoable[undoable.length - 1];
+    if (!target) {
+      TA.toast("Nothing to undo");
+      return;
+    }
+    const at = undoable.indexOf(target);
+    if (at !== -1) undoable.splice(at, 1);
+    actionSeq += 1;
+    const failed = [];
+    for (const id of target.ids) {
+      try {
+        await TA.api("POST", "/api/questions/" + id + "/undo");
+      } catch (error) {
+        failed.push(error.message || "the connection failed");
+      }
+    }
+    actionSeq += 1;
+    const back = target.ids.length - failed.length;
+    if (back) {
+      TA.toast("Undone: " + (back === 1 ? "the question is" : back + " questions are") + " back");
+      pendingFocus = target.ids[0];
+    }
+    if (failed.length) TA.toast("Could not undo: " + failed[0], "bad");
+    scheduleRefresh(0);
+  }
+  let pendingFocus = null; // a question to focus once the refresh brings it back
+
   // Blocking rejects every open question of the author: one stray key must not do that.
   function confirmBlock(el) {
     const author = el.querySelector(".author");
@@ -257,13 +346,72 @@
     );
   }
 
+  // What to know before giving a question to a team: full today, another language.
+  function assignWarning(el, team) {
+    const problems = [];
+    if (Number(team.dataset.remaining || "0") <= 0) problems.push("full today");
+    const lang = ((el && el.dataset.lang) || "").split(/[-_]/)[0].toLowerCase();
+    const speaks = (team.dataset.languages || "").split(" ");
+    if (lang && lang !== "und" && !speaks.includes(lang)) problems.push("does not speak " + lang);
+    return problems.length ? (team.dataset.name || team.dataset.slug) + ": " + problems.join(", ") : "";
+  }
+
   function assignTo(n, el) {
     const team = body.querySelector('#teams .team[data-index="' + n + '"]');
     if (!team) {
       TA.toast("There is no team " + n, "bad");
       return;
     }
-    act("assign", el, { team: team.dataset.slug });
+    assignSlug(team.dataset.slug, el);
+  }
+
+  function assignSlug(slug, el) {
+    if (!el) {
+      TA.toast("Press j to pick a question first");
+      return;
+    }
+    const team = body.querySelector('#teams .team[data-slug="' + CSS.escape(slug) + '"]');
+    const warning = team ? assignWarning(el, team) : "";
+    if (warning && !window.confirm(warning + ". Assign anyway?")) return;
+    act("assign", el, { team: slug });
+  }
+
+  function toggleMenu(button, open) {
+    const menu = document.getElementById(button.getAttribute("aria-controls"));
+    if (!menu) return;
+    const show = open === undefined ? menu.hidden : open;
+    menu.hidden = !show;
+    button.setAttribute("aria-expanded", show ? "true" : "false");
+    if (show) {
+      const first = menu.querySelector(".is-suggested") || menu.querySelector("button");
+      if (first) first.focus();
+    }
+  }
+
+  // The next page of the queue (keyset: after the last question shown).
+  async function loadMore(button) {
+    button.disabled = true;
+    actionSeq += 1; // a refresh already on its way knows only the first pages: fetch again
+    clearTimeout(refreshTimer);
+    const params = new URLSearchParams(location.search);
+    params.set("after", button.dataset.after);
+    try {
+      const html = await TA.getHtml("/queue/more?" + params.toString());
+      const part = TA.fragment(html);
+      const groups = part.getElementById("more-groups");
+      const next = part.getElementById("queue-next");
+      const firstNew = groups ? groups.content.querySelector(".item") : null;
+      if (groups && list()) list().append(groups.content);
+      actionSeq += 1;
+      const old = document.getElementById("queue-next");
+      if (old && next) old.replaceWith(next);
+      updateCount(0);
+      restore({ open: new Set(), revealed: new Set(), hadFocus: false, index: -1 });
+      if (firstNew) setFocus(byId(firstNew.dataset.id), { claim: false });
+    } catch (error) {
+      button.disabled = false;
+      TA.toast(error.message || "Could not load more: the connection failed.", "bad");
+    }
   }
 
   function toggleSelect(el, on) {
@@ -278,8 +426,8 @@
     updateSelectionCount();
   }
 
-  async function bulk(action) {
-    const ids = Array.from(selected).filter((id) => {
+  async function bulk(action, only) {
+    const ids = (only || Array.from(selected)).filter((id) => {
       const el = byId(id);
       return el && usable(el);
     });
@@ -306,10 +454,9 @@
         if (el.dataset.id === focusedId) focusAfter(el);
         applyStatus(el, outcome.status);
       }
-      const done = outcomes.length - failed.length;
-      let message = done + " " + (PAST[action] || action);
-      if (failed.length) message += "; " + failed.length + " refused (" + failed[0].error + ")";
-      TA.toast(message, failed.length ? "bad" : "");
+      const worked = outcomes.filter((o) => o.ok).map((o) => o.question_id);
+      if (worked.length) done(worked, action);
+      if (failed.length) TA.toast(failed.length + " refused (" + failed[0].error + ")", "bad");
     } catch (error) {
       TA.toast(error.message || "Not saved: the connection failed.", "bad");
     } finally {
@@ -332,6 +479,7 @@
       open: new Set(Array.from(body.querySelectorAll("details.similar[open]")).map((d) => d.dataset.cluster)),
       revealed: new Set(Array.from(body.querySelectorAll(".item .blur.revealed")).map((b) => b.closest(".item").dataset.id)),
       hadFocus: document.activeElement === document.body || Boolean(document.activeElement && document.activeElement.closest(".item")),
+      menu: (body.querySelector(".assign-menu:not([hidden])") || {}).id || "",
     };
   }
 
@@ -343,6 +491,13 @@
       const el = byId(id);
       if (el) toggleSelect(el, true);
       else selected.delete(id);
+    }
+    const menu = state.menu && document.getElementById(state.menu);
+    if (menu) {
+      // A team menu the moderator opened stays open across a live refresh.
+      menu.hidden = false;
+      const toggle = body.querySelector('[aria-controls="' + state.menu + '"]');
+      if (toggle) toggle.setAttribute("aria-expanded", "true");
     }
     for (const id of state.revealed) {
       const blur = byId(id) && byId(id).querySelector(".blur");
@@ -375,7 +530,10 @@
     refreshing = true;
     const seq = actionSeq;
     try {
-      const html = await TA.getHtml("/queue/items" + location.search);
+      const params = new URLSearchParams(location.search);
+      const through = loadedThrough();
+      if (through) params.set("through", through);
+      const html = await TA.getHtml("/queue/items?" + params.toString());
       if (seq !== actionSeq || busy.size) {
         refreshAgain = true; // our own change raced it: fetch again
         return;
@@ -383,6 +541,13 @@
       const state = snapshot();
       body.replaceChildren(TA.fragment(html));
       restore(state);
+      if (pendingFocus && byId(pendingFocus)) {
+        const back = byId(pendingFocus);
+        const details = back.closest("details");
+        if (details) details.open = true;
+        setFocus(back);
+      }
+      pendingFocus = null;
     } catch (_) {
       // offline or signed out: the next event tries again
     } finally {
@@ -491,6 +656,10 @@
       case "o":
         if (el) location.href = "/questions/" + encodeURIComponent(el.dataset.id);
         break;
+      case "z":
+      case "u":
+        undo();
+        break;
       case "?":
         if (help) help.showModal();
         break;
@@ -502,8 +671,35 @@
   });
 
   body.addEventListener("click", (event) => {
+    const more = event.target.closest("#load-more");
+    if (more) {
+      loadMore(more);
+      return;
+    }
+    const bulkButton = event.target.closest("button[data-bulk]");
+    if (bulkButton) {
+      bulk(bulkButton.dataset.bulk);
+      return;
+    }
     const el = event.target.closest(".item");
     if (!el) return;
+    const button = event.target.closest("button[data-act]");
+    if (button) {
+      const action = button.dataset.act;
+      if (action === "menu") {
+        toggleMenu(button);
+        return;
+      }
+      if (el.dataset.id !== focusedId) setFocus(el, { claim: false, dom: false });
+      if (action === "assign") {
+        const menu = button.closest(".assign-menu");
+        if (menu) menu.hidden = true;
+        assignSlug(button.dataset.team, el);
+      } else {
+        act(action, el);
+      }
+      return;
+    }
     if (event.target.closest("input.select")) {
       toggleSelect(el, event.target.checked);
       return;
@@ -513,8 +709,25 @@
     if (el.dataset.id !== focusedId) setFocus(el);
   });
 
-  const helpButton = document.getElementById("help-button");
-  if (helpButton) helpButton.addEventListener("click", () => document.getElementById("help").showModal());
+  // Tab onto a card (or a button in it) makes it the card the keys act on.
+  body.addEventListener("focusin", (event) => {
+    const el = event.target.closest && event.target.closest(".item");
+    if (el && el.dataset.id !== focusedId) setFocus(el, { dom: false });
+  });
+
+  // Esc closes an open team menu and goes back to its Assign button.
+  body.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    const menu = event.target.closest && event.target.closest(".assign-menu");
+    if (!menu) return;
+    const toggle = body.querySelector('[aria-controls="' + menu.id + '"]');
+    if (toggle) {
+      toggleMenu(toggle, false);
+      toggle.focus();
+    }
+    event.stopPropagation();
+  });
+
 
   setInterval(() => {
     if (claimedId && claimedId === focusedId && byId(claimedId)) {

@@ -17,13 +17,73 @@
     if (label) label.textContent = state;
   }
 
+  // Approving shows first who will receive a reply (every asker of the cluster) and the
+  // reply's exact text, which can be corrected; only "Send" requests the replies.
   async function approve(button) {
     const card = button.closest(".answer");
+    const dialog = card.querySelector("dialog.approve-dialog");
+    button.disabled = true;
+    let preview;
+    try {
+      preview = await TA.api("GET", "/api/questions/" + button.dataset.question + "/answer/preview");
+    } catch (error) {
+      TA.toast(error.message || "Could not load the recipients: the connection failed.", "bad");
+      button.disabled = false;
+      return;
+    }
+    button.disabled = false;
+    const n = preview.recipients.length;
+    dialog.querySelector(".recipient-count").textContent = n + (n === 1 ? " person" : " people");
+    const list = dialog.querySelector(".recipients");
+    list.replaceChildren(
+      ...preview.recipients.map((r) => {
+        const item = document.createElement("li");
+        const who = document.createElement("b");
+        who.textContent = "@" + r.author_handle;
+        const asked = document.createElement("q");
+        asked.textContent = r.question;
+        item.append(who, " on " + r.platform + " (" + (r.lang || "language unknown") + "), who asked ", asked);
+        return item;
+      }),
+    );
+    const caption = dialog.querySelector(".approve-caption");
+    caption.value = preview.caption;
+    caption.dataset.original = preview.caption;
+    dialog.querySelector(".reply-text").textContent = preview.text;
+    const canned = dialog.querySelector("select.canned");
+    if (canned) {
+      canned.replaceChildren(canned.options[0]);
+      for (const text of preview.canned || []) canned.append(new Option(text, text));
+      canned.closest("label").hidden = !(preview.canned || []).length;
+      canned.onchange = () => {
+        if (canned.value) caption.value = canned.value;
+        dialog.querySelector(".reply-text").textContent = caption.value.trim() || preview.text;
+      };
+    }
+    caption.oninput = () => {
+      dialog.querySelector(".reply-text").textContent = caption.value.trim().split(/\s+/).join(" ") || preview.text;
+    };
+    const send = dialog.querySelector("[data-review='confirm']");
+    send.textContent = "Send " + n + (n === 1 ? " reply" : " replies");
+    dialog.showModal();
+  }
+
+  async function confirmApprove(button) {
+    const card = button.closest(".answer");
+    const dialog = button.closest("dialog");
+    const caption = dialog.querySelector(".approve-caption");
+    const question = button.dataset.question;
     button.disabled = true;
     try {
-      const replies = await TA.api("POST", "/api/questions/" + button.dataset.question + "/answer/approve");
+      if (caption.value.trim() !== (caption.dataset.original || "").trim()) {
+        await TA.api("PUT", "/api/questions/" + question + "/answer/caption", { caption: caption.value });
+      }
+      const replies = await TA.api("POST", "/api/questions/" + question + "/answer/approve");
+      dialog.close();
       const n = replies.length;
       reviewed(card, "Approved: " + n + (n === 1 ? " reply" : " replies") + " requested.", "approved");
+      const shown = card.querySelector(".caption");
+      if (shown) shown.textContent = caption.value.trim() || "—";
     } catch (error) {
       TA.toast(error.message || "Not saved: the connection failed.", "bad");
       button.disabled = false;
@@ -66,6 +126,16 @@
       approve(review);
       return;
     }
+    const confirm = event.target.closest("button[data-review='confirm']");
+    if (confirm) {
+      confirmApprove(confirm);
+      return;
+    }
+    const cancel = event.target.closest("button[data-review='cancel']");
+    if (cancel) {
+      cancel.closest("dialog").close();
+      return;
+    }
     const act = event.target.closest("button[data-act-question]");
     if (act) {
       if (act.dataset.confirm && !window.confirm(act.dataset.confirm)) return;
@@ -99,9 +169,24 @@
       );
       return;
     }
+    const note = event.target.closest("form.note-form");
+    if (note) {
+      event.preventDefault();
+      const text = note.elements.text.value.trim();
+      if (!text) return;
+      questionAction("/api/questions/" + note.dataset.question + "/notes", { text }, note.querySelector("button"));
+      return;
+    }
     const assign = event.target.closest("form.assign-form");
     if (assign) {
       event.preventDefault();
+      const choice = assign.elements.team.selectedOptions[0];
+      if (!choice || !choice.value) {
+        TA.toast("Choose a team first.", "bad");
+        return;
+      }
+      // A full team or one that does not speak the language: say so before, not after.
+      if (choice.dataset.warn && !window.confirm(choice.dataset.warn + ". Assign anyway?")) return;
       questionAction(
         "/api/questions/" + assign.dataset.question + "/assign",
         { team: assign.elements.team.value },

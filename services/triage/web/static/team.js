@@ -92,6 +92,7 @@
         previous = card;
       }
       forced.clear();
+      applyFilter();
       const empty = cards.querySelector(".empty");
       if (cards.querySelector(".card")) {
         if (empty) empty.remove();
@@ -108,6 +109,47 @@
         scheduleMerge();
       }
     }
+  }
+
+  // --- search and "mine" ---------------------------------------------------------------
+
+  const search = document.getElementById("team-search");
+  const mine = document.getElementById("team-mine");
+
+  function applyFilter() {
+    const words = search ? search.value.trim().toLowerCase() : "";
+    const onlyMine = Boolean(mine && mine.checked);
+    let shown = 0;
+    const all = cards.querySelectorAll(".card");
+    for (const card of all) {
+      const text = (card.querySelector(".text") || card).textContent + " " + (card.querySelector(".meta") || card).textContent;
+      const hit = (!words || text.toLowerCase().includes(words)) && (!onlyMine || card.classList.contains("mine"));
+      card.hidden = !hit;
+      if (hit) shown += 1;
+    }
+    const note = document.getElementById("team-shown");
+    if (note) note.textContent = words || onlyMine ? shown + " of " + all.length + " shown" : "";
+  }
+
+  if (search) search.addEventListener("input", applyFilter);
+  if (mine) mine.addEventListener("change", applyFilter);
+
+  // After an upload the card starts clean: the form emptied, the preview gone.
+  function resetCard(question) {
+    const card = cardFor(question);
+    if (!card) return;
+    const form = card.querySelector("form.upload-form");
+    if (form) {
+      form.reset();
+      form.dataset.dirty = "";
+      const preview = form.querySelector("video.preview");
+      if (preview) {
+        preview.hidden = true;
+        preview.removeAttribute("src");
+      }
+    }
+    if (card.contains(document.activeElement)) document.activeElement.blur();
+    forced.add(card.id);
   }
 
   // --- take, give back, filmed ------------------------------------------------------------
@@ -380,9 +422,8 @@
       }
       await dropItem(item.id);
       done.push({ id: item.id, state: "done", text: item.text, size: item.size, note: "" });
+      resetCard(question);
       sayOnCard(question, "Answer sent: the moderators will review it.", "ok");
-      const card = cardFor(question);
-      if (card) forced.add(card.id);
       scheduleMerge(1500);
     } catch (error) {
       if (error instanceof Offline || error instanceof TypeError) {

@@ -511,6 +511,50 @@ class Answers:
 
     # --- reply outcomes (replies.published / replies.failed) ----------------------------
 
+    async def recipients(self, question_id: str) -> tuple[Answer, list[Question]]:
+        """The answer waiting for review and every asker an approval would reply
+        to (the question and its cluster's askers still waiting): what the
+        moderator confirms before approving."""
+        async with self.db.sessions() as session:
+            answer = await self._current(session, question_id)
+            question = await self.db.question(session, question_id)
+            return answer, await self.media.askers(session, question)
+
+    async def set_caption(self, question_id: str, caption: str, actor: Actor) -> Answer:
+        """The moderator corrects the reply's text before approving (on the timeline)."""
+        async with self.db.sessions() as session:
+            answer = await self._current(session, question_id)
+            if answer.state != AnswerState.SUBMITTED.value:
+                raise Conflict("the answer was approved already: its replies are on their way")
+            before, answer.caption = answer.caption, caption
+            self.db.event(
+                session,
+                question_id,
+                actor,
+                "caption_edited",
+                reason="the reply's text corrected before approval",
+                detail={"answer": answer.id},
+            )
+            self.db.audit(
+                session, actor, "caption", answer.id, {"before": before, "after": caption}
+            )
+            await session.commit()
+            return answer
+
+    async def replies(self, answer_ids: Sequence[str]) -> list[tuple[Reply, Question]]:
+        """Every reply requested for these answers, with the asker's question (the
+        question page lists the other askers' replies too), oldest first."""
+        if not answer_ids:
+            return []
+        async with self.db.sessions() as session:
+            rows = await session.execute(
+                select(Reply, Question)
+                .join(Question, Question.id == Reply.question_id)
+                .where(Reply.answer_id.in_(list(answer_ids)))
+                .order_by(Reply.requested_at, Reply.reply_id)
+            )
+            return [(r, q) for r, q in rows.all()]
+
     async def reply_outcome(self, outcome: ReplyPublished | ReplyFailed) -> bool:
         """Record what the publisher did; ``False`` when nothing changed (redelivery,
         or a reply this database never asked for)."""

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import topics
 from services.common.messages import Decision, MentionClassified, QuestionAssigned
 from services.triage.web import domain
-from services.triage.web.exceptions import Conflict, Forbidden, Invalid, NotFound
+from services.triage.web.exceptions import Conflict, Forbidden, Invalid, NotFound, NotUndoable
 from services.triage.web.models import (
     Assignment,
     AssignmentState,
@@ -100,6 +100,32 @@ def _filtered(query: Select[Any], filters: QuestionFilter) -> Select[Any]:
     return query.where(and_(*conditions)) if conditions else query
 
 
+@dataclass(frozen=True)
+class QueueKey:
+    """A question's place in the queue's order (the keyset paging cursor)."""
+
+    priority: int
+    received_at: datetime
+    id: str
+
+    @classmethod
+    def of(cls, question: Question) -> QueueKey:
+        return cls(question.priority, question.received_at, question.id)
+
+
+def _after(key: QueueKey) -> Any:
+    """Questions that come after ``key`` in the queue's order."""
+    return or_(
+        Question.priority < key.priority,
+        and_(Question.priority == key.priority, Question.received_at > key.received_at),
+        and_(
+            Question.priority == key.priority,
+            Question.received_at == key.received_at,
+            Question.id > key.id,
+        ),
+    )
+
+
 def _question_row(classified: MentionClassified, status: Status, now: datetime) -> Question:
     mention = classified.mention
     return Question(
@@ -170,7 +196,9 @@ class Questions:
                 rule=classified.rule,
                 detail={"priority": classified.priority, "rules_version": classified.rules_version},
             )
-            if status is Status.NEW and classified.decision is Decision.AUTO_ASSIGN:
+            if status is Status.NEW and question.cluster_id:
+                await self._follow_cluster(session, question)
+            if question.status == Status.NEW.value and classified.decision is Decision.AUTO_ASSIGN:
                 await self._auto_assign(session, question, classified.team)
             try:
                 await session.commit()
@@ -179,6 +207,39 @@ class Questions:
                 await session.rollback()
                 return None
             return question
+
+    async def _follow_cluster(self, session: AsyncSession, question: Question) -> None:
+        """A question whose cluster already went to a team follows it: the answer
+        filmed for the cluster is approved for every asker of it, so nobody triages
+        this one again and the team films nothing more (no assignment of its own,
+        nothing off the team's day)."""
+        row = (
+            await session.execute(
+                select(Question.id, Team)
+                .join(Team, Team.id == Question.team_id)
+                .where(
+                    Question.cluster_id == question.cluster_id,
+                    Question.status.in_([Status.ASSIGNED.value, Status.RECORDED.value]),
+                )
+                .order_by(Question.updated_at)
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            return
+        lead, team = row
+        question.status = Status.ASSIGNED.value
+        question.team_id = team.id
+        self.db.event(
+            session,
+            question.id,
+            Actor.system("cluster"),
+            "follows_cluster",
+            from_status=Status.NEW.value,
+            to_status=Status.ASSIGNED.value,
+            reason=f"the same question already went to {team.name}",
+            detail={"team": team.slug, "question": lead},
+        )
 
     async def _auto_assign(
         self, session: AsyncSession, question: Question, slug: str | None
@@ -202,12 +263,24 @@ class Questions:
     # --- reading the queue -------------------------------------------------------
 
     async def page(
-        self, filters: QuestionFilter, *, limit: int = 50, offset: int = 0
+        self,
+        filters: QuestionFilter,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        after: QueueKey | None = None,
+        through: QueueKey | None = None,
     ) -> tuple[list[Question], int]:
-        """A page of questions, highest priority first (oldest first among equals),
-        and how many match in all."""
+        """A page of questions in the queue's order (highest priority first, oldest
+        first among equals), and how many match in all. ``after``: only those after
+        that key (the next page, keyset); ``through``: only those up to and including
+        it (the pages already shown, refreshed)."""
         async with self.db.sessions() as session:
             query = _filtered(select(Question), filters)
+            if after is not None:
+                query = query.where(_after(after))
+            if through is not None:
+                query = query.where(~_after(through))
             total = await session.scalar(_filtered(select(func.count(Question.id)), filters))
             rows = await session.scalars(
                 query.order_by(Question.priority.desc(), Question.received_at, Question.id)
@@ -215,6 +288,30 @@ class Questions:
                 .offset(offset)
             )
             return list(rows), int(total or 0)
+
+    async def by_author(
+        self, question: Question, *, limit: int = 20
+    ) -> tuple[list[Question], bool]:
+        """The author's other questions, newest first, and whether they are blocked
+        (the question page's author panel)."""
+        async with self.db.sessions() as session:
+            rows = await session.scalars(
+                select(Question)
+                .where(
+                    Question.platform == question.platform,
+                    Question.author_id == question.author_id,
+                    Question.id != question.id,
+                )
+                .order_by(Question.received_at.desc(), Question.id)
+                .limit(limit)
+            )
+            blocked = await session.scalar(
+                select(BlockedAuthor.id).where(
+                    BlockedAuthor.platform == question.platform,
+                    BlockedAuthor.author_id == question.author_id,
+                )
+            )
+            return list(rows), blocked is not None
 
     async def get(self, question_id: str) -> Question:
         async with self.db.sessions() as session:
@@ -336,6 +433,67 @@ class Questions:
             else:
                 outcomes.append(Outcome(question_id, ok=True, status=status.value))
         return outcomes
+
+    async def add_note(self, question_id: str, actor: Actor, text: str) -> None:
+        """A moderator's note on a question, kept on its timeline (for the next one
+        who opens it: "asked the camp about this", "same author as …")."""
+        async with self.db.sessions() as session:
+            await self.db.question(session, question_id)
+            self.db.event(session, question_id, actor, "note", reason=text)
+            await session.commit()
+
+    async def undo(self, question_id: str, actor: Actor) -> Status:
+        """Take back ``actor``'s last action on a question (approve, reject, quarantine,
+        restore, assign) while nothing happened to it since and within
+        :data:`domain.UNDO_WINDOW`: the question goes back to where it was, an
+        assignment made by the action is removed (it no longer counts against the
+        team's day)."""
+        async with self.db.sessions() as session:
+            last = await session.scalar(
+                select(QuestionEvent)
+                .where(
+                    QuestionEvent.question_id == question_id,
+                    QuestionEvent.to_status.is_not(None),
+                )
+                .order_by(QuestionEvent.id.desc())
+                .limit(1)
+            )
+            if last is None:
+                await self.db.question(session, question_id)
+            why = domain.why_not_undo(
+                last.event if last else None,
+                actor=last.actor if last else None,
+                by=actor.name,
+                from_status=last.from_status if last else None,
+                age=self.db.clock() - last.at if last else None,
+            )
+            if why or last is None or last.from_status is None or last.to_status is None:
+                raise NotUndoable(why or "nothing to undo")
+            back, current = Status(last.from_status), Status(last.to_status)
+            values: dict[str, Any] = {"team_id": None} if last.event == "assigned" else {}
+            await self.db.transition(session, question_id, actor, (current,), back, values=values)
+            if last.event == "assigned":
+                removed = await session.execute(
+                    delete(Assignment).where(
+                        Assignment.question_id == question_id,
+                        Assignment.state == AssignmentState.ACTIVE.value,
+                        Assignment.claimed_by.is_(None),
+                    )
+                )
+                if removed.rowcount != 1:  # type: ignore[attr-defined]
+                    raise NotUndoable("the team already took it; ask them to give it back")
+            self.db.event(
+                session,
+                question_id,
+                actor,
+                "undone",
+                from_status=current.value,
+                to_status=back.value,
+                reason=f"undid {last.event}",
+            )
+            self.db.audit(session, actor, "undo", question_id, {"undid": last.event})
+            await session.commit()
+            return back
 
     async def _act(
         self,

@@ -142,12 +142,14 @@ async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(
     member_a: Actor,
 ) -> None:
     cluster = {"cluster_id": "miss-home"}
-    main = await desk.assigned(camp_a, mod_a, **cluster)
+    main = await desk.ingest(**cluster)
     same_new = await desk.ingest(**cluster)
     same_approved = await desk.ingest(**cluster)
     await desk.store.questions.act(same_approved, "approve", mod_a)
     same_rejected = await desk.ingest(**cluster)
     await desk.store.questions.act(same_rejected, "reject", mod_a)
+    await desk.store.questions.act(main, "assign", mod_a, team=camp_a.slug)
+    follower = await desk.ingest(**cluster)  # asked after: follows the cluster to the team
     elsewhere = await desk.ingest(cluster_id="other")
     answer = await desk.store.answers.record(
         main, member_a, stored_answer(caption="We miss the sea.", language="fr")
@@ -158,11 +160,12 @@ async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(
     _, consent = await desk.store.answers.get(answer.id)
     assert consent is not None
 
-    askers = [main, same_new, same_approved]
+    askers = [main, same_new, same_approved, follower]
     assert sorted(r.question_id for r in replies) == sorted(askers)
-    assert len({r.reply_id for r in replies}) == 3
+    assert len({r.reply_id for r in replies}) == 4
     assert all(r.state == "requested" and r.answer_id == answer.id for r in replies)
     assert [await desk.status(q) for q in (*askers, same_rejected, elsewhere)] == [
+        "answered",
         "answered",
         "answered",
         "answered",
