@@ -96,9 +96,15 @@ def mention_id(platform: Platform, native_id: str) -> str:
     return f"{platform.value}:{native_id}"
 
 
+#: ``MentionReceived`` version 2 added ``summoned``; version 1 messages still decode
+#: (``summoned`` is then unknown: ``None``).
+MENTION_SCHEMA_VERSION: Literal[2] = 2
+
+
 class MentionReceived(Message):
     """A mention of the campaign, as heard by ingest. Key: ``id``."""
 
+    schema_version: Literal[1, 2] = MENTION_SCHEMA_VERSION  # type: ignore[assignment]
     id: str
     platform: Platform
     native_id: NativeId
@@ -114,11 +120,16 @@ class MentionReceived(Message):
     matched_rules: tuple[ShortText, ...] = ()
     source: Source = Source.WEBHOOK
     received_at: UtcDatetime
+    #: Did the post summon the campaign account: @mention it, or quote one of its
+    #: posts (X lets an app reply only then)? ``None``: not known (a version 1 message).
+    summoned: bool | None = None
 
     @model_validator(mode="after")
     def _id_matches_platform(self) -> MentionReceived:
         if self.id != mention_id(self.platform, self.native_id) or not _MENTION_ID.match(self.id):
             raise ValueError(f"id must be '<platform>:<native_id>', got {self.id!r}")
+        if self.schema_version == 1 and self.summoned is not None:
+            raise ValueError("summoned came with schema version 2; a version 1 message has none")
         return self
 
 

@@ -41,6 +41,14 @@ class IngestSettings(ServiceSettings):
     #: Upper bound on remembered ids (memory stays bounded whatever the traffic).
     dedupe_max_ids: int = Field(default=1_000_000, ge=1000)
 
+    #: The campaign's own account handles (any platform, without ``@``): a post that
+    #: @mentions one of them (or quotes one of their posts) "summons" the campaign,
+    #: which X requires before an app may reply. Used when a post comes without the
+    #: platform's entities (the webhook, a replay).
+    campaign_handles: list[str] = Field(default_factory=list)
+    #: The campaign's X user id (recognises a mention or a quoted post by id).
+    x_account_id: str | None = None
+
     #: X API v2 app bearer token; the filtered stream runs only when it is set.
     x_bearer_token: SecretStr | None = None
     #: X API base URL (a local fake in tests).

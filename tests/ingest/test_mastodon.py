@@ -310,6 +310,7 @@ async def test_mentions_come_from_notifications(
     mention = h.sink.by_id[f"mastodon:{question['id']}"]
     assert mention.author.handle == "noor@other.example"
     assert mention.matched_rules == (MENTION_RULE,)
+    assert mention.summoned is True  # a mention notification: it named the account
     assert h.sink.submitted == [mention.id]
     assert h.sink.dead_letters == []
 

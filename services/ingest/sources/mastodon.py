@@ -54,6 +54,7 @@ from services.common.messages import MentionReceived, Source, utcnow
 from services.ingest import metrics
 from services.ingest.config import IngestSettings
 from services.ingest.domain import (
+    CampaignAccounts,
     InvalidMention,
     status_to_item,
     to_mention,
@@ -460,7 +461,11 @@ class MastodonStream:
                 if status is None or self._skipped(feed, status):
                     continue
                 item = status_to_item(status, rules=self._rules(feed, status))
-                mention = to_mention(item, source=Source.MASTODON, received_at=now)
+                if feed.notifications:  # a mention notification: it named the account
+                    item = item.model_copy(update={"summoned": True})
+                mention = to_mention(
+                    item, source=Source.MASTODON, received_at=now, accounts=self._accounts()
+                )
             except (InvalidMention, TypeError, AttributeError, KeyError, ValueError) as exc:
                 # InvalidMention is the expected case; the others are shapes the mapping did
                 # not foresee: still one bad status, dead-lettered, not a stuck feed.
@@ -475,6 +480,9 @@ class MastodonStream:
             )
             self._remember(batch)
         feed.cursor = cursor
+
+    def _accounts(self) -> CampaignAccounts:
+        return CampaignAccounts.of(self.settings.campaign_handles, [self.own_account_id or ""])
 
     def _status_of(self, feed: _Feed, entry: Any) -> dict[str, Any] | None:
         if not isinstance(entry, dict):

@@ -32,7 +32,12 @@ from services.common.codec import MAX_MESSAGE_BYTES
 from services.common.messages import Source, utcnow
 from services.ingest import metrics
 from services.ingest.config import IngestSettings, XStreamRule
-from services.ingest.domain import InvalidMention, to_mention, x_payload_to_item
+from services.ingest.domain import (
+    CampaignAccounts,
+    InvalidMention,
+    to_mention,
+    x_payload_to_item,
+)
 from services.ingest.exceptions import BrokerUnavailable, XApiError
 from services.ingest.sink import MentionSink
 
@@ -42,9 +47,14 @@ SOURCE = Source.X_STREAM
 RULES_PATH = "/2/tweets/search/stream/rules"
 STREAM_PATH = "/2/tweets/search/stream"
 #: What every post on the stream carries: the fields ``x_payload_to_item`` maps.
+#: ``entities`` says whom a post @mentions and ``referenced_tweets.id.author_id``
+#: whose post it quotes (X lets an app reply only to a post that does either);
+#: ``note_tweet`` holds the whole text of a post longer than 280 characters.
 STREAM_PARAMS: dict[str, str] = {
-    "expansions": "author_id",
-    "tweet.fields": "created_at,lang,conversation_id,referenced_tweets,author_id",
+    "expansions": "author_id,referenced_tweets.id,referenced_tweets.id.author_id",
+    "tweet.fields": (
+        "created_at,lang,conversation_id,referenced_tweets,author_id,entities,note_tweet"
+    ),
     "user.fields": "username,name,public_metrics",
 }
 
@@ -308,6 +318,9 @@ class XFilteredStream:
         self._clock = clock
         self._backoff = backoff or XBackoff()
         self._max_line_bytes = max_line_bytes
+        self._accounts = CampaignAccounts.of(
+            settings.campaign_handles, [settings.x_account_id or ""]
+        )
         self._stream_timeout = httpx.Timeout(
             connect=10.0, read=stall_timeout_s, write=10.0, pool=10.0
         )
@@ -587,7 +600,12 @@ class XFilteredStream:
             problems = payload["errors"] if isinstance(payload["errors"], list) else [payload]
             raise _DisconnectError("; ".join(_describe_problem(p) for p in problems[:5]))
         try:
-            mention = to_mention(x_payload_to_item(payload), source=SOURCE, received_at=utcnow())
+            mention = to_mention(
+                x_payload_to_item(payload),
+                source=SOURCE,
+                received_at=utcnow(),
+                accounts=self._accounts,
+            )
         except (InvalidMention, TypeError, AttributeError, KeyError) as exc:
             # InvalidMention is the expected case; the others are shapes the mapping did
             # not foresee (e.g. ``includes`` not an object): still one bad line, not a crash.
