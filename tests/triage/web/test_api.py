@@ -206,6 +206,25 @@ async def test_questions_are_listed_by_priority_and_filtered(web: Web) -> None:
     assert bad.status_code == 422
 
 
+async def test_questions_say_whether_they_can_be_answered_by_reply(web: Web) -> None:
+    hashtag_only = await web.ingest(mention={"summoned": False})
+    summoned = await web.ingest(mention={"summoned": True})
+    unknown = await web.ingest()  # summoned not known: X decides
+
+    listed = {q["id"]: q for q in (await web.call("mod1", "GET", "/api/questions")).json()["items"]}
+    one = (await web.call("mod1", "GET", f"/api/questions/{hashtag_only}")).json()
+    assert (one["can_reply"], listed[hashtag_only]["can_reply"]) == (False, False)
+    assert "@mentions it or quotes one of its posts" in one["can_reply_reason"]
+    for question in (summoned, unknown):
+        assert (listed[question]["can_reply"], listed[question]["can_reply_reason"]) == (True, None)
+
+    await web.call(
+        "mod1", "POST", f"/api/questions/{hashtag_only}/assign", json={"team": "kakuma-a"}
+    )
+    feed = (await web.call("team-a", "GET", "/api/teams/kakuma-a/feed")).json()["items"]
+    assert [(e["question_id"], e["can_reply"]) for e in feed] == [(hashtag_only, False)]
+
+
 @pytest.mark.parametrize(
     ("action", "status"),
     [("approve", "approved"), ("reject", "rejected"), ("quarantine", "quarantined")],
