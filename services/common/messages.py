@@ -242,9 +242,14 @@ class AnswerRecorded(Message):
 # --- replies.requested / published / failed ----------------------------------
 
 
+#: ``PublishReply`` version 2 added ``summoned``; version 1 commands still decode.
+PUBLISH_SCHEMA_VERSION: Literal[2] = 2
+
+
 class PublishReply(Message):
     """Command: post this reply. ``reply_id`` is the idempotency key. Key: question id."""
 
+    schema_version: Literal[1, 2] = PUBLISH_SCHEMA_VERSION  # type: ignore[assignment]
     reply_id: ShortText
     question_id: ShortText
     mention_id: str
@@ -257,6 +262,9 @@ class PublishReply(Message):
     consent: Consent
     approved_by: ShortText
     requested_at: UtcDatetime
+    #: Did the mention summon the campaign account (``MentionReceived.summoned``)?
+    #: X refuses a reply to a post that did not; ``None``: not known.
+    summoned: bool | None = None
 
 
 class ReplyPublished(Message):

@@ -162,6 +162,27 @@ async def test_a_reply_with_its_video_goes_out_threaded_and_is_recorded(
     assert [(d.rule, d.verdict) for d in decisions] == [("governor", "allow")]
 
 
+async def test_a_reply_x_would_refuse_fails_for_good_before_any_upload(
+    env: Env, media_factory: Callable[..., MediaFile]
+) -> None:
+    """A hashtag-only post (not summoning the account): X would answer 403, so the
+    reply is refused with the reason, and its video is never uploaded."""
+    video = media_factory(200 * 1024)
+    media = Media(uri=video.path.as_uri(), mime=video.mime, bytes=video.size, sha256=video.sha256)
+    request = await engaged(env.ledger, media=media, summoned=False)
+
+    message = failed(await env.make_publisher().handle(request))
+
+    assert not message.retryable
+    assert "x_reply_allowed: X would refuse this reply" in message.error
+    assert "@mentions it or quotes one of its posts" in message.error
+    assert await env.posts() == []
+    assert env.sandbox.state.media == {}  # nothing uploaded
+    row = await env.ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.REFUSED
+
+
 async def test_a_request_handled_five_times_posts_once(
     env: Env,
 ) -> None:
@@ -425,7 +446,8 @@ async def test_consecutive_replies_with_the_same_approved_text_differ(
         )
     texts = [p["text"] for p in await env.posts()]
     assert len(set(texts)) == 6
-    assert sum(t.startswith("@asker") for t in texts) == 2
+    assert not any(t.startswith("@") for t in texts)  # X: never a leading @handle
+    assert sum("(asker" in t for t in texts) == 2, texts
 
 
 # --- platform errors ------------------------------------------------------------------

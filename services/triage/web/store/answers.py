@@ -381,6 +381,7 @@ class Answers:
                 ),
                 approved_by=actor.name,
                 requested_at=now,
+                summoned=mention.summoned,
             ),
         )
         return reply
