@@ -121,3 +121,6 @@ class SandboxSettings(ServiceSettings):
     mastodon_description_limit: int = Field(default=1500, ge=1)
     #: Longest X alt text (characters).
     x_max_alt_text: int = Field(default=1000, ge=1)
+    #: Seconds between two keep-alives (a bare ``\r\n``) on the X filtered stream
+    #: and two heartbeats on Mastodon's streaming API (X sends one every 20 s).
+    x_stream_keepalive_s: float = Field(default=20.0, gt=0)

@@ -75,7 +75,18 @@ class MastodonApi(Api):
             "content": "<p>" + escape(post.text).replace("\n", "<br>") + "</p>",
             "account": self._account(author),
             "media_attachments": attachments,
-            "mentions": [],
+            "mentions": [
+                {
+                    "id": a.id,
+                    "username": a.username,
+                    "acct": a.username,
+                    "url": f"{self.ctx.public}/@{a.username}",
+                }
+                for a in (
+                    self.state.known_account("mastodon", name)
+                    for name in dict.fromkeys(re.findall(r"(?<![\w@])@(\w{1,30})", post.text))
+                )
+            ],
             "tags": [],
             "emojis": [],
             "poll": None,

@@ -4,6 +4,7 @@ state on one event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -114,10 +115,17 @@ class StoredPost:
     url: str
     language: str | None = None
     visibility: str | None = None
+    #: The post this one quotes (X quote posts, Bluesky quote embeds).
+    quote_of: str | None = None
+    #: Hidden by the author of the thread (a hidden reply; Bluesky threadgate).
+    hidden: bool = False
+    #: Posted through ``POST /sandbox/posts`` by someone else than an API client.
+    external: bool = False
 
     def public(self) -> dict[str, Any]:
         out = asdict(self)
         out["created_at"] = iso(self.created_at)
+        out["author"] = {"id": self.account_id, "handle": self.username}
         return out
 
 
@@ -172,6 +180,12 @@ class SandboxState:
         self._seed_refresh_tokens()
         self._last_id = 0
         self.media_dir = settings.media_dir
+        #: Queues of the open streams (X filtered stream, Mastodon SSE): every new post.
+        self.listeners: set[asyncio.Queue[StoredPost]] = set()
+        #: X filtered-stream rules: id → (value, tag).
+        self.x_rules: dict[str, tuple[str, str | None]] = {}
+        #: Mastodon notifications, oldest first: (id, account username, post id, when).
+        self.notifications: list[tuple[str, str, str, float]] = []
         self._load()
 
     def initial_faults(self) -> SandboxFaults:
@@ -201,6 +215,13 @@ class SandboxState:
                 return None
         else:
             username = self.settings.account_name
+        return self._account(platform, username)
+
+    def known_account(self, platform: PlatformKey, username: str) -> Account:
+        """The account ``username`` stands for: one that posted here, else a new one."""
+        for post in self.posts.values():
+            if post.platform == platform and post.username.casefold() == username.casefold():
+                return Account(platform, post.account_id, post.username)
         return self._account(platform, username)
 
     @staticmethod
@@ -326,6 +347,27 @@ class SandboxState:
     def add_post(self, post: StoredPost) -> None:
         self.posts[(post.platform, post.id)] = post
         self._save()
+        if post.platform == "mastodon":
+            for username in self.our_usernames():
+                if username != post.username and self.summons(post, username):
+                    self.notifications.append((self.next_id(), username, post.id, post.created_at))
+        for queue in self.listeners:
+            queue.put_nowait(post)
+
+    def our_usernames(self) -> set[str]:
+        """The accounts API clients post as (the campaign's)."""
+        return {*self.settings.tokens.values(), self.settings.account_name}
+
+    def summons(self, post: StoredPost, username: str) -> bool:
+        """Does ``post`` summon ``username``: @mention it, quote one of its posts, or
+        (Mastodon, where a reply carries the mention) answer one of its posts?"""
+        if mentions(post.text, username):
+            return True
+        for target in (post.quote_of, post.in_reply_to if post.platform == "mastodon" else None):
+            other = self.posts.get((post.platform, target)) if target else None
+            if other is not None and other.username.casefold() == username.casefold():
+                return True
+        return False
 
     def delete_post(self, platform: PlatformKey, post_id: str) -> StoredPost | None:
         post = self.posts.pop((platform, post_id), None)
@@ -347,6 +389,8 @@ class SandboxState:
     def reset(self) -> None:
         self.media.clear()
         self.posts.clear()
+        self.x_rules.clear()
+        self.notifications.clear()
         self.deleted.clear()
         self.idempotency.clear()
         self._windows.clear()
@@ -367,6 +411,7 @@ class SandboxState:
             raw = json.loads(path.read_text(encoding="utf-8"))
             for item in raw.get("posts", []):
                 created = datetime.fromisoformat(item["created_at"]).timestamp()
+                item.pop("author", None)  # derived from account_id and username
                 post = StoredPost(**{**item, "created_at": created})
                 self.posts[(post.platform, post.id)] = post
                 for m in post.media:
@@ -401,6 +446,12 @@ class SandboxState:
 
 
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
+
+
+def mentions(text: str, username: str) -> bool:
+    """``text`` @mentions ``username`` (``@name``, ``@name@instance``), not a longer name."""
+    pattern = rf"(?<![\w@])@{re.escape(username)}(?![\w])"
+    return re.search(pattern, text, re.IGNORECASE) is not None
 
 
 def is_snowflake(value: object) -> bool:
