@@ -34,6 +34,7 @@ from services.common.messages import (
     PublishReply,
     ReplyFailed,
     ReplyPublished,
+    Source,
     utcnow,
 )
 from services.common.messages import Platform as PlatformName
@@ -50,6 +51,7 @@ from services.publish.exceptions import (
 from services.publish.ledger import Ledger
 from services.publish.models import FINAL_STATES, Reply, ReplyState
 from services.publish.platforms.base import MediaFile, Platform, PostedReply, SubtitleTrack
+from services.publish.spend import CallClass, SpendLedger
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +172,10 @@ class Publisher:
         settings: PublishSettings,
         templates: domain.Templates | None = None,
         clock: Callable[[], float] = time.time,
+        spend: SpendLedger | None = None,
     ) -> None:
         self.ledger = ledger
+        self.spend = spend
         self.platforms = platforms
         self.settings = settings
         self.policy = domain.Policy.from_settings(settings)
@@ -541,6 +545,10 @@ class Publisher:
         how = domain.engagement(
             mention.text, self.settings.campaign_handles, self.settings.campaign_hashtags
         )
+        if mention.summoned:  # named or quoted the account (ingest read the entities)
+            how |= {domain.ACCOUNT}
+        if mention.source is Source.X_STREAM and self.spend is not None:
+            await self.spend.record(CallClass.POST_READ)  # X bills every post the stream reads
         platform = mention.platform.value
         if how:
             await self.ledger.record_engagement(

@@ -58,8 +58,11 @@ STREAM_PARAMS: dict[str, str] = {
     "user.fields": "username,name,public_metrics",
 }
 
-#: X sends a keep-alive every ~20 s; this long without a byte means the connection is dead.
-DEFAULT_STALL_TIMEOUT_S = 30.0
+#: X sends a keep-alive every ~20 s; this long without a byte (not even a keep-alive)
+#: means the connection is dead, and X asks clients to reconnect.
+DEFAULT_STALL_TIMEOUT_S = 20.0
+#: X asks every client to name itself.
+USER_AGENT = "takeaction-ingest/0.1 (filtered stream)"
 #: A connection that stayed up this long was healthy even if no post matched.
 STABLE_CONNECTION_S = 60.0
 #: Longest line kept; a post with its expansions is a few kilobytes.
@@ -441,7 +444,10 @@ class XFilteredStream:
             ) from exc
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        return {
+            "Authorization": f"Bearer {self._token.get_secret_value()}",
+            "User-Agent": USER_AGENT,
+        }
 
     # -- stream --
 
@@ -458,6 +464,8 @@ class XFilteredStream:
                 delay = self._backoff.next_delay(
                     outcome.kind, reset_at=outcome.rate_limit_reset, now=self._clock()
                 )
+                if outcome.reason == "credits_exhausted":
+                    delay = max(delay, CREDITS_RETRY_S)
                 metrics.SOURCE_RECONNECTS.labels(SOURCE.value, outcome.reason).inc()
                 log.info("reconnecting to the X stream in %.2f s (%s)", delay, outcome.reason)
                 await self._sleep(delay)
@@ -564,6 +572,14 @@ class XFilteredStream:
             return _Outcome(
                 BackoffKind.RATE_LIMIT, "rate_limited", rate_limit_reset=_rate_limit_reset(response)
             )
+        if _credits_exhausted(status, bytes(body)):
+            log.error(
+                "X refused the stream: the app's pay-per-use credits are exhausted "
+                "(HTTP %d); top the account up (retrying in %.0f s)",
+                status,
+                CREDITS_RETRY_S,
+            )
+            return _Outcome(BackoffKind.HTTP, "credits_exhausted")
         if status in (401, 403):
             return _Outcome(BackoffKind.HTTP, "unauthorized")
         return _Outcome(BackoffKind.HTTP, "http_5xx" if status >= 500 else "http_4xx")
@@ -638,6 +654,26 @@ class XFilteredStream:
                 await self._sleep(delay)
             else:
                 return
+
+
+#: How long the stream waits after X said the credits are exhausted (seconds).
+CREDITS_RETRY_S = 3600.0
+
+
+def _credits_exhausted(status: int, body: bytes) -> bool:
+    """X's pay-per-use "credits exhausted" answer (402, or a CreditsDepleted /
+    UsageCapExceeded problem)."""
+    if status == 402:
+        return True
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(payload, dict):
+        return False
+    kind = str(payload.get("type") or "")
+    titles = {"CreditsDepleted", "CreditsExhausted", "UsageCapExceeded"}
+    return payload.get("title") in titles or "credits" in kind or "usage-capped" in kind
 
 
 def _add_body(rules: Sequence[XStreamRule]) -> dict[str, Any]:

@@ -33,16 +33,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
-from services.publish.exceptions import FinalError, MediaMismatch, RetryableError
+from services.publish.exceptions import FinalError, MediaMismatch, RateLimited, RetryableError
 from services.publish.platforms.base import (
     ChunkReader,
     Credentials,
@@ -60,6 +61,7 @@ from services.publish.platforms.oauth import (
     TokenStore,
 )
 from services.publish.ratelimit import AccountBudget, Window
+from services.publish.spend import CallClass
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +221,17 @@ def x_credentials(
     return StaticToken(settings.x_access_token)
 
 
+_HAS_URL = re.compile(r"https?://", re.IGNORECASE)
+
+
+class SpendMeter(Protocol):
+    """Where the adapter counts what X bills (:class:`services.publish.spend.SpendLedger`)."""
+
+    async def record(self, call_class: CallClass, calls: int = 1) -> None: ...
+
+    async def pause(self) -> tuple[float, str] | None: ...
+
+
 class XClient:
     """The campaign's X account (implements :class:`~services.publish.platforms.base.Platform`)."""
 
@@ -233,10 +246,12 @@ class XClient:
         *,
         budget: AccountBudget | None = None,
         token_store: TokenStore | None = None,
+        spend: SpendMeter | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.budget = budget or AccountBudget(self.name.value, settings.x_account, clock=clock)
+        self.spend = spend
         self.credentials = x_credentials(settings, http, token_store or MemoryTokenStore(), clock)
         self._api = PlatformHttp(
             settings=settings,
@@ -257,6 +272,7 @@ class XClient:
     # -- media --
 
     async def upload_video(self, media: MediaFile) -> str:
+        await self._within_budget()
         try:
             check_size(media)
         except (MediaMismatch, OSError) as exc:
@@ -401,6 +417,7 @@ class XClient:
         # X has no language parameter (it detects the language) and no idempotency
         # key: a retry after an ambiguous failure (5xx, dropped connection) first
         # looks for the reply, so a post that did go out is not posted twice.
+        await self._within_budget()
         body: dict[str, Any] = {"text": text, "reply": {"in_reply_to_tweet_id": in_reply_to}}
         if media_ids:
             body["media"] = {"media_ids": list(media_ids)}
@@ -420,6 +437,9 @@ class XClient:
                 )
                 post_id = self._api.parse(response, _CreatedResponse).data.id
                 log.info("posted X reply %s to %s (key %s)", post_id, in_reply_to, idempotency_key)
+                await self._spent(
+                    CallClass.POST_WITH_URL if _HAS_URL.search(text) else CallClass.REPLY
+                )
                 return self._posted(post_id, in_reply_to)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -444,6 +464,7 @@ class XClient:
                 "GET", f"/2/users/{user_id}/tweets", bucket=USER_TWEETS, params=params
             )
             page = self._api.parse(response, _Timeline)
+            await self._spent(CallClass.OWN_READ, len(page.data))
             candidates.extend(
                 tweet
                 for tweet in page.data
@@ -477,7 +498,29 @@ class XClient:
         if self._user_id is None:
             response = await self._api.request("GET", "/2/users/me", bucket=USERS_ME)
             self._user_id = self._api.parse(response, _UserResponse).data.id
+            await self._spent(CallClass.OWN_READ)
         return self._user_id
+
+    # -- spend (X bills per use) --
+
+    async def _within_budget(self) -> None:
+        """Raise :class:`RateLimited` while a daily or monthly X budget is spent:
+        publishing pauses (take-downs still go), never silently."""
+        pause = await self.spend.pause() if self.spend is not None else None
+        if pause is None:
+            return
+        until, why = pause
+        log.error("publishing on X paused until %.0f: %s", until, why)
+        raise RateLimited(
+            f"X budget spent: {why}; publishing paused",
+            platform=self.name.value,
+            account=self.budget.account,
+            reset_at=until,
+        )
+
+    async def _spent(self, call_class: CallClass, calls: int = 1) -> None:
+        if self.spend is not None:
+            await self.spend.record(call_class, calls)
 
     # -- helpers --
 
