@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.config import ServiceSettings
@@ -82,3 +82,19 @@ class IngestSettings(ServiceSettings):
     mastodon_backoff_max_s: float = Field(default=120.0, gt=0)
     #: Silence on a stream for this long (seconds) means it is dead; reconnect.
     mastodon_stream_read_timeout_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _hashtag_stream_needs_a_user_token(self) -> IngestSettings:
+        if (
+            self.mastodon_base_url
+            and self.mastodon_hashtags
+            and not (
+                self.mastodon_access_token and self.mastodon_access_token.get_secret_value().strip()
+            )
+        ):
+            raise ValueError(
+                "INGEST_MASTODON_HASHTAGS needs INGEST_MASTODON_ACCESS_TOKEN: since Mastodon "
+                "4.2 the hashtag stream (and the tag timeline of many servers) answers 401 "
+                "without a user token; give the campaign account's token (scope read)"
+            )
+        return self

@@ -168,6 +168,8 @@ class SandboxState:
         self.posts: dict[tuple[PlatformKey, str], StoredPost] = {}
         #: Ids of posts deleted here (replying to them is refused).
         self.deleted: set[tuple[PlatformKey, str]] = set()
+        #: Media deleted with their post (``delete_media=true``).
+        self.deleted_media: set[tuple[PlatformKey, str]] = set()
         #: (account id, key) → (status id, when).
         self.idempotency: dict[tuple[str, str], tuple[str, float]] = {}
         self._windows: dict[tuple[PlatformKey, str, str], _Window] = {}
@@ -376,6 +378,14 @@ class SandboxState:
             self._save()
         return post
 
+    def delete_media(self, platform: PlatformKey, media_ids: list[str]) -> None:
+        """Forget media and remove their files (a take-down that deletes the media)."""
+        for media_id in media_ids:
+            media = self.media.pop((platform, media_id), None)
+            if media is not None:
+                media.path.unlink(missing_ok=True)
+                self.deleted_media.add((platform, media_id))
+
     def live_posts(self, platform: PlatformKey | None = None) -> list[StoredPost]:
         posts = [p for p in self.posts.values() if platform is None or p.platform == platform]
         return sorted(posts, key=lambda p: (p.created_at, len(p.id), p.id))
@@ -392,6 +402,7 @@ class SandboxState:
         self.x_rules.clear()
         self.notifications.clear()
         self.deleted.clear()
+        self.deleted_media.clear()
         self.idempotency.clear()
         self._windows.clear()
         self.x_access_tokens.clear()

@@ -279,8 +279,14 @@ class MastodonClient:
         return PostedReply(first.id, first.url or first.uri, in_reply_to)
 
     async def delete_post(self, post_id: str) -> bool:
+        # ``delete_media``: the video goes too, at once (else Mastodon keeps the
+        # attachment for a possible redraft, reachable by its URL).
         response = await self._api.request(
-            "DELETE", f"/api/v1/statuses/{post_id}", bucket=STATUSES_DELETE, accept=(404,)
+            "DELETE",
+            f"/api/v1/statuses/{post_id}",
+            bucket=STATUSES_DELETE,
+            accept=(404,),
+            params={"delete_media": "true"},
         )
         if response.status_code == 404:
             log.info("Mastodon status %s was already gone", post_id)
