@@ -242,7 +242,8 @@ class AnswerRecorded(Message):
 # --- replies.requested / published / failed ----------------------------------
 
 
-#: ``PublishReply`` version 2 added ``summoned``; version 1 commands still decode.
+#: ``PublishReply`` version 2 added ``summoned`` and ``standalone``; version 1
+#: commands still decode.
 PUBLISH_SCHEMA_VERSION: Literal[2] = 2
 
 
@@ -265,6 +266,9 @@ class PublishReply(Message):
     #: Did the mention summon the campaign account (``MentionReceived.summoned``)?
     #: X refuses a reply to a post that did not; ``None``: not known.
     summoned: bool | None = None
+    #: Post the answer on the campaign account on its own, not as a reply (and
+    #: without an @mention): a moderator's choice for a post X will not let us answer.
+    standalone: bool = False
 
 
 class ReplyPublished(Message):

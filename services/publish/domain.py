@@ -209,6 +209,8 @@ def check_x_reply_allowed(
     here, before any media is uploaded. The command says whether the mention
     summoned us; an older command does not, and then the mention as the
     publisher read it decides (a hashtag alone does not summon)."""
+    if request.standalone:  # a post of its own: X's rule on replies does not apply
+        return None
     summoned = request.summoned
     if summoned is None and snapshot.engagement is not None:
         summoned = ACCOUNT in snapshot.engagement.how
@@ -329,8 +331,9 @@ def render(
     ``allow_urls`` (a post with a URL costs 20 times more)."""
     text = template.text.format(text=request.text, handle=request.author.handle)
     if request.platform is Platform.X:
-        return x_text(text, request.author.handle if address else None, allow_urls=allow_urls)
-    addressed = address or request.platform is Platform.MASTODON
+        named = request.author.handle if address else None
+        return x_text(text, named, allow_urls=allow_urls)
+    addressed = (address or request.platform is Platform.MASTODON) and not request.standalone
     if addressed and "{handle}" not in template.text:
         text = f"@{request.author.handle} {text}"  # how the asker is told on Mastodon
     return text

@@ -243,7 +243,10 @@ class Publisher:
         if row.state == ReplyState.SENDING:
             # The last try may have posted before it could say so: look first.
             found = await platform.find_reply(
-                in_reply_to=row.in_reply_to, idempotency_key=row.reply_id, text=row.text
+                in_reply_to=row.in_reply_to,
+                idempotency_key=row.reply_id,
+                text=row.text,
+                standalone=request.standalone,
             )
             if found is not None:
                 log.info(
@@ -289,6 +292,7 @@ class Publisher:
             media_ids=media_ids,
             language=request.language,
             idempotency_key=row.reply_id,
+            standalone=request.standalone,
         )
         return await self._published(row, posted, platform)
 

@@ -31,6 +31,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.sandbox import page
+from services.sandbox.bluesky_video import BlueskyVideoApi
 from services.sandbox.common import Api, Context, PlatformError, route
 from services.sandbox.config import SandboxFaults, SandboxSettings
 from services.sandbox.faults import BUCKETS, QUIET_DROPS, FaultMiddleware
@@ -199,5 +200,6 @@ def create_app(
     app.include_router(XStreamApi(ctx).router())
     app.include_router(MastodonApi(ctx).router())
     app.include_router(MastodonStreamApi(ctx).router())
+    app.include_router(BlueskyVideoApi(ctx).router())
     app.include_router(ControlApi(ctx).router())
     return app

@@ -186,6 +186,8 @@ class SandboxState:
         self.listeners: set[asyncio.Queue[StoredPost]] = set()
         #: X filtered-stream rules: id → (value, tag).
         self.x_rules: dict[str, tuple[str, str | None]] = {}
+        #: Sizes of the videos uploaded to the Bluesky video service today.
+        self.bluesky_video_bytes: list[int] = []
         #: Mastodon notifications, oldest first: (id, account username, post id, when).
         self.notifications: list[tuple[str, str, str, float]] = []
         self._load()
@@ -401,6 +403,7 @@ class SandboxState:
         self.posts.clear()
         self.x_rules.clear()
         self.notifications.clear()
+        self.bluesky_video_bytes.clear()
         self.deleted.clear()
         self.deleted_media.clear()
         self.idempotency.clear()

@@ -183,6 +183,30 @@ async def test_a_reply_x_would_refuse_fails_for_good_before_any_upload(
     assert row.state == ReplyState.REFUSED
 
 
+async def test_a_standalone_post_answers_what_x_will_not_let_us_reply_to(env: Env) -> None:
+    """The moderator chose a standalone post: it goes out on the account, not under
+    the asker's post, with no @mention; handled again, it is found, not posted twice."""
+    request = await engaged(
+        env.ledger, summoned=False, standalone=True, text="@asker see our answer."
+    )
+    publisher = env.make_publisher()
+
+    published(await publisher.handle(request))
+
+    [post] = await env.posts()
+    assert post["in_reply_to"] is None
+    assert not post["text"].startswith("@")
+    assert "see our answer." in post["text"]
+    row = await env.ledger.get(request.reply_id)
+    assert row is not None
+    # After a crash between posting and recording it, the post is found, not redone.
+    found = await publisher.platforms[request.platform].find_reply(
+        in_reply_to=request.in_reply_to, text=row.text, standalone=True
+    )
+    assert found is not None
+    assert found.post_id == post["id"]
+
+
 async def test_a_request_handled_five_times_posts_once(
     env: Env,
 ) -> None:

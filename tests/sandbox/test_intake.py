@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from services.common.media.profiles import bluesky_upload_refusal
 from services.ingest.config import IngestSettings, XStreamRule
 from services.ingest.sources.mastodon import MastodonStream
 from services.ingest.sources.x import XFilteredStream
@@ -174,3 +175,24 @@ async def test_mastodon_mentions_come_as_notifications_to_ingest(
         await eventually(lambda: len(sink.accepted) == 2)
     assert [m.native_id for m in sink.accepted] == [before["id"], live["id"]]
     assert all(m.summoned for m in sink.accepted)
+
+
+async def test_bluesky_video_upload_limits_answer_like_the_video_service(
+    sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
+    url = f"{sandbox.base_url}/xrpc/app.bsky.video.getUploadLimits"
+    assert (await http.get(url)).status_code == 401
+    auth = {"Authorization": "Bearer service-auth-token"}
+    limits = (await http.get(url, headers=auth)).json()
+    assert limits == {
+        "canUpload": True,
+        "remainingDailyVideos": 25,
+        "remainingDailyBytes": 10 * 1024**3,
+    }
+    assert bluesky_upload_refusal(limits, 50_000_000) is None
+    sandbox.state.bluesky_video_bytes.extend([1000] * 25)
+    spent = (await http.get(url, headers=auth)).json()
+    assert spent["canUpload"] is False
+    assert (
+        bluesky_upload_refusal(spent, 1000) == "Bluesky: You have reached your daily upload limit"
+    )

@@ -229,6 +229,7 @@ class MastodonClient:
         media_ids: Sequence[str] = (),
         language: str | None = None,
         idempotency_key: str,
+        standalone: bool = False,  # Mastodon takes every reply: always one
     ) -> PostedReply:
         body: dict[str, Any] = {
             "status": text,
@@ -256,6 +257,7 @@ class MastodonClient:
         in_reply_to: str,
         idempotency_key: str | None = None,
         text: str | None = None,
+        standalone: bool = False,
     ) -> PostedReply | None:
         # Mastodon keeps idempotency keys for an hour only and never lists them: the
         # thread is the lasting record. ``content`` is HTML, so ``text`` cannot be

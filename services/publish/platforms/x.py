@@ -413,18 +413,23 @@ class XClient:
         media_ids: Sequence[str] = (),
         language: str | None = None,
         idempotency_key: str,
+        standalone: bool = False,
     ) -> PostedReply:
         # X has no language parameter (it detects the language) and no idempotency
         # key: a retry after an ambiguous failure (5xx, dropped connection) first
         # looks for the reply, so a post that did go out is not posted twice.
         await self._within_budget()
-        body: dict[str, Any] = {"text": text, "reply": {"in_reply_to_tweet_id": in_reply_to}}
+        body: dict[str, Any] = {"text": text}
+        if not standalone:  # a standalone post: X would refuse the reply (not summoned)
+            body["reply"] = {"in_reply_to_tweet_id": in_reply_to}
         if media_ids:
             body["media"] = {"media_ids": list(media_ids)}
         async for attempt in self._api.retrying():
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
-                    found = await self.find_reply(in_reply_to=in_reply_to, text=text)
+                    found = await self.find_reply(
+                        in_reply_to=in_reply_to, text=text, standalone=standalone
+                    )
                     if found is not None:
                         log.info(
                             "reply %s to X post %s went out before the failure; not posting again",
@@ -449,6 +454,7 @@ class XClient:
         in_reply_to: str,
         idempotency_key: str | None = None,
         text: str | None = None,
+        standalone: bool = False,
     ) -> PostedReply | None:
         user_id = await self.user_id()
         params: dict[str, str] = {
@@ -468,8 +474,14 @@ class XClient:
             candidates.extend(
                 tweet
                 for tweet in page.data
-                if any(
-                    r.type == "replied_to" and r.id == in_reply_to for r in tweet.referenced_tweets
+                if (
+                    # A standalone post answering ``in_reply_to``: newer, not a reply, its text.
+                    not tweet.referenced_tweets and tweet.text == text
+                    if standalone
+                    else any(
+                        r.type == "replied_to" and r.id == in_reply_to
+                        for r in tweet.referenced_tweets
+                    )
                 )
             )
             if not page.meta.next_token:

@@ -445,6 +445,33 @@ async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(w
     assert {m.approved_by for _, m in requested} == {"mod1"}
 
 
+async def test_a_moderator_can_answer_a_non_replyable_question_with_a_standalone_post(
+    web: Web,
+) -> None:
+    """X will not let us reply to a hashtag-only post: the moderator approves the answer
+    as a standalone post for that asker; an asker of the cluster who summoned us
+    still gets a reply."""
+    question = await _assigned(web, cluster_id="c-hashtag", mention={"summoned": False})
+    twin = await web.ingest(cluster_id="c-hashtag", mention={"summoned": True})
+    files = {"video": ("a.mp4", video_bytes(300_000), "video/mp4")}
+    data = {"language": "en", "consent_given_by": "Amina", "consent_scope": "public"}
+    uploaded = await web.call(
+        "team-a", "POST", f"/api/questions/{question}/answer", files=files, data=data
+    )
+    assert uploaded.status_code == 201
+    await run_media_jobs(web.runtime.store)
+    approved = await web.call(
+        "mod1", "POST", f"/api/questions/{question}/answer/approve", json={"standalone": True}
+    )
+    assert approved.status_code == 200, approved.text
+    requested = {
+        m.question_id: m
+        for _, m in await outbox(web.runtime.store, "replies.requested", PublishReply)
+    }
+    assert (requested[question].standalone, requested[question].summoned) == (True, False)
+    assert (requested[twin].standalone, requested[twin].summoned) == (False, True)
+
+
 async def test_an_answer_can_be_sent_back(web: Web) -> None:
     question = await _assigned(web)
     files = {"video": ("a.mp4", video_bytes(300_000), "video/mp4")}

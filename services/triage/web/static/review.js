@@ -21,7 +21,8 @@
     const card = button.closest(".answer");
     button.disabled = true;
     try {
-      const replies = await TA.api("POST", "/api/questions/" + button.dataset.question + "/answer/approve");
+      const body = button.dataset.standalone === "yes" ? { standalone: true } : undefined;
+      const replies = await TA.api("POST", "/api/questions/" + button.dataset.question + "/answer/approve", body);
       const n = replies.length;
       reviewed(card, "Approved: " + n + (n === 1 ? " reply" : " replies") + " requested.", "approved");
     } catch (error) {
