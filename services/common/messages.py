@@ -32,14 +32,20 @@ def _to_utc(value: datetime) -> datetime:
 #: A timezone-aware datetime, normalised to UTC. Naive datetimes are refused.
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
-#: Platform-native identifiers: printable, no whitespace, bounded.
-NativeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-@]{1,128}$")]
+#: Platform-native identifiers: printable, no whitespace, bounded. Bluesky's are a
+#: DID (an account) or an AT URI (``at://did:plc:…/app.bsky.feed.post/<rkey>``).
+_PLAIN_ID = r"[A-Za-z0-9_.\-@]{1,128}"
+_DID = r"did:[a-z]{1,16}:[A-Za-z0-9._:%\-]{1,96}"
+_AT_URI = rf"at://{_DID}/[a-z][a-z0-9\-]*(\.[A-Za-z0-9\-]+){{2,}}/[A-Za-z0-9._~:\-]{{1,64}}"
+NativeId = Annotated[
+    str, StringConstraints(max_length=128, pattern=rf"^({_PLAIN_ID}|{_DID}|{_AT_URI})$")
+]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 MAX_TEXT_CHARS = 10_000
-_MENTION_ID = re.compile(r"^(x|mastodon):[A-Za-z0-9_.\-@]{1,128}$")
+_MENTION_ID = re.compile(r"^(x|mastodon|bluesky):\S{1,300}$")
 
 
 def utcnow() -> datetime:
@@ -49,6 +55,7 @@ def utcnow() -> datetime:
 class Platform(StrEnum):
     X = "x"
     MASTODON = "mastodon"
+    BLUESKY = "bluesky"
 
 
 class Source(StrEnum):
@@ -57,6 +64,7 @@ class Source(StrEnum):
     WEBHOOK = "webhook"
     X_STREAM = "x_stream"
     MASTODON = "mastodon"
+    BLUESKY = "bluesky"
     REPLAY = "replay"
 
 

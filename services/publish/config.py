@@ -28,6 +28,7 @@ class PublishSettings(ServiceSettings):
         "x_refresh_token",
         "mastodon_access_token",
         "api_key",
+        "bluesky_app_password",
     )
 
     #: Address the health/metrics server binds (``0.0.0.0`` in a container).
@@ -146,6 +147,15 @@ class PublishSettings(ServiceSettings):
     templates_file: Path | None = None
     #: Language of the templates used when a reply's language has none.
     default_language: str = Field(default="en", min_length=2, max_length=16)
+    #: Bluesky: the account's PDS (``https://bsky.social`` for most accounts); the
+    #: publisher posts there when an app password is set.
+    bluesky_service_url: str = "https://bsky.social"
+    #: Bluesky: the account's handle or DID (``takeaction.bsky.social``).
+    bluesky_identifier: str = Field(default="takeaction.bsky.social", min_length=1, max_length=256)
+    #: Bluesky: an app password of the account (Settings → App passwords).
+    bluesky_app_password: SecretStr | None = None
+    #: Bluesky's video service; unset: the PDS (the sandbox serves both).
+    bluesky_video_url: str | None = "https://video.bsky.app"
     #: Let a link stay in an X reply's text. Off: links are taken out (X bills a
     #: post with a URL 20 times a plain one: $0.20 against $0.01).
     x_allow_urls: bool = False

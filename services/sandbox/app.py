@@ -31,6 +31,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.sandbox import page
+from services.sandbox.bluesky_api import BlueskyApi, did_for, notify
 from services.sandbox.bluesky_video import BlueskyVideoApi
 from services.sandbox.common import Api, Context, PlatformError, route
 from services.sandbox.config import SandboxFaults, SandboxSettings
@@ -54,7 +55,8 @@ _PAGE_HEADERS = {
 class NewAuthor(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=r"^[0-9]{1,19}$")
+    #: Numeric on X and Mastodon; on Bluesky a DID (or a number, made into one).
+    id: str = Field(pattern=r"^([0-9]{1,19}|did:[a-z]+:[A-Za-z0-9._:%\-]{1,96})$")
     handle: str = Field(min_length=1, max_length=64, pattern=r"^@?[A-Za-z0-9_.\-@]+$")
 
 
@@ -63,7 +65,7 @@ class NewPost(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    platform: Literal["x", "mastodon"]
+    platform: Literal["x", "mastodon", "bluesky"]
     author: NewAuthor
     text: str = Field(min_length=1, max_length=10_000)
     in_reply_to: str | None = None
@@ -100,15 +102,22 @@ class ControlApi(Api):
                 return _invalid(f"{name}: no {platform} post {target} in the sandbox")
         post_id = self.state.next_id()
         handle = given.author.handle.lstrip("@")
-        url = (
-            f"{self.ctx.public}/i/web/status/{post_id}"
-            if platform == "x"
-            else f"{self.ctx.public}/@{handle}/{post_id}"
-        )
+        author_id = given.author.id
+        cid = None
+        if platform == "bluesky":
+            author_id = author_id if author_id.startswith("did:") else did_for(handle)
+            rkey = format(int(post_id), "x")
+            post_id = f"at://{author_id}/app.bsky.feed.post/{rkey}"
+            cid = "bafyrei" + rkey.rjust(52, "a")
+            url = f"{self.ctx.public}/profile/{handle}/post/{rkey}"
+        elif platform == "x":
+            url = f"{self.ctx.public}/i/web/status/{post_id}"
+        else:
+            url = f"{self.ctx.public}/@{handle}/{post_id}"
         post = StoredPost(
             platform=platform,
             id=post_id,
-            account_id=given.author.id,
+            account_id=author_id,
             username=handle,
             in_reply_to=given.in_reply_to,
             text=given.text,
@@ -119,6 +128,7 @@ class ControlApi(Api):
             visibility="public" if platform == "mastodon" else None,
             quote_of=given.quote_of,
             external=True,
+            cid=cid,
         )
         self.state.add_post(post)
         return JSONResponse(post.public(), status_code=201)
@@ -134,7 +144,7 @@ class ControlApi(Api):
         except ValidationError as exc:
             details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
             return _invalid("invalid faults", details)
-        for faults in (given.x, given.mastodon):
+        for faults in (given.x, given.mastodon, given.bluesky):
             unknown = sorted(set(faults.endpoints or ()) - BUCKETS)
             if unknown:
                 return _invalid(f"unknown endpoints {unknown}; known: {sorted(BUCKETS)}")
@@ -154,8 +164,14 @@ class ControlApi(Api):
 
     @route("GET", "/sandbox/media/{platform}/{media_id}")
     async def media(self, platform: str, media_id: str) -> Response:
-        key: PlatformKey = "x" if platform == "x" else "mastodon"
-        media = self.state.media.get((key, media_id)) if platform in ("x", "mastodon") else None
+        key: PlatformKey = (
+            "x" if platform == "x" else "bluesky" if platform == "bluesky" else "mastodon"
+        )
+        media = (
+            self.state.media.get((key, media_id))
+            if platform in ("x", "mastodon", "bluesky")
+            else None
+        )
         if media is None or media.state == "uploading" or not media.path.is_file():
             error = {"error": {"code": "not_found", "message": "no such media"}}
             return JSONResponse(error, status_code=404)
@@ -201,5 +217,7 @@ def create_app(
     app.include_router(MastodonApi(ctx).router())
     app.include_router(MastodonStreamApi(ctx).router())
     app.include_router(BlueskyVideoApi(ctx).router())
+    app.include_router(BlueskyApi(ctx).router())
+    ctx.state.on_bluesky_post = notify
     app.include_router(ControlApi(ctx).router())
     return app

@@ -22,7 +22,7 @@ from services.sandbox.config import PlatformFaults, SandboxFaults, SandboxSettin
 
 log = logging.getLogger(__name__)
 
-PlatformKey = Literal["x", "mastodon"]
+PlatformKey = Literal["x", "mastodon", "bluesky"]
 MediaState = Literal["uploading", "processing", "succeeded", "failed"]
 
 #: X's epoch for snowflake ids (2010-11-04).
@@ -121,6 +121,8 @@ class StoredPost:
     hidden: bool = False
     #: Posted through ``POST /sandbox/posts`` by someone else than an API client.
     external: bool = False
+    #: Bluesky: the record's CID (a reply names its parent and root by uri and cid).
+    cid: str | None = None
 
     def public(self) -> dict[str, Any]:
         out = asdict(self)
@@ -184,8 +186,19 @@ class SandboxState:
         self.media_dir = settings.media_dir
         #: Queues of the open streams (X filtered stream, Mastodon SSE): every new post.
         self.listeners: set[asyncio.Queue[StoredPost]] = set()
+        #: Makes the Bluesky notifications of a new post (set by the Bluesky API).
+        self.on_bluesky_post: Callable[[SandboxState, StoredPost], None] = lambda s, p: None
         #: X filtered-stream rules: id → (value, tag).
         self.x_rules: dict[str, tuple[str, str | None]] = {}
+        #: Bluesky: sessions by access token, refresh tokens, service-auth tokens,
+        #: the records as created, and notifications (account did, reason, post uri).
+        self.bluesky_sessions: dict[str, Any] = {}
+        self.bluesky_refresh: dict[str, tuple[str, str]] = {}
+        self.bluesky_service_tokens: dict[str, str] = {}
+        self.bluesky_records: dict[str, dict[str, Any]] = {}
+        self.bluesky_notifications: list[tuple[str, str, str]] = []
+        self.bluesky_session_creations = 0
+        self.bluesky_server_did = "did:web:sandbox.invalid"
         #: Sizes of the videos uploaded to the Bluesky video service today.
         self.bluesky_video_bytes: list[int] = []
         #: Mastodon notifications, oldest first: (id, account username, post id, when).
@@ -262,12 +275,12 @@ class SandboxState:
     # -- faults --
 
     def platform_faults(self, platform: PlatformKey) -> PlatformFaults:
-        return self.faults.x if platform == "x" else self.faults.mastodon
+        faults: PlatformFaults = getattr(self.faults, platform)
+        return faults
 
     def set_faults(self, given: SandboxFaults) -> None:
         for name in given.model_fields_set:
-            key: PlatformKey = "x" if name == "x" else "mastodon"
-            merged = faults_update(self.platform_faults(key), getattr(given, name))
+            merged = faults_update(getattr(self.faults, name), getattr(given, name))
             setattr(self.faults, name, merged)
 
     def take_fault(self, platform: PlatformKey, bucket: str) -> str | None:
@@ -296,6 +309,8 @@ class SandboxState:
         faults = self.platform_faults(platform)
         if platform == "x":
             default = (self.settings.x_rate_limit, self.settings.x_rate_window_s)
+        elif platform == "bluesky":
+            default = (self.settings.bluesky_rate_limit, self.settings.bluesky_rate_window_s)
         else:
             default = (self.settings.mastodon_rate_limit, self.settings.mastodon_rate_window_s)
         return (faults.rate_limit or default[0], faults.rate_window_s or default[1])
@@ -305,7 +320,7 @@ class SandboxState:
     ) -> tuple[bool, int, int, float]:
         """Count one request: (allowed, limit, remaining, reset_at)."""
         limit, window_s = self.rate_budget(platform)
-        key = (platform, account_id, bucket if platform == "x" else "account")
+        key = (platform, account_id, bucket if platform != "mastodon" else "account")
         now = self.clock()
         window = self._windows.get(key)
         if window is None or now >= window.start + window_s:
@@ -355,6 +370,8 @@ class SandboxState:
             for username in self.our_usernames():
                 if username != post.username and self.summons(post, username):
                     self.notifications.append((self.next_id(), username, post.id, post.created_at))
+        if post.platform == "bluesky":
+            self.on_bluesky_post(self, post)
         for queue in self.listeners:
             queue.put_nowait(post)
 
@@ -404,6 +421,12 @@ class SandboxState:
         self.x_rules.clear()
         self.notifications.clear()
         self.bluesky_video_bytes.clear()
+        self.bluesky_sessions.clear()
+        self.bluesky_refresh.clear()
+        self.bluesky_service_tokens.clear()
+        self.bluesky_records.clear()
+        self.bluesky_notifications.clear()
+        self.bluesky_session_creations = 0
         self.deleted.clear()
         self.deleted_media.clear()
         self.idempotency.clear()
@@ -441,7 +464,9 @@ class SandboxState:
                         state="succeeded",
                         attached_to=post.id,
                     )
-            self._last_id = max((int(p.id) for p in self.posts.values()), default=0)
+            self._last_id = max(
+                (int(p.id) for p in self.posts.values() if p.id.isdigit()), default=0
+            )
         except (OSError, ValueError, TypeError, KeyError) as exc:
             log.warning("could not read sandbox posts from %s: %s; starting empty", path, exc)
             self.posts.clear()

@@ -11,11 +11,13 @@ import httpx
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
 from services.publish.platforms.base import MediaFile, Platform, PostedReply
+from services.publish.platforms.bluesky import BlueskyClient
 from services.publish.platforms.mastodon import MastodonClient
 from services.publish.platforms.oauth import TokenStore
 from services.publish.platforms.x import SpendMeter, XClient
 
 __all__ = [
+    "BlueskyClient",
     "MastodonClient",
     "MediaFile",
     "Platform",
@@ -44,4 +46,6 @@ def build_platforms(
         )
     if settings.mastodon_base_url and settings.mastodon_access_token is not None:
         platforms[PlatformName.MASTODON] = MastodonClient(settings, http, sleep=sleep, clock=clock)
+    if settings.bluesky_app_password is not None:
+        platforms[PlatformName.BLUESKY] = BlueskyClient(settings, http, sleep=sleep, clock=clock)
     return platforms
