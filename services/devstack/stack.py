@@ -84,13 +84,21 @@ def services(
     sandbox_url = f"http://127.0.0.1:{sandbox}"
     platform_tokens = {
         name: credentials[name]
-        for name in ("PUBLISH_X_ACCESS_TOKEN", "PUBLISH_MASTODON_ACCESS_TOKEN")
+        for name in (
+            "PUBLISH_X_ACCESS_TOKEN",
+            "PUBLISH_MASTODON_ACCESS_TOKEN",
+            "PUBLISH_BLUESKY_APP_PASSWORD",
+        )
     }
     # Ingest hears the sandbox as it would hear the networks: X's filtered stream and
     # the campaign account's Mastodon notifications, with tokens of its own.
     intake_tokens = {
         name: credentials[name]
-        for name in ("INGEST_X_BEARER_TOKEN", "INGEST_MASTODON_ACCESS_TOKEN")
+        for name in (
+            "INGEST_X_BEARER_TOKEN",
+            "INGEST_MASTODON_ACCESS_TOKEN",
+            "INGEST_BLUESKY_APP_PASSWORD",
+        )
     }
     return [
         ProcessSpec(
@@ -104,6 +112,9 @@ def services(
                 "INGEST_X_API_BASE_URL": sandbox_url,
                 "INGEST_X_RULES": json.dumps(X_STREAM_RULES),
                 "INGEST_MASTODON_BASE_URL": sandbox_url,
+                "INGEST_BLUESKY_SERVICE_URL": sandbox_url,
+                "INGEST_BLUESKY_IDENTIFIER": SANDBOX_ACCOUNT,
+                "INGEST_BLUESKY_CURSOR_FILE": str(var / "ingest" / "bluesky-cursor"),
                 **intake_tokens,
             },
             urls=(
@@ -192,6 +203,9 @@ def services(
                 "PUBLISH_X_API_BASE_URL": sandbox_url,
                 "PUBLISH_X_WEB_BASE_URL": sandbox_url,
                 "PUBLISH_MASTODON_BASE_URL": sandbox_url,
+                "PUBLISH_BLUESKY_SERVICE_URL": sandbox_url,
+                "PUBLISH_BLUESKY_VIDEO_URL": sandbox_url,
+                "PUBLISH_BLUESKY_IDENTIFIER": SANDBOX_ACCOUNT,
                 **platform_tokens,
                 "PUBLISH_API_KEY": credentials["PUBLISH_API_KEY"],
                 "PUBLISH_CAMPAIGN_HANDLES": json.dumps(CAMPAIGN_HANDLES),
@@ -271,6 +285,8 @@ CREDENTIALS: dict[str, str | None] = {
     "PUBLISH_MASTODON_ACCESS_TOKEN": None,
     "INGEST_X_BEARER_TOKEN": None,
     "INGEST_MASTODON_ACCESS_TOKEN": None,
+    "PUBLISH_BLUESKY_APP_PASSWORD": None,
+    "INGEST_BLUESKY_APP_PASSWORD": None,
 }
 #: Credentials only the processes whose :class:`ProcessSpec` names them get, and
 #: that are never printed (the banner names them and points at the file).
@@ -281,6 +297,8 @@ PRIVATE_CREDENTIALS = frozenset(
         "PUBLISH_MASTODON_ACCESS_TOKEN",
         "INGEST_X_BEARER_TOKEN",
         "INGEST_MASTODON_ACCESS_TOKEN",
+        "PUBLISH_BLUESKY_APP_PASSWORD",
+        "INGEST_BLUESKY_APP_PASSWORD",
     }
 )
 

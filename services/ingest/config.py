@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -23,7 +24,11 @@ class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", frozen=True, extra="ignore")
 
     secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
-    optional_secret_fields: ClassVar[tuple[str, ...]] = ("x_bearer_token", "mastodon_access_token")
+    optional_secret_fields: ClassVar[tuple[str, ...]] = (
+        "x_bearer_token",
+        "mastodon_access_token",
+        "bluesky_app_password",
+    )
 
     #: Address the HTTP server binds (``0.0.0.0`` in a container).
     host: str = "127.0.0.1"
@@ -82,6 +87,19 @@ class IngestSettings(ServiceSettings):
     mastodon_backoff_max_s: float = Field(default=120.0, gt=0)
     #: Silence on a stream for this long (seconds) means it is dead; reconnect.
     mastodon_stream_read_timeout_s: float = Field(default=60.0, gt=0)
+
+    #: Bluesky: the campaign account's PDS; mentions are read when an app password is set.
+    bluesky_service_url: str = "https://bsky.social"
+    #: Bluesky: the account's handle or DID.
+    bluesky_identifier: str = Field(default="takeaction.bsky.social", min_length=1)
+    #: Bluesky: an app password of the account.
+    bluesky_app_password: SecretStr | None = None
+    #: Seconds between two polls of ``app.bsky.notification.listNotifications``.
+    bluesky_poll_s: float = Field(default=10.0, gt=0)
+    #: File keeping the newest notification taken in (the cursor survives restarts).
+    bluesky_cursor_file: Path = Path("var/ingest/bluesky-cursor")
+    #: Most notification pages read per poll (50 each).
+    bluesky_max_pages: int = Field(default=20, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _hashtag_stream_needs_a_user_token(self) -> IngestSettings:

@@ -421,3 +421,43 @@ def _mastodon_mentions(mentions: Any) -> list[dict[str, str]]:
         for m in (mentions if isinstance(mentions, list) else [])
         if isinstance(m, dict)
     ]
+
+
+# --- Bluesky notifications (pure) ---------------------------------------------------
+
+#: Notification reasons that carry a post addressed to the campaign account.
+BLUESKY_REASONS = frozenset({"mention", "reply", "quote"})
+
+
+def bluesky_to_item(notification: dict[str, Any]) -> MentionIn:
+    """Map one ``app.bsky.notification.listNotifications`` entry (a mention, a reply
+    to one of the account's posts, or a quote of one) to an item; the account was
+    summoned by it."""
+    if not isinstance(notification, dict):
+        raise InvalidMention("notification must be a JSON object")
+    record = _object(notification.get("record"))
+    author = _object(notification.get("author"))
+    handle = author.get("handle")
+    uri = notification.get("uri")
+    parent = _object(_object(record.get("reply")).get("parent")).get("uri")
+    langs = record.get("langs")
+    rkey = uri.rsplit("/", 1)[-1] if isinstance(uri, str) else ""
+    item = {
+        "platform": Platform.BLUESKY.value,
+        "id": uri,
+        "author": {
+            "id": author.get("did"),
+            "handle": handle,
+            "display_name": (author.get("displayName") or None),
+        },
+        "text": record.get("text") if isinstance(record.get("text"), str) else None,
+        "created_at": record.get("createdAt") or notification.get("indexedAt"),
+        "lang": langs[0]
+        if isinstance(langs, list) and langs and isinstance(langs[0], str)
+        else None,
+        "in_reply_to": parent if isinstance(parent, str) else None,
+        "url": f"https://bsky.app/profile/{handle}/post/{rkey}" if handle and rkey else None,
+        "matched_rules": [f"bluesky:{notification.get('reason')}"],
+        "summoned": notification.get("reason") in BLUESKY_REASONS,
+    }
+    return parse_item(item)

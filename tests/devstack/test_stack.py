@@ -95,6 +95,8 @@ def test_the_publisher_posts_to_the_sandbox_started_before_it(tmp_path: Path) ->
         credentials["PUBLISH_MASTODON_ACCESS_TOKEN"]: stack.SANDBOX_ACCOUNT,
         credentials["INGEST_X_BEARER_TOKEN"]: stack.SANDBOX_ACCOUNT,
         credentials["INGEST_MASTODON_ACCESS_TOKEN"]: stack.SANDBOX_ACCOUNT,
+        credentials["PUBLISH_BLUESKY_APP_PASSWORD"]: stack.SANDBOX_ACCOUNT,
+        credentials["INGEST_BLUESKY_APP_PASSWORD"]: stack.SANDBOX_ACCOUNT,
     }
     for name in ("PUBLISH_X_ACCESS_TOKEN", "PUBLISH_MASTODON_ACCESS_TOKEN", "PUBLISH_API_KEY"):
         assert publish.env[name] == credentials[name]
@@ -672,6 +674,9 @@ def test_ingest_hears_the_sandbox_as_it_would_hear_the_networks(
     assert sandbox.tokens[ingest.x_bearer_token.get_secret_value()] == "takeaction_sandbox"
     assert sandbox.tokens[ingest.mastodon_access_token.get_secret_value()] == "takeaction_sandbox"
     assert "takeaction_sandbox" in ingest.campaign_handles
+    assert ingest.bluesky_service_url == sandbox.base_url
+    assert ingest.bluesky_app_password is not None
+    assert sandbox.tokens[ingest.bluesky_app_password.get_secret_value()] == "takeaction_sandbox"
     # The account mention first; the hashtags listen-only and parenthesised.
     first, hashtags = ingest.x_rules
     assert first.value == "@takeaction_sandbox -is:retweet"

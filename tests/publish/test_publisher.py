@@ -207,6 +207,44 @@ async def test_a_standalone_post_answers_what_x_will_not_let_us_reply_to(env: En
     assert found.post_id == post["id"]
 
 
+async def test_a_bluesky_mention_gets_one_threaded_video_reply_even_after_a_restart(
+    env: Env, media_factory: Callable[..., MediaFile]
+) -> None:
+    """The same governor, ledger and never-twice rule as X and Mastodon: answered
+    once with the video embedded under the asker's post; a restarted publisher
+    handling the request again posts nothing (the take-down: test_bluesky_client)."""
+    asked = await env.http.post(
+        f"{env.sandbox.base_url}/sandbox/posts",
+        json={
+            "platform": "bluesky",
+            "author": {"id": "did:plc:aminaaminaaminaaminaami", "handle": "amina.test"},
+            "text": "@takeaction_sandbox what is school like?",
+        },
+    )
+    uri = asked.json()["id"]
+    video = media_factory(200 * 1024)
+    media = Media(uri=video.path.as_uri(), mime=video.mime, bytes=video.size, sha256=video.sha256)
+    request = await engaged(
+        env.ledger,
+        platform=Platform.BLUESKY,
+        in_reply_to=uri,
+        media=media,
+        summoned=True,
+        author=Author(id="did:plc:aminaaminaaminaaminaami", handle="amina.test"),
+    )
+
+    message = published(await env.make_publisher().handle(request))
+    again = await env.make_publisher().handle(request)  # a restarted publisher
+
+    assert isinstance(again, Done)
+    replies = [p for p in await env.posts() if p["in_reply_to"] == uri]
+    assert [p["id"] for p in replies] == [message.post_id]
+    record = env.sandbox.state.bluesky_records[message.post_id]
+    assert record["reply"]["parent"]["uri"] == uri
+    assert record["embed"]["$type"] == "app.bsky.embed.video"
+    assert replies[0]["media"][0]["sha256"] == video.sha256
+
+
 async def test_a_request_handled_five_times_posts_once(
     env: Env,
 ) -> None:

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from services.common.media.profiles import bluesky_upload_refusal
 from services.ingest.config import IngestSettings, XStreamRule
+from services.ingest.sources.bluesky import BlueskyNotifications
 from services.ingest.sources.mastodon import MastodonStream
 from services.ingest.sources.x import XFilteredStream
 from services.sandbox.state import StoredPost
@@ -196,3 +197,44 @@ async def test_bluesky_video_upload_limits_answer_like_the_video_service(
     assert (
         bluesky_upload_refusal(spent, 1000) == "Bluesky: You have reached your daily upload limit"
     )
+
+
+async def test_bluesky_mentions_are_read_from_notifications_with_a_persisted_cursor(
+    sandbox: SandboxServer, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    settings = IngestSettings(
+        bluesky_service_url=sandbox.base_url,
+        bluesky_identifier=ACCOUNT,
+        bluesky_app_password=SecretStr("ingest-token"),
+        bluesky_cursor_file=tmp_path / "cursor",
+        campaign_handles=[ACCOUNT],
+    )
+    author = {"id": "did:plc:aminaaminaaminaaminaami", "handle": "amina.test"}
+    first = await post(
+        http, sandbox, platform="bluesky", author=author, text=f"@{ACCOUNT} what is school like?"
+    )
+    await post(http, sandbox, platform="bluesky", author=author, text="nothing for us")
+    sink = FakeSink()
+    source = BlueskyNotifications(settings, http, sink)
+
+    assert await source.poll_once() == 1
+    assert await source.poll_once() == 0  # nothing new
+    [mention] = sink.accepted
+    assert mention.id == f"bluesky:{first['id']}"
+    assert (mention.author.id, mention.author.handle) == (author["id"], "amina.test")
+    assert mention.summoned is True
+    assert mention.matched_rules == ("bluesky:mention",)
+
+    restarted = BlueskyNotifications(settings, http, sink)  # the cursor survived
+    assert await restarted.poll_once() == 0
+    reply = await post(
+        http,
+        sandbox,
+        platform="bluesky",
+        author=author,
+        text=f"@{ACCOUNT} and the food?",
+        in_reply_to=first["id"],
+    )
+    assert await restarted.poll_once() == 1
+    assert sink.accepted[-1].in_reply_to == first["id"]
+    assert sink.accepted[-1].native_id == reply["id"]
