@@ -32,14 +32,20 @@ def _to_utc(value: datetime) -> datetime:
 #: A timezone-aware datetime, normalised to UTC. Naive datetimes are refused.
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
-#: Platform-native identifiers: printable, no whitespace, bounded.
-NativeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-@]{1,128}$")]
+#: Platform-native identifiers: printable, no whitespace, bounded. Bluesky's are a
+#: DID (an account) or an AT URI (``at://did:plc:…/app.bsky.feed.post/<rkey>``).
+_PLAIN_ID = r"[A-Za-z0-9_.\-@]{1,128}"
+_DID = r"did:[a-z]{1,16}:[A-Za-z0-9._:%\-]{1,96}"
+_AT_URI = rf"at://{_DID}/[a-z][a-z0-9\-]*(\.[A-Za-z0-9\-]+){{2,}}/[A-Za-z0-9._~:\-]{{1,64}}"
+NativeId = Annotated[
+    str, StringConstraints(max_length=128, pattern=rf"^({_PLAIN_ID}|{_DID}|{_AT_URI})$")
+]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 MAX_TEXT_CHARS = 10_000
-_MENTION_ID = re.compile(r"^(x|mastodon):[A-Za-z0-9_.\-@]{1,128}$")
+_MENTION_ID = re.compile(r"^(x|mastodon|bluesky):\S{1,300}$")
 
 
 def utcnow() -> datetime:
@@ -49,6 +55,7 @@ def utcnow() -> datetime:
 class Platform(StrEnum):
     X = "x"
     MASTODON = "mastodon"
+    BLUESKY = "bluesky"
 
 
 class Source(StrEnum):
@@ -57,6 +64,7 @@ class Source(StrEnum):
     WEBHOOK = "webhook"
     X_STREAM = "x_stream"
     MASTODON = "mastodon"
+    BLUESKY = "bluesky"
     REPLAY = "replay"
 
 
@@ -96,9 +104,15 @@ def mention_id(platform: Platform, native_id: str) -> str:
     return f"{platform.value}:{native_id}"
 
 
+#: ``MentionReceived`` version 2 added ``summoned``; version 1 messages still decode
+#: (``summoned`` is then unknown: ``None``).
+MENTION_SCHEMA_VERSION: Literal[2] = 2
+
+
 class MentionReceived(Message):
     """A mention of the campaign, as heard by ingest. Key: ``id``."""
 
+    schema_version: Literal[1, 2] = MENTION_SCHEMA_VERSION  # type: ignore[assignment]
     id: str
     platform: Platform
     native_id: NativeId
@@ -114,11 +128,16 @@ class MentionReceived(Message):
     matched_rules: tuple[ShortText, ...] = ()
     source: Source = Source.WEBHOOK
     received_at: UtcDatetime
+    #: Did the post summon the campaign account: @mention it, or quote one of its
+    #: posts (X lets an app reply only then)? ``None``: not known (a version 1 message).
+    summoned: bool | None = None
 
     @model_validator(mode="after")
     def _id_matches_platform(self) -> MentionReceived:
         if self.id != mention_id(self.platform, self.native_id) or not _MENTION_ID.match(self.id):
             raise ValueError(f"id must be '<platform>:<native_id>', got {self.id!r}")
+        if self.schema_version == 1 and self.summoned is not None:
+            raise ValueError("summoned came with schema version 2; a version 1 message has none")
         return self
 
 
@@ -231,9 +250,15 @@ class AnswerRecorded(Message):
 # --- replies.requested / published / failed ----------------------------------
 
 
+#: ``PublishReply`` version 2 added ``summoned`` and ``standalone``; version 1
+#: commands still decode.
+PUBLISH_SCHEMA_VERSION: Literal[2] = 2
+
+
 class PublishReply(Message):
     """Command: post this reply. ``reply_id`` is the idempotency key. Key: question id."""
 
+    schema_version: Literal[1, 2] = PUBLISH_SCHEMA_VERSION  # type: ignore[assignment]
     reply_id: ShortText
     question_id: ShortText
     mention_id: str
@@ -246,6 +271,12 @@ class PublishReply(Message):
     consent: Consent
     approved_by: ShortText
     requested_at: UtcDatetime
+    #: Did the mention summon the campaign account (``MentionReceived.summoned``)?
+    #: X refuses a reply to a post that did not; ``None``: not known.
+    summoned: bool | None = None
+    #: Post the answer on the campaign account on its own, not as a reply (and
+    #: without an @mention): a moderator's choice for a post X will not let us answer.
+    standalone: bool = False
 
 
 class ReplyPublished(Message):

@@ -59,6 +59,16 @@ class ProcessSpec:
 
 #: The account the sandbox says the publisher's tokens belong to (its page shows it).
 SANDBOX_ACCOUNT = "takeaction_sandbox"
+#: The campaign's accounts: the sandbox's own, and the one the demo mentions name.
+CAMPAIGN_HANDLES = [SANDBOX_ACCOUNT, "TakeActionCamps"]
+#: The X stream rules, as a campaign would write them: the account mention first (a
+#: post that summons the account can be answered by reply), the hashtags tagged
+#: listen-only (X lets an app reply only when summoned) and parenthesised (X
+#: evaluates AND before OR).
+X_STREAM_RULES = [
+    {"value": f"@{SANDBOX_ACCOUNT} -is:retweet", "tag": "account"},
+    {"value": "(#TakeAction OR #IWelcome) -is:retweet", "tag": "listen-only:hashtag"},
+]
 
 
 def services(
@@ -76,14 +86,39 @@ def services(
     sandbox_url = f"http://127.0.0.1:{sandbox}"
     platform_tokens = {
         name: credentials[name]
-        for name in ("PUBLISH_X_ACCESS_TOKEN", "PUBLISH_MASTODON_ACCESS_TOKEN")
+        for name in (
+            "PUBLISH_X_ACCESS_TOKEN",
+            "PUBLISH_MASTODON_ACCESS_TOKEN",
+            "PUBLISH_BLUESKY_APP_PASSWORD",
+        )
+    }
+    # Ingest hears the sandbox as it would hear the networks: X's filtered stream and
+    # the campaign account's Mastodon notifications, with tokens of its own.
+    intake_tokens = {
+        name: credentials[name]
+        for name in (
+            "INGEST_X_BEARER_TOKEN",
+            "INGEST_MASTODON_ACCESS_TOKEN",
+            "INGEST_BLUESKY_APP_PASSWORD",
+        )
     }
     return [
         ProcessSpec(
             name="ingest",
             argv=(sys.executable, "-m", "services.ingest", "serve"),
             port=ingest,
-            env={"INGEST_HOST": "127.0.0.1", "INGEST_PORT": str(ingest)},
+            env={
+                "INGEST_HOST": "127.0.0.1",
+                "INGEST_PORT": str(ingest),
+                "INGEST_CAMPAIGN_HANDLES": json.dumps(CAMPAIGN_HANDLES),
+                "INGEST_X_API_BASE_URL": sandbox_url,
+                "INGEST_X_RULES": json.dumps(X_STREAM_RULES),
+                "INGEST_MASTODON_BASE_URL": sandbox_url,
+                "INGEST_BLUESKY_SERVICE_URL": sandbox_url,
+                "INGEST_BLUESKY_IDENTIFIER": SANDBOX_ACCOUNT,
+                "INGEST_BLUESKY_CURSOR_FILE": str(var / "ingest" / "bluesky-cursor"),
+                **intake_tokens,
+            },
             urls=(
                 f"ingest webhook    POST http://127.0.0.1:{ingest}/v1/mentions"
                 "  (Bearer $INGEST_API_KEY)",
@@ -130,7 +165,9 @@ def services(
                 "PUBLISH_SANDBOX_POSTS_FILE": str(var / "sandbox" / "posts.json"),
                 # Only the publisher's tokens are accepted (any would be, unset).
                 "PUBLISH_SANDBOX_TOKENS": json.dumps(
-                    dict.fromkeys(platform_tokens.values(), SANDBOX_ACCOUNT)
+                    dict.fromkeys(
+                        [*platform_tokens.values(), *intake_tokens.values()], SANDBOX_ACCOUNT
+                    )
                 ),
             },
             urls=(
@@ -169,8 +206,12 @@ def services(
                 "PUBLISH_X_API_BASE_URL": sandbox_url,
                 "PUBLISH_X_WEB_BASE_URL": sandbox_url,
                 "PUBLISH_MASTODON_BASE_URL": sandbox_url,
+                "PUBLISH_BLUESKY_SERVICE_URL": sandbox_url,
+                "PUBLISH_BLUESKY_VIDEO_URL": sandbox_url,
+                "PUBLISH_BLUESKY_IDENTIFIER": SANDBOX_ACCOUNT,
                 **platform_tokens,
                 "PUBLISH_API_KEY": credentials["PUBLISH_API_KEY"],
+                "PUBLISH_CAMPAIGN_HANDLES": json.dumps(CAMPAIGN_HANDLES),
             },
             urls=(
                 f"publish metrics   http://127.0.0.1:{publish}/metrics",
@@ -245,11 +286,23 @@ CREDENTIALS: dict[str, str | None] = {
     "PUBLISH_API_KEY": None,
     "PUBLISH_X_ACCESS_TOKEN": None,
     "PUBLISH_MASTODON_ACCESS_TOKEN": None,
+    "INGEST_X_BEARER_TOKEN": None,
+    "INGEST_MASTODON_ACCESS_TOKEN": None,
+    "PUBLISH_BLUESKY_APP_PASSWORD": None,
+    "INGEST_BLUESKY_APP_PASSWORD": None,
 }
 #: Credentials only the processes whose :class:`ProcessSpec` names them get, and
 #: that are never printed (the banner names them and points at the file).
 PRIVATE_CREDENTIALS = frozenset(
-    {"PUBLISH_API_KEY", "PUBLISH_X_ACCESS_TOKEN", "PUBLISH_MASTODON_ACCESS_TOKEN"}
+    {
+        "PUBLISH_API_KEY",
+        "PUBLISH_X_ACCESS_TOKEN",
+        "PUBLISH_MASTODON_ACCESS_TOKEN",
+        "INGEST_X_BEARER_TOKEN",
+        "INGEST_MASTODON_ACCESS_TOKEN",
+        "PUBLISH_BLUESKY_APP_PASSWORD",
+        "INGEST_BLUESKY_APP_PASSWORD",
+    }
 )
 
 

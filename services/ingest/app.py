@@ -31,6 +31,7 @@ from services.ingest.dedupe import SeenIds, TopicTail
 from services.ingest.deps import IngestRuntime, ReadinessCheck
 from services.ingest.routes import health, mentions
 from services.ingest.sink import KafkaMentionSink, MentionSink
+from services.ingest.sources.bluesky import BlueskyNotifications
 from services.ingest.sources.mastodon import MastodonStream
 from services.ingest.sources.x import XFilteredStream
 
@@ -126,6 +127,8 @@ def create_app(
                 tasks.start("x-stream", XFilteredStream(settings, http, runtime.sink).run)
             if settings.mastodon_base_url:
                 tasks.start("mastodon", MastodonStream(settings, http, runtime.sink).run)
+            if settings.bluesky_app_password is not None:
+                tasks.start("bluesky", BlueskyNotifications(settings, http, runtime.sink).run)
             for number, extra in enumerate(overrides.extra_tasks):
                 tasks.start(f"extra-{number}", extra)
             app.state.runtime = runtime

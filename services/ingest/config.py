@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.config import ServiceSettings
@@ -23,7 +24,11 @@ class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", frozen=True, extra="ignore")
 
     secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
-    optional_secret_fields: ClassVar[tuple[str, ...]] = ("x_bearer_token", "mastodon_access_token")
+    optional_secret_fields: ClassVar[tuple[str, ...]] = (
+        "x_bearer_token",
+        "mastodon_access_token",
+        "bluesky_app_password",
+    )
 
     #: Address the HTTP server binds (``0.0.0.0`` in a container).
     host: str = "127.0.0.1"
@@ -40,6 +45,14 @@ class IngestSettings(ServiceSettings):
     dedupe_window_hours: float = Field(default=72.0, gt=0)
     #: Upper bound on remembered ids (memory stays bounded whatever the traffic).
     dedupe_max_ids: int = Field(default=1_000_000, ge=1000)
+
+    #: The campaign's own account handles (any platform, without ``@``): a post that
+    #: @mentions one of them (or quotes one of their posts) "summons" the campaign,
+    #: which X requires before an app may reply. Used when a post comes without the
+    #: platform's entities (the webhook, a replay).
+    campaign_handles: list[str] = Field(default_factory=list)
+    #: The campaign's X user id (recognises a mention or a quoted post by id).
+    x_account_id: str | None = None
 
     #: X API v2 app bearer token; the filtered stream runs only when it is set.
     x_bearer_token: SecretStr | None = None
@@ -74,3 +87,32 @@ class IngestSettings(ServiceSettings):
     mastodon_backoff_max_s: float = Field(default=120.0, gt=0)
     #: Silence on a stream for this long (seconds) means it is dead; reconnect.
     mastodon_stream_read_timeout_s: float = Field(default=60.0, gt=0)
+
+    #: Bluesky: the campaign account's PDS; mentions are read when an app password is set.
+    bluesky_service_url: str = "https://bsky.social"
+    #: Bluesky: the account's handle or DID.
+    bluesky_identifier: str = Field(default="takeaction.bsky.social", min_length=1)
+    #: Bluesky: an app password of the account.
+    bluesky_app_password: SecretStr | None = None
+    #: Seconds between two polls of ``app.bsky.notification.listNotifications``.
+    bluesky_poll_s: float = Field(default=10.0, gt=0)
+    #: File keeping the newest notification taken in (the cursor survives restarts).
+    bluesky_cursor_file: Path = Path("var/ingest/bluesky-cursor")
+    #: Most notification pages read per poll (50 each).
+    bluesky_max_pages: int = Field(default=20, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _hashtag_stream_needs_a_user_token(self) -> IngestSettings:
+        if (
+            self.mastodon_base_url
+            and self.mastodon_hashtags
+            and not (
+                self.mastodon_access_token and self.mastodon_access_token.get_secret_value().strip()
+            )
+        ):
+            raise ValueError(
+                "INGEST_MASTODON_HASHTAGS needs INGEST_MASTODON_ACCESS_TOKEN: since Mastodon "
+                "4.2 the hashtag stream (and the tag timeline of many servers) answers 401 "
+                "without a user token; give the campaign account's token (scope read)"
+            )
+        return self

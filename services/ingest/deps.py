@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request
 from services.common.http import ApiError, bearer_matches
 from services.common.kafka import BrokerCheck
 from services.ingest.config import IngestSettings
+from services.ingest.domain import CampaignAccounts
 from services.ingest.sink import MentionSink
 
 
@@ -29,6 +30,13 @@ class IngestRuntime:
     sink: MentionSink
     ready: ReadinessCheck
     broker: BrokerCheck
+
+    @property
+    def accounts(self) -> CampaignAccounts:
+        """The campaign's accounts (who a post must name to summon it)."""
+        return CampaignAccounts.of(
+            self.settings.campaign_handles, [self.settings.x_account_id or ""]
+        )
 
 
 def get_runtime(request: Request) -> IngestRuntime:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import Annotated, Any
@@ -62,6 +63,72 @@ class MentionIn(BaseModel):
     in_reply_to: NativeId | None = None
     url: Annotated[str, StringConstraints(max_length=2048)] | None = None
     matched_rules: list[ShortText] = Field(default_factory=list, max_length=50)
+    #: The platform's own entities of the post (X: ``{"mentions": [{"username",
+    #: "id"}]}``; Mastodon's status ``mentions`` as ``{"mentions": [{"acct", "id"}]}``).
+    #: With them ingest knows who the post @mentions; without, it reads the text.
+    entities: dict[str, Any] | None = None
+    #: The author (handle or id) of the post this one quotes, if it quotes one.
+    quoted_author: Annotated[str, StringConstraints(max_length=256)] | None = None
+    #: Set by a source that knows (a Mastodon mention notification, a Bluesky
+    #: mention/quote): the post summoned the campaign account.
+    summoned: bool | None = None
+
+
+@dataclass(frozen=True)
+class CampaignAccounts:
+    """The campaign's own accounts: their handles (any platform, without ``@``) and
+    platform user ids. Who "summons" the campaign names one of these."""
+
+    handles: frozenset[str] = frozenset()
+    ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, handles: Iterable[str] = (), ids: Iterable[str] = ()) -> CampaignAccounts:
+        return cls(
+            frozenset(h.strip().lstrip("@").casefold() for h in handles if h.strip().lstrip("@")),
+            frozenset(i.strip() for i in ids if i.strip()),
+        )
+
+    def names(self, handle: str | None) -> bool:
+        """``handle`` (``@name``, ``name@instance``, ``name.bsky.social``) is ours."""
+        if not handle:
+            return False
+        name = handle.strip().lstrip("@").casefold()
+        return name in self.handles or name.split("@")[0] in self.handles
+
+
+def _mention_pattern(handles: Iterable[str]) -> re.Pattern[str] | None:
+    names = sorted((re.escape(h) for h in handles), key=len, reverse=True)
+    if not names:
+        return None
+    # @handle, @handle@instance; not an e-mail address, not a longer handle.
+    return re.compile(rf"(?<![\w@])@(?:{'|'.join(names)})(?![\w])", re.IGNORECASE)
+
+
+def summoned(item: MentionIn, accounts: CampaignAccounts) -> bool | None:
+    """Did the post summon the campaign account (X's rule for replies)? From the
+    platform's entities when the item has them, else from the text; a quote of
+    one of the account's posts summons it too. ``None`` when nothing can tell
+    (no entities, no configured handle)."""
+    if item.summoned is not None:
+        return item.summoned
+    if accounts.names(item.quoted_author) or (item.quoted_author or "") in accounts.ids:
+        return True
+    mentions = (item.entities or {}).get("mentions")
+    if isinstance(mentions, list):
+        for entity in mentions:
+            if not isinstance(entity, dict):
+                continue
+            names = [entity.get(key) for key in ("acct", "username", "handle")]
+            if any(isinstance(n, str) and accounts.names(n) for n in names) or (
+                entity.get("id") and str(entity["id"]) in accounts.ids
+            ):
+                return True
+        return False
+    pattern = _mention_pattern(accounts.handles)
+    if pattern is None:
+        return None
+    return pattern.search(item.text) is not None
 
 
 def clean_text(text: str) -> str:
@@ -79,8 +146,15 @@ def parse_item(raw: Any) -> MentionIn:
         raise InvalidMention(describe_validation_error(exc)) from exc
 
 
-def to_mention(item: MentionIn, *, source: Source, received_at: datetime) -> MentionReceived:
-    """Normalise a validated item into the ``mentions.raw`` contract."""
+def to_mention(
+    item: MentionIn,
+    *,
+    source: Source,
+    received_at: datetime,
+    accounts: CampaignAccounts | None = None,
+) -> MentionReceived:
+    """Normalise a validated item into the ``mentions.raw`` contract; ``accounts``
+    (the campaign's) decide whether it summoned the campaign."""
     text = clean_text(item.text)
     if not text:
         raise InvalidMention("text: empty after removing whitespace and control characters")
@@ -110,13 +184,20 @@ def to_mention(item: MentionIn, *, source: Source, received_at: datetime) -> Men
             matched_rules=tuple(dict.fromkeys(item.matched_rules)),
             source=source,
             received_at=received_at,
+            summoned=summoned(item, accounts or CampaignAccounts()),
         )
     except ValidationError as exc:
         raise InvalidMention(describe_validation_error(exc)) from exc
 
 
-def item_to_mention(raw: Any, *, source: Source, received_at: datetime) -> MentionReceived:
-    return to_mention(parse_item(raw), source=source, received_at=received_at)
+def item_to_mention(
+    raw: Any,
+    *,
+    source: Source,
+    received_at: datetime,
+    accounts: CampaignAccounts | None = None,
+) -> MentionReceived:
+    return to_mention(parse_item(raw), source=source, received_at=received_at, accounts=accounts)
 
 
 # --- X API v2 ----------------------------------------------------------------
@@ -147,8 +228,22 @@ def x_payload_to_item(payload: Any) -> MentionIn:
         ),
         None,
     )
+    quoted_id = next(
+        (
+            ref.get("id")
+            for ref in (references if isinstance(references, list) else [])
+            if isinstance(ref, dict) and ref.get("type") == "quoted"
+        ),
+        None,
+    )
     metrics = _object(user.get("public_metrics"))
     username = user.get("username") if isinstance(user.get("username"), str) else None
+    # A long post (over 280 characters) comes whole only in ``note_tweet``.
+    note = _object(tweet.get("note_tweet"))
+    text = note.get("text") if isinstance(note.get("text"), str) else tweet.get("text")
+    entities = note.get("entities") if isinstance(note.get("entities"), dict) else None
+    if entities is None and isinstance(tweet.get("entities"), dict):
+        entities = tweet["entities"]
     matching = payload.get("matching_rules")
     rules = [
         str(rule.get("tag") or rule.get("id"))
@@ -165,15 +260,50 @@ def x_payload_to_item(payload: Any) -> MentionIn:
             "followers": metrics.get("followers_count"),
         },
         # X escapes &, < and > in tweet text.
-        "text": html.unescape(tweet["text"]) if isinstance(tweet.get("text"), str) else None,
+        "text": html.unescape(text) if isinstance(text, str) else None,
         "created_at": tweet.get("created_at"),
         "lang": tweet.get("lang"),
         "conversation_id": tweet.get("conversation_id"),
         "in_reply_to": replied_to,
         "url": f"https://x.com/{username}/status/{tweet.get('id')}" if username else None,
         "matched_rules": rules,
+        "entities": {"mentions": _x_mentions(entities)} if entities is not None else None,
+        "quoted_author": _quoted_author(includes, users, quoted_id),
     }
     return parse_item(item)
+
+
+def _x_mentions(entities: dict[str, Any]) -> list[dict[str, str]]:
+    """X's ``entities.mentions`` (only ``username`` and ``id`` are kept)."""
+    found = entities.get("mentions")
+    return [
+        {k: str(m[k]) for k in ("username", "id") if isinstance(m.get(k), str | int)}
+        for m in (found if isinstance(found, list) else [])
+        if isinstance(m, dict)
+    ]
+
+
+def _quoted_author(includes: dict[str, Any], users: list[Any], quoted_id: Any) -> str | None:
+    """Username (else id) of the author of the quoted post, from ``includes.tweets``
+    (``expansions=referenced_tweets.id``) and ``includes.users``
+    (``referenced_tweets.id.author_id``)."""
+    if quoted_id is None:
+        return None
+    tweets = includes.get("tweets")
+    quoted = next(
+        (
+            t
+            for t in (tweets if isinstance(tweets, list) else [])
+            if isinstance(t, dict) and t.get("id") == quoted_id
+        ),
+        None,
+    )
+    author_id = quoted.get("author_id") if quoted is not None else None
+    if not isinstance(author_id, str):
+        return None
+    user = next((u for u in users if isinstance(u, dict) and u.get("id") == author_id), None)
+    username = user.get("username") if user is not None else None
+    return username if isinstance(username, str) else author_id
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -279,5 +409,55 @@ def status_to_item(status: dict[str, Any], *, rules: Sequence[str] = ()) -> Ment
         "in_reply_to": _str_or_none(status.get("in_reply_to_id")),
         "url": url if url and len(url) <= 2048 else None,
         "matched_rules": list(dict.fromkeys(rules)),
+        "entities": {"mentions": _mastodon_mentions(status.get("mentions"))},
+    }
+    return parse_item(item)
+
+
+def _mastodon_mentions(mentions: Any) -> list[dict[str, str]]:
+    """A status's ``mentions`` (``acct``, ``username``, ``id``) as entities."""
+    return [
+        {k: m[k] for k in ("acct", "username", "id") if isinstance(m.get(k), str)}
+        for m in (mentions if isinstance(mentions, list) else [])
+        if isinstance(m, dict)
+    ]
+
+
+# --- Bluesky notifications (pure) ---------------------------------------------------
+
+#: Notification reasons that carry a post addressed to the campaign account.
+BLUESKY_REASONS = frozenset({"mention", "reply", "quote"})
+
+
+def bluesky_to_item(notification: dict[str, Any]) -> MentionIn:
+    """Map one ``app.bsky.notification.listNotifications`` entry (a mention, a reply
+    to one of the account's posts, or a quote of one) to an item; the account was
+    summoned by it."""
+    if not isinstance(notification, dict):
+        raise InvalidMention("notification must be a JSON object")
+    record = _object(notification.get("record"))
+    author = _object(notification.get("author"))
+    handle = author.get("handle")
+    uri = notification.get("uri")
+    parent = _object(_object(record.get("reply")).get("parent")).get("uri")
+    langs = record.get("langs")
+    rkey = uri.rsplit("/", 1)[-1] if isinstance(uri, str) else ""
+    item = {
+        "platform": Platform.BLUESKY.value,
+        "id": uri,
+        "author": {
+            "id": author.get("did"),
+            "handle": handle,
+            "display_name": (author.get("displayName") or None),
+        },
+        "text": record.get("text") if isinstance(record.get("text"), str) else None,
+        "created_at": record.get("createdAt") or notification.get("indexedAt"),
+        "lang": langs[0]
+        if isinstance(langs, list) and langs and isinstance(langs[0], str)
+        else None,
+        "in_reply_to": parent if isinstance(parent, str) else None,
+        "url": f"https://bsky.app/profile/{handle}/post/{rkey}" if handle and rkey else None,
+        "matched_rules": [f"bluesky:{notification.get('reason')}"],
+        "summoned": notification.get("reason") in BLUESKY_REASONS,
     }
     return parse_item(item)

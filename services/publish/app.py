@@ -37,6 +37,8 @@ from services.publish.ledger import Ledger
 from services.publish.platforms import Platform, build_platforms
 from services.publish.publisher import Publisher
 from services.publish.routes import health, optouts
+from services.publish.routes import spend as spend_routes
+from services.publish.spend import SpendLedger
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ def create_app(
                 stack, settings.database_url, schema=settings.database_schema, migrate=migrate
             )
             ledger = Ledger(engine)
+            spend = SpendLedger(engine, settings)
             http = await stack.enter_async_context(
                 httpx.AsyncClient(
                     timeout=httpx.Timeout(
@@ -91,7 +94,7 @@ def create_app(
             )
             platforms = overrides.platforms
             if platforms is None:
-                platforms = build_platforms(settings, http, token_store=ledger)
+                platforms = build_platforms(settings, http, token_store=ledger, spend=spend)
             if not platforms:
                 log.warning("no platform configured: every reply will fail (retryable)")
             publisher = Publisher(
@@ -100,6 +103,7 @@ def create_app(
                 settings=settings,
                 templates=overrides.templates,
                 clock=overrides.clock,
+                spend=spend,
             )
             specs = [topics.spec_for(n) for n in TOPICS]
             specs += [topics.spec_for(topics.dlq(n)) for n in TOPICS]
@@ -153,7 +157,7 @@ def create_app(
                 }
             )
             app.state.runtime = PublishRuntime(
-                settings, ledger, ProducerBrokerCheck(producer), tasks
+                settings, ledger, ProducerBrokerCheck(producer), tasks, spend
             )
             log.info(
                 "publish ready on %s:%d (Kafka %s, ledger %s, platforms %s)",
@@ -175,4 +179,5 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=64 * 1024)
     app.include_router(health.router)
     app.include_router(optouts.router)
+    app.include_router(spend_routes.router)
     return app

@@ -28,6 +28,7 @@ class PublishSettings(ServiceSettings):
         "x_refresh_token",
         "mastodon_access_token",
         "api_key",
+        "bluesky_app_password",
     )
 
     #: Address the health/metrics server binds (``0.0.0.0`` in a container).
@@ -146,6 +147,35 @@ class PublishSettings(ServiceSettings):
     templates_file: Path | None = None
     #: Language of the templates used when a reply's language has none.
     default_language: str = Field(default="en", min_length=2, max_length=16)
+    #: Bluesky: the account's PDS (``https://bsky.social`` for most accounts); the
+    #: publisher posts there when an app password is set.
+    bluesky_service_url: str = "https://bsky.social"
+    #: Bluesky: the account's handle or DID (``takeaction.bsky.social``).
+    bluesky_identifier: str = Field(default="takeaction.bsky.social", min_length=1, max_length=256)
+    #: Bluesky: an app password of the account (Settings → App passwords).
+    bluesky_app_password: SecretStr | None = None
+    #: Bluesky's video service; unset: the PDS (the sandbox serves both).
+    bluesky_video_url: str | None = "https://video.bsky.app"
+    #: Let a link stay in an X reply's text. Off: links are taken out (X bills a
+    #: post with a URL 20 times a plain one: $0.20 against $0.01).
+    x_allow_urls: bool = False
+
+    #: X's pay-per-use price of a post read (US dollars; X's price since 2026-02).
+    x_price_post_read: float = Field(default=0.005, ge=0)
+    #: X's price of a reply (a post without a URL).
+    x_price_reply: float = Field(default=0.010, ge=0)
+    #: X's price of a post with a URL.
+    x_price_post_with_url: float = Field(default=0.20, ge=0)
+    #: X's price of a read of the account's own data (a post read back, ``users/me``).
+    x_price_own_read: float = Field(default=0.001, ge=0)
+    #: Post reads billed in a month at most (X stops billing reads past it).
+    x_post_reads_billed_monthly_cap: int = Field(default=3_000_000, ge=0)
+    #: Most US dollars the X account may spend in a UTC day; past it, publishing on
+    #: X pauses until the next day (with an error in the log and on the metrics).
+    x_daily_budget_usd: float | None = Field(default=None, gt=0)
+    #: Most US dollars in a calendar month (UTC); past it, publishing on X pauses
+    #: until the next month.
+    x_monthly_budget_usd: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _refresh_needs_a_client(self) -> PublishSettings:

@@ -12,6 +12,9 @@ rule                          refuses when
 ``opted_out``                 the asker opted out (a "stop" reply, a moderator)
 ``consent``                   the consent's scope does not cover publishing, or
                               the speaker withdrew it (after it was recorded)
+``x_reply_allowed``           X would refuse the reply: the post neither @mentions
+                              nor quotes the campaign account (X's rule since
+                              2026-02-23 for self-serve apps)
 ``one_reply_per_question``    another reply to the question is live
 ``author_daily_cap``          the asker got ``author_daily_cap`` replies in 24 h
 ``variation``                 every template, plain or addressed to the asker,
@@ -37,17 +40,27 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from services.common.messages import Platform, PublishReply
+from services.common.replyability import replyability
 from services.publish.config import PublishSettings
 
 ENGAGED = "engaged"
 OPTED_OUT = "opted_out"
 CONSENT = "consent"
+X_REPLY_ALLOWED = "x_reply_allowed"
 ONE_REPLY_PER_QUESTION = "one_reply_per_question"
 AUTHOR_DAILY_CAP = "author_daily_cap"
 VARIATION = "variation"
 
 #: Every rule name, in the order they are checked.
-RULES = (ENGAGED, OPTED_OUT, CONSENT, ONE_REPLY_PER_QUESTION, AUTHOR_DAILY_CAP, VARIATION)
+RULES = (
+    ENGAGED,
+    OPTED_OUT,
+    CONSENT,
+    X_REPLY_ALLOWED,
+    ONE_REPLY_PER_QUESTION,
+    AUTHOR_DAILY_CAP,
+    VARIATION,
+)
 
 ACCOUNT = "account"
 HASHTAG = "hashtag"
@@ -72,6 +85,7 @@ class Policy:
     author_daily_cap: int = 2
     consent_scopes: frozenset[str] = frozenset({"campaign-social"})
     default_language: str = "en"
+    x_allow_urls: bool = False
 
     @classmethod
     def from_settings(cls, settings: PublishSettings) -> Policy:
@@ -80,6 +94,7 @@ class Policy:
             author_daily_cap=settings.author_daily_cap,
             consent_scopes=frozenset(settings.consent_scopes),
             default_language=settings.default_language,
+            x_allow_urls=settings.x_allow_urls,
         )
 
 
@@ -187,6 +202,24 @@ def check_consent(
     return None
 
 
+def check_x_reply_allowed(
+    request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
+) -> Refusal | None:
+    """X refuses (403) a reply to a post that did not summon the account: refuse it
+    here, before any media is uploaded. The command says whether the mention
+    summoned us; an older command does not, and then the mention as the
+    publisher read it decides (a hashtag alone does not summon)."""
+    if request.standalone:  # a post of its own: X's rule on replies does not apply
+        return None
+    summoned = request.summoned
+    if summoned is None and snapshot.engagement is not None:
+        summoned = ACCOUNT in snapshot.engagement.how
+    verdict = replyability(request.platform, summoned)
+    if verdict.can_reply:
+        return None
+    return Refusal(X_REPLY_ALLOWED, f"X would refuse this reply: {verdict.reason}")
+
+
 def check_one_reply_per_question(
     request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
 ) -> Refusal | None:
@@ -215,6 +248,7 @@ ELIGIBILITY: tuple[Rule, ...] = (
     check_engaged,
     check_not_opted_out,
     check_consent,
+    check_x_reply_allowed,
     check_one_reply_per_question,
     check_author_daily_cap,
 )
@@ -285,13 +319,38 @@ class Composed:
     template_id: str
 
 
-def render(template: Template, request: PublishReply, *, address: bool = False) -> str:
+def render(
+    template: Template, request: PublishReply, *, address: bool = False, allow_urls: bool = False
+) -> str:
     """``template`` filled in; on Mastodon (always) or when ``address``, it starts
-    with the asker's ``@handle`` unless the template names them already."""
+    with the asker's ``@handle`` unless the template names them already.
+
+    On X a reply never starts with an ``@handle`` (X restricts programmatic
+    mentions; the reply is threaded under the asker's post anyway): addressed,
+    it ends with the asker's name instead, and links are taken out unless
+    ``allow_urls`` (a post with a URL costs 20 times more)."""
     text = template.text.format(text=request.text, handle=request.author.handle)
-    addressed = address or request.platform is Platform.MASTODON
+    if request.platform is Platform.X:
+        named = request.author.handle if address else None
+        return x_text(text, named, allow_urls=allow_urls)
+    addressed = (address or request.platform is Platform.MASTODON) and not request.standalone
     if addressed and "{handle}" not in template.text:
         text = f"@{request.author.handle} {text}"  # how the asker is told on Mastodon
+    return text
+
+
+_LEADING_MENTIONS = re.compile(r"^(?:\s*@[\w.\-]+(?:@[\w.\-]+)?[,:;]?)+\s*")
+_URL_AND_SPACE = re.compile(r"\s*https?://\S+")
+
+
+def x_text(text: str, handle: str | None = None, *, allow_urls: bool = False) -> str:
+    """An X reply's text: no leading ``@handle``, no link unless ``allow_urls``;
+    ``handle`` (the asker, without ``@``) is named at the end when given."""
+    if not allow_urls:
+        text = _URL_AND_SPACE.sub("", text)
+    text = _LEADING_MENTIONS.sub("", text).strip()
+    if handle and handle.lower() not in text.lower():
+        text = f"{text} ({handle.lstrip('@')})"
     return text
 
 
@@ -310,8 +369,9 @@ def compose(
     ordered = [candidates[(start + i) % len(candidates)] for i in range(len(candidates))]
     # Plain first; then addressed to the asker, which is what tells apart the
     # replies of one answer sent to every asker of a cluster.
-    rendered = [(t, render(t, request)) for t in ordered]
-    rendered += [(t, render(t, request, address=True)) for t in ordered]
+    urls = policy.x_allow_urls
+    rendered = [(t, render(t, request, allow_urls=urls)) for t in ordered]
+    rendered += [(t, render(t, request, address=True, allow_urls=urls)) for t in ordered]
     fresh = [
         (t, text)
         for t, text in rendered

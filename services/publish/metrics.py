@@ -38,3 +38,24 @@ CONSUMER_LAG = Gauge(
     "publish_consumer_lag", "Records behind the end of the partition, after the last one handled",
     ["topic", "partition"],
 )  # fmt: skip
+X_SPEND = Counter(
+    "publish_x_spend_usd_total", "US dollars X billed (pay-per-use), by account and call class",
+    ["account", "call_class"],
+)  # fmt: skip
+X_CALLS = Counter(
+    "publish_x_calls_total", "X calls counted in the spend ledger, by account and call class",
+    ["account", "call_class"],
+)  # fmt: skip
+X_SPEND_MONTH = Gauge(
+    "publish_x_spend_month_usd", "This month's X spend (UTC calendar month)", ["account"]
+)
+X_BUDGET_PAUSED = Gauge(
+    "publish_x_budget_paused",
+    "1 while publishing on X is paused because a daily or monthly budget is spent",
+    ["account"],
+)
+X_CREDITS_EXHAUSTED = Counter(
+    "publish_x_credits_exhausted_total",
+    "Calls X refused because the account's pay-per-use credits are exhausted",
+    ["account"],
+)

@@ -21,6 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Index,
@@ -172,3 +173,19 @@ class OAuthToken(Base):
     #: the settings (the account was authorized again) starts a new chain.
     seed_sha256: Mapped[str] = mapped_column(String(64))
     refreshed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class XSpend(Base):
+    """What the X account spent, per UTC day and call class (X bills per use)."""
+
+    __tablename__ = "x_spend"
+
+    #: The account's label (``PUBLISH_X_ACCOUNT``).
+    account: Mapped[str] = mapped_column(String(128), primary_key=True)
+    #: The UTC day (``YYYY-MM-DD``).
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    #: ``post_read``, ``reply``, ``post_with_url``, ``own_read``.
+    call_class: Mapped[str] = mapped_column(String(32), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    #: Millionths of a US dollar (exact sums; a post read is 5000).
+    micro_usd: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -34,6 +34,7 @@ from services.common.messages import (
     PublishReply,
     ReplyFailed,
     ReplyPublished,
+    Source,
     utcnow,
 )
 from services.common.messages import Platform as PlatformName
@@ -50,6 +51,7 @@ from services.publish.exceptions import (
 from services.publish.ledger import Ledger
 from services.publish.models import FINAL_STATES, Reply, ReplyState
 from services.publish.platforms.base import MediaFile, Platform, PostedReply, SubtitleTrack
+from services.publish.spend import CallClass, SpendLedger
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +172,10 @@ class Publisher:
         settings: PublishSettings,
         templates: domain.Templates | None = None,
         clock: Callable[[], float] = time.time,
+        spend: SpendLedger | None = None,
     ) -> None:
         self.ledger = ledger
+        self.spend = spend
         self.platforms = platforms
         self.settings = settings
         self.policy = domain.Policy.from_settings(settings)
@@ -239,7 +243,10 @@ class Publisher:
         if row.state == ReplyState.SENDING:
             # The last try may have posted before it could say so: look first.
             found = await platform.find_reply(
-                in_reply_to=row.in_reply_to, idempotency_key=row.reply_id, text=row.text
+                in_reply_to=row.in_reply_to,
+                idempotency_key=row.reply_id,
+                text=row.text,
+                standalone=request.standalone,
             )
             if found is not None:
                 log.info(
@@ -285,6 +292,7 @@ class Publisher:
             media_ids=media_ids,
             language=request.language,
             idempotency_key=row.reply_id,
+            standalone=request.standalone,
         )
         return await self._published(row, posted, platform)
 
@@ -541,6 +549,10 @@ class Publisher:
         how = domain.engagement(
             mention.text, self.settings.campaign_handles, self.settings.campaign_hashtags
         )
+        if mention.summoned:  # named or quoted the account (ingest read the entities)
+            how |= {domain.ACCOUNT}
+        if mention.source is Source.X_STREAM and self.spend is not None:
+            await self.spend.record(CallClass.POST_READ)  # X bills every post the stream reads
         platform = mention.platform.value
         if how:
             await self.ledger.record_engagement(

@@ -5,7 +5,12 @@ headers, faults injected on demand, and a page of what was "posted".
 Control API (not part of either platform):
 
 - ``GET /``: the page; ``GET /sandbox/posts``: the posts as JSON (a list of
-  ``{platform, id, in_reply_to, text, media: [{id, mime, size, sha256, url}], ...}``);
+  ``{platform, id, author: {id, handle}, in_reply_to, text, media: [{id, mime,
+  size, sha256, url}], hidden, ...}``);
+- ``POST /sandbox/posts``: a post by anyone, ``{"platform", "author": {"id",
+  "handle"}, "text", "in_reply_to"?, "quote_of"?}`` → ``{"id", ...}``; the
+  platform's own intake then delivers it as the real network would (the X
+  filtered stream when a rule matches, a Mastodon mention notification);
 - ``GET``/``POST``/``DELETE /sandbox/faults``: read, merge, clear the faults
   (``{"x": {"429_burst": 3, "5xx": 2, "drop": 1, "media_processing_s": 2}}``,
   see :class:`~services.sandbox.config.PlatformFaults`);
@@ -19,20 +24,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.sandbox import page
+from services.sandbox.bluesky_api import BlueskyApi, did_for, notify
+from services.sandbox.bluesky_video import BlueskyVideoApi
 from services.sandbox.common import Api, Context, PlatformError, route
 from services.sandbox.config import SandboxFaults, SandboxSettings
 from services.sandbox.faults import BUCKETS, QUIET_DROPS, FaultMiddleware
 from services.sandbox.mastodon_api import MastodonApi
-from services.sandbox.state import PlatformKey, SandboxState
+from services.sandbox.mastodon_stream import MastodonStreamApi
+from services.sandbox.state import PlatformKey, SandboxState, StoredPost
 from services.sandbox.x_api import XApi
 from services.sandbox.x_oauth import XOAuthApi
+from services.sandbox.x_stream import XStreamApi
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,27 @@ _PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+class NewAuthor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: Numeric on X and Mastodon; on Bluesky a DID (or a number, made into one).
+    id: str = Field(pattern=r"^([0-9]{1,19}|did:[a-z]+:[A-Za-z0-9._:%\-]{1,96})$")
+    handle: str = Field(min_length=1, max_length=64, pattern=r"^@?[A-Za-z0-9_.\-@]+$")
+
+
+class NewPost(BaseModel):
+    """A post by anyone (``POST /sandbox/posts``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    platform: Literal["x", "mastodon", "bluesky"]
+    author: NewAuthor
+    text: str = Field(min_length=1, max_length=10_000)
+    in_reply_to: str | None = None
+    quote_of: str | None = None
+    lang: str | None = Field(default=None, max_length=16)
 
 
 def _invalid(message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
@@ -59,6 +89,50 @@ class ControlApi(Api):
     async def posts(self) -> Response:
         return JSONResponse([p.public() for p in self.state.live_posts()])
 
+    @route("POST", "/sandbox/posts")
+    async def add_post(self, request: Request) -> Response:
+        try:
+            given = NewPost.model_validate_json(await request.body())
+        except ValidationError as exc:
+            details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
+            return _invalid("invalid post", details)
+        platform: PlatformKey = given.platform
+        for name, target in (("in_reply_to", given.in_reply_to), ("quote_of", given.quote_of)):
+            if target is not None and (platform, target) not in self.state.posts:
+                return _invalid(f"{name}: no {platform} post {target} in the sandbox")
+        post_id = self.state.next_id()
+        handle = given.author.handle.lstrip("@")
+        author_id = given.author.id
+        cid = None
+        if platform == "bluesky":
+            author_id = author_id if author_id.startswith("did:") else did_for(handle)
+            rkey = format(int(post_id), "x")
+            post_id = f"at://{author_id}/app.bsky.feed.post/{rkey}"
+            cid = "bafyrei" + rkey.rjust(52, "a")
+            url = f"{self.ctx.public}/profile/{handle}/post/{rkey}"
+        elif platform == "x":
+            url = f"{self.ctx.public}/i/web/status/{post_id}"
+        else:
+            url = f"{self.ctx.public}/@{handle}/{post_id}"
+        post = StoredPost(
+            platform=platform,
+            id=post_id,
+            account_id=author_id,
+            username=handle,
+            in_reply_to=given.in_reply_to,
+            text=given.text,
+            media=[],
+            created_at=self.ctx.clock(),
+            url=url,
+            language=given.lang,
+            visibility="public" if platform == "mastodon" else None,
+            quote_of=given.quote_of,
+            external=True,
+            cid=cid,
+        )
+        self.state.add_post(post)
+        return JSONResponse(post.public(), status_code=201)
+
     @route("GET", "/sandbox/faults")
     async def faults(self) -> Response:
         return JSONResponse(self.state.faults.model_dump(by_alias=True))
@@ -70,7 +144,7 @@ class ControlApi(Api):
         except ValidationError as exc:
             details = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:20]]
             return _invalid("invalid faults", details)
-        for faults in (given.x, given.mastodon):
+        for faults in (given.x, given.mastodon, given.bluesky):
             unknown = sorted(set(faults.endpoints or ()) - BUCKETS)
             if unknown:
                 return _invalid(f"unknown endpoints {unknown}; known: {sorted(BUCKETS)}")
@@ -90,8 +164,14 @@ class ControlApi(Api):
 
     @route("GET", "/sandbox/media/{platform}/{media_id}")
     async def media(self, platform: str, media_id: str) -> Response:
-        key: PlatformKey = "x" if platform == "x" else "mastodon"
-        media = self.state.media.get((key, media_id)) if platform in ("x", "mastodon") else None
+        key: PlatformKey = (
+            "x" if platform == "x" else "bluesky" if platform == "bluesky" else "mastodon"
+        )
+        media = (
+            self.state.media.get((key, media_id))
+            if platform in ("x", "mastodon", "bluesky")
+            else None
+        )
         if media is None or media.state == "uploading" or not media.path.is_file():
             error = {"error": {"code": "not_found", "message": "no such media"}}
             return JSONResponse(error, status_code=404)
@@ -133,6 +213,11 @@ def create_app(
     app.add_middleware(FaultMiddleware, state=ctx.state)
     app.include_router(XApi(ctx).router())
     app.include_router(XOAuthApi(ctx).router())
+    app.include_router(XStreamApi(ctx).router())
     app.include_router(MastodonApi(ctx).router())
+    app.include_router(MastodonStreamApi(ctx).router())
+    app.include_router(BlueskyVideoApi(ctx).router())
+    app.include_router(BlueskyApi(ctx).router())
+    ctx.state.on_bluesky_post = notify
     app.include_router(ControlApi(ctx).router())
     return app

@@ -64,7 +64,14 @@ def m_error(status: int, message: str, headers: dict[str, str] | None = None) ->
 def rate_headers(
     platform: PlatformKey, limit: int, remaining: int, reset_at: float
 ) -> dict[str, str]:
-    """X: epoch seconds; Mastodon: an ISO 8601 timestamp."""
+    """X: epoch seconds; Mastodon: an ISO 8601 timestamp; Bluesky: ``ratelimit-*``."""
+    if platform == "bluesky":
+        return {
+            "ratelimit-limit": str(limit),
+            "ratelimit-remaining": str(remaining),
+            "ratelimit-reset": str(math.ceil(reset_at)),
+            "ratelimit-policy": f"{limit};w=300",
+        }
     if platform == "x":
         return {
             "x-rate-limit-limit": str(limit),
@@ -80,6 +87,9 @@ def rate_headers(
 
 def too_many(platform: PlatformKey, limit: int, reset_at: float) -> PlatformError:
     headers = rate_headers(platform, limit, 0, reset_at)
+    if platform == "bluesky":
+        body = {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}
+        return PlatformError(429, body, headers)
     if platform == "x":
         return x_problem(429, "Too Many Requests", "Too Many Requests", headers=headers)
     return m_error(429, "Too many requests", headers)

@@ -47,6 +47,7 @@ class SandboxFaults(BaseModel):
 
     x: PlatformFaults = Field(default_factory=PlatformFaults)
     mastodon: PlatformFaults = Field(default_factory=PlatformFaults)
+    bluesky: PlatformFaults = Field(default_factory=PlatformFaults)
 
 
 class SandboxSettings(ServiceSettings):
@@ -121,3 +122,13 @@ class SandboxSettings(ServiceSettings):
     mastodon_description_limit: int = Field(default=1500, ge=1)
     #: Longest X alt text (characters).
     x_max_alt_text: int = Field(default=1000, ge=1)
+    #: Bluesky requests per window and endpoint (``ratelimit-limit``; a PDS allows
+    #: 3000 per 5 minutes for most calls).
+    bluesky_rate_limit: int = Field(default=3000, ge=1)
+    #: Bluesky rate-limit window (seconds).
+    bluesky_rate_window_s: float = Field(default=300.0, gt=0)
+    #: Lifetime of a Bluesky session's access token (seconds); then ``ExpiredToken``.
+    bluesky_access_ttl_s: float = Field(default=7200.0, gt=0)
+    #: Seconds between two keep-alives (a bare ``\r\n``) on the X filtered stream
+    #: and two heartbeats on Mastodon's streaming API (X sends one every 20 s).
+    x_stream_keepalive_s: float = Field(default=20.0, gt=0)

@@ -75,7 +75,18 @@ class MastodonApi(Api):
             "content": "<p>" + escape(post.text).replace("\n", "<br>") + "</p>",
             "account": self._account(author),
             "media_attachments": attachments,
-            "mentions": [],
+            "mentions": [
+                {
+                    "id": a.id,
+                    "username": a.username,
+                    "acct": a.username,
+                    "url": f"{self.ctx.public}/@{a.username}",
+                }
+                for a in (
+                    self.state.known_account("mastodon", name)
+                    for name in dict.fromkeys(re.findall(r"(?<![\w@])@(\w{1,30})", post.text))
+                )
+            ],
             "tags": [],
             "emojis": [],
             "poll": None,
@@ -299,8 +310,12 @@ class MastodonApi(Api):
         post = self.state.posts.get(("mastodon", status_id))
         if post is None or post.account_id != account.id:
             raise m_error(404, "Record not found", headers)
+        body = self._status(post, with_source=True)
         self.state.delete_post("mastodon", status_id)
-        return JSONResponse(self._status(post, with_source=True), headers=headers)
+        if request.query_params.get("delete_media") in ("true", "1"):
+            # Mastodon >= 4.4: the attachments go at once, not kept for a redraft.
+            self.state.delete_media("mastodon", [m["id"] for m in post.media])
+        return JSONResponse(body, headers=headers)
 
     @route("GET", "/@{username}/{post_id}", hidden=True)
     async def web(self, username: str, post_id: str) -> Response:

@@ -4,6 +4,7 @@ state on one event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ from services.sandbox.config import PlatformFaults, SandboxFaults, SandboxSettin
 
 log = logging.getLogger(__name__)
 
-PlatformKey = Literal["x", "mastodon"]
+PlatformKey = Literal["x", "mastodon", "bluesky"]
 MediaState = Literal["uploading", "processing", "succeeded", "failed"]
 
 #: X's epoch for snowflake ids (2010-11-04).
@@ -114,10 +115,19 @@ class StoredPost:
     url: str
     language: str | None = None
     visibility: str | None = None
+    #: The post this one quotes (X quote posts, Bluesky quote embeds).
+    quote_of: str | None = None
+    #: Hidden by the author of the thread (a hidden reply; Bluesky threadgate).
+    hidden: bool = False
+    #: Posted through ``POST /sandbox/posts`` by someone else than an API client.
+    external: bool = False
+    #: Bluesky: the record's CID (a reply names its parent and root by uri and cid).
+    cid: str | None = None
 
     def public(self) -> dict[str, Any]:
         out = asdict(self)
         out["created_at"] = iso(self.created_at)
+        out["author"] = {"id": self.account_id, "handle": self.username}
         return out
 
 
@@ -160,6 +170,8 @@ class SandboxState:
         self.posts: dict[tuple[PlatformKey, str], StoredPost] = {}
         #: Ids of posts deleted here (replying to them is refused).
         self.deleted: set[tuple[PlatformKey, str]] = set()
+        #: Media deleted with their post (``delete_media=true``).
+        self.deleted_media: set[tuple[PlatformKey, str]] = set()
         #: (account id, key) → (status id, when).
         self.idempotency: dict[tuple[str, str], tuple[str, float]] = {}
         self._windows: dict[tuple[PlatformKey, str, str], _Window] = {}
@@ -172,6 +184,25 @@ class SandboxState:
         self._seed_refresh_tokens()
         self._last_id = 0
         self.media_dir = settings.media_dir
+        #: Queues of the open streams (X filtered stream, Mastodon SSE): every new post.
+        self.listeners: set[asyncio.Queue[StoredPost]] = set()
+        #: Makes the Bluesky notifications of a new post (set by the Bluesky API).
+        self.on_bluesky_post: Callable[[SandboxState, StoredPost], None] = lambda s, p: None
+        #: X filtered-stream rules: id → (value, tag).
+        self.x_rules: dict[str, tuple[str, str | None]] = {}
+        #: Bluesky: sessions by access token, refresh tokens, service-auth tokens,
+        #: the records as created, and notifications (account did, reason, post uri).
+        self.bluesky_sessions: dict[str, Any] = {}
+        self.bluesky_refresh: dict[str, tuple[str, str]] = {}
+        self.bluesky_service_tokens: dict[str, str] = {}
+        self.bluesky_records: dict[str, dict[str, Any]] = {}
+        self.bluesky_notifications: list[tuple[str, str, str]] = []
+        self.bluesky_session_creations = 0
+        self.bluesky_server_did = "did:web:sandbox.invalid"
+        #: Sizes of the videos uploaded to the Bluesky video service today.
+        self.bluesky_video_bytes: list[int] = []
+        #: Mastodon notifications, oldest first: (id, account username, post id, when).
+        self.notifications: list[tuple[str, str, str, float]] = []
         self._load()
 
     def initial_faults(self) -> SandboxFaults:
@@ -201,6 +232,13 @@ class SandboxState:
                 return None
         else:
             username = self.settings.account_name
+        return self._account(platform, username)
+
+    def known_account(self, platform: PlatformKey, username: str) -> Account:
+        """The account ``username`` stands for: one that posted here, else a new one."""
+        for post in self.posts.values():
+            if post.platform == platform and post.username.casefold() == username.casefold():
+                return Account(platform, post.account_id, post.username)
         return self._account(platform, username)
 
     @staticmethod
@@ -237,12 +275,12 @@ class SandboxState:
     # -- faults --
 
     def platform_faults(self, platform: PlatformKey) -> PlatformFaults:
-        return self.faults.x if platform == "x" else self.faults.mastodon
+        faults: PlatformFaults = getattr(self.faults, platform)
+        return faults
 
     def set_faults(self, given: SandboxFaults) -> None:
         for name in given.model_fields_set:
-            key: PlatformKey = "x" if name == "x" else "mastodon"
-            merged = faults_update(self.platform_faults(key), getattr(given, name))
+            merged = faults_update(getattr(self.faults, name), getattr(given, name))
             setattr(self.faults, name, merged)
 
     def take_fault(self, platform: PlatformKey, bucket: str) -> str | None:
@@ -271,6 +309,8 @@ class SandboxState:
         faults = self.platform_faults(platform)
         if platform == "x":
             default = (self.settings.x_rate_limit, self.settings.x_rate_window_s)
+        elif platform == "bluesky":
+            default = (self.settings.bluesky_rate_limit, self.settings.bluesky_rate_window_s)
         else:
             default = (self.settings.mastodon_rate_limit, self.settings.mastodon_rate_window_s)
         return (faults.rate_limit or default[0], faults.rate_window_s or default[1])
@@ -280,7 +320,7 @@ class SandboxState:
     ) -> tuple[bool, int, int, float]:
         """Count one request: (allowed, limit, remaining, reset_at)."""
         limit, window_s = self.rate_budget(platform)
-        key = (platform, account_id, bucket if platform == "x" else "account")
+        key = (platform, account_id, bucket if platform != "mastodon" else "account")
         now = self.clock()
         window = self._windows.get(key)
         if window is None or now >= window.start + window_s:
@@ -326,6 +366,29 @@ class SandboxState:
     def add_post(self, post: StoredPost) -> None:
         self.posts[(post.platform, post.id)] = post
         self._save()
+        if post.platform == "mastodon":
+            for username in self.our_usernames():
+                if username != post.username and self.summons(post, username):
+                    self.notifications.append((self.next_id(), username, post.id, post.created_at))
+        if post.platform == "bluesky":
+            self.on_bluesky_post(self, post)
+        for queue in self.listeners:
+            queue.put_nowait(post)
+
+    def our_usernames(self) -> set[str]:
+        """The accounts API clients post as (the campaign's)."""
+        return {*self.settings.tokens.values(), self.settings.account_name}
+
+    def summons(self, post: StoredPost, username: str) -> bool:
+        """Does ``post`` summon ``username``: @mention it, quote one of its posts, or
+        (Mastodon, where a reply carries the mention) answer one of its posts?"""
+        if mentions(post.text, username):
+            return True
+        for target in (post.quote_of, post.in_reply_to if post.platform == "mastodon" else None):
+            other = self.posts.get((post.platform, target)) if target else None
+            if other is not None and other.username.casefold() == username.casefold():
+                return True
+        return False
 
     def delete_post(self, platform: PlatformKey, post_id: str) -> StoredPost | None:
         post = self.posts.pop((platform, post_id), None)
@@ -333,6 +396,14 @@ class SandboxState:
             self.deleted.add((platform, post_id))
             self._save()
         return post
+
+    def delete_media(self, platform: PlatformKey, media_ids: list[str]) -> None:
+        """Forget media and remove their files (a take-down that deletes the media)."""
+        for media_id in media_ids:
+            media = self.media.pop((platform, media_id), None)
+            if media is not None:
+                media.path.unlink(missing_ok=True)
+                self.deleted_media.add((platform, media_id))
 
     def live_posts(self, platform: PlatformKey | None = None) -> list[StoredPost]:
         posts = [p for p in self.posts.values() if platform is None or p.platform == platform]
@@ -347,7 +418,17 @@ class SandboxState:
     def reset(self) -> None:
         self.media.clear()
         self.posts.clear()
+        self.x_rules.clear()
+        self.notifications.clear()
+        self.bluesky_video_bytes.clear()
+        self.bluesky_sessions.clear()
+        self.bluesky_refresh.clear()
+        self.bluesky_service_tokens.clear()
+        self.bluesky_records.clear()
+        self.bluesky_notifications.clear()
+        self.bluesky_session_creations = 0
         self.deleted.clear()
+        self.deleted_media.clear()
         self.idempotency.clear()
         self._windows.clear()
         self.x_access_tokens.clear()
@@ -367,6 +448,7 @@ class SandboxState:
             raw = json.loads(path.read_text(encoding="utf-8"))
             for item in raw.get("posts", []):
                 created = datetime.fromisoformat(item["created_at"]).timestamp()
+                item.pop("author", None)  # derived from account_id and username
                 post = StoredPost(**{**item, "created_at": created})
                 self.posts[(post.platform, post.id)] = post
                 for m in post.media:
@@ -382,7 +464,9 @@ class SandboxState:
                         state="succeeded",
                         attached_to=post.id,
                     )
-            self._last_id = max((int(p.id) for p in self.posts.values()), default=0)
+            self._last_id = max(
+                (int(p.id) for p in self.posts.values() if p.id.isdigit()), default=0
+            )
         except (OSError, ValueError, TypeError, KeyError) as exc:
             log.warning("could not read sandbox posts from %s: %s; starting empty", path, exc)
             self.posts.clear()
@@ -401,6 +485,12 @@ class SandboxState:
 
 
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
+
+
+def mentions(text: str, username: str) -> bool:
+    """``text`` @mentions ``username`` (``@name``, ``@name@instance``), not a longer name."""
+    pattern = rf"(?<![\w@])@{re.escape(username)}(?![\w])"
+    return re.search(pattern, text, re.IGNORECASE) is not None
 
 
 def is_snowflake(value: object) -> bool:

@@ -55,6 +55,11 @@ MEDIA_CATEGORIES = frozenset(
     }
 )
 VIDEO_CATEGORIES = frozenset({"amplify_video", "tweet_video", "dm_video"})
+#: X's refusal of a reply to a post that did not summon the account (403).
+NOT_SUMMONED_DETAIL = (
+    "Reply to this conversation is not allowed because you have not been mentioned or "
+    "otherwise engaged by the author of the post you are replying to."
+)
 #: Seconds an upload session lives (X says ``expires_after_secs``).
 EXPIRES_AFTER_S = 86_400
 
@@ -291,7 +296,7 @@ class XApi(Api):
             raise x_invalid("media.media_ids", "media ids must match ^[0-9]{1,19}$")
         return [str(m) for m in ids]
 
-    def _reply_to(self, reply: Any) -> str | None:
+    def _reply_to(self, reply: Any, account: Account) -> str | None:
         if reply is None:
             return None
         target = reply.get("in_reply_to_tweet_id") if isinstance(reply, dict) else None
@@ -303,6 +308,16 @@ class XApi(Api):
                 "Forbidden",
                 "You attempted to reply to a Tweet that is deleted or not visible to you.",
             )
+        # Since 2026-02-23 a self-serve app may reply only when the post's author
+        # summoned the replying account (@mentioned it or quoted one of its posts).
+        # A post the sandbox never saw (a replayed demo mention) is let through.
+        post = self.state.posts.get(("x", str(target)))
+        if (
+            post is not None
+            and post.account_id != account.id
+            and not self.state.summons(post, account.username)
+        ):
+            raise x_problem(403, "Forbidden", NOT_SUMMONED_DETAIL)
         return str(target)
 
     @route("POST", "/2/tweets")
@@ -317,7 +332,7 @@ class XApi(Api):
             raise x_invalid("text", "text or media is required")
         if text and len(text) > self.settings.x_max_chars:
             raise x_invalid("text", f"Your Tweet text is too long ({len(text)} characters).")
-        in_reply_to = self._reply_to(body.get("reply"))
+        in_reply_to = self._reply_to(body.get("reply"), account)
         now = self.ctx.clock()
         attached = [self.ctx.owned_media("x", m, account) for m in media_ids]
         if any(m is None or m.state_at(now) != "succeeded" or m.attached_to for m in attached):

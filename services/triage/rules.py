@@ -100,6 +100,17 @@ class AutoAssign(_Section):
     max_hate: Probability = 0.05
 
 
+class NotReplyable(_Section):
+    """A question the platform will not let the campaign answer by reply (X: the
+    post neither @mentions nor quotes the account). Moderators can still answer
+    it with a standalone post."""
+
+    #: Auto-assign it like any other question (false: it waits in review).
+    auto_assign: bool = False
+    #: Its priority at most this (null: not capped).
+    priority_cap: Annotated[int, Field(ge=0, le=100)] | None = 25
+
+
 class Decisions(_Section):
     quarantine: Quarantine = Quarantine()
     #: Question score below this: not a question (review, low priority).
@@ -111,6 +122,7 @@ class Decisions(_Section):
     #: Priority ceiling for not-a-question and off-topic mentions.
     low_priority_cap: Annotated[int, Field(ge=0, le=100)] = 25
     auto_assign: AutoAssign = AutoAssign()
+    not_replyable: NotReplyable = NotReplyable()
 
 
 class NotAbusive(_Section):

@@ -14,8 +14,10 @@ from services.common.media.profiles import (
     Cut,
     MediaInfo,
     X,
+    bluesky_upload_refusal,
     duration_flags,
     mastodon_profile,
+    profile_for,
     recipe,
     refusals,
     target_fps,
@@ -148,3 +150,16 @@ def test_alt_text_is_cut_at_a_word_within_the_limit() -> None:
     assert len(cut) <= 1000
     assert cut.endswith("…")
     assert profiles.alt_text("  short   text ", 10) == "short text"
+
+
+def test_bluesky_has_a_profile_and_its_daily_quota_is_read_from_the_video_service() -> None:
+    profile = profile_for("bluesky")
+    assert (profile.label, profile.max_s, profile.max_bytes, profile.subtitles) == (
+        "Bluesky", 180.0, 100_000_000, True,
+    )  # fmt: skip
+    limits = {"canUpload": True, "remainingDailyVideos": 3, "remainingDailyBytes": 1000}
+    assert bluesky_upload_refusal(limits, 999) is None
+    assert "more than the 1000 left" in (bluesky_upload_refusal(limits, 1001) or "")
+    assert bluesky_upload_refusal({**limits, "remainingDailyVideos": 0}, 1) is not None
+    refused = {"canUpload": False, "error": "Unverified", "message": "verify your e-mail first"}
+    assert bluesky_upload_refusal(refused, 1) == "Bluesky: verify your e-mail first"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -62,7 +63,21 @@ def test_unknown_fields_and_versions_are_refused(
     with pytest.raises(ValidationError, match="Extra inputs"):
         MentionReceived.model_validate({**raw, "surprise": 1})
     with pytest.raises(ValidationError, match="schema_version"):
-        MentionReceived.model_validate({**raw, "schema_version": 2})
+        MentionReceived.model_validate({**raw, "schema_version": 3})
+
+
+def test_mention_schema_2_records_summoned_and_version_1_still_decodes(
+    mention_factory: Callable[..., MentionReceived],
+) -> None:
+    mention = mention_factory(summoned=True)
+    assert mention.schema_version == 2
+    assert MentionReceived.model_validate_json(mention.model_dump_json()).summoned is True
+    # A message written before version 2: no ``summoned`` key at all.
+    old = mention.model_dump(mode="json", exclude={"summoned"}) | {"schema_version": 1}
+    decoded = MentionReceived.model_validate_json(json.dumps(old))
+    assert (decoded.schema_version, decoded.summoned) == (1, None)
+    with pytest.raises(ValidationError, match="version 1 message has none"):
+        MentionReceived.model_validate({**old, "summoned": False})
 
 
 def test_empty_text_is_refused(mention_factory: Callable[..., MentionReceived]) -> None:
@@ -153,7 +168,9 @@ def test_every_topic_has_a_model_that_round_trips(
         message = examples[spec.model]
         assert isinstance(message, spec.model)
         assert codec.decode(spec.model, codec.encode(message)) == message
-        assert b'"schema_version":1' in codec.encode(message)
+        version = getattr(message, "schema_version", None)
+        assert version in (1, 2)
+        assert f'"schema_version":{version}'.encode() in codec.encode(message)
 
 
 def test_every_topic_has_a_dead_letter_topic() -> None:

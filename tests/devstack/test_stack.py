@@ -28,6 +28,7 @@ from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import Author, Consent, Platform, PublishReply, mention_id
 from services.devstack import stack
 from services.devstack.broker import free_port
+from services.ingest.config import IngestSettings
 from services.publish.config import PublishSettings
 from services.sandbox import SandboxSettings
 from tests.helpers.media import ENGLISH_SPEECH, X265, make_clip, speak, wav_seconds
@@ -92,6 +93,10 @@ def test_the_publisher_posts_to_the_sandbox_started_before_it(tmp_path: Path) ->
     assert tokens == {
         credentials["PUBLISH_X_ACCESS_TOKEN"]: stack.SANDBOX_ACCOUNT,
         credentials["PUBLISH_MASTODON_ACCESS_TOKEN"]: stack.SANDBOX_ACCOUNT,
+        credentials["INGEST_X_BEARER_TOKEN"]: stack.SANDBOX_ACCOUNT,
+        credentials["INGEST_MASTODON_ACCESS_TOKEN"]: stack.SANDBOX_ACCOUNT,
+        credentials["PUBLISH_BLUESKY_APP_PASSWORD"]: stack.SANDBOX_ACCOUNT,
+        credentials["INGEST_BLUESKY_APP_PASSWORD"]: stack.SANDBOX_ACCOUNT,
     }
     for name in ("PUBLISH_X_ACCESS_TOKEN", "PUBLISH_MASTODON_ACCESS_TOKEN", "PUBLISH_API_KEY"):
         assert publish.env[name] == credentials[name]
@@ -116,10 +121,10 @@ def test_the_publisher_and_sandbox_settings_read_what_the_stack_sets(
     assert publish.x_api_base_url == publish.mastodon_base_url == sandbox.base_url
     assert publish.x_access_token is not None
     assert publish.mastodon_access_token is not None
-    assert set(sandbox.tokens) == {
+    assert {
         publish.x_access_token.get_secret_value(),
         publish.mastodon_access_token.get_secret_value(),
-    }
+    } <= set(sandbox.tokens)  # and ingest's (the next test)
     assert publish.api_key is not None
     assert publish.database_url.endswith("/var/publish/ledger.db")
     assert sandbox.posts_file == tmp_path / "var" / "sandbox" / "posts.json"
@@ -138,7 +143,9 @@ def test_private_credentials_are_not_printed_nor_handed_to_every_process(tmp_pat
         assert name in printed  # named, with where to find it
     specs = stack.services(PORTS, var=tmp_path / "var", credentials=credentials)
     holders = {name: {s.name for s in specs if name in s.env} for name in stack.PRIVATE_CREDENTIALS}
-    assert holders == {name: {"publish"} for name in stack.PRIVATE_CREDENTIALS}
+    assert holders == {
+        name: {name.split("_")[0].lower()} for name in stack.PRIVATE_CREDENTIALS
+    }  # the publisher's to the publisher, ingest's to ingest
 
 
 def test_leftover_processes_from_a_killed_run_are_stopped(tmp_path: Path) -> None:
@@ -646,3 +653,32 @@ def _stop(proc: subprocess.Popen[str], run_dir: Path) -> None:
     stack.stop_leftovers(run_dir)
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def test_ingest_hears_the_sandbox_as_it_would_hear_the_networks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ingest reads the sandbox's X stream and Mastodon notifications with tokens the
+    sandbox accepts, and the campaign account is the sandbox's own."""
+    specs = _specs(tmp_path)
+    for key, value in specs["ingest"].env.items():
+        monkeypatch.setenv(key, value)
+    ingest = IngestSettings()
+    for key, value in specs["sandbox"].env.items():
+        monkeypatch.setenv(key, value)
+    sandbox = SandboxSettings()
+
+    assert ingest.x_api_base_url == ingest.mastodon_base_url == sandbox.base_url
+    assert ingest.x_bearer_token is not None
+    assert ingest.mastodon_access_token is not None
+    assert sandbox.tokens[ingest.x_bearer_token.get_secret_value()] == "takeaction_sandbox"
+    assert sandbox.tokens[ingest.mastodon_access_token.get_secret_value()] == "takeaction_sandbox"
+    assert "takeaction_sandbox" in ingest.campaign_handles
+    assert ingest.bluesky_service_url == sandbox.base_url
+    assert ingest.bluesky_app_password is not None
+    assert sandbox.tokens[ingest.bluesky_app_password.get_secret_value()] == "takeaction_sandbox"
+    # The account mention first; the hashtags listen-only and parenthesised.
+    first, hashtags = ingest.x_rules
+    assert first.value == "@takeaction_sandbox -is:retweet"
+    assert hashtags.tag.startswith("listen-only")
+    assert hashtags.value.startswith("(")

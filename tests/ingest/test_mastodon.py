@@ -310,6 +310,7 @@ async def test_mentions_come_from_notifications(
     mention = h.sink.by_id[f"mastodon:{question['id']}"]
     assert mention.author.handle == "noor@other.example"
     assert mention.matched_rules == (MENTION_RULE,)
+    assert mention.summoned is True  # a mention notification: it named the account
     assert h.sink.submitted == [mention.id]
     assert h.sink.dead_letters == []
 
@@ -601,3 +602,39 @@ async def test_cancellation_stops_cleanly(
     assert h.task.cancelled()
     assert connected() == 0.0
     await eventually(lambda: not fake.subscribers)
+
+
+def test_a_hashtag_stream_without_a_user_token_is_refused_at_start() -> None:
+    """Since Mastodon 4.2 the hashtag stream needs a user token: a clear error at
+    start rather than a loop of 401s."""
+    with pytest.raises(ValueError, match="INGEST_MASTODON_HASHTAGS needs INGEST_MASTODON_ACCESS"):
+        IngestSettings(mastodon_base_url="https://mastodon.example", mastodon_hashtags=["a"])
+    IngestSettings(
+        mastodon_base_url="https://mastodon.example",
+        mastodon_hashtags=["a"],
+        mastodon_access_token=SecretStr("user-token"),
+    )
+
+
+async def test_filtered_mentions_are_caught_up_and_a_filtering_policy_is_reported(
+    fake: FakeMastodon,
+    harness_factory: Callable[..., Harness],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Mastodon 4.3 filters mentions from new and limited accounts by default: the
+    catch-up asks for them too (include_filtered) and the policy is reported."""
+    fake.policy = {
+        "for_not_following": "accept",
+        "for_not_followers": "accept",
+        "for_new_accounts": "filter",
+        "for_limited_accounts": "drop",
+    }
+    with caplog.at_level(logging.WARNING):
+        h = harness_factory(mastodon_hashtags=[])
+        await fake.wait_for_streams(1)
+        await eventually(lambda: bool(fake.requests_to("/api/v1/notifications")))
+    catch_ups = fake.requests_to("/api/v1/notifications")
+    assert all(q.get("include_filtered") == ["true"] for q in catch_ups)
+    assert "drops mentions (for_limited_accounts)" in caplog.text
+    assert "filters mentions (for_new_accounts)" in caplog.text
+    assert h.sink.dead_letters == []

@@ -248,3 +248,20 @@ async def test_readiness_fails_once_the_dedupe_tail_has_died() -> None:
         await task
     assert await TailReadiness(tail).wait(0) is True
     assert await TailReadiness(tail, task).wait(0) is False
+
+
+def test_summoned_is_decided_against_the_configured_campaign_handles(
+    sink: FakeSink, item_factory: Item
+) -> None:
+    settings = IngestSettings(api_key=SecretStr(API_KEY), campaign_handles=["takeaction_sandbox"])
+    with TestClient(create_app(settings, overrides=Overrides(sink=sink))) as client:
+        items = [
+            item_factory(text="@takeaction_sandbox is school free in the camp?"),
+            item_factory(text="is school free in the camp? #AskRefugees"),
+            item_factory(
+                text="is school free in the camp? #AskRefugees",
+                entities={"mentions": [{"username": "takeaction_sandbox", "id": "1"}]},
+            ),
+        ]
+        assert post(client, {"mentions": items}).json()["accepted"] == 3
+    assert [m.summoned for m in sink.accepted] == [True, False, True]

@@ -20,7 +20,9 @@ from services.common.messages import Source
 from services.ingest.config import IngestSettings, XStreamRule
 from services.ingest.exceptions import XApiError
 from services.ingest.sources.x import (
+    DEFAULT_STALL_TIMEOUT_S,
     STREAM_PARAMS,
+    USER_AGENT,
     BackoffKind,
     LineSplitter,
     XBackoff,
@@ -304,6 +306,9 @@ async def test_stream_asks_for_the_fields_the_mapping_needs(
         await eventually(lambda: len(harness.sink.accepted) == 1)
     (connect,) = fake.calls("GET", STREAM_PATH)
     assert connect.query == STREAM_PARAMS
+    assert "entities" in connect.query["tweet.fields"]  # who a post @mentions
+    assert "note_tweet" in connect.query["tweet.fields"]  # long posts whole
+    assert connect.user_agent == USER_AGENT  # X asks every client to name itself
     assert fake.rule_pairs() == {(CAMPAIGN.value, CAMPAIGN.tag)}  # synced before connecting
     assert harness.sink.sources == {Source.X_STREAM}
     assert harness.sleep.delays == []
@@ -493,6 +498,33 @@ async def test_a_refused_token_is_logged_clearly_and_retried_without_crashing(
     assert "X refused the credentials (HTTP 401" in caplog.text
     assert "INGEST_X_BEARER_TOKEN" in caplog.text
     assert secret not in caplog.text
+
+
+async def test_exhausted_credits_are_said_so_and_retried_an_hour_later(
+    fake: FakeX, make: Callable[..., Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    depleted = Refuse(
+        402,
+        {
+            "title": "CreditsDepleted",
+            "detail": "Your enrolled account does not have any credits to fulfill this request.",
+            "type": "https://api.twitter.com/2/problems/credits",
+        },
+    )
+    fake.script([depleted], [Emit(post(id="73"))])
+    before = reconnects("credits_exhausted")
+    harness = make()
+    with caplog.at_level(logging.ERROR):
+        async with running(harness.stream):
+            await eventually(lambda: len(harness.sink.accepted) == 1)
+    assert harness.sleep.delays == [3600.0]
+    assert "credits are exhausted" in caplog.text
+    assert reconnects("credits_exhausted") == before + 1
+
+
+def test_a_stream_silent_for_20_s_is_dead() -> None:
+    """X sends a keep-alive every 20 s and asks clients to reconnect without one."""
+    assert DEFAULT_STALL_TIMEOUT_S == 20.0
 
 
 async def test_a_forbidden_stream_is_a_configuration_error_retried_with_http_backoff(

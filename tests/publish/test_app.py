@@ -25,6 +25,7 @@ from services.common.db import make_engine
 from services.common.kafka import KafkaSettings, make_producer
 from services.publish.app import create_app
 from services.publish.config import PublishSettings
+from services.publish.spend import CallClass
 from tests.helpers.sandbox import MASTODON_TOKEN, X_TOKEN, SandboxServer, live_sandbox
 from tests.publish.helpers import mention_for, request_factory
 
@@ -187,3 +188,20 @@ def test_a_dead_consumer_fails_liveness(service: Service) -> None:
     dead = service.client.get("/healthz")
     assert dead.status_code == 503
     assert dead.json()["consumers"]["consent"] == "cancelled"
+
+
+def test_the_admin_page_shows_this_months_x_spend(service: Service) -> None:
+    spend = service.app.state.runtime.spend
+    portal = service.client.portal
+    assert portal is not None
+    portal.call(spend.record, CallClass.REPLY)
+    assert service.client.get("/v1/spend").status_code == 401
+    body = service.client.get("/v1/spend", headers=AUTH).json()
+    assert body["month_by_class"]["reply"]["calls"] >= 1
+    assert body["month_usd"] >= 0.01
+    assert body["paused_until"] is None
+    page = service.client.get("/admin/spend", auth=("admin", API_KEY))
+    assert page.status_code == 200
+    assert "This month&#x27;s X spend: $" in page.text or "This month's X spend: $" in page.text
+    assert "reply" in page.text
+    assert service.client.get("/admin/spend", auth=("admin", "wrong")).status_code == 401

@@ -16,6 +16,7 @@ from services.publish.domain import (
     Policy,
     Refusal,
     Snapshot,
+    Template,
     Templates,
     WithdrawalFact,
 )
@@ -62,7 +63,7 @@ def test_engaged_refuses_a_reply_to_someone_else_than_the_mention_author() -> No
 
 
 def test_engaged_follows_the_configured_kinds_of_engagement() -> None:
-    request = request_factory()
+    request = request_factory(platform=Platform.MASTODON)
     hashtag_only = allowed_snapshot(
         request.author.id, engagement=EngagementFact(request.author.id, frozenset({"hashtag"}))
     )
@@ -72,6 +73,49 @@ def test_engaged_follows_the_configured_kinds_of_engagement() -> None:
     assert refusal.rule == domain.ENGAGED
     assert "engaged by hashtag; accepted: account" in refusal.reason
     assert domain.check(request, hashtag_only, POLICY, NOW) == []
+
+
+def test_x_reply_allowed_refuses_what_x_would_refuse() -> None:
+    """Since 2026-02-23 X refuses a reply to a post that neither @mentions nor quotes
+    the account: refused by the governor, before any upload, with the reason."""
+    not_summoned = request_factory(summoned=False)
+    snapshot = allowed_snapshot(not_summoned.author.id)
+    refusal = only(domain.check(not_summoned, snapshot, POLICY, NOW))
+    assert refusal.rule == domain.X_REPLY_ALLOWED
+    assert "X would refuse this reply" in refusal.reason
+    assert "@mentions it or quotes one of its posts" in refusal.reason
+    summoned = request_factory(summoned=True, author=not_summoned.author)
+    assert domain.check(summoned, snapshot, POLICY, NOW) == []
+    # An older command (summoned unknown): the mention as the publisher read it decides.
+    old = request_factory()
+    hashtag_only = allowed_snapshot(
+        old.author.id, engagement=EngagementFact(old.author.id, frozenset({"hashtag"}))
+    )
+    assert only(domain.check(old, hashtag_only, POLICY, NOW)).rule == domain.X_REPLY_ALLOWED
+    assert domain.check(old, allowed_snapshot(old.author.id), POLICY, NOW) == []
+    # Mastodon has no such rule.
+    mastodon = request_factory(platform=Platform.MASTODON, summoned=False)
+    assert domain.check(mastodon, allowed_snapshot(mastodon.author.id), POLICY, NOW) == []
+
+
+def test_an_x_reply_never_starts_with_a_handle_nor_carries_a_link() -> None:
+    request = request_factory(
+        text="@amina see https://example.org/answer for the video",
+        author=Author(id="7", handle="amina"),
+    )
+    plain = Templates({"en": (Template(id="t", text="{text}"),)})
+    composed = domain.compose(request, Snapshot(), plain, POLICY)
+    assert isinstance(composed, domain.Composed)
+    assert composed.text == "see for the video"
+    addressed = domain.compose(
+        request, Snapshot(recent_texts=frozenset({"see for the video"})), plain, POLICY
+    )
+    assert isinstance(addressed, domain.Composed)
+    assert addressed.text == "see for the video (amina)"
+    with_urls = Policy(consent_scopes=POLICY.consent_scopes, x_allow_urls=True)
+    composed = domain.compose(request, Snapshot(), plain, with_urls)
+    assert isinstance(composed, domain.Composed)
+    assert composed.text == "see https://example.org/answer for the video"
 
 
 def test_opted_out_refuses_an_author_who_said_stop() -> None:
@@ -209,7 +253,7 @@ def test_variation_refuses_when_no_template_gives_another_text(tmp_path: Path) -
     snapshot = Snapshot(
         previous_text="Same words.",
         previous_template="only",
-        recent_texts=frozenset({"@amina Same words."}),
+        recent_texts=frozenset({"Same words. (amina)"}),
     )
     refusal = domain.compose(request, snapshot, Templates.load(single), POLICY)
     assert isinstance(refusal, Refusal)
@@ -233,7 +277,9 @@ def test_one_answer_reaches_every_asker_of_a_cluster_with_distinct_texts() -> No
         assert isinstance(composed, domain.Composed), composed
         texts.append(composed.text)
     assert len(set(texts)) == 12
-    assert sum(t.startswith("@asker") for t in texts) == 12 - len(TEMPLATES.by_language["en"])
+    assert not any(t.startswith("@") for t in texts)  # X: never a leading @handle
+    named = sum(t.endswith(f"(asker{n})") for n, t in enumerate(texts))
+    assert named == 12 - len(TEMPLATES.by_language["en"])
 
 
 def test_a_mastodon_reply_names_the_asker() -> None:

@@ -209,17 +209,26 @@ async def test_find_reply_finds_our_reply_in_the_thread(
     assert await client.find_reply(in_reply_to=mention_id()) is None  # unknown: 404
 
 
-async def test_delete_post_removes_it_and_a_second_delete_says_gone(
+async def test_delete_post_removes_it_and_its_video_and_a_second_delete_says_gone(
     client: MastodonClient,
     sandbox: SandboxServer,
     http: httpx.AsyncClient,
     mention_id: Callable[[], str],
+    media_factory: MediaFactory,
 ) -> None:
     mention = mention_id()
-    reply = await client.post_reply(text="withdrawn", in_reply_to=mention, idempotency_key="d")
+    media_id = await client.upload_video(media_factory())
+    reply = await client.post_reply(
+        text="withdrawn", in_reply_to=mention, media_ids=[media_id], idempotency_key="d"
+    )
+    stored = sandbox.state.media[("mastodon", media_id)].path
+    assert stored.exists()
 
     assert await client.delete_post(reply.post_id) is True
     assert await posts(http, sandbox) == []
+    # delete_media=true: the video goes with the post, not kept for a redraft.
+    assert ("mastodon", media_id) in sandbox.state.deleted_media
+    assert not stored.exists()
     assert await client.delete_post(reply.post_id) is False
     assert await client.find_reply(in_reply_to=mention) is None
 

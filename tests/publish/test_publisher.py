@@ -162,6 +162,89 @@ async def test_a_reply_with_its_video_goes_out_threaded_and_is_recorded(
     assert [(d.rule, d.verdict) for d in decisions] == [("governor", "allow")]
 
 
+async def test_a_reply_x_would_refuse_fails_for_good_before_any_upload(
+    env: Env, media_factory: Callable[..., MediaFile]
+) -> None:
+    """A hashtag-only post (not summoning the account): X would answer 403, so the
+    reply is refused with the reason, and its video is never uploaded."""
+    video = media_factory(200 * 1024)
+    media = Media(uri=video.path.as_uri(), mime=video.mime, bytes=video.size, sha256=video.sha256)
+    request = await engaged(env.ledger, media=media, summoned=False)
+
+    message = failed(await env.make_publisher().handle(request))
+
+    assert not message.retryable
+    assert "x_reply_allowed: X would refuse this reply" in message.error
+    assert "@mentions it or quotes one of its posts" in message.error
+    assert await env.posts() == []
+    assert env.sandbox.state.media == {}  # nothing uploaded
+    row = await env.ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.REFUSED
+
+
+async def test_a_standalone_post_answers_what_x_will_not_let_us_reply_to(env: Env) -> None:
+    """The moderator chose a standalone post: it goes out on the account, not under
+    the asker's post, with no @mention; handled again, it is found, not posted twice."""
+    request = await engaged(
+        env.ledger, summoned=False, standalone=True, text="@asker see our answer."
+    )
+    publisher = env.make_publisher()
+
+    published(await publisher.handle(request))
+
+    [post] = await env.posts()
+    assert post["in_reply_to"] is None
+    assert not post["text"].startswith("@")
+    assert "see our answer." in post["text"]
+    row = await env.ledger.get(request.reply_id)
+    assert row is not None
+    # After a crash between posting and recording it, the post is found, not redone.
+    found = await publisher.platforms[request.platform].find_reply(
+        in_reply_to=request.in_reply_to, text=row.text, standalone=True
+    )
+    assert found is not None
+    assert found.post_id == post["id"]
+
+
+async def test_a_bluesky_mention_gets_one_threaded_video_reply_even_after_a_restart(
+    env: Env, media_factory: Callable[..., MediaFile]
+) -> None:
+    """The same governor, ledger and never-twice rule as X and Mastodon: answered
+    once with the video embedded under the asker's post; a restarted publisher
+    handling the request again posts nothing (the take-down: test_bluesky_client)."""
+    asked = await env.http.post(
+        f"{env.sandbox.base_url}/sandbox/posts",
+        json={
+            "platform": "bluesky",
+            "author": {"id": "did:plc:aminaaminaaminaaminaami", "handle": "amina.test"},
+            "text": "@takeaction_sandbox what is school like?",
+        },
+    )
+    uri = asked.json()["id"]
+    video = media_factory(200 * 1024)
+    media = Media(uri=video.path.as_uri(), mime=video.mime, bytes=video.size, sha256=video.sha256)
+    request = await engaged(
+        env.ledger,
+        platform=Platform.BLUESKY,
+        in_reply_to=uri,
+        media=media,
+        summoned=True,
+        author=Author(id="did:plc:aminaaminaaminaaminaami", handle="amina.test"),
+    )
+
+    message = published(await env.make_publisher().handle(request))
+    again = await env.make_publisher().handle(request)  # a restarted publisher
+
+    assert isinstance(again, Done)
+    replies = [p for p in await env.posts() if p["in_reply_to"] == uri]
+    assert [p["id"] for p in replies] == [message.post_id]
+    record = env.sandbox.state.bluesky_records[message.post_id]
+    assert record["reply"]["parent"]["uri"] == uri
+    assert record["embed"]["$type"] == "app.bsky.embed.video"
+    assert replies[0]["media"][0]["sha256"] == video.sha256
+
+
 async def test_a_request_handled_five_times_posts_once(
     env: Env,
 ) -> None:
@@ -425,7 +508,8 @@ async def test_consecutive_replies_with_the_same_approved_text_differ(
         )
     texts = [p["text"] for p in await env.posts()]
     assert len(set(texts)) == 6
-    assert sum(t.startswith("@asker") for t in texts) == 2
+    assert not any(t.startswith("@") for t in texts)  # X: never a leading @handle
+    assert sum("(asker" in t for t in texts) == 2, texts
 
 
 # --- platform errors ------------------------------------------------------------------

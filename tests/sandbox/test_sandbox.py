@@ -693,7 +693,7 @@ async def test_faults_merge_and_clear(http: httpx.AsyncClient, sandbox: SandboxS
     [
         {"x": {"teapot": 1}},
         {"x": {"5xx": -1}},
-        {"bluesky": {}},
+        {"threads": {}},
         {"x": {"endpoints": ["nope"]}},
         "[]",
     ],

@@ -3,10 +3,9 @@ the rendition's size and frame rate, the duration limits named at upload, whethe
 a file already satisfies a profile, and the recipe a rendition is made (and
 cached) by.
 
-The table is keyed by platform name. Bluesky's entry joins it when its adapter
-does (issue #19): a :class:`Profile` with the limits its video service reports
-(``app.bsky.video.getUploadLimits``) and ``subtitles=True`` (``embed.video``
-``captions``) is all it takes; nothing else here names a platform.
+The table is keyed by platform name: X, Mastodon (its instance's limits from
+``/api/v2/instance``) and Bluesky (the video service's format limits; its daily
+quota from ``app.bsky.video.getUploadLimits``, :func:`bluesky_upload_refusal`).
 """
 
 from __future__ import annotations
@@ -129,8 +128,27 @@ MASTODON = Profile(
     subtitles=False,
 )
 
+#: Bluesky's video service (video.bsky.app, 2025-): MP4 (also MOV, WebM, MPEG; MP4
+#: here), at most 3 minutes and 100 MB, shown up to 1080p; alt text ≤ 1000
+#: characters (``app.bsky.embed.video#alt``, graphemes); WebVTT captions beside the
+#: video (``captions``, up to 20 languages). What an account may still upload today
+#: is not a format limit: the service says it in ``app.bsky.video.getUploadLimits``
+#: (:func:`bluesky_upload_refusal`).
+BLUESKY = Profile(
+    platform="bluesky",
+    label="Bluesky",
+    max_long=1920,
+    max_short=1080,
+    max_fps=60.0,
+    min_s=0.0,
+    max_s=180.0,
+    max_bytes=100 * 1000 * 1000,
+    alt_text_max=1000,
+    subtitles=True,
+)
+
 #: The profile of every platform a reply can go to, by platform name.
-PROFILES: dict[str, Profile] = {p.platform: p for p in (X, MASTODON)}
+PROFILES: dict[str, Profile] = {p.platform: p for p in (X, MASTODON, BLUESKY)}
 
 
 def profile_for(platform: str, overrides: Mapping[str, Profile] | None = None) -> Profile:
@@ -158,6 +176,23 @@ def mastodon_profile(instance: Mapping[str, Any], base: Profile = MASTODON) -> P
     if isinstance(media.get("description_limit"), int):
         limits["alt_text_max"] = media["description_limit"]
     return base.with_limits(**limits)
+
+
+def bluesky_upload_refusal(limits: Mapping[str, Any], size: int) -> str | None:
+    """Why Bluesky's video service would refuse an upload of ``size`` bytes now, from
+    its ``app.bsky.video.getUploadLimits`` answer (``canUpload``,
+    ``remainingDailyVideos``, ``remainingDailyBytes``, ``message``, ``error``);
+    None: it takes it."""
+    if limits.get("canUpload") is False:
+        why = limits.get("message") or limits.get("error") or "the account may not upload videos"
+        return f"Bluesky: {why}"
+    videos = limits.get("remainingDailyVideos")
+    if isinstance(videos, int) and videos <= 0:
+        return "Bluesky: no video uploads left today for this account"
+    left = limits.get("remainingDailyBytes")
+    if isinstance(left, int) and size > left:
+        return f"Bluesky: {size} bytes is more than the {left} left to upload today"
+    return None
 
 
 # --- durations -----------------------------------------------------------------

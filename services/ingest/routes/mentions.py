@@ -99,7 +99,11 @@ async def post_mentions(
     rejected: list[Rejection] = []
     for index, item in enumerate(items):
         try:
-            mentions.append(item_to_mention(item, source=source, received_at=received_at))
+            mentions.append(
+                item_to_mention(
+                    item, source=source, received_at=received_at, accounts=runtime.accounts
+                )
+            )
         except InvalidMention as exc:
             rejected.append(Rejection(index=index, error=str(exc)))
     metrics.MENTIONS.labels(source.value, "rejected").inc(len(rejected))

@@ -54,6 +54,7 @@ from services.common.messages import MentionReceived, Source, utcnow
 from services.ingest import metrics
 from services.ingest.config import IngestSettings
 from services.ingest.domain import (
+    CampaignAccounts,
     InvalidMention,
     status_to_item,
     to_mention,
@@ -228,7 +229,9 @@ class MastodonStream:
                         stream_path="/api/v1/streaming/user/notification",
                         stream_params={},
                         rest_path="/api/v1/notifications",
-                        rest_params=[("types[]", "mention")],
+                        # Mastodon 4.3 filters notifications from limited and new
+                        # accounts by default: the catch-up takes those too.
+                        rest_params=[("types[]", "mention"), ("include_filtered", "true")],
                         notifications=True,
                     )
                 )
@@ -257,6 +260,8 @@ class MastodonStream:
             try:
                 if self.settings.mastodon_access_token is not None:
                     self.own_account_id = await self._verify_credentials()
+                    if any(feed.notifications for feed in self.feeds):
+                        await self._check_notification_policy()
                 break
             except Exception as exc:  # the outermost loop of the start-up step
                 reason, wait = self._classify(exc, backoff, "verify_credentials")
@@ -264,6 +269,41 @@ class MastodonStream:
             await self._sleep(wait)
         if not self.settings.mastodon_streaming_base_url:
             self.streaming_base_url = await self._discover_streaming_base()
+
+    async def _check_notification_policy(self) -> None:
+        """Say when the account's notification policy (Mastodon 4.3+) hides mentions:
+        filtered ones are caught up over REST (``include_filtered``), never streamed;
+        dropped ones are lost. The campaign account needs ``accept`` for every kind
+        (README)."""
+        response = await self.http.get(
+            f"{self.base_url}/api/v2/notifications/policy", headers=self._headers()
+        )
+        if response.status_code in (403, 404, 410):
+            return  # before 4.3, or a token without read:notifications
+        self._check(response, "notification policy")
+        policy = self._json(response)
+        if not isinstance(policy, dict):
+            return
+        kinds = (
+            "for_not_following",
+            "for_not_followers",
+            "for_new_accounts",
+            "for_limited_accounts",
+        )
+        dropped = [k for k in kinds if policy.get(k) == "drop"]
+        filtered = [k for k in kinds if policy.get(k) == "filter"]
+        if dropped:
+            log.error(
+                "the Mastodon campaign account drops mentions (%s): those questions are lost; "
+                "set them to accept (PATCH /api/v2/notifications/policy)",
+                ", ".join(dropped),
+            )
+        if filtered:
+            log.warning(
+                "the Mastodon campaign account filters mentions (%s): they arrive only with "
+                "the REST catch-up, not live; set them to accept",
+                ", ".join(filtered),
+            )
 
     async def _verify_credentials(self) -> str | None:
         response = await self.http.get(
@@ -460,7 +500,11 @@ class MastodonStream:
                 if status is None or self._skipped(feed, status):
                     continue
                 item = status_to_item(status, rules=self._rules(feed, status))
-                mention = to_mention(item, source=Source.MASTODON, received_at=now)
+                if feed.notifications:  # a mention notification: it named the account
+                    item = item.model_copy(update={"summoned": True})
+                mention = to_mention(
+                    item, source=Source.MASTODON, received_at=now, accounts=self._accounts()
+                )
             except (InvalidMention, TypeError, AttributeError, KeyError, ValueError) as exc:
                 # InvalidMention is the expected case; the others are shapes the mapping did
                 # not foresee: still one bad status, dead-lettered, not a stuck feed.
@@ -475,6 +519,9 @@ class MastodonStream:
             )
             self._remember(batch)
         feed.cursor = cursor
+
+    def _accounts(self) -> CampaignAccounts:
+        return CampaignAccounts.of(self.settings.campaign_handles, [self.own_account_id or ""])
 
     def _status_of(self, feed: _Feed, entry: Any) -> dict[str, Any] | None:
         if not isinstance(entry, dict):

@@ -32,7 +32,12 @@ from services.common.codec import MAX_MESSAGE_BYTES
 from services.common.messages import Source, utcnow
 from services.ingest import metrics
 from services.ingest.config import IngestSettings, XStreamRule
-from services.ingest.domain import InvalidMention, to_mention, x_payload_to_item
+from services.ingest.domain import (
+    CampaignAccounts,
+    InvalidMention,
+    to_mention,
+    x_payload_to_item,
+)
 from services.ingest.exceptions import BrokerUnavailable, XApiError
 from services.ingest.sink import MentionSink
 
@@ -42,14 +47,22 @@ SOURCE = Source.X_STREAM
 RULES_PATH = "/2/tweets/search/stream/rules"
 STREAM_PATH = "/2/tweets/search/stream"
 #: What every post on the stream carries: the fields ``x_payload_to_item`` maps.
+#: ``entities`` says whom a post @mentions and ``referenced_tweets.id.author_id``
+#: whose post it quotes (X lets an app reply only to a post that does either);
+#: ``note_tweet`` holds the whole text of a post longer than 280 characters.
 STREAM_PARAMS: dict[str, str] = {
-    "expansions": "author_id",
-    "tweet.fields": "created_at,lang,conversation_id,referenced_tweets,author_id",
+    "expansions": "author_id,referenced_tweets.id,referenced_tweets.id.author_id",
+    "tweet.fields": (
+        "created_at,lang,conversation_id,referenced_tweets,author_id,entities,note_tweet"
+    ),
     "user.fields": "username,name,public_metrics",
 }
 
-#: X sends a keep-alive every ~20 s; this long without a byte means the connection is dead.
-DEFAULT_STALL_TIMEOUT_S = 30.0
+#: X sends a keep-alive every ~20 s; this long without a byte (not even a keep-alive)
+#: means the connection is dead, and X asks clients to reconnect.
+DEFAULT_STALL_TIMEOUT_S = 20.0
+#: X asks every client to name itself.
+USER_AGENT = "takeaction-ingest/0.1 (filtered stream)"
 #: A connection that stayed up this long was healthy even if no post matched.
 STABLE_CONNECTION_S = 60.0
 #: Longest line kept; a post with its expansions is a few kilobytes.
@@ -308,6 +321,9 @@ class XFilteredStream:
         self._clock = clock
         self._backoff = backoff or XBackoff()
         self._max_line_bytes = max_line_bytes
+        self._accounts = CampaignAccounts.of(
+            settings.campaign_handles, [settings.x_account_id or ""]
+        )
         self._stream_timeout = httpx.Timeout(
             connect=10.0, read=stall_timeout_s, write=10.0, pool=10.0
         )
@@ -428,7 +444,10 @@ class XFilteredStream:
             ) from exc
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        return {
+            "Authorization": f"Bearer {self._token.get_secret_value()}",
+            "User-Agent": USER_AGENT,
+        }
 
     # -- stream --
 
@@ -445,6 +464,8 @@ class XFilteredStream:
                 delay = self._backoff.next_delay(
                     outcome.kind, reset_at=outcome.rate_limit_reset, now=self._clock()
                 )
+                if outcome.reason == "credits_exhausted":
+                    delay = max(delay, CREDITS_RETRY_S)
                 metrics.SOURCE_RECONNECTS.labels(SOURCE.value, outcome.reason).inc()
                 log.info("reconnecting to the X stream in %.2f s (%s)", delay, outcome.reason)
                 await self._sleep(delay)
@@ -551,6 +572,14 @@ class XFilteredStream:
             return _Outcome(
                 BackoffKind.RATE_LIMIT, "rate_limited", rate_limit_reset=_rate_limit_reset(response)
             )
+        if _credits_exhausted(status, bytes(body)):
+            log.error(
+                "X refused the stream: the app's pay-per-use credits are exhausted "
+                "(HTTP %d); top the account up (retrying in %.0f s)",
+                status,
+                CREDITS_RETRY_S,
+            )
+            return _Outcome(BackoffKind.HTTP, "credits_exhausted")
         if status in (401, 403):
             return _Outcome(BackoffKind.HTTP, "unauthorized")
         return _Outcome(BackoffKind.HTTP, "http_5xx" if status >= 500 else "http_4xx")
@@ -587,7 +616,12 @@ class XFilteredStream:
             problems = payload["errors"] if isinstance(payload["errors"], list) else [payload]
             raise _DisconnectError("; ".join(_describe_problem(p) for p in problems[:5]))
         try:
-            mention = to_mention(x_payload_to_item(payload), source=SOURCE, received_at=utcnow())
+            mention = to_mention(
+                x_payload_to_item(payload),
+                source=SOURCE,
+                received_at=utcnow(),
+                accounts=self._accounts,
+            )
         except (InvalidMention, TypeError, AttributeError, KeyError) as exc:
             # InvalidMention is the expected case; the others are shapes the mapping did
             # not foresee (e.g. ``includes`` not an object): still one bad line, not a crash.
@@ -620,6 +654,26 @@ class XFilteredStream:
                 await self._sleep(delay)
             else:
                 return
+
+
+#: How long the stream waits after X said the credits are exhausted (seconds).
+CREDITS_RETRY_S = 3600.0
+
+
+def _credits_exhausted(status: int, body: bytes) -> bool:
+    """X's pay-per-use "credits exhausted" answer (402, or a CreditsDepleted /
+    UsageCapExceeded problem)."""
+    if status == 402:
+        return True
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(payload, dict):
+        return False
+    kind = str(payload.get("type") or "")
+    titles = {"CreditsDepleted", "CreditsExhausted", "UsageCapExceeded"}
+    return payload.get("title") in titles or "credits" in kind or "usage-capped" in kind
 
 
 def _add_body(rules: Sequence[XStreamRule]) -> dict[str, Any]:

@@ -84,8 +84,11 @@ class Platform(Protocol):
         media_ids: Sequence[str] = (),
         language: str | None = None,
         idempotency_key: str,
+        standalone: bool = False,
     ) -> PostedReply:
-        """Post ``text`` as a reply to the post ``in_reply_to`` with the media attached.
+        """Post ``text`` as a reply to the post ``in_reply_to`` with the media attached
+        (``standalone``: a post of its own instead, where the platform will not take a
+        reply; only X has such a rule, the others post a reply).
 
         ``idempotency_key`` (the reply id) makes a repeated call return the first
         post where the platform supports it (Mastodon, for an hour). X has no such
@@ -101,6 +104,7 @@ class Platform(Protocol):
         in_reply_to: str,
         idempotency_key: str | None = None,
         text: str | None = None,
+        standalone: bool = False,
     ) -> PostedReply | None:
         """Find a reply this account already posted to ``in_reply_to`` (reconciliation
         after a crash). Any reply of ours counts: the asker gets one reply, never two.

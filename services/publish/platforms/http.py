@@ -23,6 +23,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from services.publish import metrics
 from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
 from services.publish.platforms.base import Credentials
@@ -62,6 +63,22 @@ def _log_retry(state: RetryCallState) -> None:
 
 
 M = TypeVar("M", bound=BaseModel)
+
+#: How long publishing waits after X said the account's credits are exhausted (s).
+CREDITS_RETRY_S = 3600.0
+#: X's problem titles and types for a pay-per-use account without credits.
+_CREDIT_TITLES = frozenset({"CreditsDepleted", "CreditsExhausted", "UsageCapExceeded"})
+
+
+def credits_exhausted(status: int, body: Any) -> bool:
+    """Is this X's "credits exhausted" answer (402, or a CreditsDepleted /
+    UsageCapExceeded problem)?"""
+    if status == 402:
+        return True
+    if not isinstance(body, dict):
+        return False
+    kind = str(body.get("type") or "")
+    return body.get("title") in _CREDIT_TITLES or "credits" in kind or "usage-capped" in kind
 
 
 class PlatformHttp:
@@ -187,6 +204,22 @@ class PlatformHttp:
                 account=self.account,
                 status=status,
                 error=body,
+            )
+        if credits_exhausted(status, body):
+            # X's pay-per-use: nothing more goes until the account is topped up.
+            reset_at = self.budget.clock() + CREDITS_RETRY_S
+            self.budget.pause(reset_at)
+            log.error(
+                "%s: the %s account's credits are exhausted (HTTP %d: %s); publishing "
+                "paused for %.0f s: top the account up",
+                where, self.platform, status, detail, CREDITS_RETRY_S,
+            )  # fmt: skip
+            metrics.X_CREDITS_EXHAUSTED.labels(self.account).inc()
+            raise RateLimited(
+                f"{where}: credits exhausted (HTTP {status}: {detail})",
+                platform=self.platform,
+                account=self.account,
+                reset_at=reset_at,
             )
         log.warning("%s refused: HTTP %d: %s", where, status, detail)
         raise FinalError(

@@ -229,6 +229,7 @@ class MastodonClient:
         media_ids: Sequence[str] = (),
         language: str | None = None,
         idempotency_key: str,
+        standalone: bool = False,  # Mastodon takes every reply: always one
     ) -> PostedReply:
         body: dict[str, Any] = {
             "status": text,
@@ -256,6 +257,7 @@ class MastodonClient:
         in_reply_to: str,
         idempotency_key: str | None = None,
         text: str | None = None,
+        standalone: bool = False,
     ) -> PostedReply | None:
         # Mastodon keeps idempotency keys for an hour only and never lists them: the
         # thread is the lasting record. ``content`` is HTML, so ``text`` cannot be
@@ -279,8 +281,14 @@ class MastodonClient:
         return PostedReply(first.id, first.url or first.uri, in_reply_to)
 
     async def delete_post(self, post_id: str) -> bool:
+        # ``delete_media``: the video goes too, at once (else Mastodon keeps the
+        # attachment for a possible redraft, reachable by its URL).
         response = await self._api.request(
-            "DELETE", f"/api/v1/statuses/{post_id}", bucket=STATUSES_DELETE, accept=(404,)
+            "DELETE",
+            f"/api/v1/statuses/{post_id}",
+            bucket=STATUSES_DELETE,
+            accept=(404,),
+            params={"delete_media": "true"},
         )
         if response.status_code == 404:
             log.info("Mastodon status %s was already gone", post_id)

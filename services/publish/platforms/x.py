@@ -33,16 +33,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
-from services.publish.exceptions import FinalError, MediaMismatch, RetryableError
+from services.publish.exceptions import FinalError, MediaMismatch, RateLimited, RetryableError
 from services.publish.platforms.base import (
     ChunkReader,
     Credentials,
@@ -60,6 +61,7 @@ from services.publish.platforms.oauth import (
     TokenStore,
 )
 from services.publish.ratelimit import AccountBudget, Window
+from services.publish.spend import CallClass
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +221,17 @@ def x_credentials(
     return StaticToken(settings.x_access_token)
 
 
+_HAS_URL = re.compile(r"https?://", re.IGNORECASE)
+
+
+class SpendMeter(Protocol):
+    """Where the adapter counts what X bills (:class:`services.publish.spend.SpendLedger`)."""
+
+    async def record(self, call_class: CallClass, calls: int = 1) -> None: ...
+
+    async def pause(self) -> tuple[float, str] | None: ...
+
+
 class XClient:
     """The campaign's X account (implements :class:`~services.publish.platforms.base.Platform`)."""
 
@@ -233,10 +246,12 @@ class XClient:
         *,
         budget: AccountBudget | None = None,
         token_store: TokenStore | None = None,
+        spend: SpendMeter | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.budget = budget or AccountBudget(self.name.value, settings.x_account, clock=clock)
+        self.spend = spend
         self.credentials = x_credentials(settings, http, token_store or MemoryTokenStore(), clock)
         self._api = PlatformHttp(
             settings=settings,
@@ -257,6 +272,7 @@ class XClient:
     # -- media --
 
     async def upload_video(self, media: MediaFile) -> str:
+        await self._within_budget()
         try:
             check_size(media)
         except (MediaMismatch, OSError) as exc:
@@ -397,17 +413,23 @@ class XClient:
         media_ids: Sequence[str] = (),
         language: str | None = None,
         idempotency_key: str,
+        standalone: bool = False,
     ) -> PostedReply:
         # X has no language parameter (it detects the language) and no idempotency
         # key: a retry after an ambiguous failure (5xx, dropped connection) first
         # looks for the reply, so a post that did go out is not posted twice.
-        body: dict[str, Any] = {"text": text, "reply": {"in_reply_to_tweet_id": in_reply_to}}
+        await self._within_budget()
+        body: dict[str, Any] = {"text": text}
+        if not standalone:  # a standalone post: X would refuse the reply (not summoned)
+            body["reply"] = {"in_reply_to_tweet_id": in_reply_to}
         if media_ids:
             body["media"] = {"media_ids": list(media_ids)}
         async for attempt in self._api.retrying():
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
-                    found = await self.find_reply(in_reply_to=in_reply_to, text=text)
+                    found = await self.find_reply(
+                        in_reply_to=in_reply_to, text=text, standalone=standalone
+                    )
                     if found is not None:
                         log.info(
                             "reply %s to X post %s went out before the failure; not posting again",
@@ -420,6 +442,9 @@ class XClient:
                 )
                 post_id = self._api.parse(response, _CreatedResponse).data.id
                 log.info("posted X reply %s to %s (key %s)", post_id, in_reply_to, idempotency_key)
+                await self._spent(
+                    CallClass.POST_WITH_URL if _HAS_URL.search(text) else CallClass.REPLY
+                )
                 return self._posted(post_id, in_reply_to)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -429,6 +454,7 @@ class XClient:
         in_reply_to: str,
         idempotency_key: str | None = None,
         text: str | None = None,
+        standalone: bool = False,
     ) -> PostedReply | None:
         user_id = await self.user_id()
         params: dict[str, str] = {
@@ -444,11 +470,18 @@ class XClient:
                 "GET", f"/2/users/{user_id}/tweets", bucket=USER_TWEETS, params=params
             )
             page = self._api.parse(response, _Timeline)
+            await self._spent(CallClass.OWN_READ, len(page.data))
             candidates.extend(
                 tweet
                 for tweet in page.data
-                if any(
-                    r.type == "replied_to" and r.id == in_reply_to for r in tweet.referenced_tweets
+                if (
+                    # A standalone post answering ``in_reply_to``: newer, not a reply, its text.
+                    not tweet.referenced_tweets and tweet.text == text
+                    if standalone
+                    else any(
+                        r.type == "replied_to" and r.id == in_reply_to
+                        for r in tweet.referenced_tweets
+                    )
                 )
             )
             if not page.meta.next_token:
@@ -477,7 +510,29 @@ class XClient:
         if self._user_id is None:
             response = await self._api.request("GET", "/2/users/me", bucket=USERS_ME)
             self._user_id = self._api.parse(response, _UserResponse).data.id
+            await self._spent(CallClass.OWN_READ)
         return self._user_id
+
+    # -- spend (X bills per use) --
+
+    async def _within_budget(self) -> None:
+        """Raise :class:`RateLimited` while a daily or monthly X budget is spent:
+        publishing pauses (take-downs still go), never silently."""
+        pause = await self.spend.pause() if self.spend is not None else None
+        if pause is None:
+            return
+        until, why = pause
+        log.error("publishing on X paused until %.0f: %s", until, why)
+        raise RateLimited(
+            f"X budget spent: {why}; publishing paused",
+            platform=self.name.value,
+            account=self.budget.account,
+            reset_at=until,
+        )
+
+    async def _spent(self, call_class: CallClass, calls: int = 1) -> None:
+        if self.spend is not None:
+            await self.spend.record(call_class, calls)
 
     # -- helpers --
 

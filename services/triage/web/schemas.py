@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 
 from services.common.media.profiles import Flag, MediaInfo
+from services.common.replyability import Replyability, replyability
 from services.triage.web.models import Answer, Consent, Question, QuestionEvent
 from services.triage.web.store import FeedItem, MediaStatus, Outcome, TeamLoad
 
@@ -54,6 +55,10 @@ class QuestionView(BaseModel):
     updated_at: datetime
     #: Abusive enough to blur until clicked (moderator wellbeing).
     sensitive: bool
+    #: Can the answer go as a reply under the post (X: only when it summoned the account)?
+    can_reply: bool = True
+    #: Why not, when ``can_reply`` is false (the answer can still go as a standalone post).
+    can_reply_reason: str | None = None
 
 
 #: Offensive or hate score from which the text is blurred on the page.
@@ -97,7 +102,23 @@ def question_view(
         updated_at=question.updated_at,
         sensitive=max(question.offensive, question.hate) >= SENSITIVE_AT
         or question.status == "quarantined",
+        **_replyable(question),
     )
+
+
+def _replyable(question: Question) -> dict[str, Any]:
+    """``can_reply`` and its reason, from the mention as received (``summoned``)."""
+    verdict = question_replyability(question)
+    return {"can_reply": verdict.can_reply, "can_reply_reason": verdict.reason}
+
+
+def question_replyability(question: Question) -> Replyability:
+    try:
+        mention = json.loads(question.classified_json or "{}").get("mention") or {}
+    except ValueError:
+        mention = {}
+    summoned = mention.get("summoned") if isinstance(mention, dict) else None
+    return replyability(question.platform, summoned if isinstance(summoned, bool) else None)
 
 
 class QuestionPage(BaseModel):
@@ -158,6 +179,9 @@ class FeedEntry(BaseModel):
     due_at: datetime | None
     taken: bool
     taken_by_me: bool
+    #: Can the answer go as a reply under the post (see :class:`QuestionView`)?
+    can_reply: bool = True
+    can_reply_reason: str | None = None
 
 
 class FeedPage(BaseModel):
@@ -181,6 +205,7 @@ def feed_entry(item: FeedItem, user_id: int | None, now: datetime) -> FeedEntry:
         due_at=a.due_at,
         taken=live,
         taken_by_me=live and a.claimed_by == user_id,
+        **_replyable(item.question),
     )
 
 

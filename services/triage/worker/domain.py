@@ -23,6 +23,7 @@ from services.common.messages import (
     PriorityReason,
     Scores,
 )
+from services.common.replyability import replyability
 from services.triage.classifier.base import CampaignRelevance, Prediction
 from services.triage.rules import Rules, RulesFile, normalise
 from services.triage.worker.clusters import ClusterAssignment, ClusterIndex
@@ -254,9 +255,13 @@ class Triage:
                 f"relevance {scores.relevance:.2f} < {d.relevance:.2f}",
             )
         else:
-            verdict = self._assign_verdict(scores, team, cluster, rules)
+            verdict = self._assign_verdict(scores, team, cluster, rules, mention)
             if verdict.decision is Decision.AUTO_ASSIGN and cluster is not None:
                 self.clusters.mark_assigned(cluster.cluster_id)
+        replyable = replyability(mention.platform, mention.summoned)
+        not_replyable_cap = None if replyable.can_reply else d.not_replyable.priority_cap
+        if not_replyable_cap is not None and (cap is None or not_replyable_cap < cap):
+            cap, cap_why = not_replyable_cap, "not replyable"
 
         priority, parts = settle(parts, cap=cap, cap_why=cap_why)
         parts.append(reason("team", 0.0, team or f"none for language {mention.lang or '?'}"))
@@ -293,11 +298,15 @@ class Triage:
         team: str | None,
         cluster: ClusterAssignment | None,
         rules: Rules,
+        mention: MentionReceived,
     ) -> Verdict:
         aa = rules.decisions.auto_assign
         unmet: list[tuple[str, str]] = []
         if not aa.enabled:
             unmet.append(("review_auto_assign_off", "auto-assign is off"))
+        replyable = replyability(mention.platform, mention.summoned)
+        if not replyable.can_reply and not rules.decisions.not_replyable.auto_assign:
+            unmet.append(("review_not_replyable", f"not replyable: {replyable.reason}"))
         low = [
             f"question {scores.question:.2f} < {aa.question:.2f}"
             if scores.question < aa.question

@@ -77,6 +77,8 @@ class FakeMastodon:
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         self.rate_limits: list[RateLimit] = []
         self.stream_connects = 0
+        #: The campaign account's notification policy (Mastodon 4.3); None: a 404.
+        self.policy: dict[str, Any] | None = None
         self.now = datetime.now(UTC)
         self._status_seq = 110_000_000_000_000_000
         self._notification_seq = 1000
@@ -95,6 +97,7 @@ class FakeMastodon:
                 Route("/api/v1/notifications", self._notifications),
                 Route("/api/v1/accounts/verify_credentials", self._verify_credentials),
                 Route("/api/v2/instance", self._instance),
+                Route("/api/v2/notifications/policy", self._policy),
             ]
         )
 
@@ -334,6 +337,11 @@ class FakeMastodon:
 
     async def _verify_credentials(self, request: Request) -> Response:
         return self._gate(request) or JSONResponse(self.campaign)
+
+    async def _policy(self, request: Request) -> Response:
+        if self.policy is None:
+            return JSONResponse({"error": "Record not found"}, status_code=404)
+        return self._gate(request) or JSONResponse(self.policy)
 
     async def _instance(self, request: Request) -> Response:
         streaming = self.streaming_url or f"ws://127.0.0.1:{self.port}"

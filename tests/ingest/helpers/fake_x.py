@@ -223,6 +223,7 @@ class Recorded:
     path: str
     query: dict[str, str]
     body: Any
+    user_agent: str | None = None
 
 
 class _DropConnectionError(Exception):
@@ -391,7 +392,13 @@ class FakeX:
             except ValueError:
                 body = raw
         self.requests.append(
-            Recorded(request.method, request.url.path, dict(request.query_params), body)
+            Recorded(
+                request.method,
+                request.url.path,
+                dict(request.query_params),
+                body,
+                request.headers.get("user-agent"),
+            )
         )
         return body
 

@@ -121,6 +121,25 @@ async def test_questions_are_listed_by_priority_and_filtered(web: Web) -> None:
     assert bad.status_code == 422
 
 
+async def test_questions_say_whether_they_can_be_answered_by_reply(web: Web) -> None:
+    hashtag_only = await web.ingest(mention={"summoned": False})
+    summoned = await web.ingest(mention={"summoned": True})
+    unknown = await web.ingest()  # summoned not known: X decides
+
+    listed = {q["id"]: q for q in (await web.call("mod1", "GET", "/api/questions")).json()["items"]}
+    one = (await web.call("mod1", "GET", f"/api/questions/{hashtag_only}")).json()
+    assert (one["can_reply"], listed[hashtag_only]["can_reply"]) == (False, False)
+    assert "@mentions it or quotes one of its posts" in one["can_reply_reason"]
+    for question in (summoned, unknown):
+        assert (listed[question]["can_reply"], listed[question]["can_reply_reason"]) == (True, None)
+
+    await web.call(
+        "mod1", "POST", f"/api/questions/{hashtag_only}/assign", json={"team": "kakuma-a"}
+    )
+    feed = (await web.call("team-a", "GET", "/api/teams/kakuma-a/feed")).json()["items"]
+    assert [(e["question_id"], e["can_reply"]) for e in feed] == [(hashtag_only, False)]
+
+
 @pytest.mark.parametrize(
     ("action", "status"),
     [("approve", "approved"), ("reject", "rejected"), ("quarantine", "quarantined")],
@@ -330,6 +349,33 @@ async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(w
     requested = await outbox(web.runtime.store, "replies.requested", PublishReply)
     assert len(requested) == 2
     assert {m.approved_by for _, m in requested} == {"mod1"}
+
+
+async def test_a_moderator_can_answer_a_non_replyable_question_with_a_standalone_post(
+    web: Web,
+) -> None:
+    """X will not let us reply to a hashtag-only post: the moderator approves the answer
+    as a standalone post for that asker; an asker of the cluster who summoned us
+    still gets a reply."""
+    question = await assigned(web, cluster_id="c-hashtag", mention={"summoned": False})
+    twin = await web.ingest(cluster_id="c-hashtag", mention={"summoned": True})
+    files = {"video": ("a.mp4", video_bytes(300_000), "video/mp4")}
+    data = {"language": "en", "consent_given_by": "Amina", "consent_scope": "public"}
+    uploaded = await web.call(
+        "team-a", "POST", f"/api/questions/{question}/answer", files=files, data=data
+    )
+    assert uploaded.status_code == 201
+    await run_media_jobs(web.runtime.store)
+    approved = await web.call(
+        "mod1", "POST", f"/api/questions/{question}/answer/approve", json={"standalone": True}
+    )
+    assert approved.status_code == 200, approved.text
+    requested = {
+        m.question_id: m
+        for _, m in await outbox(web.runtime.store, "replies.requested", PublishReply)
+    }
+    assert (requested[question].standalone, requested[question].summoned) == (True, False)
+    assert (requested[twin].standalone, requested[twin].summoned) == (False, True)
 
 
 async def test_an_answer_can_be_sent_back(web: Web) -> None:

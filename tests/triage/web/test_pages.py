@@ -297,6 +297,19 @@ def test_the_queue_shows_why_each_question_is_there(web_app: Pair) -> None:
     assert re.search(r"<kbd>2</kbd>\s*<span class=\"name\">Camp B</span>", teams)
 
 
+def test_the_queue_and_the_question_page_say_whether_a_reply_can_answer(web_app: Pair) -> None:
+    web, client = web_app
+    sign_in(client, MODERATOR)
+    html = client.get("/queue").text
+    quiet = html.split(f'id="q-{web.questions["quiet"]}"')[1].split("</article>")[0]
+    urgent = html.split(f'id="q-{web.questions["urgent"]}"')[1].split("</article>")[0]
+    assert "not replyable: standalone post only" in quiet
+    assert "@mentions it or quotes one of its posts" in quiet  # the reason, as a tooltip
+    assert "can be answered by reply" in urgent
+    page = client.get(f"/questions/{web.questions['quiet']}").text
+    assert "not replyable: standalone post only" in page
+
+
 def test_abusive_text_is_blurred_and_the_rest_is_not(web_app: Pair) -> None:
     web, client = web_app
     sign_in(client, MODERATOR)

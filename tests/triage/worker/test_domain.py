@@ -266,6 +266,33 @@ def test_auto_assign_off_sends_to_review(
     assert (result.decision, result.rule) == (Decision.REVIEW, "review_auto_assign_off")
 
 
+def test_a_question_x_will_not_let_us_answer_by_reply_is_not_routed_by_default(
+    triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    hashtag_only = triage().decide(mention_factory(summoned=False), prediction(), now=NOW)
+    summoned = triage().decide(mention_factory(summoned=True), prediction(), now=NOW)
+
+    assert (hashtag_only.decision, hashtag_only.rule) == (Decision.REVIEW, "review_not_replyable")
+    assert "@mentions it or quotes" in reason(hashtag_only, "decision")
+    assert hashtag_only.priority == 25  # capped: under the questions teams can answer
+    assert reason(hashtag_only, "cap").startswith("not replyable")
+    assert (summoned.decision, summoned.priority > 25) == (Decision.AUTO_ASSIGN, True)
+    # Mastodon has no such rule; a mention heard before "summoned" existed is given the doubt.
+    for other in (mention_factory(platform=Platform.MASTODON, summoned=False), mention_factory()):
+        assert triage().decide(other, prediction(), now=NOW).decision is Decision.AUTO_ASSIGN
+
+
+def test_a_rule_can_route_questions_that_are_not_replyable(
+    triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    t = triage(decisions={"not_replyable": {"auto_assign": True, "priority_cap": None}})
+
+    result = t.decide(mention_factory(summoned=False), prediction(), now=NOW)
+
+    assert (result.decision, result.rule) == (Decision.AUTO_ASSIGN, "auto_assign")
+    assert result.priority > 25
+
+
 @pytest.mark.parametrize(
     ("scores", "why"),
     [

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from services.triage.web import metrics, policy
@@ -162,13 +162,26 @@ async def video(answer_id: str, runtime: Runtime, principal: Anyone) -> FileResp
     )
 
 
+class ApproveIn(BaseModel):
+    """How to answer askers the platform will not let us answer by reply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: A standalone post on the campaign account (no @mention) for an asker X will
+    #: not let us answer by reply; askers who can get a reply still get one.
+    standalone: bool = False
+
+
 @router.post(
     "/questions/{question_id}/answer/approve", summary="Approve the answer: request the replies"
 )
 async def approve_answer(
-    question_id: str, runtime: Runtime, principal: Moderator
+    question_id: str, runtime: Runtime, principal: Moderator, body: ApproveIn | None = None
 ) -> list[ReplyView]:
-    replies = await runtime.store.answers.approve(question_id, principal.actor)
+    standalone = body is not None and body.standalone
+    replies = await runtime.store.answers.approve(
+        question_id, principal.actor, standalone=standalone
+    )
     metrics.ACTIONS.labels("approve_answer", "ok").inc()
     return [
         ReplyView(

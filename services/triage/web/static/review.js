@@ -65,6 +65,8 @@
     };
     const send = dialog.querySelector("[data-review='confirm']");
     send.textContent = "Send " + n + (n === 1 ? " reply" : " replies");
+    // "Approve as a standalone post" (a post X will not let us reply to) goes on to the confirmation.
+    send.dataset.standalone = button.dataset.standalone || "";
     dialog.showModal();
   }
 
@@ -78,7 +80,8 @@
       if (caption.value.trim() !== (caption.dataset.original || "").trim()) {
         await TA.api("PUT", "/api/questions/" + question + "/answer/caption", { caption: caption.value });
       }
-      const replies = await TA.api("POST", "/api/questions/" + question + "/answer/approve");
+      const body = button.dataset.standalone === "yes" ? { standalone: true } : undefined;
+      const replies = await TA.api("POST", "/api/questions/" + question + "/answer/approve", body);
       dialog.close();
       const n = replies.length;
       reviewed(card, "Approved: " + n + (n === 1 ? " reply" : " replies") + " requested.", "approved");

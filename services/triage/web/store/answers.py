@@ -26,6 +26,7 @@ from services.common.messages import (
     ReplyPublished,
 )
 from services.common.messages import Consent as ConsentMessage
+from services.common.replyability import replyability
 from services.triage.web import domain, policy
 from services.triage.web.exceptions import ClaimedByOther, Conflict, ConsentMissing, NotFound
 from services.triage.web.models import (
@@ -290,11 +291,15 @@ class Answers:
             raise Conflict(f"question {question_id} has no answer waiting for review")
         return answer
 
-    async def approve(self, question_id: str, actor: Actor) -> list[Reply]:
+    async def approve(
+        self, question_id: str, actor: Actor, *, standalone: bool = False
+    ) -> list[Reply]:
         """Approve the question's recorded answer: one ``replies.requested`` per
         asker in its cluster, each with its own idempotency key. Approving again
         requests nothing new. An asker whose own answer is recorded and waiting for
-        review keeps it: that answer was filmed for them and is reviewed on its own."""
+        review keeps it: that answer was filmed for them and is reviewed on its own.
+        ``standalone``: an asker the platform will not let us answer by reply (X: the
+        post did not summon the account) gets a standalone post instead."""
         now = self.db.clock()
         async with self.db.sessions() as session:  # the renditions every asker needs, asked for
             answer = await self._current(session, question_id)
@@ -332,7 +337,7 @@ class Answers:
                 else:
                     earlier = previous
                 reply = self._request_reply(
-                    session, asker, answer, consent, actor, now, media[asker.id]
+                    session, asker, answer, consent, actor, now, media[asker.id], standalone
                 )
                 replies.append(reply)
                 self.db.event(
@@ -435,9 +440,12 @@ class Answers:
         actor: Actor,
         now: datetime,
         media: Media,
+        standalone: bool = False,
     ) -> Reply:
         classified = MentionClassified.model_validate_json(asker.classified_json)
         mention = classified.mention
+        # Only where a reply cannot go: a standalone post is the moderator's way round.
+        standalone = standalone and not replyability(mention.platform, mention.summoned).can_reply
         reply_id = domain.reply_id(answer.id, asker.mention_id)
         reply = Reply(
             reply_id=reply_id,
@@ -471,6 +479,8 @@ class Answers:
                 ),
                 approved_by=actor.name,
                 requested_at=now,
+                summoned=mention.summoned,
+                standalone=standalone,
             ),
         )
         return reply

@@ -100,9 +100,10 @@ def classify(
     team: str | None = None,
     rule: str = "default-review",
     reasons: tuple[PriorityReason, ...] = (),
+    summoned: bool | None = True,
 ) -> MentionClassified:
     return make(
-        mention={"text": text, "lang": lang},
+        mention={"text": text, "lang": lang, "summoned": summoned},
         scores=Scores(offensive=offensive, hate=hate, question=0.9, relevance=0.8),
         priority=priority,
         reasons=reasons or (PriorityReason(factor="question", points=30.0, detail="asks"),),
@@ -141,7 +142,8 @@ def seed_questions(make: ClassifiedFactory) -> dict[str, MentionClassified]:
         "french": classify(
             make, "Qu'est-ce qui vous manque le plus ?", priority=33, lang="fr", team="camp-b"
         ),
-        "quiet": classify(make, "How is school in the camp?", priority=8),
+        # A hashtag-only X post: X will not let the campaign answer it by reply.
+        "quiet": classify(make, "How is school in the camp?", priority=8, summoned=False),
         "quarantined": classify(
             make,
             "threatening garbage that nobody should read",

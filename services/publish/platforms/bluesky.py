@@ -1,0 +1,381 @@
+"""Bluesky (AT Protocol) adapter: threaded video replies for one account.
+
+Wire format (docs.bsky.app): XRPC over HTTPS, JSON bodies, errors
+``{"error", "message"}``, rate limits in ``ratelimit-limit``, ``-remaining``,
+``-reset`` (epoch seconds) and ``-policy``.
+
+- one session (``com.atproto.server.createSession`` with an app password) kept and
+  reused; an expired access token (``400 ExpiredToken``) is refreshed with
+  ``refreshSession``, and only when that fails is a new session created (session
+  creation is itself rate limited: 30 per 5 minutes, 300 a day);
+- video: a service-auth token from the PDS (``com.atproto.server.getServiceAuth``,
+  ``aud`` the PDS's DID from ``describeServer``, ``lxm``
+  ``com.atproto.repo.uploadBlob``), the daily quota from the video service
+  (``app.bsky.video.getUploadLimits``), the bytes to ``app.bsky.video.uploadVideo``,
+  then ``getJobStatus`` polled until ``JOB_STATE_COMPLETED`` gives the blob;
+- the reply: ``app.bsky.feed.getPosts`` for the parent's cid and its thread root,
+  then ``com.atproto.repo.createRecord`` of an ``app.bsky.feed.post`` with
+  ``reply.root``/``reply.parent`` (uri + cid) and an ``app.bsky.embed.video``;
+- reconciliation: ``com.atproto.repo.listRecords`` of the account's posts; the
+  take-down: ``com.atproto.repo.deleteRecord``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from services.common.media.profiles import bluesky_upload_refusal
+from services.common.messages import Platform as PlatformName
+from services.publish.config import PublishSettings
+from services.publish.exceptions import FinalError, RateLimited, RetryableError
+from services.publish.platforms.base import MediaFile, PostedReply, check_size
+from services.publish.ratelimit import AccountBudget, Window
+
+log = logging.getLogger(__name__)
+
+POST = "app.bsky.feed.post"
+CREATE = "createRecord"
+UPLOAD = "uploadVideo"
+READ = "read"
+DELETE = "deleteRecord"
+SESSION = "session"
+#: Longest wait between two job polls (seconds).
+MAX_POLL_S = 10.0
+#: Most polls of one video job.
+MAX_POLLS = 120
+
+
+def parse_limits(headers: httpx.Headers) -> tuple[Window, ...]:
+    def number(name: str) -> int | None:
+        raw = headers.get(name)
+        return int(raw) if raw is not None and raw.strip().isdigit() else None
+
+    reset, remaining = number("ratelimit-reset"), number("ratelimit-remaining")
+    if reset is None and remaining is None:
+        return ()
+    return (Window(number("ratelimit-limit"), remaining, float(reset) if reset else None, "pds"),)
+
+
+def _rkey(uri: str) -> str:
+    return uri.rsplit("/", 1)[-1]
+
+
+class BlueskyClient:
+    """The campaign's Bluesky account (implements the ``Platform`` port)."""
+
+    name = PlatformName.BLUESKY
+    reply_buckets: tuple[str, ...] = (CREATE,)
+    media_buckets: tuple[str, ...] = (UPLOAD,)
+
+    def __init__(
+        self,
+        settings: PublishSettings,
+        http: httpx.AsyncClient,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if settings.bluesky_app_password is None:
+            raise ValueError("BlueskyClient needs PUBLISH_BLUESKY_APP_PASSWORD")
+        self.budget = AccountBudget(self.name.value, settings.bluesky_identifier, clock=clock)
+        self._settings = settings
+        self._http = http
+        self._pds = settings.bluesky_service_url.rstrip("/")
+        self._video = (settings.bluesky_video_url or settings.bluesky_service_url).rstrip("/")
+        self._sleep = sleep
+        self._session: dict[str, Any] | None = None
+        self._lock = asyncio.Lock()
+        self._server_did: str | None = None
+        #: Uploaded videos: job id → (blob, alt text).
+        self._blobs: dict[str, tuple[dict[str, Any], str]] = {}
+        self.sessions_created = 0
+
+    # -- session --
+
+    async def _token(self) -> str:
+        async with self._lock:
+            if self._session is None:
+                self._session = await self._create_session()
+            return str(self._session["accessJwt"])
+
+    async def _create_session(self) -> dict[str, Any]:
+        password = self._settings.bluesky_app_password
+        assert password is not None
+        body = {
+            "identifier": self._settings.bluesky_identifier,
+            "password": password.get_secret_value(),
+        }
+        response = await self._send(
+            "POST",
+            f"{self._pds}/xrpc/com.atproto.server.createSession",
+            bucket=SESSION,
+            json=body,
+            auth=None,
+        )
+        self.sessions_created += 1
+        log.info("Bluesky session created for %s", self._settings.bluesky_identifier)
+        session: dict[str, Any] = response.json()
+        return session
+
+    async def _renew(self, stale: str) -> None:
+        """After ``ExpiredToken``: refresh the session (a new one only if that fails)."""
+        async with self._lock:
+            if self._session is None or self._session.get("accessJwt") != stale:
+                return  # another call renewed it already
+            refresh = str(self._session.get("refreshJwt") or "")
+            try:
+                response = await self._send(
+                    "POST",
+                    f"{self._pds}/xrpc/com.atproto.server.refreshSession",
+                    bucket=SESSION,
+                    auth=refresh,
+                )
+                self._session = response.json()
+            except FinalError:
+                self._session = await self._create_session()
+
+    @property
+    def did(self) -> str:
+        return str((self._session or {}).get("did") or self._settings.bluesky_identifier)
+
+    # -- HTTP --
+
+    async def _send(
+        self, method: str, url: str, *, bucket: str, auth: str | None, **kwargs: Any
+    ) -> httpx.Response:
+        self.budget.check(bucket)
+        headers = {**kwargs.pop("headers", {})}
+        if auth:
+            headers["Authorization"] = f"Bearer {auth}"
+        try:
+            response = await self._http.request(method, url, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise RetryableError(
+                f"bluesky {url}: {type(exc).__name__}: {exc}",
+                platform=self.name.value,
+                account=self.budget.account,
+            ) from exc
+        windows = parse_limits(response.headers)
+        self.budget.update(bucket, windows)
+        if response.is_success:
+            return response
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text[:300]
+        error = body.get("error") if isinstance(body, dict) else None
+        nsid = url.rsplit("/xrpc/", maxsplit=1)[-1]
+        detail = f"bluesky {method} {nsid}: HTTP {response.status_code}: {body}"
+        if response.status_code == 429:
+            reset = next((w.reset_at for w in windows if w.reset_at), time.time() + 60)
+            self.budget.pause(reset)
+            raise RateLimited(
+                detail,
+                platform=self.name.value,
+                account=self.budget.account,
+                reset_at=reset,
+                bucket=bucket,
+            )
+        if response.status_code >= 500:
+            raise RetryableError(
+                detail,
+                platform=self.name.value,
+                account=self.budget.account,
+                status=response.status_code,
+                error=body,
+            )
+        raise FinalError(
+            detail,
+            platform=self.name.value,
+            account=self.budget.account,
+            status=response.status_code,
+            error={"error": error, "body": body},
+        )
+
+    async def _xrpc(
+        self, method: str, nsid: str, *, bucket: str, base: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """A call with the session's token; an expired token is renewed and the call
+        made once more."""
+        url = f"{base or self._pds}/xrpc/{nsid}"
+        token = await self._token()
+        try:
+            return await self._send(method, url, bucket=bucket, auth=token, **kwargs)
+        except FinalError as exc:
+            if not (isinstance(exc.error, dict) and exc.error.get("error") == "ExpiredToken"):
+                raise
+        await self._renew(token)
+        return await self._send(method, url, bucket=bucket, auth=await self._token(), **kwargs)
+
+    # -- video --
+
+    async def _service_token(self, aud: str, lxm: str) -> str:
+        params = {"aud": aud, "lxm": lxm, "exp": str(int(time.time()) + 1800)}
+        response = await self._xrpc(
+            "GET", "com.atproto.server.getServiceAuth", bucket=READ, params=params
+        )
+        return str(response.json()["token"])
+
+    async def _pds_did(self) -> str:
+        if self._server_did is None:
+            response = await self._send(
+                "GET", f"{self._pds}/xrpc/com.atproto.server.describeServer", bucket=READ, auth=None
+            )
+            self._server_did = str(response.json()["did"])
+        return self._server_did
+
+    async def upload_video(self, media: MediaFile) -> str:
+        check_size(media)
+        await self._token()
+        upload = await self._service_token(await self._pds_did(), "com.atproto.repo.uploadBlob")
+        limits = await self._send(
+            "GET", f"{self._video}/xrpc/app.bsky.video.getUploadLimits", bucket=READ, auth=upload
+        )
+        refusal = bluesky_upload_refusal(limits.json(), media.size)
+        if refusal is not None:
+            raise FinalError(
+                refusal, platform=self.name.value, account=self.budget.account, status=None
+            )
+        data = await asyncio.to_thread(media.path.read_bytes)
+        response = await self._send(
+            "POST",
+            f"{self._video}/xrpc/app.bsky.video.uploadVideo",
+            bucket=UPLOAD,
+            auth=upload,
+            params={"did": self.did, "name": media.path.name},
+            content=data,
+            headers={"Content-Type": media.mime},
+        )
+        job = response.json()
+        job_id = str(job.get("jobId") or job.get("jobStatus", {}).get("jobId"))
+        blob = await self._wait_for_job(job_id, upload)
+        self._blobs[job_id] = (blob, media.alt_text)
+        return job_id
+
+    async def _wait_for_job(self, job_id: str, token: str) -> dict[str, Any]:
+        delay = 1.0
+        for _ in range(MAX_POLLS):
+            response = await self._send(
+                "GET",
+                f"{self._video}/xrpc/app.bsky.video.getJobStatus",
+                bucket=READ,
+                auth=token,
+                params={"jobId": job_id},
+            )
+            status = response.json().get("jobStatus") or {}
+            if status.get("state") == "JOB_STATE_COMPLETED" and status.get("blob"):
+                blob: dict[str, Any] = status["blob"]
+                return blob
+            if status.get("state") == "JOB_STATE_FAILED":
+                raise FinalError(
+                    f"Bluesky could not process the video: {status.get('error') or status}",
+                    platform=self.name.value,
+                    account=self.budget.account,
+                    status=None,
+                )
+            await self._sleep(delay)
+            delay = min(delay * 2, MAX_POLL_S)
+        raise RetryableError(
+            f"Bluesky video job {job_id} did not finish",
+            platform=self.name.value,
+            account=self.budget.account,
+        )
+
+    # -- posts --
+
+    async def _thread_refs(self, uri: str) -> tuple[dict[str, str], dict[str, str]]:
+        """(root, parent) of a reply to ``uri``, each ``{uri, cid}``."""
+        response = await self._xrpc(
+            "GET", "app.bsky.feed.getPosts", bucket=READ, params={"uris": uri}
+        )
+        posts = response.json().get("posts") or []
+        if not posts:
+            raise FinalError(
+                f"Bluesky post {uri} is gone or not visible",
+                platform=self.name.value,
+                account=self.budget.account,
+                status=None,
+            )
+        parent = {"uri": posts[0]["uri"], "cid": posts[0]["cid"]}
+        root = ((posts[0].get("record") or {}).get("reply") or {}).get("root") or parent
+        return {"uri": root["uri"], "cid": root["cid"]}, parent
+
+    async def post_reply(
+        self,
+        *,
+        text: str,
+        in_reply_to: str,
+        media_ids: Sequence[str] = (),
+        language: str | None = None,
+        idempotency_key: str,
+        standalone: bool = False,
+    ) -> PostedReply:
+        record: dict[str, Any] = {
+            "$type": POST,
+            "text": text,
+            "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        if language:
+            record["langs"] = [language]
+        if not standalone:
+            root, parent = await self._thread_refs(in_reply_to)
+            record["reply"] = {"root": root, "parent": parent}
+        for media_id in media_ids[:1]:
+            blob, alt = self._blobs[media_id]
+            record["embed"] = {"$type": "app.bsky.embed.video", "video": blob, "alt": alt}
+        body = {"repo": self.did, "collection": POST, "record": record}
+        try:
+            response = await self._xrpc(
+                "POST", "com.atproto.repo.createRecord", bucket=CREATE, json=body
+            )
+        except RetryableError:
+            found = await self.find_reply(in_reply_to=in_reply_to, text=text)
+            if found is not None:  # it went out before the failure: not twice
+                return found
+            raise
+        uri = str(response.json()["uri"])
+        log.info("posted Bluesky reply %s to %s (key %s)", uri, in_reply_to, idempotency_key)
+        return self._posted(uri, in_reply_to)
+
+    async def find_reply(
+        self,
+        *,
+        in_reply_to: str,
+        idempotency_key: str | None = None,
+        text: str | None = None,
+        standalone: bool = False,
+    ) -> PostedReply | None:
+        await self._token()
+        params = {"repo": self.did, "collection": POST, "limit": "100"}
+        response = await self._xrpc(
+            "GET", "com.atproto.repo.listRecords", bucket=READ, params=params
+        )
+        mine = [
+            r
+            for r in response.json().get("records") or []
+            if ((r.get("value") or {}).get("reply") or {}).get("parent", {}).get("uri")
+            == in_reply_to
+        ]
+        if not mine:
+            return None
+        exact = [r for r in mine if text is not None and r["value"].get("text") == text]
+        chosen = (exact or mine)[-1]  # newest first: the last is the earliest
+        return self._posted(str(chosen["uri"]), in_reply_to)
+
+    async def delete_post(self, post_id: str) -> bool:
+        body = {"repo": self.did, "collection": POST, "rkey": _rkey(post_id)}
+        await self._xrpc("POST", "com.atproto.repo.deleteRecord", bucket=DELETE, json=body)
+        log.info("deleted Bluesky post %s", post_id)
+        return True
+
+    def _posted(self, uri: str, in_reply_to: str) -> PostedReply:
+        handle = str((self._session or {}).get("handle") or self.did)
+        url = f"https://bsky.app/profile/{handle}/post/{_rkey(uri)}"
+        return PostedReply(uri, url, in_reply_to)
