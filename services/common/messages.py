@@ -231,6 +231,13 @@ class AnswerRecorded(Message):
 # --- replies.requested / published / failed ----------------------------------
 
 
+class CommandSignature(Part):
+    """HMAC-SHA256 of a command by the triage web (:mod:`services.common.signing`)."""
+
+    key_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,32}$")]
+    hmac_sha256: Sha256Hex
+
+
 class PublishReply(Message):
     """Command: post this reply. ``reply_id`` is the idempotency key. Key: question id."""
 
@@ -246,6 +253,8 @@ class PublishReply(Message):
     consent: Consent
     approved_by: ShortText
     requested_at: UtcDatetime
+    #: Added by the triage web's outbox; the publisher obeys only a valid one.
+    signature: CommandSignature | None = None
 
 
 class ReplyPublished(Message):
@@ -306,3 +315,5 @@ class ConsentWithdrawn(Message):
     withdrawn_by: ShortText
     reason: Annotated[str, StringConstraints(max_length=2_000)] = ""
     at: UtcDatetime
+    #: Added by the triage web's outbox; the publisher obeys only a valid one.
+    signature: CommandSignature | None = None

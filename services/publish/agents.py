@@ -5,6 +5,12 @@ and "stop" replies), ``consent.withdrawn`` (take-downs) — and the take-down
 sweep. They run in the common :class:`~services.common.consume.ConsumeLoop`
 (:func:`consume_loop`: the publisher's dead letters, metrics and waits); the
 delivery guarantees are in the publish README.
+
+Commands (``replies.requested``, ``consent.withdrawn``) are obeyed only when the
+triage web signed them (:mod:`services.common.signing`), checked before anything
+else; a request is also screened (:meth:`Publisher.screen`) before the ledger
+opens it. What is refused is dead-lettered at stage ``publish.verify`` and
+counted in ``publish_rejected_commands_total``; never posted.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ from services.common.messages import (
     PublishReply,
     ReplyPublished,
 )
+from services.common.signing import CommandKeys, SignatureError
 from services.publish import metrics
+from services.publish.exceptions import CommandRejected
 from services.publish.publisher import Done, Outcome, Publisher, Retry
 
 log = logging.getLogger(__name__)
@@ -77,17 +85,41 @@ class Agents:
         publisher: Publisher,
         producer: Sender,
         kafka: KafkaSettings,
+        keys: CommandKeys,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.publisher = publisher
         self.producer = producer
         self.kafka = kafka
+        self.keys = keys
         self.clock = clock
+
+    def _verified(self, topic: str, record: Record) -> None:
+        """Raise :class:`SignatureError` (counted) unless the triage web signed it."""
+        try:
+            self.keys.verify(topic, record.value)
+        except SignatureError as exc:
+            metrics.REJECTED_COMMANDS.labels(topic, exc.reason).inc()
+            log.warning("%s[%d]@%d refused: %s", topic, record.partition, record.offset, exc)
+            raise
 
     # -- replies.requested ---------------------------------------------------------
 
     async def on_reply_requested(self, record: Record) -> float | None:
+        self._verified(topics.REPLIES_REQUESTED, record)
         request = decode(PublishReply, record.value)
+        rejection = await self.publisher.screen(request)
+        if rejection is not None:
+            # Signed by the web, so the web waits for an outcome: it hears it, then
+            # the record is dead-lettered (again on a redelivery: both are idempotent).
+            await self.producer.send_and_wait(
+                self.kafka.topic(topics.REPLIES_FAILED),
+                encode(rejection.failed(request)),
+                key=encode_key(request.question_id),
+            )
+            metrics.REJECTED_COMMANDS.labels(topics.REPLIES_REQUESTED, rejection.reason).inc()
+            log.warning("reply %s refused: %s", request.reply_id, rejection.message)
+            raise CommandRejected(rejection.reason, rejection.message)
         outcome = await self.publisher.handle(request)
         return await self._settle(outcome, request.question_id)
 
@@ -111,6 +143,7 @@ class Agents:
     # -- consent.withdrawn ---------------------------------------------------------------
 
     async def on_consent_withdrawn(self, record: Record) -> float | None:
+        self._verified(topics.CONSENT_WITHDRAWN, record)
         event = decode(ConsentWithdrawn, record.value)
         return await self._settle(await self.publisher.withdraw(event), event.speaker_ref)
 

@@ -26,6 +26,7 @@ from services.common import topics
 from services.common.codec import encode, encode_key
 from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import Author, Consent, Platform, PublishReply, mention_id
+from services.common.signing import SigningSettings
 from services.devstack import stack
 from services.devstack.broker import free_port
 from services.publish.config import PublishSettings
@@ -122,6 +123,9 @@ def test_the_publisher_and_sandbox_settings_read_what_the_stack_sets(
     }
     assert publish.api_key is not None
     assert publish.database_url.endswith("/var/publish/ledger.db")
+    # The publisher reads replies' media where the web and the media worker write them.
+    assert publish.media_root == Path(specs["triage-web"].env["TRIAGE_MEDIA_DIR"])
+    assert publish.media_root == Path(specs["media"].env["MEDIA_MEDIA_DIR"])
     assert sandbox.posts_file == tmp_path / "var" / "sandbox" / "posts.json"
 
 
@@ -479,6 +483,7 @@ async def _a_reply_goes_out_on_the_sandbox(
     base = 1_790_000_000_000_000_000 + uuid.uuid4().int % 10**12 * 10
     natives = {Platform.X: str(base), Platform.MASTODON: str(base + 1)}
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    keys = SigningSettings().command_keys()
     async with httpx.AsyncClient(timeout=10) as http:
         items = [
             {
@@ -525,7 +530,8 @@ async def _a_reply_goes_out_on_the_sandbox(
                     )
                     await producer.send_and_wait(
                         kafka.topic(topics.REPLIES_REQUESTED),
-                        encode(request),
+                        # Signed as the web signs (the stack runs with the same keys).
+                        keys.sign(topics.REPLIES_REQUESTED, encode(request)),
                         key=encode_key(request.question_id),
                     )
                 for _ in range(6):

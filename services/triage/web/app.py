@@ -34,6 +34,7 @@ from services.common.kafka import (
     start_when_reachable,
 )
 from services.common.messages import utcnow
+from services.common.signing import SigningSettings
 from services.common.tasks import BackgroundTasks, Run
 from services.triage.rules import load_rules
 from services.triage.web import metrics
@@ -227,6 +228,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or WebSettings()
     kafka = kafka or KafkaSettings()
+    command_keys = SigningSettings().command_keys()
     overrides = overrides or Overrides()
 
     @contextlib.asynccontextmanager
@@ -242,6 +244,7 @@ def create_app(
                 media_policy=MediaPolicy(
                     captions=settings.media_captions, media_dir=settings.media_dir
                 ),
+                command_keys=command_keys,
                 clock=overrides.clock,
             )
             accounts = Accounts(
