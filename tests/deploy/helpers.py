@@ -64,6 +64,9 @@ REQUIRED_HERE: dict[str, frozenset[str]] = {
     "triage-web": frozenset({"TRIAGE_ADMIN_PASSWORD", "COMMAND_SIGNING_KEYS"}),
     "publish": frozenset({"COMMAND_SIGNING_KEYS"}),
 }
+#: Secrets every service of a deployment needs: SASL/SCRAM to Kafka (production
+#: refuses PLAINTEXT).
+EVERY_SERVICE_REQUIRES = frozenset({"KAFKA_SASL_PASSWORD"})
 #: Settings a service reads beside its own prefix and the common ones.
 ALSO_READS: dict[str, tuple[str, ...]] = {
     "triage-web": ("COMMAND_SIGNING_",),
@@ -104,7 +107,7 @@ class Service:
     @property
     def required_secrets(self) -> frozenset[str]:
         required = frozenset(self.env(f) for f in self.settings.secret_fields)
-        return required | REQUIRED_HERE.get(self.name, frozenset())
+        return required | REQUIRED_HERE.get(self.name, frozenset()) | EVERY_SERVICE_REQUIRES
 
     @property
     def optional_secrets(self) -> frozenset[str]:
