@@ -287,7 +287,8 @@ class DeadLetter(Message):
     """An input a stage could not process, with the original bytes (base64).
 
     Key: the original key (or none). ``value_b64`` holds the bytes exactly as
-    received, so a fixed consumer can replay them.
+    received, so a fixed consumer can replay them; for a value too large to travel
+    whole (``value_truncated``) its head, with the whole value's length and sha256.
     """
 
     topic: ShortText
@@ -297,6 +298,12 @@ class DeadLetter(Message):
     offset: Annotated[int, Field(ge=0)] | None = None
     key_b64: str | None = None
     value_b64: str
+    #: Length and sha256 of the whole original value (``value_b64`` may hold its head).
+    value_bytes: Annotated[int, Field(ge=0)] | None = None
+    value_sha256: Sha256Hex | None = None
+    #: ``value_b64`` (and ``key_b64``) hold only the head: the whole letter would be
+    #: over the broker's size limit.
+    value_truncated: bool = False
     at: UtcDatetime
 
 

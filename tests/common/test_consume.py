@@ -197,3 +197,40 @@ async def test_a_new_broker_epoch_reads_every_partition_again_from_the_beginning
     assert not consumer.paused
     assert loop.deferred == {}
     assert loop.held == {}
+
+
+async def test_a_dead_letter_that_cannot_be_sent_holds_its_record_in_the_publisher() -> None:
+    """Issue 17 (Medium 1): the publisher's decode ignored the retry time a failed
+    dead letter returned, so the record was committed and lost. In its consume loop
+    (the common one) nothing is committed until the letter is acknowledged."""
+    from aiokafka.errors import KafkaConnectionError  # noqa: PLC0415 - this test only
+
+    from services.publish.agents import consume_loop  # noqa: PLC0415
+
+    class Flaky(Producer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.down = 2
+
+        async def send_and_wait(
+            self, topic: str, value: bytes | None = None, key: bytes | None = None
+        ) -> None:
+            if self.down:
+                self.down -= 1
+                raise KafkaConnectionError("broker gone")
+            await super().send_and_wait(topic, value, key)
+
+    async def handle(rec: ConsumerRecord[bytes, bytes]) -> None:
+        decode(DeadLetter, b"not json")
+
+    now = [0.0]
+    consumer = ReplayingConsumer([record(0, WEB_TP.topic), record(1, WEB_TP.topic)])
+    producer = Flaky()
+    loop = consume_loop(consumer, handle, name="t", producer=producer, clock=lambda: now[0])
+    for _ in range(6):
+        await loop.run_once()
+        assert consumer.commits in ([], [1], [1, 2])
+        if loop.deferred:
+            now[0] = loop.deferred[WEB_TP]
+    assert consumer.commits == [1, 2]
+    assert [decode(DeadLetter, v).offset for _, v in producer.sent] == [0, 1]

@@ -538,3 +538,28 @@ async def test_the_forge_tool_s_commands_come_back_as_dead_letters(
         assert letter is not None
         assert letter.stage == "publish.verify"
         assert len(await s.posts()) == 1
+
+
+async def test_an_800_kb_bad_record_is_dead_lettered_and_the_partition_goes_on(
+    stack: StackFactory,
+) -> None:
+    """Issue 17 (Medium 1): its whole letter would be over the broker's limit; the
+    partition used to stop at it for good. Now its head, length and sha256 go."""
+    async with stack() as s:
+        request = request_factory()
+        await engage(s.ledger, request)
+        huge = b"{" + b"x" * (800 * 1024)
+        await s.send(topics.REPLIES_REQUESTED, huge, request.question_id)
+        await s.request(request)  # the same key: the same partition, behind it
+        loop = await s.loop(topics.REPLIES_REQUESTED, s.agents().on_reply_requested)
+
+        await drain(loop)
+
+        [letter] = await s.out(topics.dlq(topics.REPLIES_REQUESTED), DeadLetter)
+        assert letter.value_truncated
+        assert letter.value_bytes == len(huge)
+        assert letter.value_sha256 == hashlib.sha256(huge).hexdigest()
+        assert letter.offset is not None
+        assert letter.stage == "publish.verify"
+        assert len(await s.out(topics.REPLIES_PUBLISHED, ReplyPublished)) == 1
+        assert await s.committed(loop) == 2
