@@ -32,11 +32,26 @@ def _to_utc(value: datetime) -> datetime:
 #: A timezone-aware datetime, normalised to UTC. Naive datetimes are refused.
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
+# Every string is bounded, within the database columns it is stored in (tests/common/
+# test_message_bounds.py): what does not fit is refused at decode, never at an INSERT.
+
 #: Platform-native identifiers: printable, no whitespace, bounded.
-NativeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-@]{1,128}$")]
+NativeId = Annotated[str, StringConstraints(max_length=128, pattern=r"^[A-Za-z0-9_.\-@]{1,128}$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Sha256Hex = Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f]{64}$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+#: ``<platform>:<native id>`` (:func:`mention_id`).
+MentionId = Annotated[
+    str,
+    StringConstraints(max_length=137, pattern=r"^(x|mastodon):[A-Za-z0-9_.\-@]{1,128}$"),
+]
+#: A BCP 47 language tag as platforms give it (``en``, ``pt-BR``).
+LanguageTag = Annotated[
+    str,
+    StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"),
+]
+#: Base64 of the bytes of a record (at most the largest message, base64-encoded).
+Base64 = Annotated[str, StringConstraints(max_length=2_000_000)]
 
 MAX_TEXT_CHARS = 10_000
 _MENTION_ID = re.compile(r"^(x|mastodon):[A-Za-z0-9_.\-@]{1,128}$")
@@ -99,14 +114,12 @@ def mention_id(platform: Platform, native_id: str) -> str:
 class MentionReceived(Message):
     """A mention of the campaign, as heard by ingest. Key: ``id``."""
 
-    id: str
+    id: MentionId
     platform: Platform
     native_id: NativeId
     author: Author
     text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
-    lang: (
-        Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")] | None
-    ) = None
+    lang: LanguageTag | None = None
     created_at: UtcDatetime
     conversation_id: NativeId | None = None
     in_reply_to: NativeId | None = None
@@ -169,7 +182,7 @@ class QuestionAssigned(Message):
     """A moderator (or auto-assign) routed a question to a team. Key: team id."""
 
     question_id: ShortText
-    mention_id: str
+    mention_id: MentionId
     team: ShortText
     assigned_by: ShortText
     priority: Annotated[int, Field(ge=0, le=100)]
@@ -196,7 +209,7 @@ class Media(Part):
     rendition made for the reply's platform (never the original, unless it is one)."""
 
     uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-    mime: Annotated[str, StringConstraints(pattern=r"^video/[a-z0-9.+\-]+$")]
+    mime: Annotated[str, StringConstraints(max_length=64, pattern=r"^video/[a-z0-9.+\-]+$")]
     bytes: Annotated[int, Field(gt=0)]
     sha256: Sha256Hex
     duration_s: Annotated[float, Field(gt=0)] | None = None
@@ -234,7 +247,7 @@ class AnswerRecorded(Message):
 class CommandSignature(Part):
     """HMAC-SHA256 of a command by the triage web (:mod:`services.common.signing`)."""
 
-    key_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,32}$")]
+    key_id: Annotated[str, StringConstraints(max_length=32, pattern=r"^[A-Za-z0-9_.\-]{1,32}$")]
     hmac_sha256: Sha256Hex
 
 
@@ -243,7 +256,7 @@ class PublishReply(Message):
 
     reply_id: ShortText
     question_id: ShortText
-    mention_id: str
+    mention_id: MentionId
     platform: Platform
     in_reply_to: NativeId
     author: Author
@@ -296,8 +309,8 @@ class DeadLetter(Message):
     error: Annotated[str, StringConstraints(min_length=1, max_length=4_000)]
     partition: Annotated[int, Field(ge=0)] | None = None
     offset: Annotated[int, Field(ge=0)] | None = None
-    key_b64: str | None = None
-    value_b64: str
+    key_b64: Base64 | None = None
+    value_b64: Base64
     #: Length and sha256 of the whole original value (``value_b64`` may hold its head).
     value_bytes: Annotated[int, Field(ge=0)] | None = None
     value_sha256: Sha256Hex | None = None

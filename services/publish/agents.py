@@ -22,7 +22,13 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from services.common import topics
 from services.common.codec import decode, encode, encode_key
@@ -44,8 +50,18 @@ log = logging.getLogger(__name__)
 
 #: Wait after a database or broker failure before the same record is tried again (s).
 INFRA_BACKOFF_S = 5.0
-#: What makes a record wait and be tried again, rather than be dead-lettered.
-INFRA_ERRORS = (SQLAlchemyError, KafkaError, OSError)
+#: What makes a record wait and be tried again, rather than be dead-lettered: the
+#: database or the broker out of reach. Not a DataError, an IntegrityError or any
+#: other error about the record itself: tried again it fails again, and the
+#: partition behind it would stop for good.
+INFRA_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeout,
+    KafkaError,
+    OSError,
+)
 
 
 def _count_dead_letter(record: Record, step: str) -> None:
