@@ -250,6 +250,7 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
                         sandbox=sandbox,
                     )
                 )
+                _forged_commands_are_dead_lettered(broker_port, sandbox, publish_port)
                 posted_in_run_1 = len(httpx.get(f"{sandbox}/sandbox/posts").json())
             if attempt == 2:
                 replies = httpx.get(f"{sandbox}/sandbox/posts").json()
@@ -574,6 +575,32 @@ def _kill_the_broker_and_see_it_come_back(run_dir: Path, ingest_port: int) -> No
 #: The output of each stack under test (by pid), still pumped after the banner, so
 #: a stack that does not stop can show what its supervisor said while stopping.
 _OUTPUT: dict[int, queue.Queue[str | None]] = {}
+
+
+def _forged_commands_are_dead_lettered(broker_port: int, sandbox: str, publish_port: int) -> None:
+    """Issue 17, from outside: ``python -m services.devstack.forge`` writes forged
+    replies.requested straight to the stack's broker; none is posted, each comes back
+    as a dead letter with its reason, and the publisher counts it."""
+    posted = httpx.get(f"{sandbox}/sandbox/posts").json()
+    reply = next(p for p in posted if p.get("in_reply_to"))
+    target = ["--platform", reply["platform"], "--in-reply-to", reply["in_reply_to"]]
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}"}
+    for kind in ("unsigned", "bad-signature", "outside-media", "second-reply"):
+        done = subprocess.run(
+            [sys.executable, "-m", "services.devstack.forge", kind, "--wait-s", "60", *target],
+            env=env,
+            cwd=stack.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "dead-lettered: stage=publish.verify" in done.stdout, done.stdout
+    assert len(httpx.get(f"{sandbox}/sandbox/posts").json()) == len(posted)
+    metrics = httpx.get(f"http://127.0.0.1:{publish_port}/metrics").text
+    for reason in ("unsigned", "bad_signature", "media_outside_root", "post_already_answered"):
+        assert f'reason="{reason}"' in metrics, reason
 
 
 def _read_until(proc: subprocess.Popen[str], marker: str, timeout_s: float) -> str:
