@@ -19,6 +19,9 @@ MAX_MESSAGE_BYTES = 1_048_576
 class DecodeError(ValueError):
     """Raised when bytes from a topic or a request are not a valid message."""
 
+    #: The step a consumer's dead letter names (stage ``<service>.<step>``).
+    step = "decode"
+
 
 def encode(message: BaseModel) -> bytes:
     return message.model_dump_json().encode("utf-8")

@@ -20,14 +20,18 @@ PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "passwor
 
 
 class ServiceSettings(BaseSettings):
-    """Frozen settings; refuses placeholder secrets outside development and tests.
+    """Frozen settings; refuses placeholder secrets outside development and tests;
+    its errors never show the inputs (``hide_input_in_errors``: every subclass too).
 
     Subclasses list their required secrets in ``secret_fields`` and the ones
     that may be unset (a disabled integration) in ``optional_secret_fields``.
     """
 
     # An empty variable means unset (compose passes optional settings through empty).
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
+    # An error never shows the inputs: they hold the other secrets.
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", env_ignore_empty=True, hide_input_in_errors=True
+    )
 
     secret_fields: ClassVar[tuple[str, ...]] = ()
     optional_secret_fields: ClassVar[tuple[str, ...]] = ()

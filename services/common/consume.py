@@ -8,7 +8,8 @@ the consumer keeps polling (no busy loop, no eviction from the group). What a
 handler raises is settled here, so one bad record never stops the stream:
 
 - :class:`~services.common.codec.DecodeError` — the record goes to
-  ``<topic>.dlq`` with stage ``<service>.decode``;
+  ``<topic>.dlq`` with stage ``<service>.<step>`` (``decode``; ``verify`` for a
+  command refused before anything was done);
 - one of ``retry_on`` (the database or the broker unreachable) — the record is
   put off by ``backoff(attempt)`` and read again;
 - anything else — dead-lettered with stage ``<service>.handle``.
@@ -187,7 +188,7 @@ class ConsumeLoop:
         try:
             return await self.handle(record)
         except DecodeError as exc:
-            return await self._dead_letter(tp, record, "decode", str(exc))
+            return await self._dead_letter(tp, record, exc.step, str(exc))
         except self.retry_on as exc:
             wait = self._wait(tp)
             log.warning(

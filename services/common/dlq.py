@@ -4,15 +4,24 @@ The original bytes travel with the error and the stage, so nothing is silently
 dropped and a fixed consumer can replay them. :func:`dead_letter` builds the
 envelope, :func:`send_dead_letter` produces it, and :class:`DeadLetters` does
 both for a record a service's consumer could not handle.
+
+A letter must fit where it goes: base64 makes a value a third larger, so a record
+of ~800 KB would make a letter over the broker's 1 MB limit, refused for ever
+(and the partition behind it stopped). Such a letter keeps the value's head
+(:data:`HEAD_BYTES`), its length and sha256, where it came from and the error; a
+broker whose limit is lower still gets the head cut to :data:`MIN_HEAD_BYTES`.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from services.common.codec import encode
 from services.common.messages import DeadLetter, utcnow
@@ -22,6 +31,33 @@ if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
 
 log = logging.getLogger(__name__)
+
+#: Largest letter sent as it is: under aiokafka's ``max_request_size`` and Kafka's
+#: ``message.max.bytes`` (both about 1 MiB by default), with room for the batch.
+MAX_LETTER_BYTES = 900_000
+#: What a letter too large keeps of the value (and of the key).
+HEAD_BYTES = 64 * 1024
+#: The head kept when the broker refuses even that (its limit set lower).
+MIN_HEAD_BYTES = 4 * 1024
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def truncated(letter: DeadLetter, head_bytes: int) -> DeadLetter:
+    """``letter`` with only the head of its value (and key): length and sha256 stay."""
+    value = base64.b64decode(letter.value_b64)
+    key = base64.b64decode(letter.key_b64) if letter.key_b64 is not None else None
+    return letter.model_copy(
+        update={
+            "value_b64": _b64(value[:head_bytes]),
+            "key_b64": _b64(key[:head_bytes]) if key is not None else None,
+            "value_bytes": letter.value_bytes if letter.value_bytes is not None else len(value),
+            "value_sha256": letter.value_sha256 or hashlib.sha256(value).hexdigest(),
+            "value_truncated": True,
+        }
+    )
 
 
 def dead_letter(
@@ -34,16 +70,21 @@ def dead_letter(
     partition: int | None = None,
     offset: int | None = None,
 ) -> DeadLetter:
-    return DeadLetter(
+    letter = DeadLetter(
         topic=topic,
         stage=stage,
         error=error[:4000] or "unknown error",
         partition=partition,
         offset=offset,
-        key_b64=base64.b64encode(key).decode("ascii") if key is not None else None,
-        value_b64=base64.b64encode(value).decode("ascii"),
+        key_b64=_b64(key) if key is not None else None,
+        value_b64=_b64(value),
+        value_bytes=len(value),
+        value_sha256=hashlib.sha256(value).hexdigest(),
         at=utcnow(),
     )
+    if len(encode(letter)) > MAX_LETTER_BYTES:
+        return truncated(letter, HEAD_BYTES)
+    return letter
 
 
 class Consumed(Protocol):
@@ -84,10 +125,22 @@ class Sender(Protocol):
 async def send_dead_letter(
     producer: Sender, letter: DeadLetter, *, physical_topic: str | None = None
 ) -> None:
-    """Produce ``letter`` to the DLQ of its topic (``physical_topic`` if prefixed)."""
+    """Produce ``letter`` to the DLQ of its topic (``physical_topic`` if prefixed).
+
+    A letter the producer or the broker finds too large is cut to the value's head
+    and sent again (see the module docstring); any other broker error is raised, for
+    the caller to try again later."""
     target = dlq(physical_topic or letter.topic)
+    if len(encode(letter)) > MAX_LETTER_BYTES:
+        letter = truncated(letter, HEAD_BYTES)
     key = base64.b64decode(letter.key_b64) if letter.key_b64 else None
-    await producer.send_and_wait(target, encode(letter), key=key)
+    try:
+        await producer.send_and_wait(target, encode(letter), key=key)
+    except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+        log.warning("dead letter from %s too large for the broker (%s): head only", target, exc)
+        letter = truncated(letter, MIN_HEAD_BYTES)
+        key = base64.b64decode(letter.key_b64) if letter.key_b64 else None
+        await producer.send_and_wait(target, encode(letter), key=key)
     log.warning(
         "dead-lettered a message from %s at stage %s: %s", letter.topic, letter.stage, letter.error
     )

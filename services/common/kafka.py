@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from services.common.config import ServiceSettings
+from services.common.config import Environment, ServiceSettings
 from services.common.epoch import EpochWatch, SentLog, sent_log
 
 
@@ -28,10 +28,15 @@ class KafkaSettings(ServiceSettings):
     """``KAFKA_*``. SASL settings are all or nothing: a SASL protocol needs the
     mechanism, user and password, and they mean nothing without one. In
     production (``TAKEACTION_ENV``) a placeholder SASL password is refused, as
-    every service's secrets are."""
+    every service's secrets are, and so is ``PLAINTEXT`` (anyone on the network
+    could write a topic) unless ``KAFKA_ALLOW_PLAINTEXT=true`` says it is meant."""
 
     model_config = SettingsConfigDict(
-        env_prefix="KAFKA_", frozen=True, extra="ignore", env_ignore_empty=True
+        env_prefix="KAFKA_",
+        frozen=True,
+        extra="ignore",
+        env_ignore_empty=True,
+        hide_input_in_errors=True,
     )
     optional_secret_fields: ClassVar[tuple[str, ...]] = ("sasl_password",)
 
@@ -57,6 +62,9 @@ class KafkaSettings(ServiceSettings):
     sasl_username: str | None = None
     #: SASL password (secret; required with a SASL protocol; production refuses placeholders).
     sasl_password: SecretStr | None = None
+    #: Allow ``PLAINTEXT`` (no authentication, no encryption) in production: only for a
+    #: broker nothing else can reach. Production refuses it otherwise.
+    allow_plaintext: bool = False
     #: CA bundle for TLS to the brokers (system CAs when unset).
     ssl_cafile: str | None = None
     #: How long a Kafka request may take before it fails (ms).
@@ -77,6 +85,21 @@ class KafkaSettings(ServiceSettings):
     @property
     def uses_tls(self) -> bool:
         return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _no_plaintext_in_production(self) -> KafkaSettings:
+        if (
+            self.environment is Environment.PRODUCTION
+            and self.security_protocol == "PLAINTEXT"
+            and not self.allow_plaintext
+        ):
+            raise ValueError(
+                "KAFKA_SECURITY_PROTOCOL=PLAINTEXT in production: anyone who reaches the "
+                "broker can write commands; use SASL_SSL or SASL_PLAINTEXT with SCRAM "
+                "(KAFKA_SASL_*), or set KAFKA_ALLOW_PLAINTEXT=true for a broker nothing "
+                "else can reach"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sasl_all_or_nothing(self) -> KafkaSettings:

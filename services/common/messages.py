@@ -32,6 +32,9 @@ def _to_utc(value: datetime) -> datetime:
 #: A timezone-aware datetime, normalised to UTC. Naive datetimes are refused.
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
+# Every string is bounded, within the database columns it is stored in (tests/common/
+# test_message_bounds.py): what does not fit is refused at decode, never at an INSERT.
+
 #: Platform-native identifiers: printable, no whitespace, bounded. Bluesky's are a
 #: DID (an account) or an AT URI (``at://did:plc:…/app.bsky.feed.post/<rkey>``).
 _PLAIN_ID = r"[A-Za-z0-9_.\-@]{1,128}"
@@ -41,11 +44,23 @@ NativeId = Annotated[
     str, StringConstraints(max_length=128, pattern=rf"^({_PLAIN_ID}|{_DID}|{_AT_URI})$")
 ]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Sha256Hex = Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f]{64}$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+#: ``<platform>:<native id>`` (:func:`mention_id`).
+MentionId = Annotated[
+    str,
+    StringConstraints(max_length=137, pattern=r"^(x|mastodon|bluesky):\S{1,128}$"),
+]
+#: A BCP 47 language tag as platforms give it (``en``, ``pt-BR``).
+LanguageTag = Annotated[
+    str,
+    StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"),
+]
+#: Base64 of the bytes of a record (at most the largest message, base64-encoded).
+Base64 = Annotated[str, StringConstraints(max_length=2_000_000)]
 
 MAX_TEXT_CHARS = 10_000
-_MENTION_ID = re.compile(r"^(x|mastodon|bluesky):\S{1,300}$")
+_MENTION_ID = re.compile(r"^(x|mastodon|bluesky):\S{1,128}$")
 
 
 def utcnow() -> datetime:
@@ -113,14 +128,12 @@ class MentionReceived(Message):
     """A mention of the campaign, as heard by ingest. Key: ``id``."""
 
     schema_version: Literal[1, 2] = MENTION_SCHEMA_VERSION  # type: ignore[assignment]
-    id: str
+    id: MentionId
     platform: Platform
     native_id: NativeId
     author: Author
     text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
-    lang: (
-        Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")] | None
-    ) = None
+    lang: LanguageTag | None = None
     created_at: UtcDatetime
     conversation_id: NativeId | None = None
     in_reply_to: NativeId | None = None
@@ -188,7 +201,7 @@ class QuestionAssigned(Message):
     """A moderator (or auto-assign) routed a question to a team. Key: team id."""
 
     question_id: ShortText
-    mention_id: str
+    mention_id: MentionId
     team: ShortText
     assigned_by: ShortText
     priority: Annotated[int, Field(ge=0, le=100)]
@@ -215,7 +228,7 @@ class Media(Part):
     rendition made for the reply's platform (never the original, unless it is one)."""
 
     uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-    mime: Annotated[str, StringConstraints(pattern=r"^video/[a-z0-9.+\-]+$")]
+    mime: Annotated[str, StringConstraints(max_length=64, pattern=r"^video/[a-z0-9.+\-]+$")]
     bytes: Annotated[int, Field(gt=0)]
     sha256: Sha256Hex
     duration_s: Annotated[float, Field(gt=0)] | None = None
@@ -255,13 +268,20 @@ class AnswerRecorded(Message):
 PUBLISH_SCHEMA_VERSION: Literal[2] = 2
 
 
+class CommandSignature(Part):
+    """HMAC-SHA256 of a command by the triage web (:mod:`services.common.signing`)."""
+
+    key_id: Annotated[str, StringConstraints(max_length=32, pattern=r"^[A-Za-z0-9_.\-]{1,32}$")]
+    hmac_sha256: Sha256Hex
+
+
 class PublishReply(Message):
     """Command: post this reply. ``reply_id`` is the idempotency key. Key: question id."""
 
     schema_version: Literal[1, 2] = PUBLISH_SCHEMA_VERSION  # type: ignore[assignment]
     reply_id: ShortText
     question_id: ShortText
-    mention_id: str
+    mention_id: MentionId
     platform: Platform
     in_reply_to: NativeId
     author: Author
@@ -277,6 +297,8 @@ class PublishReply(Message):
     #: Post the answer on the campaign account on its own, not as a reply (and
     #: without an @mention): a moderator's choice for a post X will not let us answer.
     standalone: bool = False
+    #: Added by the triage web's outbox; the publisher obeys only a valid one.
+    signature: CommandSignature | None = None
 
 
 class ReplyPublished(Message):
@@ -309,7 +331,8 @@ class DeadLetter(Message):
     """An input a stage could not process, with the original bytes (base64).
 
     Key: the original key (or none). ``value_b64`` holds the bytes exactly as
-    received, so a fixed consumer can replay them.
+    received, so a fixed consumer can replay them; for a value too large to travel
+    whole (``value_truncated``) its head, with the whole value's length and sha256.
     """
 
     topic: ShortText
@@ -317,8 +340,14 @@ class DeadLetter(Message):
     error: Annotated[str, StringConstraints(min_length=1, max_length=4_000)]
     partition: Annotated[int, Field(ge=0)] | None = None
     offset: Annotated[int, Field(ge=0)] | None = None
-    key_b64: str | None = None
-    value_b64: str
+    key_b64: Base64 | None = None
+    value_b64: Base64
+    #: Length and sha256 of the whole original value (``value_b64`` may hold its head).
+    value_bytes: Annotated[int, Field(ge=0)] | None = None
+    value_sha256: Sha256Hex | None = None
+    #: ``value_b64`` (and ``key_b64``) hold only the head: the whole letter would be
+    #: over the broker's size limit.
+    value_truncated: bool = False
     at: UtcDatetime
 
 
@@ -337,3 +366,5 @@ class ConsentWithdrawn(Message):
     withdrawn_by: ShortText
     reason: Annotated[str, StringConstraints(max_length=2_000)] = ""
     at: UtcDatetime
+    #: Added by the triage web's outbox; the publisher obeys only a valid one.
+    signature: CommandSignature | None = None

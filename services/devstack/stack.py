@@ -203,6 +203,7 @@ def services(
                 "PUBLISH_HOST": "127.0.0.1",
                 "PUBLISH_PORT": str(publish),
                 "PUBLISH_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'publish' / 'ledger.db'}",
+                "PUBLISH_MEDIA_ROOT": str(var / "triage" / "media"),
                 "PUBLISH_X_API_BASE_URL": sandbox_url,
                 "PUBLISH_X_WEB_BASE_URL": sandbox_url,
                 "PUBLISH_MASTODON_BASE_URL": sandbox_url,

@@ -21,7 +21,9 @@ class XStreamRule(BaseModel):
 
 
 class IngestSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="INGEST_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="INGEST_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
     optional_secret_fields: ClassVar[tuple[str, ...]] = (

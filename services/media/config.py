@@ -14,7 +14,9 @@ ALL_KINDS = ("poster", "transcript", "rendition")
 
 
 class MediaSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="MEDIA_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIA_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     #: Address the worker's health and metrics server binds (``0.0.0.0`` in a container).
     host: str = "127.0.0.1"

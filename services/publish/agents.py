@@ -5,6 +5,12 @@ and "stop" replies), ``consent.withdrawn`` (take-downs) — and the take-down
 sweep. They run in the common :class:`~services.common.consume.ConsumeLoop`
 (:func:`consume_loop`: the publisher's dead letters, metrics and waits); the
 delivery guarantees are in the publish README.
+
+Commands (``replies.requested``, ``consent.withdrawn``) are obeyed only when the
+triage web signed them (:mod:`services.common.signing`), checked before anything
+else; a request is also screened (:meth:`Publisher.screen`) before the ledger
+opens it. What is refused is dead-lettered at stage ``publish.verify`` and
+counted in ``publish_rejected_commands_total``; never posted.
 """
 
 from __future__ import annotations
@@ -16,7 +22,13 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from services.common import topics
 from services.common.codec import decode, encode, encode_key
@@ -29,15 +41,27 @@ from services.common.messages import (
     PublishReply,
     ReplyPublished,
 )
+from services.common.signing import CommandKeys, SignatureError
 from services.publish import metrics
+from services.publish.exceptions import CommandRejected
 from services.publish.publisher import Done, Outcome, Publisher, Retry
 
 log = logging.getLogger(__name__)
 
 #: Wait after a database or broker failure before the same record is tried again (s).
 INFRA_BACKOFF_S = 5.0
-#: What makes a record wait and be tried again, rather than be dead-lettered.
-INFRA_ERRORS = (SQLAlchemyError, KafkaError, OSError)
+#: What makes a record wait and be tried again, rather than be dead-lettered: the
+#: database or the broker out of reach. Not a DataError, an IntegrityError or any
+#: other error about the record itself: tried again it fails again, and the
+#: partition behind it would stop for good.
+INFRA_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeout,
+    KafkaError,
+    OSError,
+)
 
 
 def _count_dead_letter(record: Record, step: str) -> None:
@@ -77,17 +101,41 @@ class Agents:
         publisher: Publisher,
         producer: Sender,
         kafka: KafkaSettings,
+        keys: CommandKeys,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.publisher = publisher
         self.producer = producer
         self.kafka = kafka
+        self.keys = keys
         self.clock = clock
+
+    def _verified(self, topic: str, record: Record) -> None:
+        """Raise :class:`SignatureError` (counted) unless the triage web signed it."""
+        try:
+            self.keys.verify(topic, record.value)
+        except SignatureError as exc:
+            metrics.REJECTED_COMMANDS.labels(topic, exc.reason).inc()
+            log.warning("%s[%d]@%d refused: %s", topic, record.partition, record.offset, exc)
+            raise
 
     # -- replies.requested ---------------------------------------------------------
 
     async def on_reply_requested(self, record: Record) -> float | None:
+        self._verified(topics.REPLIES_REQUESTED, record)
         request = decode(PublishReply, record.value)
+        rejection = await self.publisher.screen(request)
+        if rejection is not None:
+            # Signed by the web, so the web waits for an outcome: it hears it, then
+            # the record is dead-lettered (again on a redelivery: both are idempotent).
+            await self.producer.send_and_wait(
+                self.kafka.topic(topics.REPLIES_FAILED),
+                encode(rejection.failed(request)),
+                key=encode_key(request.question_id),
+            )
+            metrics.REJECTED_COMMANDS.labels(topics.REPLIES_REQUESTED, rejection.reason).inc()
+            log.warning("reply %s refused: %s", request.reply_id, rejection.message)
+            raise CommandRejected(rejection.reason, rejection.message)
         outcome = await self.publisher.handle(request)
         return await self._settle(outcome, request.question_id)
 
@@ -111,6 +159,7 @@ class Agents:
     # -- consent.withdrawn ---------------------------------------------------------------
 
     async def on_consent_withdrawn(self, record: Record) -> float | None:
+        self._verified(topics.CONSENT_WITHDRAWN, record)
         event = decode(ConsentWithdrawn, record.value)
         return await self._settle(await self.publisher.withdraw(event), event.speaker_ref)
 

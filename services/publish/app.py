@@ -27,6 +27,7 @@ from services.common.kafka import (
     start_when_reachable,
 )
 from services.common.messages import Platform as PlatformName
+from services.common.signing import SigningSettings
 from services.common.tasks import BackgroundTasks
 from services.publish.agents import Agents, consume_loop
 from services.publish.config import PublishSettings
@@ -71,9 +72,11 @@ def create_app(
     settings: PublishSettings | None = None,
     kafka: KafkaSettings | None = None,
     overrides: Overrides | None = None,
+    signing: SigningSettings | None = None,
 ) -> FastAPI:
     settings = settings or PublishSettings()
     kafka = kafka or KafkaSettings()
+    keys = (signing or SigningSettings()).command_keys()
     overrides = overrides or Overrides()
 
     @contextlib.asynccontextmanager
@@ -113,7 +116,11 @@ def create_app(
             )
             stack.push_async_callback(producer.stop)
             agents = Agents(
-                publisher=publisher, producer=producer, kafka=kafka, clock=overrides.clock
+                publisher=publisher,
+                producer=producer,
+                kafka=kafka,
+                keys=keys,
+                clock=overrides.clock,
             )
 
             def reading(

@@ -20,7 +20,9 @@ X_MAX_CHUNK_BYTES = 5 * 1024 * 1024
 
 
 class PublishSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="PUBLISH_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PUBLISH_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     optional_secret_fields: ClassVar[tuple[str, ...]] = (
         "x_access_token",
@@ -95,6 +97,10 @@ class PublishSettings(ServiceSettings):
     #: Pages of the account's recent posts searched when reconciling a reply.
     find_reply_max_pages: int = Field(default=5, ge=1, le=50)
 
+    #: The only folder replies' media are read from (the triage web's media folder,
+    #: ``TRIAGE_MEDIA_DIR``): a video or subtitle file whose resolved path (symlinks
+    #: followed) is outside it is refused and dead-lettered.
+    media_root: Path = Path("var/triage/media")
     #: Ledger database (SQLAlchemy async URL): SQLite under ``var/`` by default,
     #: ``postgresql+asyncpg://user@host/db`` in the compose stack.
     database_url: str = "sqlite+aiosqlite:///var/publish/ledger.db"

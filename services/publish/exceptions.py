@@ -8,9 +8,12 @@ ledger and the publisher refuse.
     ├── RetryableError   a 5xx or a network failure that outlasted the client's retries
     └── FinalError       the platform refused the request (a 4xx other than 429);
                          retrying the same request cannot help: it goes to replies.failed
-    AlreadyReplied       another reply to the question became live first (the ledger)
+    AlreadyReplied       another reply to the question or the post became live first
+    CommandRejected      a command refused before anything was done (a DecodeError:
+                         dead-lettered at stage publish.verify)
     UnknownReply         no reply with that id in the ledger (a LookupError)
     UnsupportedMedia     the answer's media is not a local file the publisher can read
+    └── MediaOutsideRoot it resolves outside PUBLISH_MEDIA_ROOT
     MediaMismatch        the file on disk is not the one the message described
 
 Every error names the platform and the account, so the publisher can pause the
@@ -20,6 +23,8 @@ right budget and dead-letter with context.
 from __future__ import annotations
 
 from typing import Any
+
+from services.common.codec import DecodeError
 
 
 class PublishError(Exception):
@@ -96,7 +101,20 @@ class FinalError(PublishError):
 
 
 class AlreadyReplied(Exception):
-    """Another reply to the question became live first (the unique index said so)."""
+    """Another reply to the question, or to the post, became live first (a unique
+    index said so)."""
+
+
+class CommandRejected(DecodeError):
+    """A command refused before anything was done (its signature, its media outside
+    the media root, a second reply to a post): dead-lettered at stage
+    ``publish.verify``. ``reason`` labels the metric."""
+
+    step = "verify"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class UnknownReply(LookupError):
@@ -106,6 +124,10 @@ class UnknownReply(LookupError):
 class UnsupportedMedia(ValueError):
     """The reply's media is not a local file the publisher can read, or not a video its
     platform takes as it is (not the rendition made for it)."""
+
+
+class MediaOutsideRoot(UnsupportedMedia):
+    """The reply's media (or a subtitle file) resolves outside the media root."""
 
 
 class MediaMismatch(ValueError):

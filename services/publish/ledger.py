@@ -97,6 +97,21 @@ class Ledger:
                 return again
             return row
 
+    async def live_reply_to(self, platform: str, in_reply_to: str, *, excluding: str) -> str | None:
+        """The id of a live reply (other than ``excluding``) to that post, if any."""
+        async with self._sessions() as session:
+            found: str | None = await session.scalar(
+                select(Reply.reply_id)
+                .where(
+                    Reply.platform == platform,
+                    Reply.in_reply_to == in_reply_to,
+                    Reply.state.in_(_LIVE),
+                    Reply.reply_id != excluding,
+                )
+                .limit(1)
+            )
+            return found
+
     async def snapshot(self, request: PublishReply) -> Snapshot:
         """What the governor needs about ``request`` (excluding the reply itself)."""
         now = self.now()
@@ -200,7 +215,7 @@ class Ledger:
     ) -> Reply:
         """``sending``, committed before the platform is called, owned by ``owner``
         until ``lease_until``. Raises :class:`AlreadyReplied` when another reply to
-        the question is live."""
+        the question, or to the same post, is live."""
         try:
             async with self._sessions() as session, session.begin():
                 row = await self._row(session, reply_id)

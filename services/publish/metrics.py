@@ -31,6 +31,13 @@ WITHDRAWALS = Counter(
     ["platform", "result"],
 )
 OPT_OUTS = Counter("publish_opt_outs_total", "Opt-outs recorded, by source", ["source"])
+REJECTED_COMMANDS = Counter(
+    "publish_rejected_commands_total",
+    "Commands refused before anything was done, by topic and reason (unsigned, "
+    "bad_signature, unknown_key, malformed, not_the_mention, media_outside_root, "
+    "post_already_answered): each is dead-lettered, never posted",
+    ["topic", "reason"],
+)
 DEAD_LETTERS = Counter(
     "publish_dead_letters_total", "Inputs dead-lettered, by topic and stage", ["topic", "stage"]
 )

@@ -4,7 +4,8 @@
 - ``replies``: one row per reply id (the idempotency key) and its state:
   ``pending`` → ``sending`` → ``published`` (→ ``withdrawn``), or ``refused`` /
   ``failed``. At most one *live* reply (sending, published, withdrawn) per
-  question and platform: a partial unique index, the "never twice" backstop.
+  question and platform, and per post asked (platform, ``in_reply_to``): partial
+  unique indexes, the "never twice" backstops.
 - ``decisions``: the audit of the governor and of withdrawals, one row per rule
   that allowed or refused a reply, per post taken down.
 - ``opt_outs``: authors who asked not to be replied to (a "stop" reply, a moderator).
@@ -66,6 +67,14 @@ class Reply(Base):
             "uq_replies_live_question",
             "question_id",
             "platform",
+            unique=True,
+            sqlite_where=text(_LIVE_SQL),
+            postgresql_where=text(_LIVE_SQL),
+        ),
+        Index(
+            "uq_replies_live_post",
+            "platform",
+            "in_reply_to",
             unique=True,
             sqlite_where=text(_LIVE_SQL),
             postgresql_where=text(_LIVE_SQL),

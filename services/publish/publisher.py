@@ -14,6 +14,7 @@ looked up on the platform (:meth:`Platform.find_reply`) before any new post.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -35,6 +36,7 @@ from services.common.messages import (
     ReplyFailed,
     ReplyPublished,
     Source,
+    mention_id,
     utcnow,
 )
 from services.common.messages import Platform as PlatformName
@@ -43,6 +45,7 @@ from services.publish.config import PublishSettings
 from services.publish.exceptions import (
     AlreadyReplied,
     FinalError,
+    MediaOutsideRoot,
     PublishError,
     RateLimited,
     RetryableError,
@@ -78,31 +81,85 @@ class Retry:
 Outcome = Done | Retry
 
 
-def _local(uri: str) -> Path:
+@dataclass(frozen=True)
+class Rejection:
+    """Why a (validly signed) request is refused before anything is done: ``reason``
+    labels the metric, ``message`` goes to the dead letter and to ``replies.failed``."""
+
+    reason: str
+    message: str
+
+    def failed(self, request: PublishReply) -> ReplyFailed:
+        return ReplyFailed(
+            reply_id=request.reply_id,
+            question_id=request.question_id,
+            platform=request.platform,
+            error=self.message[:4000],
+            attempts=0,
+            retryable=False,
+            at=utcnow(),
+        )
+
+
+def _local(uri: str, root: Path) -> Path:
+    """The file behind ``uri`` (``file://`` or a path), resolved (symlinks followed):
+    :class:`MediaOutsideRoot` unless it lies inside ``root``."""
     parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return Path(url2pathname(parsed.path))
-    if parsed.scheme == "":
-        return Path(uri)
-    raise UnsupportedMedia(f"media {uri!r} is not a local file (file:// or a path)")
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        path = Path(url2pathname(parsed.path))
+    elif parsed.scheme == "":
+        path = Path(uri)
+    else:
+        raise UnsupportedMedia(f"media {uri[:200]!r} is not a local file (file:// or a path)")
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise MediaOutsideRoot(f"media {uri[:200]!r} is outside the media root")
+    return resolved
 
 
-def media_file(media: Media) -> MediaFile:
-    """The local file of a reply's video (``file://`` URI or a path), its alt text and
-    its subtitle files."""
+def media_file(media: Media, root: Path) -> MediaFile:
+    """The local file of a reply's video (``file://`` URI or a path, inside ``root``),
+    its alt text and its subtitle files (inside ``root`` too)."""
     return MediaFile(
-        path=_local(media.uri),
+        path=_local(media.uri, root),
         mime=media.mime,
         sha256=media.sha256,
         size=media.bytes,
         alt_text=media.alt_text,
         subtitles=tuple(
             SubtitleTrack(
-                path=_local(s.uri), mime=s.mime, sha256=s.sha256, size=s.bytes, language=s.language
+                path=_local(s.uri, root),
+                mime=s.mime,
+                sha256=s.sha256,
+                size=s.bytes,
+                language=s.language,
             )
             for s in media.subtitles
         ),
     )
+
+
+def _check_contents(path: Path, size: int, sha256: str) -> None:
+    digest = hashlib.sha256()
+    read = 0
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(1024 * 1024):
+                digest.update(block)
+                read += len(block)
+    except OSError as exc:
+        raise UnsupportedMedia(f"{path.name} cannot be read: {exc.strerror}") from exc
+    if read != size or digest.hexdigest() != sha256.lower():
+        raise UnsupportedMedia(f"{path.name} is not the file approved: its size or sha256 differs")
+
+
+def check_contents(media: MediaFile) -> None:
+    """The video and its subtitle files are, byte for byte, the ones approved (size and
+    sha256): checked before the first byte goes to a platform. Blocking: run it in a
+    thread. (The adapters check again while they stream.)"""
+    _check_contents(media.path, media.size, media.sha256)
+    for track in media.subtitles:
+        _check_contents(track.path, track.size, track.sha256)
 
 
 def check_rendition(media: MediaFile, platform: str) -> None:
@@ -185,6 +242,33 @@ class Publisher:
         self.instance = uuid.uuid4().hex[:16]
 
     # -- replies.requested -----------------------------------------------------------
+
+    async def screen(self, request: PublishReply) -> Rejection | None:
+        """What refuses ``request`` before the ledger opens it: a reply to another post
+        than the mention's own, media outside the media root, or a second reply to a
+        post that already has a live one (whatever the question)."""
+        if request.mention_id != mention_id(request.platform, request.in_reply_to):
+            return Rejection(
+                "not_the_mention",
+                f"in_reply_to {request.in_reply_to} is not the mention's own post "
+                f"({request.mention_id})",
+            )
+        if request.media is not None:
+            try:
+                media_file(request.media, self.settings.media_root)
+            except UnsupportedMedia as exc:
+                reason = "media_outside_root" if isinstance(exc, MediaOutsideRoot) else "media"
+                return Rejection(reason, str(exc))
+        other = await self.ledger.live_reply_to(
+            request.platform.value, request.in_reply_to, excluding=request.reply_id
+        )
+        if other is not None:
+            return Rejection(
+                "post_already_answered",
+                f"{request.platform.value} post {request.in_reply_to} already has a reply "
+                f"({other}): one reply per post asked",
+            )
+        return None
 
     async def handle(self, request: PublishReply) -> Outcome:
         """Publish ``request`` at most once, whatever happened before."""
@@ -277,13 +361,15 @@ class Publisher:
             except AlreadyReplied:
                 refusal = domain.Refusal(
                     domain.ONE_REPLY_PER_QUESTION,
-                    f"another reply to question {row.question_id} went live first",
+                    f"another reply to question {row.question_id} or to {row.platform} "
+                    f"post {row.in_reply_to} went live first",
                 )
                 return await self._refuse(row, [refusal])
         assert row.text is not None
         media_ids = []
         if request.media is not None:
-            video = media_file(request.media)
+            video = media_file(request.media, self.settings.media_root)
+            await asyncio.to_thread(check_contents, video)
             await asyncio.to_thread(check_rendition, video, request.platform.value)
             media_ids.append(await platform.upload_video(video))
         posted = await platform.post_reply(

@@ -51,7 +51,9 @@ class SandboxFaults(BaseModel):
 
 
 class SandboxSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="PUBLISH_SANDBOX_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PUBLISH_SANDBOX_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     optional_secret_fields: ClassVar[tuple[str, ...]] = ("x_client_secret",)
 

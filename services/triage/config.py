@@ -20,7 +20,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 class TriageSettings(ServiceSettings):
     """What both triage processes read: the rules file."""
 
-    model_config = SettingsConfigDict(env_prefix="TRIAGE_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="TRIAGE_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     # --- rules ----------------------------------------------------------------
     #: Thresholds, block lists, language→team routing, campaign description; reloaded when

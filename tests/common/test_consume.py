@@ -197,3 +197,74 @@ async def test_a_new_broker_epoch_reads_every_partition_again_from_the_beginning
     assert not consumer.paused
     assert loop.deferred == {}
     assert loop.held == {}
+
+
+async def test_a_dead_letter_that_cannot_be_sent_holds_its_record_in_the_publisher() -> None:
+    """Issue 17 (Medium 1): the publisher's decode ignored the retry time a failed
+    dead letter returned, so the record was committed and lost. In its consume loop
+    (the common one) nothing is committed until the letter is acknowledged."""
+    from aiokafka.errors import KafkaConnectionError  # noqa: PLC0415 - this test only
+
+    from services.publish.agents import consume_loop  # noqa: PLC0415
+
+    class Flaky(Producer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.down = 2
+
+        async def send_and_wait(
+            self, topic: str, value: bytes | None = None, key: bytes | None = None
+        ) -> None:
+            if self.down:
+                self.down -= 1
+                raise KafkaConnectionError("broker gone")
+            await super().send_and_wait(topic, value, key)
+
+    async def handle(rec: ConsumerRecord[bytes, bytes]) -> None:
+        decode(DeadLetter, b"not json")
+
+    now = [0.0]
+    consumer = ReplayingConsumer([record(0, WEB_TP.topic), record(1, WEB_TP.topic)])
+    producer = Flaky()
+    loop = consume_loop(consumer, handle, name="t", producer=producer, clock=lambda: now[0])
+    for _ in range(6):
+        await loop.run_once()
+        assert consumer.commits in ([], [1], [1, 2])
+        if loop.deferred:
+            now[0] = loop.deferred[WEB_TP]
+    assert consumer.commits == [1, 2]
+    assert [decode(DeadLetter, v).offset for _, v in producer.sent] == [0, 1]
+
+
+async def test_the_publisher_retries_only_connection_errors() -> None:
+    """Issue 17 (Low 2): a DataError (a value the database will never take) was
+    retried for ever and stopped the partition; now it is dead-lettered. A lost
+    connection is still waited out."""
+    from sqlalchemy.exc import IntegrityError, InterfaceError  # noqa: PLC0415
+
+    from services.publish.agents import consume_loop  # noqa: PLC0415
+
+    calls: dict[int, int] = {0: 0, 1: 0, 2: 0}
+
+    async def handle(rec: ConsumerRecord[bytes, bytes]) -> None:
+        calls[rec.offset] += 1
+        if rec.offset == 0 and calls[0] < 2:
+            raise InterfaceError("SELECT 1", {}, ConnectionError("connection closed"))
+        if rec.offset == 1:
+            raise DataError("INSERT", {}, ValueError("value too long for varchar(300)"))
+        if rec.offset == 2:
+            raise IntegrityError("INSERT", {}, ValueError("not null"))
+
+    now = [0.0]
+    consumer = ReplayingConsumer([record(i, WEB_TP.topic) for i in range(3)])
+    producer = Producer()
+    loop = consume_loop(consumer, handle, name="t", producer=producer, clock=lambda: now[0])
+    for _ in range(6):
+        await loop.run_once()
+        if loop.deferred:
+            now[0] = loop.deferred[WEB_TP]
+    assert calls == {0: 2, 1: 1, 2: 1}
+    assert consumer.commits == [1, 2, 3]
+    letters = [decode(DeadLetter, v) for _, v in producer.sent]
+    assert [(x.offset, x.stage) for x in letters] == [(1, "publish.handle"), (2, "publish.handle")]
+    assert "value too long" in letters[0].error

@@ -124,7 +124,32 @@ def test_production_refuses_a_placeholder_sasl_password(monkeypatch: pytest.Monk
     with pytest.raises(ValidationError, match="sasl_password is missing or a placeholder"):
         KafkaSettings(**sasl, sasl_password="changeme")  # type: ignore[arg-type]
     assert KafkaSettings(**sasl, sasl_password="a-real-long-secret-value").uses_sasl  # type: ignore[arg-type]
-    assert KafkaSettings().client_kwargs()["security_protocol"] == "PLAINTEXT"
+    plain = KafkaSettings(allow_plaintext=True)
+    assert plain.client_kwargs()["security_protocol"] == "PLAINTEXT"
+
+
+def test_production_refuses_plaintext_unless_allowed_on_purpose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 17: with PLAINTEXT anyone who reaches the broker writes commands."""
+    monkeypatch.setenv("TAKEACTION_ENV", "production")
+    monkeypatch.delenv("KAFKA_SECURITY_PROTOCOL", raising=False)
+    monkeypatch.delenv("KAFKA_ALLOW_PLAINTEXT", raising=False)
+    with pytest.raises(ValidationError, match="PLAINTEXT in production"):
+        KafkaSettings()
+    monkeypatch.setenv("KAFKA_ALLOW_PLAINTEXT", "true")
+    assert KafkaSettings().security_protocol == "PLAINTEXT"
+    monkeypatch.delenv("KAFKA_ALLOW_PLAINTEXT")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "takeaction")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "a-real-long-secret-value")
+    assert KafkaSettings().uses_sasl
+    monkeypatch.setenv("TAKEACTION_ENV", "development")
+    monkeypatch.delenv("KAFKA_SECURITY_PROTOCOL")
+    for name in ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"):
+        monkeypatch.delenv(name)
+    assert KafkaSettings().security_protocol == "PLAINTEXT"  # make run, the tests
 
 
 def test_plaintext_has_neither_tls_nor_sasl() -> None:

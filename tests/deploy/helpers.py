@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings
 
 from services.common.config import ServiceSettings
 from services.common.kafka import KafkaSettings
+from services.common.signing import SigningSettings
 from services.devstack.configdoc import env_names
 from services.ingest.config import IngestSettings
 from services.media.config import MediaSettings
@@ -43,6 +44,7 @@ SETTINGS: tuple[type[BaseSettings], ...] = (
     WebSettings,
     PublishSettings,
     MediaSettings,
+    SigningSettings,
 )
 #: Variables read outside the settings classes (services.common.logs).
 OTHER_VARIABLES = frozenset({"LOG_FORMAT", "LOG_LEVEL"})
@@ -57,8 +59,18 @@ TMP = "/tmp"  # noqa: S108
 
 #: Secrets a deployment requires although the settings class lets them be unset.
 REQUIRED_HERE: dict[str, frozenset[str]] = {
-    # The moderators cannot log in to a fresh stack without a first admin.
-    "triage-web": frozenset({"TRIAGE_ADMIN_PASSWORD"}),
+    # The moderators cannot log in to a fresh stack without a first admin; the web signs
+    # the publisher's commands and the publisher obeys only those (the same keys).
+    "triage-web": frozenset({"TRIAGE_ADMIN_PASSWORD", "COMMAND_SIGNING_KEYS"}),
+    "publish": frozenset({"COMMAND_SIGNING_KEYS"}),
+}
+#: Secrets every service of a deployment needs: SASL/SCRAM to Kafka (production
+#: refuses PLAINTEXT).
+EVERY_SERVICE_REQUIRES = frozenset({"KAFKA_SASL_PASSWORD"})
+#: Settings a service reads beside its own prefix and the common ones.
+ALSO_READS: dict[str, tuple[str, ...]] = {
+    "triage-web": ("COMMAND_SIGNING_",),
+    "publish": ("COMMAND_SIGNING_",),
 }
 
 
@@ -82,6 +94,11 @@ class Service:
         return str(self.settings.model_config.get("env_prefix", ""))
 
     @property
+    def prefixes(self) -> tuple[str, ...]:
+        """Every prefix of the variables it reads (its own, the common ones, others)."""
+        return (self.prefix, *COMMON_PREFIXES, *ALSO_READS.get(self.name, ()))
+
+    @property
     def port(self) -> int:
         value = self.settings.model_fields[self.port_field].default
         assert isinstance(value, int)
@@ -102,7 +119,7 @@ class Service:
     @property
     def required_secrets(self) -> frozenset[str]:
         required = frozenset(self.env(f) for f in self.settings.secret_fields)
-        return required | REQUIRED_HERE.get(self.name, frozenset())
+        return required | REQUIRED_HERE.get(self.name, frozenset()) | EVERY_SERVICE_REQUIRES
 
     @property
     def optional_secrets(self) -> frozenset[str]:

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 
 from services.common.kafka import KafkaSettings
+from services.common.signing import SigningSettings
 from services.ingest.config import IngestSettings
 from tests.deploy.helpers import (
     ALL_INTERFACES,
@@ -131,7 +132,7 @@ def test_every_variable_is_a_real_setting() -> None:
 
 def test_each_service_sets_only_what_it_reads() -> None:
     for name, service in SERVICES.items():
-        foreign = {k for k in _env(name) if not k.startswith((service.prefix, *COMMON_PREFIXES))}
+        foreign = {k for k in _env(name) if not k.startswith(service.prefixes)}
         assert not foreign, f"{name} does not read {sorted(foreign)}"
     foreign = {k for k in _env("kafka-init") if not k.startswith(COMMON_PREFIXES)}
     assert not foreign, f"kafka-init does not read {sorted(foreign)}"
@@ -281,6 +282,8 @@ def test_env_example_lists_exactly_what_compose_reads() -> None:
 
 
 def _secret(name: str) -> str:
+    if name == "COMMAND_SIGNING_KEYS":  # <id>:<secret>, the secret 32+ characters
+        return f"k1:{name.lower().replace('_', '-')}-0123456789abcdef"
     return f"{name.lower().replace('_', '-')}-0123456789abcdef"
 
 
@@ -357,7 +360,9 @@ def _settings_under(
 ) -> list[BaseModel]:
     with monkeypatch.context() as patch:
         for key in list(os.environ):
-            if key.startswith(("INGEST_", "TRIAGE_", "PUBLISH_", *COMMON_PREFIXES)):
+            if key.startswith(
+                ("INGEST_", "TRIAGE_", "PUBLISH_", "COMMAND_SIGNING_", *COMMON_PREFIXES)
+            ):
                 patch.delenv(key)
         for key, value in env.items():
             patch.setenv(key, value)
@@ -378,6 +383,9 @@ def test_every_service_accepts_the_environment_compose_gives_it(
         assert getattr(settings, service.port_field) == service.port
         assert isinstance(kafka, KafkaSettings)
         assert kafka.bootstrap_servers == "kafka:29092"
+        if "COMMAND_SIGNING_KEYS" in service.required_secrets:
+            (signing,) = _settings_under(monkeypatch, env, SigningSettings)
+            assert isinstance(signing, SigningSettings)
     (kafka,) = _settings_under(monkeypatch, resolved["kafka-init"], KafkaSettings)
     assert isinstance(kafka, KafkaSettings)
     assert kafka.partitions == 6

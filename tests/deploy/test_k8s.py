@@ -17,7 +17,6 @@ import pytest
 
 from tests.deploy.helpers import (
     ALL_INTERFACES,
-    COMMON_PREFIXES,
     COMPOSE,
     DEPLOY,
     DOCKERFILE,
@@ -178,7 +177,7 @@ def test_environment_names_are_real_settings() -> None:
         assert container["envFrom"] == [{"configMapRef": {"name": CONFIG}}], name
         for key in _env(container):
             assert key in known, f"{name} sets {key}, which no service reads"
-            assert key.startswith((service.prefix, *COMMON_PREFIXES)), f"{name} ignores {key}"
+            assert key.startswith(service.prefixes), f"{name} ignores {key}"
 
 
 def test_secrets_come_from_the_secret() -> None:

@@ -26,6 +26,7 @@ from services.common import topics
 from services.common.codec import encode, encode_key
 from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import Author, Consent, Platform, PublishReply, mention_id
+from services.common.signing import SigningSettings
 from services.devstack import stack
 from services.devstack.broker import free_port
 from services.ingest.config import IngestSettings
@@ -127,6 +128,9 @@ def test_the_publisher_and_sandbox_settings_read_what_the_stack_sets(
     } <= set(sandbox.tokens)  # and ingest's (the next test)
     assert publish.api_key is not None
     assert publish.database_url.endswith("/var/publish/ledger.db")
+    # The publisher reads replies' media where the web and the media worker write them.
+    assert publish.media_root == Path(specs["triage-web"].env["TRIAGE_MEDIA_DIR"])
+    assert publish.media_root == Path(specs["media"].env["MEDIA_MEDIA_DIR"])
     assert sandbox.posts_file == tmp_path / "var" / "sandbox" / "posts.json"
 
 
@@ -253,6 +257,7 @@ def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) 
                         sandbox=sandbox,
                     )
                 )
+                _forged_commands_are_dead_lettered(broker_port, sandbox, publish_port)
                 posted_in_run_1 = len(httpx.get(f"{sandbox}/sandbox/posts").json())
             if attempt == 2:
                 replies = httpx.get(f"{sandbox}/sandbox/posts").json()
@@ -486,6 +491,7 @@ async def _a_reply_goes_out_on_the_sandbox(
     base = 1_790_000_000_000_000_000 + uuid.uuid4().int % 10**12 * 10
     natives = {Platform.X: str(base), Platform.MASTODON: str(base + 1)}
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    keys = SigningSettings().command_keys()
     async with httpx.AsyncClient(timeout=10) as http:
         items = [
             {
@@ -532,7 +538,8 @@ async def _a_reply_goes_out_on_the_sandbox(
                     )
                     await producer.send_and_wait(
                         kafka.topic(topics.REPLIES_REQUESTED),
-                        encode(request),
+                        # Signed as the web signs (the stack runs with the same keys).
+                        keys.sign(topics.REPLIES_REQUESTED, encode(request)),
                         key=encode_key(request.question_id),
                     )
                 for _ in range(6):
@@ -575,6 +582,32 @@ def _kill_the_broker_and_see_it_come_back(run_dir: Path, ingest_port: int) -> No
 #: The output of each stack under test (by pid), still pumped after the banner, so
 #: a stack that does not stop can show what its supervisor said while stopping.
 _OUTPUT: dict[int, queue.Queue[str | None]] = {}
+
+
+def _forged_commands_are_dead_lettered(broker_port: int, sandbox: str, publish_port: int) -> None:
+    """Issue 17, from outside: ``python -m services.devstack.forge`` writes forged
+    replies.requested straight to the stack's broker; none is posted, each comes back
+    as a dead letter with its reason, and the publisher counts it."""
+    posted = httpx.get(f"{sandbox}/sandbox/posts").json()
+    reply = next(p for p in posted if p.get("in_reply_to"))
+    target = ["--platform", reply["platform"], "--in-reply-to", reply["in_reply_to"]]
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}"}
+    for kind in ("unsigned", "bad-signature", "outside-media", "second-reply"):
+        done = subprocess.run(
+            [sys.executable, "-m", "services.devstack.forge", kind, "--wait-s", "60", *target],
+            env=env,
+            cwd=stack.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "dead-lettered: stage=publish.verify" in done.stdout, done.stdout
+    assert len(httpx.get(f"{sandbox}/sandbox/posts").json()) == len(posted)
+    metrics = httpx.get(f"http://127.0.0.1:{publish_port}/metrics").text
+    for reason in ("unsigned", "bad_signature", "media_outside_root", "post_already_answered"):
+        assert f'reason="{reason}"' in metrics, reason
 
 
 def _read_until(proc: subprocess.Popen[str], marker: str, timeout_s: float) -> str:

@@ -20,11 +20,13 @@ from tests.publish.helpers import MiB
 
 
 @pytest.fixture
-def publish_settings(sandbox: SandboxServer) -> Callable[..., PublishSettings]:
-    """Publisher settings aimed at the sandbox; fast retries."""
+def publish_settings(sandbox: SandboxServer, tmp_path: Path) -> Callable[..., PublishSettings]:
+    """Publisher settings aimed at the sandbox; fast retries; media read from the
+    test's folder."""
 
     def make(**overrides: Any) -> PublishSettings:
         fields: dict[str, Any] = {
+            "media_root": tmp_path,
             "x_api_base_url": sandbox.base_url,
             "x_web_base_url": sandbox.base_url,
             "x_access_token": X_TOKEN,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import SecretStr
 
 from services.common.consume import ConsumeLoop
 from services.common.kafka import KafkaSettings, make_consumer
@@ -26,6 +27,7 @@ from services.common.messages import (
     PublishReply,
     mention_id,
 )
+from services.common.signing import CommandKeys
 from services.publish.db import migrate
 from services.publish.exceptions import RateLimited, RetryableError
 from services.publish.ledger import Ledger
@@ -36,6 +38,8 @@ from tests.helpers.db import empty_database
 T = TypeVar("T")
 
 CAMPAIGN = "TakeActionCamps"
+#: The command keys of the tests (what the triage web would sign with).
+KEYS = CommandKeys("test", {"test": SecretStr("the tests' command signing key - 32+ chars")})
 MiB = 1024 * 1024
 
 

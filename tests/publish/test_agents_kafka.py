@@ -4,7 +4,9 @@ letters, consent withdrawals and opt-outs, as records on topics."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import BaseModel, SecretStr
 
 from services.common import topics
 from services.common.bootstrap import ensure_topics
@@ -24,11 +27,14 @@ from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import (
     ConsentWithdrawn,
     DeadLetter,
+    Media,
     Platform,
     PublishReply,
     ReplyFailed,
     ReplyPublished,
 )
+from services.common.signing import CommandKeys
+from services.devstack import forge
 from services.publish import metrics
 from services.publish.agents import Agents, consume_loop
 from services.publish.config import PublishSettings
@@ -46,6 +52,7 @@ from tests.helpers.sandbox import (
     set_faults,
 )
 from tests.publish.helpers import (
+    KEYS,
     CrashAfterPost,
     SimulatedCrash,
     assigned_consumer,
@@ -81,7 +88,10 @@ class Stack:
 
     def agents(self, publisher: Publisher | None = None) -> Agents:
         return Agents(
-            publisher=publisher or self.publisher(), producer=self.producer, kafka=self.kafka
+            publisher=publisher or self.publisher(),
+            producer=self.producer,
+            kafka=self.kafka,
+            keys=KEYS,
         )
 
     async def loop(self, topic: str, handle: RecordHandler, group: str = GROUP) -> ConsumeLoop:
@@ -99,9 +109,13 @@ class Stack:
     async def send(self, topic: str, value: bytes, key: str | None = None) -> None:
         await self.producer.send_and_wait(self.kafka.topic(topic), value, key=encode_key(key))
 
+    async def command(self, topic: str, message: BaseModel, key: str) -> None:
+        """Send ``message`` signed, as the triage web's outbox does."""
+        await self.send(topic, KEYS.sign(topic, encode(message)), key)
+
     async def request(self, request: PublishReply, times: int = 1) -> None:
         for _ in range(times):
-            await self.send(topics.REPLIES_REQUESTED, encode(request), request.question_id)
+            await self.command(topics.REPLIES_REQUESTED, request, request.question_id)
 
     async def out(self, topic: str, model: type[Any]) -> list[Any]:
         return [decode(model, r.value) for r in await read_all(self.kafka, self.kafka.topic(topic))]
@@ -142,6 +156,7 @@ def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> StackFactory:
                 "max_attempts": 1,
                 "backoff_initial_s": 1.0,  # unused with max_attempts=1 (see the report)
                 "reply_retry_initial_s": 0.05,
+                "media_root": tmp_path,
             }
             fields.update(overrides)
             settings = PublishSettings(**fields)
@@ -293,8 +308,8 @@ async def test_a_bad_message_goes_to_the_dlq_and_the_stream_goes_on(stack: Stack
         await drain(loop)
 
         [letter] = await s.out(topics.dlq(topics.REPLIES_REQUESTED), DeadLetter)
-        assert letter.stage == "publish.decode"
-        assert "malformed JSON" in letter.error
+        assert letter.stage == "publish.verify"  # a command is verified before anything
+        assert "not a JSON command" in letter.error
         assert letter.value_b64 == "eyJyZXBseV9pZCI6ICJyMSI="  # the bytes as they came
         assert len(await s.out(topics.REPLIES_PUBLISHED, ReplyPublished)) == 1
         assert await s.committed(loop) == 2
@@ -312,7 +327,7 @@ async def test_a_consent_withdrawal_event_deletes_the_published_reply(stack: Sta
             speaker_ref=request.consent.speaker_ref, withdrawn_by="team-b",
             reason="the speaker asked", at=datetime.now(UTC),
         )  # fmt: skip
-        await s.send(topics.CONSENT_WITHDRAWN, encode(event), event.speaker_ref)
+        await s.command(topics.CONSENT_WITHDRAWN, event, event.speaker_ref)
         await s.send(topics.CONSENT_WITHDRAWN, b"\xff not a withdrawal", event.speaker_ref)
 
         consent = await s.loop(topics.CONSENT_WITHDRAWN, agents.on_consent_withdrawn, "c")
@@ -325,7 +340,7 @@ async def test_a_consent_withdrawal_event_deletes_the_published_reply(stack: Sta
         decision = (await s.ledger.decisions(request.reply_id))[-1]
         assert f"x post {post['id']} deleted" in decision.reason
         [letter] = await s.out(topics.dlq(topics.CONSENT_WITHDRAWN), DeadLetter)
-        assert "UTF-8" in letter.error
+        assert "utf-8" in letter.error
 
 
 async def test_a_stop_reply_on_mentions_raw_refuses_the_next_reply(stack: StackFactory) -> None:
@@ -346,3 +361,205 @@ async def test_a_stop_reply_on_mentions_raw_refuses_the_next_reply(stack: StackF
         [failure] = await s.out(topics.REPLIES_FAILED, ReplyFailed)
         assert failure.error.startswith("refused by the governor: opted_out: ")
         assert await s.posts() == []
+
+
+# --- forged commands (issue 17): never posted, dead-lettered with the reason, counted ---
+
+
+def rejected(reason: str) -> float:
+    value: float = metrics.REJECTED_COMMANDS.labels(topics.REPLIES_REQUESTED, reason)._value.get()
+    return value
+
+
+async def test_unsigned_and_wrongly_signed_requests_are_never_posted(stack: StackFactory) -> None:
+    async with stack() as s:
+        unsigned, forged, genuine = (request_factory() for _ in range(3))
+        for request in (unsigned, forged, genuine):
+            await engage(s.ledger, request)
+        before = rejected("unsigned"), rejected("bad_signature")
+        await s.send(topics.REPLIES_REQUESTED, encode(unsigned), unsigned.question_id)
+        wrong = CommandKeys("test", {"test": SecretStr("an attacker's guess at the key, long")})
+        await s.send(
+            topics.REPLIES_REQUESTED,
+            wrong.sign(topics.REPLIES_REQUESTED, encode(forged)),
+            forged.question_id,
+        )
+        await s.request(genuine)
+        loop = await s.loop(topics.REPLIES_REQUESTED, s.agents().on_reply_requested)
+
+        await drain(loop)
+
+        [post] = await s.posts()
+        [published] = await s.out(topics.REPLIES_PUBLISHED, ReplyPublished)
+        assert (published.reply_id, published.post_id) == (genuine.reply_id, post["id"])
+        letters = await s.out(topics.dlq(topics.REPLIES_REQUESTED), DeadLetter)
+        assert sorted((x.stage, x.error) for x in letters) == [
+            ("publish.verify", "bad signature (key id 'test')"),
+            ("publish.verify", "unsigned command on replies.requested"),
+        ]
+        assert (rejected("unsigned"), rejected("bad_signature")) == (before[0] + 1, before[1] + 1)
+        assert await s.ledger.get(unsigned.reply_id) is None
+        assert await s.ledger.get(forged.reply_id) is None
+        assert await s.committed(loop) == 3
+
+
+def _outside_media(uri: str) -> Media:
+    """Media naming ``uri`` with the size and sha256 of /etc/hostname (what the audit's
+    forged message posted as a "video")."""
+    data = Path("/etc/hostname").read_bytes()
+    return Media(
+        uri=uri, mime="video/mp4", bytes=len(data), sha256=hashlib.sha256(data).hexdigest()
+    )
+
+
+async def test_a_signed_request_with_media_outside_the_media_root_is_never_posted(
+    stack: StackFactory, tmp_path: Path
+) -> None:
+    root = tmp_path / "media"
+    root.mkdir()
+    (root / "escape.mp4").symlink_to("/etc/hostname")
+    async with stack(media_root=root) as s:
+        requests = [
+            request_factory(media=_outside_media(uri))
+            for uri in (
+                "file:///etc/hostname",
+                str(root / ".." / ".." / ".." / "etc" / "hostname"),
+                (root / "escape.mp4").as_uri(),
+            )
+        ]
+        for request in requests:
+            await engage(s.ledger, request)
+            await s.request(request)
+        before = rejected("media_outside_root")
+        loop = await s.loop(topics.REPLIES_REQUESTED, s.agents().on_reply_requested)
+
+        await drain(loop)
+
+        assert await s.posts() == []
+        letters = await s.out(topics.dlq(topics.REPLIES_REQUESTED), DeadLetter)
+        assert len(letters) == 3
+        assert all(x.stage == "publish.verify" for x in letters)
+        assert all("outside the media root" in x.error for x in letters)
+        failures = await s.out(topics.REPLIES_FAILED, ReplyFailed)
+        assert sorted(f.reply_id for f in failures) == sorted(r.reply_id for r in requests)
+        assert not any(f.retryable for f in failures)
+        assert rejected("media_outside_root") == before + 3
+        assert await s.committed(loop) == 3
+
+
+async def test_a_second_reply_to_an_answered_post_is_never_posted(stack: StackFactory) -> None:
+    async with stack() as s:
+        first = request_factory()
+        second = request_factory(
+            in_reply_to=first.in_reply_to, mention_id=first.mention_id, author=first.author
+        )
+        await engage(s.ledger, first)
+        await s.request(first)
+        loop = await s.loop(topics.REPLIES_REQUESTED, s.agents().on_reply_requested)
+        await drain(loop)
+        await s.request(second)  # another question id, the same post
+        before = rejected("post_already_answered")
+
+        await drain(loop)
+
+        [post] = await s.posts()
+        [published] = await s.out(topics.REPLIES_PUBLISHED, ReplyPublished)
+        assert published.reply_id == first.reply_id
+        [letter] = await s.out(topics.dlq(topics.REPLIES_REQUESTED), DeadLetter)
+        assert letter.stage == "publish.verify"
+        assert f"x post {first.in_reply_to} already has a reply" in letter.error
+        [failure] = await s.out(topics.REPLIES_FAILED, ReplyFailed)
+        assert (failure.reply_id, failure.retryable) == (second.reply_id, False)
+        assert rejected("post_already_answered") == before + 1
+        assert post["in_reply_to"] == first.in_reply_to
+
+
+async def test_a_reply_to_another_post_than_the_mention_is_never_posted(
+    stack: StackFactory,
+) -> None:
+    async with stack() as s:
+        request = request_factory()
+        elsewhere = request.model_copy(update={"in_reply_to": "1790000000000999999"})
+        await engage(s.ledger, elsewhere)
+        await s.request(elsewhere)
+        before = rejected("not_the_mention")
+        loop = await s.loop(topics.REPLIES_REQUESTED, s.agents().on_reply_requested)
+
+        await drain(loop)
+
+        assert await s.posts() == []
+        [letter] = await s.out(topics.dlq(topics.REPLIES_REQUESTED), DeadLetter)
+        assert "is not the mention's own post" in letter.error
+        assert rejected("not_the_mention") == before + 1
+
+
+async def test_an_unsigned_consent_withdrawal_takes_nothing_down(stack: StackFactory) -> None:
+    async with stack() as s:
+        request = request_factory()
+        await engage(s.ledger, request)
+        await s.request(request)
+        agents = s.agents()
+        await drain(await s.loop(topics.REPLIES_REQUESTED, agents.on_reply_requested))
+        event = ConsentWithdrawn(
+            speaker_ref=request.consent.speaker_ref, withdrawn_by="attacker", at=datetime.now(UTC),
+        )  # fmt: skip
+        await s.send(topics.CONSENT_WITHDRAWN, encode(event), event.speaker_ref)
+
+        await drain(await s.loop(topics.CONSENT_WITHDRAWN, agents.on_consent_withdrawn, "c"))
+
+        assert len(await s.posts()) == 1
+        [letter] = await s.out(topics.dlq(topics.CONSENT_WITHDRAWN), DeadLetter)
+        assert (letter.stage, letter.error) == (
+            "publish.verify",
+            "unsigned command on consent.withdrawn",
+        )
+
+
+@pytest.mark.parametrize("kind", ["unsigned", "bad-signature", "outside-media", "second-reply"])
+async def test_the_forge_tool_s_commands_come_back_as_dead_letters(
+    stack: StackFactory, kind: str
+) -> None:
+    """``python -m services.devstack.forge`` (the check from outside, README): what it
+    writes is refused, and it finds the dead letter."""
+    async with stack() as s:
+        answered = request_factory()
+        await engage(s.ledger, answered)
+        await s.request(answered)
+        loop = await s.loop(topics.REPLIES_REQUESTED, s.agents().on_reply_requested)
+        await drain(loop)
+        args = forge.parser().parse_args(
+            [kind, "--in-reply-to", answered.in_reply_to, "--wait-s", "20"]
+        )
+        sent = asyncio.create_task(forge.forge(kind, args, s.kafka, KEYS))
+        while not sent.done():
+            await loop.run_once()
+        letter = await sent
+
+        assert letter is not None
+        assert letter.stage == "publish.verify"
+        assert len(await s.posts()) == 1
+
+
+async def test_an_800_kb_bad_record_is_dead_lettered_and_the_partition_goes_on(
+    stack: StackFactory,
+) -> None:
+    """Issue 17 (Medium 1): its whole letter would be over the broker's limit; the
+    partition used to stop at it for good. Now its head, length and sha256 go."""
+    async with stack() as s:
+        request = request_factory()
+        await engage(s.ledger, request)
+        huge = b"{" + b"x" * (800 * 1024)
+        await s.send(topics.REPLIES_REQUESTED, huge, request.question_id)
+        await s.request(request)  # the same key: the same partition, behind it
+        loop = await s.loop(topics.REPLIES_REQUESTED, s.agents().on_reply_requested)
+
+        await drain(loop)
+
+        [letter] = await s.out(topics.dlq(topics.REPLIES_REQUESTED), DeadLetter)
+        assert letter.value_truncated
+        assert letter.value_bytes == len(huge)
+        assert letter.value_sha256 == hashlib.sha256(huge).hexdigest()
+        assert letter.offset is not None
+        assert letter.stage == "publish.verify"
+        assert len(await s.out(topics.REPLIES_PUBLISHED, ReplyPublished)) == 1
+        assert await s.committed(loop) == 2

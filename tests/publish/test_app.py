@@ -23,15 +23,17 @@ from services.common import topics
 from services.common.codec import encode, encode_key
 from services.common.db import make_engine
 from services.common.kafka import KafkaSettings, make_producer
+from services.common.signing import SigningSettings
 from services.publish.app import create_app
 from services.publish.config import PublishSettings
 from services.publish.spend import CallClass
 from tests.helpers.sandbox import MASTODON_TOKEN, X_TOKEN, SandboxServer, live_sandbox
-from tests.publish.helpers import mention_for, request_factory
+from tests.publish.helpers import KEYS, mention_for, request_factory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 API_KEY = "moderators-key-for-tests"
+SIGNING = SigningSettings(keys=SecretStr(f"test:{KEYS.keys['test'].get_secret_value()}"))
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
@@ -69,7 +71,7 @@ def service(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
             mentions_group_id=f"publish-mentions-{kafka.topic_prefix}",
             consent_group_id=f"publish-consent-{kafka.topic_prefix}",
         )
-        app = create_app(settings, kafka)
+        app = create_app(settings, kafka, signing=SIGNING)
         with TestClient(app) as client:
             yield Service(app, client, kafka, sandbox, tmp / "ledger.db")
 
@@ -167,7 +169,8 @@ def test_a_requested_reply_goes_out_through_the_running_service(service: Service
     while service.client.portal.call(ledger.snapshot, request).engagement is None:  # type: ignore[union-attr]
         assert time.monotonic() < deadline, "the mention was never read"
         time.sleep(0.1)
-    record = (topics.REPLIES_REQUESTED, encode(request), request.question_id)
+    signed = KEYS.sign(topics.REPLIES_REQUESTED, encode(request))
+    record = (topics.REPLIES_REQUESTED, signed, request.question_id)
     asyncio.run(_produce(service.kafka, [record]))
     posts: list[dict[str, Any]] = []
     while not posts:

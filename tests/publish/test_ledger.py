@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from pydantic import SecretStr
 from sqlalchemy import Connection, inspect
 
-from services.common.messages import Author, ConsentWithdrawn
+from services.common.messages import Author, ConsentWithdrawn, Platform
 from services.publish.db import migrate
 from services.publish.domain import Refusal
 from services.publish.exceptions import AlreadyReplied
@@ -107,6 +107,26 @@ async def test_the_unique_index_refuses_a_second_live_reply_to_a_question(ledger
     row = await ledger.get(second.reply_id)
     assert row is not None
     assert row.state == ReplyState.PENDING
+
+
+async def test_the_unique_index_refuses_a_second_live_reply_to_a_post(ledger: Ledger) -> None:
+    """Issue 17: one reply per post asked, whatever the question id."""
+    first = request_factory()
+    second = request_factory(in_reply_to=first.in_reply_to, mention_id=first.mention_id)
+    assert second.question_id != first.question_id
+    await ledger.open(first)
+    await ledger.open(second)
+    assert await ledger.live_reply_to("x", first.in_reply_to, excluding=second.reply_id) is None
+    await ledger.start_sending(first.reply_id, text="one", template_id=None)
+    found = await ledger.live_reply_to("x", first.in_reply_to, excluding=second.reply_id)
+    assert found == first.reply_id
+    assert await ledger.live_reply_to("x", first.in_reply_to, excluding=first.reply_id) is None
+
+    with pytest.raises(AlreadyReplied):
+        await ledger.start_sending(second.reply_id, text="two", template_id=None)
+    other = request_factory(platform=Platform.MASTODON, in_reply_to=first.in_reply_to)
+    await ledger.open(other)
+    await ledger.start_sending(other.reply_id, text="three", template_id=None)  # another network
 
 
 async def test_a_failed_reply_does_not_block_a_new_request_for_the_question(

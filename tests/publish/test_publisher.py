@@ -660,12 +660,98 @@ async def test_an_original_the_platform_would_refuse_is_never_posted(
         bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
     )
-    message = failed(
-        await env.make_publisher().handle(await engaged(env.ledger, platform=platform, media=media))
-    )
+    publisher = env.make_publisher(media_root=original.parent)
+    request = await engaged(env.ledger, platform=platform, media=media)
+    message = failed(await publisher.handle(request))
     assert "video codec hevc is not h264" in message.error
     assert "not a video" in message.error
     assert not message.retryable
+    assert await env.posts() == []
+
+
+class CountingUploads(CrashAfterPost):
+    """A platform that counts what reaches it (and posts for real)."""
+
+    uploads = 0
+
+    async def upload_video(self, media: MediaFile) -> str:
+        type(self).uploads += 1
+        return await super().upload_video(media)
+
+    async def post_reply(self, **kwargs: Any) -> PostedReply:
+        return await self.inner.post_reply(**kwargs)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("what", ["video", "subtitles"])
+async def test_a_file_that_is_not_the_one_approved_sends_not_one_byte(
+    what: str, env: Env, media_factory: Callable[..., MediaFile], tmp_path: Path
+) -> None:
+    """Issue 17: the sha256 is checked before the first byte goes to a platform
+    (the adapters only found out after streaming the file)."""
+    video = media_factory(300 * 1024)
+    srt = b"1\n00:00:00,000 --> 00:00:00,500\nWe need water.\n"
+    (tmp_path / "s.srt").write_bytes(srt)
+    subtitles = SubtitleFile(
+        uri=(tmp_path / "s.srt").as_uri(),
+        mime="application/x-subrip",
+        bytes=len(srt),
+        sha256=("0" * 64) if what == "subtitles" else hashlib.sha256(srt).hexdigest(),
+        language="en",
+    )
+    media = Media(
+        uri=video.path.as_uri(),
+        mime=video.mime,
+        bytes=video.size,
+        sha256=("0" * 64) if what == "video" else video.sha256,
+        subtitles=(subtitles,),
+    )
+    CountingUploads.uploads = 0
+    message = failed(
+        await env.make_publisher(wrap=CountingUploads).handle(
+            await engaged(env.ledger, media=media)
+        )
+    )
+    assert "is not the file approved" in message.error
+    assert not message.retryable
+    assert CountingUploads.uploads == 0
+    assert await env.posts() == []
+
+
+@pytest.mark.parametrize("where", ["outside", "symlink", "subtitles"])
+async def test_media_outside_the_media_root_is_a_final_failure(
+    where: str, env: Env, media_factory: Callable[..., MediaFile], tmp_path: Path
+) -> None:
+    """Issue 17: a reply reads its files only from PUBLISH_MEDIA_ROOT (resolved, no
+    symlink escape), subtitle files too."""
+    video = media_factory(100 * 1024)
+    root = tmp_path / "root"
+    root.mkdir()
+    inside = root / "answer.mp4"
+    inside.write_bytes(video.path.read_bytes())
+    if where == "symlink":
+        inside.unlink()
+        inside.symlink_to(video.path)
+    srt = video.path.read_bytes()
+    subtitles = SubtitleFile(
+        uri=video.path.as_uri(),
+        mime="application/x-subrip",
+        bytes=len(srt),
+        sha256=hashlib.sha256(srt).hexdigest(),
+        language="en",
+    )
+    media = Media(
+        uri=video.path.as_uri() if where == "outside" else inside.as_uri(),
+        mime=video.mime,
+        bytes=video.size,
+        sha256=video.sha256,
+        subtitles=(subtitles,) if where == "subtitles" else (),
+    )
+    CountingUploads.uploads = 0
+    publisher = env.make_publisher(media_root=root, wrap=CountingUploads)
+    message = failed(await publisher.handle(await engaged(env.ledger, media=media)))
+    assert "is outside the media root" in message.error
+    assert not message.retryable
+    assert CountingUploads.uploads == 0
     assert await env.posts() == []
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from services.common.kafka import KafkaSettings
 from services.publish.agents import Agents
+from tests.publish.helpers import KEYS
 
 
 class FlakyPublisher:
@@ -29,7 +30,12 @@ class FlakyPublisher:
 
 async def test_the_take_down_sweep_outlives_a_failed_sweep() -> None:
     publisher = FlakyPublisher()
-    agents = Agents(publisher=publisher, producer=cast(Any, None), kafka=KafkaSettings())  # type: ignore[arg-type]
+    agents = Agents(
+        publisher=publisher,  # type: ignore[arg-type]
+        producer=cast(Any, None),
+        kafka=KafkaSettings(),
+        keys=KEYS,
+    )
     sweep = asyncio.create_task(agents.sweep_take_downs(0.01))
     try:
         for _ in range(200):

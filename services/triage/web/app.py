@@ -35,6 +35,7 @@ from services.common.kafka import (
     start_when_reachable,
 )
 from services.common.messages import utcnow
+from services.common.signing import SigningSettings
 from services.common.tasks import BackgroundTasks, Run
 from services.triage.rules import load_rules
 from services.triage.web import metrics
@@ -279,6 +280,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or WebSettings()
     kafka = kafka or KafkaSettings()
+    command_keys = SigningSettings().command_keys()
     overrides = overrides or Overrides()
 
     @contextlib.asynccontextmanager
@@ -294,6 +296,7 @@ def create_app(
                 media_policy=MediaPolicy(
                     captions=settings.media_captions, media_dir=settings.media_dir
                 ),
+                command_keys=command_keys,
                 clock=overrides.clock,
             )
             accounts = Accounts(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.common.jobs import JobTable
 from services.common.messages import utcnow
+from services.common.signing import CommandKeys
 from services.triage.web.models import MediaJob
 from services.triage.web.store.answers import Answers, StoredAnswer, WithdrawalRequest
 from services.triage.web.store.media import AnswerMedia, MediaPolicy, MediaStatus
@@ -57,6 +58,7 @@ class TriageStore:
         claim_ttl_s: int = 120,
         consent_scopes: Sequence[str] = ("campaign-social", "public"),
         media_policy: MediaPolicy | None = None,
+        command_keys: CommandKeys | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self.db = Database(engine, claim_ttl_s=claim_ttl_s, clock=clock)
@@ -67,7 +69,7 @@ class TriageStore:
         self.questions = Questions(self.db)
         self.teams = Teams(self.db)
         self.answers = Answers(self.db, self.media, consent_scopes=consent_scopes)
-        self.outbox = Outbox(self.db)
+        self.outbox = Outbox(self.db, command_keys)
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:

@@ -1,6 +1,10 @@
 """The outbox: messages for Kafka written in the same transaction as the change
 they announce (:meth:`Database.enqueue`), sent by the relay in id order and
-marked sent once the broker acknowledged them, pruned after a while."""
+marked sent once the broker acknowledged them, pruned after a while.
+
+Commands for the publisher (``replies.requested``, ``consent.withdrawn``) are
+signed as they are relayed, with the current signing key
+(:mod:`services.common.signing`): the publisher obeys nothing unsigned."""
 
 from __future__ import annotations
 
@@ -9,13 +13,16 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
 
+from services.common.signing import SIGNED_TOPICS, CommandKeys
 from services.triage.web.models import OutboxMessage
 from services.triage.web.store.transaction import Database
 
 
 class Outbox:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, keys: CommandKeys | None = None) -> None:
         self.db = db
+        #: Signs the commands; None only in tests of the web alone.
+        self.keys = keys
 
     async def pending(self, limit: int = 200) -> list[OutboxMessage]:
         async with self.db.sessions() as session:
@@ -46,6 +53,10 @@ class Outbox:
                 )
             )
             if rows:
+                if self.keys is not None:
+                    for row in rows:  # the row keeps what was sent
+                        if row.topic in SIGNED_TOPICS:
+                            row.value = self.keys.sign(row.topic, row.value)
                 await send(rows)
                 await session.execute(
                     update(OutboxMessage)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, SecretStr
 
 from services.common import topics
 from services.common.messages import (
     MentionReceived,
 )
+from services.common.signing import CommandKeys
 from services.triage.web.exceptions import (
     NotFound,
 )
@@ -115,3 +118,31 @@ async def test_relays_running_at_once_on_postgres_send_each_message_once(
         assert sorted(sent) == sorted(set(sent))
         assert len(sent) == 6
         assert await store.outbox.backlog() == 0
+
+
+async def test_commands_for_the_publisher_are_signed_as_they_are_relayed(tmp_path: Path) -> None:
+    """The publisher obeys only signed commands (issue 17): replies.requested and
+    consent.withdrawn leave signed by the current key; other topics as they were."""
+    keys = CommandKeys("k2", {"k2": SecretStr("n" * 40), "k1": SecretStr("o" * 40)})
+    async with migrated_store("sqlite", tmp_path, FakeClock(), command_keys=keys) as store:
+        async with store.sessions() as session:
+            store.db.enqueue(session, topics.REPLIES_REQUESTED, "q1", Unsigned(text="post it"))
+            store.db.enqueue(session, topics.CONSENT_WITHDRAWN, "s1", Unsigned(text="take down"))
+            store.db.enqueue(session, topics.QUESTIONS_ASSIGNED, "t1", Unsigned(text="assigned"))
+            await session.commit()
+        sent: dict[str, bytes] = {}
+
+        async def send(rows: Sequence[OutboxMessage]) -> None:
+            sent.update((r.topic, r.value) for r in rows)
+
+        assert await store.outbox.relay(send) == 3
+        for topic in (topics.REPLIES_REQUESTED, topics.CONSENT_WITHDRAWN):
+            keys.verify(topic, sent[topic])
+            assert json.loads(sent[topic])["signature"]["key_id"] == "k2"
+        assert sent[topics.QUESTIONS_ASSIGNED] == b'{"text":"assigned"}'
+        [stored] = [r for r in await all_outbox(store) if r.topic == topics.REPLIES_REQUESTED]
+        assert stored.value == sent[topics.REPLIES_REQUESTED]  # the row keeps what was sent
+
+
+class Unsigned(BaseModel):
+    text: str
