@@ -21,8 +21,9 @@ from services.common.apidocs import ASSETS, CSP, HERE, install_api_docs
 from services.ingest.app import Overrides as IngestOverrides
 from services.ingest.app import create_app as create_ingest
 from services.ingest.config import IngestSettings
+from services.triage.web.models import Role
 from tests.ingest.helpers.sink import FakeSink
-from tests.triage.web.helpers.app import make_app, web_settings
+from tests.triage.web.helpers.app import Person, make_app, sign_in, web_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -84,7 +85,14 @@ def test_the_vendored_files_are_the_ones_recorded() -> None:
 
 @pytest.fixture(name="triage_client")
 def triage_client_fixture(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(make_app(web_settings(tmp_path))) as client:
+    """The triage web, signed in as its admin: its API description is for signed-in
+    people (the page session the browser sends from ``/docs``)."""
+    admin = Person("admin", Role.ADMIN, password="a long enough admin password 42")
+    settings = web_settings(
+        tmp_path, admin_user=admin.username, admin_password=SecretStr(admin.password)
+    )
+    with TestClient(make_app(settings), follow_redirects=False) as client:
+        sign_in(client, admin)
         yield client
 
 
