@@ -96,6 +96,12 @@ def triage_client_fixture(tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture(name="anonymous_client")
+def anonymous_client_fixture(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(make_app(web_settings(tmp_path)), follow_redirects=False) as client:
+        yield client
+
+
 @pytest.fixture(name="ingest_client")
 def ingest_client_fixture() -> Iterator[TestClient]:
     settings = IngestSettings(api_key=SecretStr("test-key-0123456789abcdef"))
@@ -160,3 +166,30 @@ def test_the_vendored_axe_core_is_the_one_recorded() -> None:
     assert name == "axe.min.js"
     assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest
     assert "Mozilla Public License" in (vendor / "axe-core.LICENSE").read_text(encoding="utf-8")
+
+
+@pytest.mark.integration
+def test_triage_docs_say_where_to_sign_in_when_signed_out(anonymous_client: TestClient) -> None:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)", pytrace=False)
+    origin = "http://docs.test"
+
+    def serve(route: Route) -> None:
+        response = anonymous_client.get(route.request.url.removeprefix(origin))
+        headers: dict[str, Any] = dict(response.headers)
+        route.fulfill(status=response.status_code, headers=headers, body=response.content)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.route(origin + "/**", serve)
+            page.goto(origin + "/docs")
+            link = page.get_by_role("link", name="Sign in")
+            expect(link).to_have_attribute("href", "/login?next=%2Fdocs")
+        finally:
+            browser.close()
