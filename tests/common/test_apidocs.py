@@ -21,8 +21,9 @@ from services.common.apidocs import ASSETS, CSP, HERE, install_api_docs
 from services.ingest.app import Overrides as IngestOverrides
 from services.ingest.app import create_app as create_ingest
 from services.ingest.config import IngestSettings
+from services.triage.web.models import Role
 from tests.ingest.helpers.sink import FakeSink
-from tests.triage.web.helpers.app import make_app, web_settings
+from tests.triage.web.helpers.app import Person, make_app, sign_in, web_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -84,7 +85,20 @@ def test_the_vendored_files_are_the_ones_recorded() -> None:
 
 @pytest.fixture(name="triage_client")
 def triage_client_fixture(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(make_app(web_settings(tmp_path))) as client:
+    """The triage web, signed in as its admin: its API description is for signed-in
+    people (the page session the browser sends from ``/docs``)."""
+    admin = Person("admin", Role.ADMIN, password="a long enough admin password 42")
+    settings = web_settings(
+        tmp_path, admin_user=admin.username, admin_password=SecretStr(admin.password)
+    )
+    with TestClient(make_app(settings), follow_redirects=False) as client:
+        sign_in(client, admin)
+        yield client
+
+
+@pytest.fixture(name="anonymous_client")
+def anonymous_client_fixture(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(make_app(web_settings(tmp_path)), follow_redirects=False) as client:
         yield client
 
 
@@ -152,3 +166,30 @@ def test_the_vendored_axe_core_is_the_one_recorded() -> None:
     assert name == "axe.min.js"
     assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest
     assert "Mozilla Public License" in (vendor / "axe-core.LICENSE").read_text(encoding="utf-8")
+
+
+@pytest.mark.integration
+def test_triage_docs_say_where_to_sign_in_when_signed_out(anonymous_client: TestClient) -> None:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)", pytrace=False)
+    origin = "http://docs.test"
+
+    def serve(route: Route) -> None:
+        response = anonymous_client.get(route.request.url.removeprefix(origin))
+        headers: dict[str, Any] = dict(response.headers)
+        route.fulfill(status=response.status_code, headers=headers, body=response.content)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.route(origin + "/**", serve)
+            page.goto(origin + "/docs")
+            link = page.get_by_role("link", name="Sign in")
+            expect(link).to_have_attribute("href", "/login?next=%2Fdocs")
+        finally:
+            browser.close()
