@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from services.triage.classifier.base import Prediction
 from services.triage.worker.functional import (
@@ -19,6 +20,9 @@ from services.triage.worker.functional import (
 )
 
 RULES = Path("services/triage/rules.yaml")
+#: Measured 0.83 for minilm-l6-top2body-heads-2026.12.03 (the issue's target, 0.85,
+#: is not reached yet; see the model card). A retrain must not fall below this.
+HATEFUL_FLAGGED_FLOOR = 0.80
 FLOORS = {
     "min_hateful_flagged": 0.85,
     "max_non_hateful_quarantined": 0.10,
@@ -73,3 +77,19 @@ def test_the_report_goes_through_the_cli_and_its_rules() -> None:
     assert summary["categories"]["dehumanisation"]["rate"] >= 0.2
     assert "dehumanisation" in table(summary)
     assert any("hateful_flagged" in f for f in failures(summary, FLOORS))
+
+
+@pytest.mark.timeout(900)
+def test_the_committed_model_passes_its_functional_suite() -> None:
+    """The committed artefacts and the shipped rules, through the classify CLI."""
+    from services.triage.classifier import load_classifier  # noqa: PLC0415 - loads torch
+    from services.triage.rules import load_rules  # noqa: PLC0415
+    from services.triage.worker.config import WorkerSettings  # noqa: PLC0415
+
+    classifier = load_classifier(WorkerSettings(), load_rules(RULES).campaign_examples)
+    summary = summarise(run_suite(load_suite(), classifier, RULES))
+
+    h = summary["headline"]
+    assert h["immigrant_non_hateful_quarantined"] <= 0.05, table(summary)
+    assert h["non_hateful_quarantined"] <= 0.10, table(summary)
+    assert h["hateful_flagged"] >= HATEFUL_FLAGGED_FLOOR, table(summary)
