@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from services.triage.classifier import train
-from services.triage.classifier.augment import augmented_split
 from services.triage.classifier.artefacts import load_metadata
+from services.triage.classifier.augment import augmented_split
 from services.triage.classifier.transformer import TransformerClassifier
 from tests.triage.classifier.tiny_data import tiny_data
 
