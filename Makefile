@@ -104,8 +104,9 @@ test: $(STAMP) system-deps whisper-model pds lint typecheck ## Lint, type-check 
 train: $(STAMP) ## Train the classifier heads on ../shared/data (TRIAGE_DATA_DIR); writes services/triage/model
 	$(BIN)/python -m services.triage.classifier.train $(ARGS)
 
-eval: $(STAMP) ## Measure the committed classifier artefacts on the validation sets
+eval: $(STAMP) ## Measure the committed classifier artefacts on the validation sets and the functional suite
 	$(BIN)/python -m services.triage.classifier.evaluate $(ARGS)
+	$(BIN)/python -m services.triage.worker.functional
 
 bench: $(STAMP) ## Benchmarks, each against a baseline measured in the same run (prints RATIO lines)
 	$(BIN)/python -m tests.bench.bench_ingest

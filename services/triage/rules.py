@@ -88,8 +88,17 @@ class Campaign(_Section):
 
 
 class Quarantine(_Section):
-    offensive: Probability = 0.85
+    #: Hate score at or above this quarantines.
     hate: Probability = 0.70
+    #: Offensive score at or above this quarantines — unless one of the two
+    #: exemptions below says the offence is not abuse of anyone.
+    offensive: Probability = 0.85
+    #: Offensive alone quarantines only text aimed at someone (a "you", a person,
+    #: a group): profanity aimed at no one is not abuse of anyone.
+    offensive_needs_target: bool = False
+    #: A mention at least this relevant to the campaign is not quarantined on
+    #: offensive alone (only hate quarantines it); null: no exemption.
+    offensive_exempt_relevance: Probability | None = None
 
 
 class AutoAssign(_Section):

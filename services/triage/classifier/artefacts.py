@@ -35,8 +35,17 @@ class BaseModelMismatch(ArtefactError):
 
 @dataclass(frozen=True, slots=True)
 class TaskCalibration:
+    """score = sigmoid(logit / temperature - shift); decide at ``threshold``.
+
+    Since the 2026-12 models the decision threshold chosen on validation is
+    folded into ``shift`` (``shift = logit(threshold chosen)``), so a score of
+    0.5 *is* the threshold and ``threshold`` is 0.5: the rules can say "hate
+    0.5" and mean "the validated decision point".
+    """
+
     temperature: float = 1.0
     threshold: float = 0.5
+    shift: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

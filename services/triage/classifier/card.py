@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from services.triage.classifier import shortcut
 from services.triage.classifier.artefacts import Metadata
 
 _SETS = [
@@ -83,13 +85,34 @@ def notes_of(card: Path) -> str:
     return text[start + len(NOTES_START) : end].strip("\n")
 
 
+def _shortcut(meta: Metadata) -> str:
+    measured = meta.training.get("shortcut")
+    if not measured:
+        return ""
+    parts = [
+        "## The shortcut: naming a group vs attacking it\n",
+        "Share of training examples labelled offensive among those that name each "
+        "group (`python -m services.triage.classifier.shortcut`). With the public data "
+        "and its implied labels alone (HatEval hate ⇒ offensive, and HatEval gives no "
+        "offensive negatives), naming immigrants or refugees all but implies the "
+        "offensive label — the model learned the campaign's own subject as abuse. "
+        "As trained: HatEval not-hate tweets that name a group civilly are offensive "
+        "negatives, and the counterfactual templates (`augment.py`) put every group in "
+        "both classes.\n",
+    ]
+    for name, m in measured.items():
+        parts.append(f"{name}:\n\n{shortcut.table(m, 'offensive')}\n")
+    return "\n".join(parts) + "\n"
+
+
 def render(meta: Metadata, report: dict[str, Any], extra: str = "") -> str:
     cos = report.get("embedding_cosine", {})
     cos_lines = "\n".join(
         f"- {name}: mean {v['mean']:.4f}, 5th percentile {v['p05']:.4f}" for name, v in cos.items()
     )
     calib = "\n".join(
-        f"- {task}: temperature {c.temperature:.3f}, decision threshold {c.threshold:.2f}"
+        f"- {task}: temperature {c.temperature:.3f}, shift {c.shift:.3f} (threshold chosen "
+        f"{1 / (1 + math.exp(-c.shift)):.2f}), decision threshold {c.threshold:.2f}"
         for task, c in meta.tasks.items()
     )
     data = json.dumps(meta.training.get("data", {}), indent=2, sort_keys=True)
@@ -107,8 +130,10 @@ re-measure the committed artefacts with `python -m services.triage.classifier.ev
 
 Scores each campaign mention for the triage worker: `offensive`, `hate`,
 `question` ("is this addressed as a question to someone?") as calibrated
-probabilities, `relevance` to the campaign, and the L2-normalised sentence
-embedding used for relevance and for clustering near-duplicate questions.
+scores whose validated decision threshold is 0.5 (the threshold is folded
+into the calibration: `sigmoid(logit / temperature - shift)`), `relevance`
+to the campaign, and the L2-normalised sentence embedding used for relevance
+and for clustering near-duplicate questions.
 It is a **routing aid for human moderators**: abuse goes to quarantine or
 review, never to an automatic block of a person, and nothing is published
 without a moderator. English only.
@@ -142,13 +167,21 @@ dialogue 80/20. Implied labels: OLID not-offensive ⇒ not hate; HatEval hate �
 offensive; DailyDialog ⇒ not offensive, not hate. Training-only
 augmentations: DailyDialog questions with `?` removed (label kept); tweets
 with no `?` that do not start with a question word as weak (weight 0.3)
-question negatives. Examples per source:
+question negatives; HatEval not-hate tweets that name a group civilly (no
+insult, profanity or threat word) as offensive negatives; the repository's
+counterfactual templates (`augment.py`, source `augment`): derogation,
+dehumanisation, threats, implicit hate and hate as opinion or question in
+one class, and neutral mentions, praise, the campaign's questions, reporting,
+negated hate and counter-speech in the other, every template with every
+target group; and the campaign's own texts from `rules.yaml`. Obfuscated
+spellings of abusive words and group names are restored before the model, in
+training and inference alike (`deobfuscate.py`). Examples per source:
 
 ```
 {data}
 ```
 
-## Validation metrics
+{_shortcut(meta)}## Validation metrics
 
 Measured on validation data only (the official test splits are not used).
 Positive class = the task's label (offensive / hate / question).

@@ -11,7 +11,9 @@ implication (not by a heuristic) are documented where they are set:
 
 - OLID (TweetEval offensive): ``offensive``; ``not offensive`` implies
   ``not hate`` (hate speech is a subset of offensive language).
-- HatEval (TweetEval hate): ``hate``; ``hate`` implies ``offensive``.
+- HatEval (TweetEval hate): ``hate``; ``hate`` implies ``offensive``; a
+  not-hate training tweet naming a group civilly is an ``offensive`` negative
+  (:func:`load_hateval`).
 - Davidson: class 0 hate (also offensive), 1 offensive, 2 neither. Its caveats
   (see the paper and the README): the "hate" class is small (6 %) and noisy,
   labels lean on slurs and on African-American English, and the "offensive"
@@ -41,6 +43,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.triage.classifier.deobfuscate import ABUSIVE_WORDS, GROUP_WORDS, deobfuscate
+
 MISSING = -1
 """Label value for "this data set says nothing about this task"."""
 
@@ -66,13 +70,15 @@ def normalise_text(text: str) -> str:
 
     Mentions become ``@user`` and links ``URL`` (as in TweetEval/OLID), HTML
     entities are unescaped (Davidson keeps them escaped), a leading retweet
-    marker is dropped, and whitespace is collapsed.
+    marker is dropped, whitespace is collapsed, and obfuscated spellings of
+    abusive words and group names ("1d10t", "r e f u g e e s") are restored
+    (:func:`~services.triage.classifier.deobfuscate.deobfuscate`).
     """
     text = html.unescape(text)
     text = _MENTION.sub("@user", text)
     text = _URL.sub("URL", text)
     text = _RT.sub("", text)
-    return _SPACES.sub(" ", text).strip()
+    return deobfuscate(_SPACES.sub(" ", text).strip())
 
 
 def looks_like_statement(text: str) -> bool:
@@ -135,20 +141,33 @@ def load_olid(root: Path, split: str) -> list[Example]:
     return out
 
 
-def load_hateval(root: Path, split: str) -> list[Example]:
+_WORDS = re.compile(r"[a-z]+")
+
+
+def names_group_civilly(text: str) -> bool:
+    """The text names a group hate targets (refugees, women, ...) and uses none
+    of the insults, profanity, slurs or threats of :data:`ABUSIVE_WORDS`."""
+    words = set(_WORDS.findall(text.lower()))
+    return bool(words & GROUP_WORDS) and not words & ABUSIVE_WORDS
+
+
+def load_hateval(root: Path, split: str, *, civil_negatives: bool = True) -> list[Example]:
+    """HatEval: ``hate``; ``hate`` implies ``offensive``.
+
+    With ``civil_negatives`` (training), a not-hate tweet that names a target
+    group civilly (:func:`names_group_civilly`) is also an ``offensive``
+    negative — a hard negative mined against the shortcut "names immigrants
+    => offensive" (without it HatEval contributes offensive positives only).
+    Other not-hate tweets stay unlabelled for ``offensive``: many are crude
+    (HatEval's not-hate is not "not offensive").
+    """
     out = []
     for text, y in _tweeteval(root, "hate", split):
         question = _weak_question(text) if split == TRAIN else MISSING
-        out.append(
-            Example(
-                text,
-                "hateval",
-                split,
-                offensive=1 if y == 1 else MISSING,
-                hate=y,
-                question=question,
-            )
-        )
+        offensive = 1 if y == 1 else MISSING
+        if y == 0 and civil_negatives and split == TRAIN and names_group_civilly(text):
+            offensive = 0
+        out.append(Example(text, "hateval", split, offensive=offensive, hate=y, question=question))
     return out
 
 
@@ -238,13 +257,14 @@ def unique_texts(examples: Iterable[Example]) -> list[str]:
     return list(seen)
 
 
-def load_corpus(root: Path, *, seed: int) -> Corpus:
-    """Every training example and every validation set, deterministically."""
+def load_corpus(root: Path, *, seed: int, civil_negatives: bool = True) -> Corpus:
+    """Every training example and every validation set, deterministically
+    (``civil_negatives``: see :func:`load_hateval`)."""
     davidson_train, davidson_val = load_davidson(root, seed=seed)
     dd_train, dd_val = load_dailydialog(root, seed=seed)
     train = [
         *load_olid(root, TRAIN),
-        *load_hateval(root, TRAIN),
+        *load_hateval(root, TRAIN, civil_negatives=civil_negatives),
         *davidson_train,
         *dd_train,
     ]

@@ -95,6 +95,10 @@ def compute_states(
     )
 
 
+def _bucket_of(text: str, buckets: int) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % buckets
+
+
 def cached_states(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -104,11 +108,65 @@ def cached_states(
     base_sha256: str,
     max_length: int,
     cache_dir: Path,
+    groups: Sequence[Sequence[str]] | None = None,
+    piece_size: int = 400,
 ) -> HiddenStates:
-    """:func:`compute_states`, loaded from ``cache_dir`` when it was computed before."""
+    """:func:`compute_states` of ``texts``, cached in pieces under ``cache_dir``.
+
+    The texts are cut into ``groups`` (default: one; e.g. the public data sets
+    and the repository's own augmentation texts) and each group into
+    ``buckets`` by a hash of the text; every piece is cached under a key of its
+    own texts. So a change to a few texts (a new template, a normalisation
+    fix) recomputes only the pieces that hold them. The result's ``texts``
+    are in piece order (training looks rows up with :meth:`HiddenStates.index`).
+    """
+    wanted = set(texts)
+    parts: list[list[str]] = []
+    seen: set[str] = set()
+    for group in groups if groups is not None else [texts]:
+        buckets = max(1, min(32, len(group) // piece_size))
+        pieces: list[list[str]] = [[] for _ in range(buckets)]
+        for t in group:
+            if t in wanted and t not in seen:
+                seen.add(t)
+                pieces[_bucket_of(t, buckets)].append(t)
+        parts.extend(p for p in pieces if p)
+    rest = [t for t in dict.fromkeys(texts) if t not in seen]
+    if rest:
+        parts.append(rest)
+    done = [
+        _cached_piece(
+            model,
+            tokenizer,
+            part,
+            layers=layers,
+            base_sha256=base_sha256,
+            max_length=max_length,
+            cache_dir=cache_dir,
+        )
+        for part in parts
+    ]
+    all_texts = [t for part in parts for t in part]
+    lengths = torch.cat([s.lengths() for s in done])
+    offsets = torch.zeros(len(all_texts) + 1, dtype=torch.int64)
+    offsets[1:] = torch.cumsum(lengths, dim=0)
+    merged = {layer: torch.cat([s.layers[layer] for s in done], dim=0) for layer in layers}
+    return HiddenStates(texts=all_texts, offsets=offsets, layers=merged)
+
+
+def _cached_piece(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    layers: Sequence[int],
+    base_sha256: str,
+    max_length: int,
+    cache_dir: Path,
+) -> HiddenStates:
     path = cache_dir / f"states-{cache_key(texts, base_sha256, layers, max_length)}.pt"
     if path.exists():
-        log.info("loading cached base states from %s", path)
+        log.debug("loading cached base states from %s", path)
         blob = torch.load(path, weights_only=True)
         return HiddenStates(texts=list(texts), offsets=blob["offsets"], layers=blob["layers"])
     states = compute_states(model, tokenizer, texts, layers, max_length=max_length)
@@ -116,5 +174,5 @@ def cached_states(
     tmp = path.with_suffix(".tmp")
     torch.save({"offsets": states.offsets, "layers": states.layers}, tmp)
     tmp.replace(path)
-    log.info("cached base states in %s", path)
+    log.info("cached base states of %d texts in %s", len(texts), path)
     return states

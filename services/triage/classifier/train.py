@@ -47,7 +47,8 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
-from services.triage.classifier import artefacts, card
+from services.triage.classifier import artefacts, card, shortcut
+from services.triage.classifier.augment import augmented_split
 from services.triage.classifier.data import MISSING, Corpus, Example, data_dir, load_corpus
 from services.triage.classifier.features import HiddenStates, cached_states
 from services.triage.classifier.metrics import (
@@ -80,6 +81,8 @@ SOURCE_WEIGHTS: dict[str, tuple[float, float, float]] = {
     "davidson": (0.5, 0.5, 0.3),
     "dailydialog": (0.3, 0.3, 1.0),
     "dailydialog-noqmark": (0.3, 0.3, 1.0),
+    # The repository's counterfactual templates (augment.py): few rows, so weighted up.
+    "augment": (2.0, 2.0, 0.0),
 }
 
 
@@ -97,11 +100,21 @@ class Config:
     #: Mixed precision: the trained layers' matmuls in bf16 (autocast), weights and
     #: optimizer in fp32. Only worth it on CPUs with a bf16 unit.
     bf16: bool = False
+    #: Heads only (top_layers 0) reading the final layer alone, as a fine-tuned model's
+    #: heads do (to continue from them); else a frozen base's heads mix layers 4-6.
+    final_layer_heads: bool = False
+    #: Keep the question head of the model the heads start from exactly as it was
+    #: (restored after training; the question data is then only used to calibrate).
+    keep_question: bool = False
+    #: Loss weight of the counterfactual templates (offensive, hate): few rows, weighted up.
+    augment_weight: float = 2.0
 
     @property
     def head_layers(self) -> list[int]:
         """Hidden-state indices the heads read: layers 4-6 of a frozen base, else the top."""
-        return [4, 5, 6] if self.top_layers == 0 else [N_LAYERS]
+        if self.top_layers == 0 and not self.final_layer_heads:
+            return [4, 5, 6]
+        return [N_LAYERS]
 
 
 DEFAULTS = Config()
@@ -117,13 +130,17 @@ class Batches:
     features: torch.Tensor  # float32 [n, N_TEXT_FEATURES]
 
 
-def resolve(examples: Sequence[Example], states: HiddenStates) -> Batches:
+def resolve(
+    examples: Sequence[Example],
+    states: HiddenStates,
+    source_weights: dict[str, tuple[float, float, float]] = SOURCE_WEIGHTS,
+) -> Batches:
     index = states.index()
     rows = torch.tensor([index[e.text] for e in examples], dtype=torch.int64)
     labels = torch.tensor(
         [[e.offensive, e.hate, e.question] for e in examples], dtype=torch.float32
     )
-    weights = torch.tensor([SOURCE_WEIGHTS[e.source] for e in examples], dtype=torch.float32)
+    weights = torch.tensor([source_weights[e.source] for e in examples], dtype=torch.float32)
     weights = weights * (labels != MISSING).float()
     return Batches(rows, labels, weights, text_features([e.text for e in examples]))
 
@@ -209,8 +226,34 @@ def predict(
     return logits.double().numpy(), cos.double().numpy()
 
 
+def load_init(student: Student, directory: Path, start_layer: int) -> None:
+    """Start from earlier artefacts (fine-tuned layers and heads) instead of the base.
+
+    Their replaced layers and head layout must match the configuration.
+    """
+    meta = artefacts.load_metadata(directory)
+    wanted = list(range(start_layer, N_LAYERS))
+    if student.top and meta.replaced_layers != wanted:
+        raise SystemExit(f"--init-from {directory}: layers {meta.replaced_layers} != {wanted}")
+    state = {k: v.float() for k, v in artefacts.load_weights(directory).items()}
+    for offset, layer in enumerate(student.top):
+        prefix = f"encoder.layer.{start_layer + offset}."
+        layer.load_state_dict(
+            {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        )
+    prefix = artefacts.HEADS_PREFIX
+    student.heads.load_state_dict(
+        {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    )
+    log.info("initialised from %s (%s)", directory, meta.version)
+
+
 def train(
-    config: Config, corpus: Corpus, states: HiddenStates, base: nn.Module
+    config: Config,
+    corpus: Corpus,
+    states: HiddenStates,
+    base: nn.Module,
+    init_from: Path | None = None,
 ) -> tuple[Student, dict[str, Batches]]:
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)  # noqa: S311 - batch order, not security
@@ -218,7 +261,14 @@ def train(
     encoder_layers: nn.ModuleList = base.encoder.layer  # type: ignore[union-attr,assignment]
     top = nn.ModuleList(copy.deepcopy(encoder_layers[i]) for i in range(start_layer, N_LAYERS))
     student = Student(top, Heads(width=config.head_width, n_layers=len(config.head_layers)))
-    train_data = resolve(corpus.train, states)
+    if init_from is not None:
+        load_init(student, init_from, start_layer)
+    kept = question_state(student.heads) if config.keep_question else None
+    train_data = resolve(
+        corpus.train,
+        states,
+        {**SOURCE_WEIGHTS, "augment": (config.augment_weight, config.augment_weight, 0.0)},
+    )
     val_data = {name: resolve(examples, states) for name, examples in corpus.val.items()}
     optimizer = torch.optim.AdamW(
         [
@@ -273,9 +323,34 @@ def train(
                     (step - epoch * steps_per_epoch) / (time.monotonic() - started),
                 )
                 running = [0.0, 0.0]
+        if kept is not None:
+            restore_question(student.heads, kept)
         summary = evaluate_cached(student, states, val_data, config, calibration=None)
         log.info("epoch %d val: %s", epoch + 1, json.dumps(summary["headline"]))
     return student, val_data
+
+
+_QUESTION = TASKS.index("question")
+
+
+def question_state(heads: Heads) -> dict[str, torch.Tensor]:
+    """The parameters that only the question head uses (its MLP, its attention row)."""
+    state = {
+        f"mlps.{_QUESTION}.{k}": v.clone() for k, v in heads.mlps[_QUESTION].state_dict().items()
+    }
+    state["attention.weight"] = heads.attention.weight[_QUESTION].detach().clone()
+    state["attention.bias"] = heads.attention.bias[_QUESTION].detach().clone()
+    return state
+
+
+def restore_question(heads: Heads, state: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        prefix = f"mlps.{_QUESTION}."
+        heads.mlps[_QUESTION].load_state_dict(
+            {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        )
+        heads.attention.weight[_QUESTION] = state["attention.weight"]
+        heads.attention.bias[_QUESTION] = state["attention.bias"]
 
 
 def _reports(
@@ -283,7 +358,7 @@ def _reports(
     logits: np.ndarray[Any, np.dtype[np.float64]],
     cal: artefacts.TaskCalibration,
 ) -> dict[str, Any]:
-    return binary_report(y, sigmoid(logits / cal.temperature), cal.threshold).as_dict()
+    return binary_report(y, sigmoid(logits / cal.temperature - cal.shift), cal.threshold).as_dict()
 
 
 def evaluate_cached(
@@ -322,10 +397,12 @@ def evaluate_cached(
 def calibrate(
     student: Student, states: HiddenStates, val_data: dict[str, Batches], config: Config
 ) -> dict[str, artefacts.TaskCalibration]:
-    """Temperatures (NLL) and thresholds per task on the validation sets.
+    """Temperatures (NLL) and thresholds per task on the validation sets, the
+    threshold folded into the score (:func:`folded`).
 
     offensive: OLID val. hate: the temperature on HatEval val and Davidson
-    held-out together, the threshold best for the worse of the two
+    held-out together, the threshold best for the worst of them and the
+    held-out counterfactual templates (``augment``)
     (:func:`robust_threshold`: HatEval's val->test shift makes a threshold
     tuned on HatEval alone a liability). question: DailyDialog held-out dialogues.
     """
@@ -343,21 +420,22 @@ def calibrate(
     result = {}
     y, logit = collect(["olid"], 0)
     t = fit_temperature(y, logit)
-    result["offensive"] = artefacts.TaskCalibration(
-        t, best_threshold(y, sigmoid(logit / t), macro=True)
-    )
+    result["offensive"] = folded(t, best_threshold(y, sigmoid(logit / t), macro=True))
     y, logit = collect(["hateval", "davidson"], 1)
     t = fit_temperature(y, logit)
-    per_set = [collect([name], 1) for name in ("hateval", "davidson")]
-    result["hate"] = artefacts.TaskCalibration(
-        t, robust_threshold([(y, sigmoid(logit / t)) for y, logit in per_set])
-    )
+    names = [n for n in ("hateval", "davidson", "augment") if n in val_data]
+    per_set = [collect([name], 1) for name in names]
+    result["hate"] = folded(t, robust_threshold([(y, sigmoid(logit / t)) for y, logit in per_set]))
     y, logit = collect(["dailydialog"], 2)
     t = fit_temperature(y, logit)
-    result["question"] = artefacts.TaskCalibration(
-        t, best_threshold(y, sigmoid(logit / t), macro=False)
-    )
+    result["question"] = folded(t, best_threshold(y, sigmoid(logit / t), macro=False))
     return result
+
+
+def folded(temperature: float, threshold: float) -> artefacts.TaskCalibration:
+    """The calibration with the chosen threshold folded in: score 0.5 is the threshold."""
+    shift = float(np.log(threshold / (1.0 - threshold)))
+    return artefacts.TaskCalibration(temperature=temperature, threshold=0.5, shift=shift)
 
 
 def export_state(student: Student, start_layer: int) -> dict[str, torch.Tensor]:
@@ -368,6 +446,63 @@ def export_state(student: Student, start_layer: int) -> dict[str, torch.Tensor]:
     for key, value in student.heads.state_dict().items():
         state[f"{artefacts.HEADS_PREFIX}{key}"] = value
     return state
+
+
+def training_corpus(args: argparse.Namespace, root: Path, seed: int) -> Corpus:
+    """The public data, the counterfactual templates unless ``--no-augment``,
+    without the question-only data with ``--keep-question``, every k-th with ``--limit``."""
+    corpus = load_corpus(root, seed=seed)
+    train = list(corpus.train)
+    val = dict(corpus.val)
+    if not args.no_augment:
+        augment_train, augment_val = augmented_split()
+        train += augment_train
+        val["augment"] = augment_val
+    if args.keep_question:
+        train = [e for e in train if not e.source.startswith("dailydialog")]
+    if args.limit:
+        train = train[:: max(1, len(train) // args.limit)]
+        val = {k: v[:: max(1, 4 * len(v) // args.limit)] for k, v in val.items()}
+    return Corpus(train=train, val=val)
+
+
+def with_body(base: nn.Module, directory: Path) -> tuple[dict[str, torch.Tensor], list[int], str]:
+    """Put the fine-tuned layers of the artefacts in ``directory`` into ``base``:
+    (their weights, their layer indices, the artefacts' weights sha256)."""
+    meta = artefacts.load_metadata(directory)
+    weights = artefacts.load_weights(directory)
+    encoder_layers: Any = base.encoder.layer  # type: ignore[union-attr]
+    body: dict[str, torch.Tensor] = {}
+    for i in meta.replaced_layers:
+        prefix = f"encoder.layer.{i}."
+        part = {k: v for k, v in weights.items() if k.startswith(prefix)}
+        encoder_layers[i].load_state_dict({k[len(prefix) :]: v.float() for k, v in part.items()})
+        body.update(part)
+    log.info("heads on the body of %s (layers %s)", meta.version, meta.replaced_layers)
+    return body, meta.replaced_layers, meta.weights_sha256
+
+
+def _training_summary(
+    args: argparse.Namespace, config: Config, corpus: Corpus, root: Path
+) -> dict[str, Any]:
+    baseline = load_corpus(root, seed=config.seed, civil_negatives=False)
+    return {
+        "config": {k: getattr(config, k) for k in Config.__dataclass_fields__},
+        "shortcut": {
+            "public data, implied labels only": shortcut.measure(baseline.train),
+            "as trained": shortcut.measure(corpus.train),
+        },
+        "source_weights": {
+            **SOURCE_WEIGHTS,
+            "augment": (config.augment_weight, config.augment_weight, 0.0),
+        },
+        "data": _data_summary(corpus),
+        "data_dir_layout": "TweetEval offensive+hate train/val, Davidson, DailyDialog validation",
+        "augment": not args.no_augment,
+        "init_from": (artefacts.load_metadata(args.init_from).version if args.init_from else None),
+        "body_from": (artefacts.load_metadata(args.body_from).version if args.body_from else None),
+        "torch": torch.__version__,
+    }
 
 
 def _data_summary(corpus: Corpus) -> dict[str, Any]:
@@ -390,6 +525,28 @@ def _parser() -> argparse.ArgumentParser:
         choices=range(N_LAYERS + 1),
         help=f"layers to fine-tune (default {DEFAULTS.top_layers}; 0 with --int8)",
     )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="continue from these artefacts' layers and heads (e.g. the committed model)",
+    )
+    parser.add_argument(
+        "--body-from",
+        type=Path,
+        default=None,
+        help="heads only (--top-layers 0) on the fine-tuned layers of these artefacts, "
+        "kept as they are (the served embedding does not move)",
+    )
+    parser.add_argument(
+        "--keep-question",
+        action="store_true",
+        help="with --init-from: keep its question head as it is and train without the "
+        "question-only data (DailyDialog train)",
+    )
+    parser.add_argument("--augment-weight", type=float, default=DEFAULTS.augment_weight)
+    parser.add_argument("--lr-layers", type=float, default=DEFAULTS.lr_layers)
+    parser.add_argument("--lr-heads", type=float, default=DEFAULTS.lr_heads)
     parser.add_argument("--embedding-weight", type=float, default=DEFAULTS.embedding_weight)
     parser.add_argument(
         "--int8",
@@ -399,20 +556,39 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--bf16", action="store_true", help="mixed-precision training (CPUs with a bf16 unit)"
     )
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="without the counterfactual templates (augment.py): the shortcut baseline",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("TRIAGE_TRAIN_THREADS", "2")),
+        help="torch threads (default TRIAGE_TRAIN_THREADS or 2; 1 is much faster on busy cores)",
+    )
     parser.add_argument(
         "--limit", type=int, default=0, help="smoke test: every k-th example, about this many"
     )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.top_layers is None:
         args.top_layers = 0 if args.int8 else DEFAULTS.top_layers
     if args.int8 and args.top_layers:
         parser.error("--int8 trains heads only: use it with --top-layers 0")
+    if args.body_from is not None and (args.top_layers or args.int8):
+        parser.error("--body-from trains heads only: --top-layers 0, without --int8")
+    if args.keep_question and args.init_from is None:
+        parser.error("--keep-question needs --init-from (the question head to keep)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
@@ -423,7 +599,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         top_layers=args.top_layers,
         embedding_weight=args.embedding_weight,
+        lr_layers=args.lr_layers,
+        lr_heads=args.lr_heads,
         bf16=args.bf16,
+        final_layer_heads=args.body_from is not None and args.init_from is not None,
+        keep_question=args.keep_question,
+        augment_weight=args.augment_weight,
     )
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -439,49 +620,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     base_sha = file_sha256(base_path / "model.safetensors")
     root = data_dir(args.data_dir)
     log.info("data from %s; base model %s (sha256 %s)", root, base_path, base_sha[:12])
-    corpus = load_corpus(root, seed=config.seed)
-    if args.limit:
-        corpus = Corpus(
-            train=corpus.train[:: max(1, len(corpus.train) // args.limit)],
-            val={k: v[:: max(1, 4 * len(v) // args.limit)] for k, v in corpus.val.items()},
-        )
+    corpus = training_corpus(args, root, config.seed)
     log.info("data: %s", json.dumps(_data_summary(corpus)))
     tokenizer = AutoTokenizer.from_pretrained(str(base_path))
     base = AutoModel.from_pretrained(str(base_path)).eval()
     start_layer = N_LAYERS - config.top_layers
+    body: dict[str, torch.Tensor] = {}
+    body_layers: list[int] = []
+    states_sha = f"{base_sha}-int8" if args.int8 else base_sha
+    if args.body_from is not None:
+        body, body_layers, weights_sha = with_body(base, args.body_from)
+        states_sha = f"{base_sha}-body-{weights_sha[:16]}"
     states = cached_states(
         quantize_int8(base) if args.int8 else base,
         tokenizer,
         corpus.all_texts(),
         sorted({4, 5, start_layer, N_LAYERS}),
-        base_sha256=f"{base_sha}-int8" if args.int8 else base_sha,
+        base_sha256=states_sha,
         max_length=MAX_LENGTH,
         cache_dir=CACHE_DIR,
+        groups=[
+            *([e.text for e in corpus.train if e.source == source] for source in SOURCE_WEIGHTS),
+            *([e.text for e in examples] for examples in corpus.val.values()),
+        ],
     )
     started = time.monotonic()
-    student, val_data = train(config, corpus, states, base)
+    student, val_data = train(config, corpus, states, base, init_from=args.init_from)
     log.info("trained in %.0f s", time.monotonic() - started)
     calibration = calibrate(student, states, val_data, config)
     report = evaluate_cached(student, states, val_data, config, calibration)
     log.info("calibrated val: %s", json.dumps(report["headline"]))
 
-    state = export_state(student, start_layer)
+    state = {**body, **export_state(student, start_layer)}
     kind = f"top{config.top_layers}" if config.top_layers else "frozen-mix456"
+    if body_layers:
+        kind = f"top{len(body_layers)}body-heads"
     kind += "-int8" if args.int8 else ""
     version = f"minilm-l6-{kind}-{dt.datetime.now(dt.UTC):%Y.%m.%d}"
-    training = {
-        "config": {k: getattr(config, k) for k in Config.__dataclass_fields__},
-        "source_weights": SOURCE_WEIGHTS,
-        "data": _data_summary(corpus),
-        "data_dir_layout": "TweetEval offensive+hate train/val, Davidson, DailyDialog validation",
-        "torch": torch.__version__,
-    }
+    training = _training_summary(args, config, corpus, root)
     weights_sha = artefacts.save_weights(args.out, state, version)
     metadata = artefacts.Metadata(
         version=version,
         base_model_id=artefacts.BASE_MODEL_ID,
         base_model_sha256=base_sha,
-        replaced_layers=list(range(start_layer, N_LAYERS)),
+        replaced_layers=body_layers or list(range(start_layer, N_LAYERS)),
         max_length=MAX_LENGTH,
         head_width=config.head_width,
         head_layers=config.head_layers,

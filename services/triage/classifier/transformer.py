@@ -350,6 +350,7 @@ class TransformerClassifier:
         self._temperatures = torch.tensor(
             [meta.tasks[t].temperature for t in TASKS], dtype=torch.float32
         )
+        self._shifts = torch.tensor([meta.tasks[t].shift for t in TASKS], dtype=torch.float32)
         self.version = meta.version
 
     def _load_degraded(self) -> None:
@@ -455,7 +456,7 @@ class TransformerClassifier:
                 elif self._heads is not None and self._metadata is not None:
                     layers = [hidden[i] for i in self._metadata.head_layers]
                     logits = self._heads(layers, mask, text_features(batch_texts))
-                    batch_scores = torch.sigmoid(logits / self._temperatures)
+                    batch_scores = torch.sigmoid(logits / self._temperatures - self._shifts)
                 else:
                     q = torch.tensor([question_heuristic(t) for t in batch_texts])
                     unknown = torch.full((len(idx),), UNKNOWN)

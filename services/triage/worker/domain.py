@@ -31,6 +31,7 @@ from services.triage.worker.priority import priority_parts, reason, scores_of, s
 from services.triage.worker.text import (
     HASHTAG,
     URL,
+    aims_at_someone,
     content_words,
     exact_key,
     is_pure_retweet,
@@ -98,6 +99,33 @@ def spam_verdict(raw_text: str, normalised_text: str, rules: Rules) -> Verdict |
     if links > rules.max_links:
         return Verdict(Decision.DROP, "spam_links", f"{links} links > {rules.max_links}")
     return None
+
+
+def abuse_verdict(scores: Scores, rules: Rules, text: str) -> tuple[Verdict | None, str]:
+    """(quarantine verdict or None, why an offensive score is *not* abuse or "").
+
+    Hate at or above its threshold quarantines. Offensive at or above its
+    threshold quarantines too, except (when the rules say so) a mention on the
+    campaign's subject (relevance at least ``offensive_exempt_relevance``) —
+    supporters and askers name refugees, and only hate should hide them — and
+    profanity aimed at no one (``offensive_needs_target``).
+    """
+    q = rules.decisions.quarantine
+    if scores.hate >= q.hate:
+        return Verdict(Decision.QUARANTINE, "hate", f"hate {scores.hate:.2f} ≥ {q.hate:.2f}"), ""
+    if scores.offensive < q.offensive:
+        return None, ""
+    offensive = f"offensive {scores.offensive:.2f} ≥ {q.offensive:.2f}"
+    hate = f"hate {scores.hate:.2f} < {q.hate:.2f}"
+    exempt = q.offensive_exempt_relevance
+    if exempt is not None and scores.relevance >= exempt:
+        return None, (
+            f"{offensive} but on the campaign's subject (relevance {scores.relevance:.2f} ≥ "
+            f"{exempt:.2f}) and {hate}: not quarantined on offensive alone"
+        )
+    if q.offensive_needs_target and not aims_at_someone(text):
+        return None, f"{offensive} but aimed at no one (profanity, not abuse) and {hate}"
+    return Verdict(Decision.QUARANTINE, "offensive", offensive), ""
 
 
 # --- the triage -----------------------------------------------------------------
@@ -193,11 +221,8 @@ class Triage:
         self.clusters.configure(rules.clusters)
         prediction = self._with_campaign_relevance(prediction, rules)
         scores = scores_of(prediction)
-        verdict = (
-            block_verdict(mention, rules)
-            or self._abuse_verdict(scores, rules)
-            or drop_verdict(mention, rules)
-        )
+        abuse, not_abuse = abuse_verdict(scores, rules, mention.text)
+        verdict = block_verdict(mention, rules) or abuse or drop_verdict(mention, rules)
         if verdict is not None:
             return self._result(mention, scores, verdict, verdict.detail, rules, now=now)
 
@@ -227,7 +252,10 @@ class Triage:
             age_minutes=age_minutes,
             cluster=cluster,
             weights=rules.priority,
+            offensive_counts=not not_abuse,
         )
+        if not_abuse:
+            parts.append(reason("abuse", 0.0, not_abuse))
         # A mention without a language is routed by the language of the cluster it joined.
         team = rules.routing.team_for(mention.lang or (cluster.language if cluster else None))
         cap: int | None = None
@@ -278,19 +306,6 @@ class Triage:
         )
 
     # --- helpers -----------------------------------------------------------------
-
-    @staticmethod
-    def _abuse_verdict(scores: Scores, rules: Rules) -> Verdict | None:
-        q = rules.decisions.quarantine
-        if scores.hate >= q.hate:
-            return Verdict(Decision.QUARANTINE, "hate", f"hate {scores.hate:.2f} ≥ {q.hate:.2f}")
-        if scores.offensive >= q.offensive:
-            return Verdict(
-                Decision.QUARANTINE,
-                "offensive",
-                f"offensive {scores.offensive:.2f} ≥ {q.offensive:.2f}",
-            )
-        return None
 
     def _assign_verdict(
         self,

@@ -27,12 +27,15 @@ def priority_parts(
     age_minutes: float,
     cluster: ClusterAssignment | None,
     weights: PriorityWeights,
+    offensive_counts: bool = True,
 ) -> list[PriorityReason]:
     """The explainable parts of a priority, before any cap or clamp.
 
     - ``question``: weight x question score.
     - ``relevance``: weight x relevance to the campaign.
-    - ``not_abusive``: points x (1 - abuse) - penalty x abuse, abuse = max(offensive, hate).
+    - ``not_abusive``: points x (1 - abuse) - penalty x abuse, abuse = max(offensive, hate),
+      or hate alone when the rules found the offensive score is not abuse of anyone
+      (``offensive_counts`` false: on the campaign's subject, or aimed at no one).
     - ``reach``: points x log(1 + followers) / log(1 + followers_for_max), at most points.
     - ``freshness``: points x 0.5 ^ (age / half-life); a future ``created_at`` counts as new.
     - ``novelty``: a new question gets ``new_question``; one joining a cluster of
@@ -45,13 +48,14 @@ def priority_parts(
             "relevance", weights.relevance * scores.relevance, f"relevance {scores.relevance:.2f}"
         ),
     ]
-    abuse = max(scores.offensive, scores.hate)
+    abuse = max(scores.offensive, scores.hate) if offensive_counts else scores.hate
     na = weights.not_abusive
+    counted = "" if offensive_counts else " (offensive not counted: not abuse of anyone)"
     parts.append(
         reason(
             "not_abusive",
             na.points * (1.0 - abuse) - na.penalty * abuse,
-            f"offensive {scores.offensive:.2f}, hate {scores.hate:.2f}",
+            f"offensive {scores.offensive:.2f}, hate {scores.hate:.2f}{counted}",
         )
     )
     reach = weights.reach

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+from services.triage.classifier.deobfuscate import GROUP_WORDS
 from services.triage.rules import normalise
 
 _URL_RE = r"(?:https?://|www\.)\S+"
@@ -24,6 +25,18 @@ _TAG_TOKEN = re.compile(
     f"(?:{_URL_RE}|{_MENTION_RE}|{_HASHTAG_RE}){_TRAILING_PUNCT}", re.IGNORECASE
 )
 _WORDS = re.compile(r"\w+")
+#: Words that aim a text at someone: the reader, a person, people, a group.
+_TARGET_WORDS = (
+    frozenset(
+        """
+        you your yours yourself yourselves u ur ya y'all yall thee he him his she her hers they
+        them their theirs these those people person guy guys man men kid kids boy boys lot folk
+        folks everyone everybody
+        """.split()  # noqa: SIM905 - a word list reads best as words
+    )
+    | GROUP_WORDS
+)
+_INNER_MENTION = re.compile(r"(?<![\w@])@\w+")
 _MAX_MODEL_CHARS = 2_000
 
 
@@ -77,3 +90,15 @@ def language(lang: str | None) -> str:
 def is_pure_retweet(text: str) -> bool:
     """``RT @user: …`` at the start: the retweeter added nothing of their own."""
     return _RETWEET.match(text) is not None
+
+
+def aims_at_someone(text: str) -> bool:
+    """Whether the text (its addressing stripped) names a reader, a person or a
+    group: "you", "she", "those people", "refugees", an @mention inside the
+    sentence. "This f***ing heat" aims at no one; "you f***ing idiot" does."""
+    body = strip_addressing(text)
+    if _INNER_MENTION.search(body):
+        return True
+    words = set(_WORDS.findall(normalise(body).replace("'", "")))
+    words |= {w + "s" for w in words}
+    return bool(words & _TARGET_WORDS)

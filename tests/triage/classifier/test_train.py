@@ -10,6 +10,7 @@ import pytest
 
 from services.triage.classifier import train
 from services.triage.classifier.artefacts import load_metadata
+from services.triage.classifier.augment import augmented_split
 from services.triage.classifier.transformer import TransformerClassifier
 from tests.triage.classifier.tiny_data import tiny_data
 
@@ -17,6 +18,8 @@ from tests.triage.classifier.tiny_data import tiny_data
 @pytest.fixture
 def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(train, "CACHE_DIR", tmp_path / "cache")
+    augment_train, augment_val = augmented_split()  # a slice: tiny data, tiny templates
+    monkeypatch.setattr(train, "augmented_split", lambda: (augment_train[::40], augment_val[::20]))
     return tiny_data(tmp_path / "data")
 
 

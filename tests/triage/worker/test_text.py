@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from services.triage.worker.text import exact_key, is_pure_retweet, text_for_model
+import pytest
+
+from services.triage.worker.text import (
+    aims_at_someone,
+    exact_key,
+    is_pure_retweet,
+    text_for_model,
+)
 
 # --- text helpers ----------------------------------------------------------------------
 
@@ -35,3 +42,20 @@ def test_exact_key_ignores_case_mentions_links_and_punctuation() -> None:
 
     assert a == b
     assert a != exact_key("What do you miss most about school?")
+
+
+@pytest.mark.parametrize(
+    ("text", "aimed"),
+    [
+        ("@TakeActionCamps you are an idiot", True),
+        ("those people are disgusting", True),
+        ("refugees are scum", True),
+        ("she is a liar", True),
+        ("what a day @bob ruined it", True),
+        ("@TakeActionCamps this fucking heat #TakeAction", False),
+        ("holy shit that was amazing", False),
+        ("my phone is useless junk", False),
+    ],
+)
+def test_aims_at_someone(text: str, aimed: bool) -> None:
+    assert aims_at_someone(text) is aimed
