@@ -25,7 +25,7 @@ SENTENCES = [
     ("so", "Aad iyo aad ayaad u mahadsan tihiin gargaarka aad noo keenteen."),
     ("it", "Quando riaprirà la scuola nel campo per i bambini"),
     ("pt", "Quando a escola do acampamento vai reabrir para as crianças"),
-    ("tr", "Kamptaki okul çocuklar için ne zaman yeniden açılacak"),  # noqa: RUF001
+    ("tr", "Kamptaki okul çocuklar için ne zaman yeniden açılacak"),
     ("nl", "Wanneer gaat de school in het kamp weer open voor de kinderen"),
 ]
 
