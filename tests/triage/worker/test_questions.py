@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from services.common.messages import Decision
+from services.triage.config import PACKAGE_DIR
+from services.triage.rules import RulesFile
+from services.triage.worker.domain import Triage
 from services.triage.worker.questions import question_cue
 from tests.triage.worker.helpers import (
     NOW,
@@ -137,3 +140,15 @@ def test_a_cue_adds_nothing_when_the_score_already_says_question(
 def test_sentences_without_words_are_skipped() -> None:
     assert question_cue("😂😂. !!! wann kommst du", "de") is not None
     assert question_cue("😂😂 … 🙏", "de") is None
+
+
+def test_with_the_shipped_rules_a_german_question_goes_to_a_german_speaking_team(
+    mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    triage = Triage(RulesFile(PACKAGE_DIR / "rules.yaml", check_every_s=0.0), "fake-1")
+    mention = mention_factory(text="Wann öffnet die Schule wieder", lang="de")
+
+    result = triage.decide(mention, prediction(question=0.3, relevance=0.9), now=NOW)
+
+    assert result.team == "kalobeyei-c"
+    assert result.rule == "review_low_confidence"  # a question by its cue, routed by language
