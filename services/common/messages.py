@@ -83,6 +83,13 @@ class Source(StrEnum):
     REPLAY = "replay"
 
 
+class LangSource(StrEnum):
+    """Where a mention's ``lang`` came from."""
+
+    PLATFORM = "platform"  # the platform's own tag, kept as given
+    DETECTED = "detected"  # ingest's language identification (the platform gave none)
+
+
 class Decision(StrEnum):
     QUARANTINE = "quarantine"
     REVIEW = "review"
@@ -119,15 +126,15 @@ def mention_id(platform: Platform, native_id: str) -> str:
     return f"{platform.value}:{native_id}"
 
 
-#: ``MentionReceived`` version 2 added ``summoned``; version 1 messages still decode
-#: (``summoned`` is then unknown: ``None``).
-MENTION_SCHEMA_VERSION: Literal[2] = 2
+#: ``MentionReceived`` version 2 added ``summoned``, version 3 ``lang_source``; older
+#: messages still decode (what they lack is then unknown: ``None``).
+MENTION_SCHEMA_VERSION: Literal[3] = 3
 
 
 class MentionReceived(Message):
     """A mention of the campaign, as heard by ingest. Key: ``id``."""
 
-    schema_version: Literal[1, 2] = MENTION_SCHEMA_VERSION  # type: ignore[assignment]
+    schema_version: Literal[1, 2, 3] = MENTION_SCHEMA_VERSION  # type: ignore[assignment]
     id: MentionId
     platform: Platform
     native_id: NativeId
@@ -144,6 +151,8 @@ class MentionReceived(Message):
     #: Did the post summon the campaign account: @mention it, or quote one of its
     #: posts (X lets an app reply only then)? ``None``: not known (a version 1 message).
     summoned: bool | None = None
+    #: Whether ``lang`` is the platform's tag or ingest's detection; ``None`` with no ``lang``.
+    lang_source: LangSource | None = None
 
     @model_validator(mode="after")
     def _id_matches_platform(self) -> MentionReceived:
@@ -151,6 +160,8 @@ class MentionReceived(Message):
             raise ValueError(f"id must be '<platform>:<native_id>', got {self.id!r}")
         if self.schema_version == 1 and self.summoned is not None:
             raise ValueError("summoned came with schema version 2; a version 1 message has none")
+        if self.lang_source is not None and (self.lang is None or self.schema_version < 3):
+            raise ValueError("lang_source needs a lang and schema version 3")
         return self
 
 

@@ -18,6 +18,7 @@ from services.common.codec import describe_validation_error
 from services.common.messages import (
     MAX_TEXT_CHARS,
     Author,
+    LangSource,
     MentionReceived,
     NativeId,
     Platform,
@@ -26,6 +27,7 @@ from services.common.messages import (
     UtcDatetime,
     mention_id,
 )
+from services.ingest.langid import default_detector
 
 #: A mention dated further in the future than this is refused (clock skew allowance).
 MAX_FUTURE_SKEW = timedelta(hours=1)
@@ -163,6 +165,10 @@ def to_mention(
     lang = (item.lang or "").strip().lower() or None
     if lang in ("und", "zxx", "qme", "qht"):  # X's "undetermined"/"no linguistic content" codes
         lang = None
+    # The platform's own tag is kept; without one, ingest detects (or leaves it undetermined).
+    lang_source = LangSource.PLATFORM if lang else None
+    if lang is None and (lang := default_detector().detect(text)):
+        lang_source = LangSource.DETECTED
     url = item.url if item.url and item.url.startswith(("https://", "http://")) else None
     try:
         return MentionReceived(
@@ -177,6 +183,7 @@ def to_mention(
             ),
             text=text,
             lang=lang,
+            lang_source=lang_source,
             created_at=item.created_at,
             conversation_id=item.conversation_id,
             in_reply_to=item.in_reply_to,

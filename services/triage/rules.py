@@ -120,6 +120,11 @@ class NotReplyable(_Section):
     priority_cap: Annotated[int, Field(ge=0, le=100)] | None = 25
 
 
+class QuestionCues(_Section):
+    enabled: bool = True
+    except_languages: tuple[Annotated[str, StringConstraints(to_lower=True)], ...] = ("en",)
+
+
 class Decisions(_Section):
     quarantine: Quarantine = Quarantine()
     #: Question score below this: not a question (review, low priority).
@@ -132,6 +137,11 @@ class Decisions(_Section):
     low_priority_cap: Annotated[int, Field(ge=0, le=100)] = 25
     auto_assign: AutoAssign = AutoAssign()
     not_replyable: NotReplyable = NotReplyable()
+    #: A question cue (question punctuation of any script, an interrogative word or
+    #: particle of the mention's language: ``worker/questions.py``) makes a mention a
+    #: question whatever its question score, except in these languages (the question
+    #: head was trained on them: its score stands). ``enabled: false``: cues ignored.
+    question_cues: QuestionCues = QuestionCues()
 
 
 class NotAbusive(_Section):

@@ -15,6 +15,7 @@ from services.common.messages import (
     ConsentWithdrawn,
     DeadLetter,
     Decision,
+    LangSource,
     Media,
     MentionClassified,
     MentionReceived,
@@ -63,14 +64,14 @@ def test_unknown_fields_and_versions_are_refused(
     with pytest.raises(ValidationError, match="Extra inputs"):
         MentionReceived.model_validate({**raw, "surprise": 1})
     with pytest.raises(ValidationError, match="schema_version"):
-        MentionReceived.model_validate({**raw, "schema_version": 3})
+        MentionReceived.model_validate({**raw, "schema_version": 4})
 
 
 def test_mention_schema_2_records_summoned_and_version_1_still_decodes(
     mention_factory: Callable[..., MentionReceived],
 ) -> None:
     mention = mention_factory(summoned=True)
-    assert mention.schema_version == 2
+    assert mention.schema_version == 3
     assert MentionReceived.model_validate_json(mention.model_dump_json()).summoned is True
     # A message written before version 2: no ``summoned`` key at all.
     old = mention.model_dump(mode="json", exclude={"summoned"}) | {"schema_version": 1}
@@ -78,6 +79,25 @@ def test_mention_schema_2_records_summoned_and_version_1_still_decodes(
     assert (decoded.schema_version, decoded.summoned) == (1, None)
     with pytest.raises(ValidationError, match="version 1 message has none"):
         MentionReceived.model_validate({**old, "summoned": False})
+
+
+def test_mention_schema_3_records_lang_source_and_older_versions_still_decode(
+    mention_factory: Callable[..., MentionReceived],
+) -> None:
+    mention = mention_factory(lang="de", lang_source=LangSource.DETECTED)
+    assert mention.schema_version == 3
+    decoded = MentionReceived.model_validate_json(mention.model_dump_json())
+    assert decoded.lang_source is LangSource.DETECTED
+    # A message written before version 3: no ``lang_source`` key at all.
+    for version in (1, 2):
+        old = mention.model_dump(mode="json", exclude={"lang_source", "summoned"})
+        old |= {"schema_version": version}
+        decoded = MentionReceived.model_validate_json(json.dumps(old))
+        assert (decoded.schema_version, decoded.lang_source) == (version, None)
+    with pytest.raises(ValidationError, match="lang_source needs"):
+        MentionReceived.model_validate({**old, "lang_source": "platform"})
+    with pytest.raises(ValidationError, match="lang_source needs"):
+        mention_factory(lang=None, lang_source=LangSource.PLATFORM)
 
 
 def test_empty_text_is_refused(mention_factory: Callable[..., MentionReceived]) -> None:
@@ -169,7 +189,7 @@ def test_every_topic_has_a_model_that_round_trips(
         assert isinstance(message, spec.model)
         assert codec.decode(spec.model, codec.encode(message)) == message
         version = getattr(message, "schema_version", None)
-        assert version in (1, 2)
+        assert version in (1, 2, 3)
         assert f'"schema_version":{version}'.encode() in codec.encode(message)
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from services.common.messages import Source
+from services.common.messages import LangSource, Source
 from services.ingest.domain import (
     CampaignAccounts,
     InvalidMention,
@@ -86,9 +86,25 @@ def test_x_payload_tolerates_odd_optional_parts() -> None:
     assert item.in_reply_to is None
 
 
-def test_undetermined_language_becomes_none() -> None:
+def test_undetermined_language_is_detected_or_stays_none() -> None:
     mention = to_mention(x_payload_to_item(_x(lang="und")), source=Source.X_STREAM, received_at=NOW)
-    assert mention.lang is None
+    assert (mention.lang, mention.lang_source) == ("en", LangSource.DETECTED)
+    short = _x(lang="und", text="@TakeActionCamps ok 👍")
+    mention = to_mention(x_payload_to_item(short), source=Source.X_STREAM, received_at=NOW)
+    assert (mention.lang, mention.lang_source) == (None, None)
+
+
+def test_the_platforms_language_tag_is_kept_over_detection() -> None:
+    # Detection would say German; the platform said Swiss German, and that is kept.
+    tweet = _x(lang="de-CH", text="Wann öffnet die Schule im Lager wieder für die Kinder")
+    mention = to_mention(x_payload_to_item(tweet), source=Source.X_STREAM, received_at=NOW)
+    assert (mention.lang, mention.lang_source) == ("de-ch", LangSource.PLATFORM)
+
+
+def test_a_mention_without_a_tag_gets_its_detected_language() -> None:
+    tweet = _x(lang=None, text="@TakeActionCamps متى سيتم فتح المدرسة في المخيم مرة أخرى")
+    mention = to_mention(x_payload_to_item(tweet), source=Source.X_STREAM, received_at=NOW)
+    assert (mention.lang, mention.lang_source) == ("ar", LangSource.DETECTED)
 
 
 def test_clean_text_keeps_meaning() -> None:

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from services.common.messages import Source
+from services.common.messages import LangSource, Source
 from services.ingest.config import IngestSettings, XStreamRule
 from services.ingest.exceptions import XApiError
 from services.ingest.sources.x import (
@@ -356,7 +356,9 @@ async def test_real_shaped_posts_are_mapped_to_mentions(
     assert first.in_reply_to is None
     assert second.in_reply_to == "1790000000000000050"
     assert second.conversation_id == "1790000000000000001"
-    assert second.lang is None  # "und" is X's "undetermined"
+    # "und" is X's "undetermined": ingest detects the language itself.
+    assert (second.lang, second.lang_source) == ("en", LangSource.DETECTED)
+    assert first.lang_source is LangSource.PLATFORM
     assert third.in_reply_to is None
     assert third.text.startswith("RT @IWelcomeRefugees")
     assert harness.sink.dead_letters == []

@@ -75,7 +75,8 @@ def test_shipped_rules_file_loads() -> None:
 
     assert rules.routing.team_for("en") == "kakuma-a"
     assert rules.routing.team_for("so") == "dadaab-b"
-    assert rules.routing.team_for("de") is None
+    assert rules.routing.team_for("de-AT") == "kalobeyei-c"
+    assert rules.routing.team_for("es") is None
     assert rules.decisions.auto_assign.question >= 0.9
 
 

@@ -187,6 +187,8 @@ FALLBACK_TEXT = {
     "sw": "Mkimbizi amejibu swali lako kwa video.",
     "ar": "أجاب أحد اللاجئين على سؤالك بالفيديو.",
     "es": "Una persona refugiada respondió a tu pregunta en video.",
+    "de": "Eine geflüchtete Person hat deine Frage per Video beantwortet.",
+    "so": "Qof qaxooti ah ayaa su'aashaada ku jawaabay muuqaal.",
 }
 
 
@@ -207,6 +209,8 @@ CANNED_REPLIES: dict[str, tuple[str, ...]] = {
         FALLBACK_TEXT["es"],
         "Gracias por tu pregunta. Aquí está la respuesta, grabada en el campamento.",
     ),
+    "de": (FALLBACK_TEXT["de"], "Danke für deine Frage. Hier ist die Antwort, gefilmt im Camp."),
+    "so": (FALLBACK_TEXT["so"], "Mahadsanid su'aashaada. Halkan waa jawaabta, laga duubay xerada."),
 }
 
 

@@ -28,6 +28,7 @@ from services.triage.classifier.base import CampaignRelevance, Prediction
 from services.triage.rules import Rules, RulesFile, normalise
 from services.triage.worker.clusters import ClusterAssignment, ClusterIndex
 from services.triage.worker.priority import priority_parts, reason, scores_of, settle
+from services.triage.worker.questions import cue_for_decision
 from services.triage.worker.text import (
     HASHTAG,
     URL,
@@ -227,7 +228,8 @@ class Triage:
             return self._result(mention, scores, verdict, verdict.detail, rules, now=now)
 
         d = rules.decisions
-        is_question = scores.question >= d.question
+        cue = cue_for_decision(mention.text, mention.lang, scores.question, d)
+        is_question = scores.question >= d.question or cue is not None
         cluster: ClusterAssignment | None = None
         if is_question:
             key = exact_key(mention.text)
@@ -292,6 +294,8 @@ class Triage:
             cap, cap_why = not_replyable_cap, "not replyable"
 
         priority, parts = settle(parts, cap=cap, cap_why=cap_why)
+        if cue is not None:
+            parts.append(reason("question_cue", 0.0, cue))
         parts.append(reason("team", 0.0, team or f"none for language {mention.lang or '?'}"))
         return self._result(
             mention,

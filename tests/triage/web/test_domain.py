@@ -209,7 +209,8 @@ def test_reply_text_is_the_caption_with_whitespace_collapsed_and_bounded() -> No
     [
         ("fr", queue.FALLBACK_TEXT["fr"]),
         ("sw-KE", queue.FALLBACK_TEXT["sw"]),
-        ("de", queue.FALLBACK_TEXT["en"]),
+        ("de-AT", queue.FALLBACK_TEXT["de"]),
+        ("tr", queue.FALLBACK_TEXT["en"]),
         (None, queue.FALLBACK_TEXT["en"]),
     ],
 )

@@ -1,0 +1,226 @@
+"""Is a mention asking something, by the words it uses rather than a final "?".
+
+Many tweets drop the question mark, Arabic writes "؟" and Spanish opens with
+"¿"; the classifier's question head is English-first. :func:`question_cue`
+finds a language-aware cue — question punctuation in any script, an
+interrogative word where the language puts it (the start of a sentence in
+most; anywhere for the words that are never anything else), a cheap verb-first
+inversion in English and German, the yes/no particles of Arabic (هل), Swahili
+(je), Turkish (mı/mi/mu/mü) and Somali (ma…/miyaa) — and says which, so the
+decision can cite it. Without a language only the punctuation counts: an
+interrogative word of one language is a plain word in another ("was", "come").
+Pure; no model.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from services.triage.rules import Decisions
+from services.triage.worker.text import content_words, language
+
+#: Question marks in the scripts campaign mentions use: Latin, Arabic, Greek
+#: question mark (;) is left out (it is also a semicolon), fullwidth, Armenian,
+#: Ethiopic, inverted (Spanish opening).
+_PUNCTUATION = re.compile("[?¿؟？՞፧⸮]")
+_SENTENCE = re.compile(r"[.!…\n;:]+|\s[-–—]\s")
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionCue:
+    """What made a text a question, for the decision's reasons."""
+
+    kind: str  # "punctuation", "interrogative", "inversion", "particle"
+    word: str
+    lang: str
+
+    def describe(self) -> str:
+        where = f" ({self.lang})" if self.lang else ""
+        return f"{self.kind} {self.word!r}{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Cues:
+    #: Interrogatives that count at the start of a sentence (one or two words).
+    first: frozenset[str] = frozenset()
+    #: Interrogatives or particles that count anywhere in a sentence.
+    anywhere: frozenset[str] = frozenset()
+    #: Verb-first inversion: one of these verbs, then one of ``subjects``.
+    verbs: frozenset[str] = frozenset()
+    subjects: frozenset[str] = frozenset()
+    #: Words with one of these endings count anywhere (Turkish mısın, mıyız…).
+    suffix_particles: tuple[str, ...] = ()
+    #: Clitics a word may carry in front (Arabic و and ف: "وهل", "فلماذا").
+    prefixes: tuple[str, ...] = ()
+
+
+def _words(*groups: str) -> frozenset[str]:
+    """Whitespace-separated entries; ``_`` joins a two-word one (``kwa_nini``)."""
+    return frozenset(w.replace("_", " ") for group in groups for w in group.split())
+
+
+_EN_AUX = (
+    "is are am was were do does did can could will would should shall may might must have has had"
+)
+_DE_VERBS = (
+    "ist sind bist seid war waren hast habt haben hat hattest kannst könnt können kann "
+    "konntest gibt gab wird werden wirst würdest würdet darf darfst dürfen soll sollen "
+    "sollte solltest musst müssen magst mögt möchtest möchtet willst wollt weißt wisst "
+    "spielst spielt geht gehst gehen machst macht lernst lernt lebst lebt vermisst fühlst"
+)
+
+CUES: dict[str, _Cues] = {
+    "en": _Cues(
+        first=_words("what why how when where who whom whose which", "anyone anybody"),
+        anywhere=_words("wondering i_wonder"),
+        verbs=_words(_EN_AUX, "isn't aren't don't doesn't didn't can't couldn't won't"),
+        subjects=_words("you u we they he she it i there this that these those the your our their"),
+    ),
+    "fr": _Cues(
+        first=_words(
+            "qui que quoi quand où pourquoi comment combien quel quelle quels quelles",
+            "est-ce qu'est-ce",
+        ),
+        anywhere=_words(
+            "est-ce pourquoi as-tu es-tu peux-tu sais-tu vas-tu avez-vous êtes-vous "
+            "pouvez-vous savez-vous allez-vous faites-vous est-il est-elle peut-on y-a-t-il"
+            " a-t-il a-t-elle"
+        ),
+    ),
+    "de": _Cues(
+        first=_words(
+            "wer wen wem wessen was wann wo warum wieso weshalb wie welche welcher welches "
+            "welchen welchem woher wohin womit wozu worüber wofür"
+        ),
+        anywhere=_words("warum wieso weshalb"),
+        verbs=_words(_DE_VERBS),
+        subjects=_words("du ihr sie es er man wir ich das der die dein euer eure ihr"),
+    ),
+    "es": _Cues(
+        # The accented forms are interrogative (or exclamative) by spelling.
+        anywhere=_words("qué quién quiénes cuándo dónde adónde cómo cuál cuáles cuánto cuánta"),
+        first=_words("cuántos cuántas por_qué"),
+    ),
+    "pt": _Cues(
+        first=_words("quem quando onde qual quais quanto quanta quantos quantas porque"),
+        anywhere=_words("porquê por_quê o_quê o_que"),
+    ),
+    "it": _Cues(
+        first=_words("chi cosa quando dove perché come quale quali quanto quanta quanti quante"),
+        anywhere=_words("che_cosa"),
+    ),
+    "nl": _Cues(first=_words("wie wat wanneer waar waarom hoe welke welk hoeveel")),
+    "ar": _Cues(
+        # Not ما or من alone: also "not" and "from".
+        first=_words(
+            "هل ماذا لماذا متى أين اين كيف كم أي اي ايش شو ليش وين ليه إيه امتى",
+            "ما_هو ما_هي ما_هذا ماهو ماهي من_هو من_هي من_هم",
+        ),
+        anywhere=_words("ماذا لماذا متى أين كيف ليش وين ليه"),
+        prefixes=("و", "ف"),
+    ),
+    "sw": _Cues(
+        first=_words("je nani nini wapi lini vipi kwanini kwa_nini"),
+        anywhere=_words("nini lini wapi nani ngapi gani vipi kwanini"),
+    ),
+    "so": _Cues(
+        # Not "ma" alone: it also negates.
+        first=_words("miyaa miyay miyuu miyaad maxaa maxay maxaad maxaan maxuu yaa"),
+        anywhere=_words("goorma xaggee halkee sidee immisa meeqa maxay maxaa maxaad maxuu"),
+    ),
+    "tr": _Cues(
+        anywhere=_words(
+            "ne_zaman ne neden niye niçin nasıl nerede nereye nereden kim kimin kime hangi kaç",
+            "mı mi mu mü",
+        ),
+        suffix_particles=tuple(
+            _words(
+                "mısın misin musun müsün mıyım miyim muyum müyüm mıyız miyiz "
+                "muyuz müyüz mısınız misiniz musunuz müsünüz mıdır midir mudur müdür"
+            )
+        ),
+    ),
+}
+
+
+#: Conjunctions a question may open with ("And where do you sleep").
+_OPENERS = _words("and but so et mais alors und aber also y pero e ma na lakini ve ama en maar")
+_PARTICLES = frozenset({"هل", "je", "miyaa", "miyay", "miyuu", "miyaad"})
+
+
+def _split(text: str) -> list[list[str]]:
+    """Sentences of lower-case words, without @mentions, links and hashtags."""
+    text = unicodedata.normalize("NFC", content_words(text)).lower().replace("’", "'")
+    sentences = (_WORD.findall(part) for part in _SENTENCE.split(text))
+    return [words for words in sentences if words]
+
+
+def _bare(word: str, prefixes: tuple[str, ...]) -> str:
+    for prefix in prefixes:
+        if word.startswith(prefix) and len(word) > len(prefix) + 1:
+            return word[len(prefix) :]
+    return word
+
+
+def _in(words: list[str], i: int, vocabulary: frozenset[str], cues: _Cues) -> str | None:
+    """The one- or two-word entry of ``vocabulary`` starting at ``words[i]``."""
+    if i + 1 < len(words) and f"{words[i]} {words[i + 1]}" in vocabulary:
+        return f"{words[i]} {words[i + 1]}"
+    if words[i] in vocabulary:
+        return words[i]
+    bare = _bare(words[i], cues.prefixes)
+    return bare if bare != words[i] and bare in vocabulary else None
+
+
+def question_cue(text: str, lang: str | None) -> QuestionCue | None:
+    """The first question cue in ``text`` for language ``lang``; ``None``: no cue."""
+    code = language(lang)
+    mark = _PUNCTUATION.search(content_words(text))
+    if mark is not None:
+        return QuestionCue("punctuation", mark.group(), code)
+    cues = CUES.get(code)
+    if cues is None:
+        return None
+    for sentence in _split(text):
+        found = _sentence_cue(sentence, cues, code)
+        if found is not None:
+            return found
+    return None
+
+
+def _sentence_cue(words: list[str], cues: _Cues, code: str) -> QuestionCue | None:
+    """The cue in one sentence (a non-empty list of lower-case words)."""
+    start = 0
+    while start < len(words) - 1 and words[start] in _OPENERS:
+        start += 1
+    words = words[start:]
+    if (found := _in(words, 0, cues.first, cues)) is not None:
+        kind = "particle" if found in _PARTICLES else "interrogative"
+        return QuestionCue(kind, found, code)
+    if len(words) > 1 and words[0] in cues.verbs and words[1] in cues.subjects:
+        return QuestionCue("inversion", f"{words[0]} {words[1]}", code)
+    for i, word in enumerate(words):
+        if (found := _in(words, i, cues.anywhere, cues)) is not None:
+            return QuestionCue("interrogative", found, code)
+        if cues.suffix_particles and word.endswith(cues.suffix_particles):
+            return QuestionCue("particle", word, code)
+    return None
+
+
+def cue_for_decision(
+    text: str, lang: str | None, question_score: float, decisions: Decisions
+) -> str | None:
+    """Why a mention the question head scored below ``decisions.question`` is a
+    question after all (its reason's text); ``None``: the score decides."""
+    settings = decisions.question_cues
+    if question_score >= decisions.question or not settings.enabled:
+        return None
+    if language(lang) in settings.except_languages:
+        return None
+    cue = question_cue(text, lang)
+    if cue is None:
+        return None
+    return f"question {question_score:.2f} < {decisions.question:.2f} but {cue.describe()}"

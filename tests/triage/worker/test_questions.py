@@ -1,0 +1,154 @@
+"""Question cues by language, and how the decisions use them (not on "?" alone)."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.messages import Decision
+from services.triage.config import PACKAGE_DIR
+from services.triage.rules import RulesFile
+from services.triage.worker.domain import Triage
+from services.triage.worker.questions import question_cue
+from tests.triage.worker.helpers import (
+    NOW,
+    MentionFactory,
+    PredictionFactory,
+    TriageFactory,
+    reason,
+)
+
+QUESTIONS = [
+    ("en", "what do you miss most about home", "interrogative 'what'"),
+    ("en", "do you play football in the camp", "inversion 'do you'"),
+    ("en", "Is the school open again", "inversion 'is the'"),
+    ("fr", "Qu'est-ce qui te manque le plus", 'interrogative "qu\'est-ce"'),
+    ("fr", "Tu joues au foot, as-tu des amis", "interrogative 'as-tu'"),
+    ("fr", "Comment est l'école", "interrogative 'comment'"),
+    ("de", "Wann öffnet die Schule wieder", "interrogative 'wann'"),
+    ("de", "Spielst du Fußball im Lager", "inversion 'spielst du'"),
+    ("de", "Gibt es genug Wasser", "inversion 'gibt es'"),
+    ("de-AT", "Wo wohnst du jetzt", "interrogative 'wo'"),
+    ("es", "Dónde vives ahora", "interrogative 'dónde'"),
+    ("es", "¿Cómo estás", "punctuation '¿'"),
+    ("ar", "هل تلعب كرة القدم", "particle 'هل'"),
+    ("ar", "ما هو حلمك", "interrogative 'ما هو'"),
+    ("ar", "ولماذا لا توجد مدرسة", "interrogative 'لماذا'"),
+    ("ar", "متى تفتح المدرسة؟", "punctuation '؟'"),
+    ("sw", "Je, unapenda shule", "particle 'je'"),
+    ("sw", "Unakosa nini zaidi kutoka nyumbani", "interrogative 'nini'"),
+    ("so", "Maxaad aad u xiisaysaa", "interrogative 'maxaad'"),
+    ("so", "Goorma ayaa dugsigu furmayaa", "interrogative 'goorma'"),
+    ("it", "Dove vivi adesso", "interrogative 'dove'"),
+    ("pt", "Onde você mora agora", "interrogative 'onde'"),
+    ("tr", "Futbol oynuyor musun", "particle 'musun'"),
+    ("tr", "Okul ne zaman açılacak", "interrogative 'ne zaman'"),
+    ("nl", "Waar woon je nu", "interrogative 'waar'"),
+    ("en", "Thanks. And where do you sleep", "interrogative 'where'"),  # second sentence
+]
+
+STATEMENTS = [
+    ("en", "I love your videos"),
+    ("en", "Have a nice day"),
+    ("fr", "Merci pour tout, courage"),
+    ("de", "Danke für alles"),
+    ("de", "Ich liebe eure Videos"),
+    ("es", "Gracias por todo"),
+    ("ar", "شكرا لكم"),
+    ("ar", "من كينيا مع الحب"),  # من: "from", not "who"
+    ("sw", "Asante sana"),
+    ("so", "Mahadsanid walaal"),
+    ("it", "Grazie mille"),
+    ("pt", "Obrigado por tudo"),
+    ("tr", "Teşekkürler"),
+    ("de", "@TakeAction https://t.co/x?y #wo"),  # a "?" in a link, a tag: not cues
+]
+
+
+@pytest.mark.parametrize(("lang", "text", "cue"), QUESTIONS)
+def test_questions_without_a_question_mark_have_a_cue(lang: str, text: str, cue: str) -> None:
+    found = question_cue(text, lang)
+    assert found is not None
+    assert found.describe().startswith(cue)
+
+
+@pytest.mark.parametrize(("lang", "text"), STATEMENTS)
+def test_statements_have_no_cue(lang: str, text: str) -> None:
+    assert question_cue(text, lang) is None
+
+
+def test_without_a_language_only_punctuation_counts() -> None:
+    # "was" is German "what" and English "was"; "come" Italian "how" and English "come".
+    assert question_cue("was it good", None) is None
+    assert question_cue("come visit us", None) is None
+    found = question_cue("متى تفتح المدرسة؟", None)
+    assert found is not None
+    assert found.describe() == "punctuation '؟'"
+
+
+def test_a_language_without_a_word_list_uses_punctuation() -> None:
+    assert question_cue("Mijn vraag", "din") is None
+    assert question_cue("wëu yïn?", "din") is not None
+
+
+# --- in the decisions ----------------------------------------------------------------
+
+
+def test_a_german_question_without_question_mark_is_a_question(
+    triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    mention = mention_factory(text="Wann öffnet die Schule wieder", lang="de")
+
+    result = triage().decide(mention, prediction(question=0.2, relevance=1.0), now=NOW)
+
+    assert (result.decision, result.rule) == (Decision.REVIEW, "review_low_confidence")
+    assert result.scores.question == pytest.approx(0.2)  # the model's score, unchanged
+    assert "interrogative 'wann' (de)" in reason(result, "question_cue")
+    assert result.priority > 25  # not capped as a non-question
+
+
+def test_english_keeps_the_question_heads_word(
+    triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    mention = mention_factory(text="what a lovely video", lang="en")
+
+    result = triage().decide(mention, prediction(question=0.2, relevance=1.0), now=NOW)
+
+    assert (result.decision, result.rule) == (Decision.REVIEW, "not_question")
+
+
+def test_question_cues_can_be_switched_off(
+    triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    mention = mention_factory(text="Wann öffnet die Schule wieder", lang="de")
+    rules = {"decisions": {"question_cues": {"enabled": False}}}
+
+    result = triage(**rules).decide(mention, prediction(question=0.2, relevance=1.0), now=NOW)
+
+    assert result.rule == "not_question"
+
+
+def test_a_cue_adds_nothing_when_the_score_already_says_question(
+    triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    mention = mention_factory(text="Wann öffnet die Schule wieder", lang="de")
+
+    result = triage().decide(mention, prediction(question=0.95, relevance=1.0), now=NOW)
+
+    assert all(part.factor != "question_cue" for part in result.reasons)
+
+
+def test_sentences_without_words_are_skipped() -> None:
+    assert question_cue("😂😂. !!! wann kommst du", "de") is not None
+    assert question_cue("😂😂 … 🙏", "de") is None
+
+
+def test_with_the_shipped_rules_a_german_question_goes_to_a_german_speaking_team(
+    mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    triage = Triage(RulesFile(PACKAGE_DIR / "rules.yaml", check_every_s=0.0), "fake-1")
+    mention = mention_factory(text="Wann öffnet die Schule wieder", lang="de")
+
+    result = triage.decide(mention, prediction(question=0.3, relevance=0.9), now=NOW)
+
+    assert result.team == "kalobeyei-c"
+    assert result.rule == "review_low_confidence"  # a question by its cue, routed by language
