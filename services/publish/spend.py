@@ -149,9 +149,10 @@ class SpendLedger:
                     await session.commit()
                 except IntegrityError:  # another writer created the row first
                     await session.rollback()
-                    await self._record(call_class, calls)
-                return
-            await session.commit()
+                    await self._record(call_class, calls)  # counts them itself
+                    return
+            else:
+                await session.commit()
         metrics.X_SPEND.labels(self.account, call_class.value).inc(cost / MICRO)
         metrics.X_CALLS.labels(self.account, call_class.value).inc(calls)
 

@@ -76,6 +76,21 @@ async def test_the_ledger_counts_calls_and_dollars_per_class_at_todays_prices(
     assert round(sample, 6) == 0.273
 
 
+async def test_the_counters_count_every_call_the_first_of_the_day_too(
+    ledger: Ledger,
+) -> None:
+    """The first call of a day and class creates its ledger row: it is counted in the
+    metrics like every other (it once returned before the counters)."""
+    spend = spend_ledger(ledger, x_account="x-counters")
+    calls = metrics.X_CALLS.labels("x-counters", "reply")
+    dollars = metrics.X_SPEND.labels("x-counters", "reply")
+    before_calls, before_usd = calls._value.get(), dollars._value.get()
+    await spend.record(CallClass.REPLY)
+    await spend.record(CallClass.REPLY)
+    assert calls._value.get() - before_calls == 2
+    assert round(dollars._value.get() - before_usd, 6) == 0.02
+
+
 async def test_post_reads_past_xs_monthly_cap_are_counted_not_billed(ledger: Ledger) -> None:
     spend = spend_ledger(ledger, x_post_reads_billed_monthly_cap=4)
     await spend.record(CallClass.POST_READ, 3)
