@@ -300,6 +300,19 @@ class AnswerMedia:
         await self.jobs.cancel(session, RENDITION, [k for (k,) in stale.all() if k not in keep])
         return jobs
 
+    async def _transcript_awaited(self, session: AsyncSession, answer: Answer) -> None:
+        """``Conflict`` while the transcript the subtitles come from is still on its way
+        (queued, being made, or finished but not yet taken in): a reply approved then
+        would go out without them. A transcript that failed for good does not hold it."""
+        job = await self._transcript_done(session, answer)
+        if job is None or job.state == JobState.FAILED:
+            return
+        if job.state != JobState.DONE or job.applied_at is None:
+            raise Conflict(
+                "the transcript the subtitles are made from is not ready yet"
+                f" ({job.state.value}); approve it once ready"
+            )
+
     async def _transcript_done(self, session: AsyncSession, answer: Answer) -> Job | None:
         return await self.jobs.get(session, TRANSCRIPT, self._transcript_key(answer))
 
@@ -389,9 +402,10 @@ class AnswerMedia:
             raise Conflict(f"the {profile.label} rendition is missing on disk; make it again")
         files: tuple[SubtitleFile, ...] = ()
         if order.mode == "attach":
-            cues = subtitles.cut(
-                cues_in(answer, language), order.start_s, order.end_s or float("inf")
-            )
+            all_cues = cues_in(answer, language)
+            if not all_cues:
+                await self._transcript_awaited(session, answer)
+            cues = subtitles.cut(all_cues, order.start_s, order.end_s or float("inf"))
             if cues:
                 files = (self._subtitle_file(cues, language),)
         text = answer.caption or (answer.translation if language == "en" else answer.transcript)
