@@ -53,7 +53,13 @@ from services.publish.exceptions import (
 )
 from services.publish.ledger import Ledger
 from services.publish.models import FINAL_STATES, Reply, ReplyState
-from services.publish.platforms.base import MediaFile, Platform, PostedReply, SubtitleTrack
+from services.publish.platforms.base import (
+    MediaFile,
+    Platform,
+    PostedReply,
+    ReplyDraft,
+    SubtitleTrack,
+)
 from services.publish.spend import CallClass, SpendLedger
 
 log = logging.getLogger(__name__)
@@ -372,14 +378,15 @@ class Publisher:
             await asyncio.to_thread(check_contents, video)
             await asyncio.to_thread(check_rendition, video, request.platform.value)
             media_ids.append(await platform.upload_video(video))
-        posted = await platform.post_reply(
+        draft = ReplyDraft(
             text=row.text,
             in_reply_to=row.in_reply_to,
-            media_ids=media_ids,
-            language=request.language,
             idempotency_key=row.reply_id,
+            media_ids=tuple(media_ids),
+            language=request.language,
             standalone=request.standalone,
         )
+        posted = await platform.post_reply(draft)
         return await self._published(row, posted, platform)
 
     async def _look_up(self, row: Reply, platform: Platform) -> PostedReply | None:
