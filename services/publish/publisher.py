@@ -333,10 +333,7 @@ class Publisher:
         if row.state == ReplyState.SENDING:
             # The last try may have posted before it could say so: look first.
             found = await platform.find_reply(
-                in_reply_to=row.in_reply_to,
-                idempotency_key=row.reply_id,
-                text=row.text,
-                standalone=request.standalone,
+                in_reply_to=row.in_reply_to, text=row.text, standalone=request.standalone
             )
             if found is not None:
                 log.info(
@@ -392,9 +389,7 @@ class Publisher:
     async def _look_up(self, row: Reply, platform: Platform) -> PostedReply | None:
         """The reply on the platform, or None (also when the platform cannot say)."""
         try:
-            return await platform.find_reply(
-                in_reply_to=row.in_reply_to, idempotency_key=row.reply_id, text=row.text
-            )
+            return await platform.find_reply(in_reply_to=row.in_reply_to, text=row.text)
         except PublishError as exc:
             log.warning("reply %s: could not look it up on %s: %s", row.reply_id, row.platform, exc)
             return None
@@ -516,9 +511,7 @@ class Publisher:
             if platform is None:
                 continue
             try:
-                found = await platform.find_reply(
-                    in_reply_to=row.in_reply_to, idempotency_key=row.reply_id, text=row.text
-                )
+                found = await platform.find_reply(in_reply_to=row.in_reply_to, text=row.text)
             except PublishError as exc:
                 log.warning("could not reconcile reply %s now: %s", row.reply_id, exc.message)
                 continue

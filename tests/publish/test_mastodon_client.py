@@ -223,7 +223,7 @@ async def test_find_reply_finds_our_reply_in_the_thread(
         ReplyDraft(text="a reply to our reply", in_reply_to=reply.post_id, idempotency_key="g")
     )
 
-    found = await client.find_reply(in_reply_to=mention, idempotency_key="f")
+    found = await client.find_reply(in_reply_to=mention)
 
     assert found is not None
     assert found.post_id == reply.post_id

@@ -108,16 +108,12 @@ class Platform(Protocol):
         ...
 
     async def find_reply(
-        self,
-        *,
-        in_reply_to: str,
-        idempotency_key: str | None = None,
-        text: str | None = None,
-        standalone: bool = False,
+        self, *, in_reply_to: str, text: str | None = None, standalone: bool = False
     ) -> PostedReply | None:
         """Find a reply this account already posted to ``in_reply_to`` (reconciliation
         after a crash). Any reply of ours counts: the asker gets one reply, never two.
-        ``text`` picks among several."""
+        ``text`` picks among several. No platform lists the idempotency keys it was
+        sent, so the post answered is what a reply is found by."""
         ...
 
     async def delete_post(self, post_id: str) -> bool:

@@ -338,12 +338,7 @@ class BlueskyClient:
         return self._posted(uri, draft.in_reply_to)
 
     async def find_reply(
-        self,
-        *,
-        in_reply_to: str,
-        idempotency_key: str | None = None,
-        text: str | None = None,
-        standalone: bool = False,
+        self, *, in_reply_to: str, text: str | None = None, standalone: bool = False
     ) -> PostedReply | None:
         await self._token()
         params = {"repo": self.did, "collection": POST, "limit": "100"}

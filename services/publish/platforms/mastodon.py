@@ -250,12 +250,7 @@ class MastodonClient:
         return PostedReply(status.id, status.url or status.uri, status.in_reply_to_id)
 
     async def find_reply(
-        self,
-        *,
-        in_reply_to: str,
-        idempotency_key: str | None = None,
-        text: str | None = None,
-        standalone: bool = False,
+        self, *, in_reply_to: str, text: str | None = None, standalone: bool = False
     ) -> PostedReply | None:
         # Mastodon keeps idempotency keys for an hour only and never lists them: the
         # thread is the lasting record. ``content`` is HTML, so ``text`` cannot be

@@ -446,12 +446,7 @@ class XClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def find_reply(
-        self,
-        *,
-        in_reply_to: str,
-        idempotency_key: str | None = None,
-        text: str | None = None,
-        standalone: bool = False,
+        self, *, in_reply_to: str, text: str | None = None, standalone: bool = False
     ) -> PostedReply | None:
         user_id = await self.user_id()
         params: dict[str, str] = {
