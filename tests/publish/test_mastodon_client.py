@@ -40,15 +40,10 @@ async def test_a_video_is_uploaded_polled_until_processed_and_posted_as_a_reply(
     mention = "1790000000000000099"
 
     media_id = await client.upload_video(video)
-    reply = await client.post_reply(
-        ReplyDraft(
-            text="Answer <from> the camp",
-            in_reply_to=mention,
-            media_ids=(media_id,),
-            language="ar-SY",
-            idempotency_key="reply-1",
-        )
-    )
+    reply = await client.post_reply(ReplyDraft(
+        text="Answer <from> the camp", in_reply_to=mention, media_ids=(media_id,),
+        language="ar-SY", idempotency_key="reply-1",
+    ))  # fmt: skip
 
     assert clock.sleeps == [1.0, 2.0]  # 206, then 200 with a url
     [post] = await posts(http, sandbox)

@@ -45,14 +45,10 @@ async def test_a_40mb_video_goes_out_in_5mb_chunks_under_the_mention(
     mention = mention_id()
 
     media_id = await client.upload_video(video)
-    reply = await client.post_reply(
-        ReplyDraft(
-            text="Answer from the camp",
-            in_reply_to=mention,
-            media_ids=(media_id,),
-            idempotency_key="reply-1",
-        )
-    )
+    reply = await client.post_reply(ReplyDraft(
+        text="Answer from the camp", in_reply_to=mention, media_ids=(media_id,),
+        idempotency_key="reply-1",
+    ))  # fmt: skip
 
     uploaded = sandbox.state.media[("x", media_id)]
     assert uploaded.segments == dict.fromkeys(range(8), 5 * MiB)
@@ -346,14 +342,10 @@ async def test_delete_post_removes_it_and_a_second_delete_says_gone(
     client = x_client()
     media_id = await client.upload_video(media_factory())
     mention = mention_id()
-    reply = await client.post_reply(
-        ReplyDraft(
-            text="consent later withdrawn",
-            in_reply_to=mention,
-            media_ids=(media_id,),
-            idempotency_key="w",
-        )
-    )
+    reply = await client.post_reply(ReplyDraft(
+        text="consent later withdrawn", in_reply_to=mention, media_ids=(media_id,),
+        idempotency_key="w",
+    ))  # fmt: skip
 
     assert await client.delete_post(reply.post_id) is True
     assert await posts(http, sandbox) == []

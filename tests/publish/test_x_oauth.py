@@ -90,14 +90,10 @@ async def test_an_expired_token_is_refreshed_and_the_reply_goes_out_exactly_once
     await clock.sleep(TTL_S + 1)  # expired; the client was never told when
     mention = mention_id()
 
-    reply = await client.post_reply(
-        ReplyDraft(
-            text="Answer from the camp",
-            in_reply_to=mention,
-            media_ids=(media_id,),
-            idempotency_key="reply-1",
-        )
-    )
+    reply = await client.post_reply(ReplyDraft(
+        text="Answer from the camp", in_reply_to=mention, media_ids=(media_id,),
+        idempotency_key="reply-1",
+    ))  # fmt: skip
 
     [post] = await posts(http, sandbox)
     assert (post["id"], post["in_reply_to"]) == (reply.post_id, mention)
