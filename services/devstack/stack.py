@@ -10,7 +10,7 @@ one that dies is restarted with backoff. Ctrl-C stops everything cleanly.
 The publisher posts to the local sandbox platform, never to X or Mastodon: both
 base URLs point at it, with tokens generated for the sandbox alone.
 
-A service joins the stack by adding a :class:`ProcessSpec` to :func:`services`.
+A service joins the stack by adding a :meth:`ProcessSpec.python` to :func:`services`.
 """
 
 from __future__ import annotations
@@ -55,6 +55,34 @@ class ProcessSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     #: Lines printed under "URLs" once the stack is up.
     urls: tuple[str, ...] = ()
+
+    @classmethod
+    def python(
+        cls,
+        name: str,
+        module: tuple[str, ...],
+        *,
+        port: int,
+        env_prefix: str,
+        env: Mapping[str, str],
+        health_path: str = "/healthz",
+        urls: tuple[str, ...] = (),
+    ) -> ProcessSpec:
+        """``python -m <module…>`` serving on 127.0.0.1:``port``, which its settings
+        read from ``<env_prefix>HOST`` and ``<env_prefix>PORT``."""
+        return cls(
+            name=name,
+            argv=(sys.executable, "-m", *module),
+            port=port,
+            health_path=health_path,
+            env={f"{env_prefix}HOST": "127.0.0.1", f"{env_prefix}PORT": str(port), **env},
+            urls=urls,
+        )
+
+
+def sqlite_url(path: Path) -> str:
+    """The async SQLite URL of the database file at ``path``."""
+    return f"sqlite+aiosqlite:///{path}"
 
 
 #: The account the sandbox says the publisher's tokens belong to (its page shows it).
@@ -103,13 +131,12 @@ def services(
         )
     }
     return [
-        ProcessSpec(
-            name="ingest",
-            argv=(sys.executable, "-m", "services.ingest", "serve"),
+        ProcessSpec.python(
+            "ingest",
+            ("services.ingest", "serve"),
             port=ingest,
+            env_prefix="INGEST_",
             env={
-                "INGEST_HOST": "127.0.0.1",
-                "INGEST_PORT": str(ingest),
                 "INGEST_CAMPAIGN_HANDLES": json.dumps(CAMPAIGN_HANDLES),
                 "INGEST_X_API_BASE_URL": sandbox_url,
                 "INGEST_X_RULES": json.dumps(X_STREAM_RULES),
@@ -126,23 +153,23 @@ def services(
                 f"ingest metrics    http://127.0.0.1:{ingest}/metrics",
             ),
         ),
-        ProcessSpec(
-            name="triage-worker",
-            argv=(sys.executable, "-m", "services.triage", "worker"),
+        ProcessSpec.python(
+            "triage-worker",
+            ("services.triage", "worker"),
             port=worker,
-            env={"TRIAGE_WORKER_HOST": "127.0.0.1", "TRIAGE_WORKER_PORT": str(worker)},
+            env_prefix="TRIAGE_WORKER_",
+            env={},
             urls=(f"triage worker     http://127.0.0.1:{worker}/metrics  (classifier)",),
         ),
-        ProcessSpec(
-            name="triage-web",
-            argv=(sys.executable, "-m", "services.triage", "web"),
+        ProcessSpec.python(
+            "triage-web",
+            ("services.triage", "web"),
             port=web,
+            env_prefix="TRIAGE_",
             health_path="/readyz",  # up: migrated, and Kafka and its database answer
             env={
-                "TRIAGE_HOST": "127.0.0.1",
-                "TRIAGE_PORT": str(web),
                 "TRIAGE_INTERNAL_PORT": str(web_internal),
-                "TRIAGE_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'triage' / 'triage.db'}",
+                "TRIAGE_DATABASE_URL": sqlite_url(var / "triage" / "triage.db"),
                 "TRIAGE_MEDIA_DIR": str(var / "triage" / "media"),
                 "TRIAGE_DEMO_ACCOUNTS": "true",
             },
@@ -154,13 +181,12 @@ def services(
             ),
         ),
         # Before the publisher: it is where the publisher's replies go.
-        ProcessSpec(
-            name="sandbox",
-            argv=(sys.executable, "-m", "services.sandbox"),
+        ProcessSpec.python(
+            "sandbox",
+            ("services.sandbox",),
             port=sandbox,
+            env_prefix="PUBLISH_SANDBOX_",
             env={
-                "PUBLISH_SANDBOX_HOST": "127.0.0.1",
-                "PUBLISH_SANDBOX_PORT": str(sandbox),
                 "PUBLISH_SANDBOX_MEDIA_DIR": str(var / "sandbox"),
                 "PUBLISH_SANDBOX_POSTS_FILE": str(var / "sandbox" / "posts.json"),
                 # Only the publisher's tokens are accepted (any would be, unset).
@@ -176,15 +202,14 @@ def services(
             ),
         ),
         # After the web (it migrates the job table) and the sandbox (its Mastodon limits).
-        ProcessSpec(
-            name="media",
-            argv=(sys.executable, "-m", "services.media", "serve"),
+        ProcessSpec.python(
+            "media",
+            ("services.media", "serve"),
             port=media,
+            env_prefix="MEDIA_",
             health_path="/readyz",
             env={
-                "MEDIA_HOST": "127.0.0.1",
-                "MEDIA_PORT": str(media),
-                "MEDIA_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'triage' / 'triage.db'}",
+                "MEDIA_DATABASE_URL": sqlite_url(var / "triage" / "triage.db"),
                 "MEDIA_MEDIA_DIR": str(var / "triage" / "media"),
                 "MEDIA_WHISPER_MODEL_DIR": str(var / "models" / "whisper-base"),
                 "MEDIA_MASTODON_INSTANCE_URL": sandbox_url,
@@ -194,15 +219,14 @@ def services(
                 " renditions)",
             ),
         ),
-        ProcessSpec(
-            name="publish",
-            argv=(sys.executable, "-m", "services.publish", "serve"),
+        ProcessSpec.python(
+            "publish",
+            ("services.publish", "serve"),
             port=publish,
+            env_prefix="PUBLISH_",
             health_path="/readyz",  # up: started, and Kafka and its ledger answer
             env={
-                "PUBLISH_HOST": "127.0.0.1",
-                "PUBLISH_PORT": str(publish),
-                "PUBLISH_DATABASE_URL": f"sqlite+aiosqlite:///{var / 'publish' / 'ledger.db'}",
+                "PUBLISH_DATABASE_URL": sqlite_url(var / "publish" / "ledger.db"),
                 "PUBLISH_MEDIA_ROOT": str(var / "triage" / "media"),
                 "PUBLISH_X_API_BASE_URL": sandbox_url,
                 "PUBLISH_X_WEB_BASE_URL": sandbox_url,

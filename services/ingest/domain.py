@@ -197,16 +197,6 @@ def to_mention(
         raise InvalidMention(describe_validation_error(exc)) from exc
 
 
-def item_to_mention(
-    raw: Any,
-    *,
-    source: Source,
-    received_at: datetime,
-    accounts: CampaignAccounts | None = None,
-) -> MentionReceived:
-    return to_mention(parse_item(raw), source=source, received_at=received_at, accounts=accounts)
-
-
 # --- X API v2 ----------------------------------------------------------------
 
 

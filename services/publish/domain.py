@@ -1,8 +1,9 @@
 """The publisher's decisions, as pure functions over a snapshot of the ledger.
 
-The governor is checked before every post. Each rule is a named function that
-returns ``None`` (allow) or a :class:`Refusal` with its reason; the caller
-queries the ledger into a :class:`Snapshot` first and records every refusal.
+The governor is checked before every post. Each rule is a function that returns
+``None`` (allow) or why it refuses, and :func:`check` makes that a
+:class:`Refusal` named after the rule; the caller queries the ledger into a
+:class:`Snapshot` first and records every refusal.
 
 ============================  ==================================================
 rule                          refuses when
@@ -142,69 +143,66 @@ class Snapshot:
     recent_texts: frozenset[str] = frozenset()
 
 
-Rule = Callable[[PublishReply, Snapshot, Policy, datetime], Refusal | None]
+#: A rule: None when it allows the reply, else why it refuses (:func:`check` names the
+#: refusal after the rule).
+Rule = Callable[[PublishReply, Snapshot, Policy, datetime], str | None]
 
 
 def check_engaged(
     request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
-) -> Refusal | None:
+) -> str | None:
     fact = snapshot.engagement
     if fact is None:
-        return Refusal(ENGAGED, f"no record of mention {request.mention_id} engaging the campaign")
+        return f"no record of mention {request.mention_id} engaging the campaign"
     if fact.author_id != request.author.id:
-        return Refusal(
-            ENGAGED,
+        return (
             f"mention {request.mention_id} is by author {fact.author_id}, "
-            f"not {request.author.id} the reply would go to",
+            f"not {request.author.id} the reply would go to"
         )
     if not fact.how & policy.engagement:
-        return Refusal(
-            ENGAGED,
+        return (
             f"mention {request.mention_id} engaged by {', '.join(sorted(fact.how))}; "
-            f"accepted: {', '.join(sorted(policy.engagement))}",
+            f"accepted: {', '.join(sorted(policy.engagement))}"
         )
     return None
 
 
 def check_not_opted_out(
     request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
-) -> Refusal | None:
+) -> str | None:
     if snapshot.opt_out is None:
         return None
     reason = f" ({snapshot.opt_out.reason})" if snapshot.opt_out.reason else ""
-    return Refusal(
-        OPTED_OUT,
+    return (
         f"{request.platform.value} author {request.author.id} opted out "
-        f"({snapshot.opt_out.source}) at {snapshot.opt_out.at.isoformat()}{reason}",
+        f"({snapshot.opt_out.source}) at {snapshot.opt_out.at.isoformat()}{reason}"
     )
 
 
 def check_consent(
     request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
-) -> Refusal | None:
+) -> str | None:
     consent = request.consent
     if consent.scope not in policy.consent_scopes:
-        return Refusal(
-            CONSENT,
+        return (
             f"consent scope {consent.scope!r} of {consent.speaker_ref} does not cover "
-            f"publishing (accepted: {', '.join(sorted(policy.consent_scopes))})",
+            f"publishing (accepted: {', '.join(sorted(policy.consent_scopes))})"
         )
     if consent.at > now:
-        return Refusal(CONSENT, f"consent of {consent.speaker_ref} is dated in the future")
+        return f"consent of {consent.speaker_ref} is dated in the future"
     withdrawn = [w for w in snapshot.withdrawals if w.at >= consent.at]
     if withdrawn:
         first = min(withdrawn, key=lambda w: w.at)
-        return Refusal(
-            CONSENT,
+        return (
             f"consent of {consent.speaker_ref} withdrawn by {first.withdrawn_by} "
-            f"at {first.at.isoformat()}",
+            f"at {first.at.isoformat()}"
         )
     return None
 
 
 def check_x_reply_allowed(
     request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
-) -> Refusal | None:
+) -> str | None:
     """X refuses (403) a reply to a post that did not summon the account: refuse it
     here, before any media is uploaded. The command says whether the mention
     summoned us; an older command does not, and then the mention as the
@@ -217,40 +215,36 @@ def check_x_reply_allowed(
     verdict = replyability(request.platform, summoned)
     if verdict.can_reply:
         return None
-    return Refusal(X_REPLY_ALLOWED, f"X would refuse this reply: {verdict.reason}")
+    return f"X would refuse this reply: {verdict.reason}"
 
 
 def check_one_reply_per_question(
     request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
-) -> Refusal | None:
+) -> str | None:
     if snapshot.other_live_reply is None:
         return None
-    return Refusal(
-        ONE_REPLY_PER_QUESTION,
-        f"question {request.question_id} already has reply {snapshot.other_live_reply}",
-    )
+    return f"question {request.question_id} already has reply {snapshot.other_live_reply}"
 
 
 def check_author_daily_cap(
     request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
-) -> Refusal | None:
+) -> str | None:
     if snapshot.author_replies_24h < policy.author_daily_cap:
         return None
-    return Refusal(
-        AUTHOR_DAILY_CAP,
+    return (
         f"author {request.author.id} got {snapshot.author_replies_24h} replies in 24 h "
-        f"(cap {policy.author_daily_cap})",
+        f"(cap {policy.author_daily_cap})"
     )
 
 
-#: The rules about whether this person may get this reply at all.
-ELIGIBILITY: tuple[Rule, ...] = (
-    check_engaged,
-    check_not_opted_out,
-    check_consent,
-    check_x_reply_allowed,
-    check_one_reply_per_question,
-    check_author_daily_cap,
+#: The rules about whether this person may get this reply at all, by name.
+ELIGIBILITY: tuple[tuple[str, Rule], ...] = (
+    (ENGAGED, check_engaged),
+    (OPTED_OUT, check_not_opted_out),
+    (CONSENT, check_consent),
+    (X_REPLY_ALLOWED, check_x_reply_allowed),
+    (ONE_REPLY_PER_QUESTION, check_one_reply_per_question),
+    (AUTHOR_DAILY_CAP, check_author_daily_cap),
 )
 
 
@@ -258,7 +252,11 @@ def check(
     request: PublishReply, snapshot: Snapshot, policy: Policy, now: datetime
 ) -> list[Refusal]:
     """Every eligibility rule that refuses (all of them are checked, for the audit)."""
-    return [r for rule in ELIGIBILITY if (r := rule(request, snapshot, policy, now)) is not None]
+    return [
+        Refusal(name, why)
+        for name, rule in ELIGIBILITY
+        if (why := rule(request, snapshot, policy, now)) is not None
+    ]
 
 
 # --- templates ------------------------------------------------------------------

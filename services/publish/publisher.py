@@ -53,7 +53,13 @@ from services.publish.exceptions import (
 )
 from services.publish.ledger import Ledger
 from services.publish.models import FINAL_STATES, Reply, ReplyState
-from services.publish.platforms.base import MediaFile, Platform, PostedReply, SubtitleTrack
+from services.publish.platforms.base import (
+    MediaFile,
+    Platform,
+    PostedReply,
+    ReplyDraft,
+    SubtitleTrack,
+)
 from services.publish.spend import CallClass, SpendLedger
 
 log = logging.getLogger(__name__)
@@ -327,10 +333,7 @@ class Publisher:
         if row.state == ReplyState.SENDING:
             # The last try may have posted before it could say so: look first.
             found = await platform.find_reply(
-                in_reply_to=row.in_reply_to,
-                idempotency_key=row.reply_id,
-                text=row.text,
-                standalone=request.standalone,
+                in_reply_to=row.in_reply_to, text=row.text, standalone=request.standalone
             )
             if found is not None:
                 log.info(
@@ -372,22 +375,21 @@ class Publisher:
             await asyncio.to_thread(check_contents, video)
             await asyncio.to_thread(check_rendition, video, request.platform.value)
             media_ids.append(await platform.upload_video(video))
-        posted = await platform.post_reply(
+        draft = ReplyDraft(
             text=row.text,
             in_reply_to=row.in_reply_to,
-            media_ids=media_ids,
-            language=request.language,
             idempotency_key=row.reply_id,
+            media_ids=tuple(media_ids),
+            language=request.language,
             standalone=request.standalone,
         )
+        posted = await platform.post_reply(draft)
         return await self._published(row, posted, platform)
 
     async def _look_up(self, row: Reply, platform: Platform) -> PostedReply | None:
         """The reply on the platform, or None (also when the platform cannot say)."""
         try:
-            return await platform.find_reply(
-                in_reply_to=row.in_reply_to, idempotency_key=row.reply_id, text=row.text
-            )
+            return await platform.find_reply(in_reply_to=row.in_reply_to, text=row.text)
         except PublishError as exc:
             log.warning("reply %s: could not look it up on %s: %s", row.reply_id, row.platform, exc)
             return None
@@ -509,9 +511,7 @@ class Publisher:
             if platform is None:
                 continue
             try:
-                found = await platform.find_reply(
-                    in_reply_to=row.in_reply_to, idempotency_key=row.reply_id, text=row.text
-                )
+                found = await platform.find_reply(in_reply_to=row.in_reply_to, text=row.text)
             except PublishError as exc:
                 log.warning("could not reconcile reply %s now: %s", row.reply_id, exc.message)
                 continue

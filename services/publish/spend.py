@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import calendar
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -58,14 +58,18 @@ class Prices:
         )
 
 
-class Totals(NamedTuple):
+@dataclass(frozen=True)
+class Totals:
+    """Calls of one class this month, and what they cost."""
+
     calls: int
     usd: float
 
 
 @dataclass(frozen=True)
 class SpendReport:
-    """One account's spend: today, this month (per class) and the budgets."""
+    """One account's spend: today, this month (per class) and the budgets; also the
+    body of ``GET /v1/spend``."""
 
     account: str
     day: str
@@ -75,6 +79,7 @@ class SpendReport:
     month_by_class: dict[str, Totals]
     daily_budget_usd: float | None
     monthly_budget_usd: float | None
+    #: Publishing on X is paused until then (a budget is spent); None: it is not.
     paused_until: datetime | None
     pause_reason: str | None
 
@@ -179,13 +184,16 @@ class SpendLedger:
                     )
                 )
             ).all()
-        by_class: dict[str, Totals] = {}
+        # Summed in micro-dollars (integers), turned into dollars once: no float drift.
+        calls: Counter[str] = Counter()
+        micro_usd: Counter[str] = Counter()
         today = 0
-        for row_day, call_class, calls, micro in rows:
-            before = by_class.get(call_class, Totals(0, 0.0))
-            by_class[call_class] = Totals(before.calls + calls, before.usd + micro / MICRO)
+        for row_day, call_class, row_calls, micro in rows:
+            calls[call_class] += row_calls
+            micro_usd[call_class] += micro
             today += micro if row_day == day else 0
-        month_usd = sum(t.usd for t in by_class.values())
+        by_class = {k: Totals(calls[k], micro_usd[k] / MICRO) for k in calls}
+        month_usd = micro_usd.total() / MICRO
         daily, monthly = self.settings.x_daily_budget_usd, self.settings.x_monthly_budget_usd
         pause = budget_pause(now, today / MICRO, month_usd, daily, monthly)
         metrics.X_SPEND_MONTH.labels(self.account).set(month_usd)

@@ -33,7 +33,7 @@ from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import MentionReceived, Source, utcnow
 from services.common.topics import ALL_TOPICS, TopicSpec
 from services.devstack.broker import EmbeddedBroker, free_port
-from services.ingest.domain import item_to_mention
+from services.ingest.domain import parse_item, to_mention
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,9 @@ def items(count: int, run: str) -> list[dict[str, object]]:
 
 
 async def raw_produce(kafka: KafkaSettings, batch: list[dict[str, object]]) -> float:
-    mentions = [item_to_mention(i, source=Source.WEBHOOK, received_at=utcnow()) for i in batch]
+    mentions = [
+        to_mention(parse_item(i), source=Source.WEBHOOK, received_at=utcnow()) for i in batch
+    ]
     producer = make_producer(kafka)
     await producer.start()
     try:

@@ -21,7 +21,7 @@ import pytest
 
 from services.common.lines import TooLong
 from services.common.messages import Source
-from services.ingest.domain import InvalidMention, item_to_mention
+from services.ingest.domain import InvalidMention, parse_item, to_mention
 from services.ingest.exceptions import InvalidLine
 from services.ingest.replay import (
     MAX_LINE_BYTES,
@@ -123,7 +123,7 @@ class FakeIngest:
         rejected = []
         for index, item in enumerate(items):
             try:
-                mention = item_to_mention(item, source=Source.REPLAY, received_at=NOW)
+                mention = to_mention(parse_item(item), source=Source.REPLAY, received_at=NOW)
             except InvalidMention as exc:
                 rejected.append({"index": index, "error": str(exc)})
                 continue

@@ -31,7 +31,7 @@ from services.common.signing import CommandKeys
 from services.publish.db import migrate
 from services.publish.exceptions import RateLimited, RetryableError
 from services.publish.ledger import Ledger
-from services.publish.platforms.base import MediaFile, PostedReply
+from services.publish.platforms.base import MediaFile, PostedReply, ReplyDraft
 from services.publish.ratelimit import AccountBudget
 from tests.helpers.db import empty_database
 
@@ -172,8 +172,8 @@ class CrashAfterPost:
         result: str = await self.inner.upload_video(media)
         return result
 
-    async def post_reply(self, **kwargs: Any) -> PostedReply:
-        await self.inner.post_reply(**kwargs)
+    async def post_reply(self, draft: ReplyDraft) -> PostedReply:
+        await self.inner.post_reply(draft)
         raise self.lost()
 
     async def find_reply(self, **kwargs: Any) -> PostedReply | None:

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from services.publish.config import PublishSettings
-from services.publish.platforms import BlueskyClient, MediaFile
+from services.publish.platforms import BlueskyClient, MediaFile, ReplyDraft
 from tests.helpers.sandbox import SandboxServer, live_sandbox
 
 pytestmark = pytest.mark.timeout(60)
@@ -68,11 +68,13 @@ async def test_a_threaded_video_reply_goes_out_is_found_again_and_taken_down(
 
     job = await client.upload_video(media_factory(alt_text="a refugee answers"))
     posted = await client.post_reply(
-        text="An answer from the camp.",
-        in_reply_to=follow_up,
-        media_ids=[job],
-        language="en",
-        idempotency_key="r-1",
+        ReplyDraft(
+            text="An answer from the camp.",
+            in_reply_to=follow_up,
+            media_ids=(job,),
+            language="en",
+            idempotency_key="r-1",
+        )
     )
 
     record = bsky.state.bluesky_records[posted.post_id]
@@ -100,7 +102,9 @@ async def test_an_expired_token_is_refreshed_not_a_new_session(
     for session in bsky.state.bluesky_sessions.values():
         session.expires_at = 0.0  # every access token expired
 
-    posted = await client.post_reply(text="hi", in_reply_to=question, idempotency_key="r-2")
+    posted = await client.post_reply(
+        ReplyDraft(text="hi", in_reply_to=question, idempotency_key="r-2")
+    )
 
     assert posted.post_id.startswith("at://")
     assert bsky.state.bluesky_session_creations == 1  # refreshed, not created again

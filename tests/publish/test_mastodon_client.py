@@ -11,7 +11,7 @@ import pytest
 
 from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
-from services.publish.platforms.base import MediaFile
+from services.publish.platforms.base import MediaFile, ReplyDraft
 from services.publish.platforms.mastodon import MastodonClient, mastodon_language, parse_reset
 from tests.helpers.sandbox import FakeClock, SandboxServer, posts, set_faults
 from tests.publish.helpers import MiB, retry_after_rate_limits
@@ -40,10 +40,10 @@ async def test_a_video_is_uploaded_polled_until_processed_and_posted_as_a_reply(
     mention = "1790000000000000099"
 
     media_id = await client.upload_video(video)
-    reply = await client.post_reply(
-        text="Answer <from> the camp", in_reply_to=mention, media_ids=[media_id],
+    reply = await client.post_reply(ReplyDraft(
+        text="Answer <from> the camp", in_reply_to=mention, media_ids=(media_id,),
         language="ar-SY", idempotency_key="reply-1",
-    )  # fmt: skip
+    ))  # fmt: skip
 
     assert clock.sleeps == [1.0, 2.0]  # 206, then 200 with a url
     [post] = await posts(http, sandbox)
@@ -64,9 +64,15 @@ async def test_the_same_idempotency_key_returns_the_first_status(
 ) -> None:
     mention = mention_id()
 
-    first = await client.post_reply(text="hi", in_reply_to=mention, idempotency_key="key-1")
-    again = await client.post_reply(text="hi", in_reply_to=mention, idempotency_key="key-1")
-    other = await client.post_reply(text="hi", in_reply_to=mention, idempotency_key="key-2")
+    first = await client.post_reply(
+        ReplyDraft(text="hi", in_reply_to=mention, idempotency_key="key-1")
+    )
+    again = await client.post_reply(
+        ReplyDraft(text="hi", in_reply_to=mention, idempotency_key="key-1")
+    )
+    other = await client.post_reply(
+        ReplyDraft(text="hi", in_reply_to=mention, idempotency_key="key-2")
+    )
 
     assert again.post_id == first.post_id
     assert other.post_id != first.post_id
@@ -82,7 +88,9 @@ async def test_an_answer_lost_after_posting_is_not_posted_twice(
 ) -> None:
     await set_faults(http, sandbox, mastodon={"drop_after": 1, "endpoints": ["statuses_create"]})
 
-    reply = await client.post_reply(text="once", in_reply_to=mention_id(), idempotency_key="k")
+    reply = await client.post_reply(
+        ReplyDraft(text="once", in_reply_to=mention_id(), idempotency_key="k")
+    )
 
     assert [p["id"] for p in await posts(http, sandbox)] == [reply.post_id]
     assert len(clock.sleeps) == 1
@@ -99,7 +107,9 @@ async def test_a_429_burst_pauses_the_account_and_resumes_with_no_loss(
     mention = mention_id()
 
     async def post() -> Any:
-        return await client.post_reply(text="hello", in_reply_to=mention, idempotency_key="r")
+        return await client.post_reply(
+            ReplyDraft(text="hello", in_reply_to=mention, idempotency_key="r")
+        )
 
     with pytest.raises(RateLimited) as caught:
         await post()
@@ -121,7 +131,9 @@ async def test_5xx_is_retried_then_succeeds(
 ) -> None:
     await set_faults(http, sandbox, mastodon={"5xx": 2, "endpoints": ["statuses_create"]})
 
-    await client.post_reply(text="after errors", in_reply_to=mention_id(), idempotency_key="e")
+    await client.post_reply(
+        ReplyDraft(text="after errors", in_reply_to=mention_id(), idempotency_key="e")
+    )
 
     assert len(await posts(http, sandbox)) == 1
     assert len(clock.sleeps) == 2
@@ -147,7 +159,9 @@ async def test_a_4xx_is_final_with_the_platforms_error(
     client: MastodonClient, clock: FakeClock, mention_id: Callable[[], str]
 ) -> None:
     with pytest.raises(FinalError) as caught:
-        await client.post_reply(text="x" * 501, in_reply_to=mention_id(), idempotency_key="long")
+        await client.post_reply(
+            ReplyDraft(text="x" * 501, in_reply_to=mention_id(), idempotency_key="long")
+        )
 
     assert caught.value.status == 422
     assert caught.value.error == {
@@ -197,12 +211,14 @@ async def test_find_reply_finds_our_reply_in_the_thread(
     client: MastodonClient, mention_id: Callable[[], str]
 ) -> None:
     mention = mention_id()
-    reply = await client.post_reply(text="ours", in_reply_to=mention, idempotency_key="f")
+    reply = await client.post_reply(
+        ReplyDraft(text="ours", in_reply_to=mention, idempotency_key="f")
+    )
     await client.post_reply(
-        text="a reply to our reply", in_reply_to=reply.post_id, idempotency_key="g"
+        ReplyDraft(text="a reply to our reply", in_reply_to=reply.post_id, idempotency_key="g")
     )
 
-    found = await client.find_reply(in_reply_to=mention, idempotency_key="f")
+    found = await client.find_reply(in_reply_to=mention)
 
     assert found is not None
     assert found.post_id == reply.post_id
@@ -219,7 +235,9 @@ async def test_delete_post_removes_it_and_its_video_and_a_second_delete_says_gon
     mention = mention_id()
     media_id = await client.upload_video(media_factory())
     reply = await client.post_reply(
-        text="withdrawn", in_reply_to=mention, media_ids=[media_id], idempotency_key="d"
+        ReplyDraft(
+            text="withdrawn", in_reply_to=mention, media_ids=(media_id,), idempotency_key="d"
+        )
     )
     stored = sandbox.state.media[("mastodon", media_id)].path
     assert stored.exists()

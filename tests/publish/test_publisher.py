@@ -33,7 +33,7 @@ from services.publish.exceptions import FinalError
 from services.publish.ledger import Ledger
 from services.publish.models import ReplyState
 from services.publish.platforms import build_platforms
-from services.publish.platforms.base import MediaFile, PostedReply
+from services.publish.platforms.base import MediaFile, PostedReply, ReplyDraft
 from services.publish.platforms.mastodon import STATUSES_DELETE
 from services.publish.platforms.x import TWEETS_DELETE
 from services.publish.publisher import Done, Publisher, Retry
@@ -678,8 +678,8 @@ class CountingUploads(CrashAfterPost):
         type(self).uploads += 1
         return await super().upload_video(media)
 
-    async def post_reply(self, **kwargs: Any) -> PostedReply:
-        return await self.inner.post_reply(**kwargs)  # type: ignore[no-any-return]
+    async def post_reply(self, draft: ReplyDraft) -> PostedReply:
+        return await self.inner.post_reply(draft)  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("what", ["video", "subtitles"])
@@ -926,8 +926,8 @@ async def test_a_reply_published_after_its_consent_was_withdrawn_comes_down_at_o
 class RefusesDelete(CrashAfterPost):
     """A platform that posts and finds as usual but refuses every delete for good."""
 
-    async def post_reply(self, **kwargs: Any) -> PostedReply:
-        posted: PostedReply = await self.inner.post_reply(**kwargs)
+    async def post_reply(self, draft: ReplyDraft) -> PostedReply:
+        posted: PostedReply = await self.inner.post_reply(draft)
         return posted
 
     async def delete_post(self, post_id: str) -> bool:

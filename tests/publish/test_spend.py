@@ -15,7 +15,7 @@ from services.publish import metrics
 from services.publish.config import PublishSettings
 from services.publish.exceptions import RateLimited
 from services.publish.ledger import Ledger
-from services.publish.platforms import MediaFile, XClient
+from services.publish.platforms import MediaFile, ReplyDraft, XClient
 from services.publish.platforms.http import credits_exhausted
 from services.publish.spend import CallClass, SpendLedger, budget_pause
 from tests.helpers.sandbox import FakeClock, SandboxServer
@@ -118,19 +118,20 @@ async def test_x_publishing_pauses_with_the_reason_once_a_budget_is_spent(
     spend = SpendLedger(ledger.engine, settings, now=lambda: datetime.now(UTC))
     client = XClient(settings, http, spend=spend)
 
-    await client.post_reply(text="first answer", in_reply_to="1790000000000000001",
-                            idempotency_key="k1")  # fmt: skip
+    await client.post_reply(
+        ReplyDraft(text="first answer", in_reply_to="1790000000000000001", idempotency_key="k1")
+    )
     assert await client.find_reply(in_reply_to="1790000000000000001") is not None
     await client.post_reply(
-        text="second answer", in_reply_to="1790000000000000002", idempotency_key="k2"
-    )  # fmt: skip  (0.02 spent: past 0.015)
+        ReplyDraft(text="second answer", in_reply_to="1790000000000000002", idempotency_key="k2")
+    )  # 0.02 spent: past 0.015
 
     with pytest.raises(RateLimited, match="X budget spent: today's X spend") as refused:
         await client.upload_video(media_factory())
     assert refused.value.reset_at > datetime.now(UTC).timestamp()
     with pytest.raises(RateLimited, match="publishing paused"):
         await client.post_reply(
-            text="third", in_reply_to="1790000000000000003", idempotency_key="k3"
+            ReplyDraft(text="third", in_reply_to="1790000000000000003", idempotency_key="k3")
         )
     assert sandbox.state.media == {}  # nothing uploaded while paused
     report = await spend.report()
@@ -165,7 +166,9 @@ async def test_a_credits_exhausted_answer_pauses_the_account_and_says_so(
         client = XClient(publish_settings(), http, sleep=clock.sleep, clock=clock)
         before = metrics.X_CREDITS_EXHAUSTED.labels("x-campaign")._value.get()
         with pytest.raises(RateLimited, match="credits exhausted") as refused:
-            await client.post_reply(text="an answer", in_reply_to="1", idempotency_key="k")
+            await client.post_reply(
+                ReplyDraft(text="an answer", in_reply_to="1", idempotency_key="k")
+            )
     assert "CreditsDepleted" in refused.value.message
     assert client.budget.paused_until is not None
     assert metrics.X_CREDITS_EXHAUSTED.labels("x-campaign")._value.get() == before + 1

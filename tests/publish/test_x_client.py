@@ -12,7 +12,7 @@ import pytest
 
 from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
-from services.publish.platforms.base import MediaFile
+from services.publish.platforms.base import MediaFile, ReplyDraft
 from services.publish.platforms.x import TWEETS_CREATE, XClient
 from tests.helpers.sandbox import FakeClock, SandboxServer, posts, set_faults
 from tests.publish.helpers import MiB, retry_after_rate_limits
@@ -45,10 +45,10 @@ async def test_a_40mb_video_goes_out_in_5mb_chunks_under_the_mention(
     mention = mention_id()
 
     media_id = await client.upload_video(video)
-    reply = await client.post_reply(
-        text="Answer from the camp", in_reply_to=mention, media_ids=[media_id],
+    reply = await client.post_reply(ReplyDraft(
+        text="Answer from the camp", in_reply_to=mention, media_ids=(media_id,),
         idempotency_key="reply-1",
-    )  # fmt: skip
+    ))  # fmt: skip
 
     uploaded = sandbox.state.media[("x", media_id)]
     assert uploaded.segments == dict.fromkeys(range(8), 5 * MiB)
@@ -154,7 +154,9 @@ async def test_a_429_burst_pauses_the_account_and_resumes_with_no_loss(
     mention = mention_id()
 
     async def post() -> Any:
-        return await client.post_reply(text="hello", in_reply_to=mention, idempotency_key="r1")
+        return await client.post_reply(
+            ReplyDraft(text="hello", in_reply_to=mention, idempotency_key="r1")
+        )
 
     with pytest.raises(RateLimited) as caught:
         await post()
@@ -239,10 +241,14 @@ async def test_a_4xx_is_final_with_the_platforms_error_and_not_retried(
     mention_id: Callable[[], str],
 ) -> None:
     client = x_client()
-    await client.post_reply(text="same words", in_reply_to=mention_id(), idempotency_key="a")
+    await client.post_reply(
+        ReplyDraft(text="same words", in_reply_to=mention_id(), idempotency_key="a")
+    )
 
     with pytest.raises(FinalError) as caught:
-        await client.post_reply(text="same words", in_reply_to=mention_id(), idempotency_key="b")
+        await client.post_reply(
+            ReplyDraft(text="same words", in_reply_to=mention_id(), idempotency_key="b")
+        )
 
     assert caught.value.status == 403
     assert "duplicate content" in caught.value.error["detail"]
@@ -293,7 +299,9 @@ async def test_a_post_whose_answer_was_lost_is_found_not_posted_twice(
     await set_faults(http, sandbox, x={"drop_after": 1, "endpoints": ["tweets_create"]})
     mention = mention_id()
 
-    reply = await x_client().post_reply(text="once", in_reply_to=mention, idempotency_key="k")
+    reply = await x_client().post_reply(
+        ReplyDraft(text="once", in_reply_to=mention, idempotency_key="k")
+    )
 
     [post] = await posts(http, sandbox)
     assert post["id"] == reply.post_id
@@ -306,9 +314,15 @@ async def test_find_reply_finds_our_reply_among_others(
     client = x_client(find_reply_max_pages=3)
     target = mention_id()
     for n in range(12):  # more than one page of 5 would need; the sandbox pages by 100
-        await client.post_reply(text=f"other {n}", in_reply_to=mention_id(), idempotency_key=f"{n}")
-    ours = await client.post_reply(text="the answer", in_reply_to=target, idempotency_key="t")
-    await client.post_reply(text="later", in_reply_to=mention_id(), idempotency_key="later")
+        await client.post_reply(
+            ReplyDraft(text=f"other {n}", in_reply_to=mention_id(), idempotency_key=f"{n}")
+        )
+    ours = await client.post_reply(
+        ReplyDraft(text="the answer", in_reply_to=target, idempotency_key="t")
+    )
+    await client.post_reply(
+        ReplyDraft(text="later", in_reply_to=mention_id(), idempotency_key="later")
+    )
 
     found = await client.find_reply(in_reply_to=target, text="the answer")
 
@@ -328,10 +342,10 @@ async def test_delete_post_removes_it_and_a_second_delete_says_gone(
     client = x_client()
     media_id = await client.upload_video(media_factory())
     mention = mention_id()
-    reply = await client.post_reply(
-        text="consent later withdrawn", in_reply_to=mention, media_ids=[media_id],
+    reply = await client.post_reply(ReplyDraft(
+        text="consent later withdrawn", in_reply_to=mention, media_ids=(media_id,),
         idempotency_key="w",
-    )  # fmt: skip
+    ))  # fmt: skip
 
     assert await client.delete_post(reply.post_id) is True
     assert await posts(http, sandbox) == []

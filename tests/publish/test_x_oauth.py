@@ -18,7 +18,7 @@ from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError
 from services.publish.ledger import Ledger
 from services.publish.platforms import build_platforms
-from services.publish.platforms.base import MediaFile, StaticToken
+from services.publish.platforms.base import MediaFile, ReplyDraft, StaticToken
 from services.publish.platforms.oauth import MemoryTokenStore, RefreshingToken, TokenStore
 from services.publish.platforms.x import XClient
 from services.sandbox import SandboxSettings
@@ -90,10 +90,10 @@ async def test_an_expired_token_is_refreshed_and_the_reply_goes_out_exactly_once
     await clock.sleep(TTL_S + 1)  # expired; the client was never told when
     mention = mention_id()
 
-    reply = await client.post_reply(
-        text="Answer from the camp", in_reply_to=mention, media_ids=[media_id],
+    reply = await client.post_reply(ReplyDraft(
+        text="Answer from the camp", in_reply_to=mention, media_ids=(media_id,),
         idempotency_key="reply-1",
-    )  # fmt: skip
+    ))  # fmt: skip
 
     [post] = await posts(http, sandbox)
     assert (post["id"], post["in_reply_to"]) == (reply.post_id, mention)
@@ -157,7 +157,7 @@ async def test_a_spent_refresh_token_fails_for_good_and_is_not_tried_again(
         for _ in range(2):
             with pytest.raises(FinalError, match="refresh token refused") as refused:
                 await client.post_reply(
-                    text="Answer", in_reply_to=mention_id(), idempotency_key="reply-1"
+                    ReplyDraft(text="Answer", in_reply_to=mention_id(), idempotency_key="reply-1")
                 )
             assert refused.value.status == 400
             assert refused.value.error == {
@@ -276,7 +276,9 @@ async def test_tokens_never_reach_the_logs(
     access, refresh = sandbox.state.grant_x_tokens(ACCOUNT)
     client = x_client(access=access, refresh=refresh)
     await clock.sleep(TTL_S + 1)
-    await client.post_reply(text="Answer", in_reply_to=mention_id(), idempotency_key="r")
+    await client.post_reply(
+        ReplyDraft(text="Answer", in_reply_to=mention_id(), idempotency_key="r")
+    )
     spent = x_client(access=access, refresh=refresh)  # its refresh token is spent now
     with pytest.raises(FinalError) as refused:
         await spent.user_id()

@@ -77,6 +77,10 @@ class Profile:
     max_bytes: int
     #: Most pixels in a frame (Mastodon's ``video_matrix_limit``); None: the box only.
     max_pixels: int | None = None
+    #: Longest alt text (characters).
+    alt_text_max: int = 1000
+    #: The platform takes a subtitle file beside the video.
+    subtitles: bool = False
     containers: frozenset[str] = frozenset({"mov,mp4,m4a,3gp,3g2,mj2"})
     video_codecs: frozenset[str] = frozenset({"h264"})
     h264_profiles: frozenset[str] = frozenset({"High", "Main", "Baseline", "Constrained Baseline"})
@@ -84,10 +88,6 @@ class Profile:
     pix_fmts: frozenset[str] = frozenset({"yuv420p"})
     #: ``moov`` before ``mdat``.
     faststart: bool = True
-    #: Longest alt text (characters).
-    alt_text_max: int = 1000
-    #: The platform takes a subtitle file beside the video.
-    subtitles: bool = False
     #: MIME type of the rendition.
     mime: str = "video/mp4"
 
@@ -95,60 +95,40 @@ class Profile:
         return replace(self, **limits)
 
 
-#: X (docs.x.com media best practices): H.264 High/Main/Baseline, yuv420p, AAC-LC,
-#: 0.5-140 s, 1920x1200 (1200x1920), ≤ 60 fps, ≤ 512 MB, moov first; alt text ≤ 1000
-#: characters; SRT subtitles through the media upload (``media_category=subtitles``).
-X = Profile(
-    platform="x",
-    label="X",
-    max_long=1920,
-    max_short=1200,
-    max_fps=60.0,
-    min_s=0.5,
-    max_s=140.0,
-    max_bytes=512 * 1024 * 1024,
-    alt_text_max=1000,
-    subtitles=True,
-)
+_MIB = 1024 * 1024
+_MB = 1000 * 1000
 
-#: Mastodon's defaults (4.x); an instance publishes its own in ``GET /api/v2/instance``
-#: (``configuration.media_attachments``): see :func:`mastodon_profile`. No duration
-#: limit, no subtitle files; alt text ("description") ≤ 1500 characters.
-MASTODON = Profile(
-    platform="mastodon",
-    label="Mastodon",
-    max_long=3840,
-    max_short=2160,
-    max_fps=120.0,
-    min_s=0.0,
-    max_s=None,
-    max_bytes=99 * 1024 * 1024,
-    max_pixels=8_294_400,
-    alt_text_max=1500,
-    subtitles=False,
-)
+#: A row of the table: :class:`Profile`'s fields after ``platform``, in its order (label,
+#: the box, frames per second, shortest and longest seconds, bytes, most pixels, longest
+#: alt text, a subtitle file beside the video).
+_Row = tuple[str, int, int, float, float, float | None, int, int | None, int, bool]
 
-#: Bluesky's video service (video.bsky.app, 2025-): MP4 (also MOV, WebM, MPEG; MP4
-#: here), at most 3 minutes and 100 MB, shown up to 1080p; alt text ≤ 1000
-#: characters (``app.bsky.embed.video#alt``, graphemes); WebVTT captions beside the
-#: video (``captions``, up to 20 languages). What an account may still upload today
-#: is not a format limit: the service says it in ``app.bsky.video.getUploadLimits``
-#: (:func:`bluesky_upload_refusal`).
-BLUESKY = Profile(
-    platform="bluesky",
-    label="Bluesky",
-    max_long=1920,
-    max_short=1080,
-    max_fps=60.0,
-    min_s=0.0,
-    max_s=180.0,
-    max_bytes=100 * 1000 * 1000,
-    alt_text_max=1000,
-    subtitles=True,
-)
+#: What each platform accepts; the rest (MP4, H.264 High/Main/Baseline, yuv420p, AAC,
+#: moov first) is :class:`Profile`'s defaults. Where the numbers come from:
+#:
+#: - X: docs.x.com media best practices; SRT subtitles go through the media upload
+#:   (``media_category=subtitles``).
+#: - Mastodon: its defaults (4.x); an instance publishes its own in ``GET
+#:   /api/v2/instance`` (``configuration.media_attachments``): see
+#:   :func:`mastodon_profile`. Alt text is the attachment's ``description``.
+#: - Bluesky: the video service (video.bsky.app, 2025-) takes MP4 (also MOV, WebM,
+#:   MPEG; MP4 here), shown up to 1080p; alt text is ``app.bsky.embed.video#alt``
+#:   (graphemes); WebVTT captions beside the video (``captions``, up to 20 languages).
+#:   What an account may still upload today is not a format limit: the service says
+#:   it in ``app.bsky.video.getUploadLimits`` (:func:`bluesky_upload_refusal`).
+# fmt: off
+_LIMITS: dict[str, _Row] = {
+    #            label       long  short  fps    min_s  max_s  bytes       pixels     alt   subs
+    "x":        ("X",        1920, 1200,  60.0,  0.5,   140.0, 512 * _MIB, None,      1000, True),
+    "mastodon": ("Mastodon", 3840, 2160,  120.0, 0.0,   None,  99 * _MIB,  8_294_400, 1500, False),
+    "bluesky":  ("Bluesky",  1920, 1080,  60.0,  0.0,   180.0, 100 * _MB,  None,      1000, True),
+}
+# fmt: on
+
 
 #: The profile of every platform a reply can go to, by platform name.
-PROFILES: dict[str, Profile] = {p.platform: p for p in (X, MASTODON, BLUESKY)}
+PROFILES: dict[str, Profile] = {name: Profile(name, *row) for name, row in _LIMITS.items()}
+X, MASTODON, BLUESKY = PROFILES["x"], PROFILES["mastodon"], PROFILES["bluesky"]
 
 
 def profile_for(platform: str, overrides: Mapping[str, Profile] | None = None) -> Profile:

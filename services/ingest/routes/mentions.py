@@ -13,7 +13,7 @@ from services.common.http import ApiError
 from services.common.messages import MentionReceived, Source, utcnow
 from services.ingest import metrics
 from services.ingest.deps import Runtime, require_api_key
-from services.ingest.domain import InvalidMention, MentionIn, item_to_mention
+from services.ingest.domain import InvalidMention, MentionIn, parse_item, to_mention
 from services.ingest.exceptions import BrokerUnavailable
 
 router = APIRouter()
@@ -100,8 +100,11 @@ async def post_mentions(
     for index, item in enumerate(items):
         try:
             mentions.append(
-                item_to_mention(
-                    item, source=source, received_at=received_at, accounts=runtime.accounts
+                to_mention(
+                    parse_item(item),
+                    source=source,
+                    received_at=received_at,
+                    accounts=runtime.accounts,
                 )
             )
         except InvalidMention as exc:

@@ -10,7 +10,7 @@ import httpx
 
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
-from services.publish.platforms.base import MediaFile, Platform, PostedReply
+from services.publish.platforms.base import MediaFile, Platform, PostedReply, ReplyDraft
 from services.publish.platforms.bluesky import BlueskyClient
 from services.publish.platforms.mastodon import MastodonClient
 from services.publish.platforms.oauth import TokenStore
@@ -22,6 +22,7 @@ __all__ = [
     "MediaFile",
     "Platform",
     "PostedReply",
+    "ReplyDraft",
     "XClient",
     "build_platforms",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -46,6 +46,25 @@ class MediaFile:
 
 
 @dataclass(frozen=True)
+class ReplyDraft:
+    """A reply to post: its words, the post it answers and what goes with it."""
+
+    text: str
+    #: The platform's id (X, Mastodon) or AT URI (Bluesky) of the post it answers.
+    in_reply_to: str
+    #: The reply id: a repeated post returns the first where the platform keeps
+    #: such keys (Mastodon, for an hour).
+    idempotency_key: str
+    #: Media ids from :meth:`Platform.upload_video`.
+    media_ids: tuple[str, ...] = ()
+    #: BCP 47 code of the text's language, where the platform takes one.
+    language: str | None = None
+    #: A post of its own instead of a reply, where the platform will not take a
+    #: reply (only X has such a rule; the others post a reply).
+    standalone: bool = False
+
+
+@dataclass(frozen=True)
 class PostedReply:
     """A reply that exists on the platform."""
 
@@ -76,39 +95,25 @@ class Platform(Protocol):
         media id once the platform has finished processing it."""
         ...
 
-    async def post_reply(
-        self,
-        *,
-        text: str,
-        in_reply_to: str,
-        media_ids: Sequence[str] = (),
-        language: str | None = None,
-        idempotency_key: str,
-        standalone: bool = False,
-    ) -> PostedReply:
-        """Post ``text`` as a reply to the post ``in_reply_to`` with the media attached
-        (``standalone``: a post of its own instead, where the platform will not take a
-        reply; only X has such a rule, the others post a reply).
+    async def post_reply(self, draft: ReplyDraft) -> PostedReply:
+        """Post ``draft.text`` as a reply to the post ``draft.in_reply_to`` with the
+        media attached (or as a post of its own where ``draft.standalone``).
 
-        ``idempotency_key`` (the reply id) makes a repeated call return the first
-        post where the platform supports it (Mastodon, for an hour). X has no such
-        key: the adapter's own retries look for the reply before posting again,
-        but a caller that gets an error out of this method and tries later must
-        call :meth:`find_reply` first (the post may have gone out).
+        ``draft.idempotency_key`` makes a repeated call return the first post where
+        the platform supports it (Mastodon, for an hour). X has no such key: the
+        adapter's own retries look for the reply before posting again, but a caller
+        that gets an error out of this method and tries later must call
+        :meth:`find_reply` first (the post may have gone out).
         """
         ...
 
     async def find_reply(
-        self,
-        *,
-        in_reply_to: str,
-        idempotency_key: str | None = None,
-        text: str | None = None,
-        standalone: bool = False,
+        self, *, in_reply_to: str, text: str | None = None, standalone: bool = False
     ) -> PostedReply | None:
         """Find a reply this account already posted to ``in_reply_to`` (reconciliation
         after a crash). Any reply of ours counts: the asker gets one reply, never two.
-        ``text`` picks among several."""
+        ``text`` picks among several. No platform lists the idempotency keys it was
+        sent, so the post answered is what a reply is found by."""
         ...
 
     async def delete_post(self, post_id: str) -> bool:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +35,7 @@ from services.common.media.profiles import bluesky_upload_refusal
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
-from services.publish.platforms.base import MediaFile, PostedReply, check_size
+from services.publish.platforms.base import MediaFile, PostedReply, ReplyDraft, check_size
 from services.publish.ratelimit import AccountBudget, Window
 
 log = logging.getLogger(__name__)
@@ -307,27 +307,18 @@ class BlueskyClient:
         root = ((posts[0].get("record") or {}).get("reply") or {}).get("root") or parent
         return {"uri": root["uri"], "cid": root["cid"]}, parent
 
-    async def post_reply(
-        self,
-        *,
-        text: str,
-        in_reply_to: str,
-        media_ids: Sequence[str] = (),
-        language: str | None = None,
-        idempotency_key: str,
-        standalone: bool = False,
-    ) -> PostedReply:
+    async def post_reply(self, draft: ReplyDraft) -> PostedReply:
         record: dict[str, Any] = {
             "$type": POST,
-            "text": text,
+            "text": draft.text,
             "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
-        if language:
-            record["langs"] = [language]
-        if not standalone:
-            root, parent = await self._thread_refs(in_reply_to)
+        if draft.language:
+            record["langs"] = [draft.language]
+        if not draft.standalone:
+            root, parent = await self._thread_refs(draft.in_reply_to)
             record["reply"] = {"root": root, "parent": parent}
-        for media_id in media_ids[:1]:
+        for media_id in draft.media_ids[:1]:
             blob, alt = self._blobs[media_id]
             record["embed"] = {"$type": "app.bsky.embed.video", "video": blob, "alt": alt}
         body = {"repo": self.did, "collection": POST, "record": record}
@@ -336,21 +327,18 @@ class BlueskyClient:
                 "POST", "com.atproto.repo.createRecord", bucket=CREATE, json=body
             )
         except RetryableError:
-            found = await self.find_reply(in_reply_to=in_reply_to, text=text)
+            found = await self.find_reply(in_reply_to=draft.in_reply_to, text=draft.text)
             if found is not None:  # it went out before the failure: not twice
                 return found
             raise
         uri = str(response.json()["uri"])
-        log.info("posted Bluesky reply %s to %s (key %s)", uri, in_reply_to, idempotency_key)
-        return self._posted(uri, in_reply_to)
+        log.info(
+            "posted Bluesky reply %s to %s (key %s)", uri, draft.in_reply_to, draft.idempotency_key
+        )
+        return self._posted(uri, draft.in_reply_to)
 
     async def find_reply(
-        self,
-        *,
-        in_reply_to: str,
-        idempotency_key: str | None = None,
-        text: str | None = None,
-        standalone: bool = False,
+        self, *, in_reply_to: str, text: str | None = None, standalone: bool = False
     ) -> PostedReply | None:
         await self._token()
         params = {"repo": self.did, "collection": POST, "limit": "100"}

@@ -231,11 +231,7 @@ class PlatformHttp:
         )
 
     async def _call(
-        self,
-        method: str,
-        path: str,
-        token: SecretStr,
-        options: dict[str, Any],
+        self, method: str, path: str, token: SecretStr, options: dict[str, Any]
     ) -> httpx.Response:
         """The request itself: ``options`` are httpx's (headers are added to ours)."""
         options = dict(options)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -39,6 +39,7 @@ from services.publish.platforms.base import (
     HashingFile,
     MediaFile,
     PostedReply,
+    ReplyDraft,
     StaticToken,
     check_size,
 )
@@ -221,23 +222,15 @@ class MastodonClient:
 
     # -- statuses --
 
-    async def post_reply(
-        self,
-        *,
-        text: str,
-        in_reply_to: str,
-        media_ids: Sequence[str] = (),
-        language: str | None = None,
-        idempotency_key: str,
-        standalone: bool = False,  # Mastodon takes every reply: always one
-    ) -> PostedReply:
+    async def post_reply(self, draft: ReplyDraft) -> PostedReply:
+        # Mastodon takes every reply: ``standalone`` is always one.
         body: dict[str, Any] = {
-            "status": text,
-            "in_reply_to_id": in_reply_to,
-            "media_ids": list(media_ids),
+            "status": draft.text,
+            "in_reply_to_id": draft.in_reply_to,
+            "media_ids": list(draft.media_ids),
             "visibility": self._settings.mastodon_visibility,
         }
-        if (code := mastodon_language(language)) is not None:
+        if (code := mastodon_language(draft.language)) is not None:
             body["language"] = code
         # Safe to retry as it is: the same Idempotency-Key returns the first status.
         response = await self._api.request(
@@ -245,19 +238,19 @@ class MastodonClient:
             "/api/v1/statuses",
             bucket=ACCOUNT,
             json=body,
-            headers={"Idempotency-Key": idempotency_key},
+            headers={"Idempotency-Key": draft.idempotency_key},
         )
         status = self._api.parse(response, _Status)
-        log.info("posted Mastodon reply %s to %s (key %s)", status.id, in_reply_to, idempotency_key)
+        log.info(
+            "posted Mastodon reply %s to %s (key %s)",
+            status.id,
+            draft.in_reply_to,
+            draft.idempotency_key,
+        )
         return PostedReply(status.id, status.url or status.uri, status.in_reply_to_id)
 
     async def find_reply(
-        self,
-        *,
-        in_reply_to: str,
-        idempotency_key: str | None = None,
-        text: str | None = None,
-        standalone: bool = False,
+        self, *, in_reply_to: str, text: str | None = None, standalone: bool = False
     ) -> PostedReply | None:
         # Mastodon keeps idempotency keys for an hour only and never lists them: the
         # thread is the lasting record. ``content`` is HTML, so ``text`` cannot be

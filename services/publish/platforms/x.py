@@ -35,7 +35,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import httpx
@@ -49,6 +49,7 @@ from services.publish.platforms.base import (
     Credentials,
     MediaFile,
     PostedReply,
+    ReplyDraft,
     StaticToken,
     SubtitleTrack,
     check_size,
@@ -405,56 +406,47 @@ class XClient:
 
     # -- posts --
 
-    async def post_reply(
-        self,
-        *,
-        text: str,
-        in_reply_to: str,
-        media_ids: Sequence[str] = (),
-        language: str | None = None,
-        idempotency_key: str,
-        standalone: bool = False,
-    ) -> PostedReply:
+    async def post_reply(self, draft: ReplyDraft) -> PostedReply:
         # X has no language parameter (it detects the language) and no idempotency
         # key: a retry after an ambiguous failure (5xx, dropped connection) first
         # looks for the reply, so a post that did go out is not posted twice.
         await self._within_budget()
-        body: dict[str, Any] = {"text": text}
-        if not standalone:  # a standalone post: X would refuse the reply (not summoned)
-            body["reply"] = {"in_reply_to_tweet_id": in_reply_to}
-        if media_ids:
-            body["media"] = {"media_ids": list(media_ids)}
+        body: dict[str, Any] = {"text": draft.text}
+        if not draft.standalone:  # a standalone post: X would refuse the reply (not summoned)
+            body["reply"] = {"in_reply_to_tweet_id": draft.in_reply_to}
+        if draft.media_ids:
+            body["media"] = {"media_ids": list(draft.media_ids)}
         async for attempt in self._api.retrying():
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     found = await self.find_reply(
-                        in_reply_to=in_reply_to, text=text, standalone=standalone
+                        in_reply_to=draft.in_reply_to, text=draft.text, standalone=draft.standalone
                     )
                     if found is not None:
                         log.info(
                             "reply %s to X post %s went out before the failure; not posting again",
                             found.post_id,
-                            in_reply_to,
+                            draft.in_reply_to,
                         )
                         return found
                 response = await self._api.send(
                     "POST", "/2/tweets", bucket=TWEETS_CREATE, json=body
                 )
                 post_id = self._api.parse(response, _CreatedResponse).data.id
-                log.info("posted X reply %s to %s (key %s)", post_id, in_reply_to, idempotency_key)
-                await self._spent(
-                    CallClass.POST_WITH_URL if _HAS_URL.search(text) else CallClass.REPLY
+                log.info(
+                    "posted X reply %s to %s (key %s)",
+                    post_id,
+                    draft.in_reply_to,
+                    draft.idempotency_key,
                 )
-                return self._posted(post_id, in_reply_to)
+                await self._spent(
+                    CallClass.POST_WITH_URL if _HAS_URL.search(draft.text) else CallClass.REPLY
+                )
+                return self._posted(post_id, draft.in_reply_to)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def find_reply(
-        self,
-        *,
-        in_reply_to: str,
-        idempotency_key: str | None = None,
-        text: str | None = None,
-        standalone: bool = False,
+        self, *, in_reply_to: str, text: str | None = None, standalone: bool = False
     ) -> PostedReply | None:
         user_id = await self.user_id()
         params: dict[str, str] = {

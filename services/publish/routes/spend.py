@@ -4,12 +4,10 @@ admin page ``GET /admin/spend`` ("this month's X spend"), both behind
 
 from __future__ import annotations
 
-from datetime import datetime
 from html import escape
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
 
 from services.common.http import ApiError
 from services.publish.deps import Runtime, require_api_key
@@ -18,46 +16,15 @@ from services.publish.spend import SpendLedger, SpendReport
 router = APIRouter(dependencies=[Depends(require_api_key)])
 
 
-class ClassSpend(BaseModel):
-    calls: int
-    usd: float
-
-
-class SpendOut(BaseModel):
-    account: str
-    day: str
-    month: str
-    today_usd: float
-    month_usd: float
-    month_by_class: dict[str, ClassSpend]
-    daily_budget_usd: float | None
-    monthly_budget_usd: float | None
-    #: Publishing on X is paused until then (a budget is spent); None: it is not.
-    paused_until: datetime | None
-    pause_reason: str | None
-
-
 def _ledger(runtime: Runtime) -> SpendLedger:
     if runtime.spend is None:
         raise ApiError(404, "this publisher keeps no X spend ledger")
     return runtime.spend
 
 
-def _out(report: SpendReport) -> SpendOut:
-    return SpendOut(
-        **{
-            **report.__dict__,
-            "month_by_class": {
-                k: ClassSpend(calls=v.calls, usd=round(v.usd, 6))
-                for k, v in report.month_by_class.items()
-            },
-        }
-    )
-
-
-@router.get("/v1/spend", response_model=SpendOut, summary="This month's X spend")
-async def spend(runtime: Runtime) -> SpendOut:
-    return _out(await _ledger(runtime).report())
+@router.get("/v1/spend", response_model=SpendReport, summary="This month's X spend")
+async def spend(runtime: Runtime) -> SpendReport:
+    return await _ledger(runtime).report()
 
 
 _PAGE_HEADERS = {

@@ -56,8 +56,6 @@ from services.triage.web.exceptions import (
     TooManyAttempts,
     TriageError,
     Unauthorized,
-    UndecodableMedia,
-    media_status,
 )
 from services.triage.web.media import LocalMediaStore, MediaStore, Uploads
 from services.triage.web.models import Role, Status
@@ -131,15 +129,10 @@ def install_triage_errors(app: FastAPI) -> None:
         assert isinstance(exc, MediaError)
         headers: dict[str, str] = {}
         details: dict[str, Any] | None = None
-        code = None
         if isinstance(exc, OffsetMismatch):
             headers["Upload-Offset"] = str(exc.expected)
             details = {"expected_offset": exc.expected}
-        if isinstance(exc, UndecodableMedia):
-            code = "undecodable_media"
-        return error_response(
-            media_status(exc), str(exc), code=code, details=details, headers=headers
-        )
+        return error_response(exc.status, str(exc), code=exc.code, details=details, headers=headers)
 
     app.add_exception_handler(TriageError, on_triage_error)
     app.add_exception_handler(MediaError, on_media_error)

@@ -1,5 +1,5 @@
-"""What the triage web refuses, mapped to HTTP in one place (``app.py``): a
-TriageError carries its status, a MediaError's is in :data:`MEDIA_STATUS`.
+"""What the triage web refuses, mapped to HTTP in one place (``app.py``): every
+error class carries its status.
 
 TriageError
 ├── BadRequest         400  a malformed header or parameter (a number that is not one)
@@ -100,17 +100,27 @@ class TooManyAttempts(TriageError):
 class MediaError(Exception):
     """Base of everything :mod:`.media` raises on purpose."""
 
+    status = 400
+    #: The error code in the response body (None: the status's own).
+    code: str | None = None
+
 
 class UnknownUpload(MediaError):
-    """404: no such upload, or an id that cannot be one (no path is built from it)."""
+    """No such upload, or an id that cannot be one (no path is built from it)."""
+
+    status = 404
 
 
 class UnknownMedia(MediaError):
-    """404: no such stored video, or a key or URI that cannot be one of this store's."""
+    """No such stored video, or a key or URI that cannot be one of this store's."""
+
+    status = 404
 
 
 class OffsetMismatch(MediaError):
-    """409: a chunk must start where the upload stands; resume from ``expected``."""
+    """A chunk must start where the upload stands; resume from ``expected``."""
+
+    status = 409
 
     def __init__(self, expected: int, got: int) -> None:
         super().__init__(f"chunk at offset {got}, but {expected} bytes were received")
@@ -119,7 +129,9 @@ class OffsetMismatch(MediaError):
 
 
 class UploadIncomplete(MediaError):
-    """409: ``complete`` before every declared byte arrived; resume from ``offset``."""
+    """``complete`` before every declared byte arrived; resume from ``offset``."""
+
+    status = 409
 
     def __init__(self, offset: int, size: int) -> None:
         super().__init__(f"{offset} of {size} bytes received")
@@ -128,11 +140,15 @@ class UploadIncomplete(MediaError):
 
 
 class UploadComplete(MediaError):
-    """409: the upload is complete and takes no more bytes."""
+    """The upload is complete and takes no more bytes."""
+
+    status = 409
 
 
 class TooLarge(MediaError):
-    """413: a declared size, a chunk or a stream over ``limit`` bytes."""
+    """A declared size, a chunk or a stream over ``limit`` bytes."""
+
+    status = 413
 
     def __init__(self, message: str, limit: int) -> None:
         super().__init__(message)
@@ -140,40 +156,30 @@ class TooLarge(MediaError):
 
 
 class UnsupportedMedia(MediaError):
-    """415: a type that is not accepted, or bytes that are not a video of the declared type."""
+    """A type that is not accepted, or bytes that are not a video of the declared type."""
+
+    status = 415
 
 
 class UndecodableMedia(MediaError):
-    """422: the file cannot be decoded as a video, or is cut short; nothing of it is kept."""
+    """The file cannot be decoded as a video, or is cut short; nothing of it is kept."""
+
+    status = 422
+    code = "undecodable_media"
 
 
 class InvalidUpload(MediaError):
-    """422: a malformed declaration (size, sha256, question, owner, file name)."""
+    """A malformed declaration (size, sha256, question, owner, file name)."""
+
+    status = 422
 
 
 class ChecksumMismatch(MediaError):
-    """422: the bytes do not hash to the declared sha256; the upload is kept (discard it)."""
+    """The bytes do not hash to the declared sha256; the upload is kept (discard it)."""
+
+    status = 422
 
     def __init__(self, declared: str, actual: str) -> None:
         super().__init__(f"sha256 of the bytes is {actual}, {declared} was declared")
         self.declared = declared
         self.actual = actual
-
-
-#: HTTP status of each media error (the first class the error is an instance of).
-MEDIA_STATUS: dict[type[MediaError], int] = {
-    UnknownUpload: 404,
-    UnknownMedia: 404,
-    OffsetMismatch: 409,
-    UploadIncomplete: 409,
-    UploadComplete: 409,
-    TooLarge: 413,
-    UnsupportedMedia: 415,
-    UndecodableMedia: 422,
-    InvalidUpload: 422,
-    ChecksumMismatch: 422,
-}
-
-
-def media_status(exc: MediaError) -> int:
-    return next((s for t, s in MEDIA_STATUS.items() if isinstance(exc, t)), 400)

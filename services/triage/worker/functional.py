@@ -48,14 +48,23 @@ IMMIGRANT_GROUPS = ("immigrants", "refugees", "migrants", "asylum seekers")
 
 @dataclass(frozen=True, slots=True)
 class Case:
+    """One text of the suite: its category, whether it is hateful, the group it targets."""
+
     text: str
     category: str
     hateful: bool
     target: str
 
+    @property
+    def measure(self) -> str:
+        """What counts for it: a hateful case must be flagged, another not quarantined."""
+        return "flagged" if self.hateful else "quarantined"
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """What the classify CLI made of a case: its decision, the rule that made it, the scores."""
+
     case: Case
     decision: str
     rule: str
@@ -69,6 +78,11 @@ class Outcome:
     @property
     def flagged(self) -> bool:
         return self.quarantined or self.hate >= FLAG_AT
+
+    @property
+    def counted(self) -> bool:
+        """What its case's :attr:`~Case.measure` counts happened."""
+        return self.flagged if self.case.hateful else self.quarantined
 
 
 def load_suite(path: Path = SUITE) -> list[Case]:
@@ -117,9 +131,9 @@ def run_suite(cases: Sequence[Case], classifier: Classifier, rules: Path) -> lis
     return outcomes
 
 
-def _rate(outcomes: Sequence[Outcome], hateful: bool) -> float:
-    hits = [o.flagged if hateful else o.quarantined for o in outcomes]
-    return sum(hits) / len(hits) if hits else 0.0
+def _rate(outcomes: Sequence[Outcome]) -> float:
+    """The share of ``outcomes`` (all hateful, or none) whose measure counts."""
+    return sum(o.counted for o in outcomes) / len(outcomes) if outcomes else 0.0
 
 
 def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
@@ -134,9 +148,9 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     immigrant = [o for o in benign if o.case.target in IMMIGRANT_GROUPS]
     return {
         "headline": {
-            "hateful_flagged": _rate(hateful, True),
-            "non_hateful_quarantined": _rate(benign, False),
-            "immigrant_non_hateful_quarantined": _rate(immigrant, False),
+            "hateful_flagged": _rate(hateful),
+            "non_hateful_quarantined": _rate(benign),
+            "immigrant_non_hateful_quarantined": _rate(immigrant),
             "n_hateful": len(hateful),
             "n_non_hateful": len(benign),
         },
@@ -144,13 +158,13 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
             name: {
                 "hateful": group[0].case.hateful,
                 "n": len(group),
-                "measure": "flagged" if group[0].case.hateful else "quarantined",
-                "rate": _rate(group, group[0].case.hateful),
+                "measure": group[0].case.measure,
+                "rate": _rate(group),
             }
             for name, group in by_category.items()
         },
         "targets": {
-            f"{'hateful' if h else 'non-hateful'}/{target}": {"n": len(g), "rate": _rate(g, h)}
+            f"{'hateful' if h else 'non-hateful'}/{target}": {"n": len(g), "rate": _rate(g)}
             for (h, target), g in sorted(by_target.items())
         },
     }

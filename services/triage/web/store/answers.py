@@ -179,8 +179,7 @@ class Answers:
                 question_id,
                 actor,
                 "answer_recorded",
-                from_status=previous.value,
-                to_status=Status.RECORDED.value,
+                moved=(previous, Status.RECORDED),
                 detail={
                     "answer": answer.id,
                     "bytes": stored.bytes,
@@ -345,8 +344,7 @@ class Answers:
                     asker.id,
                     actor,
                     "answer_approved",
-                    from_status=earlier.value,
-                    to_status=Status.ANSWERED.value,
+                    moved=(earlier, Status.ANSWERED),
                     decision="approve_answer",
                     detail={"answer": answer.id, "reply": reply.reply_id, "via": question_id},
                 )
@@ -511,8 +509,7 @@ class Answers:
                 question_id,
                 actor,
                 "answer_returned",
-                from_status=previous.value,
-                to_status=Status.ASSIGNED.value,
+                moved=(previous, Status.ASSIGNED),
                 decision="return_answer",
                 reason=note,
             )
@@ -596,8 +593,7 @@ class Answers:
                     reply.question_id,
                     system,
                     "reply_published",
-                    from_status=Status.ANSWERED.value if published else None,
-                    to_status=Status.PUBLISHED.value if published else None,
+                    moved=(Status.ANSWERED, Status.PUBLISHED) if published else None,
                     detail={
                         "reply": reply.reply_id,
                         "post_id": outcome.post_id,

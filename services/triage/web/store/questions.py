@@ -189,7 +189,7 @@ class Questions:
                 question.id,
                 Actor.system("classifier"),
                 "classified",
-                to_status=status.value,
+                moved=(None, status),
                 decision=classified.decision.value,
                 reason="author blocked" if blocked is not None else f"rule {classified.rule}",
                 model_version=classified.model_version,
@@ -235,8 +235,7 @@ class Questions:
             question.id,
             Actor.system("cluster"),
             "follows_cluster",
-            from_status=Status.NEW.value,
-            to_status=Status.ASSIGNED.value,
+            moved=(Status.NEW, Status.ASSIGNED),
             reason=f"the same question already went to {team.name}",
             detail={"team": team.slug, "question": lead},
         )
@@ -487,8 +486,7 @@ class Questions:
                 question_id,
                 actor,
                 "undone",
-                from_status=current.value,
-                to_status=back.value,
+                moved=(current, back),
                 reason=f"undid {last.event}",
             )
             self.db.audit(session, actor, "undo", question_id, {"undid": last.event})
@@ -523,8 +521,7 @@ class Questions:
             question_id,
             actor,
             action,
-            from_status=previous.value,
-            to_status=move.to.value,
+            moved=(previous, move.to),
             decision=action,
             reason=reason,
         )
@@ -588,8 +585,7 @@ class Questions:
             question.id,
             actor,
             "assigned",
-            from_status=from_status.value,
-            to_status=Status.ASSIGNED.value,
+            moved=(from_status, Status.ASSIGNED),
             decision="assign",
             reason=reason,
             detail={"team": team.slug},
@@ -657,8 +653,7 @@ class Questions:
                 other,
                 actor,
                 "author_blocked",
-                from_status=previous.value,
-                to_status=Status.REJECTED.value,
+                moved=(previous, Status.REJECTED),
                 decision="block",
                 reason=reason or f"author @{question.author_handle} blocked",
             )

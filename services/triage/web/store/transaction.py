@@ -116,23 +116,24 @@ class Database:
         actor: Actor,
         event: str,
         *,
-        from_status: str | None = None,
-        to_status: str | None = None,
+        moved: tuple[Status | None, Status] | None = None,
         decision: str | None = None,
         reason: str = "",
         model_version: str | None = None,
         rule: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        """One entry of the question's timeline (what the live queue streams)."""
+        """One entry of the question's timeline (what the live queue streams);
+        ``moved``: the status it left (None: it had none yet) and the one it took."""
+        before, after = moved or (None, None)
         session.add(
             QuestionEvent(
                 question_id=question_id,
                 at=self.clock(),
                 actor=actor.name,
                 event=event,
-                from_status=from_status,
-                to_status=to_status,
+                from_status=before.value if before else None,
+                to_status=after.value if after else None,
                 decision=decision,
                 reason=reason[:2000],
                 model_version=model_version,
