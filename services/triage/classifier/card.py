@@ -149,9 +149,9 @@ without a moderator. English only.
   (offensive: OLID val; hate: HatEval val + Davidson held-out; question:
   DailyDialog held-out). Thresholds: offensive and question from a coarse
   grid (0.30-0.70) on validation; hate from a coarse grid (0.30-0.80) as the
-  threshold whose worse macro-F1 over HatEval val and Davidson held-out is
-  best (HatEval's val→test shift makes a threshold tuned on HatEval alone a
-  liability).
+  threshold whose worst macro-F1 over HatEval val, Davidson held-out and
+  the held-out counterfactual templates is best (HatEval's val→test shift
+  makes a threshold tuned on HatEval alone a liability).
 {calib}
 - Relevance: max cosine to the campaign texts, through a logistic curve
   (centre {meta.relevance_center}, scale {meta.relevance_scale}); not learned

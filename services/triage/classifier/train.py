@@ -103,11 +103,20 @@ class Config:
     #: Heads only (top_layers 0) reading the final layer alone, as a fine-tuned model's
     #: heads do (to continue from them); else a frozen base's heads mix layers 4-6.
     final_layer_heads: bool = False
-    #: Keep the question head of the model the heads start from exactly as it was
-    #: (restored after training; the question data is then only used to calibrate).
+    #: Keep the question (offensive) head of the model the heads start from exactly as
+    #: it was (restored after each epoch; its data then only calibrates it).
     keep_question: bool = False
-    #: Loss weight of the counterfactual templates (offensive, hate): few rows, weighted up.
+    keep_offensive: bool = False
+    #: Loss weight of the counterfactual templates (hate; offensive too unless
+    #: augment_offensive_weight is set): few rows, weighted up.
     augment_weight: float = 2.0
+    augment_offensive_weight: float | None = None
+
+    def source_weights(self) -> dict[str, tuple[float, float, float]]:
+        """SOURCE_WEIGHTS with the templates' weights of this configuration."""
+        offensive = self.augment_offensive_weight
+        hate = self.augment_weight
+        return {**SOURCE_WEIGHTS, "augment": (hate if offensive is None else offensive, hate, 0.0)}
 
     @property
     def head_layers(self) -> list[int]:
@@ -263,12 +272,9 @@ def train(
     student = Student(top, Heads(width=config.head_width, n_layers=len(config.head_layers)))
     if init_from is not None:
         load_init(student, init_from, start_layer)
-    kept = question_state(student.heads) if config.keep_question else None
-    train_data = resolve(
-        corpus.train,
-        states,
-        {**SOURCE_WEIGHTS, "augment": (config.augment_weight, config.augment_weight, 0.0)},
-    )
+    keep = [t for t in TASKS if getattr(config, f"keep_{t}", False)]
+    kept = {t: head_state(student.heads, t) for t in keep}
+    train_data = resolve(corpus.train, states, config.source_weights())
     val_data = {name: resolve(examples, states) for name, examples in corpus.val.items()}
     optimizer = torch.optim.AdamW(
         [
@@ -323,34 +329,31 @@ def train(
                     (step - epoch * steps_per_epoch) / (time.monotonic() - started),
                 )
                 running = [0.0, 0.0]
-        if kept is not None:
-            restore_question(student.heads, kept)
+        for task, state in kept.items():
+            restore_head(student.heads, task, state)
         summary = evaluate_cached(student, states, val_data, config, calibration=None)
         log.info("epoch %d val: %s", epoch + 1, json.dumps(summary["headline"]))
     return student, val_data
 
 
-_QUESTION = TASKS.index("question")
-
-
-def question_state(heads: Heads) -> dict[str, torch.Tensor]:
-    """The parameters that only the question head uses (its MLP, its attention row)."""
-    state = {
-        f"mlps.{_QUESTION}.{k}": v.clone() for k, v in heads.mlps[_QUESTION].state_dict().items()
-    }
-    state["attention.weight"] = heads.attention.weight[_QUESTION].detach().clone()
-    state["attention.bias"] = heads.attention.bias[_QUESTION].detach().clone()
+def head_state(heads: Heads, task: str) -> dict[str, torch.Tensor]:
+    """The parameters that only ``task``'s head uses (its MLP, its attention row)."""
+    k = TASKS.index(task)
+    state = {f"mlps.{k}.{name}": v.clone() for name, v in heads.mlps[k].state_dict().items()}
+    state["attention.weight"] = heads.attention.weight[k].detach().clone()
+    state["attention.bias"] = heads.attention.bias[k].detach().clone()
     return state
 
 
-def restore_question(heads: Heads, state: dict[str, torch.Tensor]) -> None:
+def restore_head(heads: Heads, task: str, state: dict[str, torch.Tensor]) -> None:
+    k = TASKS.index(task)
     with torch.no_grad():
-        prefix = f"mlps.{_QUESTION}."
-        heads.mlps[_QUESTION].load_state_dict(
-            {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        prefix = f"mlps.{k}."
+        heads.mlps[k].load_state_dict(
+            {name[len(prefix) :]: v for name, v in state.items() if name.startswith(prefix)}
         )
-        heads.attention.weight[_QUESTION] = state["attention.weight"]
-        heads.attention.bias[_QUESTION] = state["attention.bias"]
+        heads.attention.weight[k] = state["attention.weight"]
+        heads.attention.bias[k] = state["attention.bias"]
 
 
 def _reports(
@@ -492,10 +495,7 @@ def _training_summary(
             "public data, implied labels only": shortcut.measure(baseline.train),
             "as trained": shortcut.measure(corpus.train),
         },
-        "source_weights": {
-            **SOURCE_WEIGHTS,
-            "augment": (config.augment_weight, config.augment_weight, 0.0),
-        },
+        "source_weights": config.source_weights(),
         "data": _data_summary(corpus),
         "data_dir_layout": "TweetEval offensive+hate train/val, Davidson, DailyDialog validation",
         "augment": not args.no_augment,
@@ -544,7 +544,18 @@ def _parser() -> argparse.ArgumentParser:
         help="with --init-from: keep its question head as it is and train without the "
         "question-only data (DailyDialog train)",
     )
+    parser.add_argument(
+        "--keep-offensive",
+        action="store_true",
+        help="with --init-from: keep its offensive head as it is (it still calibrates on OLID)",
+    )
     parser.add_argument("--augment-weight", type=float, default=DEFAULTS.augment_weight)
+    parser.add_argument(
+        "--augment-offensive-weight",
+        type=float,
+        default=None,
+        help="the templates' weight on the offensive task (default: --augment-weight)",
+    )
     parser.add_argument("--lr-layers", type=float, default=DEFAULTS.lr_layers)
     parser.add_argument("--lr-heads", type=float, default=DEFAULTS.lr_heads)
     parser.add_argument("--embedding-weight", type=float, default=DEFAULTS.embedding_weight)
@@ -582,8 +593,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--int8 trains heads only: use it with --top-layers 0")
     if args.body_from is not None and (args.top_layers or args.int8):
         parser.error("--body-from trains heads only: --top-layers 0, without --int8")
-    if args.keep_question and args.init_from is None:
-        parser.error("--keep-question needs --init-from (the question head to keep)")
+    if (args.keep_question or args.keep_offensive) and args.init_from is None:
+        parser.error("--keep-question and --keep-offensive need --init-from (the head to keep)")
     return args
 
 
@@ -604,7 +615,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         bf16=args.bf16,
         final_layer_heads=args.body_from is not None and args.init_from is not None,
         keep_question=args.keep_question,
+        keep_offensive=args.keep_offensive,
         augment_weight=args.augment_weight,
+        augment_offensive_weight=args.augment_offensive_weight,
     )
     random.seed(config.seed)
     np.random.seed(config.seed)

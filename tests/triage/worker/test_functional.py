@@ -20,9 +20,10 @@ from services.triage.worker.functional import (
 )
 
 RULES = Path("services/triage/rules.yaml")
-#: Measured 0.83 for minilm-l6-top2body-heads-2026.12.03 (the issue's target, 0.85,
-#: is not reached yet; see the model card). A retrain must not fall below this.
-HATEFUL_FLAGGED_FLOOR = 0.80
+#: Measured 0.885 for minilm-l6-top2body-heads-2026.12.04 (0.83 for 2026.12.03; the
+#: issue's target is 0.85). A retrain must not fall below this (a small margin for
+#: bf16 and for scores that sit near the threshold).
+HATEFUL_FLAGGED_FLOOR = 0.86
 FLOORS = {
     "min_hateful_flagged": 0.85,
     "max_non_hateful_quarantined": 0.10,
