@@ -106,24 +106,23 @@
     return note;
   }
 
+  // Blurred text is hidden from screen readers too (aria-hidden) until it is shown; its
+  // button (Show the hidden text) is what the keyboard and screen readers press.
   function toggleBlur(el, show) {
     const on = show === undefined ? !el.classList.contains("revealed") : show;
     el.classList.toggle("revealed", on);
-    el.setAttribute("aria-pressed", on ? "true" : "false");
+    el.setAttribute("aria-hidden", on ? "false" : "true");
     el.title = on ? "Click to blur again" : "Possibly abusive text: click to show";
+    const button = el.parentElement && el.parentElement.querySelector("button.reveal");
+    if (button) button.setAttribute("aria-pressed", on ? "true" : "false");
     return on;
   }
 
   document.addEventListener("click", (event) => {
-    const blur = event.target.closest && event.target.closest(".blur");
+    const target = event.target.closest && event.target.closest(".blur, button.reveal");
+    if (!target) return;
+    const blur = target.classList.contains("blur") ? target : target.parentElement.querySelector(".blur");
     if (blur) toggleBlur(blur);
-  });
-  document.addEventListener("keydown", (event) => {
-    const t = event.target;
-    if ((event.key === "Enter" || event.key === " ") && t.classList && t.classList.contains("blur")) {
-      event.preventDefault();
-      toggleBlur(t);
-    }
   });
 
   function setLive(on) {

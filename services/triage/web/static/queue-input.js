@@ -113,7 +113,7 @@
       return;
     }
     // Following a link or showing blurred text is reading, not picking the question.
-    if (event.target.closest("a, .blur")) return;
+    if (event.target.closest("a, .blur, button.reveal")) return;
     if (el !== Q.focused()) Q.setFocus(el);
   });
 
