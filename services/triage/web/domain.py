@@ -62,7 +62,7 @@ def waiting(received_at: datetime, now: datetime) -> tuple[str, bool]:
 #: How long a moderator can take an action back (the toast's Undo, the ``z`` key).
 UNDO_WINDOW = timedelta(minutes=10)
 #: Timeline events an undo can take back (their ``from_status`` is where it goes back to).
-UNDOABLE = ("approve", "reject", "quarantine", "restore", "assigned")
+UNDOABLE = ("approve", "reject", "quarantine", "restore", "assigned", "author_blocked")
 
 
 def why_not_undo(

@@ -145,7 +145,8 @@ def test_assignment_warnings(
             "too late to undo (after 10 minutes); act on it again",
         ),
         ("reject", "moira", "assigned", 5, "it was taken from a team: assign it again instead"),
-        ("author_blocked", "moira", "new", 5, "the last change (author blocked) cannot be undone"),
+        ("author_blocked", "moira", "new", 5, None),
+        ("undone", "moira", "rejected", 5, "the last change (undone) cannot be undone"),
         ("classified", "system:classifier", None, 5, "nothing to undo"),
     ],
 )

@@ -292,14 +292,13 @@
     return author ? " (" + author.textContent.trim() + ")" : "";
   }
 
-  // Feedback for an action that worked, with Undo (block is not undone here: it
-  // touches every question of the author; the author page lifts a block).
+  // Feedback for an action that worked, with Undo (undoing a block lifts it and puts
+  // back every question of the author it rejected).
   function done(ids, action, detail, whose) {
-    const what = (ids.length === 1 ? "Question" : ids.length + " questions") + " " + (PAST[action] || action) + (detail || "") + (whose || "");
-    if (action === "block") {
-      TA.toast(what);
-      return;
-    }
+    const what =
+      action === "block"
+        ? "Author" + (whose || "") + " blocked: their open questions are rejected"
+        : (ids.length === 1 ? "Question" : ids.length + " questions") + " " + (PAST[action] || action) + (detail || "") + (whose || "");
     const entry = { ids, what };
     undoable.push(entry);
     while (undoable.length > 20) undoable.shift();
