@@ -219,3 +219,22 @@ def test_reply_text_without_a_caption_is_a_line_in_the_answers_language(
     language: str | None, text: str
 ) -> None:
     assert queue.reply_text("   ", language) == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "tag"),
+    [
+        (" Ask the camp ", "ask-the-camp"),
+        ("follow_up", "follow-up"),
+        ("Presse", "presse"),
+        ("سؤال", "سؤال"),
+        ("2026", "2026"),
+        ("-x-", "x"),
+        ("", None),
+        ("#!?", None),
+        ("a/b", None),
+        ("x" * 33, None),
+    ],
+)
+def test_normalise_tag(raw: str, tag: str | None) -> None:
+    assert queue.normalise_tag(raw) == tag

@@ -132,6 +132,39 @@
     badge.className = "live " + (on ? "on" : "off");
   }
 
+  // The unread notifications badge (new work for the team, a question given to me):
+  // checked on load and every 30 s; a new one also shows as a notice. The
+  // notifications page marks what it shows read.
+  const NOTIFY_MS = 30000;
+  let unreadBefore = null;
+  async function checkNotifications() {
+    const badge = document.getElementById("unread");
+    const link = document.getElementById("notifications-link");
+    if (!badge || !link) return;
+    try {
+      const list = document.getElementById("notification-list");
+      if (list && Number(list.dataset.unread) > 0) {
+        await api("POST", "/api/notifications/read", {});
+        list.dataset.unread = "0";
+      }
+      const { unread } = await api("GET", "/api/notifications/unread-count");
+      badge.hidden = unread === 0;
+      badge.textContent = String(unread);
+      link.setAttribute("aria-label", "Notifications" + (unread ? ", " + unread + " unread" : ""));
+      if (unreadBefore !== null && unread > unreadBefore) {
+        const [latest] = await api("GET", "/api/notifications");
+        if (latest) toast(latest.text, "", { label: "Open", run: () => (location.href = latest.link || "/notifications") });
+      }
+      unreadBefore = unread;
+    } catch (_) {
+      // offline or signed out: the next check tries again
+    }
+  }
+  if (userMeta) {
+    checkNotifications();
+    setInterval(checkNotifications, NOTIFY_MS);
+  }
+
   window.TA = {
     api,
     ApiError,
@@ -140,6 +173,7 @@
     toast,
     toggleBlur,
     setLive,
+    checkNotifications,
     csrf,
     me: userMeta ? userMeta.content : "",
   };

@@ -3,7 +3,7 @@
 //
 // Keys: j/k move, a approve, r reject, q quarantine, b block the author, 1-9 assign to
 // that team, x select, Shift+A / Shift+R approve / reject the selection, v show blurred
-// text, o open the timeline, z undo the last action, ? help.
+// text, t tag, m take it (or let go), o open the timeline, z undo the last action, ? help.
 (function () {
   "use strict";
 
@@ -55,6 +55,13 @@
         break;
       case "R":
         Q.bulk("reject");
+        break;
+      case "t":
+        if (el && TA.queueMarks) TA.queueMarks.tag(el);
+        else if (!el) TA.toast("Press j to pick a question first");
+        break;
+      case "m":
+        if (TA.queueMarks) TA.queueMarks.take(el);
         break;
       case "v": {
         const blur = el && el.querySelector(".blur");

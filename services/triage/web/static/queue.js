@@ -519,8 +519,9 @@
       refreshAgain = true;
       return;
     }
-    if (busy.size) {
-      scheduleRefresh();
+    const typing = document.activeElement && document.activeElement.closest && document.activeElement.closest(".item form");
+    if (busy.size || typing) {
+      scheduleRefresh(typing ? 1000 : undefined); // not under the moderator's fingers
       return;
     }
     refreshing = true;

@@ -24,11 +24,21 @@ from services.triage.web.models import (
     BlockedAuthor,
     Question,
     QuestionEvent,
+    QuestionTag,
+    Role,
     Status,
     Team,
+    User,
 )
 from services.triage.web.store.authors import block_author, lift_block
 from services.triage.web.store.clusters import follow_cluster, gather_cluster, release_followers
+from services.triage.web.store.notifications import (
+    GIVEN_TO_YOU,
+    TEAM_ASSIGNED,
+    excerpt,
+    notify_person,
+    notify_team,
+)
 from services.triage.web.store.teams import team_load
 from services.triage.web.store.transaction import Actor, Database, as_json, new_id
 
@@ -49,6 +59,10 @@ class QuestionFilter:
     max_offensive: float | None = None
     min_question: float | None = None
     max_question: float | None = None
+    #: Only questions carrying this tag.
+    tag: str | None = None
+    #: Only questions given to this person (user name).
+    assignee: str | None = None
 
 
 @dataclass
@@ -77,6 +91,12 @@ def _filtered(query: Select[Any], filters: QuestionFilter) -> Select[Any]:
         conditions.append(Question.decision == filters.decision.value)
     if filters.cluster_id:
         conditions.append(Question.cluster_id == filters.cluster_id)
+    if filters.assignee:
+        person = select(User.id).where(User.username == filters.assignee).scalar_subquery()
+        conditions.append(Question.assignee_id == person)
+    if filters.tag:
+        tagged = select(QuestionTag.question_id).where(QuestionTag.tag == filters.tag)
+        conditions.append(Question.id.in_(tagged))
     if filters.team:
         conditions.append(
             Question.team_id == select(Team.id).where(Team.slug == filters.team).scalar_subquery()
@@ -227,7 +247,7 @@ class Questions:
         actor = Actor.system("auto-assign")
         question.status = Status.ASSIGNED.value
         question.team_id = team.id
-        self._assign_rows(session, question, team, actor, from_status=Status.NEW)
+        await self._assign_rows(session, question, team, actor, from_status=Status.NEW)
         await gather_cluster(self.db, session, question, team)
 
     # --- reading the queue -------------------------------------------------------
@@ -404,6 +424,51 @@ class Questions:
                 outcomes.append(Outcome(question_id, ok=True, status=status.value))
         return outcomes
 
+    async def set_assignee(
+        self, question_id: str, username: str | None, actor: Actor
+    ) -> str | None:
+        """Give a question to a person (``None``: to nobody): a moderator or an admin,
+        or a member of the team the question is with. They are told (unless they gave
+        it to themselves). Returns the assignee's name."""
+        async with self.db.sessions() as session:
+            question = await self.db.question(session, question_id)
+            person = None
+            if username is not None:
+                person = await session.scalar(
+                    select(User).where(User.username == username, User.active.is_(True))
+                )
+                if person is None:
+                    raise NotFound(f"no active person named {username!r}")
+                if person.role == Role.TEAM.value and person.team_id != question.team_id:
+                    raise Conflict(
+                        f"{username} is in a team the question is not with; "
+                        "assign it to their team first"
+                    )
+            question.assignee_id = person.id if person else None
+            question.updated_at = self.db.clock()
+            self.db.event(
+                session,
+                question_id,
+                actor,
+                "assignee_set",
+                reason=person.username if person else "",
+                detail={"assignee": person.username if person else None},
+            )
+            self.db.audit(session, actor, "assignee", question_id, {"to": username})
+            if person is not None and person.username != actor.name:
+                team = await session.get(Team, person.team_id) if person.team_id else None
+                notify_person(
+                    self.db,
+                    session,
+                    person.id,
+                    GIVEN_TO_YOU,
+                    f"{actor.name} gave you a question: “{excerpt(question.text)}”",
+                    question_id=question_id,
+                    link=f"/team/{team.slug}" if team else f"/questions/{question_id}",
+                )
+            await session.commit()
+            return person.username if person else None
+
     async def add_note(self, question_id: str, actor: Actor, text: str) -> None:
         """A moderator's note on a question, kept on its timeline (for the next one
         who opens it: "asked the camp about this", "same author as …")."""
@@ -535,12 +600,12 @@ class Questions:
         question = await self.db.question(session, question_id)
         await session.refresh(question)
         await self._end_assignment(session, question_id)  # re-assigning: the earlier team's
-        self._assign_rows(session, question, team, actor, from_status=previous, reason=reason)
+        await self._assign_rows(session, question, team, actor, from_status=previous, reason=reason)
         await gather_cluster(self.db, session, question, team)
         self.db.audit(session, actor, "assign", question_id, {"team": slug})
         return Status.ASSIGNED
 
-    def _assign_rows(
+    async def _assign_rows(
         self,
         session: AsyncSession,
         question: Question,
@@ -583,4 +648,13 @@ class Questions:
                 priority=question.priority,
                 assigned_at=now,
             ),
+        )
+        await notify_team(
+            self.db,
+            session,
+            team.id,
+            TEAM_ASSIGNED,
+            f"New question for {team.name}: “{excerpt(question.text)}”",
+            question_id=question.id,
+            link=f"/team/{team.slug}",
         )
