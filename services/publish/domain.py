@@ -136,7 +136,7 @@ class Snapshot:
     other_live_reply: str | None = None
     #: Live replies to the same author on the same platform in the last 24 hours.
     author_replies_24h: int = 0
-    #: The account's previous reply (text and template), for variation.
+    #: The account's previous reply (text and template): its text is never repeated.
     previous_text: str | None = None
     previous_template: str | None = None
     #: Texts of the account's recent replies still up (X refuses a duplicate of any).
@@ -352,37 +352,48 @@ def x_text(text: str, handle: str | None = None, *, allow_urls: bool = False) ->
     return text
 
 
-def _start(reply_id: str, count: int) -> int:
-    return int.from_bytes(hashlib.sha256(reply_id.encode()).digest()[:8], "big") % count
+def _start(key: str, count: int) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % count
+
+
+def answer_key(request: PublishReply) -> str:
+    """What every reply of one answer shares (its approved text, in its language): the
+    template is chosen by it, so every asker of a cluster, on every platform, gets the
+    same wrapping of the text the moderator approved."""
+    return f"{(request.language or '').lower()}\n{request.text}"
 
 
 def compose(
     request: PublishReply, snapshot: Snapshot, templates: Templates, policy: Policy
 ) -> Composed | Refusal:
-    """The reply's text: a template of its language chosen by the reply id, never
-    the text of the account's previous reply nor of a recent one still up, and
-    another template than the previous reply's when possible."""
+    """The reply's text: one template of its language per answer (chosen by
+    :func:`answer_key`, so the replies of one answer read the same everywhere), plain,
+    or addressed to its asker when the plain text is the account's previous reply or
+    a recent one still up (X refuses a duplicate); another template only when every
+    form of this one is taken."""
     candidates = templates.for_language(request.language, policy.default_language)
-    start = _start(request.reply_id, len(candidates))
+    start = _start(answer_key(request), len(candidates))
     ordered = [candidates[(start + i) % len(candidates)] for i in range(len(candidates))]
     # Plain first; then addressed to the asker, which is what tells apart the
     # replies of one answer sent to every asker of a cluster.
     urls = policy.x_allow_urls
-    rendered = [(t, render(t, request, allow_urls=urls)) for t in ordered]
-    rendered += [(t, render(t, request, address=True, allow_urls=urls)) for t in ordered]
+    rendered = [
+        (t, render(t, request, address=address, allow_urls=urls))
+        for t in ordered
+        for address in (False, True)
+    ]
     fresh = [
         (t, text)
         for t, text in rendered
         if text != snapshot.previous_text and text not in snapshot.recent_texts
     ]
-    varied = [(t, text) for t, text in fresh if t.id != snapshot.previous_template]
     if not fresh:
         return Refusal(
             VARIATION,
             f"every template renders the text of the previous or a recent reply "
             f"({len(candidates)} tried, also addressed to @{request.author.handle})",
         )
-    template, text = (varied or fresh)[0]
+    template, text = fresh[0]
     return Composed(text, template.id)
 
 

@@ -494,9 +494,9 @@ async def test_the_governor_is_asked_again_before_a_retry(
 async def test_consecutive_replies_with_the_same_approved_text_differ(
     env: Env,
 ) -> None:
-    """X refuses a text that repeats one of the account's posts: with four English
-    templates, four replies of the same approved text go out as they are and the
-    next ones name their asker (the refusal when even that repeats: the governor
+    """X refuses a text that repeats one of the account's posts: the first reply of
+    an approved text goes out as it is, the next ones name their asker, all in the
+    one wrapping of that answer (the refusal when even that repeats: the governor
     rule tests)."""
     publisher = env.make_publisher()
     askers = [Author(id=f"a{n}", handle=f"asker{n}") for n in range(6)]
@@ -509,7 +509,8 @@ async def test_consecutive_replies_with_the_same_approved_text_differ(
     texts = [p["text"] for p in await env.posts()]
     assert len(set(texts)) == 6
     assert not any(t.startswith("@") for t in texts)  # X: never a leading @handle
-    assert sum("(asker" in t for t in texts) == 2, texts
+    assert sum("(asker" in t for t in texts) == 5, texts
+    assert len({t.split("Watch our answer.")[0] for t in texts}) == 1  # one wrapping
 
 
 # --- platform errors ------------------------------------------------------------------

@@ -66,9 +66,11 @@ from services.triage.web.routes import (
     login,
     media,
     notes,
+    notifications,
     pages,
     questions,
     review,
+    tags,
     team_pages,
     teams,
     uploads,
@@ -355,10 +357,22 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(health.router)
     # questions' last: its catch-all action route would take the others' paths
-    for routes in (account, teams, answers, review, notes, media, uploads, questions):
+    for routes in (
+        account,
+        teams,
+        answers,
+        review,
+        notes,
+        tags,
+        notifications,
+        media,
+        uploads,
+        questions,
+    ):
         app.include_router(routes.router)
     for page_routes in (login, pages, team_pages):
         app.include_router(page_routes.router)
+    app.include_router(notifications.pages)
     return app
 
 

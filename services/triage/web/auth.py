@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage.web.exceptions import Invalid, NotFound, TooManyAttempts, Unauthorized
@@ -340,6 +340,20 @@ class Accounts:
         async with self.store.sessions() as session:
             rows = await session.execute(select(User.id, User.username).where(User.id.in_(ids)))
             return {int(i): str(name) for i, name in rows.all()}
+
+    async def people_for(self, team_id: int | None) -> list[tuple[str, str]]:
+        """Who a question can be given to, as (user name, what they are): every active
+        moderator and admin, and the members of the team it is with."""
+        async with self.store.sessions() as session:
+            desk = User.role.in_([Role.MODERATOR.value, Role.ADMIN.value])
+            rows = await session.execute(
+                select(User.username, User.role)
+                .where(
+                    User.active.is_(True), or_(desk, User.team_id == team_id) if team_id else desk
+                )
+                .order_by(User.role, User.username)
+            )
+            return [(str(name), str(role)) for name, role in rows.all()]
 
     async def resolve(self, token: str) -> Principal | None:
         """The live session a token opens, or ``None``."""

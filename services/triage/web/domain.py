@@ -5,6 +5,7 @@ where, which team to suggest, and how reply ids and texts are made."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,7 +63,7 @@ def waiting(received_at: datetime, now: datetime) -> tuple[str, bool]:
 #: How long a moderator can take an action back (the toast's Undo, the ``z`` key).
 UNDO_WINDOW = timedelta(minutes=10)
 #: Timeline events an undo can take back (their ``from_status`` is where it goes back to).
-UNDOABLE = ("approve", "reject", "quarantine", "restore", "assigned")
+UNDOABLE = ("approve", "reject", "quarantine", "restore", "assigned", "author_blocked")
 
 
 def why_not_undo(
@@ -112,6 +113,19 @@ class Load(Protocol):
 class _TeamLike(Protocol):
     slug: str
     languages: str
+
+
+#: A tag: letters (any script), digits and dashes, at most 32 of them.
+_TAG = re.compile(r"^[^\W_](?:[\w-]{0,30}[^\W_])?$")
+#: Most tags one question carries.
+MAX_TAGS = 12
+
+
+def normalise_tag(raw: str) -> str | None:
+    """A moderator's tag as stored: trimmed, lower case, spaces and underscores as
+    dashes (``" Ask the camp "`` → ``ask-the-camp``); ``None`` when it is not one."""
+    tag = re.sub(r"[\s_]+", "-", raw.strip().casefold()).strip("-")
+    return tag if _TAG.match(tag) else None
 
 
 def base_language(lang: str | None) -> str | None:

@@ -16,6 +16,9 @@
 - ``replies``: one per asker when an answer is approved (the publisher's
   idempotency key), and what became of it.
 - ``blocked_authors``: authors whose mentions are rejected on arrival.
+- ``question_tags``: the moderators' own labels on questions (one row per tag).
+- ``notifications``: what a person is told (new work for their team, a question
+  given to them, their team's answer out), read or not.
 - ``audit_log``: append-only record of every action by anyone.
 - ``outbox``: messages written in the same transaction as the change they
   announce, sent to Kafka by the relay (nothing announced is lost, nothing
@@ -192,6 +195,8 @@ class Question(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
     claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     claim_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The person who looks after it (a moderator, or a member of its team).
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -214,6 +219,40 @@ class QuestionEvent(Base):
     model_version: Mapped[str | None] = mapped_column(String(256))
     rule: Mapped[str | None] = mapped_column(String(256))
     detail_json: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class QuestionTag(Base):
+    """A moderator's label on a question ("follow-up", "press", "ask-the-camp")."""
+
+    __tablename__ = "question_tags"
+    __table_args__ = (
+        Index("uq_question_tags_question_tag", "question_id", "tag", unique=True),
+        Index("ix_question_tags_tag", "tag"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    question_id: Mapped[str] = mapped_column(ForeignKey("questions.id"))
+    tag: Mapped[str] = mapped_column(String(32))
+    added_by: Mapped[str] = mapped_column(String(128))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Notification(Base):
+    """Something a person is told once: new work for their team, a question given to
+    them, their team's answer published."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_id_read_at", "user_id", "read_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    question_id: Mapped[str | None] = mapped_column(ForeignKey("questions.id"))
+    text: Mapped[str] = mapped_column(String(300))
+    #: Where the person goes to act on it (``/team/camp-a``, ``/questions/…``).
+    link: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Assignment(Base):

@@ -59,6 +59,10 @@ class QuestionView(BaseModel):
     can_reply: bool = True
     #: Why not, when ``can_reply`` is false (the answer can still go as a standalone post).
     can_reply_reason: str | None = None
+    #: The moderators' tags on it, alphabetical.
+    tags: list[str] = []
+    #: The person who looks after it (user name).
+    assignee: str | None = None
 
 
 #: Hate score from which the text is blurred on the page (quarantined text is
@@ -73,7 +77,8 @@ def question_view(
     *,
     team_slugs: dict[int, str],
     cluster_sizes: dict[str, int] | None = None,
-    claimers: dict[int, str] | None = None,
+    people: dict[int, str] | None = None,
+    tags: dict[str, list[str]] | None = None,
 ) -> QuestionView:
     return QuestionView(
         id=question.id,
@@ -99,11 +104,13 @@ def question_view(
         rule=question.rule,
         cluster_id=question.cluster_id,
         cluster_size=(cluster_sizes or {}).get(question.cluster_id or "", 1),
-        claimed_by=(claimers or {}).get(question.claimed_by) if question.claimed_by else None,
+        claimed_by=(people or {}).get(question.claimed_by) if question.claimed_by else None,
         claim_expires_at=question.claim_expires_at,
         received_at=question.received_at,
         updated_at=question.updated_at,
         sensitive=question.hate >= SENSITIVE_AT or question.status == "quarantined",
+        tags=(tags or {}).get(question.id, []),
+        assignee=(people or {}).get(question.assignee_id) if question.assignee_id else None,
         **_replyable(question),
     )
 
@@ -181,6 +188,8 @@ class FeedEntry(BaseModel):
     due_at: datetime | None
     taken: bool
     taken_by_me: bool
+    #: A moderator gave the question to this person (they see it under "mine").
+    given_to_me: bool = False
     #: Can the answer go as a reply under the post (see :class:`QuestionView`)?
     can_reply: bool = True
     can_reply_reason: str | None = None
@@ -207,6 +216,7 @@ def feed_entry(item: FeedItem, user_id: int | None, now: datetime) -> FeedEntry:
         due_at=a.due_at,
         taken=live,
         taken_by_me=live and a.claimed_by == user_id,
+        given_to_me=user_id is not None and item.question.assignee_id == user_id,
         **_replyable(item.question),
     )
 

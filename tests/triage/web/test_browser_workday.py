@@ -417,7 +417,7 @@ def test_8_the_team_feed_puts_the_most_important_first_with_search_and_mine(
     urgent = page.locator(f".card[data-question='{web.questions['urgent']}']")
     urgent.get_by_role("button", name="Take").tap()
     expect(urgent.locator(".card-state")).to_have_text("You took this question.")
-    page.get_by_label("Only the ones I took").check()
+    page.get_by_label("Only mine").check()
     expect(page.locator("#cards .card:not([hidden])")).to_have_count(1)
     expect(page.locator("#cards .card:not([hidden])")).to_have_attribute(
         "data-question", web.questions["urgent"]

@@ -145,7 +145,8 @@ def test_assignment_warnings(
             "too late to undo (after 10 minutes); act on it again",
         ),
         ("reject", "moira", "assigned", 5, "it was taken from a team: assign it again instead"),
-        ("author_blocked", "moira", "new", 5, "the last change (author blocked) cannot be undone"),
+        ("author_blocked", "moira", "new", 5, None),
+        ("undone", "moira", "rejected", 5, "the last change (undone) cannot be undone"),
         ("classified", "system:classifier", None, 5, "nothing to undo"),
     ],
 )
@@ -218,3 +219,22 @@ def test_reply_text_without_a_caption_is_a_line_in_the_answers_language(
     language: str | None, text: str
 ) -> None:
     assert queue.reply_text("   ", language) == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "tag"),
+    [
+        (" Ask the camp ", "ask-the-camp"),
+        ("follow_up", "follow-up"),
+        ("Presse", "presse"),
+        ("سؤال", "سؤال"),
+        ("2026", "2026"),
+        ("-x-", "x"),
+        ("", None),
+        ("#!?", None),
+        ("a/b", None),
+        ("x" * 33, None),
+    ],
+)
+def test_normalise_tag(raw: str, tag: str | None) -> None:
+    assert queue.normalise_tag(raw) == tag

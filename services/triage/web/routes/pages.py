@@ -83,6 +83,9 @@ class QueueQuery:
     max_priority: int | None = None
     min_offensive: float | None = None
     max_offensive: float | None = None
+    tag: str = ""
+    #: Only the questions given to the signed-in person.
+    mine: bool = False
     #: Values that were ignored, with why (shown above the list).
     problems: tuple[str, ...] = ()
 
@@ -90,8 +93,9 @@ class QueueQuery:
     def statuses(self) -> tuple[Status, ...]:
         return tuple(Status(s) for s in self.status.split(",") if s)
 
-    def filters(self) -> QuestionFilter:
+    def filters(self, me: str | None = None) -> QuestionFilter:
         return QuestionFilter(
+            assignee=me if self.mine else None,
             statuses=self.statuses,
             language=self.language or None,
             decision=Decision(self.decision) if self.decision else None,
@@ -100,6 +104,7 @@ class QueueQuery:
             max_priority=self.max_priority,
             min_offensive=self.min_offensive,
             max_offensive=self.max_offensive,
+            tag=self.tag or None,
         )
 
     def query_string(self) -> str:
@@ -112,6 +117,8 @@ class QueueQuery:
             "max_priority": self.max_priority,
             "min_offensive": self.min_offensive,
             "max_offensive": self.max_offensive,
+            "tag": self.tag,
+            "mine": "1" if self.mine else None,
         }
         return urlencode({k: v for k, v in values.items() if v not in (None, "") or k == "status"})
 
@@ -128,6 +135,10 @@ def parse_queue_query(params: Mapping[str, str]) -> QueueQuery:
     if decision and decision not in {d.value for d in Decision}:
         problems.append(f"unknown decision {decision!r} ignored")
         decision = ""
+    raw_tag = params.get("tag", "").strip()
+    tag = rules.normalise_tag(raw_tag) or "" if raw_tag else ""
+    if raw_tag and not tag:
+        problems.append(f"{raw_tag[:40]!r} is not a tag; ignored")
 
     def number(name: str, kind: type[int] | type[float], low: float, high: float) -> Any:
         raw = params.get(name, "").strip()
@@ -152,6 +163,8 @@ def parse_queue_query(params: Mapping[str, str]) -> QueueQuery:
         max_priority=number("max_priority", int, 0, 100),
         min_offensive=number("min_offensive", float, 0.0, 1.0),
         max_offensive=number("max_offensive", float, 0.0, 1.0),
+        tag=tag,
+        mine=params.get("mine", "") in ("1", "on", "true"),
         problems=tuple(problems),
     )
 
@@ -216,7 +229,7 @@ async def _queue_context(
     ``through`` a key, for a refresh), with what the cards need."""
     limit = QUEUE_REFRESH_MAX if through is not None else QUEUE_PAGE
     rows, total = await runtime.store.questions.page(
-        query.filters(), limit=limit + 1, after=after, through=through
+        query.filters(principal.actor.name), limit=limit + 1, after=after, through=through
     )
     more = len(rows) > limit or (through is not None and len(rows) < total)
     rows = rows[:limit]
@@ -235,6 +248,7 @@ async def _queue_context(
         "me": principal.actor.name,
         "status_choices": STATUS_CHOICES,
         "decisions": [d.value for d in Decision],
+        "tags_in_use": [t for t, _ in await runtime.store.tags.in_use()],
     }
 
 
@@ -318,6 +332,7 @@ async def question_page(question_id: str, request: Request, runtime: Runtime) ->
         return error_page(request, 404, exc.message, principal=who)
     view = (await render_questions(runtime, [row]))[0]
     loads = await runtime.store.teams.loads()
+    people = await runtime.accounts.people_for(row.team_id)
     # Claims and releases are who-looked-at-it noise: counted, not listed.
     noise = [e for e in timeline if e.event in TIMELINE_NOISE]
     asked_at = MentionClassified.model_validate_json(row.classified_json).mention.created_at
@@ -334,6 +349,7 @@ async def question_page(question_id: str, request: Request, runtime: Runtime) ->
             "hidden_events": len(noise),
             "answers": answers,
             "teams": [team_view(x) for x in loads],
+            "people": people,
             "suggestion": rules.suggest(view.lang, view.suggested_team, loads),
             "now": runtime.store.clock(),
             "me": who.actor.name,

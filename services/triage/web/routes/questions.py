@@ -42,8 +42,14 @@ async def render_questions(runtime: TriageRuntime, questions: list[object]) -> l
     rows = [q for q in questions if isinstance(q, Question)]
     slugs = await runtime.store.teams.slugs()
     sizes = await runtime.store.questions.cluster_sizes(q.cluster_id or "" for q in rows)
-    names = await runtime.accounts.usernames(q.claimed_by for q in rows)
-    return [question_view(q, team_slugs=slugs, cluster_sizes=sizes, claimers=names) for q in rows]
+    names = await runtime.accounts.usernames(
+        [*(q.claimed_by for q in rows), *(q.assignee_id for q in rows)]
+    )
+    tags = await runtime.store.tags.of(q.id for q in rows)
+    return [
+        question_view(q, team_slugs=slugs, cluster_sizes=sizes, people=names, tags=tags)
+        for q in rows
+    ]
 
 
 def parse_statuses(status: str | None) -> tuple[Status, ...]:
@@ -71,6 +77,10 @@ async def questions(  # noqa: PLR0917 - one query parameter per filter
     max_offensive: Annotated[float | None, Query(ge=0, le=1)] = None,
     min_question: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_question: Annotated[float | None, Query(ge=0, le=1)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    assignee: Annotated[
+        str | None, Query(max_length=64, description="a person's user name")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> QuestionPage:
@@ -87,6 +97,8 @@ async def questions(  # noqa: PLR0917 - one query parameter per filter
         max_offensive=max_offensive,
         min_question=min_question,
         max_question=max_question,
+        tag=tag,
+        assignee=assignee,
     )
     rows, total = await runtime.store.questions.page(filters, limit=limit, offset=offset)
     return QuestionPage(
@@ -159,6 +171,27 @@ async def assign(
     return await _act(
         runtime, question_id, "assign", principal.actor, reason=body.reason, team=body.team
     )
+
+
+class AssigneeBody(BaseModel):
+    #: The person's user name; ``null`` gives the question to nobody.
+    user: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class AssigneeResult(BaseModel):
+    question_id: str
+    assignee: str | None
+
+
+@router.put(
+    "/questions/{question_id}/assignee",
+    summary="Give a question to a person (a moderator, or a member of its team)",
+)
+async def set_assignee(
+    question_id: str, body: AssigneeBody, runtime: Runtime, principal: Moderator
+) -> AssigneeResult:
+    name = await runtime.store.questions.set_assignee(question_id, body.user, principal.actor)
+    return AssigneeResult(question_id=question_id, assignee=name)
 
 
 class BulkBody(BaseModel):

@@ -106,24 +106,23 @@
     return note;
   }
 
+  // Blurred text is hidden from screen readers too (aria-hidden) until it is shown; its
+  // button (Show the hidden text) is what the keyboard and screen readers press.
   function toggleBlur(el, show) {
     const on = show === undefined ? !el.classList.contains("revealed") : show;
     el.classList.toggle("revealed", on);
-    el.setAttribute("aria-pressed", on ? "true" : "false");
+    el.setAttribute("aria-hidden", on ? "false" : "true");
     el.title = on ? "Click to blur again" : "Possibly abusive text: click to show";
+    const button = el.parentElement && el.parentElement.querySelector("button.reveal");
+    if (button) button.setAttribute("aria-pressed", on ? "true" : "false");
     return on;
   }
 
   document.addEventListener("click", (event) => {
-    const blur = event.target.closest && event.target.closest(".blur");
+    const target = event.target.closest && event.target.closest(".blur, button.reveal");
+    if (!target) return;
+    const blur = target.classList.contains("blur") ? target : target.parentElement.querySelector(".blur");
     if (blur) toggleBlur(blur);
-  });
-  document.addEventListener("keydown", (event) => {
-    const t = event.target;
-    if ((event.key === "Enter" || event.key === " ") && t.classList && t.classList.contains("blur")) {
-      event.preventDefault();
-      toggleBlur(t);
-    }
   });
 
   function setLive(on) {
@@ -131,6 +130,39 @@
     if (!badge) return;
     badge.textContent = on ? "live" : "reconnecting…";
     badge.className = "live " + (on ? "on" : "off");
+  }
+
+  // The unread notifications badge (new work for the team, a question given to me):
+  // checked on load and every 30 s; a new one also shows as a notice. The
+  // notifications page marks what it shows read.
+  const NOTIFY_MS = 30000;
+  let unreadBefore = null;
+  async function checkNotifications() {
+    const badge = document.getElementById("unread");
+    const link = document.getElementById("notifications-link");
+    if (!badge || !link) return;
+    try {
+      const list = document.getElementById("notification-list");
+      if (list && Number(list.dataset.unread) > 0) {
+        await api("POST", "/api/notifications/read", {});
+        list.dataset.unread = "0";
+      }
+      const { unread } = await api("GET", "/api/notifications/unread-count");
+      badge.hidden = unread === 0;
+      badge.textContent = String(unread);
+      link.setAttribute("aria-label", "Notifications" + (unread ? ", " + unread + " unread" : ""));
+      if (unreadBefore !== null && unread > unreadBefore) {
+        const [latest] = await api("GET", "/api/notifications");
+        if (latest) toast(latest.text, "", { label: "Open", run: () => (location.href = latest.link || "/notifications") });
+      }
+      unreadBefore = unread;
+    } catch (_) {
+      // offline or signed out: the next check tries again
+    }
+  }
+  if (userMeta) {
+    checkNotifications();
+    setInterval(checkNotifications, NOTIFY_MS);
   }
 
   window.TA = {
@@ -141,6 +173,7 @@
     toast,
     toggleBlur,
     setLive,
+    checkNotifications,
     csrf,
     me: userMeta ? userMeta.content : "",
   };

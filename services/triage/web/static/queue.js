@@ -1,11 +1,8 @@
-// The moderators' queue: keyboard triage, claims, bulk actions, and live updates.
+// The moderators' queue: focus and claims, actions with Undo, bulk actions, paging and
+// live updates. The keys and clicks that call these are in queue-input.js.
 //
-// Keys: j/k move (the focused question is claimed, so nobody else works on it),
-// a approve, r reject, q quarantine, b block the author, 1-9 assign to that team,
-// x select, Shift+A / Shift+R approve / reject the selection, v show blurred text,
-// o open the timeline, z undo the last action, ? help. After an action the next
+// The focused question is claimed, so nobody else works on it. After an action the next
 // question gets the focus, and a notice with an Undo button says what happened.
-// Every action is a button on the card too (mouse, touch, Tab).
 //
 // Changes go through the JSON API; the list itself is server-rendered
 // (/queue/items) and re-fetched when the live stream (/api/events) says something
@@ -295,14 +292,13 @@
     return author ? " (" + author.textContent.trim() + ")" : "";
   }
 
-  // Feedback for an action that worked, with Undo (block is not undone here: it
-  // touches every question of the author; the author page lifts a block).
+  // Feedback for an action that worked, with Undo (undoing a block lifts it and puts
+  // back every question of the author it rejected).
   function done(ids, action, detail, whose) {
-    const what = (ids.length === 1 ? "Question" : ids.length + " questions") + " " + (PAST[action] || action) + (detail || "") + (whose || "");
-    if (action === "block") {
-      TA.toast(what);
-      return;
-    }
+    const what =
+      action === "block"
+        ? "Author" + (whose || "") + " blocked: their open questions are rejected"
+        : (ids.length === 1 ? "Question" : ids.length + " questions") + " " + (PAST[action] || action) + (detail || "") + (whose || "");
     const entry = { ids, what };
     undoable.push(entry);
     while (undoable.length > 20) undoable.shift();
@@ -523,8 +519,9 @@
       refreshAgain = true;
       return;
     }
-    if (busy.size) {
-      scheduleRefresh();
+    const typing = document.activeElement && document.activeElement.closest && document.activeElement.closest(".item form");
+    if (busy.size || typing) {
+      scheduleRefresh(typing ? 1000 : undefined); // not under the moderator's fingers
       return;
     }
     refreshing = true;
@@ -602,133 +599,6 @@
     beforeSwap = null;
   });
 
-  // --- input ---------------------------------------------------------------------------
-
-  document.addEventListener("keydown", (event) => {
-    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
-    const target = event.target;
-    if (target.closest && target.closest("input:not(.select), select, textarea, [contenteditable]")) {
-      if (event.key === "Escape" && target.blur) {
-        target.blur(); // leave the filters; the keys work again
-        const el = focusedId && byId(focusedId);
-        if (el) el.focus({ preventScroll: true });
-      }
-      return;
-    }
-    const help = document.getElementById("help");
-    if (help && help.open) return; // the dialog handles Esc itself
-    const key = event.key.length === 1 && !event.shiftKey ? event.key.toLowerCase() : event.key;
-    const el = focusedId ? byId(focusedId) : null;
-    switch (key) {
-      case "j":
-        move(1);
-        break;
-      case "k":
-        move(-1);
-        break;
-      case "a":
-        act("approve", el);
-        break;
-      case "r":
-        act("reject", el);
-        break;
-      case "q":
-        act("quarantine", el);
-        break;
-      case "b":
-        if (el && !confirmBlock(el)) break;
-        act("block", el);
-        break;
-      case "x":
-        toggleSelect(el);
-        break;
-      case "A":
-        bulk("approve");
-        break;
-      case "R":
-        bulk("reject");
-        break;
-      case "v": {
-        const blur = el && el.querySelector(".blur");
-        if (blur) TA.toggleBlur(blur);
-        break;
-      }
-      case "o":
-        if (el) location.href = "/questions/" + encodeURIComponent(el.dataset.id);
-        break;
-      case "z":
-      case "u":
-        undo();
-        break;
-      case "?":
-        if (help) help.showModal();
-        break;
-      default:
-        if (/^[1-9]$/.test(key)) assignTo(Number(key), el);
-        else return;
-    }
-    event.preventDefault();
-  });
-
-  body.addEventListener("click", (event) => {
-    const more = event.target.closest("#load-more");
-    if (more) {
-      loadMore(more);
-      return;
-    }
-    const bulkButton = event.target.closest("button[data-bulk]");
-    if (bulkButton) {
-      bulk(bulkButton.dataset.bulk);
-      return;
-    }
-    const el = event.target.closest(".item");
-    if (!el) return;
-    const button = event.target.closest("button[data-act]");
-    if (button) {
-      const action = button.dataset.act;
-      if (action === "menu") {
-        toggleMenu(button);
-        return;
-      }
-      if (el.dataset.id !== focusedId) setFocus(el, { claim: false, dom: false });
-      if (action === "assign") {
-        const menu = button.closest(".assign-menu");
-        if (menu) menu.hidden = true;
-        assignSlug(button.dataset.team, el);
-      } else {
-        act(action, el);
-      }
-      return;
-    }
-    if (event.target.closest("input.select")) {
-      toggleSelect(el, event.target.checked);
-      return;
-    }
-    // Following a link or showing blurred text is reading, not picking the question.
-    if (event.target.closest("a, .blur")) return;
-    if (el.dataset.id !== focusedId) setFocus(el);
-  });
-
-  // Tab onto a card (or a button in it) makes it the card the keys act on.
-  body.addEventListener("focusin", (event) => {
-    const el = event.target.closest && event.target.closest(".item");
-    if (el && el.dataset.id !== focusedId) setFocus(el, { dom: false });
-  });
-
-  // Esc closes an open team menu and goes back to its Assign button.
-  body.addEventListener("keydown", (event) => {
-    if (event.key !== "Escape") return;
-    const menu = event.target.closest && event.target.closest(".assign-menu");
-    if (!menu) return;
-    const toggle = body.querySelector('[aria-controls="' + menu.id + '"]');
-    if (toggle) {
-      toggleMenu(toggle, false);
-      toggle.focus();
-    }
-    event.stopPropagation();
-  });
-
-
   setInterval(() => {
     if (claimedId && claimedId === focusedId && byId(claimedId)) {
       TA.api("POST", "/api/questions/" + claimedId + "/claim").catch(() => {});
@@ -736,6 +606,24 @@
   }, CLAIM_RENEW_MS);
 
   window.addEventListener("pagehide", () => release(true));
+
+  // What the page's input (queue-input.js) acts through.
+  TA.queue = {
+    body,
+    byId,
+    focused: () => (focusedId ? byId(focusedId) : null),
+    move,
+    act,
+    bulk,
+    undo,
+    toggleSelect,
+    toggleMenu,
+    assignTo,
+    assignSlug,
+    confirmBlock,
+    loadMore,
+    setFocus,
+  };
 
   connect();
 })();

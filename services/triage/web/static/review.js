@@ -112,10 +112,10 @@
     }
   }
 
-  async function questionAction(path, body, button) {
+  async function questionAction(path, body, button, method) {
     if (button) button.disabled = true;
     try {
-      await TA.api("POST", path, body);
+      await TA.api(method || "POST", path, body);
       location.reload();
     } catch (error) {
       TA.toast(error.message || "Not saved: the connection failed.", "bad");
@@ -178,6 +178,13 @@
       const text = note.elements.text.value.trim();
       if (!text) return;
       questionAction("/api/questions/" + note.dataset.question + "/notes", { text }, note.querySelector("button"));
+      return;
+    }
+    const assignee = event.target.closest("form.assignee-form");
+    if (assignee) {
+      event.preventDefault();
+      const user = assignee.elements.user.value || null;
+      questionAction("/api/questions/" + assignee.dataset.question + "/assignee", { user }, assignee.querySelector("button"), "PUT");
       return;
     }
     const assign = event.target.closest("form.assign-form");

@@ -1,5 +1,7 @@
 """The triage database, by aggregate: :class:`Questions` (the queue and the
 moderators' actions), :class:`Teams` (recording teams and their feeds),
+:class:`Tags` (the moderators' labels on questions),
+:class:`Notifications` (what each person is told, read or not),
 :class:`Answers` (recorded answers, their review, the replies' outcomes),
 :class:`AnswerMedia` (what the media worker makes of an answer, cuts, transcript
 edits, the renditions replies publish) and the :class:`Outbox`, over one
@@ -20,8 +22,10 @@ from services.common.signing import CommandKeys
 from services.triage.web.models import MediaJob
 from services.triage.web.store.answers import Answers, StoredAnswer, WithdrawalRequest
 from services.triage.web.store.media import AnswerMedia, MediaPolicy, MediaStatus
+from services.triage.web.store.notifications import Notifications
 from services.triage.web.store.outbox import Outbox
 from services.triage.web.store.questions import Counts, Outcome, QuestionFilter, Questions
+from services.triage.web.store.tags import Tags
 from services.triage.web.store.teams import FeedItem, TeamLoad, Teams
 from services.triage.web.store.transaction import Actor, Clock, Database, new_id
 
@@ -35,11 +39,13 @@ __all__ = [
     "FeedItem",
     "MediaPolicy",
     "MediaStatus",
+    "Notifications",
     "Outbox",
     "Outcome",
     "QuestionFilter",
     "Questions",
     "StoredAnswer",
+    "Tags",
     "TeamLoad",
     "Teams",
     "TriageStore",
@@ -68,6 +74,8 @@ class TriageStore:
         self.engine = engine
         self.questions = Questions(self.db)
         self.teams = Teams(self.db)
+        self.tags = Tags(self.db)
+        self.notifications = Notifications(self.db)
         self.answers = Answers(self.db, self.media, consent_scopes=consent_scopes)
         self.outbox = Outbox(self.db, command_keys)
 

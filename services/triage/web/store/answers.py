@@ -42,6 +42,7 @@ from services.triage.web.models import (
     Team,
 )
 from services.triage.web.store.media import AnswerMedia
+from services.triage.web.store.notifications import ANSWER_PUBLISHED, notify_team
 from services.triage.web.store.teams import OPEN, open_assignment
 from services.triage.web.store.transaction import Actor, Database, new_id
 
@@ -600,6 +601,7 @@ class Answers:
                         "url": outcome.url,
                     },
                 )
+                await self._tell_the_team(session, reply, outcome.url)
             else:
                 reply.error = outcome.error
                 self.db.event(
@@ -612,3 +614,20 @@ class Answers:
                 )
             await session.commit()
             return True
+
+    async def _tell_the_team(self, session: AsyncSession, reply: Reply, url: str | None) -> None:
+        """The team hears that its answer is out, once (with the reply to the question
+        it filmed, not with each of the cluster's other askers)."""
+        answer = await session.get(Answer, reply.answer_id)
+        if answer is None or answer.question_id != reply.question_id:
+            return
+        question = await self.db.question(session, reply.question_id)
+        await notify_team(
+            self.db,
+            session,
+            answer.team_id,
+            ANSWER_PUBLISHED,
+            f"Your answer is out: the reply to @{question.author_handle} on {reply.platform}",
+            question_id=question.id,
+            link=url if url and url.startswith(("https://", "http://")) else "",
+        )

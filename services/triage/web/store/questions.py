@@ -24,8 +24,20 @@ from services.triage.web.models import (
     BlockedAuthor,
     Question,
     QuestionEvent,
+    QuestionTag,
+    Role,
     Status,
     Team,
+    User,
+)
+from services.triage.web.store.authors import block_author, lift_block
+from services.triage.web.store.clusters import follow_cluster, gather_cluster, release_followers
+from services.triage.web.store.notifications import (
+    GIVEN_TO_YOU,
+    TEAM_ASSIGNED,
+    excerpt,
+    notify_person,
+    notify_team,
 )
 from services.triage.web.store.teams import team_load
 from services.triage.web.store.transaction import Actor, Database, as_json, new_id
@@ -47,6 +59,10 @@ class QuestionFilter:
     max_offensive: float | None = None
     min_question: float | None = None
     max_question: float | None = None
+    #: Only questions carrying this tag.
+    tag: str | None = None
+    #: Only questions given to this person (user name).
+    assignee: str | None = None
 
 
 @dataclass
@@ -75,6 +91,12 @@ def _filtered(query: Select[Any], filters: QuestionFilter) -> Select[Any]:
         conditions.append(Question.decision == filters.decision.value)
     if filters.cluster_id:
         conditions.append(Question.cluster_id == filters.cluster_id)
+    if filters.assignee:
+        person = select(User.id).where(User.username == filters.assignee).scalar_subquery()
+        conditions.append(Question.assignee_id == person)
+    if filters.tag:
+        tagged = select(QuestionTag.question_id).where(QuestionTag.tag == filters.tag)
+        conditions.append(Question.id.in_(tagged))
     if filters.team:
         conditions.append(
             Question.team_id == select(Team.id).where(Team.slug == filters.team).scalar_subquery()
@@ -197,7 +219,7 @@ class Questions:
                 detail={"priority": classified.priority, "rules_version": classified.rules_version},
             )
             if status is Status.NEW and question.cluster_id:
-                await self._follow_cluster(session, question)
+                await follow_cluster(self.db, session, question)
             if question.status == Status.NEW.value and classified.decision is Decision.AUTO_ASSIGN:
                 await self._auto_assign(session, question, classified.team)
             try:
@@ -207,38 +229,6 @@ class Questions:
                 await session.rollback()
                 return None
             return question
-
-    async def _follow_cluster(self, session: AsyncSession, question: Question) -> None:
-        """A question whose cluster already went to a team follows it: the answer
-        filmed for the cluster is approved for every asker of it, so nobody triages
-        this one again and the team films nothing more (no assignment of its own,
-        nothing off the team's day)."""
-        row = (
-            await session.execute(
-                select(Question.id, Team)
-                .join(Team, Team.id == Question.team_id)
-                .where(
-                    Question.cluster_id == question.cluster_id,
-                    Question.status.in_([Status.ASSIGNED.value, Status.RECORDED.value]),
-                )
-                .order_by(Question.updated_at)
-                .limit(1)
-            )
-        ).first()
-        if row is None:
-            return
-        lead, team = row
-        question.status = Status.ASSIGNED.value
-        question.team_id = team.id
-        self.db.event(
-            session,
-            question.id,
-            Actor.system("cluster"),
-            "follows_cluster",
-            moved=(Status.NEW, Status.ASSIGNED),
-            reason=f"the same question already went to {team.name}",
-            detail={"team": team.slug, "question": lead},
-        )
 
     async def _auto_assign(
         self, session: AsyncSession, question: Question, slug: str | None
@@ -257,7 +247,8 @@ class Questions:
         actor = Actor.system("auto-assign")
         question.status = Status.ASSIGNED.value
         question.team_id = team.id
-        self._assign_rows(session, question, team, actor, from_status=Status.NEW)
+        await self._assign_rows(session, question, team, actor, from_status=Status.NEW)
+        await gather_cluster(self.db, session, question, team)
 
     # --- reading the queue -------------------------------------------------------
 
@@ -433,6 +424,51 @@ class Questions:
                 outcomes.append(Outcome(question_id, ok=True, status=status.value))
         return outcomes
 
+    async def set_assignee(
+        self, question_id: str, username: str | None, actor: Actor
+    ) -> str | None:
+        """Give a question to a person (``None``: to nobody): a moderator or an admin,
+        or a member of the team the question is with. They are told (unless they gave
+        it to themselves). Returns the assignee's name."""
+        async with self.db.sessions() as session:
+            question = await self.db.question(session, question_id)
+            person = None
+            if username is not None:
+                person = await session.scalar(
+                    select(User).where(User.username == username, User.active.is_(True))
+                )
+                if person is None:
+                    raise NotFound(f"no active person named {username!r}")
+                if person.role == Role.TEAM.value and person.team_id != question.team_id:
+                    raise Conflict(
+                        f"{username} is in a team the question is not with; "
+                        "assign it to their team first"
+                    )
+            question.assignee_id = person.id if person else None
+            question.updated_at = self.db.clock()
+            self.db.event(
+                session,
+                question_id,
+                actor,
+                "assignee_set",
+                reason=person.username if person else "",
+                detail={"assignee": person.username if person else None},
+            )
+            self.db.audit(session, actor, "assignee", question_id, {"to": username})
+            if person is not None and person.username != actor.name:
+                team = await session.get(Team, person.team_id) if person.team_id else None
+                notify_person(
+                    self.db,
+                    session,
+                    person.id,
+                    GIVEN_TO_YOU,
+                    f"{actor.name} gave you a question: “{excerpt(question.text)}”",
+                    question_id=question_id,
+                    link=f"/team/{team.slug}" if team else f"/questions/{question_id}",
+                )
+            await session.commit()
+            return person.username if person else None
+
     async def add_note(self, question_id: str, actor: Actor, text: str) -> None:
         """A moderator's note on a question, kept on its timeline (for the next one
         who opens it: "asked the camp about this", "same author as …")."""
@@ -443,10 +479,10 @@ class Questions:
 
     async def undo(self, question_id: str, actor: Actor) -> Status:
         """Take back ``actor``'s last action on a question (approve, reject, quarantine,
-        restore, assign) while nothing happened to it since and within
+        restore, assign, block) while nothing happened to it since and within
         :data:`domain.UNDO_WINDOW`: the question goes back to where it was, an
         assignment made by the action is removed (it no longer counts against the
-        team's day)."""
+        team's day); undoing a block lifts it and puts back every question it rejected."""
         async with self.db.sessions() as session:
             last = await session.scalar(
                 select(QuestionEvent)
@@ -468,6 +504,10 @@ class Questions:
             )
             if why or last is None or last.from_status is None or last.to_status is None:
                 raise NotUndoable(why or "nothing to undo")
+            if last.event == "author_blocked":
+                status = await lift_block(self.db, session, question_id, actor)
+                await session.commit()
+                return status
             back, current = Status(last.from_status), Status(last.to_status)
             values: dict[str, Any] = {"team_id": None} if last.event == "assigned" else {}
             await self.db.transition(session, question_id, actor, (current,), back, values=values)
@@ -481,6 +521,8 @@ class Questions:
                 )
                 if removed.rowcount != 1:  # type: ignore[attr-defined]
                     raise NotUndoable("the team already took it; ask them to give it back")
+                lead = await self.db.question(session, question_id)
+                await release_followers(self.db, session, lead, actor)
             self.db.event(
                 session,
                 question_id,
@@ -508,7 +550,7 @@ class Questions:
                 raise Invalid("assign needs a team")
             return await self._assign(session, question_id, team, actor, reason=reason)
         if action == "block":
-            return await self._block_author(session, question_id, actor, reason=reason)
+            return await block_author(self.db, session, question_id, actor, reason=reason)
         move = domain.MODERATOR_ACTIONS.get(action)
         if move is None:
             raise Invalid(f"unknown action {action!r}; one of {', '.join(domain.ACTIONS)}")
@@ -556,11 +598,12 @@ class Questions:
         question = await self.db.question(session, question_id)
         await session.refresh(question)
         await self._end_assignment(session, question_id)  # re-assigning: the earlier team's
-        self._assign_rows(session, question, team, actor, from_status=previous, reason=reason)
+        await self._assign_rows(session, question, team, actor, from_status=previous, reason=reason)
+        await gather_cluster(self.db, session, question, team)
         self.db.audit(session, actor, "assign", question_id, {"team": slug})
         return Status.ASSIGNED
 
-    def _assign_rows(
+    async def _assign_rows(
         self,
         session: AsyncSession,
         question: Question,
@@ -603,60 +646,12 @@ class Questions:
                 assigned_at=now,
             ),
         )
-
-    async def _block_author(
-        self, session: AsyncSession, question_id: str, actor: Actor, *, reason: str
-    ) -> Status:
-        question = await self.db.question(session, question_id)
-        exists = await session.scalar(
-            select(BlockedAuthor.id).where(
-                BlockedAuthor.platform == question.platform,
-                BlockedAuthor.author_id == question.author_id,
-            )
-        )
-        if exists is None:
-            session.add(
-                BlockedAuthor(
-                    platform=question.platform,
-                    author_id=question.author_id,
-                    handle=question.author_handle,
-                    blocked_by=actor.name,
-                    reason=reason,
-                    at=self.db.clock(),
-                )
-            )
-        self.db.audit(
+        await notify_team(
+            self.db,
             session,
-            actor,
-            "block_author",
-            f"{question.platform}:{question.author_id}",
-            {"reason": reason},
+            team.id,
+            TEAM_ASSIGNED,
+            f"New question for {team.name}: “{excerpt(question.text)}”",
+            question_id=question.id,
+            link=f"/team/{team.slug}",
         )
-        # Every open question of the author is rejected (this one included).
-        open_ids = await session.scalars(
-            select(Question.id).where(
-                Question.platform == question.platform,
-                Question.author_id == question.author_id,
-                Question.status.in_([s.value for s in domain.OPEN_FOR_MODERATION]),
-            )
-        )
-        status = Status(question.status)
-        for other in list(open_ids):
-            try:
-                previous = await self.db.transition(
-                    session, other, actor, domain.OPEN_FOR_MODERATION, Status.REJECTED
-                )
-            except Conflict:
-                continue  # claimed by someone else or moved meanwhile: left as it is
-            self.db.event(
-                session,
-                other,
-                actor,
-                "author_blocked",
-                moved=(previous, Status.REJECTED),
-                decision="block",
-                reason=reason or f"author @{question.author_handle} blocked",
-            )
-            if other == question_id:
-                status = Status.REJECTED
-        return status

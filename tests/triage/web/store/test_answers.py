@@ -207,10 +207,11 @@ async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(
         )
         assert message.requested_at == desk.clock.now
         assert (mention.native_id, mention.author) == (message.in_reply_to, message.author)
+    # Waiting when the cluster was assigned, it followed it to the team.
     assert (await events(desk.store, same_new))[-1] == (
         "answer_approved",
         "mod-a",
-        "new",
+        "assigned",
         "answered",
         "approve_answer",
     )

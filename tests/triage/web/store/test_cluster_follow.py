@@ -36,3 +36,47 @@ async def test_a_cluster_nobody_took_yet_waits_for_triage(desk: Desk) -> None:
     await desk.ingest(cluster_id="c-food")
     second = await desk.ingest(cluster_id="c-food")
     assert await desk.status(second) == "new"
+
+
+async def test_askers_already_waiting_follow_when_their_cluster_is_assigned(
+    desk: Desk, mod_a: Actor, mod_b: Actor, camp_a: Team, camp_b: Team
+) -> None:
+    waiting = await desk.ingest(cluster_id="c-home")
+    approved = await desk.ingest(cluster_id="c-home")
+    await desk.store.questions.act(approved, "approve", mod_a)
+    held = await desk.ingest(cluster_id="c-home")
+    await desk.store.questions.claim(held, mod_b)
+    elsewhere = await desk.ingest(cluster_id="c-other")
+    before = {x.team.slug: x.remaining for x in await desk.store.teams.loads()}
+
+    head = await desk.assigned(camp_a, mod_a, cluster_id="c-home")
+    for member in (waiting, approved):
+        question = await desk.store.questions.get(member)
+        assert (question.status, question.team_id) == ("assigned", camp_a.id)
+    assert (await events(desk.store, approved))[-1] == (
+        "follows_cluster",
+        "system:cluster",
+        "approved",
+        "assigned",
+        None,
+    )
+    assert [await desk.status(q) for q in (held, elsewhere)] == ["new", "new"]
+    after = {x.team.slug: x.remaining for x in await desk.store.teams.loads()}
+    assert after == {**before, camp_a.slug: before[camp_a.slug] - 1}  # one film for all
+    assert [i.question.id for i in await desk.store.teams.feed(camp_a.slug, mod_a)] == [head]
+
+    # Given to another team instead: the followers go with it.
+    await desk.store.questions.act(head, "assign", mod_a, team=camp_b.slug)
+    assert {(await desk.store.questions.get(q)).team_id for q in (waiting, approved)} == {camp_b.id}
+
+
+async def test_undoing_the_cluster_s_assignment_sends_its_followers_back_to_triage(
+    desk: Desk, mod_a: Actor, camp_a: Team
+) -> None:
+    waiting = await desk.ingest(cluster_id="c-home")
+    head = await desk.assigned(camp_a, mod_a, cluster_id="c-home")
+    assert await desk.status(waiting) == "assigned"
+    await desk.store.questions.undo(head, mod_a)
+    question = await desk.store.questions.get(waiting)
+    assert (question.status, question.team_id) == ("new", None)
+    assert (await events(desk.store, waiting))[-1][:4] == ("undone", mod_a.name, "assigned", "new")

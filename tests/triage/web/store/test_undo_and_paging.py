@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.triage.web.exceptions import NotUndoable
-from services.triage.web.models import Assignment, Status, Team
+from services.triage.web.models import Assignment, BlockedAuthor, Status, Team
 from services.triage.web.store import Actor, QuestionFilter
 from services.triage.web.store.questions import QueueKey
 from tests.triage.web.helpers.store import Desk, events
@@ -135,3 +135,66 @@ async def test_keyset_pages_walk_the_whole_queue_once_in_order(desk: Desk) -> No
     through = QueueKey.of(everything[29])
     rows, _ = await desk.store.questions.page(QuestionFilter(), limit=500, through=through)
     assert [q.id for q in rows] == [q.id for q in everything[:30]]
+
+
+# --- undoing a block -------------------------------------------------------------------
+
+
+async def test_undo_of_a_block_lifts_it_and_puts_back_what_it_rejected(
+    desk: Desk, mod_a: Actor
+) -> None:
+    author = {"author": {"id": "heated", "handle": "heated"}}
+    first = await desk.ingest(mention=author)
+    approved = await desk.ingest(mention=author)
+    await desk.store.questions.act(approved, "approve", mod_a)
+    rejected_before = await desk.ingest(mention=author)
+    await desk.store.questions.act(rejected_before, "reject", mod_a)
+
+    assert await desk.store.questions.act(first, "block", mod_a) is Status.REJECTED
+    assert await desk.store.questions.undo(first, mod_a) is Status.NEW
+    assert [await desk.status(q) for q in (first, approved, rejected_before)] == [
+        "new",
+        "approved",
+        "rejected",  # rejected by hand before the block: not the block's doing
+    ]
+    assert (await events(desk.store, approved))[-1] == (
+        "undone",
+        mod_a.name,
+        "rejected",
+        "approved",
+        None,
+    )
+    async with desk.store.sessions() as session:
+        assert await session.scalar(select(func.count(BlockedAuthor.id))) == 0
+    # Lifted: what the author sends next waits for triage again.
+    assert await desk.status(await desk.ingest(mention=author)) == "new"
+
+
+async def test_undo_of_a_block_is_one_s_own_and_soon(
+    desk: Desk, mod_a: Actor, mod_b: Actor
+) -> None:
+    author = {"author": {"id": "heated", "handle": "heated"}}
+    first = await desk.ingest(mention=author)
+    await desk.store.questions.act(first, "block", mod_a)
+    with pytest.raises(NotUndoable, match=f"{mod_a.name} changed it since"):
+        await desk.store.questions.undo(first, mod_b)
+    desk.clock.advance(minutes=11)
+    with pytest.raises(NotUndoable, match="too late"):
+        await desk.store.questions.undo(first, mod_a)
+    assert await desk.status(first) == "rejected"
+
+
+async def test_undo_of_a_block_made_earlier_by_someone_else_is_refused(
+    desk: Desk, mod_a: Actor, mod_b: Actor
+) -> None:
+    author = {"author": {"id": "heated", "handle": "heated"}}
+    first = await desk.ingest(mention=author)
+    second = await desk.ingest(mention=author)
+    await desk.store.questions.act(first, "block", mod_b)
+    await desk.store.questions.undo(first, mod_b)  # mod_b's block, lifted ...
+    await desk.store.questions.act(first, "block", mod_b)  # ... and made again
+    await desk.store.questions.act(second, "restore", mod_a)
+    await desk.store.questions.act(second, "block", mod_a)  # the block was mod_b's
+    with pytest.raises(NotUndoable, match="blocked before"):
+        await desk.store.questions.undo(second, mod_a)
+    assert [await desk.status(q) for q in (first, second)] == ["rejected", "rejected"]
