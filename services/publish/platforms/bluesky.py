@@ -17,7 +17,12 @@ Wire format (docs.bsky.app): XRPC over HTTPS, JSON bodies, errors
   then ``com.atproto.repo.createRecord`` of an ``app.bsky.feed.post`` with
   ``reply.root``/``reply.parent`` (uri + cid) and an ``app.bsky.embed.video``;
 - reconciliation: ``com.atproto.repo.listRecords`` of the account's posts; the
-  take-down: ``com.atproto.repo.deleteRecord``.
+  take-down: ``com.atproto.repo.deleteRecord``;
+- protection: ``app.bsky.feed.getPostThread`` (the replies under our post), and our
+  post's ``app.bsky.feed.threadgate`` record (``com.atproto.repo.getRecord`` /
+  ``putRecord``, rkey = the post's) whose ``hiddenReplies`` hides them. Bluesky
+  honours a gate on a thread's root post only: a gate on a threaded answer is written
+  but hides nothing on bsky.app (the moderators' view says what was done).
 """
 
 from __future__ import annotations
@@ -35,7 +40,14 @@ from services.common.media.profiles import bluesky_upload_refusal
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
-from services.publish.platforms.base import MediaFile, PostedReply, check_size
+from services.publish.platforms.base import (
+    MediaFile,
+    PostedReply,
+    ReplyTarget,
+    SeenReply,
+    check_size,
+    parse_time,
+)
 from services.publish.ratelimit import AccountBudget, Window
 
 log = logging.getLogger(__name__)
@@ -46,6 +58,10 @@ UPLOAD = "uploadVideo"
 READ = "read"
 DELETE = "deleteRecord"
 SESSION = "session"
+GATE = "putRecord"
+THREADGATE = "app.bsky.feed.threadgate"
+#: Most replies a thread gate hides (Bluesky's lexicon: ``hiddenReplies`` ≤ 300).
+MAX_HIDDEN_REPLIES = 300
 #: Longest wait between two job polls (seconds).
 MAX_POLL_S = 10.0
 #: Most polls of one video job.
@@ -73,6 +89,8 @@ class BlueskyClient:
     name = PlatformName.BLUESKY
     reply_buckets: tuple[str, ...] = (CREATE,)
     media_buckets: tuple[str, ...] = (UPLOAD,)
+    watch_buckets: tuple[str, ...] = (READ,)
+    moderate_buckets: tuple[str, ...] = (READ, GATE)
 
     def __init__(
         self,
@@ -374,6 +392,71 @@ class BlueskyClient:
         await self._xrpc("POST", "com.atproto.repo.deleteRecord", bucket=DELETE, json=body)
         log.info("deleted Bluesky post %s", post_id)
         return True
+
+    # -- protection (the replies under our answers) --
+
+    async def replies_under(self, post_id: str, *, since_id: str | None = None) -> list[SeenReply]:
+        """``app.bsky.feed.getPostThread`` of our post, one level down: the direct
+        replies by others."""
+        await self._token()
+        response = await self._xrpc(
+            "GET",
+            "app.bsky.feed.getPostThread",
+            bucket=READ,
+            params={"uri": post_id, "depth": "1", "parentHeight": "0"},
+        )
+        seen = []
+        for node in (response.json().get("thread") or {}).get("replies") or []:
+            post = node.get("post") if isinstance(node, dict) else None
+            if not isinstance(post, dict):
+                continue  # a blocked or deleted reply
+            author, record = post.get("author") or {}, post.get("record") or {}
+            text = str(record.get("text") or "").strip()
+            if not text or author.get("did") in (None, self.did):
+                continue
+            langs = record.get("langs") or []
+            handle = str(author.get("handle") or author["did"])
+            seen.append(
+                SeenReply(
+                    native_id=str(post["uri"]),
+                    author_id=str(author["did"]),
+                    author_handle=handle,
+                    text=text,
+                    created_at=parse_time(record.get("createdAt")),
+                    url=f"https://bsky.app/profile/{handle}/post/{_rkey(str(post['uri']))}",
+                    lang=str(langs[0]) if langs else None,
+                )
+            )
+        return sorted(seen, key=lambda r: (r.created_at, _rkey(r.native_id)))
+
+    async def hide_reply(
+        self, target: ReplyTarget, hidden: bool, *, report: bool = False, reason: str = ""
+    ) -> str:
+        """Add the reply to (or take it out of) the ``hiddenReplies`` of our post's
+        thread gate (read, changed, written back; what else the gate says is kept)."""
+        await self._token()
+        rkey = _rkey(target.answer_post_id)
+        gate: dict[str, Any] = {"$type": THREADGATE, "post": target.answer_post_id}
+        try:
+            found = await self._xrpc(
+                "GET",
+                "com.atproto.repo.getRecord",
+                bucket=READ,
+                params={"repo": self.did, "collection": THREADGATE, "rkey": rkey},
+            )
+            gate = {**gate, **(found.json().get("value") or {})}
+        except FinalError as exc:
+            if not (isinstance(exc.error, dict) and exc.error.get("error") == "RecordNotFound"):
+                raise
+        hidden_now = [str(u) for u in gate.get("hiddenReplies") or [] if u != target.native_id]
+        if hidden:
+            hidden_now.append(target.native_id)
+        gate["hiddenReplies"] = hidden_now[-MAX_HIDDEN_REPLIES:]
+        gate.setdefault("createdAt", datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+        body = {"repo": self.did, "collection": THREADGATE, "rkey": rkey, "record": gate}
+        await self._xrpc("POST", "com.atproto.repo.putRecord", bucket=GATE, json=body)
+        log.info("Bluesky reply %s %s", target.native_id, "hidden" if hidden else "shown")
+        return "hidden" if hidden else "shown"
 
     def _posted(self, uri: str, in_reply_to: str) -> PostedReply:
         handle = str((self._session or {}).get("handle") or self.did)
