@@ -37,12 +37,13 @@ from services.common.kafka import (
 from services.common.messages import utcnow
 from services.common.signing import SigningSettings
 from services.common.tasks import BackgroundTasks, Run
-from services.triage.rules import load_rules
+from services.triage.rules import RulesFile, load_rules
 from services.triage.web import metrics
 from services.triage.web.auth import Accounts
 from services.triage.web.config import WebSettings
 from services.triage.web.consumers import (
     CLASSIFIED,
+    PROTECTION,
     REPLIES,
     OutboxRelay,
     RecordHandlers,
@@ -69,6 +70,7 @@ from services.triage.web.routes import (
     media,
     notes,
     pages,
+    protection,
     questions,
     review,
     team_pages,
@@ -97,6 +99,9 @@ TOPICS = (
     topics.REPLIES_PUBLISHED,
     topics.REPLIES_FAILED,
     topics.CONSENT_WITHDRAWN,
+    topics.REPLIES_CLASSIFIED,
+    topics.REPLIES_ACTION,
+    topics.REPLIES_MODERATED,
 )
 
 
@@ -362,7 +367,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(health.router)
     # questions' last: its catch-all action route would take the others' paths
-    for routes in (account, teams, answers, review, notes, media, uploads, questions):
+    for routes in (account, teams, answers, review, notes, media, uploads, protection, questions):
         app.include_router(routes.router)
     for page_routes in (login, pages, team_pages):
         app.include_router(page_routes.router)
@@ -387,7 +392,7 @@ async def _kafka_side(
     store.on_outbox(relay.wake)  # a commit that wrote to the outbox wakes the relay
     runs: dict[str, Run] = {"outbox": relay.run}
     if settings.consume:
-        handlers = RecordHandlers(store)
+        handlers = RecordHandlers(store, RulesFile(settings.rules_path))
 
         def reading(name: str, group: str, handle: RecordHandler, *names: str) -> Run:
             return consuming(
@@ -407,6 +412,13 @@ async def _kafka_side(
             handlers.reply_outcome,
             topics.REPLIES_PUBLISHED,
             topics.REPLIES_FAILED,
+        )
+        runs["protection"] = reading(
+            PROTECTION,
+            f"{settings.web_group}-protection",
+            handlers.protection,
+            topics.REPLIES_CLASSIFIED,
+            topics.REPLIES_MODERATED,
         )
     return runs
 

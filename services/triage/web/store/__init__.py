@@ -2,7 +2,8 @@
 moderators' actions), :class:`Teams` (recording teams and their feeds),
 :class:`Answers` (recorded answers, their review, the replies' outcomes),
 :class:`AnswerMedia` (what the media worker makes of an answer, cuts, transcript
-edits, the renditions replies publish) and the :class:`Outbox`, over one
+edits, the renditions replies publish), :class:`Protection` (the replies under our
+published answers) and the :class:`Outbox`, over one
 :class:`Database` (sessions, clock, timeline, audit, outbox writes and the
 conditional-UPDATE concurrency rule:
 :mod:`.transaction`). One transaction per call."""
@@ -21,6 +22,7 @@ from services.triage.web.models import MediaJob
 from services.triage.web.store.answers import Answers, StoredAnswer, WithdrawalRequest
 from services.triage.web.store.media import AnswerMedia, MediaPolicy, MediaStatus
 from services.triage.web.store.outbox import Outbox
+from services.triage.web.store.protection import Protection
 from services.triage.web.store.questions import Counts, Outcome, QuestionFilter, Questions
 from services.triage.web.store.teams import FeedItem, TeamLoad, Teams
 from services.triage.web.store.transaction import Actor, Clock, Database, new_id
@@ -37,6 +39,7 @@ __all__ = [
     "MediaStatus",
     "Outbox",
     "Outcome",
+    "Protection",
     "QuestionFilter",
     "Questions",
     "StoredAnswer",
@@ -49,7 +52,7 @@ __all__ = [
 
 
 class TriageStore:
-    """The four aggregates over one database (what the web's lifespan builds once)."""
+    """The aggregates over one database (what the web's lifespan builds once)."""
 
     def __init__(
         self,
@@ -70,6 +73,7 @@ class TriageStore:
         self.teams = Teams(self.db)
         self.answers = Answers(self.db, self.media, consent_scopes=consent_scopes)
         self.outbox = Outbox(self.db, command_keys)
+        self.protection = Protection(self.db)
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
