@@ -18,6 +18,7 @@ The rules that make it safe:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +32,7 @@ from services.common.messages import (
     ModerateReply,
     ModerationAction,
     ModerationOutcome,
+    ReplyKind,
     ReplyModerated,
     ReplyReceived,
     mention_id,
@@ -75,6 +77,7 @@ def received(answer: Reply, seen: SeenReply, now_platform: PlatformName) -> Repl
         answer_reply_id=answer.reply_id,
         question_id=answer.question_id,
         speaker_ref=answer.speaker_ref,
+        kind=ReplyKind(seen.kind),
         author=Author(id=seen.author_id, handle=seen.author_handle[:256]),
         text=seen.text[:10_000],
         lang=seen.lang,
@@ -157,7 +160,9 @@ class Protector:
         if resume is not None:
             return Retry(resume, f"{command.platform.value} budget spent")
         row = await self.ledger.start(command)
-        target = ReplyTarget(command.native_id, command.author.id, command.answer_post_id)
+        watched = await self.ledger.watched(command.reply_id)
+        kind = str(json.loads(watched.payload).get("kind", "reply")) if watched else "reply"
+        target = ReplyTarget(command.native_id, command.author.id, command.answer_post_id, kind)
         hide = command.action is ModerationAction.HIDE
         try:
             how = await moderation.hide_reply(

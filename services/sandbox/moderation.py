@@ -10,7 +10,8 @@ them, as each network lets the author of a post do it.
 - Bluesky: ``app.bsky.feed.getPostThread`` and ``com.atproto.repo.putRecord`` of an
   ``app.bsky.feed.threadgate`` whose ``hiddenReplies`` hides replies under the
   gated post (the sandbox lets any post of the account be gated; Bluesky gates
-  thread roots only).
+  thread roots only); ``app.bsky.feed.getQuotes`` and an ``app.bsky.feed.postgate``
+  whose ``detachedEmbeddingUris`` detaches quotes of the post (shown ``hidden``).
 
 Every call that changes a post's visibility is kept in ``state.moderation_calls``
 (``GET /sandbox/moderation``), so a test can count them.
@@ -29,6 +30,7 @@ from services.sandbox.common import Api, m_error, route, x_invalid, x_problem
 from services.sandbox.state import StoredPost, is_snowflake, iso
 
 THREADGATE = "app.bsky.feed.threadgate"
+POSTGATE = "app.bsky.feed.postgate"
 _X_TERM = re.compile(r"^(conversation_id|in_reply_to_tweet_id):([0-9]{1,19})$")
 
 
@@ -199,32 +201,47 @@ class BlueskyThreadApi(BlueskyApi):
         depth = min(int(request.query_params.get("depth", "6") or 6), 1000)
         return JSONResponse({"thread": self._thread(post, depth)}, headers=headers)
 
+    @route("GET", "/xrpc/app.bsky.feed.getQuotes")
+    async def quotes(self, request: Request) -> Response:
+        _, headers = self._session(request)
+        post = self._post_by_uri(request.query_params.get("uri"))
+        if post is None:
+            raise xrpc_error(400, "NotFound", "Post not found")
+        quoting = [p for p in reversed(self.state.live_posts("bluesky")) if p.quote_of == post.id]
+        body = {"uri": post.id, "posts": [self._view(p) for p in quoting]}
+        return JSONResponse(body, headers=headers)
+
     @route("POST", "/xrpc/com.atproto.repo.putRecord")
     async def put_record(self, request: Request) -> Response:
         session, headers = self._session(request)
         body = await self.ctx.json_body(request, "bluesky")
-        record = body.get("record")
-        if (
-            body.get("repo") not in (session.did, session.handle)
-            or body.get("collection") != THREADGATE
+        record, collection = body.get("record"), body.get("collection")
+        if body.get("repo") not in (session.did, session.handle) or collection not in (
+            THREADGATE,
+            POSTGATE,
         ):
-            raise xrpc_error(
-                400, "InvalidRequest", "repo must be yours and collection a threadgate"
-            )
-        if not isinstance(record, dict) or record.get("$type", THREADGATE) != THREADGATE:
-            raise xrpc_error(400, "InvalidRecord", "Record/$type must be app.bsky.feed.threadgate")
+            raise xrpc_error(400, "InvalidRequest", "repo must be yours, collection a gate")
+        if not isinstance(record, dict) or record.get("$type", collection) != collection:
+            raise xrpc_error(400, "InvalidRecord", f"Record/$type must be {collection}")
         gated = self._post_by_uri(record.get("post"))
         rkey = str(body.get("rkey") or "")
         if gated is None or gated.account_id != session.did or not gated.id.endswith(f"/{rkey}"):
             raise xrpc_error(400, "InvalidRecord", "Record/post must be your post with that rkey")
-        hidden = record.get("hiddenReplies") or []
-        if not isinstance(hidden, list) or len(hidden) > 300:
-            raise xrpc_error(400, "InvalidRecord", "Record/hiddenReplies: at most 300 uris")
-        wanted = {str(u) for u in hidden}
+        field = "hiddenReplies" if collection == THREADGATE else "detachedEmbeddingUris"
+        listed = record.get(field) or []
+        if not isinstance(listed, list) or len(listed) > 300:
+            raise xrpc_error(400, "InvalidRecord", f"Record/{field}: at most 300 uris")
+        wanted = {str(u) for u in listed}
         for post in self.state.live_posts("bluesky"):
-            if _descends(self.state, post, gated.id) and (post.id in wanted) != post.hidden:
-                self.state.set_hidden(post, post.id in wanted, by=session.did, how="threadgate")
-        uri = f"at://{session.did}/{THREADGATE}/{rkey}"
+            under = (
+                _descends(self.state, post, gated.id)
+                if collection == THREADGATE
+                else post.quote_of == gated.id
+            )
+            if under and (post.id in wanted) != post.hidden:
+                how = "threadgate" if collection == THREADGATE else "postgate"
+                self.state.set_hidden(post, post.id in wanted, by=session.did, how=how)
+        uri = f"at://{session.did}/{collection}/{rkey}"
         self.state.bluesky_records[uri] = record
         return JSONResponse({"uri": uri, "cid": f"bafy{rkey}"}, headers=headers)
 

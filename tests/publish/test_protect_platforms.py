@@ -134,3 +134,24 @@ async def test_x_reads_only_replies_newer_than_the_last_seen(
     answer, (first, second), _ = await _answer_with_replies(http, sandbox, platform)
     newer = await platform.replies_under(answer, since_id=first)
     assert [r.native_id for r in newer] == [second]
+
+
+async def test_bluesky_quotes_are_read_and_detached_by_the_post_gate(
+    platforms: dict[PlatformName, Platform], sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
+    platform = platforms[PlatformName.BLUESKY]
+    assert isinstance(platform, Moderation)
+    answer, (reply, _), _ = await _answer_with_replies(http, sandbox, platform)
+    quote = await _post(
+        http, sandbox, platform="bluesky", author={"id": "40", "handle": "quoter"},
+        text="look at this nonsense, send them back", quote_of=answer,
+    )  # fmt: skip
+    seen = {r.native_id: r.kind for r in await platform.replies_under(answer)}
+    assert seen[quote] == "quote"
+    assert seen[reply] == "reply"
+    target = ReplyTarget(quote, "did:plc:whoever", answer, kind="quote")
+    assert await platform.hide_reply(target, True) == "detached"
+    state = _hidden(await posts(http, sandbox))
+    assert (state[quote], state[reply]) == (True, False)  # the thread gate is untouched
+    assert await platform.hide_reply(target, False) == "attached"
+    assert _hidden(await posts(http, sandbox))[quote] is False

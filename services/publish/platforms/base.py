@@ -140,6 +140,8 @@ class ReplyTarget:
     native_id: str
     author_id: str
     answer_post_id: str
+    #: ``reply`` or ``quote`` (as the watcher saw it).
+    kind: str = "reply"
 
 
 @runtime_checkable

@@ -390,6 +390,8 @@ class AnswerReply(Base):
     reply_id: Mapped[str] = mapped_column(String(137), primary_key=True)
     platform: Mapped[str] = mapped_column(String(16))
     native_id: Mapped[str] = mapped_column(String(128))
+    #: ``reply`` (under the answer) or ``quote`` (quoting it).
+    kind: Mapped[str] = mapped_column(String(16), default="reply")
     answer_post_id: Mapped[str] = mapped_column(String(128))
     question_id: Mapped[str] = mapped_column(String(256), index=True)
     speaker_ref: Mapped[str] = mapped_column(String(256), index=True)

@@ -33,6 +33,8 @@ class ReplyView(BaseModel):
     reply_id: str
     platform: str
     native_id: str
+    #: ``reply`` or ``quote``.
+    kind: str
     answer_post_id: str
     question_id: str
     speaker_ref: str
@@ -92,6 +94,7 @@ def reply_view(row: AnswerReply) -> ReplyView:
         reply_id=row.reply_id,
         platform=row.platform,
         native_id=row.native_id,
+        kind=row.kind,
         answer_post_id=row.answer_post_id,
         question_id=row.question_id,
         speaker_ref=row.speaker_ref,

@@ -73,6 +73,7 @@ class Protection:
                 reply_id=reply.id,
                 platform=reply.platform.value,
                 native_id=reply.native_id,
+                kind=reply.kind.value,
                 answer_post_id=reply.answer_post_id,
                 question_id=reply.question_id,
                 speaker_ref=reply.speaker_ref,

@@ -23,6 +23,7 @@ from services.common.messages import (
     ModerationOutcome,
     Platform,
     ReplyClassified,
+    ReplyKind,
     ReplyModerated,
     ReplyVerdict,
 )
@@ -250,3 +251,10 @@ async def test_a_late_failure_of_a_reversed_action_does_not_change_the_state(
     assert (row.state, row.sticky, row.error) == ("restored", True, None)
     events = [e.event for e in await store.protection.timeline(message.reply.id)]
     assert events[-1] == "failed"  # on the timeline all the same
+
+
+async def test_a_quote_of_our_answer_is_stored_as_a_quote(store: TriageStore) -> None:
+    quote = reply_received("9500", kind=ReplyKind.QUOTE, text="look at this, send them back")
+    stored = await store.protection.ingest(reply_classified(quote), PROTECTION)
+    assert stored is not None
+    assert (stored.reply.kind, stored.reply.state) == ("quote", "waiting")

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("reply_id", sa.String(137), nullable=False),
         sa.Column("platform", sa.String(16), nullable=False),
         sa.Column("native_id", sa.String(128), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("answer_post_id", sa.String(128), nullable=False),
         sa.Column("question_id", sa.String(256), nullable=False),
         sa.Column("speaker_ref", sa.String(256), nullable=False),
