@@ -21,7 +21,6 @@ from services.common.messages import (
     ModerateReply,
     ModerationAction,
     ModerationOutcome,
-    Platform,
     ReplyClassified,
     ReplyKind,
     ReplyModerated,
@@ -33,7 +32,7 @@ from services.triage.web.exceptions import NotFound, SpeakerPaused
 from services.triage.web.models import Team
 from services.triage.web.store import Actor, TriageStore
 from tests.helpers.replies import reply_classified, reply_received
-from tests.triage.web.helpers.store import Desk, FakeClock, outbox, stored_answer
+from tests.triage.web.helpers.store import START, Desk, FakeClock, outbox, stored_answer
 
 RULES_PATH = Path(__file__).resolve().parents[4] / "services" / "triage" / "rules.yaml"
 RULES = load_rules(RULES_PATH)
@@ -59,6 +58,20 @@ def judged(clock: FakeClock) -> Callable[..., ReplyClassified]:
         return reply_classified(reply, verdict, *escalations, at=clock())
 
     return make
+
+
+def outcome(
+    command: ModerateReply,
+    result: ModerationOutcome = ModerationOutcome.DONE,
+    *,
+    how: str = "hidden",
+    error: str | None = None,
+) -> ReplyModerated:
+    """What the publisher says it did with ``command``."""
+    return ReplyModerated(
+        action_id=command.action_id, reply_id=command.reply_id, platform=command.platform,
+        action=command.action, outcome=result, how=how, error=error, at=START,
+    )  # fmt: skip
 
 
 async def commands(store: TriageStore) -> list[ModerateReply]:
@@ -97,10 +110,7 @@ async def test_the_publishers_outcome_is_recorded_and_an_unhide_sticks(
     [hide] = await commands(store)
 
     def done(command: ModerateReply) -> ReplyModerated:
-        return ReplyModerated(
-            action_id=command.action_id, reply_id=command.reply_id, platform=Platform.X,
-            action=command.action, outcome=ModerationOutcome.DONE, how="hidden", at=clock(),
-        )  # fmt: skip
+        return outcome(command)
 
     assert await store.protection.moderated(done(hide))
     [row] = await store.protection.replies(["hidden"])
@@ -127,17 +137,7 @@ async def test_a_failed_action_is_shown_with_the_platforms_error(
 ) -> None:
     await store.protection.ingest(judged(), PROTECTION)
     [hide] = await commands(store)
-    await store.protection.moderated(
-        ReplyModerated(
-            action_id=hide.action_id,
-            reply_id=hide.reply_id,
-            platform=Platform.X,
-            action=hide.action,
-            outcome=ModerationOutcome.FAILED,
-            error="403 Forbidden",
-            at=clock(),
-        )
-    )
+    await store.protection.moderated(outcome(hide, ModerationOutcome.FAILED, error="403 Forbidden"))
     [row] = await store.protection.replies(["failed"])
     assert row.error == "403 Forbidden"
 
@@ -218,10 +218,7 @@ async def test_the_consumer_stores_a_judged_reply_once_and_counts_its_alerts(
     after = REGISTRY.get_sample_value("triage_protection_alerts_total", {"kind": "threat"})
     assert after == before + 1
     [hide] = await commands(store)
-    done = ReplyModerated(
-        action_id=hide.action_id, reply_id=hide.reply_id, platform=Platform.X,
-        action=hide.action, outcome=ModerationOutcome.DONE, how="hidden", at=clock(),
-    )  # fmt: skip
+    done = outcome(hide)
     assert await handlers._protection(record(topics.REPLIES_MODERATED, encode(done))) == "stored"
     unknown = done.model_copy(update={"reply_id": "x:1"})
     assert await handlers._protection(record(topics.REPLIES_MODERATED, encode(unknown))) == (
@@ -236,17 +233,7 @@ async def test_a_late_failure_of_a_reversed_action_does_not_change_the_state(
     await store.protection.ingest(message, PROTECTION)
     [hide] = await commands(store)
     await store.protection.unhide(message.reply.id, mod_a)
-    await store.protection.moderated(
-        ReplyModerated(
-            action_id=hide.action_id,
-            reply_id=hide.reply_id,
-            platform=Platform.X,
-            action=hide.action,
-            outcome=ModerationOutcome.FAILED,
-            error="503",
-            at=clock(),
-        )
-    )
+    await store.protection.moderated(outcome(hide, ModerationOutcome.FAILED, error="503"))
     [row] = await store.protection.replies()
     assert (row.state, row.sticky, row.error) == ("restored", True, None)
     events = [e.event for e in await store.protection.timeline(message.reply.id)]
