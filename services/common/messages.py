@@ -379,3 +379,120 @@ class ConsentWithdrawn(Message):
     at: UtcDatetime
     #: Added by the triage web's outbox; the publisher obeys only a valid one.
     signature: CommandSignature | None = None
+
+
+# --- replies.received / replies.classified / replies.action / replies.moderated --
+#
+# Protection: the replies written under the campaign's published answers, watched
+# by the publisher, classified by the triage worker, shown to moderators by the
+# triage web, which signs the hide / unhide commands the publisher carries out.
+
+
+class ReplyKind(StrEnum):
+    REPLY = "reply"
+    QUOTE = "quote"
+
+
+class ReplyReceived(Message):
+    """Someone replied under (or quoted) one of our published answers, as the
+    publisher's watcher read it off the platform. Key: ``answer_post_id``.
+
+    ``id`` is ``<platform>:<native id>`` of the reply: the deduplication key."""
+
+    id: MentionId
+    platform: Platform
+    native_id: NativeId
+    kind: ReplyKind = ReplyKind.REPLY
+    #: Our published answer it is under (its post id on the platform).
+    answer_post_id: NativeId
+    #: The publisher's reply id of that answer, and its question.
+    answer_reply_id: ShortText
+    question_id: ShortText
+    #: Whose answer it is (the consent's speaker ref): escalations name that person.
+    speaker_ref: ShortText
+    author: Author
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+    lang: LanguageTag | None = None
+    url: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://")] | None = None
+    created_at: UtcDatetime
+    received_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _id_matches_platform(self) -> ReplyReceived:
+        if self.id != mention_id(self.platform, self.native_id):
+            raise ValueError(f"id must be '<platform>:<native_id>', got {self.id!r}")
+        return self
+
+
+class ReplyVerdict(StrEnum):
+    HIDE = "hide"
+    KEEP = "keep"
+
+
+class Escalation(StrEnum):
+    """Why a reply is put in front of the safeguarding lead at once."""
+
+    THREAT = "threat"
+    DOXXING = "doxxing"
+    PILE_ON = "pile_on"
+
+
+class ReplyClassified(Message):
+    """A reply with its scores and what the protection rules say. Key: answer post id."""
+
+    reply: ReplyReceived
+    scores: Scores
+    verdict: ReplyVerdict
+    #: The protection rule that decided (``hate``, ``offensive``, ``threat``, ``clean``...).
+    rule: ShortText
+    reasons: tuple[Annotated[str, StringConstraints(max_length=512)], ...] = ()
+    #: Threats and doxxing found in this reply (pile-ons are counted by the web).
+    escalations: tuple[Escalation, ...] = ()
+    model_version: ShortText
+    rules_version: ShortText | None = None
+    classified_at: UtcDatetime
+
+
+class ModerationAction(StrEnum):
+    HIDE = "hide"
+    UNHIDE = "unhide"
+
+
+class ModerateReply(Message):
+    """Command: hide (or unhide) one reply under one of our answers. ``action_id`` is
+    the idempotency key; signed by the triage web. Key: the reply's ``reply_id``."""
+
+    action_id: ShortText
+    reply_id: MentionId
+    platform: Platform
+    native_id: NativeId
+    answer_post_id: NativeId
+    author: Author
+    action: ModerationAction
+    #: Also report the reply to the platform's moderators (Mastodon, Bluesky).
+    report: bool = False
+    reason: Annotated[str, StringConstraints(max_length=1_000)] = ""
+    decided_by: ShortText
+    requested_at: UtcDatetime
+    #: Added by the triage web's outbox; the publisher obeys only a valid one.
+    signature: CommandSignature | None = None
+
+
+class ModerationOutcome(StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    REFUSED = "refused"
+
+
+class ReplyModerated(Message):
+    """What became of a :class:`ModerateReply`. Key: the reply's ``reply_id``."""
+
+    action_id: ShortText
+    reply_id: MentionId
+    platform: Platform
+    action: ModerationAction
+    outcome: ModerationOutcome
+    #: How it was done on the platform (``hidden``, ``muted``, ``muted+reported``...).
+    how: Annotated[str, StringConstraints(max_length=64)] = ""
+    error: Annotated[str, StringConstraints(max_length=4_000)] | None = None
+    at: UtcDatetime

@@ -12,10 +12,14 @@ from services.common.messages import (
     DeadLetter,
     MentionClassified,
     MentionReceived,
+    ModerateReply,
     PublishReply,
     QuestionAssigned,
+    ReplyClassified,
     ReplyFailed,
+    ReplyModerated,
     ReplyPublished,
+    ReplyReceived,
 )
 
 MENTIONS_RAW = "mentions.raw"
@@ -27,6 +31,10 @@ REPLIES_REQUESTED = "replies.requested"
 REPLIES_PUBLISHED = "replies.published"
 REPLIES_FAILED = "replies.failed"
 CONSENT_WITHDRAWN = "consent.withdrawn"
+REPLIES_RECEIVED = "replies.received"
+REPLIES_CLASSIFIED = "replies.classified"
+REPLIES_ACTION = "replies.action"
+REPLIES_MODERATED = "replies.moderated"
 
 DLQ_SUFFIX = ".dlq"
 
@@ -55,6 +63,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REPLIES_PUBLISHED, ReplyPublished, "question id"),
     TopicSpec(REPLIES_FAILED, ReplyFailed, "question id"),
     TopicSpec(CONSENT_WITHDRAWN, ConsentWithdrawn, "speaker ref"),
+    TopicSpec(REPLIES_RECEIVED, ReplyReceived, "answer post id"),
+    TopicSpec(REPLIES_CLASSIFIED, ReplyClassified, "answer post id"),
+    TopicSpec(REPLIES_ACTION, ModerateReply, "reply id"),
+    TopicSpec(REPLIES_MODERATED, ReplyModerated, "reply id"),
 )
 
 DLQ_TOPICS: tuple[TopicSpec, ...] = tuple(

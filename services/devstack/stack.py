@@ -176,6 +176,7 @@ def services(
             urls=(
                 f"triage page       http://127.0.0.1:{web}/  (moderators: $TRIAGE_ADMIN_USER;"
                 " teams: $TEAM_<SLUG>_USER)",
+                f"replies to our answers  http://127.0.0.1:{web}/replies  (hidden, kept, alerts)",
                 f"triage API docs   http://127.0.0.1:{web}/docs",
                 f"triage metrics    http://127.0.0.1:{web_internal}/metrics  (internal port)",
             ),
@@ -237,6 +238,9 @@ def services(
                 **platform_tokens,
                 "PUBLISH_API_KEY": credentials["PUBLISH_API_KEY"],
                 "PUBLISH_CAMPAIGN_HANDLES": json.dumps(CAMPAIGN_HANDLES),
+                # The sandbox costs nothing to read: the replies under the answers are
+                # read every 5 s (30 s by default, where each X read is billed).
+                "PUBLISH_PROTECT_POLL_S": "5",
             },
             urls=(
                 f"publish metrics   http://127.0.0.1:{publish}/metrics",

@@ -38,12 +38,14 @@ from services.common.kafka import KafkaSettings
 from services.common.messages import (
     ConsentWithdrawn,
     MentionReceived,
+    ModerateReply,
     PublishReply,
     ReplyPublished,
 )
 from services.common.signing import CommandKeys, SignatureError
 from services.publish import metrics
 from services.publish.exceptions import CommandRejected
+from services.publish.protector import Protector
 from services.publish.publisher import Done, Outcome, Publisher, Retry
 
 log = logging.getLogger(__name__)
@@ -102,8 +104,10 @@ class Agents:
         producer: Sender,
         kafka: KafkaSettings,
         keys: CommandKeys,
+        protector: Protector | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.protector = protector
         self.publisher = publisher
         self.producer = producer
         self.kafka = kafka
@@ -178,6 +182,54 @@ class Agents:
                 if count:
                     log.info("take-down sweep: %d replies taken down", count)
             await asyncio.sleep(every_s)
+
+    # -- protection: replies.action, and the watcher -----------------------------------
+
+    async def on_reply_action(self, record: Record) -> float | None:
+        """A signed hide / unhide command → the platform → ``replies.moderated``."""
+        self._verified(topics.REPLIES_ACTION, record)
+        command = decode(ModerateReply, record.value)
+        assert self.protector is not None
+        outcome = await self.protector.moderate(command)
+        if isinstance(outcome, Retry):
+            log.info("action %s put off: %s", command.action_id, outcome.reason)
+            return outcome.at
+        await self.producer.send_and_wait(
+            self.kafka.topic(topics.REPLIES_MODERATED),
+            encode(outcome.message),
+            key=encode_key(command.reply_id),
+        )
+        await self.protector.ledger.mark_action_announced(command.action_id)
+        return None
+
+    async def watch_replies(self, every_s: float) -> None:
+        """Forever, from start: read the replies under the watched answers, then
+        announce on ``replies.received`` every kept reply not announced yet (those a
+        killed watcher kept but did not announce, first). A failed round is logged and
+        the next one comes as usual: this loop must not die."""
+        assert self.protector is not None
+        while True:
+            try:
+                await self._announce_seen()
+                new = await self.protector.sweep()
+                if new:
+                    log.info("protection: %d new replies under our answers", new)
+                    await self._announce_seen()
+            except INFRA_ERRORS as exc:
+                log.warning("protection watch failed: %s; next in %.0f s", exc, every_s)
+            except Exception:  # the outermost handler of one round
+                log.exception("protection watch failed; next in %.0f s", every_s)
+            await asyncio.sleep(every_s)
+
+    async def _announce_seen(self) -> None:
+        assert self.protector is not None
+        for row in await self.protector.ledger.unannounced():
+            await self.producer.send_and_wait(
+                self.kafka.topic(topics.REPLIES_RECEIVED),
+                row.payload.encode("utf-8"),
+                key=encode_key(row.answer_post_id),
+            )
+            await self.protector.ledger.mark_announced(row.reply_key)
 
     # -- shared ----------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Composition root of the publisher: builds the ledger engine (and migrates it),
-one pooled ``httpx.AsyncClient``, the platform adapters, the Kafka producer and
-the three consumers once, in the lifespan, and the FastAPI app (health, metrics,
-opt-outs) around them. Tests pass fakes through :func:`create_app`."""
+one pooled ``httpx.AsyncClient``, the platform adapters, the Kafka producer, the
+four consumers and the replies watcher once, in the lifespan, and the FastAPI app
+(health, metrics, opt-outs) around them. Tests pass fakes through :func:`create_app`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ from services.publish.deps import PublishRuntime
 from services.publish.domain import Templates
 from services.publish.ledger import Ledger
 from services.publish.platforms import Platform, build_platforms
+from services.publish.platforms.base import Moderation
+from services.publish.protect_ledger import ProtectLedger
+from services.publish.protector import Protector
 from services.publish.publisher import Publisher
 from services.publish.routes import health, optouts
 from services.publish.routes import spend as spend_routes
@@ -56,6 +59,9 @@ TOPICS = (
     topics.REPLIES_FAILED,
     topics.MENTIONS_RAW,
     topics.CONSENT_WITHDRAWN,
+    topics.REPLIES_RECEIVED,
+    topics.REPLIES_ACTION,
+    topics.REPLIES_MODERATED,
 )
 
 
@@ -115,11 +121,18 @@ def create_app(
                 lambda: make_producer(kafka), timeout_s=STARTUP_TIMEOUT_S
             )
             stack.push_async_callback(producer.stop)
+            protector = Protector(
+                ledger=ProtectLedger(engine),
+                platforms={n: p for n, p in platforms.items() if isinstance(p, Moderation)},
+                settings=settings,
+                clock=overrides.clock,
+            )
             agents = Agents(
                 publisher=publisher,
                 producer=producer,
                 kafka=kafka,
                 keys=keys,
+                protector=protector,
                 clock=overrides.clock,
             )
 
@@ -161,8 +174,13 @@ def create_app(
                         agents.on_consent_withdrawn,
                     ),
                     "take-downs": lambda: agents.sweep_take_downs(settings.takedown_sweep_s),
+                    "actions": reading(
+                        topics.REPLIES_ACTION, settings.actions_group_id, agents.on_reply_action
+                    ),
                 }
             )
+            if settings.protect_watch_days > 0:
+                tasks.start_all({"watch": lambda: agents.watch_replies(settings.protect_poll_s)})
             app.state.runtime = PublishRuntime(
                 settings, ledger, ProducerBrokerCheck(producer), tasks, spend
             )

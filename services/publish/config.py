@@ -133,6 +133,13 @@ class PublishSettings(ServiceSettings):
     #: taken down, from start (seconds): the safety net behind ``consent.withdrawn``.
     takedown_sweep_s: float = Field(default=60.0, gt=0)
 
+    #: Days the replies under a published answer are watched (protection; 0: off).
+    protect_watch_days: float = Field(default=14.0, ge=0)
+    #: Seconds between two reads of the replies under every watched answer.
+    protect_poll_s: float = Field(default=30.0, gt=0)
+    #: Consumer group of the ``replies.action`` consumer (hide / unhide commands).
+    actions_group_id: str = Field(default="publish-actions", min_length=1, max_length=128)
+
     #: Handles of the campaign accounts (without ``@``): a mention of one is engagement.
     campaign_handles: tuple[str, ...] = ("TakeActionCamps",)
     #: Hashtags of the campaign (without ``#``): using one is engagement.
@@ -174,6 +181,8 @@ class PublishSettings(ServiceSettings):
     x_price_post_with_url: float = Field(default=0.20, ge=0)
     #: X's price of a read of the account's own data (a post read back, ``users/me``).
     x_price_own_read: float = Field(default=0.001, ge=0)
+    #: X's price of a hide or unhide of a reply (``PUT /2/tweets/:id/hidden``).
+    x_price_moderate: float = Field(default=0.010, ge=0)
     #: Post reads billed in a month at most (X stops billing reads past it).
     x_post_reads_billed_monthly_cap: int = Field(default=3_000_000, ge=0)
     #: Most US dollars the X account may spend in a UTC day; past it, publishing on

@@ -66,3 +66,18 @@ X_CREDITS_EXHAUSTED = Counter(
     "Calls X refused because the account's pay-per-use credits are exhausted",
     ["account"],
 )
+PROTECT_READS = Counter(
+    "publish_protect_reads_total",
+    "Reads of the replies under a published answer, by platform and result (ok, error)",
+    ["platform", "result"],
+)
+PROTECT_REPLIES_SEEN = Counter(
+    "publish_protect_replies_seen_total",
+    "Replies under our published answers seen for the first time, by platform",
+    ["platform"],
+)
+PROTECT_ACTIONS = Counter(
+    "publish_protect_actions_total",
+    "Hide / unhide commands settled, by platform, action and state (done, failed, refused)",
+    ["platform", "action", "state"],
+)

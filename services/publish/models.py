@@ -14,6 +14,8 @@
 - ``consent_withdrawals``: every withdrawal event, once.
 - ``oauth_tokens``: an account's latest OAuth tokens (X's refresh token rotates
   at every refresh; a restart must not reuse the spent one).
+- ``watched_replies``: replies under our published answers (protection), once each.
+- ``reply_actions``: every hide / unhide command and its fate (idempotent, reconciled).
 """
 
 from __future__ import annotations
@@ -193,8 +195,60 @@ class XSpend(Base):
     account: Mapped[str] = mapped_column(String(128), primary_key=True)
     #: The UTC day (``YYYY-MM-DD``).
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
-    #: ``post_read``, ``reply``, ``post_with_url``, ``own_read``.
+    #: ``post_read``, ``reply``, ``post_with_url``, ``own_read``, ``moderate``.
     call_class: Mapped[str] = mapped_column(String(32), primary_key=True)
     calls: Mapped[int] = mapped_column(Integer, default=0)
     #: Millionths of a US dollar (exact sums; a post read is 5000).
     micro_usd: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WatchedReply(Base):
+    """A reply under one of our published answers, as the watcher read it: once per
+    (platform, native id). ``payload`` is the ``ReplyReceived`` sent (again, until
+    ``announced_at``); ``hidden`` is what we last made of it on the platform."""
+
+    __tablename__ = "watched_replies"
+
+    #: ``<platform>:<native id>`` (the ``ReplyReceived`` id).
+    reply_key: Mapped[str] = mapped_column(String(137), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    native_id: Mapped[str] = mapped_column(String(128))
+    #: Our published answer it is under (``replies.post_id``), and that reply's id.
+    answer_post_id: Mapped[str] = mapped_column(String(128), index=True)
+    answer_reply_id: Mapped[str] = mapped_column(String(256))
+    author_id: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[str] = mapped_column(Text)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    announced_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+
+
+class ActionState(StrEnum):
+    SENDING = "sending"
+    DONE = "done"
+    FAILED = "failed"
+    REFUSED = "refused"
+
+
+class ReplyAction(Base):
+    """One hide or unhide command (``action_id``, the idempotency key) and its fate:
+    ``sending`` (committed before the platform is called) → ``done`` / ``failed``, or
+    ``refused`` (not a reply under one of our answers)."""
+
+    __tablename__ = "reply_actions"
+
+    action_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    reply_key: Mapped[str] = mapped_column(String(137), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    #: ``hide`` or ``unhide``.
+    action: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    #: How the platform did it (``hidden``, ``muted+reported``, ...).
+    how: Mapped[str] = mapped_column(String(64), default="")
+    decided_by: Mapped[str] = mapped_column(String(256))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: When its ``replies.moderated`` went out (acknowledged).
+    announced_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

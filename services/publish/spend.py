@@ -4,7 +4,8 @@ budgets that pause publishing on X when spent.
 
 Call classes and today's prices: ``post_read`` ($0.005, billed up to 3M reads a
 month), ``reply`` ($0.010), ``post_with_url`` ($0.20), ``own_read`` ($0.001, a
-post of the account's own read back, e.g. when a reply is looked for).
+post of the account's own read back, e.g. when a reply is looked for), ``moderate``
+($0.010, a reply under an answer hidden or shown again).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class CallClass(StrEnum):
     REPLY = "reply"
     POST_WITH_URL = "post_with_url"
     OWN_READ = "own_read"
+    MODERATE = "moderate"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Prices:
                 CallClass.REPLY: round(settings.x_price_reply * MICRO),
                 CallClass.POST_WITH_URL: round(settings.x_price_post_with_url * MICRO),
                 CallClass.OWN_READ: round(settings.x_price_own_read * MICRO),
+                CallClass.MODERATE: round(settings.x_price_moderate * MICRO),
             },
             settings.x_post_reads_billed_monthly_cap,
         )

@@ -38,6 +38,7 @@ from services.sandbox.config import SandboxFaults, SandboxSettings
 from services.sandbox.faults import BUCKETS, QUIET_DROPS, FaultMiddleware
 from services.sandbox.mastodon_api import MastodonApi
 from services.sandbox.mastodon_stream import MastodonStreamApi
+from services.sandbox.moderation import BlueskyThreadApi, MastodonModerationApi, XModerationApi
 from services.sandbox.state import PlatformKey, SandboxState, StoredPost
 from services.sandbox.x_api import XApi
 from services.sandbox.x_oauth import XOAuthApi
@@ -88,6 +89,11 @@ class ControlApi(Api):
     @route("GET", "/sandbox/posts")
     async def posts(self) -> Response:
         return JSONResponse([p.public() for p in self.state.live_posts()])
+
+    @route("GET", "/sandbox/moderation")
+    async def moderation(self) -> Response:
+        """Every hide, unhide, mute, unmute and report the accounts made, in order."""
+        return JSONResponse(self.state.moderation_calls)
 
     @route("POST", "/sandbox/posts")
     async def add_post(self, request: Request) -> Response:
@@ -218,6 +224,9 @@ def create_app(
     app.include_router(MastodonStreamApi(ctx).router())
     app.include_router(BlueskyVideoApi(ctx).router())
     app.include_router(BlueskyApi(ctx).router())
+    app.include_router(XModerationApi(ctx).router())
+    app.include_router(MastodonModerationApi(ctx).router())
+    app.include_router(BlueskyThreadApi(ctx).router())
     ctx.state.on_bluesky_post = notify
     app.include_router(ControlApi(ctx).router())
     return app

@@ -203,6 +203,8 @@ class SandboxState:
         self.bluesky_video_bytes: list[int] = []
         #: Mastodon notifications, oldest first: (id, account username, post id, when).
         self.notifications: list[tuple[str, str, str, float]] = []
+        #: Every hide, unhide, mute, unmute and report, in order (``GET /sandbox/moderation``).
+        self.moderation_calls: list[dict[str, Any]] = []
         self._load()
 
     def initial_faults(self) -> SandboxFaults:
@@ -390,6 +392,16 @@ class SandboxState:
                 return True
         return False
 
+    def set_hidden(self, post: StoredPost, hidden: bool, *, by: str, how: str) -> None:
+        """Hide or show a reply as its thread's owner ``by`` asked (kept, and counted in
+        ``moderation_calls`` even when nothing changes: a repeated call is visible)."""
+        self.moderation_calls.append(
+            {"platform": post.platform, "call": how, "by": by, "post_id": post.id,
+             "hidden": hidden, "changed": post.hidden != hidden}
+        )  # fmt: skip
+        post.hidden = hidden
+        self._save()
+
     def delete_post(self, platform: PlatformKey, post_id: str) -> StoredPost | None:
         post = self.posts.pop((platform, post_id), None)
         if post is not None:
@@ -420,6 +432,7 @@ class SandboxState:
         self.posts.clear()
         self.x_rules.clear()
         self.notifications.clear()
+        self.moderation_calls.clear()
         self.bluesky_video_bytes.clear()
         self.bluesky_sessions.clear()
         self.bluesky_refresh.clear()

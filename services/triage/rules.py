@@ -38,7 +38,7 @@ from pydantic import (
 )
 
 from services.common.codec import describe_validation_error
-from services.common.messages import Platform
+from services.common.messages import Escalation, Platform
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,53 @@ class SpamSection(_Section):
         return BlockSection._patterns_compile(value)
 
 
+class HideSection(_Section):
+    """What hides a reply under one of our answers (it is addressed to a refugee who
+    may read it: no campaign-subject exemption here)."""
+
+    #: Hate score at or above this hides.
+    hate: Probability = 0.50
+    #: Offensive score at or above this hides (aimed at someone, if the next says so).
+    offensive: Probability = 0.70
+    offensive_needs_target: bool = True
+
+
+class DoxxingSection(_Section):
+    #: Words that place a person: camps, camp sections, blocks (whole words, any case).
+    places: tuple[Keyword, ...] = ()
+    #: Offensive or hate at least this makes a place (or the person's name) doxxing.
+    hostility: Probability = 0.50
+
+
+class PileOnSection(_Section):
+    #: This many abusive replies under one answer ...
+    replies: Annotated[int, Field(ge=2, le=1000)] = 5
+    #: ... within this many minutes is a pile-on.
+    minutes: Annotated[float, Field(gt=0, le=10_080)] = 10.0
+
+
+class Protection(_Section):
+    """The replies under our published answers (see ``rules.yaml``)."""
+
+    enabled: bool = True
+    hide: HideSection = HideSection()
+    #: Threats: keywords (whole words or phrases) and patterns; a threat hides and escalates.
+    threat_keywords: tuple[Keyword, ...] = ()
+    threat_patterns: tuple[PatternText, ...] = ()
+    doxxing: DoxxingSection = DoxxingSection()
+    pile_on: PileOnSection = PileOnSection()
+    #: Escalations that report the reply to the platform too (Mastodon, Bluesky).
+    report_on: tuple[Escalation, ...] = (Escalation.THREAT, Escalation.DOXXING)
+    #: Escalations that pause publishing the person's other answers at once (a
+    #: moderator resumes it); the others only alert.
+    pause_on: tuple[Escalation, ...] = (Escalation.THREAT, Escalation.DOXXING)
+
+    @field_validator("threat_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return BlockSection._patterns_compile(value)
+
+
 class Routing(_Section):
     #: Language (ISO 639-1/-3, lower case) → team id.
     teams: dict[LangCode, TeamId] = Field(default_factory=dict)
@@ -250,6 +297,7 @@ class RulesDocument(_Section):
     block: BlockSection = BlockSection()
     spam: SpamSection = SpamSection()
     routing: Routing = Routing()
+    protection: Protection = Protection()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -364,6 +412,10 @@ class Rules:
     spam_patterns: PatternMatcher
     max_hashtags: int
     max_links: int
+    protection: Protection
+    threat_keywords: KeywordMatcher
+    threat_patterns: PatternMatcher
+    doxxing_places: KeywordMatcher
 
     @property
     def campaign_examples(self) -> list[str]:
@@ -386,6 +438,10 @@ class Rules:
             spam_patterns=PatternMatcher(document.spam.patterns),
             max_hashtags=document.spam.max_hashtags,
             max_links=document.spam.max_links,
+            protection=document.protection,
+            threat_keywords=KeywordMatcher(document.protection.threat_keywords),
+            threat_patterns=PatternMatcher(document.protection.threat_patterns),
+            doxxing_places=KeywordMatcher(document.protection.doxxing.places),
         )
 
 

@@ -15,18 +15,27 @@ from services.common.messages import (
     ConsentWithdrawn,
     DeadLetter,
     Decision,
+    Escalation,
     LangSource,
     Media,
     MentionClassified,
     MentionReceived,
+    ModerateReply,
+    ModerationAction,
+    ModerationOutcome,
     Platform,
     PriorityReason,
     PublishReply,
     QuestionAssigned,
+    ReplyClassified,
     ReplyFailed,
+    ReplyModerated,
     ReplyPublished,
+    ReplyReceived,
+    ReplyVerdict,
     Scores,
 )
+from tests.helpers.replies import reply_classified, reply_received
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SHA = "a" * 64
@@ -121,6 +130,7 @@ def _examples(mention: MentionReceived) -> dict[type, object]:
         cluster_id="c-12",
         classified_at=NOW,
     )
+    reply = reply_received("9001", created_at=NOW, received_at=NOW)
     return {
         MentionReceived: mention,
         MentionClassified: classified,
@@ -177,7 +187,36 @@ def _examples(mention: MentionReceived) -> dict[type, object]:
         DeadLetter: DeadLetter(
             topic="mentions.raw", stage="triage", error="bad", value_b64="AA==", at=NOW
         ),
+        ReplyReceived: reply,
+        ReplyClassified: reply_classified(reply, ReplyVerdict.HIDE, Escalation.THREAT, at=NOW),
+        ModerateReply: ModerateReply(
+            action_id="a1",
+            reply_id=reply.id,
+            platform=Platform.X,
+            native_id=reply.native_id,
+            answer_post_id=reply.answer_post_id,
+            author=reply.author,
+            action=ModerationAction.HIDE,
+            report=True,
+            reason="threat",
+            decided_by="rules r-1",
+            requested_at=NOW,
+        ),
+        ReplyModerated: ReplyModerated(
+            action_id="a1",
+            reply_id=reply.id,
+            platform=Platform.X,
+            action=ModerationAction.HIDE,
+            outcome=ModerationOutcome.DONE,
+            how="hidden",
+            at=NOW,
+        ),
     }
+
+
+def test_a_reply_id_must_be_its_platform_and_native_id() -> None:
+    with pytest.raises(ValidationError, match="platform"):
+        reply_received("9001", id="mastodon:9001")
 
 
 def test_every_topic_has_a_model_that_round_trips(

@@ -17,9 +17,10 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
+from services.common.html_text import html_to_text
 from services.common.messages import Source
 from services.ingest.config import IngestSettings
-from services.ingest.domain import InvalidMention, html_to_text, status_to_item
+from services.ingest.domain import InvalidMention, status_to_item
 from services.ingest.sources.mastodon import (
     MENTION_RULE,
     Backoff,

@@ -91,7 +91,7 @@ def test_health_readiness_and_metrics(service: Service) -> None:
     health = client.get("/healthz")
     assert health.status_code == 200
     assert health.json()["consumers"] == dict.fromkeys(
-        ["replies", "mentions", "consent", "take-downs"], "running"
+        ["replies", "mentions", "consent", "take-downs", "actions", "watch"], "running"
     )
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text

@@ -7,8 +7,9 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
@@ -122,6 +123,58 @@ class Platform(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SeenReply:
+    """A post someone else wrote under one of our posts (read by the watcher)."""
+
+    native_id: str
+    author_id: str
+    author_handle: str
+    text: str
+    created_at: datetime
+    url: str | None = None
+    lang: str | None = None
+    #: ``reply`` or ``quote``.
+    kind: str = "reply"
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """The reply a hide or unhide is about, under our post ``answer_post_id``."""
+
+    native_id: str
+    author_id: str
+    answer_post_id: str
+    #: ``reply`` or ``quote`` (as the watcher saw it).
+    kind: str = "reply"
+
+
+@runtime_checkable
+class Moderation(Protocol):
+    """What protection needs of a platform: the replies under one of our posts, and
+    hiding one as the platform allows (X hides it, Bluesky's thread gate hides it,
+    Mastodon mutes its author for the account and may report it). Raises only
+    :mod:`services.publish.exceptions`, like :class:`Platform`."""
+
+    name: PlatformName
+    budget: AccountBudget
+    #: The budget buckets reading replies uses, and those hiding one uses.
+    watch_buckets: tuple[str, ...]
+    moderate_buckets: tuple[str, ...]
+
+    async def replies_under(self, post_id: str, *, since_id: str | None = None) -> list[SeenReply]:
+        """Replies (and quotes, where the platform lists them) under our post
+        ``post_id`` by anyone but us, oldest first; ``since_id`` (X): only newer."""
+        ...
+
+    async def hide_reply(
+        self, target: ReplyTarget, hidden: bool, *, report: bool = False, reason: str = ""
+    ) -> str:
+        """Hide (``hidden``) or show again the reply; returns how (``hidden``,
+        ``muted``, ``muted+reported``, ``shown``, ...). Doing it twice changes nothing."""
+        ...
+
+
 class Credentials(Protocol):
     """Where an adapter gets its bearer token."""
 
@@ -147,6 +200,18 @@ class StaticToken:
 
     async def refreshed(self, stale: SecretStr) -> SecretStr | None:
         return None
+
+
+def parse_time(raw: str | None) -> datetime:
+    """A platform's ISO 8601 timestamp, UTC; now when it is missing or unreadable."""
+    if raw:
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return datetime.now(UTC)
 
 
 def check_size(media: MediaFile) -> None:

@@ -17,7 +17,14 @@ Wire format (docs.bsky.app): XRPC over HTTPS, JSON bodies, errors
   then ``com.atproto.repo.createRecord`` of an ``app.bsky.feed.post`` with
   ``reply.root``/``reply.parent`` (uri + cid) and an ``app.bsky.embed.video``;
 - reconciliation: ``com.atproto.repo.listRecords`` of the account's posts; the
-  take-down: ``com.atproto.repo.deleteRecord``.
+  take-down: ``com.atproto.repo.deleteRecord``;
+- protection: ``app.bsky.feed.getPostThread`` (the replies under our post) and
+  ``app.bsky.feed.getQuotes`` (the posts quoting it); our post's
+  ``app.bsky.feed.threadgate`` record (``com.atproto.repo.getRecord`` / ``putRecord``,
+  rkey = the post's) whose ``hiddenReplies`` hides replies, and its
+  ``app.bsky.feed.postgate`` whose ``detachedEmbeddingUris`` detaches quotes. Bluesky
+  honours a gate on a thread's root post only: a gate on a threaded answer is written
+  but hides nothing on bsky.app (the moderators' view says what was done).
 """
 
 from __future__ import annotations
@@ -35,7 +42,15 @@ from services.common.media.profiles import bluesky_upload_refusal
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
-from services.publish.platforms.base import MediaFile, PostedReply, ReplyDraft, check_size
+from services.publish.platforms.base import (
+    MediaFile,
+    PostedReply,
+    ReplyDraft,
+    ReplyTarget,
+    SeenReply,
+    check_size,
+    parse_time,
+)
 from services.publish.ratelimit import AccountBudget, Window
 
 log = logging.getLogger(__name__)
@@ -46,6 +61,11 @@ UPLOAD = "uploadVideo"
 READ = "read"
 DELETE = "deleteRecord"
 SESSION = "session"
+GATE = "putRecord"
+THREADGATE = "app.bsky.feed.threadgate"
+POSTGATE = "app.bsky.feed.postgate"
+#: Most replies a thread gate hides (Bluesky's lexicon: ``hiddenReplies`` ≤ 300).
+MAX_HIDDEN_REPLIES = 300
 #: Longest wait between two job polls (seconds).
 MAX_POLL_S = 10.0
 #: Most polls of one video job.
@@ -73,6 +93,8 @@ class BlueskyClient:
     name = PlatformName.BLUESKY
     reply_buckets: tuple[str, ...] = (CREATE,)
     media_buckets: tuple[str, ...] = (UPLOAD,)
+    watch_buckets: tuple[str, ...] = (READ,)
+    moderate_buckets: tuple[str, ...] = (READ, GATE)
 
     def __init__(
         self,
@@ -362,6 +384,87 @@ class BlueskyClient:
         await self._xrpc("POST", "com.atproto.repo.deleteRecord", bucket=DELETE, json=body)
         log.info("deleted Bluesky post %s", post_id)
         return True
+
+    # -- protection (the replies under our answers) --
+
+    async def replies_under(self, post_id: str, *, since_id: str | None = None) -> list[SeenReply]:
+        """The direct replies to our post by others (``app.bsky.feed.getPostThread``, one
+        level down) and the posts quoting it (``app.bsky.feed.getQuotes``)."""
+        await self._token()
+        thread = await self._xrpc(
+            "GET",
+            "app.bsky.feed.getPostThread",
+            bucket=READ,
+            params={"uri": post_id, "depth": "1", "parentHeight": "0"},
+        )
+        nodes = (thread.json().get("thread") or {}).get("replies") or []
+        replies = [n.get("post") for n in nodes if isinstance(n, dict)]
+        quotes = await self._xrpc(
+            "GET", "app.bsky.feed.getQuotes", bucket=READ, params={"uri": post_id, "limit": "100"}
+        )
+        seen = [self._seen(p, "reply") for p in replies]
+        seen += [self._seen(p, "quote") for p in quotes.json().get("posts") or []]
+        found = [r for r in seen if r is not None]
+        return sorted(found, key=lambda r: (r.created_at, _rkey(r.native_id)))
+
+    def _seen(self, post: Any, kind: str) -> SeenReply | None:
+        """A post view as a reply (or quote) by someone else; None for ours, a blocked or
+        deleted one (no view) and one without text."""
+        if not isinstance(post, dict):
+            return None
+        author, record = post.get("author") or {}, post.get("record") or {}
+        text = str(record.get("text") or "").strip()
+        if not text or author.get("did") in (None, self.did):
+            return None
+        langs = record.get("langs") or []
+        handle = str(author.get("handle") or author["did"])
+        return SeenReply(
+            native_id=str(post["uri"]),
+            author_id=str(author["did"]),
+            author_handle=handle,
+            text=text,
+            created_at=parse_time(record.get("createdAt")),
+            url=f"https://bsky.app/profile/{handle}/post/{_rkey(str(post['uri']))}",
+            lang=str(langs[0]) if langs else None,
+            kind=kind,
+        )
+
+    async def hide_reply(
+        self, target: ReplyTarget, hidden: bool, *, report: bool = False, reason: str = ""
+    ) -> str:
+        """A reply: add it to (or take it out of) the ``hiddenReplies`` of our post's
+        thread gate; a quote: the ``detachedEmbeddingUris`` of our post's post gate
+        (read, changed, written back; what else the gate says is kept)."""
+        await self._token()
+        collection, field = (
+            (POSTGATE, "detachedEmbeddingUris")
+            if target.kind == "quote"
+            else (THREADGATE, "hiddenReplies")
+        )
+        rkey = _rkey(target.answer_post_id)
+        gate: dict[str, Any] = {"$type": collection, "post": target.answer_post_id}
+        try:
+            found = await self._xrpc(
+                "GET",
+                "com.atproto.repo.getRecord",
+                bucket=READ,
+                params={"repo": self.did, "collection": collection, "rkey": rkey},
+            )
+            gate = {**gate, **(found.json().get("value") or {})}
+        except FinalError as exc:
+            if not (isinstance(exc.error, dict) and exc.error.get("error") == "RecordNotFound"):
+                raise
+        listed = [str(u) for u in gate.get(field) or [] if u != target.native_id]
+        if hidden:
+            listed.append(target.native_id)
+        gate[field] = listed[-MAX_HIDDEN_REPLIES:]
+        gate.setdefault("createdAt", datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+        body = {"repo": self.did, "collection": collection, "rkey": rkey, "record": gate}
+        await self._xrpc("POST", "com.atproto.repo.putRecord", bucket=GATE, json=body)
+        how = ("detached" if hidden else "attached") if target.kind == "quote" else None
+        how = how or ("hidden" if hidden else "shown")
+        log.info("Bluesky %s %s %s", target.kind, target.native_id, how)
+        return how
 
     def _posted(self, uri: str, in_reply_to: str) -> PostedReply:
         handle = str((self._session or {}).get("handle") or self.did)

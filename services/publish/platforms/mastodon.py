@@ -12,7 +12,11 @@ Wire format, as documented at docs.joinmastodon.org:
   ``language``, ``visibility``) with an ``Idempotency-Key`` header: the server
   keeps keys for up to an hour and answers a repeated key with the first status;
 - ``GET /api/v1/accounts/verify_credentials``, ``GET /api/v1/statuses/:id/context``
-  (reconciliation: ``descendants`` by our account), ``DELETE /api/v1/statuses/:id``.
+  (reconciliation: ``descendants`` by our account), ``DELETE /api/v1/statuses/:id``;
+- protection: the same ``context`` (``descendants`` by others are the replies under
+  our answer), ``POST /api/v1/accounts/:id/mute`` / ``unmute`` (Mastodon cannot hide a
+  reply: its author is muted for the account) and ``POST /api/v1/reports``
+  (``account_id``, ``status_ids[]``, ``comment``; not forwarded to remote instances).
 
 Errors are ``{"error": "..."}``. Rate limits come as ``X-RateLimit-Limit``,
 ``-Remaining`` and ``-Reset`` (an ISO 8601 timestamp); the headers describe the
@@ -32,6 +36,7 @@ from typing import Any, BinaryIO
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from services.common.html_text import html_to_text
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, MediaMismatch, RetryableError
@@ -40,8 +45,11 @@ from services.publish.platforms.base import (
     MediaFile,
     PostedReply,
     ReplyDraft,
+    ReplyTarget,
+    SeenReply,
     StaticToken,
     check_size,
+    parse_time,
 )
 from services.publish.platforms.http import PlatformHttp, header_int
 from services.publish.ratelimit import ACCOUNT, AccountBudget, Window
@@ -52,6 +60,8 @@ log = logging.getLogger(__name__)
 #: Rate-limit buckets: the account-wide one, and the stricter upload and delete ones.
 MEDIA = "media"
 STATUSES_DELETE = "statuses_delete"
+#: Reports (Mastodon limits them per account, apart from the rest).
+REPORTS = "reports"
 
 #: Longest wait between two media polls (seconds).
 MAX_POLL_S = 5.0
@@ -70,6 +80,7 @@ class _Attachment(_Model):
 class _Account(_Model):
     id: str
     acct: str | None = None
+    username: str | None = None
 
 
 class _Status(_Model):
@@ -79,6 +90,8 @@ class _Status(_Model):
     in_reply_to_id: str | None = None
     account: _Account | None = None
     created_at: str | None = None
+    content: str = ""
+    language: str | None = None
 
 
 class _Context(_Model):
@@ -139,6 +152,8 @@ class MastodonClient:
     name = PlatformName.MASTODON
     reply_buckets: tuple[str, ...] = (ACCOUNT,)
     media_buckets: tuple[str, ...] = (MEDIA,)
+    watch_buckets: tuple[str, ...] = (ACCOUNT,)
+    moderate_buckets: tuple[str, ...] = (ACCOUNT, REPORTS)
 
     def __init__(
         self,
@@ -288,6 +303,62 @@ class MastodonClient:
             return False
         log.info("deleted Mastodon status %s", post_id)
         return True
+
+    # -- protection (the replies under our answers) --
+
+    async def replies_under(self, post_id: str, *, since_id: str | None = None) -> list[SeenReply]:
+        """The descendants of our status by other accounts (the whole thread below it)."""
+        mine = await self.account_id()
+        response = await self._api.request(
+            "GET", f"/api/v1/statuses/{post_id}/context", bucket=ACCOUNT, accept=(404,)
+        )
+        if response.status_code == 404:  # our status is gone (taken down)
+            return []
+        seen = []
+        for status in self._api.parse(response, _Context).descendants:
+            if status.account is None or status.account.id == mine:
+                continue
+            text = html_to_text(status.content)
+            if not text:
+                continue
+            seen.append(
+                SeenReply(
+                    native_id=status.id,
+                    author_id=status.account.id,
+                    author_handle=status.account.acct or status.account.username or "unknown",
+                    text=text,
+                    created_at=parse_time(status.created_at),
+                    url=status.url or status.uri,
+                    lang=mastodon_language(status.language),
+                )
+            )
+        return sorted(seen, key=lambda r: (len(r.native_id), r.native_id))
+
+    async def hide_reply(
+        self, target: ReplyTarget, hidden: bool, *, report: bool = False, reason: str = ""
+    ) -> str:
+        """Mute (or unmute) the reply's author for the account, and report the reply
+        to the instance's moderators when ``report`` (hiding only)."""
+        verb = "mute" if hidden else "unmute"
+        await self._api.request(
+            "POST", f"/api/v1/accounts/{target.author_id}/{verb}", bucket=ACCOUNT
+        )
+        how = "muted" if hidden else "unmuted"
+        if hidden and report:
+            await self._api.request(
+                "POST",
+                "/api/v1/reports",
+                bucket=REPORTS,
+                json={
+                    "account_id": target.author_id,
+                    "status_ids": [target.native_id],
+                    "comment": reason[:1000],
+                    "forward": False,
+                },
+            )
+            how = "muted+reported"
+        log.info("Mastodon reply %s: author %s %s", target.native_id, target.author_id, how)
+        return how
 
     async def account_id(self) -> str:
         """The id of the account the token belongs to (asked once)."""

@@ -50,9 +50,12 @@ from services.publish.platforms.base import (
     MediaFile,
     PostedReply,
     ReplyDraft,
+    ReplyTarget,
+    SeenReply,
     StaticToken,
     SubtitleTrack,
     check_size,
+    parse_time,
 )
 from services.publish.platforms.http import PlatformHttp, header_int
 from services.publish.platforms.oauth import (
@@ -74,6 +77,8 @@ TWEETS_CREATE = "tweets_create"
 TWEETS_DELETE = "tweets_delete"
 USERS_ME = "users_me"
 USER_TWEETS = "user_tweets"
+TWEETS_SEARCH = "tweets_search"
+TWEETS_HIDDEN = "tweets_hidden"
 
 #: ``POST /2/media/subtitles`` names the video's category the v1.1 way.
 _CATEGORY_NAMES = {
@@ -149,6 +154,13 @@ class _Tweet(_Model):
     id: str
     text: str = ""
     referenced_tweets: list[_Reference] = []
+    author_id: str | None = None
+    created_at: str | None = None
+    lang: str | None = None
+
+
+class _Includes(_Model):
+    users: list[_User] = []
 
 
 class _TimelineMeta(_Model):
@@ -158,6 +170,12 @@ class _TimelineMeta(_Model):
 
 class _Timeline(_Model):
     data: list[_Tweet] = []
+    meta: _TimelineMeta = _TimelineMeta()
+
+
+class _Search(_Model):
+    data: list[_Tweet] = []
+    includes: _Includes = _Includes()
     meta: _TimelineMeta = _TimelineMeta()
 
 
@@ -239,6 +257,8 @@ class XClient:
     name = PlatformName.X
     reply_buckets: tuple[str, ...] = (TWEETS_CREATE,)
     media_buckets: tuple[str, ...] = (MEDIA_UPLOAD, MEDIA_STATUS)
+    watch_buckets: tuple[str, ...] = (TWEETS_SEARCH,)
+    moderate_buckets: tuple[str, ...] = (TWEETS_HIDDEN,)
 
     def __init__(
         self,
@@ -504,6 +524,64 @@ class XClient:
             self._user_id = self._api.parse(response, _UserResponse).data.id
             await self._spent(CallClass.OWN_READ)
         return self._user_id
+
+    # -- protection (the replies under our answers) --
+
+    async def replies_under(self, post_id: str, *, since_id: str | None = None) -> list[SeenReply]:
+        """``GET /2/tweets/search/recent?query=in_reply_to_tweet_id:<post>`` (the last
+        7 days; each post read is billed): the replies to our post, not ours."""
+        await self._within_budget()
+        mine = await self.user_id()
+        params: dict[str, str] = {
+            "query": f"in_reply_to_tweet_id:{post_id}",
+            "max_results": str(PAGE_SIZE),
+            "tweet.fields": "author_id,created_at,conversation_id,referenced_tweets,lang",
+            "expansions": "author_id",
+            "user.fields": "username",
+        }
+        if since_id:
+            params["since_id"] = since_id
+        seen: list[SeenReply] = []
+        for _ in range(self._settings.find_reply_max_pages):
+            response = await self._api.request(
+                "GET", "/2/tweets/search/recent", bucket=TWEETS_SEARCH, params=params
+            )
+            page = self._api.parse(response, _Search)
+            await self._spent(CallClass.POST_READ, len(page.data))
+            handles = {u.id: u.username or u.id for u in page.includes.users}
+            seen.extend(
+                SeenReply(
+                    native_id=t.id,
+                    author_id=t.author_id or "",
+                    author_handle=handles.get(t.author_id or "", t.author_id or "unknown"),
+                    text=t.text,
+                    created_at=parse_time(t.created_at),
+                    url=f"{self._web}/i/web/status/{t.id}",
+                    lang=t.lang if t.lang not in (None, "und", "zxx", "qme") else None,
+                )
+                for t in page.data
+                if t.author_id and t.author_id != mine and t.text.strip()
+            )
+            if not page.meta.next_token:
+                break
+            params["next_token"] = page.meta.next_token
+        return sorted(seen, key=lambda r: (len(r.native_id), r.native_id))
+
+    async def hide_reply(
+        self, target: ReplyTarget, hidden: bool, *, report: bool = False, reason: str = ""
+    ) -> str:
+        """``PUT /2/tweets/:id/hidden`` (scope ``tweet.moderate.write``); X has no
+        report endpoint, so ``report`` is not done here (moderators report by hand)."""
+        await self._within_budget()
+        await self._api.request(
+            "PUT",
+            f"/2/tweets/{target.native_id}/hidden",
+            bucket=TWEETS_HIDDEN,
+            json={"hidden": hidden},
+        )
+        await self._spent(CallClass.MODERATE)
+        log.info("X reply %s %s", target.native_id, "hidden" if hidden else "shown again")
+        return "hidden" if hidden else "shown"
 
     # -- spend (X bills per use) --
 

@@ -37,12 +37,13 @@ from services.common.kafka import (
 from services.common.messages import utcnow
 from services.common.signing import SigningSettings
 from services.common.tasks import BackgroundTasks, Run
-from services.triage.rules import load_rules
+from services.triage.rules import RulesFile, load_rules
 from services.triage.web import metrics
 from services.triage.web.auth import Accounts
 from services.triage.web.config import WebSettings
 from services.triage.web.consumers import (
     CLASSIFIED,
+    PROTECTION,
     REPLIES,
     OutboxRelay,
     RecordHandlers,
@@ -68,6 +69,7 @@ from services.triage.web.routes import (
     notes,
     notifications,
     pages,
+    protection,
     questions,
     review,
     tags,
@@ -97,6 +99,9 @@ TOPICS = (
     topics.REPLIES_PUBLISHED,
     topics.REPLIES_FAILED,
     topics.CONSENT_WITHDRAWN,
+    topics.REPLIES_CLASSIFIED,
+    topics.REPLIES_ACTION,
+    topics.REPLIES_MODERATED,
 )
 
 
@@ -367,6 +372,7 @@ def create_app(
         notifications,
         media,
         uploads,
+        protection,
         questions,
     ):
         app.include_router(routes.router)
@@ -394,7 +400,7 @@ async def _kafka_side(
     store.on_outbox(relay.wake)  # a commit that wrote to the outbox wakes the relay
     runs: dict[str, Run] = {"outbox": relay.run}
     if settings.consume:
-        handlers = RecordHandlers(store)
+        handlers = RecordHandlers(store, RulesFile(settings.rules_path))
 
         def reading(name: str, group: str, handle: RecordHandler, *names: str) -> Run:
             return consuming(
@@ -414,6 +420,13 @@ async def _kafka_side(
             handlers.reply_outcome,
             topics.REPLIES_PUBLISHED,
             topics.REPLIES_FAILED,
+        )
+        runs["protection"] = reading(
+            PROTECTION,
+            f"{settings.web_group}-protection",
+            handlers.protection,
+            topics.REPLIES_CLASSIFIED,
+            topics.REPLIES_MODERATED,
         )
     return runs
 

@@ -4,6 +4,9 @@
   mention id: a redelivered record changes nothing).
 - ``replies.published`` / ``replies.failed`` → the reply's outcome on the
   question's timeline.
+- ``replies.classified`` / ``replies.moderated`` → the replies under our published
+  answers, the hides the rules ask (signed commands on ``replies.action``), alerts,
+  and what the publisher did (:class:`~services.triage.web.store.Protection`).
 - The outbox relay sends what the web's transactions wrote to the ``outbox``
   table (``questions.assigned``, ``answers.recorded``, ``replies.requested``)
   and marks it sent once the broker acknowledged it. A crash between the two
@@ -35,7 +38,14 @@ from services.common.codec import decode
 from services.common.consume import ConsumeLoop, Record, RecordHandler, doubling_backoff
 from services.common.dlq import DeadLetters, Sender
 from services.common.kafka import KafkaSettings
-from services.common.messages import MentionClassified, ReplyFailed, ReplyPublished
+from services.common.messages import (
+    MentionClassified,
+    ReplyClassified,
+    ReplyFailed,
+    ReplyModerated,
+    ReplyPublished,
+)
+from services.triage.rules import RulesFile
 from services.triage.web import metrics
 from services.triage.web.models import OutboxMessage
 from services.triage.web.store import TriageStore
@@ -52,6 +62,7 @@ OUTBOX_KEEP = timedelta(days=7)
 #: ``topic`` label of each consumer's metrics.
 CLASSIFIED = topics.MENTIONS_CLASSIFIED
 REPLIES = f"{topics.REPLIES_PUBLISHED},{topics.REPLIES_FAILED}"
+PROTECTION = f"{topics.REPLIES_CLASSIFIED},{topics.REPLIES_MODERATED}"
 #: What makes a record wait and be tried again: the database is unreachable. (Any
 #: other database error is about the record: retrying would never end.)
 DATABASE_DOWN = (OperationalError, InterfaceError, OSError)
@@ -81,14 +92,33 @@ def consume_loop(
 class RecordHandlers:
     """Decode → store, each record counted by outcome (stored, duplicate)."""
 
-    def __init__(self, store: TriageStore) -> None:
+    def __init__(self, store: TriageStore, rules: RulesFile | None = None) -> None:
         self.store = store
+        self.rules = rules
 
     async def classified(self, record: Record) -> None:
         metrics.MESSAGES_IN.labels(CLASSIFIED, await self._classified(record)).inc()
 
     async def reply_outcome(self, record: Record) -> None:
         metrics.MESSAGES_IN.labels(REPLIES, await self._reply_outcome(record)).inc()
+
+    async def protection(self, record: Record) -> None:
+        metrics.MESSAGES_IN.labels(PROTECTION, await self._protection(record)).inc()
+
+    async def _protection(self, record: Record) -> str:
+        """A judged reply under one of our answers (stored once; the hide the rules
+        ask, signed, to the outbox), or what the publisher did with an action."""
+        if record.topic.endswith(topics.REPLIES_MODERATED):
+            event = decode(ReplyModerated, record.value or b"")
+            return "stored" if await self.store.protection.moderated(event) else "unknown"
+        message = decode(ReplyClassified, record.value or b"")
+        assert self.rules is not None
+        stored = await self.store.protection.ingest(message, self.rules.current().protection)
+        if stored is None:
+            return "duplicate"
+        for alert in stored.alerts:
+            metrics.PROTECTION_ALERTS.labels(alert.kind).inc()
+        return "stored"
 
     async def _classified(self, record: Record) -> str:
         message = decode(MentionClassified, record.value or b"")

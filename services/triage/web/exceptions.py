@@ -85,6 +85,13 @@ class ConsentMissing(Invalid):
     code = "consent_required"
 
 
+class SpeakerPaused(Conflict):
+    """The person filmed has their publishing paused (an escalation under one of their
+    answers, or a moderator): resume it on the replies page first."""
+
+    code = "speaker_paused"
+
+
 class TooManyAttempts(TriageError):
     status = 429
     code = "too_many_requests"

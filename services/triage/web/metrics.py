@@ -38,3 +38,8 @@ REQUEST_SECONDS = Histogram(
     ["route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+PROTECTION_ALERTS = Counter(
+    "triage_protection_alerts_total",
+    "Escalations under our published answers (threat, doxxing, pile_on): alert on any",
+    ["kind"],
+)

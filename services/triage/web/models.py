@@ -24,6 +24,10 @@
   announce, sent to Kafka by the relay (nothing announced is lost, nothing
   is announced that did not happen).
 - ``login_failures``: failed logins, for the per-name and per-address limit.
+- ``answer_replies`` / ``answer_reply_events`` / ``protection_alerts`` /
+  ``paused_speakers``: the replies under our published answers (hidden, kept,
+  waiting, restored), their timeline, the escalations, and the people whose
+  answers are paused.
 - ``media_jobs``: the media worker's queue (posters, transcripts, renditions):
   :func:`services.common.jobs.jobs_table`, claimed with the conditional-UPDATE rule;
   a finished job is its result's cache.
@@ -398,3 +402,103 @@ class OutboxMessage(Base):
 
 #: The media worker's queue (:mod:`services.common.jobs`).
 MediaJob = jobs_table(Base.metadata)
+
+
+# --- protection: the replies under our published answers ----------------------------
+
+
+class WatchState(StrEnum):
+    """Where a reply under one of our answers is. ``waiting``: a hide or an unhide was
+    asked of the publisher; ``restored``: a moderator showed it again (never hidden
+    again automatically); ``failed``: the platform refused the last action."""
+
+    KEPT = "kept"
+    WAITING = "waiting"
+    HIDDEN = "hidden"
+    RESTORED = "restored"
+    FAILED = "failed"
+
+
+class AnswerReply(Base):
+    """One reply under one of our published answers (unique ``reply_id``, the
+    ``ReplyReceived`` id: a redelivered ``replies.classified`` changes nothing)."""
+
+    __tablename__ = "answer_replies"
+    __table_args__ = (Index("ix_answer_replies_answer_received", "answer_post_id", "received_at"),)
+
+    reply_id: Mapped[str] = mapped_column(String(137), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    native_id: Mapped[str] = mapped_column(String(128))
+    #: ``reply`` (under the answer) or ``quote`` (quoting it).
+    kind: Mapped[str] = mapped_column(String(16), default="reply")
+    answer_post_id: Mapped[str] = mapped_column(String(128))
+    question_id: Mapped[str] = mapped_column(String(256), index=True)
+    speaker_ref: Mapped[str] = mapped_column(String(256), index=True)
+    author_id: Mapped[str] = mapped_column(String(128))
+    author_handle: Mapped[str] = mapped_column(String(256))
+    text: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(String(2048))
+    offensive: Mapped[float] = mapped_column(Float)
+    hate: Mapped[float] = mapped_column(Float)
+    #: The rules' verdict (``hide`` / ``keep``), the rule, its reasons (JSON list).
+    verdict: Mapped[str] = mapped_column(String(16))
+    rule: Mapped[str] = mapped_column(String(256))
+    reasons_json: Mapped[str] = mapped_column(Text, default="[]")
+    #: Comma-separated escalations (``threat``, ``doxxing``, ``pile_on``).
+    escalations: Mapped[str] = mapped_column(String(64), default="")
+    model_version: Mapped[str] = mapped_column(String(256))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    #: A moderator showed it again: the rules never hide it again.
+    sticky: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Who decided the current state (``rules <version>`` or a person).
+    decided_by: Mapped[str] = mapped_column(String(256))
+    #: How the platform carried out the last action (``hidden``, ``muted+reported``...).
+    how: Mapped[str] = mapped_column(String(64), default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ReplyEvent(Base):
+    """The timeline and audit of a reply: classified, each action asked (by whom) and
+    what the platform did. Append-only."""
+
+    __tablename__ = "answer_reply_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reply_id: Mapped[str] = mapped_column(String(137), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(256))
+    #: ``classified``, ``hide_asked``, ``unhide_asked``, ``hidden``, ``shown``, ``failed``...
+    event: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class ProtectionAlert(Base):
+    """An escalation for the safeguarding lead: a threat, doxxing or a pile-on."""
+
+    __tablename__ = "protection_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    question_id: Mapped[str] = mapped_column(String(256))
+    speaker_ref: Mapped[str] = mapped_column(String(256), index=True)
+    answer_post_id: Mapped[str] = mapped_column(String(128), index=True)
+    reply_id: Mapped[str | None] = mapped_column(String(137))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(256))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class PausedSpeaker(Base):
+    """A person whose answers are not published while the pause lasts (an
+    escalation, or a moderator); approving one of their answers is refused."""
+
+    __tablename__ = "paused_speakers"
+
+    speaker_ref: Mapped[str] = mapped_column(String(256), primary_key=True)
+    paused_by: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -53,6 +53,7 @@ def main(argv: Sequence[str]) -> int:
         classifier=classifier,
         decider=Triage(rules, classifier.version, campaign=classifier),
         web_bind=settings.worker_host,
+        rules=rules,
     )
     log.info(
         "triage worker: group %s, %s, batches of %d within %.3fs, health on :%d",

@@ -1,7 +1,9 @@
 """The worker's stream entrypoints, thin: a batch of ``mentions.raw`` events →
 :class:`~services.triage.worker.batch.BatchProcessor` → acked only once its
 outputs are acknowledged; a ``replies.requested`` record → its cluster marked
-answered. The delivery guarantees are in the triage README ("The stream worker")."""
+answered; a batch of ``replies.received`` (the replies under our published answers)
+→ :class:`~services.triage.worker.replies.ReplyProcessor`. The delivery guarantees
+are in the triage README ("The stream worker")."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from services.common.epoch import SentLog
 from services.common.messages import PublishReply
 from services.triage.worker import metrics
 from services.triage.worker.batch import BatchProcessor, Decider, Incoming, Outgoing, Sink
+from services.triage.worker.replies import ReplyProcessor
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,23 @@ def classify_mentions(
                 for event in events:
                     await stream.ack(event)
                 record_lag(app, events)
+
+    return agent
+
+
+def judge_replies(processor: ReplyProcessor, batch_size: int, within_s: float) -> Agent:
+    """The agent on ``replies.received``: batches acked once their outputs (or dead
+    letters) are acknowledged; a batch that fails as a whole is taken again."""
+
+    async def agent(stream: Any) -> None:
+        async for events in stream.noack_take(batch_size, within=within_s):
+            try:
+                await processor.process([incoming(event) for event in events])
+            except Exception:  # nothing acked: the batch comes again after a restart
+                log.exception("judging %d replies failed", len(events))
+                continue
+            for event in events:
+                await stream.ack(event)
 
     return agent
 

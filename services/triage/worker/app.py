@@ -26,11 +26,18 @@ from services.common.epoch import EpochWatch, SentLog, sent_log
 from services.common.kafka import KafkaSettings, broker_problem
 from services.common.lifecycle import exit_deadline
 from services.triage.classifier.base import Classifier
+from services.triage.rules import RulesFile
 from services.triage.worker import metrics
-from services.triage.worker.agents import FaustSink, classify_mentions, note_approvals
+from services.triage.worker.agents import (
+    FaustSink,
+    classify_mentions,
+    judge_replies,
+    note_approvals,
+)
 from services.triage.worker.batch import BatchProcessor, Decider, Sink
 from services.triage.worker.cache import PredictionCache
 from services.triage.worker.config import WorkerSettings
+from services.triage.worker.replies import ReplyProcessor
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,9 @@ WORKER_TOPICS = (
     topics.MENTIONS_CLASSIFIED,
     topics.MENTIONS_QUARANTINED,
     topics.dlq(topics.MENTIONS_RAW),
+    topics.REPLIES_RECEIVED,
+    topics.REPLIES_CLASSIFIED,
+    topics.dlq(topics.REPLIES_RECEIVED),
 )
 #: How long the consumer's fetch may wait for data (ms). faust hard-codes 1500 and
 #: Tansu answers a fetch that found nothing only when that wait runs out, so it
@@ -178,6 +188,8 @@ class TriageWorker:
     health: Health
     #: The agent on ``replies.requested`` that marks answered clusters.
     approvals_agent: Any = None
+    #: The agent on ``replies.received`` (protection), when the worker has the rules.
+    replies_agent: Any = None
 
 
 def create_worker(
@@ -193,13 +205,15 @@ def create_worker(
     web_bind: str = "0.0.0.0",  # noqa: S104 - see faust_settings
     datadir: Path | None = None,
     faust_overrides: Mapping[str, Any] | None = None,
+    rules: RulesFile | None = None,
 ) -> TriageWorker:
     """The composition root of the stream worker.
 
     ``classifier`` and ``decider`` are built by the caller (the real model and
     ``Triage`` in ``__main__``, fakes in tests); ``sink`` replaces faust's
     producer (``agent.test_context()`` runs without a broker); ``faust_overrides``
-    replace entries of :func:`faust_settings` (tests shorten the group timeouts).
+    replace entries of :func:`faust_settings` (tests shorten the group timeouts);
+    with ``rules``, the replies under our published answers are judged too.
     """
     conf = faust_settings(
         settings,
@@ -244,6 +258,21 @@ def create_worker(
     approvals_agent = app.agent(approvals, name="triage.note_approvals", concurrency=1)(
         note_approvals(decider)
     )
+    replies_agent = None
+    if rules is not None:
+        replies = app.topic(
+            kafka.topic(topics.REPLIES_RECEIVED),
+            key_serializer="raw",
+            value_serializer="raw",
+            allow_empty=True,
+        )
+        replies_agent = app.agent(replies, name="triage.judge_replies", concurrency=1)(
+            judge_replies(
+                ReplyProcessor(batch=processor, rules=rules),
+                settings.batch_size,
+                settings.batch_within_s,
+            )
+        )
     _add_pages(app, health)
     _watch_epochs(app, kafka, sent)
     return TriageWorker(
@@ -252,6 +281,7 @@ def create_worker(
         processor=processor,
         health=health,
         approvals_agent=approvals_agent,
+        replies_agent=replies_agent,
     )
 
 

@@ -239,7 +239,7 @@ class BatchProcessor:
         """
         letters = [self._dead_letter(record, i, "worker", error) for i, record in enumerate(batch)]
         try:
-            refused = await self._send_until_acked(letters)
+            refused = await self.send_until_acked(letters)
         except Exception:
             log.exception("dead-lettering a failed batch failed too; leaving it unacked")
             return False
@@ -366,7 +366,7 @@ class BatchProcessor:
         letters: list[Outgoing],
         report: BatchReport,
     ) -> None:
-        refused = await self._send_until_acked(out + letters)
+        refused = await self.send_until_acked(out + letters)
         refused_inputs: dict[int, str] = {}
         for record, error in refused:
             if record.topic == self.dlq_topic:
@@ -388,7 +388,7 @@ class BatchProcessor:
                 for index, error in refused_inputs.items()
             ]
             report.dead_lettered["produce"] = len(second)
-            for record, error in await self._send_until_acked(second):
+            for record, error in await self.send_until_acked(second):
                 report.lost += 1
                 log.error(
                     "the broker refused the dead letter of %s[%s]@%s (%s)",
@@ -405,7 +405,7 @@ class BatchProcessor:
             elif record.topic == self.quarantined_topic:
                 report.quarantined += 1
 
-    async def _send_until_acked(
+    async def send_until_acked(
         self, records: list[Outgoing]
     ) -> list[tuple[Outgoing, BaseException]]:
         """Produce ``records``, retrying broker trouble; return the ones refused as such."""

@@ -64,3 +64,8 @@ CONSUMER_LAG = Gauge(
     "Records of mentions.raw behind the end of the partition, after the last batch",
     ["topic", "partition"],
 )
+REPLY_VERDICTS = Counter(
+    "triage_reply_verdicts_total",
+    "Replies under our published answers judged, by verdict (hide, keep) and rule",
+    ["verdict", "rule"],
+)

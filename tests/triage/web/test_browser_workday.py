@@ -477,6 +477,7 @@ def test_no_serious_accessibility_violation_on_any_page(
             f"/questions/{web.questions['urgent']}",
             "/quarantine",
             "/answers",
+            "/replies",
             "/team/camp-a",
         ):
             queue.goto(path)

@@ -26,7 +26,7 @@ TABLES = {
     "questions",
     "replies",
     "sessions", "teams",
-    "users",
+    "users", "answer_replies", "answer_reply_events", "protection_alerts", "paused_speakers",
 }  # fmt: skip
 
 

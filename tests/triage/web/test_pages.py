@@ -217,7 +217,7 @@ def test_cookie_requests_to_the_api_need_the_csrf_header(web_app: Pair) -> None:
 # --- who may see what -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/queue", "/queue/items", "/quarantine", "/answers"])
+@pytest.mark.parametrize("path", ["/queue", "/queue/items", "/quarantine", "/answers", "/replies"])
 def test_team_members_may_not_open_moderator_pages(web_app: Pair, path: str) -> None:
     _, client = web_app
     sign_in(client, TEAM_A)
@@ -523,6 +523,7 @@ def test_pages_have_no_inline_script_or_style(web_app: Pair) -> None:
         "/queue",
         "/quarantine",
         "/answers",
+        "/replies",
         f"/questions/{web.questions['urgent']}",
         "/team/camp-a",
     ]

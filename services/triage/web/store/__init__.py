@@ -4,7 +4,8 @@ moderators' actions), :class:`Teams` (recording teams and their feeds),
 :class:`Notifications` (what each person is told, read or not),
 :class:`Answers` (recorded answers, their review, the replies' outcomes),
 :class:`AnswerMedia` (what the media worker makes of an answer, cuts, transcript
-edits, the renditions replies publish) and the :class:`Outbox`, over one
+edits, the renditions replies publish), :class:`Protection` (the replies under our
+published answers) and the :class:`Outbox`, over one
 :class:`Database` (sessions, clock, timeline, audit, outbox writes and the
 conditional-UPDATE concurrency rule:
 :mod:`.transaction`). One transaction per call."""
@@ -24,6 +25,7 @@ from services.triage.web.store.answers import Answers, StoredAnswer, WithdrawalR
 from services.triage.web.store.media import AnswerMedia, MediaPolicy, MediaStatus
 from services.triage.web.store.notifications import Notifications
 from services.triage.web.store.outbox import Outbox
+from services.triage.web.store.protection import Protection
 from services.triage.web.store.questions import Counts, Outcome, QuestionFilter, Questions
 from services.triage.web.store.tags import Tags
 from services.triage.web.store.teams import FeedItem, TeamLoad, Teams
@@ -42,6 +44,7 @@ __all__ = [
     "Notifications",
     "Outbox",
     "Outcome",
+    "Protection",
     "QuestionFilter",
     "Questions",
     "StoredAnswer",
@@ -55,7 +58,7 @@ __all__ = [
 
 
 class TriageStore:
-    """The four aggregates over one database (what the web's lifespan builds once)."""
+    """The aggregates over one database (what the web's lifespan builds once)."""
 
     def __init__(
         self,
@@ -78,6 +81,7 @@ class TriageStore:
         self.notifications = Notifications(self.db)
         self.answers = Answers(self.db, self.media, consent_scopes=consent_scopes)
         self.outbox = Outbox(self.db, command_keys)
+        self.protection = Protection(self.db)
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:

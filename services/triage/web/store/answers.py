@@ -28,13 +28,20 @@ from services.common.messages import (
 from services.common.messages import Consent as ConsentMessage
 from services.common.replyability import replyability
 from services.triage.web import domain, policy
-from services.triage.web.exceptions import ClaimedByOther, Conflict, ConsentMissing, NotFound
+from services.triage.web.exceptions import (
+    ClaimedByOther,
+    Conflict,
+    ConsentMissing,
+    NotFound,
+    SpeakerPaused,
+)
 from services.triage.web.models import (
     Answer,
     AnswerState,
     Assignment,
     AssignmentState,
     Consent,
+    PausedSpeaker,
     Question,
     Reply,
     ReplyState,
@@ -315,6 +322,10 @@ class Answers:
             consent = await session.scalar(select(Consent).where(Consent.answer_id == answer.id))
             if consent is None or consent.withdrawn_at is not None:
                 raise ConsentMissing("the consent of the person filmed is missing or withdrawn")
+            if await session.get(PausedSpeaker, consent.given_by[:128]) is not None:
+                raise SpeakerPaused(
+                    "publishing this person's answers is paused (see Replies to our answers)"
+                )
             question = await self.db.question(session, question_id)
             askers = await self.media.askers(session, question)
             # Each reply posts the rendition made for its platform: not ready, not approved.
