@@ -37,7 +37,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from services.triage.classifier.metrics import (
     best_threshold,
     binary_report,
     fit_temperature,
+    headline,
     robust_threshold,
     sigmoid,
 )
@@ -83,6 +84,8 @@ SOURCE_WEIGHTS: dict[str, tuple[float, float, float]] = {
     "dailydialog-noqmark": (0.3, 0.3, 1.0),
     # The repository's counterfactual templates (augment.py): few rows, so weighted up.
     "augment": (2.0, 2.0, 0.0),
+    # The moderators' labels (campaign.py; weighted by Config.campaign_weight).
+    "campaign": (3.0, 3.0, 0.0),
 }
 
 
@@ -108,6 +111,8 @@ class Config:
     keep_question: bool = False
     #: Loss weight of the counterfactual templates (offensive, hate): few rows, weighted up.
     augment_weight: float = 2.0
+    #: Loss weight of the campaign's own labels (the moderators'; :mod:`.campaign`).
+    campaign_weight: float = 3.0
 
     @property
     def head_layers(self) -> list[int]:
@@ -253,8 +258,11 @@ def train(
     corpus: Corpus,
     states: HiddenStates,
     base: nn.Module,
+    *,
     init_from: Path | None = None,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> tuple[Student, dict[str, Batches]]:
+    """Train ``config.epochs`` epochs; ``on_epoch(done, total)`` after each."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)  # noqa: S311 - batch order, not security
     start_layer = N_LAYERS - config.top_layers
@@ -267,7 +275,11 @@ def train(
     train_data = resolve(
         corpus.train,
         states,
-        {**SOURCE_WEIGHTS, "augment": (config.augment_weight, config.augment_weight, 0.0)},
+        {
+            **SOURCE_WEIGHTS,
+            "augment": (config.augment_weight, config.augment_weight, 0.0),
+            "campaign": (config.campaign_weight, config.campaign_weight, 0.0),
+        },
     )
     val_data = {name: resolve(examples, states) for name, examples in corpus.val.items()}
     optimizer = torch.optim.AdamW(
@@ -325,9 +337,25 @@ def train(
                 running = [0.0, 0.0]
         if kept is not None:
             restore_question(student.heads, kept)
-        summary = evaluate_cached(student, states, val_data, config, calibration=None)
-        log.info("epoch %d val: %s", epoch + 1, json.dumps(summary["headline"]))
+        _end_of_epoch(
+            epoch + 1, student, states=states, val_data=val_data, config=config, on_epoch=on_epoch
+        )
     return student, val_data
+
+
+def _end_of_epoch(
+    done: int,
+    student: Student,
+    *,
+    states: HiddenStates,
+    val_data: dict[str, Batches],
+    config: Config,
+    on_epoch: Callable[[int, int], None] | None,
+) -> None:
+    summary = evaluate_cached(student, states, val_data, config, calibration=None)
+    log.info("epoch %d val: %s", done, json.dumps(summary["headline"]))
+    if on_epoch is not None:
+        on_epoch(done, config.epochs)
 
 
 _QUESTION = TASKS.index("question")
@@ -383,14 +411,7 @@ def evaluate_cached(
                 continue
             y = data.labels[has, k].numpy().astype(np.int64)
             out["sets"][f"{name}/{task}"] = _reports(y, logits[has, k], cal[task])
-    sets = out["sets"]
-    out["headline"] = {
-        "olid/offensive macro-F1": sets["olid/offensive"]["macro_f1"],
-        "hateval/hate macro-F1": sets["hateval/hate"]["macro_f1"],
-        "davidson/hate macro-F1": sets["davidson/hate"]["macro_f1"],
-        "davidson/offensive macro-F1": sets["davidson/offensive"]["macro_f1"],
-        "dailydialog/question F1": sets["dailydialog/question"]["positive"]["f1"],
-    }
+    out["headline"] = headline(out["sets"])
     return out
 
 
@@ -464,22 +485,6 @@ def training_corpus(args: argparse.Namespace, root: Path, seed: int) -> Corpus:
         train = train[:: max(1, len(train) // args.limit)]
         val = {k: v[:: max(1, 4 * len(v) // args.limit)] for k, v in val.items()}
     return Corpus(train=train, val=val)
-
-
-def with_body(base: nn.Module, directory: Path) -> tuple[dict[str, torch.Tensor], list[int], str]:
-    """Put the fine-tuned layers of the artefacts in ``directory`` into ``base``:
-    (their weights, their layer indices, the artefacts' weights sha256)."""
-    meta = artefacts.load_metadata(directory)
-    weights = artefacts.load_weights(directory)
-    encoder_layers: Any = base.encoder.layer  # type: ignore[union-attr]
-    body: dict[str, torch.Tensor] = {}
-    for i in meta.replaced_layers:
-        prefix = f"encoder.layer.{i}."
-        part = {k: v for k, v in weights.items() if k.startswith(prefix)}
-        encoder_layers[i].load_state_dict({k[len(prefix) :]: v.float() for k, v in part.items()})
-        body.update(part)
-    log.info("heads on the body of %s (layers %s)", meta.version, meta.replaced_layers)
-    return body, meta.replaced_layers, meta.weights_sha256
 
 
 def _training_summary(
@@ -629,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     body_layers: list[int] = []
     states_sha = f"{base_sha}-int8" if args.int8 else base_sha
     if args.body_from is not None:
-        body, body_layers, weights_sha = with_body(base, args.body_from)
+        body, body_layers, weights_sha = artefacts.with_body(base, args.body_from)
         states_sha = f"{base_sha}-body-{weights_sha[:16]}"
     states = cached_states(
         quantize_int8(base) if args.int8 else base,

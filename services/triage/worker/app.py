@@ -31,6 +31,7 @@ from services.triage.worker.agents import FaustSink, classify_mentions, note_app
 from services.triage.worker.batch import BatchProcessor, Decider, Sink
 from services.triage.worker.cache import PredictionCache
 from services.triage.worker.config import WorkerSettings
+from services.triage.worker.live_model import LiveModel
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +194,15 @@ def create_worker(
     web_bind: str = "0.0.0.0",  # noqa: S104 - see faust_settings
     datadir: Path | None = None,
     faust_overrides: Mapping[str, Any] | None = None,
+    live: LiveModel | None = None,
 ) -> TriageWorker:
     """The composition root of the stream worker.
 
     ``classifier`` and ``decider`` are built by the caller (the real model and
     ``Triage`` in ``__main__``, fakes in tests); ``sink`` replaces faust's
     producer (``agent.test_context()`` runs without a broker); ``faust_overrides``
-    replace entries of :func:`faust_settings` (tests shorten the group timeouts).
+    replace entries of :func:`faust_settings` (tests shorten the group timeouts);
+    ``live`` follows the registry's live version between batches (hot swap).
     """
     conf = faust_settings(
         settings,
@@ -226,6 +229,7 @@ def create_worker(
         decider=decider,
         cache=cache if cache is not None else PredictionCache(settings.cache_size),
         sink=sink or FaustSink(app, sent),
+        live=live,
     )
     health = Health(app)
     metrics.CLASSIFIER_LOADED.set(1)

@@ -64,3 +64,8 @@ CONSUMER_LAG = Gauge(
     "Records of mentions.raw behind the end of the partition, after the last batch",
     ["topic", "partition"],
 )
+MODEL_SWAPS = Counter(
+    "triage_model_swaps_total",
+    "Switches to a newly live model version between batches, by outcome (ok, failed)",
+    ["outcome"],
+)
