@@ -21,8 +21,8 @@ pytestmark = pytest.mark.timeout(60)
 
 TABLES = {
     "alembic_version", "answers", "assignments", "audit_log", "blocked_authors", "consents",
-    "login_failures", "media_jobs", "outbox", "question_events", "questions", "replies",
-    "sessions", "teams",
+    "labels", "login_failures", "media_jobs", "model_jobs", "outbox", "question_events",
+    "questions", "replies", "sessions", "teams",
     "users",
 }  # fmt: skip
 
@@ -77,7 +77,7 @@ async def test_migrating_again_keeps_the_data_and_the_revision(kind: str, tmp_pa
             revision = await connection.scalar(text("SELECT version_num FROM alembic_version"))
             teams = await connection.scalar(select(func.count()).select_from(Team))
             assert await connection.run_sync(_diff) == []
-    assert (revision, teams) == ("0002", 1)
+    assert (revision, teams) == ("0003", 1)
 
 
 async def test_the_downgrade_removes_every_table(kind: str, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """The triage database, by aggregate: :class:`Questions` (the queue and the
-moderators' actions), :class:`Teams` (recording teams and their feeds),
+moderators' actions), :class:`Labels` and :class:`ModelJobs` (learning from the
+moderators), :class:`Teams` (recording teams and their feeds),
 :class:`Answers` (recorded answers, their review, the replies' outcomes),
 :class:`AnswerMedia` (what the media worker makes of an answer, cuts, transcript
 edits, the renditions replies publish) and the :class:`Outbox`, over one
@@ -19,6 +20,7 @@ from services.common.messages import utcnow
 from services.common.signing import CommandKeys
 from services.triage.web.models import MediaJob
 from services.triage.web.store.answers import Answers, StoredAnswer, WithdrawalRequest
+from services.triage.web.store.learning import Labels, ModelJobs
 from services.triage.web.store.media import AnswerMedia, MediaPolicy, MediaStatus
 from services.triage.web.store.outbox import Outbox
 from services.triage.web.store.questions import Counts, Outcome, QuestionFilter, Questions
@@ -33,8 +35,10 @@ __all__ = [
     "Counts",
     "Database",
     "FeedItem",
+    "Labels",
     "MediaPolicy",
     "MediaStatus",
+    "ModelJobs",
     "Outbox",
     "Outcome",
     "QuestionFilter",
@@ -49,7 +53,7 @@ __all__ = [
 
 
 class TriageStore:
-    """The four aggregates over one database (what the web's lifespan builds once)."""
+    """The aggregates over one database (what the web's lifespan builds once)."""
 
     def __init__(
         self,
@@ -70,6 +74,8 @@ class TriageStore:
         self.teams = Teams(self.db)
         self.answers = Answers(self.db, self.media, consent_scopes=consent_scopes)
         self.outbox = Outbox(self.db, command_keys)
+        self.labels = Labels(self.db)
+        self.model_jobs = ModelJobs(self.db)
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:

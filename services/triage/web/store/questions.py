@@ -27,6 +27,7 @@ from services.triage.web.models import (
     Status,
     Team,
 )
+from services.triage.web.store.learning import Labels
 from services.triage.web.store.teams import team_load
 from services.triage.web.store.transaction import Actor, Database, as_json, new_id
 
@@ -492,6 +493,7 @@ class Questions:
                 reason=f"undid {last.event}",
             )
             self.db.audit(session, actor, "undo", question_id, {"undid": last.event})
+            await Labels(self.db).retract(session, question_id, actor, since=last.at)
             await session.commit()
             return back
 
@@ -529,6 +531,9 @@ class Questions:
             reason=reason,
         )
         self.db.audit(session, actor, action, question_id, {"reason": reason} if reason else None)
+        await Labels(self.db).from_action(
+            session, question_id, action, actor, previous=previous, reason=reason
+        )
         return move.to
 
     async def _end_assignment(self, session: AsyncSession, question_id: str) -> None:
