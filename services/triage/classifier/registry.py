@@ -16,7 +16,6 @@ before any pointer names it (it is written under ``tmp-*`` and renamed).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from services.common.files import fsync_path, write_atomic
 from services.triage.classifier import artefacts
 
 LIVE_FILE = "live.json"
@@ -54,25 +54,6 @@ def valid_version(version: str) -> str:
     if not _VERSION.fullmatch(version):
         raise RegistryError(f"not a version name: {version!r}")
     return version
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` so that a reader (or a crash) sees old or new, whole."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    _fsync_dir(path.parent)
 
 
 class Registry:
@@ -164,11 +145,13 @@ class Registry:
             raise RegistryError(f"model version {version!r} exists already")
         target.parent.mkdir(parents=True, exist_ok=True)
         staged.replace(target)
-        _fsync_dir(target.parent)
+        fsync_path(target.parent)
         return target
 
     def write_gate(self, version: str, gate: dict[str, Any]) -> None:
-        write_atomically(self.directory(version) / GATE_FILE, json.dumps(gate, indent=2) + "\n")
+        write_atomic(
+            self.directory(version) / GATE_FILE, (json.dumps(gate, indent=2) + "\n").encode()
+        )
 
     def switch(self, version: str, *, by: str, why: str) -> Live:
         """Make ``version`` live (promotion or rollback); recorded in the history."""
@@ -178,7 +161,7 @@ class Registry:
         self.root.mkdir(parents=True, exist_ok=True)
         at = datetime.now(UTC).isoformat()
         pointer = {"version": version, "at": at, "by": by, "why": why}
-        write_atomically(self.root / LIVE_FILE, json.dumps(pointer) + "\n")
+        write_atomic(self.root / LIVE_FILE, (json.dumps(pointer) + "\n").encode())
         entry = {**pointer, "from": previous}
         with (self.root / HISTORY_FILE).open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry) + "\n")

@@ -6,11 +6,8 @@ with the reason, and the promoted version stays live."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,21 +15,8 @@ from services.common.messages import MentionReceived
 from services.triage.classifier.registry import COMMITTED
 from tests.helpers.campaign import campaign_tweets
 from tests.triage.classifier.tiny_data import tiny_data
-from tests.triage.web.helpers.api import Web, serve_api
-
-#: How long one retrain may take on two busy cores (seconds).
-JOB_TIMEOUT_S = 600
-
-
-async def finished(web: Web, job: int) -> dict[str, Any]:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while time.monotonic() < deadline:
-        state = (await web.call("mod1", "GET", "/api/model")).json()
-        (row,) = [j for j in state["jobs"] if j["id"] == job]
-        if row["state"] not in {"queued", "running"}:
-            return {"job": row, "state": state}
-        await asyncio.sleep(1.0)
-    raise AssertionError(f"retrain job {job} did not finish in {JOB_TIMEOUT_S} s")
+from tests.triage.learning.helpers import finished_job
+from tests.triage.web.helpers.api import serve_api
 
 
 async def test_a_retrain_through_the_api_is_promoted_and_a_shuffled_one_refused(
@@ -66,7 +50,7 @@ async def test_a_retrain_through_the_api_is_promoted_and_a_shuffled_one_refused(
         busy = await web.call("admin", "POST", "/api/model/retrain")
         assert busy.status_code == 409
 
-        done = await finished(web, job["id"])
+        done = await finished_job(web, job["id"])
         assert done["job"]["state"] == "promoted", done["job"]["reason"]
         assert (done["job"]["stage"], done["job"]["progress"]) == ("done", 1.0)
         assert done["job"]["finished_at"] is not None
@@ -77,7 +61,7 @@ async def test_a_retrain_through_the_api_is_promoted_and_a_shuffled_one_refused(
         assert [c["version"] for c in done["state"]["candidates"]] == [COMMITTED]
 
         wrong = await web.call("admin", "POST", "/api/model/retrain", json={"shuffle_labels": True})
-        refused = await finished(web, wrong.json()["job"]["id"])
+        refused = await finished_job(web, wrong.json()["job"]["id"])
         assert refused["job"]["state"] == "candidate"
         assert refused["job"]["reason"].startswith("campaign holdout macro-F1 (n=48)")
         assert refused["state"]["live"]["version"] == live["version"]
