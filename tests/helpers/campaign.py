@@ -51,16 +51,23 @@ TAILS = ("", "", " !", " ...", " 😡", " #TakeAction", " #IWelcome")
 class LabelledTweet:
     text: str
     hate: bool
+    template: str = ""
 
 
-def campaign_tweets(n: int, *, seed: int = 7, hate_share: float = 0.4) -> list[LabelledTweet]:
-    """``n`` distinct synthetic campaign tweets with their hate labels."""
+def campaign_tweets(
+    n: int, *, seed: int = 7, hate_share: float = 0.4, templates: str = "all"
+) -> list[LabelledTweet]:
+    """``n`` distinct synthetic campaign tweets with their hate labels, from every
+    template (``all``) or only the ``even`` or ``odd`` ones of each class (so a test can
+    ask about wordings it never labelled)."""
+    keep = {"all": slice(None), "even": slice(0, None, 2), "odd": slice(1, None, 2)}[templates]
+    hateful, calm = HATE_TEMPLATES[keep], CALM_TEMPLATES[keep]
     rng = random.Random(seed)
     out: list[LabelledTweet] = []
     seen: set[str] = set()
     while len(out) < n:
         hate = rng.random() < hate_share
-        template = rng.choice(HATE_TEMPLATES if hate else CALM_TEMPLATES)
+        template = rng.choice(hateful if hate else calm)
         text = template.format(
             handle=rng.choice(HANDLES),
             swarm=rng.choice(SWARM),
@@ -74,5 +81,5 @@ def campaign_tweets(n: int, *, seed: int = 7, hate_share: float = 0.4) -> list[L
         if text in seen:
             continue
         seen.add(text)
-        out.append(LabelledTweet(text, hate))
+        out.append(LabelledTweet(text, hate, template))
     return out

@@ -150,6 +150,16 @@ def public_corpus(root: Path, config: RetrainConfig) -> Corpus:
     return Corpus(train=train_rows, val=val)
 
 
+def body_digest(body: dict[str, torch.Tensor]) -> str:
+    """sha256 of the fine-tuned layers alone: every retrain keeps them, so the text states
+    of one body are computed once, whichever heads a version has."""
+    digest = hashlib.sha256()
+    for key in sorted(body):
+        digest.update(key.encode())
+        digest.update(body[key].to(torch.float16).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def candidate_version(live_version: str, now: datetime) -> str:
     return f"{_CAMPAIGN_SUFFIX.sub('', live_version)}-campaign-{now:%Y%m%dT%H%M%S}"
 
@@ -278,7 +288,7 @@ def retrain(
         raise artefacts.BaseModelMismatch(f"{live_meta.version} was trained on another base")
     tokenizer = AutoTokenizer.from_pretrained(str(base_path))
     base = AutoModel.from_pretrained(str(base_path)).eval()
-    body, body_layers, weights_sha = artefacts.with_body(base, live_dir)
+    body, body_layers, _ = artefacts.with_body(base, live_dir)
     progress("text states", 0.1)
     texts = [*corpus.all_texts(), *(e.text for e in holdout)]
     states = cached_states(
@@ -286,7 +296,7 @@ def retrain(
         tokenizer,
         texts,
         [train.N_LAYERS],
-        base_sha256=f"{base_sha}-body-{weights_sha[:16]}",
+        base_sha256=f"{base_sha}-body-{body_digest(body)[:16]}",
         max_length=live_meta.max_length,
         cache_dir=cache_dir or train.CACHE_DIR,
         groups=[

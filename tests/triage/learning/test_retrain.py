@@ -85,7 +85,10 @@ def test_a_retrain_learns_the_campaign_and_a_shuffled_one_is_refused(
     classifier = TransformerClassifier(artefacts_dir=registry.live().directory)
     assert classifier.version.split("+")[0] == version  # "+bf16" where the CPU runs bf16
 
+    cached = set((tmp_path / "cache").glob("states-*.pt"))
     wrong = _retrain(setting, registry.live().directory, tmp_path / "wrong", shuffle_labels=True)
+    # The same body (only the heads changed): every text state came from the cache.
+    assert set((tmp_path / "cache").glob("states-*.pt")) == cached
     refused = gate.judge(wrong["live"], wrong["candidate"])
     assert not refused.promote
     assert refused.reason.startswith("campaign holdout macro-F1 (n=48): live 1.000, candidate 0.")
