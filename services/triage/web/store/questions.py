@@ -530,10 +530,10 @@ class Questions:
             decision=action,
             reason=reason,
         )
-        self.db.audit(session, actor, action, question_id, {"reason": reason} if reason else None)
         await Labels(self.db).from_action(
             session, question_id, action, actor, previous=previous, reason=reason
         )
+        self.db.audit(session, actor, action, question_id, {"reason": reason} if reason else None)
         return move.to
 
     async def _end_assignment(self, session: AsyncSession, question_id: str) -> None:
