@@ -14,7 +14,8 @@ labelled; reported apart). In one process, with no restart:
    public data plus those labels; the gate promotes it or not (``GET /api/model``);
 4. the worker's :class:`LiveModel` takes the new version up at its next refresh and
    scores the second half again: macro-F1 (hate) **after**;
-5. a retrain on the same labels shuffled is refused by the gate, with its reason.
+5. a retrain on the same labels shuffled is refused by the gate, with its reason
+   (``--control-first``: before the real one, against the committed model).
 
 Prints ``BEFORE``, ``AFTER``, ``GAIN`` and the gate's decisions.
 """
@@ -76,7 +77,15 @@ def hate_macro_f1(classifier: Classifier, tweets: Sequence[LabelledTweet]) -> fl
     return float(binary_report(y, np.array(scores), 0.5).macro_f1)
 
 
-async def measure(tweets: int, root: Path) -> dict[str, Any]:
+async def shuffled_retrain(web: Any) -> dict[str, Any]:
+    """A retrain on the labels shuffled among themselves, to its end."""
+    wrong = await web.call("admin", "POST", "/api/model/retrain", json={"shuffle_labels": True})
+    refused = await finished_job(web, wrong.json()["job"]["id"], timeout_s=3600)
+    print(f"SHUFFLED {refused['job']['state']}: {refused['job']['reason']}", flush=True)
+    return dict(refused["job"])
+
+
+async def measure(tweets: int, root: Path, *, control_first: bool = False) -> dict[str, Any]:
     # Labelled: half the campaign's wordings (the even templates). Later: the same source,
     # every wording, so about half of it is worded in ways no moderator ever labelled.
     labelled = campaign_tweets(tweets // 2, seed=24, templates="even")
@@ -105,6 +114,7 @@ async def measure(tweets: int, root: Path) -> dict[str, Any]:
                 "mod1", "POST", f"/api/questions/{question}/labels", json=given
             )
             response.raise_for_status()
+        first = await shuffled_retrain(web) if control_first else None
         job = (await web.call("admin", "POST", "/api/model/retrain")).json()["job"]
         done = await finished_job(web, job["id"], timeout_s=3600)
         print(f"RETRAIN {done['job']['state']}: {done['job']['reason']}", flush=True)
@@ -117,25 +127,29 @@ async def measure(tweets: int, root: Path) -> dict[str, Any]:
             flush=True,
         )
         print(f"GAIN {after - before:+.3f} (swapped without restart: {swapped is not None})")
-        wrong = await web.call("admin", "POST", "/api/model/retrain", json={"shuffle_labels": True})
-        refused = await finished_job(web, wrong.json()["job"]["id"], timeout_s=3600)
-        print(f"SHUFFLED {refused['job']['state']}: {refused['job']['reason']}", flush=True)
+        refused = first or await shuffled_retrain(web)
         return {
             "before": before,
             "after": after,
             "unseen": {"n": len(unseen), "before": before_unseen, "after": after_unseen},
             "retrain": done["job"],
-            "shuffled": refused["job"],
-            "live": refused["state"]["live"]["version"],
+            "shuffled": refused,
+            "live": (await web.call("mod1", "GET", "/api/model")).json()["live"]["version"],
         }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--tweets", type=int, default=3000)
+    parser.add_argument(
+        "--control-first",
+        action="store_true",
+        help="the shuffled retrain first, against the committed model (else after, against "
+        "the promoted one)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        result = asyncio.run(measure(args.tweets, Path(tmp)))
+        result = asyncio.run(measure(args.tweets, Path(tmp), control_first=args.control_first))
     print(json.dumps(result, indent=2, default=str))
     return 0 if result["after"] - result["before"] >= 0.05 else 1
 

@@ -214,7 +214,7 @@ async def schedule(settings: WebSettings, labels: Labels, jobs: ModelJobs) -> No
     that old and enough labels came since; jobs whose process died are marked failed."""
     while True:
         await jobs.abandon_stale(STALE_AFTER)
-        last = await jobs.last_finished_at()
+        last = await jobs.last_started_at()
         due = last is None or datetime.now(UTC) - last >= timedelta(hours=settings.retrain_every_h)
         if due and await labels.count(since=last) >= settings.retrain_min_new_labels:
             with contextlib.suppress(Exception):  # another job running: next time

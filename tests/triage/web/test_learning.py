@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.common.messages import Decision, MentionReceived, Scores
 from services.triage.classifier.registry import COMMITTED, Registry
 from services.triage.web.deps import COOKIE
-from services.triage.web.models import AuditEntry
+from services.triage.web.exceptions import Conflict
+from services.triage.web.models import AuditEntry, ModelJob
+from services.triage.web.store import Actor
 from tests.helpers.db import KINDS
 from tests.triage.learning.helpers import candidate
 from tests.triage.web.helpers.api import PASSWORD, Web, serve_api
@@ -223,3 +226,23 @@ async def test_rollback_to_an_earlier_live_version(learn: Web) -> None:
     again = await learn.call("admin", "POST", url, json={"version": "v1"})
     assert again.json()["live"]["version"] == "v1"
     assert registry.live().version == "v1"
+
+
+async def test_a_job_that_stopped_reporting_is_failed_and_frees_the_next(learn: Web) -> None:
+    jobs = learn.runtime.store.model_jobs
+    job = await jobs.queue(Actor.system("test"), {})
+    with pytest.raises(Conflict):
+        await jobs.queue(Actor.system("test"), {})
+    assert await jobs.abandon_stale(timedelta(hours=2)) == 0
+    async with learn.runtime.store.sessions() as session:
+        await session.execute(
+            update(ModelJob).values(updated_at=datetime.now(UTC) - timedelta(hours=3))
+        )
+        await session.commit()
+    assert await jobs.abandon_stale(timedelta(hours=2)) == 1
+    stale = await jobs.get(job.id)
+    assert (stale.state, stale.reason) == (
+        "failed",
+        "the job stopped reporting (its process ended)",
+    )
+    assert (await jobs.queue(Actor.system("test"), {})).id > job.id

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.triage.classifier.registry import Registry, RegistryError
 from services.triage.web.deps import Admin, Moderator, Runtime, TriageRuntime
 from services.triage.web.exceptions import Conflict, Invalid, NotFound
-from services.triage.web.retrain import spawn_job
+from services.triage.web.retrain import STALE_AFTER, spawn_job
 from services.triage.web.routes.questions import render_questions
 from services.triage.web.schemas import ActionResult
 from services.triage.web.store import Actor
@@ -195,6 +195,8 @@ async def retrain(
 
 
 async def start_retrain(runtime: TriageRuntime, actor: Actor, body: RetrainBody) -> Any:
+    # A job whose process died long ago must not hold the next one back for ever.
+    await runtime.store.model_jobs.abandon_stale(STALE_AFTER)
     job = await runtime.store.model_jobs.queue(actor, body.model_dump())
     try:
         spawn_job(runtime.settings, job.id)

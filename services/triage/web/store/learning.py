@@ -396,7 +396,8 @@ class ModelJobs:
             rows = await session.scalars(select(ModelJob).order_by(ModelJob.id.desc()).limit(limit))
             return list(rows)
 
-    async def last_finished_at(self) -> datetime | None:
+    async def last_started_at(self) -> datetime | None:
+        """When the latest job was queued (the schedule counts from there)."""
         async with self.db.sessions() as session:
             value: datetime | None = await session.scalar(select(func.max(ModelJob.created_at)))
             return value
