@@ -13,7 +13,7 @@ TEST_WORKERS ?= 2
 NODE_STAMP := node_modules/.installed
 JS_SOURCES := services/triage/web/static
 
-.PHONY: help install system-deps whisper-model pds run broker test unit lint typecheck train eval bench soak docs fmt clean distclean
+.PHONY: help install system-deps whisper-model pds run broker test unit lint typecheck train retrain eval bench soak docs fmt clean distclean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -103,6 +103,9 @@ test: $(STAMP) system-deps whisper-model pds lint typecheck ## Lint, type-check 
 
 train: $(STAMP) ## Train the classifier heads on ../shared/data (TRIAGE_DATA_DIR); writes services/triage/model
 	$(BIN)/python -m services.triage.classifier.train $(ARGS)
+
+retrain: $(STAMP) ## Retrain the heads on the shared data + the moderators' labels (triage DB); the gate promotes or keeps a candidate
+	$(BIN)/python -m services.triage.web.retrain $(ARGS)
 
 eval: $(STAMP) ## Measure the committed classifier artefacts on the validation sets and the functional suite
 	$(BIN)/python -m services.triage.classifier.evaluate $(ARGS)

@@ -30,6 +30,9 @@ class TriageSettings(ServiceSettings):
     rules_path: Path = PACKAGE_DIR / "rules.yaml"
     #: How often (seconds) the rules file is checked for changes (mtime and size).
     rules_check_every_s: float = Field(default=2.0, ge=0, le=3600)
+    #: Trained model versions and the pointer to the live one (shared by the worker, the
+    #: web and the retrain job); without a pointer the committed model is live.
+    models_dir: Path = Path("var/triage/models")
 
 
 class ClassifierSettings(TriageSettings):

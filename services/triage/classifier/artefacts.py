@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ WEIGHTS_FILE = "weights.safetensors"
 METADATA_FILE = "metadata.json"
 BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 HEADS_PREFIX = "heads."
+
+log = logging.getLogger(__name__)
 
 
 class ArtefactError(Exception):
@@ -110,3 +113,19 @@ def load_weights(directory: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
         raise ArtefactError(f"no classifier weights at {path}")
     return {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
+
+
+def with_body(base: Any, directory: Path) -> tuple[dict[str, torch.Tensor], list[int], str]:
+    """Put the fine-tuned layers of the artefacts in ``directory`` into ``base``:
+    (their weights, their layer indices, the artefacts' weights sha256)."""
+    meta = load_metadata(directory)
+    weights = load_weights(directory)
+    encoder_layers: Any = base.encoder.layer
+    body: dict[str, torch.Tensor] = {}
+    for i in meta.replaced_layers:
+        prefix = f"encoder.layer.{i}."
+        part = {k: v for k, v in weights.items() if k.startswith(prefix)}
+        encoder_layers[i].load_state_dict({k[len(prefix) :]: v.float() for k, v in part.items()})
+        body.update(part)
+    log.info("heads on the body of %s (layers %s)", meta.version, meta.replaced_layers)
+    return body, meta.replaced_layers, meta.weights_sha256

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +40,7 @@ class Classifier(Protocol):
         ...
 
 
+@runtime_checkable
 class CampaignRelevance(Protocol):
     """What measures relevance to the campaign; the decider re-embeds the campaign
     through it when the rules file's campaign changes."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -11,9 +12,13 @@ if TYPE_CHECKING:
 
 
 def load_classifier(
-    settings: ClassifierSettings, campaign_examples: Sequence[str]
+    settings: ClassifierSettings,
+    campaign_examples: Sequence[str],
+    artefacts_dir: Path | None = None,
 ) -> TransformerClassifier:
-    """The MiniLM classifier with the committed heads, or ``TRIAGE_MODEL_PATH``'s model.
+    """The MiniLM classifier with the heads in ``artefacts_dir`` (default: the live
+    version of ``TRIAGE_MODELS_DIR``, else the committed ones), or
+    ``TRIAGE_MODEL_PATH``'s model.
 
     torch and transformers are imported here, not at module import, so the
     modules that only need the :class:`Classifier` port stay light.
@@ -21,9 +26,13 @@ def load_classifier(
     import torch  # noqa: PLC0415 - heavy; only when a model is really loaded
 
     from services.triage.classifier import transformer  # noqa: PLC0415 - imports torch
+    from services.triage.classifier.registry import Registry  # noqa: PLC0415
 
+    if artefacts_dir is None:
+        artefacts_dir = Registry(settings.models_dir).live().directory
     classifier = transformer.load_classifier(
         list(campaign_examples),
+        artefacts_dir=artefacts_dir,
         model_path=settings.model_path,
         precision=settings.precision,
         trim_above_mb=settings.memory_trim_mb,

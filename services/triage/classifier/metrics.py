@@ -127,3 +127,24 @@ def robust_threshold(
         return min(binary_report(y, prob, float(t)).macro_f1 for y, prob in sets)
 
     return round(float(max(grid, key=worst)), 2)
+
+
+#: The headline numbers: (name, set/task, which figure of its report).
+HEADLINE = (
+    ("olid/offensive macro-F1", "olid/offensive", "macro_f1"),
+    ("hateval/hate macro-F1", "hateval/hate", "macro_f1"),
+    ("davidson/hate macro-F1", "davidson/hate", "macro_f1"),
+    ("davidson/offensive macro-F1", "davidson/offensive", "macro_f1"),
+    ("dailydialog/question F1", "dailydialog/question", "positive_f1"),
+)
+
+
+def headline(sets: dict[str, Any]) -> dict[str, float]:
+    """The headline numbers of the sets measured (a retrain measures no question set)."""
+    out: dict[str, float] = {}
+    for name, key, figure in HEADLINE:
+        if key in sets:
+            report = sets[key]
+            value = report["positive"]["f1"] if figure == "positive_f1" else report[figure]
+            out[name] = float(value)
+    return out

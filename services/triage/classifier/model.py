@@ -96,3 +96,23 @@ class Heads(nn.Module):
             for k, mlp in enumerate(self.mlps)
         ]
         return torch.cat(logits, dim=-1)
+
+
+def head_state(heads: Heads, task: str) -> dict[str, torch.Tensor]:
+    """The parameters that only ``task``'s head uses (its MLP, its attention row)."""
+    k = TASKS.index(task)
+    state = {f"mlps.{k}.{name}": v.clone() for name, v in heads.mlps[k].state_dict().items()}
+    state["attention.weight"] = heads.attention.weight[k].detach().clone()
+    state["attention.bias"] = heads.attention.bias[k].detach().clone()
+    return state
+
+
+def restore_head(heads: Heads, task: str, state: dict[str, torch.Tensor]) -> None:
+    k = TASKS.index(task)
+    with torch.no_grad():
+        prefix = f"mlps.{k}."
+        heads.mlps[k].load_state_dict(
+            {name[len(prefix) :]: v for name, v in state.items() if name.startswith(prefix)}
+        )
+        heads.attention.weight[k] = state["attention.weight"]
+        heads.attention.bias[k] = state["attention.bias"]

@@ -37,7 +37,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from services.triage.classifier.metrics import (
     best_threshold,
     binary_report,
     fit_temperature,
+    headline,
     robust_threshold,
     sigmoid,
 )
@@ -63,7 +64,9 @@ from services.triage.classifier.model import (
     Heads,
     attention_mask_4d,
     file_sha256,
+    head_state,
     mean_pool,
+    restore_head,
     text_features,
 )
 
@@ -83,6 +86,8 @@ SOURCE_WEIGHTS: dict[str, tuple[float, float, float]] = {
     "dailydialog-noqmark": (0.3, 0.3, 1.0),
     # The repository's counterfactual templates (augment.py): few rows, so weighted up.
     "augment": (2.0, 2.0, 0.0),
+    # The moderators' labels (campaign.py; weighted by Config.campaign_weight).
+    "campaign": (3.0, 3.0, 0.0),
 }
 
 
@@ -111,12 +116,19 @@ class Config:
     #: augment_offensive_weight is set): few rows, weighted up.
     augment_weight: float = 2.0
     augment_offensive_weight: float | None = None
+    #: Loss weight of the campaign's own labels (the moderators'; :mod:`.campaign`).
+    campaign_weight: float = 3.0
 
     def source_weights(self) -> dict[str, tuple[float, float, float]]:
         """SOURCE_WEIGHTS with the templates' weights of this configuration."""
         offensive = self.augment_offensive_weight
         hate = self.augment_weight
-        return {**SOURCE_WEIGHTS, "augment": (hate if offensive is None else offensive, hate, 0.0)}
+        campaign = self.campaign_weight
+        return {
+            **SOURCE_WEIGHTS,
+            "augment": (hate if offensive is None else offensive, hate, 0.0),
+            "campaign": (campaign, campaign, 0.0),
+        }
 
     @property
     def head_layers(self) -> list[int]:
@@ -262,8 +274,11 @@ def train(
     corpus: Corpus,
     states: HiddenStates,
     base: nn.Module,
+    *,
     init_from: Path | None = None,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> tuple[Student, dict[str, Batches]]:
+    """Train ``config.epochs`` epochs; ``on_epoch(done, total)`` after each."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)  # noqa: S311 - batch order, not security
     start_layer = N_LAYERS - config.top_layers
@@ -331,29 +346,25 @@ def train(
                 running = [0.0, 0.0]
         for task, state in kept.items():
             restore_head(student.heads, task, state)
-        summary = evaluate_cached(student, states, val_data, config, calibration=None)
-        log.info("epoch %d val: %s", epoch + 1, json.dumps(summary["headline"]))
+        _end_of_epoch(
+            epoch + 1, student, states=states, val_data=val_data, config=config, on_epoch=on_epoch
+        )
     return student, val_data
 
 
-def head_state(heads: Heads, task: str) -> dict[str, torch.Tensor]:
-    """The parameters that only ``task``'s head uses (its MLP, its attention row)."""
-    k = TASKS.index(task)
-    state = {f"mlps.{k}.{name}": v.clone() for name, v in heads.mlps[k].state_dict().items()}
-    state["attention.weight"] = heads.attention.weight[k].detach().clone()
-    state["attention.bias"] = heads.attention.bias[k].detach().clone()
-    return state
-
-
-def restore_head(heads: Heads, task: str, state: dict[str, torch.Tensor]) -> None:
-    k = TASKS.index(task)
-    with torch.no_grad():
-        prefix = f"mlps.{k}."
-        heads.mlps[k].load_state_dict(
-            {name[len(prefix) :]: v for name, v in state.items() if name.startswith(prefix)}
-        )
-        heads.attention.weight[k] = state["attention.weight"]
-        heads.attention.bias[k] = state["attention.bias"]
+def _end_of_epoch(
+    done: int,
+    student: Student,
+    *,
+    states: HiddenStates,
+    val_data: dict[str, Batches],
+    config: Config,
+    on_epoch: Callable[[int, int], None] | None,
+) -> None:
+    summary = evaluate_cached(student, states, val_data, config, calibration=None)
+    log.info("epoch %d val: %s", done, json.dumps(summary["headline"]))
+    if on_epoch is not None:
+        on_epoch(done, config.epochs)
 
 
 def _reports(
@@ -386,14 +397,7 @@ def evaluate_cached(
                 continue
             y = data.labels[has, k].numpy().astype(np.int64)
             out["sets"][f"{name}/{task}"] = _reports(y, logits[has, k], cal[task])
-    sets = out["sets"]
-    out["headline"] = {
-        "olid/offensive macro-F1": sets["olid/offensive"]["macro_f1"],
-        "hateval/hate macro-F1": sets["hateval/hate"]["macro_f1"],
-        "davidson/hate macro-F1": sets["davidson/hate"]["macro_f1"],
-        "davidson/offensive macro-F1": sets["davidson/offensive"]["macro_f1"],
-        "dailydialog/question F1": sets["dailydialog/question"]["positive"]["f1"],
-    }
+    out["headline"] = headline(out["sets"])
     return out
 
 
@@ -467,22 +471,6 @@ def training_corpus(args: argparse.Namespace, root: Path, seed: int) -> Corpus:
         train = train[:: max(1, len(train) // args.limit)]
         val = {k: v[:: max(1, 4 * len(v) // args.limit)] for k, v in val.items()}
     return Corpus(train=train, val=val)
-
-
-def with_body(base: nn.Module, directory: Path) -> tuple[dict[str, torch.Tensor], list[int], str]:
-    """Put the fine-tuned layers of the artefacts in ``directory`` into ``base``:
-    (their weights, their layer indices, the artefacts' weights sha256)."""
-    meta = artefacts.load_metadata(directory)
-    weights = artefacts.load_weights(directory)
-    encoder_layers: Any = base.encoder.layer  # type: ignore[union-attr]
-    body: dict[str, torch.Tensor] = {}
-    for i in meta.replaced_layers:
-        prefix = f"encoder.layer.{i}."
-        part = {k: v for k, v in weights.items() if k.startswith(prefix)}
-        encoder_layers[i].load_state_dict({k[len(prefix) :]: v.float() for k, v in part.items()})
-        body.update(part)
-    log.info("heads on the body of %s (layers %s)", meta.version, meta.replaced_layers)
-    return body, meta.replaced_layers, meta.weights_sha256
 
 
 def _training_summary(
@@ -642,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     body_layers: list[int] = []
     states_sha = f"{base_sha}-int8" if args.int8 else base_sha
     if args.body_from is not None:
-        body, body_layers, weights_sha = with_body(base, args.body_from)
+        body, body_layers, weights_sha = artefacts.with_body(base, args.body_from)
         states_sha = f"{base_sha}-body-{weights_sha[:16]}"
     states = cached_states(
         quantize_int8(base) if args.int8 else base,

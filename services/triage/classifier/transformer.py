@@ -535,26 +535,28 @@ def load_classifier(
     model_path: str | os.PathLike[str] | None = None,
     precision: Precision | Literal["auto"] = "auto",
     trim_above_mb: int | None = 1024,
+    artefacts_dir: Path = artefacts.ARTEFACT_DIR,
 ) -> TransformerClassifier:
-    """The classifier for ``model_path`` (``TRIAGE_MODEL_PATH``).
+    """The classifier for ``model_path`` (``TRIAGE_MODEL_PATH``) with the artefacts in
+    ``artefacts_dir`` (the live version's folder; the committed ones by default).
 
     Without it: the wheel's base model with the committed artefacts (a mismatch
     raises). With it: the artefacts if that model is their base (same sha256),
     else the model on its own in a degraded mode.
     """
     path = Path(model_path) if model_path else None
-    artefacts_dir: Path | None = artefacts.ARTEFACT_DIR
+    heads: Path | None = artefacts_dir
     if path is not None:
         try:
-            meta: Metadata | None = artefacts.load_metadata(artefacts.ARTEFACT_DIR)
+            meta: Metadata | None = artefacts.load_metadata(artefacts_dir)
         except ArtefactError:
             meta = None
         if meta is None or _base_sha256(path) != meta.base_model_sha256:
-            artefacts_dir = None  # not our artefacts' base: degraded mode
+            heads = None  # not our artefacts' base: degraded mode
     return TransformerClassifier(
         campaign,
         model_path=path,
-        artefacts_dir=artefacts_dir,
+        artefacts_dir=heads,
         precision=precision,
         trim_above_mb=trim_above_mb,
     )

@@ -60,12 +60,15 @@ from services.triage.web.exceptions import (
 )
 from services.triage.web.media import LocalMediaStore, MediaStore, Uploads
 from services.triage.web.models import Role, Status
+from services.triage.web.retrain import schedule as retrain_schedule
 from services.triage.web.routes import (
     account,
     answers,
     health,
+    learning,
     login,
     media,
+    model_pages,
     notes,
     notifications,
     pages,
@@ -322,6 +325,10 @@ def create_app(
                 "housekeeping": lambda: _housekeeping(store, uploads),
                 "media-results": lambda: _media_results(store),
             }
+            if settings.retrain_every_h > 0:
+                runs["retrain-schedule"] = lambda: retrain_schedule(
+                    settings, store.labels, store.model_jobs
+                )
             if overrides.kafka:
                 runs |= await _kafka_side(settings, kafka, store, runtime, stack)
             # Entered last, so stopped first: before the producer and the engine.
@@ -373,10 +380,11 @@ def create_app(
         media,
         uploads,
         protection,
+        learning,
         questions,
     ):
         app.include_router(routes.router)
-    for page_routes in (login, pages, team_pages):
+    for page_routes in (login, pages, team_pages, model_pages):
         app.include_router(page_routes.router)
     app.include_router(notifications.pages)
     return app

@@ -79,6 +79,25 @@ class WebSettings(TriageSettings):
     #: … and the longest side of the picture (pixels).
     phone_max_long: int = Field(default=1280, ge=160, le=3840)
 
+    # --- learning from the moderators --------------------------------------------
+    #: Start a retrain every this many hours when new labels came since the last one
+    #: (``retrain_min_new_labels``); 0: only on request (``POST /api/model/retrain``).
+    retrain_every_h: float = Field(default=0.0, ge=0, le=24 * 90)
+    #: Fewest labels given since the last retrain for the schedule to start another.
+    retrain_min_new_labels: int = Field(default=100, ge=1)
+    #: Epochs of a retrain (heads only, on cached text states).
+    retrain_epochs: int = Field(default=4, ge=1, le=50)
+    #: Public training examples per source a retrain samples (OLID, HatEval, Davidson).
+    retrain_public_per_source: int = Field(default=1500, ge=10)
+    #: Examples per standard validation set the gate compares on.
+    retrain_val_per_set: int = Field(default=800, ge=10)
+    #: Torch threads of the retrain job (it shares the machine with the worker).
+    retrain_threads: int = Field(default=1, ge=1, le=64)
+    #: The gate: least macro-F1 gain on the held-back campaign labels …
+    gate_min_gain: float = Field(default=0.01, ge=0, le=1)
+    #: … and most macro-F1 loss on any standard validation set.
+    gate_tolerance: float = Field(default=0.02, ge=0, le=1)
+
     # --- web consumers --------------------------------------------------------
     #: Consume ``mentions.classified`` (and reply outcomes) into the database in this process.
     consume: bool = True

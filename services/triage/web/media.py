@@ -30,6 +30,7 @@ from urllib.request import url2pathname
 
 from pydantic import Field, StringConstraints, ValidationError
 
+from services.common.files import fsync_path, write_atomic
 from services.common.media.probe import Undecodable, probe
 from services.common.media.profiles import MediaInfo
 from services.common.messages import Media, Part, Sha256Hex, ShortText, UtcDatetime, utcnow
@@ -349,7 +350,7 @@ class Uploads:
                     info=info,
                 )
                 # Recorded before the move: a crash in between is finished by the next call.
-                await _run(_write_atomic, folder / "done.json", stored.model_dump_json().encode())
+                await _run(write_atomic, folder / "done.json", stored.model_dump_json().encode())
             if await _run((folder / "data").exists):
                 await self.store.put(folder / "data", stored.key)
                 log.info("upload %s complete: %s (%s bytes)", upload_id, stored.key, stored.bytes)
@@ -557,29 +558,11 @@ def _write_hashed(file: BufferedWriter, digest: hashlib._Hash, piece: bytes) -> 
     digest.update(piece)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    tmp.replace(path)
-    _fsync(path.parent)
-
-
 def _create(folder: Path, declared: _Declared) -> None:
     folder.mkdir()
     (folder / "lock").touch()
     (folder / "data").touch()
-    _write_atomic(folder / "meta.json", declared.model_dump_json().encode())  # last: now it exists
+    write_atomic(folder / "meta.json", declared.model_dump_json().encode())  # last: now it exists
 
 
 def _move(src: Path, dst: Path) -> None:
@@ -592,12 +575,12 @@ def _move(src: Path, dst: Path) -> None:
         tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}")
         try:
             shutil.copyfile(src, tmp)
-            _fsync(tmp)
+            fsync_path(tmp)
             tmp.replace(dst)
         finally:
             tmp.unlink(missing_ok=True)
         src.unlink()
-    _fsync(dst.parent)
+    fsync_path(dst.parent)
 
 
 def _hash_file(path: Path) -> tuple[str, bytes]:

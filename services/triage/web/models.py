@@ -502,3 +502,44 @@ class PausedSpeaker(Base):
     paused_by: Mapped[str] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Label(Base):
+    """A moderator's label of a question's text, from an action (approve, quarantine,
+    confirm, restore, reject as abusive) or given explicitly; 1, 0 or NULL per task.
+    An undone action's labels are retracted, never deleted."""
+
+    __tablename__ = "labels"
+    __table_args__ = (Index("ix_labels_question_id_id", "question_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    question_id: Mapped[str] = mapped_column(ForeignKey("questions.id"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(32))
+    offensive: Mapped[int | None] = mapped_column(Integer)
+    hate: Mapped[int | None] = mapped_column(Integer)
+    question: Mapped[int | None] = mapped_column(Integer)
+    #: The model version that decided the question (what the label judges).
+    model_version: Mapped[str] = mapped_column(String(256))
+    retracted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class ModelJob(Base):
+    """A retrain: queued by the web, run by ``python -m services.triage.web.retrain``
+    (another process), its stage and progress written here as it goes."""
+
+    __tablename__ = "model_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    state: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str] = mapped_column(String(64), default="")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    options_json: Mapped[str] = mapped_column(Text, default="{}")
+    version: Mapped[str | None] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    pid: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

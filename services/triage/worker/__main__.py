@@ -14,10 +14,12 @@ from services.common.kafka import KafkaSettings
 from services.common.lifecycle import die_with_parent
 from services.common.logs import configure_logging
 from services.triage.classifier import load_classifier
+from services.triage.classifier.registry import Registry
 from services.triage.rules import RulesError, RulesFile
 from services.triage.worker.app import create_worker, ensure_worker_topics, run_worker
 from services.triage.worker.config import WorkerSettings
 from services.triage.worker.domain import Triage
+from services.triage.worker.live_model import LiveModel
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,10 @@ def main(argv: Sequence[str]) -> int:
     except RulesError as exc:
         log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
         return 2
-    classifier = load_classifier(settings, rules.current().campaign_examples)
+    registry = Registry(settings.models_dir)
+    live = registry.live()
+    classifier = load_classifier(settings, rules.current().campaign_examples, live.directory)
+    log.info("model %s live (%s)", classifier.version, live.directory)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -54,6 +59,11 @@ def main(argv: Sequence[str]) -> int:
         decider=Triage(rules, classifier.version, campaign=classifier),
         web_bind=settings.worker_host,
         rules=rules,
+        live=LiveModel(
+            registry,
+            lambda folder: load_classifier(settings, rules.current().campaign_examples, folder),
+            classifier,
+        ),
     )
     log.info(
         "triage worker: group %s, %s, batches of %d within %.3fs, health on :%d",

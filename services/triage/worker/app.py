@@ -37,6 +37,7 @@ from services.triage.worker.agents import (
 from services.triage.worker.batch import BatchProcessor, Decider, Sink
 from services.triage.worker.cache import PredictionCache
 from services.triage.worker.config import WorkerSettings
+from services.triage.worker.live_model import LiveModel
 from services.triage.worker.replies import ReplyProcessor
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,7 @@ def create_worker(
     datadir: Path | None = None,
     faust_overrides: Mapping[str, Any] | None = None,
     rules: RulesFile | None = None,
+    live: LiveModel | None = None,
 ) -> TriageWorker:
     """The composition root of the stream worker.
 
@@ -214,6 +216,7 @@ def create_worker(
     producer (``agent.test_context()`` runs without a broker); ``faust_overrides``
     replace entries of :func:`faust_settings` (tests shorten the group timeouts);
     with ``rules``, the replies under our published answers are judged too.
+    ``live`` follows the registry's live version between batches (hot swap).
     """
     conf = faust_settings(
         settings,
@@ -240,6 +243,7 @@ def create_worker(
         decider=decider,
         cache=cache if cache is not None else PredictionCache(settings.cache_size),
         sink=sink or FaustSink(app, sent),
+        live=live,
     )
     health = Health(app)
     metrics.CLASSIFIER_LOADED.set(1)

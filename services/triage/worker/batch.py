@@ -24,6 +24,7 @@ from services.common.messages import Decision, MentionClassified, MentionReceive
 from services.triage.classifier.base import Classifier, Prediction
 from services.triage.worker import metrics
 from services.triage.worker.cache import PredictionCache, cache_key
+from services.triage.worker.live_model import LiveModel
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,10 @@ class Decider(Protocol):
 
     def answer_approved(self, mention_id: str) -> str | None:
         """A reply to the mention was requested: its cluster is answered (its id)."""
+        ...
+
+    def use_model(self, classifier: Classifier) -> None:
+        """Decide with ``classifier``'s version (and relevance) from now on."""
         ...
 
 
@@ -158,8 +163,10 @@ class BatchProcessor:
         now: Callable[[], datetime] = utcnow,
         run_classifier: ClassifyRunner = classify_in_thread,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        live: LiveModel | None = None,
     ) -> None:
         self.kafka = kafka
+        self.live = live
         self.classifier = classifier
         self.decider = decider
         self.cache = cache
@@ -255,13 +262,27 @@ class BatchProcessor:
 
     # -- stages ------------------------------------------------------------------------
 
+    async def _follow_the_live_model(self) -> None:
+        """Between batches: another version went live, so this batch and the next are
+        decided by it (its version on every decision; the cache of the old one's scores
+        forgotten)."""
+        if self.live is None:
+            return
+        fresh = await self.live.refresh()
+        if fresh is not None:
+            self.classifier = fresh
+            self.cache.clear()
+            self.decider.use_model(fresh)
+
     async def _predict(
         self,
         pending: list[_Pending],
         report: BatchReport,
         fail: Callable[[int, str, str], None],
     ) -> dict[str, Prediction]:
-        """Predictions by cache key: from the cache, else from one classifier call."""
+        """Predictions by cache key: from the cache, else from one classifier call (by
+        the model live now: a switch since the last batch is taken up here)."""
+        await self._follow_the_live_model()
         found: dict[str, Prediction] = {}
         texts: dict[str, str] = {}
         for item in pending:

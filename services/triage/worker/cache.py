@@ -57,6 +57,10 @@ class PredictionCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def clear(self) -> None:
+        """Forget every prediction (another model is live: its scores differ)."""
+        self._entries.clear()
+
     def get(self, key: str) -> Prediction | None:
         found = self._entries.get(key)
         if found is None:

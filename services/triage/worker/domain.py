@@ -24,7 +24,7 @@ from services.common.messages import (
     Scores,
 )
 from services.common.replyability import replyability
-from services.triage.classifier.base import CampaignRelevance, Prediction
+from services.triage.classifier.base import CampaignRelevance, Classifier, Prediction
 from services.triage.rules import Rules, RulesFile, normalise
 from services.triage.worker.clusters import ClusterAssignment, ClusterIndex
 from services.triage.worker.priority import priority_parts, reason, scores_of, settle
@@ -160,6 +160,14 @@ class Triage:
             idle_ttl_s=settings.idle_ttl_hours * 3600.0,
             max_answered=settings.max_answered,
         )
+
+    def use_model(self, classifier: Classifier) -> None:
+        """Record ``classifier``'s version from now on, and measure relevance with it
+        (the campaign is embedded again by the new model at the next decision)."""
+        self.model_version = classifier.version
+        if self._campaign is not None and isinstance(classifier, CampaignRelevance):
+            self._campaign = classifier
+            self._campaign_texts = None
 
     def text_for_model(self, mention: MentionReceived) -> str:
         return text_for_model(mention.text)

@@ -69,3 +69,8 @@ REPLY_VERDICTS = Counter(
     "Replies under our published answers judged, by verdict (hide, keep) and rule",
     ["verdict", "rule"],
 )
+MODEL_SWAPS = Counter(
+    "triage_model_swaps_total",
+    "Switches to a newly live model version between batches, by outcome (ok, failed)",
+    ["outcome"],
+)

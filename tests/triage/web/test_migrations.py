@@ -27,6 +27,7 @@ TABLES = {
     "replies",
     "sessions", "teams",
     "users", "answer_replies", "answer_reply_events", "protection_alerts", "paused_speakers",
+    "labels", "model_jobs",
 }  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from services.common.messages import (
     PriorityReason,
     Scores,
 )
-from services.triage.classifier.base import Prediction
+from services.triage.classifier.base import Classifier, Prediction
 from services.triage.worker.batch import Outgoing
 from services.triage.worker.domain import Triage
 
@@ -88,6 +88,11 @@ class FakeDecider:
         self.fail_text_for: set[str] = set()
         #: Mentions whose reply was requested, in order.
         self.approved: list[str] = []
+        #: The version recorded with each decision (``use_model`` changes it).
+        self.model_version = FakeClassifier.version
+
+    def use_model(self, classifier: Classifier) -> None:
+        self.model_version = classifier.version
 
     def answer_approved(self, mention_id: str) -> str | None:
         self.approved.append(mention_id)
@@ -125,9 +130,13 @@ class FakeDecider:
             raise UnicodeError("text bug")
         return mention.text
 
-    @staticmethod
     def _classified(
-        mention: MentionReceived, scores: Scores, decision: Decision, rule: str, now: datetime
+        self,
+        mention: MentionReceived,
+        scores: Scores,
+        decision: Decision,
+        rule: str,
+        now: datetime,
     ) -> MentionClassified:
         return MentionClassified(
             mention=mention,
@@ -135,7 +144,7 @@ class FakeDecider:
             priority=50,
             reasons=(PriorityReason(factor="fake", points=50),),
             decision=decision,
-            model_version=FakeClassifier.version,
+            model_version=self.model_version,
             rule=rule,
             classified_at=now,
         )

@@ -27,7 +27,7 @@ from services.common.messages import (
     PriorityReason,
     Scores,
 )
-from services.triage.classifier.base import Prediction
+from services.triage.classifier.base import Classifier, Prediction
 from services.triage.rules import RulesFile
 from services.triage.worker.classify import (
     classify_lines,
@@ -396,6 +396,9 @@ class CheapDecider:
 
     def answer_approved(self, mention_id: str) -> str | None:
         return None
+
+    def use_model(self, classifier: Classifier) -> None:
+        raise AssertionError("the CLI runs one model")
 
 
 class ConstantClassifier:

@@ -2,6 +2,7 @@
 moderators' actions), :class:`Teams` (recording teams and their feeds),
 :class:`Tags` (the moderators' labels on questions),
 :class:`Notifications` (what each person is told, read or not),
+:class:`Labels` and :class:`ModelJobs` (learning from the moderators),
 :class:`Answers` (recorded answers, their review, the replies' outcomes),
 :class:`AnswerMedia` (what the media worker makes of an answer, cuts, transcript
 edits, the renditions replies publish), :class:`Protection` (the replies under our
@@ -22,6 +23,7 @@ from services.common.messages import utcnow
 from services.common.signing import CommandKeys
 from services.triage.web.models import MediaJob
 from services.triage.web.store.answers import Answers, StoredAnswer, WithdrawalRequest
+from services.triage.web.store.learning import Labels, ModelJobs
 from services.triage.web.store.media import AnswerMedia, MediaPolicy, MediaStatus
 from services.triage.web.store.notifications import Notifications
 from services.triage.web.store.outbox import Outbox
@@ -39,8 +41,10 @@ __all__ = [
     "Counts",
     "Database",
     "FeedItem",
+    "Labels",
     "MediaPolicy",
     "MediaStatus",
+    "ModelJobs",
     "Notifications",
     "Outbox",
     "Outcome",
@@ -82,6 +86,8 @@ class TriageStore:
         self.answers = Answers(self.db, self.media, consent_scopes=consent_scopes)
         self.outbox = Outbox(self.db, command_keys)
         self.protection = Protection(self.db)
+        self.labels = Labels(self.db)
+        self.model_jobs = ModelJobs(self.db)
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:

@@ -32,6 +32,7 @@ from services.triage.web.models import (
 )
 from services.triage.web.store.authors import block_author, lift_block
 from services.triage.web.store.clusters import follow_cluster, gather_cluster, release_followers
+from services.triage.web.store.learning import Labels
 from services.triage.web.store.notifications import (
     GIVEN_TO_YOU,
     TEAM_ASSIGNED,
@@ -532,6 +533,7 @@ class Questions:
                 reason=f"undid {last.event}",
             )
             self.db.audit(session, actor, "undo", question_id, {"undid": last.event})
+            await Labels(self.db).retract(session, question_id, actor, since=last.at)
             await session.commit()
             return back
 
@@ -566,6 +568,9 @@ class Questions:
             moved=(previous, move.to),
             decision=action,
             reason=reason,
+        )
+        await Labels(self.db).from_action(
+            session, question_id, action, actor, previous=previous, reason=reason
         )
         self.db.audit(session, actor, action, question_id, {"reason": reason} if reason else None)
         return move.to
