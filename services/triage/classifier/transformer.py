@@ -494,16 +494,22 @@ class TransformerClassifier:
         if self._campaign is None:
             log.warning("no campaign texts: relevance will be 0 for every mention")
 
-    def relevance(self, embeddings: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    def relevance(
+        self, embeddings: npt.NDArray[np.float32], *, path: str = "en"
+    ) -> npt.NDArray[np.float64]:
         """Relevance in [0, 1] of L2-normalised embeddings [n, hidden]: the best
-        cosine to a campaign text through the logistic curve of the metadata."""
+        cosine to a campaign text through the logistic curve of the metadata.
+        (One space only: ``path`` is accepted and ignored.)"""
         if self._campaign is None:
             return np.zeros(len(embeddings))
         best = (embeddings @ self._campaign.T).max(axis=1)
         centre, scale = self._relevance
         return np.asarray(1.0 / (1.0 + np.exp(-(best - centre) / scale)), dtype=np.float64)
 
-    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+    def classify(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
+        """Every text on this model; ``languages`` is accepted and ignored."""
         if not texts:
             return []
         clean = [normalise_text(t) for t in texts]
@@ -517,6 +523,7 @@ class TransformerClassifier:
                 question=float(scores[i, 2]),
                 relevance=float(np.clip(relevance[i], 0.0, 1.0)),
                 embedding=embeddings[i].copy(),
+                model_version=self.version,
             )
             for i in range(len(texts))
         ]

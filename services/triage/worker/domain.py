@@ -198,7 +198,9 @@ class Triage:
             if self._campaign_texts is not None:
                 log.info("campaign texts changed: re-embedded %d text(s)", len(texts))
             self._campaign_texts = texts
-        relevance = self._campaign.relevance(prediction.embedding[np.newaxis, :])
+        relevance = self._campaign.relevance(
+            prediction.embedding[np.newaxis, :], path=prediction.path
+        )
         return replace(prediction, relevance=float(relevance[0]))
 
     def prejudge(self, mention: MentionReceived, *, now: datetime) -> MentionClassified | None:

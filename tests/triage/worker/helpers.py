@@ -47,7 +47,9 @@ class FakeClassifier:
         self.entered = threading.Event()
         self._lock = threading.Lock()
 
-    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+    def classify(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
         with self._lock:
             self.calls.append(list(texts))
             fail = self.fail_next_calls > 0

@@ -36,7 +36,9 @@ class StallingClassifier(FakeClassifier):
         self.stall_on = stall_on
         self.stall_file = stall_file
 
-    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+    def classify(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
         if len(self.calls) + 1 == self.stall_on and self.stall_file is not None:
             self.stall_file.write_text(f"{len(texts)} texts in flight")
             time.sleep(120)

@@ -264,7 +264,9 @@ async def test_a_classifier_returning_too_few_predictions_is_a_failure(
     parts: Parts, mention_factory: Factory
 ) -> None:
     class Short(FakeClassifier):
-        def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        def classify(
+            self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+        ) -> list[Prediction]:
             return super().classify(texts)[:-1]
 
     parts.processor.classifier = Short()

@@ -62,7 +62,9 @@ class FakeClassifier:
         self.calls: list[list[str]] = []
         self._record = record
 
-    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+    def classify(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
         if self._record:
             self.calls.append(list(texts))
         return [self._one(t) for t in texts]
@@ -85,7 +87,9 @@ class FakeClassifier:
 
 
 class MiscountingClassifier(FakeClassifier):
-    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+    def classify(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
         return super().classify(texts)[:-1]
 
 
@@ -409,7 +413,9 @@ class ConstantClassifier:
         self.largest = 0
         self._prediction = FakeClassifier._one("What is school like?")
 
-    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+    def classify(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
         self.calls += 1
         self.largest = max(self.largest, len(texts))
         return [self._prediction] * len(texts)

@@ -442,7 +442,9 @@ class FakeCampaign:
     def set_campaign(self, texts: Sequence[str]) -> None:
         self.embedded.append(tuple(texts))
 
-    def relevance(self, embeddings: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    def relevance(
+        self, embeddings: npt.NDArray[np.float32], *, path: str = "en"
+    ) -> npt.NDArray[np.float64]:
         schools = any("school" in t for t in self.embedded[-1])
         return np.full(len(embeddings), 0.9 if schools else 0.1)
 

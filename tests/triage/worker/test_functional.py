@@ -36,7 +36,9 @@ class KeywordModel:
 
     version = "keywords-1"
 
-    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+    def classify(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
         return [
             Prediction(
                 offensive=0.99 if "refugee" in t.lower() else 0.01,

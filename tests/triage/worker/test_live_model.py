@@ -37,7 +37,9 @@ class Versioned:
         self.knows_the_code = knows_the_code
         self.calls = 0
 
-    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+    def classify(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
         self.calls += 1
         return [
             Prediction(
