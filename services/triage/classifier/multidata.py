@@ -56,7 +56,7 @@ ENGLISH_PER_SOURCE = {
 ENGLISH_VAL = {"olid": 500, "dailydialog": 400}
 GERMEVAL_HELD_OUT = 0.2
 #: Share of question-labelled training texts also added without end punctuation.
-STRIP_SHARE = 0.5
+STRIP_SHARE = 0.8
 
 _END = re.compile(r"[\s?¿؟\uff1f!.。…]+$")
 _START = re.compile(r"^[¿¡]+")
