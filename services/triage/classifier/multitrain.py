@@ -249,19 +249,21 @@ def training_examples(root: Path, seed: int) -> list[md.LangExample]:
 
 
 def relevance_curve(embed: EmbeddingCache, val: dict[str, Matrix]) -> tuple[float, float]:
-    """Centre and scale of the relevance curve in e5 space: the campaign's own
-    questions in every language (leave-one-out best cosine to the others) against
-    ordinary tweets (GermEval and OLID validation)."""
+    """Centre and scale of the relevance curve in e5 space, through two anchors:
+    the median best cosine to the campaign's texts of the project's own questions
+    about camp life (``multilingual_train.yaml``, nine languages) scores 0.75,
+    that of ordinary tweets (GermEval and OLID validation) 0.10. e5 puts every
+    text at cosine 0.78-0.88 to every other, so the curve is steep; measured
+    here: own questions' median 0.839, tweets' median 0.810 (95th pct 0.834)."""
     campaign = embed.embed([t for t in campaign_texts() if t.strip()])
-    sims = campaign @ campaign.T
-    np.fill_diagonal(sims, -1.0)
-    on_topic = sims.max(axis=1)
-    tweets = np.concatenate(
-        [val["germeval"].inputs[:, : campaign.shape[1]], val["olid"].inputs[:, : campaign.shape[1]]]
-    )
-    off_topic = (tweets @ campaign.T).max(axis=1)
-    centre = float((np.median(on_topic) + np.quantile(off_topic, 0.95)) / 2)
-    scale = float(max((np.median(on_topic) - np.quantile(off_topic, 0.95)) / 6, 0.005))
+    own = [le.example.text for le in md.own_training() if le.example.question == 1]
+    on_topic = float(np.median((embed.embed(own) @ campaign.T).max(axis=1)))
+    dim = campaign.shape[1]
+    tweets = np.concatenate([val["germeval"].inputs[:, :dim], val["olid"].inputs[:, :dim]])
+    off_topic = float(np.median((tweets @ campaign.T).max(axis=1)))
+    high, low = np.log(0.75 / 0.25), np.log(0.10 / 0.90)  # logits of the two anchors
+    scale = max((on_topic - off_topic) / (high - low), 0.002)
+    centre = on_topic - high * scale
     return round(centre, 4), round(scale, 4)
 
 
