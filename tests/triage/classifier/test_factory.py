@@ -64,14 +64,20 @@ def test_the_router_fronts_the_english_model_when_multilingual_heads_exist(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(encoders, "E5Encoder", FakeE5)
-    weight = np.zeros((len(TASKS), FakeE5.dim + 2), dtype=np.float32)
+    t = len(TASKS)
+    heads = Heads(
+        np.zeros((t, 4, FakeE5.dim + 2), np.float32),
+        np.zeros((t, 4), np.float32),
+        np.zeros((t, 4), np.float32),
+        np.zeros(t, np.float32),
+    )
     meta = MultiMetadata(
         version="e5-t",
         encoder=FakeE5.name,
         weights_sha256="",
         tasks={t: MultiCalibration() for t in TASKS},
     )
-    save(tmp_path, Heads(weight, np.zeros(len(TASKS), dtype=np.float32)), meta)
+    save(tmp_path, heads, meta)
     settings = ClassifierSettings(precision="fp32", multilingual_dir=tmp_path)
     classifier = load_classifier(settings, ["Ask refugees in Kakuma your questions"])
     assert isinstance(classifier, LanguageRouter)

@@ -140,10 +140,17 @@ def write_heads(directory: Path, *, de_shift: float = 0.0) -> MultiMetadata:
     weight[0, 0] = 4.0  # offensive follows the first embedding dimension
     weight[2, DIM + 1] = 6.0  # question follows "ends with a question mark"
     bias = np.array([0.0, -2.0, -3.0], dtype=np.float32)
+    # one hidden unit, far on GELU's linear side: logit = weight @ x + bias
+    heads = Heads(
+        weight[:, None, :],
+        np.full((3, 1), 10.0, np.float32),
+        np.ones((3, 1), np.float32),
+        bias - 10.0,
+    )
     tasks = {t: MultiCalibration() for t in TASKS}
     tasks["offensive"] = MultiCalibration(shifts={"de": de_shift})
     meta = MultiMetadata(version="e5-test", encoder="fake-e5", weights_sha256="", tasks=tasks)
-    return save(directory, Heads(weight, bias), meta)
+    return save(directory, heads, meta)
 
 
 def test_the_multilingual_classifier_scores_with_its_committed_heads(tmp_path: Path) -> None:
