@@ -20,6 +20,7 @@ from services.triage.worker.app import create_worker, ensure_worker_topics, run_
 from services.triage.worker.config import WorkerSettings
 from services.triage.worker.domain import Triage
 from services.triage.worker.live_model import LiveModel
+from services.triage.worker.multilingual import MultilingualEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,15 @@ def main(argv: Sequence[str]) -> int:
         log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
         loop.close()
         return 1
+    decider = Triage(rules, classifier.version, campaign=classifier)
+    if isinstance(classifier, MultilingualEmbedder):
+        decider.cluster_multilingually()
+        log.info("clustering questions across languages, in the multilingual space")
     composed = create_worker(
         settings,
         kafka,
         classifier=classifier,
-        decider=Triage(rules, classifier.version, campaign=classifier),
+        decider=decider,
         web_bind=settings.worker_host,
         rules=rules,
         live=LiveModel(

@@ -1,6 +1,7 @@
 """Clusters of near-duplicate questions: a bounded, in-memory index per worker
 (:class:`ClusterIndex`), joined by cosine similarity of the embeddings within a
-language, or by the exact text. One recorded answer serves a whole cluster."""
+language (or across languages, in a multilingual embedding space), or by the
+exact text. One recorded answer serves a whole cluster."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import hashlib
 import logging
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -79,6 +80,8 @@ class ClusterIndex:
         self.similarity = similarity
         self.idle_ttl_s = idle_ttl_s
         self.max_answered = max_answered
+        #: The embeddings are multilingual (e5): ``configure`` takes that threshold.
+        self.multilingual = False
         self._dim: int | None = None
         self._sums: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self._centroids: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
@@ -104,7 +107,9 @@ class ClusterIndex:
 
     def configure(self, settings: Clusters) -> None:
         """Apply (re)loaded rules: threshold, TTL, and capacity (shrinking forgets LRU)."""
-        self.similarity = settings.similarity
+        self.similarity = (
+            settings.multilingual_similarity if self.multilingual else settings.similarity
+        )
         self.idle_ttl_s = settings.idle_ttl_hours * 3600.0
         self.max_answered = settings.max_answered
         while len(self._answered) > self.max_answered:
@@ -149,15 +154,25 @@ class ClusterIndex:
         now: float,
         *,
         group: str = "",
+        across_languages: bool = False,
     ) -> ClusterAssignment:
         """Put one question in a cluster; ``key`` from :func:`exact_key`, ``now`` in seconds.
 
-        Only clusters of the same ``group`` (the language: one recorded answer
-        serves askers of one language) are joined by similarity, except by a
-        question without a language (``group`` ""), which joins the nearest of
-        any; exact duplicates join whatever their group.
+        Only clusters of the same ``group`` (the language) are joined by
+        similarity, except by a question without a language (``group`` ""),
+        which joins the nearest of any, and with ``across_languages`` (the
+        embeddings are multilingual: the same question in French and English
+        lie close), where any cluster is joined; exact duplicates join whatever
+        their group. A cluster keeps the language of the question that started it.
         """
-        assignment = self._assign(key, embedding, mention_id, now, group)
+        assignment = self._assign(
+            key, embedding, mention_id, now, "" if across_languages else group
+        )
+        if across_languages and assignment.new:
+            # Started by this question: the cluster is in its language.
+            cluster = self._clusters[assignment.cluster_id]
+            cluster.group = group
+            assignment = replace(assignment, language=group)
         self._member_of[mention_id] = assignment.cluster_id
         self._member_of.move_to_end(mention_id)
         while len(self._member_of) > self.max_answered:

@@ -20,6 +20,7 @@ from services.common.messages import (
     Decision,
     MentionClassified,
     MentionReceived,
+    ModelPath,
     PriorityReason,
     Scores,
 )
@@ -27,6 +28,7 @@ from services.common.replyability import replyability
 from services.triage.classifier.base import CampaignRelevance, Classifier, Prediction
 from services.triage.rules import Rules, RulesFile, normalise
 from services.triage.worker.clusters import ClusterAssignment, ClusterIndex
+from services.triage.worker.multilingual import MultilingualEmbedder
 from services.triage.worker.priority import priority_parts, reason, scores_of, settle
 from services.triage.worker.questions import cue_for_decision
 from services.triage.worker.text import (
@@ -161,10 +163,30 @@ class Triage:
             max_answered=settings.max_answered,
         )
 
+    @property
+    def multilingual_clusters(self) -> bool:
+        """Questions are clustered in the multilingual (e5) space, across languages."""
+        return self.clusters.multilingual
+
+    def cluster_multilingually(self) -> None:
+        """From now on cluster in the e5 space (the composition root's call, when the
+        classifier can embed every question there); the clusters so far are forgotten
+        (another space) and the e5 threshold applies."""
+        settings = self._rules.current().clusters
+        self.clusters = ClusterIndex(
+            capacity=settings.max_clusters,
+            similarity=settings.multilingual_similarity,
+            idle_ttl_s=settings.idle_ttl_hours * 3600.0,
+            max_answered=settings.max_answered,
+        )
+        self.clusters.multilingual = True
+
     def use_model(self, classifier: Classifier) -> None:
         """Record ``classifier``'s version from now on, and measure relevance with it
         (the campaign is embedded again by the new model at the next decision)."""
         self.model_version = classifier.version
+        if isinstance(classifier, MultilingualEmbedder) and not self.multilingual_clusters:
+            self.cluster_multilingually()
         if self._campaign is not None and isinstance(classifier, CampaignRelevance):
             self._campaign = classifier
             self._campaign_texts = None
@@ -188,6 +210,42 @@ class Triage:
         if cluster_id is not None:
             self.clusters.mark_answered(cluster_id)
         return cluster_id
+
+    def wants_multilingual_embedding(
+        self, mention: MentionReceived, prediction: Prediction
+    ) -> bool:
+        """Whether the mention will be clustered and lacks the e5 embedding that
+        clusters across languages (an English question scored on the MiniLM path):
+        only questions that are not abuse, so the extra e5 pass stays rare."""
+        if not self.multilingual_clusters or prediction.multilingual_embedding is not None:
+            return False
+        rules = self._rules.current()
+        d = rules.decisions
+        if prediction.hate >= d.quarantine.hate:
+            return False
+        return (
+            prediction.question >= d.question
+            or cue_for_decision(mention.text, mention.lang, prediction.question, d) is not None
+        )
+
+    def _cluster(
+        self, mention: MentionReceived, prediction: Prediction, now: datetime
+    ) -> ClusterAssignment:
+        """Put a question in its cluster: across languages in the e5 space when the
+        worker clusters multilingually (exact duplicates only for a question whose
+        e5 embedding is missing), else within its language by the MiniLM embedding."""
+        key = exact_key(mention.text)
+        group = language(mention.lang)
+        if not self.multilingual_clusters:
+            return self.clusters.assign(
+                key, prediction.embedding, mention.id, now.timestamp(), group=group
+            )
+        embedding = prediction.multilingual_embedding
+        if embedding is None:
+            embedding = np.zeros(0, dtype=np.float32)
+        return self.clusters.assign(
+            key, embedding, mention.id, now.timestamp(), group=group, across_languages=True
+        )
 
     def _with_campaign_relevance(self, prediction: Prediction, rules: Rules) -> Prediction:
         if self._campaign is None:
@@ -232,20 +290,20 @@ class Triage:
         self.clusters.configure(rules.clusters)
         prediction = self._with_campaign_relevance(prediction, rules)
         scores = scores_of(prediction)
+        model = _model_of(prediction, self.model_version)
         abuse, not_abuse = abuse_verdict(scores, rules, mention.text)
         verdict = block_verdict(mention, rules) or abuse or drop_verdict(mention, rules)
         if verdict is not None:
-            return self._result(mention, scores, verdict, verdict.detail, rules, now=now)
+            return self._result(
+                mention, scores, verdict, verdict.detail, rules, now=now, model=model
+            )
 
         d = rules.decisions
         cue = cue_for_decision(mention.text, mention.lang, scores.question, d)
         is_question = scores.question >= d.question or cue is not None
         cluster: ClusterAssignment | None = None
         if is_question:
-            key = exact_key(mention.text)
-            cluster = self.clusters.assign(
-                key, prediction.embedding, mention.id, now.timestamp(), group=language(mention.lang)
-            )
+            cluster = self._cluster(mention, prediction, now)
             if self.clusters.is_answered(cluster.cluster_id):
                 verdict = Verdict(
                     Decision.DROP,
@@ -254,7 +312,14 @@ class Triage:
                     f"({cluster.how} match)",
                 )
                 return self._result(
-                    mention, scores, verdict, verdict.detail, rules, now=now, cluster=cluster
+                    mention,
+                    scores,
+                    verdict,
+                    verdict.detail,
+                    rules,
+                    now=now,
+                    cluster=cluster,
+                    model=model,
                 )
 
         age_minutes = (now - mention.created_at).total_seconds() / 60.0
@@ -281,7 +346,9 @@ class Triage:
                     f"not a question (question {scores.question:.2f} < {d.question:.2f}) and "
                     f"off-topic (relevance {scores.relevance:.2f} < {d.drop_irrelevant_below:.2f})",
                 )
-                return self._result(mention, scores, verdict, verdict.detail, rules, now=now)
+                return self._result(
+                    mention, scores, verdict, verdict.detail, rules, now=now, model=model
+                )
             verdict = Verdict(
                 Decision.REVIEW,
                 "not_question",
@@ -317,6 +384,7 @@ class Triage:
             cluster=cluster,
             priority=priority,
             parts=parts,
+            model=model,
         )
 
     # --- helpers -----------------------------------------------------------------
@@ -381,6 +449,7 @@ class Triage:
         cluster: ClusterAssignment | None = None,
         priority: int = 0,
         parts: list[PriorityReason] | None = None,
+        model: tuple[ModelPath, str] | None = None,
     ) -> MentionClassified:
         decision_reason = reason(
             "decision",
@@ -393,7 +462,9 @@ class Triage:
             priority=priority,
             reasons=(*(parts or ()), decision_reason),
             decision=verdict.decision,
-            model_version=self.model_version,
+            model_version=model[1] if model is not None else self.model_version,
+            model_path=model[0] if model is not None else None,
+            model_language=language(mention.lang) or None,
             rule=verdict.rule,
             rules_version=rules.version,
             cluster_id=cluster.cluster_id if cluster is not None else None,
@@ -402,3 +473,10 @@ class Triage:
             ),
             classified_at=now,
         )
+
+
+def _model_of(prediction: Prediction, classifier_version: str) -> tuple[ModelPath, str]:
+    """The path that scored ``prediction`` and its model's version (the classifier's
+    own when the prediction names none)."""
+    path = ModelPath.MULTI if prediction.path == ModelPath.MULTI.value else ModelPath.EN
+    return path, (prediction.model_version or classifier_version)[:256]
