@@ -66,9 +66,15 @@ class RulesError(ValueError):
     """The rules file cannot be read or does not validate; the message says where and why."""
 
 
+#: Arabic short-vowel marks and the tatweel (kashida): optional in writing, so
+#: sprinkled into a word they would hide it from a keyword ("غَبِي" is "غبي").
+_ARABIC_MARKS = re.compile("[\u0640\u064b-\u065f\u0670]")
+
+
 def normalise(text: str) -> str:
-    """What every keyword and pattern is matched against: NFKC, case-folded."""
-    return unicodedata.normalize("NFKC", text).casefold()
+    """What every keyword and pattern is matched against: NFKC, case-folded, and
+    without Arabic vowel marks and tatweel (the same word however it is voweled)."""
+    return _ARABIC_MARKS.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
 # --- the file's schema ----------------------------------------------------------

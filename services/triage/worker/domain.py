@@ -104,7 +104,9 @@ def spam_verdict(raw_text: str, normalised_text: str, rules: Rules) -> Verdict |
     return None
 
 
-def abuse_verdict(scores: Scores, rules: Rules, text: str) -> tuple[Verdict | None, str]:
+def abuse_verdict(
+    scores: Scores, rules: Rules, text: str, lang: str | None = None
+) -> tuple[Verdict | None, str]:
     """(quarantine verdict or None, why an offensive score is *not* abuse or "").
 
     Hate at or above its threshold quarantines. Offensive at or above its
@@ -126,7 +128,7 @@ def abuse_verdict(scores: Scores, rules: Rules, text: str) -> tuple[Verdict | No
             f"{offensive} but on the campaign's subject (relevance {scores.relevance:.2f} ≥ "
             f"{exempt:.2f}) and {hate}: not quarantined on offensive alone"
         )
-    if q.offensive_needs_target and not aims_at_someone(text):
+    if q.offensive_needs_target and not aims_at_someone(text, lang):
         return None, f"{offensive} but aimed at no one (profanity, not abuse) and {hate}"
     return Verdict(Decision.QUARANTINE, "offensive", offensive), ""
 
@@ -291,7 +293,7 @@ class Triage:
         prediction = self._with_campaign_relevance(prediction, rules)
         scores = scores_of(prediction)
         model = _model_of(prediction, self.model_version)
-        abuse, not_abuse = abuse_verdict(scores, rules, mention.text)
+        abuse, not_abuse = abuse_verdict(scores, rules, mention.text, mention.lang)
         verdict = block_verdict(mention, rules) or abuse or drop_verdict(mention, rules)
         if verdict is not None:
             return self._result(

@@ -36,9 +36,7 @@ def unit_rows(vectors: Any) -> npt.NDArray[np.float32]:
     """``vectors`` as float32 rows of length 1 (a zero row stays zero)."""
     rows = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    unit: npt.NDArray[np.float32] = np.divide(
-        rows, norms, out=np.zeros_like(rows), where=norms > 0
-    )
+    unit: npt.NDArray[np.float32] = np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
     return unit
 
 
