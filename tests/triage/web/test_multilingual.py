@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from services.common.messages import ModelPath, PublishReply
+from services.common.messages import Decision, ModelPath, PublishReply
 from services.triage.web import domain
 from tests.helpers.media import video_bytes
 from tests.triage.web.helpers.api import Web, assigned
@@ -121,3 +121,29 @@ def test_a_question_stored_from_a_version_1_decision_shows_no_path(
 
     assert "scored by the" not in html
     assert "English (en)" in html
+
+
+async def test_auto_assign_goes_to_a_team_that_speaks_the_language(web: Web) -> None:
+    """The routing rules still send French to kakuma-a, but the teams' languages (edited
+    in the web since) say only dadaab-b speaks it: the question goes there."""
+    routed_wrong = await web.ingest(
+        decision=Decision.AUTO_ASSIGN, team="kakuma-a", mention={"lang": "fr-FR"}
+    )
+    nobody = await web.ingest(
+        decision=Decision.AUTO_ASSIGN, team="kakuma-a", mention={"lang": "de"}
+    )
+    routed_right = await web.ingest(
+        decision=Decision.AUTO_ASSIGN, team="kakuma-a", mention={"lang": "sw"}
+    )
+
+    teams = {}
+    for question in (routed_wrong, nobody, routed_right):
+        shown = await web.call("mod1", "GET", f"/api/questions/{question}")
+        assert shown.status_code == 200, shown.text
+        teams[question] = (shown.json()["status"], shown.json()["team"])
+
+    assert teams == {
+        routed_wrong: ("assigned", "dadaab-b"),
+        nobody: ("new", None),  # no team speaks German: a moderator decides
+        routed_right: ("assigned", "kakuma-a"),
+    }

@@ -235,13 +235,26 @@ class Questions:
     async def _auto_assign(
         self, session: AsyncSession, question: Question, slug: str | None
     ) -> None:
-        """Assign straight to the routed team when it exists and has capacity;
+        """Assign straight to the routed team when it exists, has capacity and speaks
+        the question's language (its languages, as edited in the web, may have moved
+        on from the routing rules: then a team that speaks it, as suggested, with room);
         otherwise the question stays ``new`` for a moderator."""
         if slug is None:
             return
         team = await session.scalar(select(Team).where(Team.slug == slug, Team.active.is_(True)))
         if team is None:
             return
+        language = domain.base_language(question.lang)
+        spoken = team.languages.split()
+        if language is not None and spoken and language not in spoken:
+            teams = await session.scalars(select(Team).where(Team.active.is_(True)))
+            loads = [await team_load(session, t, self.db.clock()) for t in teams]
+            speaking = [
+                x for x in loads if language in x.team.languages.split() and x.remaining > 0
+            ]
+            if not speaking:
+                return  # nobody with room speaks it: a moderator decides
+            team = max(speaking, key=lambda x: (x.remaining, x.team.slug)).team
         load = await team_load(session, team, self.db.clock())
         if load.remaining <= 0:
             return
