@@ -226,6 +226,51 @@ class ClusterIndex:
         self._remember(key, cluster_id)
         return ClusterAssignment(cluster_id, cluster.size, new=True, how="new", language=group)
 
+    def find(self, key: str, embedding: npt.NDArray[np.float32], *, group: str = "") -> str | None:
+        """The cluster a question would join (exact text, or the nearest of its
+        ``group`` at or above the threshold) without joining it; ``None``: it would
+        start one. Read-only: expiry waits for the next assignment."""
+        known = self._exact.get(key)
+        if known is not None and known in self._clusters:
+            return known
+        vector = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        norm = math.sqrt(float(vector @ vector)) if vector.size else 0.0
+        if not self._high or self._dim != vector.size or not math.isfinite(norm) or norm == 0:
+            return None
+        sims = self._centroids[: self._high] @ (vector / norm)
+        above = np.flatnonzero(sims >= self.similarity)
+        for row in above[np.argsort(-sims[above], kind="stable")]:
+            cluster = self._by_slot(int(row))
+            if not group or cluster.group == group:
+                return cluster.cluster_id
+        return None
+
+    def join(
+        self,
+        cluster_id: str,
+        key: str,
+        embedding: npt.NDArray[np.float32] | None,
+        mention_id: str,
+        now: float,
+    ) -> ClusterAssignment | None:
+        """Count one more asker in a known cluster (found in another index: its
+        centroid moves only when ``embedding`` is in this index's space); ``None``
+        when the cluster is forgotten."""
+        self._expire(now)
+        cluster = self._clusters.get(cluster_id)
+        if cluster is None:
+            return None
+        vector = self._unit(embedding) if embedding is not None else None
+        self._join(cluster, vector, now)
+        self._remember(key, cluster_id)
+        self._member_of[mention_id] = cluster_id
+        self._member_of.move_to_end(mention_id)
+        while len(self._member_of) > self.max_answered:
+            self._member_of.popitem(last=False)
+        return ClusterAssignment(
+            cluster_id, cluster.size, new=False, how="similar", language=cluster.group
+        )
+
     # --- internals ---------------------------------------------------------------
 
     def _unit(self, embedding: npt.NDArray[np.float32]) -> npt.NDArray[np.float32] | None:

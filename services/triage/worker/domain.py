@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -164,6 +165,9 @@ class Triage:
             idle_ttl_s=settings.idle_ttl_hours * 3600.0,
             max_answered=settings.max_answered,
         )
+        # Used once clustering is multilingual (:meth:`cluster_multilingually`).
+        self._english = self.clusters
+        self._english_to_multi: OrderedDict[str, str] = OrderedDict()
 
     @property
     def multilingual_clusters(self) -> bool:
@@ -182,6 +186,17 @@ class Triage:
             max_answered=settings.max_answered,
         )
         self.clusters.multilingual = True
+        # English-path questions are also indexed by their MiniLM embedding: one that
+        # joins a known cluster there needs no e5 pass (only a cluster's first question
+        # pays one), the worker's throughput on a mixed stream depends on it.
+        self._english = ClusterIndex(
+            capacity=settings.max_clusters,
+            similarity=settings.similarity,
+            idle_ttl_s=settings.idle_ttl_hours * 3600.0,
+            max_answered=settings.max_answered,
+        )
+        #: English (MiniLM) cluster id -> the multilingual cluster it belongs to.
+        self._english_to_multi = OrderedDict()
 
     def use_model(self, classifier: Classifier) -> None:
         """Record ``classifier``'s version from now on, and measure relevance with it
@@ -225,10 +240,22 @@ class Triage:
         d = rules.decisions
         if prediction.hate >= d.quarantine.hate:
             return False
-        return (
+        question = (
             prediction.question >= d.question
             or cue_for_decision(mention.text, mention.lang, prediction.question, d) is not None
         )
+        return question and self._known_english_cluster(mention, prediction) is None
+
+    def _known_english_cluster(
+        self, mention: MentionReceived, prediction: Prediction
+    ) -> str | None:
+        """The multilingual cluster an English-path question joins by its MiniLM
+        embedding (or exact text), when that cluster is still known."""
+        found = self._english.find(
+            exact_key(mention.text), prediction.embedding, group=language(mention.lang)
+        )
+        target = self._english_to_multi.get(found) if found is not None else None
+        return target if target is not None and target in self.clusters else None
 
     def _cluster(
         self, mention: MentionReceived, prediction: Prediction, now: datetime
@@ -242,12 +269,31 @@ class Triage:
             return self.clusters.assign(
                 key, prediction.embedding, mention.id, now.timestamp(), group=group
             )
+        at = now.timestamp()
         embedding = prediction.multilingual_embedding
+        if prediction.path == ModelPath.MULTI.value:
+            assert embedding is not None  # the multilingual path always gives one
+            return self.clusters.assign(
+                key, embedding, mention.id, at, group=group, across_languages=True
+            )
+        # The English path: a known English cluster (by MiniLM) is joined as it is;
+        # a new one is placed in the e5 space, where it may join another language's.
+        english = self._english.assign(key, prediction.embedding, mention.id, at, group=group)
+        target = self._english_to_multi.get(english.cluster_id)
+        if not english.new and target is not None:
+            joined = self.clusters.join(target, key, embedding, mention.id, at)
+            if joined is not None:
+                return replace(joined, how=english.how, similarity=english.similarity)
         if embedding is None:
-            embedding = np.zeros(0, dtype=np.float32)
-        return self.clusters.assign(
-            key, embedding, mention.id, now.timestamp(), group=group, across_languages=True
+            embedding = np.zeros(0, dtype=np.float32)  # exact duplicates only
+        assignment = self.clusters.assign(
+            key, embedding, mention.id, at, group=group, across_languages=True
         )
+        self._english_to_multi[english.cluster_id] = assignment.cluster_id
+        self._english_to_multi.move_to_end(english.cluster_id)
+        while len(self._english_to_multi) > 4 * self._english.capacity:
+            self._english_to_multi.popitem(last=False)
+        return assignment
 
     def _with_campaign_relevance(self, prediction: Prediction, rules: Rules) -> Prediction:
         if self._campaign is None:
@@ -290,6 +336,8 @@ class Triage:
         """Apply every rule in order to a mention and its classifier prediction."""
         rules = self._rules.current()
         self.clusters.configure(rules.clusters)
+        if self.multilingual_clusters:
+            self._english.configure(rules.clusters)
         prediction = self._with_campaign_relevance(prediction, rules)
         scores = scores_of(prediction)
         model = _model_of(prediction, self.model_version)

@@ -19,7 +19,7 @@ from services.triage.rules import normalise
 from services.triage.worker.batch import BatchProcessor, Incoming
 from services.triage.worker.cache import PredictionCache
 from services.triage.worker.domain import Triage
-from services.triage.worker.multilingual import E5Embedder, MultilingualEmbedder, unit_rows
+from services.triage.worker.multilingual import MultilingualEmbedder, unit_rows
 from services.triage.worker.text import aims_at_someone
 from tests.triage.worker.helpers import (
     E1,
@@ -156,7 +156,7 @@ def test_without_the_multilingual_space_languages_stay_apart(
     assert en.cluster_id != fr.cluster_id
 
 
-def test_a_question_without_its_e5_embedding_joins_only_exact_duplicates(
+def test_an_english_question_without_its_e5_embedding_clusters_by_minilm_and_exact_text(
     triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
 ) -> None:
     decider = triage()
@@ -164,10 +164,39 @@ def test_a_question_without_its_e5_embedding_joins_only_exact_duplicates(
     text = "How do the children go to school?"
     a = decider.decide(mention_factory(text=text), prediction(), now=NOW)
     b = decider.decide(mention_factory(text=text + " #2"), prediction(), now=NOW)
-    c = decider.decide(mention_factory(text="Is there a doctor?"), prediction(), now=NOW)
+    c = decider.decide(
+        mention_factory(text="Is there a doctor?"), prediction(embedding=E2), now=NOW
+    )
+    d = decider.decide(mention_factory(text="How r kids going to school"), prediction(), now=NOW)
 
-    assert a.cluster_id == b.cluster_id
+    assert a.cluster_id == b.cluster_id == d.cluster_id
     assert c.cluster_id != a.cluster_id
+
+
+def test_only_a_cluster_s_first_english_question_pays_the_e5_pass(
+    triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    decider = triage()
+    decider.cluster_multilingually()
+    first = mention_factory(text="How do the children go to school?")
+    assert decider.wants_multilingual_embedding(first, prediction())
+    founded = decider.decide(first, prediction(multilingual_embedding=M_SCHOOL), now=NOW)
+    french = decider.decide(
+        mention_factory(text="Comment les enfants vont-ils à l'école ?", lang="fr"),
+        prediction(embedding=E2, multilingual_embedding=M_SCHOOL_FR, path="multi"),
+        now=NOW,
+    )
+    again = mention_factory(text="how do kids get to school")
+    other = mention_factory(text="Is there a doctor in the camp?")
+
+    # A rewording MiniLM puts in the English cluster needs no e5 pass and joins the
+    # cluster the French asker is in; a new question does need one.
+    assert not decider.wants_multilingual_embedding(again, prediction(embedding=E1_NEAR))
+    assert decider.wants_multilingual_embedding(other, prediction(embedding=E2))
+    joined = decider.decide(again, prediction(embedding=E1_NEAR), now=NOW)
+
+    assert founded.cluster_id == french.cluster_id == joined.cluster_id
+    assert decider.clusters.size_of(founded.cluster_id or "") == 3
 
 
 def test_the_e5_threshold_comes_from_the_rules(
@@ -338,7 +367,6 @@ async def test_a_failed_e5_pass_leaves_the_question_decided(
 
 def test_the_router_shape_is_recognised_and_e5_rows_are_unit_length() -> None:
     assert isinstance(RouterLike(), MultilingualEmbedder)
-    assert isinstance(E5Embedder(), MultilingualEmbedder)
     rows = unit_rows([[3.0, 4.0], [0.0, 0.0]])
     assert rows.dtype == np.float32
     np.testing.assert_allclose(rows, [[0.6, 0.8], [0.0, 0.0]])
