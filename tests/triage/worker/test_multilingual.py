@@ -15,6 +15,7 @@ from services.common.codec import decode, encode
 from services.common.kafka import KafkaSettings
 from services.common.messages import Decision, MentionClassified, MentionReceived, ModelPath
 from services.triage.classifier.base import Prediction
+from services.triage.classifier.multilingual import LanguageRouter
 from services.triage.rules import normalise
 from services.triage.worker.batch import BatchProcessor, Incoming
 from services.triage.worker.cache import PredictionCache
@@ -472,3 +473,33 @@ def test_priority_reasons_are_the_same_in_every_language(
     assert [(r.factor, r.points) for r in other.reasons] == [
         (r.factor, r.points) for r in english.reasons
     ]
+
+
+def test_the_language_router_embeds_english_questions_in_the_e5_space() -> None:
+    class Fixed:
+        """A path that scores every text alike (its version names it)."""
+
+        def __init__(self, version: str, e5: npt.NDArray[np.float32] | None) -> None:
+            self.version, self.e5 = version, e5
+
+        def classify(
+            self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+        ) -> list[Prediction]:
+            return [
+                Prediction(0.0, 0.0, 0.9, 0.5, E1, multilingual_embedding=self.e5) for _ in texts
+            ]
+
+        def set_campaign(self, texts: Sequence[str]) -> None: ...
+
+        def relevance(
+            self, embeddings: npt.NDArray[np.float32], *, path: str = "en"
+        ) -> npt.NDArray[np.float64]:
+            return np.zeros(len(embeddings))
+
+    router = LanguageRouter(Fixed("minilm", None), Fixed("e5", M_WATER))
+
+    rows = router.embed_multilingual(["Where do you get water?", "Is there a doctor?"])
+
+    assert isinstance(router, MultilingualEmbedder)
+    np.testing.assert_allclose(rows, np.stack([M_WATER, M_WATER]))
+    assert router.embed_multilingual([]).shape == (0, 0)
