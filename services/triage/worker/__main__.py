@@ -13,7 +13,7 @@ from services.common.bootstrap import BootstrapError
 from services.common.kafka import KafkaSettings
 from services.common.lifecycle import die_with_parent
 from services.common.logs import configure_logging
-from services.triage.classifier import load_classifier
+from services.triage.classifier import bridge, load_classifier
 from services.triage.classifier.registry import Registry
 from services.triage.rules import RulesError, RulesFile
 from services.triage.worker.app import create_worker, ensure_worker_topics, run_worker
@@ -55,8 +55,12 @@ def main(argv: Sequence[str]) -> int:
         return 1
     decider = Triage(rules, classifier.version, campaign=classifier)
     if isinstance(classifier, MultilingualEmbedder):
-        decider.cluster_multilingually()
-        log.info("clustering questions across languages, in the multilingual space")
+        english_bridge = bridge.bridge_for(classifier)
+        decider.cluster_multilingually(english_bridge)
+        log.info(
+            "clustering questions across languages, in the multilingual space (English %s)",
+            f"bridged by {english_bridge.metadata.version}" if english_bridge else "by e5",
+        )
     composed = create_worker(
         settings,
         kafka,

@@ -27,6 +27,7 @@ from services.common.messages import (
 )
 from services.common.replyability import replyability
 from services.triage.classifier.base import CampaignRelevance, Classifier, Prediction
+from services.triage.classifier.bridge import Bridge, bridge_for
 from services.triage.rules import Rules, RulesFile, normalise
 from services.triage.worker.clusters import ClusterAssignment, ClusterIndex
 from services.triage.worker.multilingual import MultilingualEmbedder
@@ -167,6 +168,7 @@ class Triage:
         )
         # Used once clustering is multilingual (:meth:`cluster_multilingually`).
         self._english = self.clusters
+        self._bridge: Bridge | None = None
         self._english_to_multi: OrderedDict[str, str] = OrderedDict()
 
     @property
@@ -174,10 +176,12 @@ class Triage:
         """Questions are clustered in the multilingual (e5) space, across languages."""
         return self.clusters.multilingual
 
-    def cluster_multilingually(self) -> None:
+    def cluster_multilingually(self, bridge: Bridge | None = None) -> None:
         """From now on cluster in the e5 space (the composition root's call, when the
         classifier can embed every question there); the clusters so far are forgotten
-        (another space) and the e5 threshold applies."""
+        (another space) and the e5 threshold applies. With ``bridge``, an English-path
+        question's e5 embedding is its MiniLM one bridged (no e5 pass)."""
+        self._bridge = bridge
         settings = self._rules.current().clusters
         self.clusters = ClusterIndex(
             capacity=settings.max_clusters,
@@ -203,7 +207,9 @@ class Triage:
         (the campaign is embedded again by the new model at the next decision)."""
         self.model_version = classifier.version
         if isinstance(classifier, MultilingualEmbedder) and not self.multilingual_clusters:
-            self.cluster_multilingually()
+            self.cluster_multilingually(bridge_for(classifier))
+        elif self._bridge is not None and bridge_for(classifier) is None:
+            self._bridge = None  # another English model: its embeddings are elsewhere
         if self._campaign is not None and isinstance(classifier, CampaignRelevance):
             self._campaign = classifier
             self._campaign_texts = None
@@ -234,7 +240,11 @@ class Triage:
         """Whether the mention will be clustered and lacks the e5 embedding that
         clusters across languages (an English question scored on the MiniLM path):
         only questions that are not abuse, so the extra e5 pass stays rare."""
-        if not self.multilingual_clusters or prediction.multilingual_embedding is not None:
+        if (
+            not self.multilingual_clusters
+            or prediction.multilingual_embedding is not None
+            or self._bridge is not None
+        ):
             return False
         rules = self._rules.current()
         d = rules.decisions
@@ -284,6 +294,8 @@ class Triage:
             joined = self.clusters.join(target, key, embedding, mention.id, at)
             if joined is not None:
                 return replace(joined, how=english.how, similarity=english.similarity)
+        if embedding is None and self._bridge is not None:
+            embedding = self._bridge.project(prediction.embedding)[0]
         if embedding is None:
             embedding = np.zeros(0, dtype=np.float32)  # exact duplicates only
         assignment = self.clusters.assign(

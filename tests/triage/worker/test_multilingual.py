@@ -15,6 +15,7 @@ from services.common.codec import decode, encode
 from services.common.kafka import KafkaSettings
 from services.common.messages import Decision, MentionClassified, MentionReceived, ModelPath
 from services.triage.classifier.base import Prediction
+from services.triage.classifier.bridge import Bridge, BridgeMetadata
 from services.triage.classifier.multilingual import LanguageRouter
 from services.triage.rules import normalise
 from services.triage.worker.batch import BatchProcessor, Incoming
@@ -503,3 +504,26 @@ def test_the_language_router_embeds_english_questions_in_the_e5_space() -> None:
     assert isinstance(router, MultilingualEmbedder)
     np.testing.assert_allclose(rows, np.stack([M_WATER, M_WATER]))
     assert router.embed_multilingual([]).shape == (0, 0)
+
+
+def test_with_a_bridge_english_questions_join_other_languages_without_an_e5_pass(
+    triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    # A bridge that maps MiniLM's E1 to e5's M_SCHOOL (and anything else near it).
+    weight = np.zeros((len(E1) + 1, len(M_SCHOOL)), dtype=np.float32)
+    weight[0] = M_SCHOOL
+    decider = triage()
+    decider.cluster_multilingually(
+        Bridge(weight, BridgeMetadata("b-1", "fake-1", "e5", 2, 1.0, 0.9, 0.8))
+    )
+    english = mention_factory(text="How do the children go to school?")
+
+    assert not decider.wants_multilingual_embedding(english, prediction())
+    founded = decider.decide(english, prediction(), now=NOW)
+    french = decider.decide(
+        mention_factory(text="Comment les enfants vont-ils à l'école ?", lang="fr"),
+        prediction(embedding=E2, multilingual_embedding=M_SCHOOL_FR, path="multi"),
+        now=NOW,
+    )
+
+    assert founded.cluster_id == french.cluster_id
