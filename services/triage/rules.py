@@ -185,6 +185,9 @@ class Clusters(_Section):
     #: The threshold in the multilingual (e5) space, where clusters span languages:
     #: e5's cosines run higher (measured in the triage README, "Clusters").
     multilingual_similarity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.92
+    #: ... and for an English question's MiniLM embedding bridged to e5 (lower: the
+    #: bridge is approximate; measured in the triage README, "Every language").
+    bridged_similarity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.90
     max_clusters: Annotated[int, Field(ge=1, le=1_000_000)] = 5_000
     idle_ttl_hours: Annotated[float, Field(gt=0)] = 72.0
     #: Answered cluster ids remembered (duplicates of these are dropped).

@@ -98,7 +98,11 @@ def bridge_for(classifier: object, directory: Path = BRIDGE_DIR) -> Bridge | Non
     english = getattr(classifier, "english", classifier)
     if not available(directory):
         return None
-    bridge = Bridge.load(directory)
+    try:
+        bridge = Bridge.load(directory)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        log.warning("the MiniLM -> e5 bridge in %s cannot be read (%s): not used", directory, exc)
+        return None
     if getattr(english, "version", None) != bridge.metadata.english_version:
         log.warning(
             "the MiniLM -> e5 bridge was fitted on %s, not %s: not used",

@@ -38,7 +38,16 @@ class ClusterAssignment:
 
 
 class _Cluster:
-    __slots__ = ("answered", "assigned", "cluster_id", "group", "last_seen", "size", "slot")
+    __slots__ = (
+        "answered",
+        "assigned",
+        "bridged",
+        "cluster_id",
+        "group",
+        "last_seen",
+        "size",
+        "slot",
+    )
 
     def __init__(self, cluster_id: str, slot: int, last_seen: float, group: str) -> None:
         self.cluster_id = cluster_id
@@ -48,6 +57,8 @@ class _Cluster:
         self.last_seen = last_seen
         self.assigned = False
         self.answered = False
+        #: Its centroid holds a bridged (approximate) embedding: the bridged threshold.
+        self.bridged = False
 
 
 class ClusterIndex:
@@ -82,6 +93,8 @@ class ClusterIndex:
         self.max_answered = max_answered
         #: The embeddings are multilingual (e5): ``configure`` takes that threshold.
         self.multilingual = False
+        #: The threshold for bridged embeddings (and the clusters holding one).
+        self.bridged_similarity = similarity
         self._dim: int | None = None
         self._sums: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self._centroids: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
@@ -109,6 +122,9 @@ class ClusterIndex:
         """Apply (re)loaded rules: threshold, TTL, and capacity (shrinking forgets LRU)."""
         self.similarity = (
             settings.multilingual_similarity if self.multilingual else settings.similarity
+        )
+        self.bridged_similarity = (
+            settings.bridged_similarity if self.multilingual else settings.similarity
         )
         self.idle_ttl_s = settings.idle_ttl_hours * 3600.0
         self.max_answered = settings.max_answered
@@ -155,6 +171,7 @@ class ClusterIndex:
         *,
         group: str = "",
         across_languages: bool = False,
+        bridged: bool = False,
     ) -> ClusterAssignment:
         """Put one question in a cluster; ``key`` from :func:`exact_key`, ``now`` in seconds.
 
@@ -164,9 +181,12 @@ class ClusterIndex:
         embeddings are multilingual: the same question in French and English
         lie close), where any cluster is joined; exact duplicates join whatever
         their group. A cluster keeps the language of the question that started it.
+        ``bridged``: the embedding is an approximation (an English question's MiniLM
+        embedding bridged to e5: ``classifier/bridge.py``), compared at
+        ``bridged_similarity``, as is every cluster that holds one.
         """
         assignment = self._assign(
-            key, embedding, mention_id, now, "" if across_languages else group
+            key, embedding, mention_id, now, "" if across_languages else group, bridged=bridged
         )
         if across_languages and assignment.new:
             # Started by this question: the cluster is in its language.
@@ -186,6 +206,8 @@ class ClusterIndex:
         mention_id: str,
         now: float,
         group: str,
+        *,
+        bridged: bool = False,
     ) -> ClusterAssignment:
         vector = self._unit(embedding)
         self._expire(now)
@@ -204,13 +226,17 @@ class ClusterIndex:
             )
         if vector is not None and self._high:
             sims = self._centroids[: self._high] @ vector
-            above = np.flatnonzero(sims >= self.similarity)
+            above = np.flatnonzero(sims >= min(self.similarity, self.bridged_similarity))
             for row in above[np.argsort(-sims[above], kind="stable")]:
                 cluster = self._by_slot(int(row))
                 # A question without a language (many Mastodon posts) joins the
                 # nearest cluster of any language; the others stay within theirs.
                 if group and cluster.group != group:
                     continue
+                approximate = bridged or cluster.bridged
+                if sims[row] < (self.bridged_similarity if approximate else self.similarity):
+                    continue
+                cluster.bridged = approximate
                 self._join(cluster, vector, now)
                 self._remember(key, cluster.cluster_id)
                 return ClusterAssignment(
@@ -223,6 +249,7 @@ class ClusterIndex:
                 )
         cluster_id = self._new_id(mention_id)
         cluster = self._create(cluster_id, vector, now, group)
+        cluster.bridged = bridged
         self._remember(key, cluster_id)
         return ClusterAssignment(cluster_id, cluster.size, new=True, how="new", language=group)
 

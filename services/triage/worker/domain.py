@@ -190,6 +190,7 @@ class Triage:
             max_answered=settings.max_answered,
         )
         self.clusters.multilingual = True
+        self.clusters.bridged_similarity = settings.bridged_similarity
         # English-path questions are also indexed by their MiniLM embedding: one that
         # joins a known cluster there needs no e5 pass (only a cluster's first question
         # pays one), the worker's throughput on a mixed stream depends on it.
@@ -294,12 +295,13 @@ class Triage:
             joined = self.clusters.join(target, key, embedding, mention.id, at)
             if joined is not None:
                 return replace(joined, how=english.how, similarity=english.similarity)
-        if embedding is None and self._bridge is not None:
+        bridged = embedding is None and self._bridge is not None
+        if bridged and self._bridge is not None:
             embedding = self._bridge.project(prediction.embedding)[0]
         if embedding is None:
             embedding = np.zeros(0, dtype=np.float32)  # exact duplicates only
         assignment = self.clusters.assign(
-            key, embedding, mention.id, at, group=group, across_languages=True
+            key, embedding, mention.id, at, group=group, across_languages=True, bridged=bridged
         )
         self._english_to_multi[english.cluster_id] = assignment.cluster_id
         self._english_to_multi.move_to_end(english.cluster_id)

@@ -527,3 +527,33 @@ def test_with_a_bridge_english_questions_join_other_languages_without_an_e5_pass
     )
 
     assert founded.cluster_id == french.cluster_id
+
+
+@pytest.mark.parametrize(("bridged", "together"), [(True, True), (False, False)])
+def test_a_bridged_cluster_is_joined_at_the_bridged_threshold(
+    triage: TriageFactory,
+    mention_factory: MentionFactory,
+    prediction: PredictionFactory,
+    bridged: bool,
+    together: bool,
+) -> None:
+    """Cosine 0.91: above the bridged threshold (0.90), below the e5 one (0.92)."""
+    e5_english, e5_french = vec(1.0), vec(1.0, 0.4556)
+    weight = np.zeros((len(E1) + 1, len(e5_english)), dtype=np.float32)
+    weight[0] = e5_english
+    decider = triage(clusters={"multilingual_similarity": 0.92, "bridged_similarity": 0.90})
+    decider.cluster_multilingually(
+        Bridge(weight, BridgeMetadata("b-1", "fake-1", "e5", 2, 1.0, 0.9, 0.8)) if bridged else None
+    )
+    english = decider.decide(
+        mention_factory(text="How do the children go to school?"),
+        prediction(multilingual_embedding=None if bridged else e5_english),
+        now=NOW,
+    )
+    french = decider.decide(
+        mention_factory(text="Comment les enfants vont-ils à l'école ?", lang="fr"),
+        prediction(embedding=E2, multilingual_embedding=e5_french, path="multi"),
+        now=NOW,
+    )
+
+    assert (english.cluster_id == french.cluster_id) is together
