@@ -283,7 +283,8 @@ class Triage:
         at = now.timestamp()
         embedding = prediction.multilingual_embedding
         if prediction.path == ModelPath.MULTI.value:
-            assert embedding is not None  # the multilingual path always gives one
+            if embedding is None:  # the multilingual path gives one; else exact text only
+                embedding = np.zeros(0, dtype=np.float32)
             return self.clusters.assign(
                 key, embedding, mention.id, at, group=group, across_languages=True
             )
