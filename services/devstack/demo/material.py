@@ -282,12 +282,13 @@ ABUSE: Final[dict[str, tuple[str, ...]]] = {
         "Rentrez chez vous, on n'a pas besoin de vous ici.",
         "Encore de la propagande pour nous culpabiliser. Ras-le-bol.",
         "Bande d'idiots, personne ne veut de vous ici. Dégagez !",
-        "Vous êtes des profiteurs et des menteurs, retournez dans votre pays.",
+        "Vous êtes des parasites et des voleurs, dégagez.",
     ),
     "es": ("Que se vayan a su país. Aquí no caben más.", "Menuda panda de aprovechados."),
     "ar": (
         "ارجعوا إلى بلادكم، لا أحد يريدكم هنا",
-        "أنتم حثالة وعالة على الجميع، اخرجوا من هنا",
+        "يا أغبياء، لا أحد يريدكم هنا",
+        "اللاجئون حشرات قذرة يجب طردهم",
     ),
 }
 ABUSE_LANGS: Final = {"en": 80, "de": 5, "fr": 5, "es": 5, "ar": 5}
