@@ -121,6 +121,7 @@ bench: $(STAMP) ## Benchmarks, each against a baseline measured in the same run 
 	$(BIN)/python -m tests.bench.bench_ingest
 	$(BIN)/python -m tests.bench.bench_classifier
 	$(BIN)/python -m tests.bench.bench_media
+	$(BIN)/python -m tests.bench.bench_multilingual
 
 soak: $(STAMP) ## The embedded stack under a 10,000-mention replay: lag rises and falls, counters add up
 	$(BIN)/python -m tests.bench.soak_stack

@@ -184,12 +184,25 @@ class PriorityReason(Part):
     detail: Annotated[str, StringConstraints(max_length=512)] = ""
 
 
+#: ``MentionClassified`` version 2 added ``model_path`` and ``model_language``;
+#: version 1 messages still decode (what they lack is then unknown: ``None``).
+CLASSIFIED_SCHEMA_VERSION: Literal[2] = 2
+
+
+class ModelPath(StrEnum):
+    """Which encoder scored a mention."""
+
+    EN = "en"  # the fine-tuned English MiniLM
+    MULTI = "multi"  # the multilingual e5 heads
+
+
 class MentionClassified(Message):
     """A mention with scores, priority and a decision. Key: mention id.
 
     Also the message on ``mentions.quarantined`` (abuse kept for audit).
     """
 
+    schema_version: Literal[1, 2] = CLASSIFIED_SCHEMA_VERSION  # type: ignore[assignment]
     mention: MentionReceived
     scores: Scores
     priority: Annotated[int, Field(ge=0, le=100)]
@@ -203,6 +216,20 @@ class MentionClassified(Message):
     #: The recording team suggested by language routing, if any.
     team: ShortText | None = None
     classified_at: UtcDatetime
+    #: The classifier's path that scored the mention (``model_version`` is that
+    #: path's model); ``None``: decided by a rule without the model, or version 1.
+    model_path: ModelPath | None = None
+    #: The language the decision went by (the mention's tag or ingest's detection,
+    #: primary subtag); ``None``: unknown.
+    model_language: LanguageTag | None = None
+
+    @model_validator(mode="after")
+    def _new_fields_need_version_2(self) -> MentionClassified:
+        if self.schema_version == 1 and (
+            self.model_path is not None or self.model_language is not None
+        ):
+            raise ValueError("model_path and model_language came with schema version 2")
+        return self
 
 
 # --- questions.assigned -------------------------------------------------------

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from services.common.codec import describe_validation_error
 from services.common.html_text import html_to_text
+from services.common.langid import default_detector
 from services.common.messages import (
     MAX_TEXT_CHARS,
     Author,
@@ -27,7 +28,6 @@ from services.common.messages import (
     UtcDatetime,
     mention_id,
 )
-from services.ingest.langid import default_detector
 
 #: A mention dated further in the future than this is refused (clock skew allowance).
 MAX_FUTURE_SKEW = timedelta(hours=1)

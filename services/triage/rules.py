@@ -66,9 +66,15 @@ class RulesError(ValueError):
     """The rules file cannot be read or does not validate; the message says where and why."""
 
 
+#: Arabic short-vowel marks and the tatweel (kashida): optional in writing, so
+#: sprinkled into a word they would hide it from a keyword ("غَبِي" is "غبي").
+_ARABIC_MARKS = re.compile("[\u0640\u064b-\u065f\u0670]")
+
+
 def normalise(text: str) -> str:
-    """What every keyword and pattern is matched against: NFKC, case-folded."""
-    return unicodedata.normalize("NFKC", text).casefold()
+    """What every keyword and pattern is matched against: NFKC, case-folded, and
+    without Arabic vowel marks and tatweel (the same word however it is voweled)."""
+    return _ARABIC_MARKS.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
 # --- the file's schema ----------------------------------------------------------
@@ -176,6 +182,12 @@ class PriorityWeights(_Section):
 
 class Clusters(_Section):
     similarity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.90
+    #: The threshold in the multilingual (e5) space, where clusters span languages:
+    #: e5's cosines run higher (measured in the triage README, "Clusters").
+    multilingual_similarity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.92
+    #: ... and for an English question's MiniLM embedding bridged to e5 (lower: the
+    #: bridge is approximate; measured in the triage README, "Every language").
+    bridged_similarity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.90
     max_clusters: Annotated[int, Field(ge=1, le=1_000_000)] = 5_000
     idle_ttl_hours: Annotated[float, Field(gt=0)] = 72.0
     #: Answered cluster ids remembered (duplicates of these are dropped).

@@ -281,7 +281,14 @@ ABUSE: Final[dict[str, tuple[str, ...]]] = {
     "fr": (
         "Rentrez chez vous, on n'a pas besoin de vous ici.",
         "Encore de la propagande pour nous culpabiliser. Ras-le-bol.",
+        "Bande d'idiots, personne ne veut de vous ici. Dégagez !",
+        "Vous êtes des parasites et des voleurs, dégagez.",
     ),
     "es": ("Que se vayan a su país. Aquí no caben más.", "Menuda panda de aprovechados."),
+    "ar": (
+        "ارجعوا إلى بلادكم، لا أحد يريدكم هنا",
+        "يا أغبياء، لا أحد يريدكم هنا",
+        "اللاجئون حشرات قذرة يجب طردهم",
+    ),
 }
-ABUSE_LANGS: Final = {"en": 85, "de": 5, "fr": 5, "es": 5}
+ABUSE_LANGS: Final = {"en": 80, "de": 5, "fr": 5, "es": 5, "ar": 5}

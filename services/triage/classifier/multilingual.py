@@ -339,6 +339,17 @@ class LanguageRouter:
                 out[i] = replace(p, path=path, model_version=p.model_version or model.version)
         return [p for p in out if p is not None]
 
+    def embed_multilingual(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """The e5 embedding of texts scored on the English path (the worker clusters
+        questions across languages in e5's space; ``worker.multilingual``)."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        rows = [
+            p.multilingual_embedding if p.multilingual_embedding is not None else p.embedding
+            for p in self.multilingual.classify(list(texts))
+        ]
+        return np.stack(rows).astype(np.float32)
+
     def set_campaign(self, texts: Sequence[str]) -> None:
         self.english.set_campaign(texts)
         self.multilingual.set_campaign(texts)

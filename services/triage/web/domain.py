@@ -128,6 +128,37 @@ def normalise_tag(raw: str) -> str | None:
     return tag if _TAG.match(tag) else None
 
 
+#: Names of the languages a moderator is likely to meet, for the question page.
+LANGUAGE_NAMES = {
+    "en": "English",
+    "fr": "French",
+    "de": "German",
+    "es": "Spanish",
+    "ar": "Arabic",
+    "sw": "Swahili",
+    "so": "Somali",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "tr": "Turkish",
+    "am": "Amharic",
+    "ti": "Tigrinya",
+    "fa": "Persian",
+    "ps": "Pashto",
+    "uk": "Ukrainian",
+    "ru": "Russian",
+}
+
+
+def language_name(lang: str | None) -> str:
+    """``de-AT`` → ``German (de-AT)``; a code without a name stays as it is."""
+    base = base_language(lang)
+    if not lang or base is None:
+        return "language unknown"
+    name = LANGUAGE_NAMES.get(base)
+    return f"{name} ({lang})" if name else lang
+
+
 def base_language(lang: str | None) -> str | None:
     """``en-GB`` → ``en``; ``None`` and ``und`` → ``None``."""
     if not lang:
@@ -231,6 +262,20 @@ CANNED_REPLIES: dict[str, tuple[str, ...]] = {
 def canned_replies(language: str | None) -> tuple[str, ...]:
     """The prepared replies in the answer's language (none for a language without)."""
     return CANNED_REPLIES.get(base_language(language) or "", ())
+
+
+def reply_for(
+    caption: str, answer_language: str | None, asker_language: str | None
+) -> tuple[str, str | None]:
+    """(text, language) of the reply to one asker of a cluster, which may span
+    languages: an asker in the answer's language gets its caption; one in another
+    language with a prepared line (and so publisher templates) gets that line in
+    their own language, the video carrying the answer; any other asker, the
+    caption in the answer's language."""
+    asker, answer = base_language(asker_language), base_language(answer_language)
+    if asker is None or asker == answer or asker not in FALLBACK_TEXT:
+        return reply_text(caption, answer_language), answer_language
+    return FALLBACK_TEXT[asker], asker
 
 
 def reply_text(caption: str, language: str | None) -> str:

@@ -191,6 +191,9 @@ class Question(Base):
     reasons_json: Mapped[str] = mapped_column(Text, default="[]")
     decision: Mapped[str] = mapped_column(String(16))
     model_version: Mapped[str] = mapped_column(String(256))
+    #: The classifier's path that scored it: ``en`` (MiniLM) or ``multi`` (e5);
+    #: ``None`` when a rule decided without the model (or before version 2).
+    model_path: Mapped[str | None] = mapped_column(String(16))
     rule: Mapped[str] = mapped_column(String(256))
     cluster_id: Mapped[str | None] = mapped_column(String(256))
     #: The team the classifier's routing suggests (by language).

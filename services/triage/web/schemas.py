@@ -63,6 +63,10 @@ class QuestionView(BaseModel):
     tags: list[str] = []
     #: The person who looks after it (user name).
     assignee: str | None = None
+    #: Which model scored it: ``en`` (the English model) or ``multi`` (multilingual).
+    model_path: str | None = None
+    #: Where ``lang`` came from: ``platform`` (its own tag) or ``detected``.
+    lang_source: str | None = None
 
 
 #: Hate score from which the text is blurred on the page (quarantined text is
@@ -111,8 +115,20 @@ def question_view(
         sensitive=question.hate >= SENSITIVE_AT or question.status == "quarantined",
         tags=(tags or {}).get(question.id, []),
         assignee=(people or {}).get(question.assignee_id) if question.assignee_id else None,
+        model_path=question.model_path,
+        lang_source=_lang_source(question),
         **_replyable(question),
     )
+
+
+def _lang_source(question: Question) -> str | None:
+    """Whether the question's language is the platform's tag or ingest's detection."""
+    try:
+        mention = json.loads(question.classified_json or "{}").get("mention") or {}
+    except ValueError:
+        return None
+    source = mention.get("lang_source") if isinstance(mention, dict) else None
+    return source if source in {"platform", "detected"} else None
 
 
 def _replyable(question: Question) -> dict[str, Any]:

@@ -13,13 +13,14 @@ from services.common.bootstrap import BootstrapError
 from services.common.kafka import KafkaSettings
 from services.common.lifecycle import die_with_parent
 from services.common.logs import configure_logging
-from services.triage.classifier import load_classifier
+from services.triage.classifier import bridge, load_classifier
 from services.triage.classifier.registry import Registry
 from services.triage.rules import RulesError, RulesFile
 from services.triage.worker.app import create_worker, ensure_worker_topics, run_worker
 from services.triage.worker.config import WorkerSettings
 from services.triage.worker.domain import Triage
 from services.triage.worker.live_model import LiveModel
+from services.triage.worker.multilingual import MultilingualEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,19 @@ def main(argv: Sequence[str]) -> int:
         log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
         loop.close()
         return 1
+    decider = Triage(rules, classifier.version, campaign=classifier)
+    if isinstance(classifier, MultilingualEmbedder):
+        english_bridge = bridge.bridge_for(classifier)
+        decider.cluster_multilingually(english_bridge)
+        log.info(
+            "clustering questions across languages, in the multilingual space (English %s)",
+            f"bridged by {english_bridge.metadata.version}" if english_bridge else "by e5",
+        )
     composed = create_worker(
         settings,
         kafka,
         classifier=classifier,
-        decider=Triage(rules, classifier.version, campaign=classifier),
+        decider=decider,
         web_bind=settings.worker_host,
         rules=rules,
         live=LiveModel(

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -25,6 +25,8 @@ from services.triage.classifier.base import Classifier, Prediction
 from services.triage.worker import metrics
 from services.triage.worker.cache import PredictionCache, cache_key
 from services.triage.worker.live_model import LiveModel
+from services.triage.worker.multilingual import MultilingualEmbedder
+from services.triage.worker.text import language
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,12 @@ class Decider(Protocol):
 
     def use_model(self, classifier: Classifier) -> None:
         """Decide with ``classifier``'s version (and relevance) from now on."""
+        ...
+
+    def wants_multilingual_embedding(
+        self, mention: MentionReceived, prediction: Prediction
+    ) -> bool:
+        """The mention will be clustered and lacks its e5 embedding."""
         ...
 
 
@@ -110,6 +118,17 @@ class _Pending:
     text: str = ""
     key: str = ""
 
+    @property
+    def lang(self) -> str | None:
+        """The mention's language (primary subtag): what the classifier routes by."""
+        return language(self.mention.lang) or None
+
+
+def model_key(text: str, lang: str | None) -> str:
+    """The prediction cache's key: the text's (:func:`cache_key`) and its language
+    (a multilingual classifier routes by it)."""
+    return f"{lang or ''}:{cache_key(text)}"
+
 
 class ClassifierContractError(RuntimeError):
     """The classifier returned a different number of predictions than texts."""
@@ -137,12 +156,16 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-ClassifyRunner = Callable[[Classifier, list[str]], Awaitable[list[Prediction]]]
+ClassifyRunner = Callable[
+    [Classifier, list[str], list[str | None] | None], Awaitable[list[Prediction]]
+]
 
 
-async def classify_in_thread(classifier: Classifier, texts: list[str]) -> list[Prediction]:
+async def classify_in_thread(
+    classifier: Classifier, texts: list[str], languages: list[str | None] | None = None
+) -> list[Prediction]:
     """Run the (CPU-bound) classifier off the event loop; torch releases the GIL."""
-    return await asyncio.to_thread(classifier.classify, texts)
+    return await asyncio.to_thread(classifier.classify, texts, languages)
 
 
 #: Tries of a single text before it is dead-lettered as poisoned.
@@ -214,7 +237,7 @@ class BatchProcessor:
                 continue
             try:
                 pending.text = self.decider.text_for_model(mention)
-                pending.key = cache_key(pending.text)
+                pending.key = model_key(pending.text, pending.lang)
             except Exception as exc:
                 log.exception("preparing the model text failed for %s", mention.id)
                 fail(index, "prepare", describe(exc))
@@ -281,10 +304,12 @@ class BatchProcessor:
         fail: Callable[[int, str, str], None],
     ) -> dict[str, Prediction]:
         """Predictions by cache key: from the cache, else from one classifier call (by
-        the model live now: a switch since the last batch is taken up here)."""
+        the model live now: a switch since the last batch is taken up here); the
+        questions' e5 embeddings added where the worker clusters across languages."""
         await self._follow_the_live_model()
         found: dict[str, Prediction] = {}
         texts: dict[str, str] = {}
+        langs: dict[str, str | None] = {item.key: item.lang for item in pending}
         for item in pending:
             if item.key in found or item.key in texts:
                 report.cache_hits += 1
@@ -300,7 +325,9 @@ class BatchProcessor:
         report.model_texts = len(texts)
         if texts:
             keys = list(texts)
-            results, errors = await self._classify_bisecting([texts[k] for k in keys])
+            results, errors = await self._classify_bisecting(
+                [texts[k] for k in keys], [langs[k] for k in keys]
+            )
             for position, prediction in results.items():
                 self.cache.put(keys[position], prediction)
                 found[keys[position]] = prediction
@@ -309,10 +336,40 @@ class BatchProcessor:
                 if item.key in failed:
                     fail(item.index, "classify", failed[item.key])
             metrics.CACHE_ENTRIES.set(len(self.cache))
+        await self._embed_questions(pending, found)
         return found
 
+    async def _embed_questions(
+        self, pending: list[_Pending], predictions: dict[str, Prediction]
+    ) -> None:
+        """Add the e5 embedding to the predictions of the questions that lack it (one
+        call, cached with the prediction), when the classifier can embed multilingually
+        (:mod:`.multilingual`). On failure those questions cluster by exact text only."""
+        embedder = self.classifier
+        if not isinstance(embedder, MultilingualEmbedder):
+            return
+        wanted: dict[str, str] = {}
+        for item in pending:
+            prediction = predictions.get(item.key)
+            if (
+                prediction is not None
+                and item.key not in wanted
+                and self.decider.wants_multilingual_embedding(item.mention, prediction)
+            ):
+                wanted[item.key] = item.text
+        if not wanted:
+            return
+        try:
+            rows = await asyncio.to_thread(embedder.embed_multilingual, list(wanted.values()))
+        except Exception as exc:
+            log.warning("multilingual embedding of %d questions failed: %s", len(wanted), exc)
+            return
+        for key, row in zip(wanted, rows, strict=True):
+            predictions[key] = replace(predictions[key], multilingual_embedding=row)
+            self.cache.put(key, predictions[key])
+
     async def _classify_bisecting(
-        self, texts: list[str]
+        self, texts: list[str], langs: list[str | None]
     ) -> tuple[dict[int, Prediction], dict[int, str]]:
         """Classify ``texts``; on failure split in halves until the failures are isolated."""
         results: dict[int, Prediction] = {}
@@ -322,7 +379,9 @@ class BatchProcessor:
         while todo:
             positions = todo.pop()
             try:
-                predictions = await self._classify_once([texts[p] for p in positions])
+                predictions = await self._classify_once(
+                    [texts[p] for p in positions], [langs[p] for p in positions]
+                )
             except Exception as exc:
                 if len(positions) == 1:
                     # A text is poisoned only if it fails again on its own: a transient
@@ -348,9 +407,9 @@ class BatchProcessor:
             results.update(zip(positions, predictions, strict=True))
         return results, errors
 
-    async def _classify_once(self, texts: list[str]) -> list[Prediction]:
+    async def _classify_once(self, texts: list[str], langs: list[str | None]) -> list[Prediction]:
         started = time.perf_counter()
-        predictions = await self.run_classifier(self.classifier, texts)
+        predictions = await self.run_classifier(self.classifier, texts, langs)
         metrics.CLASSIFY_SECONDS.observe(time.perf_counter() - started)
         metrics.CLASSIFY_TEXTS.observe(len(texts))
         if len(predictions) != len(texts):

@@ -72,6 +72,7 @@ from services.triage.rules import RulesError, RulesFile
 from services.triage.worker.batch import Decider
 from services.triage.worker.config import WorkerSettings
 from services.triage.worker.domain import Triage
+from services.triage.worker.text import language
 
 log = logging.getLogger(__name__)
 
@@ -234,20 +235,26 @@ def record_of(
             {"factor": r.factor, "points": r.points, "detail": r.detail} for r in result.reasons
         ],
         "model_version": result.model_version,
+        "model_path": result.model_path.value if result.model_path else None,
+        "model_language": result.model_language,
         "rules_version": result.rules_version or rules_version,
     }
 
 
-def _predict(classifier: Classifier, texts: Sequence[str]) -> list[Prediction]:
-    """One classifier call for the distinct texts; predictions for all, in order."""
-    distinct = list(dict.fromkeys(texts))
-    predictions = classifier.classify(distinct)
+def _predict(
+    classifier: Classifier, texts: Sequence[str], languages: Sequence[str | None]
+) -> list[Prediction]:
+    """One classifier call for the distinct (text, language) pairs (a multilingual
+    classifier routes by the language); predictions for all, in order."""
+    pairs = list(zip(texts, languages, strict=True))
+    distinct = list(dict.fromkeys(pairs))
+    predictions = classifier.classify([t for t, _ in distinct], [lang for _, lang in distinct])
     if len(predictions) != len(distinct):
         raise RuntimeError(
             f"classifier returned {len(predictions)} predictions for {len(distinct)} texts"
         )
-    by_text = dict(zip(distinct, predictions, strict=True))
-    return [by_text[t] for t in texts]
+    by_pair = dict(zip(distinct, predictions, strict=True))
+    return [by_pair[p] for p in pairs]
 
 
 def classify_lines(
@@ -282,7 +289,9 @@ def classify_lines(
                 records[i] = _record(rules, item, early)
         if waiting:
             texts = [triage.text_for_model(_mention(parsed[i])) for i in waiting]
-            for i, prediction in zip(waiting, _predict(classifier, texts), strict=True):
+            languages = [language(_mention(parsed[i]).lang) or None for i in waiting]
+            predictions = _predict(classifier, texts, languages)
+            for i, prediction in zip(waiting, predictions, strict=True):
                 item = parsed[i]
                 try:
                     result = triage.decide(_mention(item), prediction, now=now)

@@ -1,6 +1,7 @@
 """Clusters of near-duplicate questions: a bounded, in-memory index per worker
 (:class:`ClusterIndex`), joined by cosine similarity of the embeddings within a
-language, or by the exact text. One recorded answer serves a whole cluster."""
+language (or across languages, in a multilingual embedding space), or by the
+exact text. One recorded answer serves a whole cluster."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import hashlib
 import logging
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +38,16 @@ class ClusterAssignment:
 
 
 class _Cluster:
-    __slots__ = ("answered", "assigned", "cluster_id", "group", "last_seen", "size", "slot")
+    __slots__ = (
+        "answered",
+        "assigned",
+        "bridged",
+        "cluster_id",
+        "group",
+        "last_seen",
+        "size",
+        "slot",
+    )
 
     def __init__(self, cluster_id: str, slot: int, last_seen: float, group: str) -> None:
         self.cluster_id = cluster_id
@@ -47,6 +57,8 @@ class _Cluster:
         self.last_seen = last_seen
         self.assigned = False
         self.answered = False
+        #: Its centroid holds a bridged (approximate) embedding: the bridged threshold.
+        self.bridged = False
 
 
 class ClusterIndex:
@@ -79,6 +91,10 @@ class ClusterIndex:
         self.similarity = similarity
         self.idle_ttl_s = idle_ttl_s
         self.max_answered = max_answered
+        #: The embeddings are multilingual (e5): ``configure`` takes that threshold.
+        self.multilingual = False
+        #: The threshold for bridged embeddings (and the clusters holding one).
+        self.bridged_similarity = similarity
         self._dim: int | None = None
         self._sums: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self._centroids: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
@@ -104,7 +120,12 @@ class ClusterIndex:
 
     def configure(self, settings: Clusters) -> None:
         """Apply (re)loaded rules: threshold, TTL, and capacity (shrinking forgets LRU)."""
-        self.similarity = settings.similarity
+        self.similarity = (
+            settings.multilingual_similarity if self.multilingual else settings.similarity
+        )
+        self.bridged_similarity = (
+            settings.bridged_similarity if self.multilingual else settings.similarity
+        )
         self.idle_ttl_s = settings.idle_ttl_hours * 3600.0
         self.max_answered = settings.max_answered
         while len(self._answered) > self.max_answered:
@@ -149,15 +170,29 @@ class ClusterIndex:
         now: float,
         *,
         group: str = "",
+        across_languages: bool = False,
+        bridged: bool = False,
     ) -> ClusterAssignment:
         """Put one question in a cluster; ``key`` from :func:`exact_key`, ``now`` in seconds.
 
-        Only clusters of the same ``group`` (the language: one recorded answer
-        serves askers of one language) are joined by similarity, except by a
-        question without a language (``group`` ""), which joins the nearest of
-        any; exact duplicates join whatever their group.
+        Only clusters of the same ``group`` (the language) are joined by
+        similarity, except by a question without a language (``group`` ""),
+        which joins the nearest of any, and with ``across_languages`` (the
+        embeddings are multilingual: the same question in French and English
+        lie close), where any cluster is joined; exact duplicates join whatever
+        their group. A cluster keeps the language of the question that started it.
+        ``bridged``: the embedding is an approximation (an English question's MiniLM
+        embedding bridged to e5: ``classifier/bridge.py``), compared at
+        ``bridged_similarity``, as is every cluster that holds one.
         """
-        assignment = self._assign(key, embedding, mention_id, now, group)
+        assignment = self._assign(
+            key, embedding, mention_id, now, "" if across_languages else group, bridged=bridged
+        )
+        if across_languages and assignment.new:
+            # Started by this question: the cluster is in its language.
+            cluster = self._clusters[assignment.cluster_id]
+            cluster.group = group
+            assignment = replace(assignment, language=group)
         self._member_of[mention_id] = assignment.cluster_id
         self._member_of.move_to_end(mention_id)
         while len(self._member_of) > self.max_answered:
@@ -171,6 +206,8 @@ class ClusterIndex:
         mention_id: str,
         now: float,
         group: str,
+        *,
+        bridged: bool = False,
     ) -> ClusterAssignment:
         vector = self._unit(embedding)
         self._expire(now)
@@ -189,13 +226,17 @@ class ClusterIndex:
             )
         if vector is not None and self._high:
             sims = self._centroids[: self._high] @ vector
-            above = np.flatnonzero(sims >= self.similarity)
+            above = np.flatnonzero(sims >= min(self.similarity, self.bridged_similarity))
             for row in above[np.argsort(-sims[above], kind="stable")]:
                 cluster = self._by_slot(int(row))
                 # A question without a language (many Mastodon posts) joins the
                 # nearest cluster of any language; the others stay within theirs.
                 if group and cluster.group != group:
                     continue
+                approximate = bridged or cluster.bridged
+                if sims[row] < (self.bridged_similarity if approximate else self.similarity):
+                    continue
+                cluster.bridged = approximate
                 self._join(cluster, vector, now)
                 self._remember(key, cluster.cluster_id)
                 return ClusterAssignment(
@@ -208,8 +249,54 @@ class ClusterIndex:
                 )
         cluster_id = self._new_id(mention_id)
         cluster = self._create(cluster_id, vector, now, group)
+        cluster.bridged = bridged
         self._remember(key, cluster_id)
         return ClusterAssignment(cluster_id, cluster.size, new=True, how="new", language=group)
+
+    def find(self, key: str, embedding: npt.NDArray[np.float32], *, group: str = "") -> str | None:
+        """The cluster a question would join (exact text, or the nearest of its
+        ``group`` at or above the threshold) without joining it; ``None``: it would
+        start one. Read-only: expiry waits for the next assignment."""
+        known = self._exact.get(key)
+        if known is not None and known in self._clusters:
+            return known
+        vector = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        norm = math.sqrt(float(vector @ vector)) if vector.size else 0.0
+        if not self._high or self._dim != vector.size or not math.isfinite(norm) or norm == 0:
+            return None
+        sims = self._centroids[: self._high] @ (vector / norm)
+        above = np.flatnonzero(sims >= self.similarity)
+        for row in above[np.argsort(-sims[above], kind="stable")]:
+            cluster = self._by_slot(int(row))
+            if not group or cluster.group == group:
+                return cluster.cluster_id
+        return None
+
+    def join(
+        self,
+        cluster_id: str,
+        key: str,
+        embedding: npt.NDArray[np.float32] | None,
+        mention_id: str,
+        now: float,
+    ) -> ClusterAssignment | None:
+        """Count one more asker in a known cluster (found in another index: its
+        centroid moves only when ``embedding`` is in this index's space); ``None``
+        when the cluster is forgotten."""
+        self._expire(now)
+        cluster = self._clusters.get(cluster_id)
+        if cluster is None:
+            return None
+        vector = self._unit(embedding) if embedding is not None else None
+        self._join(cluster, vector, now)
+        self._remember(key, cluster_id)
+        self._member_of[mention_id] = cluster_id
+        self._member_of.move_to_end(mention_id)
+        while len(self._member_of) > self.max_answered:
+            self._member_of.popitem(last=False)
+        return ClusterAssignment(
+            cluster_id, cluster.size, new=False, how="similar", language=cluster.group
+        )
 
     # --- internals ---------------------------------------------------------------
 

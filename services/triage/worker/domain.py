@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -20,13 +21,16 @@ from services.common.messages import (
     Decision,
     MentionClassified,
     MentionReceived,
+    ModelPath,
     PriorityReason,
     Scores,
 )
 from services.common.replyability import replyability
 from services.triage.classifier.base import CampaignRelevance, Classifier, Prediction
+from services.triage.classifier.bridge import Bridge, bridge_for
 from services.triage.rules import Rules, RulesFile, normalise
 from services.triage.worker.clusters import ClusterAssignment, ClusterIndex
+from services.triage.worker.multilingual import MultilingualEmbedder
 from services.triage.worker.priority import priority_parts, reason, scores_of, settle
 from services.triage.worker.questions import cue_for_decision
 from services.triage.worker.text import (
@@ -102,7 +106,9 @@ def spam_verdict(raw_text: str, normalised_text: str, rules: Rules) -> Verdict |
     return None
 
 
-def abuse_verdict(scores: Scores, rules: Rules, text: str) -> tuple[Verdict | None, str]:
+def abuse_verdict(
+    scores: Scores, rules: Rules, text: str, lang: str | None = None
+) -> tuple[Verdict | None, str]:
     """(quarantine verdict or None, why an offensive score is *not* abuse or "").
 
     Hate at or above its threshold quarantines. Offensive at or above its
@@ -124,7 +130,7 @@ def abuse_verdict(scores: Scores, rules: Rules, text: str) -> tuple[Verdict | No
             f"{offensive} but on the campaign's subject (relevance {scores.relevance:.2f} ≥ "
             f"{exempt:.2f}) and {hate}: not quarantined on offensive alone"
         )
-    if q.offensive_needs_target and not aims_at_someone(text):
+    if q.offensive_needs_target and not aims_at_someone(text, lang):
         return None, f"{offensive} but aimed at no one (profanity, not abuse) and {hate}"
     return Verdict(Decision.QUARANTINE, "offensive", offensive), ""
 
@@ -160,11 +166,51 @@ class Triage:
             idle_ttl_s=settings.idle_ttl_hours * 3600.0,
             max_answered=settings.max_answered,
         )
+        # Used once clustering is multilingual (:meth:`cluster_multilingually`).
+        self._english = self.clusters
+        self._bridge: Bridge | None = None
+        self._english_to_multi: OrderedDict[str, str] = OrderedDict()
+
+    @property
+    def multilingual_clusters(self) -> bool:
+        """Questions are clustered in the multilingual (e5) space, across languages."""
+        return self.clusters.multilingual
+
+    def cluster_multilingually(self, bridge: Bridge | None = None) -> None:
+        """From now on cluster in the e5 space (the composition root's call, when the
+        classifier can embed every question there); the clusters so far are forgotten
+        (another space) and the e5 threshold applies. With ``bridge``, an English-path
+        question's e5 embedding is its MiniLM one bridged (no e5 pass)."""
+        self._bridge = bridge
+        settings = self._rules.current().clusters
+        self.clusters = ClusterIndex(
+            capacity=settings.max_clusters,
+            similarity=settings.multilingual_similarity,
+            idle_ttl_s=settings.idle_ttl_hours * 3600.0,
+            max_answered=settings.max_answered,
+        )
+        self.clusters.multilingual = True
+        self.clusters.bridged_similarity = settings.bridged_similarity
+        # English-path questions are also indexed by their MiniLM embedding: one that
+        # joins a known cluster there needs no e5 pass (only a cluster's first question
+        # pays one), the worker's throughput on a mixed stream depends on it.
+        self._english = ClusterIndex(
+            capacity=settings.max_clusters,
+            similarity=settings.similarity,
+            idle_ttl_s=settings.idle_ttl_hours * 3600.0,
+            max_answered=settings.max_answered,
+        )
+        #: English (MiniLM) cluster id -> the multilingual cluster it belongs to.
+        self._english_to_multi = OrderedDict()
 
     def use_model(self, classifier: Classifier) -> None:
         """Record ``classifier``'s version from now on, and measure relevance with it
         (the campaign is embedded again by the new model at the next decision)."""
         self.model_version = classifier.version
+        if isinstance(classifier, MultilingualEmbedder) and not self.multilingual_clusters:
+            self.cluster_multilingually(bridge_for(classifier))
+        elif self._bridge is not None and bridge_for(classifier) is None:
+            self._bridge = None  # another English model: its embeddings are elsewhere
         if self._campaign is not None and isinstance(classifier, CampaignRelevance):
             self._campaign = classifier
             self._campaign_texts = None
@@ -188,6 +234,81 @@ class Triage:
         if cluster_id is not None:
             self.clusters.mark_answered(cluster_id)
         return cluster_id
+
+    def wants_multilingual_embedding(
+        self, mention: MentionReceived, prediction: Prediction
+    ) -> bool:
+        """Whether the mention will be clustered and lacks the e5 embedding that
+        clusters across languages (an English question scored on the MiniLM path):
+        only questions that are not abuse, so the extra e5 pass stays rare."""
+        if (
+            not self.multilingual_clusters
+            or prediction.multilingual_embedding is not None
+            or self._bridge is not None
+        ):
+            return False
+        rules = self._rules.current()
+        d = rules.decisions
+        if prediction.hate >= d.quarantine.hate:
+            return False
+        question = (
+            prediction.question >= d.question
+            or cue_for_decision(mention.text, mention.lang, prediction.question, d) is not None
+        )
+        return question and self._known_english_cluster(mention, prediction) is None
+
+    def _known_english_cluster(
+        self, mention: MentionReceived, prediction: Prediction
+    ) -> str | None:
+        """The multilingual cluster an English-path question joins by its MiniLM
+        embedding (or exact text), when that cluster is still known."""
+        found = self._english.find(
+            exact_key(mention.text), prediction.embedding, group=language(mention.lang)
+        )
+        target = self._english_to_multi.get(found) if found is not None else None
+        return target if target is not None and target in self.clusters else None
+
+    def _cluster(
+        self, mention: MentionReceived, prediction: Prediction, now: datetime
+    ) -> ClusterAssignment:
+        """Put a question in its cluster: across languages in the e5 space when the
+        worker clusters multilingually (exact duplicates only for a question whose
+        e5 embedding is missing), else within its language by the MiniLM embedding."""
+        key = exact_key(mention.text)
+        group = language(mention.lang)
+        if not self.multilingual_clusters:
+            return self.clusters.assign(
+                key, prediction.embedding, mention.id, now.timestamp(), group=group
+            )
+        at = now.timestamp()
+        embedding = prediction.multilingual_embedding
+        if prediction.path == ModelPath.MULTI.value:
+            if embedding is None:  # the multilingual path gives one; else exact text only
+                embedding = np.zeros(0, dtype=np.float32)
+            return self.clusters.assign(
+                key, embedding, mention.id, at, group=group, across_languages=True
+            )
+        # The English path: a known English cluster (by MiniLM) is joined as it is;
+        # a new one is placed in the e5 space, where it may join another language's.
+        english = self._english.assign(key, prediction.embedding, mention.id, at, group=group)
+        target = self._english_to_multi.get(english.cluster_id)
+        if not english.new and target is not None:
+            joined = self.clusters.join(target, key, embedding, mention.id, at)
+            if joined is not None:
+                return replace(joined, how=english.how, similarity=english.similarity)
+        bridged = embedding is None and self._bridge is not None
+        if bridged and self._bridge is not None:
+            embedding = self._bridge.project(prediction.embedding)[0]
+        if embedding is None:
+            embedding = np.zeros(0, dtype=np.float32)  # exact duplicates only
+        assignment = self.clusters.assign(
+            key, embedding, mention.id, at, group=group, across_languages=True, bridged=bridged
+        )
+        self._english_to_multi[english.cluster_id] = assignment.cluster_id
+        self._english_to_multi.move_to_end(english.cluster_id)
+        while len(self._english_to_multi) > 4 * self._english.capacity:
+            self._english_to_multi.popitem(last=False)
+        return assignment
 
     def _with_campaign_relevance(self, prediction: Prediction, rules: Rules) -> Prediction:
         if self._campaign is None:
@@ -230,22 +351,24 @@ class Triage:
         """Apply every rule in order to a mention and its classifier prediction."""
         rules = self._rules.current()
         self.clusters.configure(rules.clusters)
+        if self.multilingual_clusters:
+            self._english.configure(rules.clusters)
         prediction = self._with_campaign_relevance(prediction, rules)
         scores = scores_of(prediction)
-        abuse, not_abuse = abuse_verdict(scores, rules, mention.text)
+        model = _model_of(prediction, self.model_version)
+        abuse, not_abuse = abuse_verdict(scores, rules, mention.text, mention.lang)
         verdict = block_verdict(mention, rules) or abuse or drop_verdict(mention, rules)
         if verdict is not None:
-            return self._result(mention, scores, verdict, verdict.detail, rules, now=now)
+            return self._result(
+                mention, scores, verdict, verdict.detail, rules, now=now, model=model
+            )
 
         d = rules.decisions
         cue = cue_for_decision(mention.text, mention.lang, scores.question, d)
         is_question = scores.question >= d.question or cue is not None
         cluster: ClusterAssignment | None = None
         if is_question:
-            key = exact_key(mention.text)
-            cluster = self.clusters.assign(
-                key, prediction.embedding, mention.id, now.timestamp(), group=language(mention.lang)
-            )
+            cluster = self._cluster(mention, prediction, now)
             if self.clusters.is_answered(cluster.cluster_id):
                 verdict = Verdict(
                     Decision.DROP,
@@ -254,7 +377,14 @@ class Triage:
                     f"({cluster.how} match)",
                 )
                 return self._result(
-                    mention, scores, verdict, verdict.detail, rules, now=now, cluster=cluster
+                    mention,
+                    scores,
+                    verdict,
+                    verdict.detail,
+                    rules,
+                    now=now,
+                    cluster=cluster,
+                    model=model,
                 )
 
         age_minutes = (now - mention.created_at).total_seconds() / 60.0
@@ -281,7 +411,9 @@ class Triage:
                     f"not a question (question {scores.question:.2f} < {d.question:.2f}) and "
                     f"off-topic (relevance {scores.relevance:.2f} < {d.drop_irrelevant_below:.2f})",
                 )
-                return self._result(mention, scores, verdict, verdict.detail, rules, now=now)
+                return self._result(
+                    mention, scores, verdict, verdict.detail, rules, now=now, model=model
+                )
             verdict = Verdict(
                 Decision.REVIEW,
                 "not_question",
@@ -317,6 +449,7 @@ class Triage:
             cluster=cluster,
             priority=priority,
             parts=parts,
+            model=model,
         )
 
     # --- helpers -----------------------------------------------------------------
@@ -381,6 +514,7 @@ class Triage:
         cluster: ClusterAssignment | None = None,
         priority: int = 0,
         parts: list[PriorityReason] | None = None,
+        model: tuple[ModelPath, str] | None = None,
     ) -> MentionClassified:
         decision_reason = reason(
             "decision",
@@ -393,7 +527,9 @@ class Triage:
             priority=priority,
             reasons=(*(parts or ()), decision_reason),
             decision=verdict.decision,
-            model_version=self.model_version,
+            model_version=model[1] if model is not None else self.model_version,
+            model_path=model[0] if model is not None else None,
+            model_language=language(mention.lang) or None,
             rule=verdict.rule,
             rules_version=rules.version,
             cluster_id=cluster.cluster_id if cluster is not None else None,
@@ -402,3 +538,10 @@ class Triage:
             ),
             classified_at=now,
         )
+
+
+def _model_of(prediction: Prediction, classifier_version: str) -> tuple[ModelPath, str]:
+    """The path that scored ``prediction`` and its model's version (the classifier's
+    own when the prediction names none)."""
+    path = ModelPath.MULTI if prediction.path == ModelPath.MULTI.value else ModelPath.EN
+    return path, (prediction.model_version or classifier_version)[:256]

@@ -83,7 +83,7 @@ def _abuse(reply: ReplyReceived, scores: Scores, rules: Rules) -> tuple[str, str
         return "hate", f"hate {scores.hate:.2f} ≥ {hide.hate:.2f}"
     if scores.offensive >= hide.offensive:
         offensive = f"offensive {scores.offensive:.2f} ≥ {hide.offensive:.2f}"
-        if not hide.offensive_needs_target or aims_at_someone(reply.text):
+        if not hide.offensive_needs_target or aims_at_someone(reply.text, reply.lang):
             return "offensive", offensive
     return None
 

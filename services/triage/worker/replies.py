@@ -20,7 +20,7 @@ from services.triage.worker import metrics
 from services.triage.worker.batch import BatchProcessor, Incoming, Outgoing, describe
 from services.triage.worker.priority import scores_of
 from services.triage.worker.protection import judge
-from services.triage.worker.text import text_for_model
+from services.triage.worker.text import language, text_for_model
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,9 @@ class ReplyProcessor:
         if decoded:
             texts = [text_for_model(reply.text) for _, reply in decoded]
             try:
-                predictions = await self.batch.run_classifier(self.batch.classifier, texts)
+                predictions = await self.batch.run_classifier(
+                    self.batch.classifier, texts, [language(r.lang) or None for _, r in decoded]
+                )
             except Exception as exc:  # the model failed on this batch: its letters say so
                 log.exception("classifying %d replies failed", len(texts))
                 out += [

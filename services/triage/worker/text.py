@@ -35,7 +35,34 @@ _TARGET_WORDS = (
         """.split()  # noqa: SIM905 - a word list reads best as words
     )
     | GROUP_WORDS
+    # The same in the campaign's other languages (fr, de, es, it, pt, nl, tr, ar, sw,
+    # so): the readers and groups an insult is aimed at. Words that are something
+    # else in another listed language stay out ("je" is "I" in French, "die" English).
+    | frozenset(
+        """
+        tu toi te ton ta tes vous votre vos il elle ils elles eux lui ces ceux celles gens
+        espèce mec réfugié réfugiés migrant migrants immigré immigrés musulman musulmans
+        juif juifs arabe arabes noir noirs étranger étrangers
+        du dich dir dein deine deinen euch euer eure sie ihn ihm diese dieser leute typ
+        flüchtling flüchtlinge ausländer migranten muslime juden araber
+        tú ti usted ustedes vosotros él ella ellos ellas estos esos esas gente tipo
+        refugiado refugiados inmigrante inmigrantes migrantes musulmanes judíos árabes
+        negros extranjeros
+        voi vostro lei loro questi quelli rifugiati stranieri immigrati
+        você vocês ele ela eles elas esses essas refugiados estrangeiros
+        jij jou jouw jullie hij zij hem haar mensen vluchtelingen buitenlanders
+        sen seni sana siz sizi onlar bunlar mülteciler
+        يا أنت انت أنتم انتم أنتي انتي هم هؤلاء هذا هذه لاجئ لاجئين اللاجئين اللاجئون
+        المهاجرين الأجانب
+        wewe ninyi nyinyi yeye wao hawa watu wakimbizi wageni
+        adiga adigu idinka isaga iyaga dadkan kuwan qaxooti qaxootiga
+        eres estás bist seid êtes sei tahay
+        """.split()  # noqa: SIM905 - a word list reads best as words
+    )
 )
+#: The languages whose readers and groups :data:`_TARGET_WORDS` names; a text in
+#: another (known) language is taken as aimed at someone: the safe side.
+TARGET_LANGUAGES = frozenset("en fr de es it pt nl tr ar sw so".split())  # noqa: SIM905
 _INNER_MENTION = re.compile(r"(?<![\w@])@\w+")
 _MAX_MODEL_CHARS = 2_000
 
@@ -92,10 +119,15 @@ def is_pure_retweet(text: str) -> bool:
     return _RETWEET.match(text) is not None
 
 
-def aims_at_someone(text: str) -> bool:
+def aims_at_someone(text: str, lang: str | None = None) -> bool:
     """Whether the text (its addressing stripped) names a reader, a person or a
     group: "you", "she", "those people", "refugees", an @mention inside the
-    sentence. "This f***ing heat" aims at no one; "you f***ing idiot" does."""
+    sentence, in any of :data:`TARGET_LANGUAGES`. "This f***ing heat" aims at no
+    one; "you f***ing idiot" ("espèce d'idiot", "يا حمار") does. A text in a
+    language outside that list counts as aimed (its words cannot be told)."""
+    primary = language(lang)
+    if primary and primary not in TARGET_LANGUAGES:
+        return True
     body = strip_addressing(text)
     if _INNER_MENTION.search(body):
         return True

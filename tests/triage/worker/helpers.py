@@ -96,6 +96,12 @@ class FakeDecider:
     def use_model(self, classifier: Classifier) -> None:
         self.model_version = classifier.version
 
+    def wants_multilingual_embedding(
+        self, mention: MentionReceived, prediction: Prediction
+    ) -> bool:
+        """Questions lacking it (the fake clusters nothing, but the batch asks)."""
+        return prediction.question >= 0.5 and prediction.multilingual_embedding is None
+
     def answer_approved(self, mention_id: str) -> str | None:
         self.approved.append(mention_id)
         return f"c-{mention_id}"

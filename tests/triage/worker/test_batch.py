@@ -35,8 +35,10 @@ class Parts:
         async def sleep(seconds: float) -> None:
             self.sleeps.append(seconds)
 
-        async def run_inline(classifier: Any, texts: list[str]) -> list[Prediction]:
-            result: list[Prediction] = classifier.classify(texts)
+        async def run_inline(
+            classifier: Any, texts: list[str], languages: list[str | None] | None = None
+        ) -> list[Prediction]:
+            result: list[Prediction] = classifier.classify(texts, languages)
             return result
 
         self.processor = BatchProcessor(

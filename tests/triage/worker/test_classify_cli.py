@@ -404,6 +404,11 @@ class CheapDecider:
     def use_model(self, classifier: Classifier) -> None:
         raise AssertionError("the CLI runs one model")
 
+    def wants_multilingual_embedding(
+        self, mention: MentionReceived, prediction: Prediction
+    ) -> bool:
+        return False
+
 
 class ConstantClassifier:
     version = "const-1"

@@ -63,8 +63,10 @@ def loader(broken: set[str]) -> Callable[[Path], Classifier]:
     return load
 
 
-async def run_inline(classifier: Any, texts: list[str]) -> list[Prediction]:
-    result: list[Prediction] = classifier.classify(texts)
+async def run_inline(
+    classifier: Any, texts: list[str], languages: list[str | None] | None = None
+) -> list[Prediction]:
+    result: list[Prediction] = classifier.classify(texts, languages)
     return result
 
 

@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
 from services.common.media.profiles import clock
+from services.triage.web import domain
 from services.triage.web.auth import Principal
 from services.triage.web.deps import TriageRuntime, oauth2, optional_principal
 from services.triage.web.exceptions import (
@@ -63,6 +64,7 @@ def _templates() -> Jinja2Templates:
     env.filters["when"] = _when
     env.filters["when_exact"] = _when_exact
     env.filters["clock"] = clock
+    env.filters["language"] = domain.language_name
     env.globals["asset"] = asset
     return Jinja2Templates(env=env)
 

@@ -21,6 +21,9 @@ class Recipient(BaseModel):
     lang: str | None
     #: The asker's own question (what the reply answers).
     question: str
+    #: What this asker gets when they asked in another language than the answer's:
+    #: a line in their language (the video carries the answer); ``None``: the caption.
+    own_language_reply: str | None = None
 
 
 class ApprovalPreview(BaseModel):
@@ -39,6 +42,11 @@ class CaptionBody(BaseModel):
     caption: str = Field(max_length=5000)
 
 
+def _own_language_reply(answer_language: str | None, asker_language: str | None) -> str | None:
+    text, language = domain.reply_for("", answer_language, asker_language)
+    return text if language != answer_language else None
+
+
 async def _preview(runtime: TriageRuntime, question_id: str) -> ApprovalPreview:
     answer, askers = await runtime.store.answers.recipients(question_id)
     return ApprovalPreview(
@@ -53,6 +61,7 @@ async def _preview(runtime: TriageRuntime, question_id: str) -> ApprovalPreview:
                 platform=q.platform,
                 lang=q.lang,
                 question=q.text,
+                own_language_reply=_own_language_reply(answer.language, q.lang),
             )
             for q in askers
         ],

@@ -43,6 +43,12 @@
         const asked = document.createElement("q");
         asked.textContent = r.question;
         item.append(who, " on " + r.platform + " (" + (r.lang || "language unknown") + "), who asked ", asked);
+        if (r.own_language_reply) {
+          const own = document.createElement("small");
+          own.className = "hint";
+          own.textContent = " gets, in their language: " + r.own_language_reply;
+          item.append(own);
+        }
         return item;
       }),
     );

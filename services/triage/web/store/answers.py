@@ -457,6 +457,7 @@ class Answers:
         # Only where a reply cannot go: a standalone post is the moderator's way round.
         standalone = standalone and not replyability(mention.platform, mention.summoned).can_reply
         reply_id = domain.reply_id(answer.id, asker.mention_id)
+        text, language = domain.reply_for(answer.caption, answer.language, asker.lang)
         reply = Reply(
             reply_id=reply_id,
             question_id=asker.id,
@@ -478,8 +479,8 @@ class Answers:
                 platform=Platform(asker.platform),
                 in_reply_to=mention.native_id,
                 author=Author.model_validate(mention.author.model_dump()),
-                text=domain.reply_text(answer.caption, answer.language),
-                language=answer.language,
+                text=text,
+                language=language,
                 media=media,
                 consent=ConsentMessage(
                     speaker_ref=consent.given_by[:128],

@@ -159,7 +159,7 @@ def _question_row(classified: MentionClassified, status: Status, now: datetime) 
         author_id=mention.author.id,
         author_handle=mention.author.handle,
         text=mention.text,
-        lang=mention.lang[:64] if mention.lang else None,
+        lang=(mention.lang or classified.model_language or "")[:64] or None,
         url=mention.url,
         classified_json=classified.model_dump_json(),
         offensive=classified.scores.offensive,
@@ -170,6 +170,7 @@ def _question_row(classified: MentionClassified, status: Status, now: datetime) 
         reasons_json=as_json([r.model_dump() for r in classified.reasons]),
         decision=classified.decision.value,
         model_version=classified.model_version,
+        model_path=classified.model_path.value if classified.model_path else None,
         rule=classified.rule,
         cluster_id=classified.cluster_id,
         suggested_team=classified.team,
@@ -234,13 +235,26 @@ class Questions:
     async def _auto_assign(
         self, session: AsyncSession, question: Question, slug: str | None
     ) -> None:
-        """Assign straight to the routed team when it exists and has capacity;
+        """Assign straight to the routed team when it exists, has capacity and speaks
+        the question's language (its languages, as edited in the web, may have moved
+        on from the routing rules: then a team that speaks it, as suggested, with room);
         otherwise the question stays ``new`` for a moderator."""
         if slug is None:
             return
         team = await session.scalar(select(Team).where(Team.slug == slug, Team.active.is_(True)))
         if team is None:
             return
+        language = domain.base_language(question.lang)
+        spoken = team.languages.split()
+        if language is not None and spoken and language not in spoken:
+            teams = await session.scalars(select(Team).where(Team.active.is_(True)))
+            loads = [await team_load(session, t, self.db.clock()) for t in teams]
+            speaking = [
+                x for x in loads if language in x.team.languages.split() and x.remaining > 0
+            ]
+            if not speaking:
+                return  # nobody with room speaks it: a moderator decides
+            team = max(speaking, key=lambda x: (x.remaining, x.team.slug)).team
         load = await team_load(session, team, self.db.clock())
         if load.remaining <= 0:
             return

@@ -187,9 +187,11 @@ async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(
             question.author_id,
             question.author_handle,
         )
+        # A French answer to askers who wrote in English: each gets the reply line in
+        # English (the video, with English subtitles, carries the answer).
         assert (message.text, message.language, message.approved_by) == (
-            "We miss the sea.",
-            "fr",
+            queue.FALLBACK_TEXT["en"],
+            "en",
             "mod-a",
         )
         # The rendition made for the asker's platform (X here), never the original.

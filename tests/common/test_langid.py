@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.ingest.langid import LanguageDetector, clean_for_detection, default_detector
+from services.common.langid import LanguageDetector, clean_for_detection, default_detector
 
 SENTENCES = [
     ("en", "When will the clinic in the camp open again for children?"),

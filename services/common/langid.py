@@ -9,9 +9,11 @@ otherwise split a text's probability (a plain Arabic question scored 0.53 for
 It abstains rather than guess: a text with too few letters once links,
 handles, hashtags and emoji are taken out, or whose best language is below
 :data:`MIN_CONFIDENCE`, stays undetermined (``None``). The threshold was
-measured on the handmade multilingual set in ``tests/ingest/test_langid.py``.
+measured on the handmade multilingual set in ``tests/common/test_langid.py``.
 
 The model (4.5 MB, decompressed once) is loaded on first use, not at import.
+Ingest tags every mention with it; it lives in ``common`` so any service (the
+classify CLI's input, the classifier's router) tells languages the same way.
 """
 
 from __future__ import annotations
