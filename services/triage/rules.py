@@ -105,6 +105,11 @@ class Quarantine(_Section):
     #: A mention at least this relevant to the campaign is not quarantined on
     #: offensive alone (only hate quarantines it); null: no exemption.
     offensive_exempt_relevance: Probability | None = None
+    #: The model paths whose relevance is trusted for that exemption. Relevance on
+    #: the multilingual path (e5) does not tell insults from the campaign's subject
+    #: ("Vous êtes des parasites…" scores 0.97), so there offensive text aimed at
+    #: someone is quarantined; the multilingual suites measure exactly that rule.
+    offensive_exempt_paths: tuple[str, ...] = ("en",)
 
 
 class AutoAssign(_Section):

@@ -107,14 +107,15 @@ def spam_verdict(raw_text: str, normalised_text: str, rules: Rules) -> Verdict |
 
 
 def abuse_verdict(
-    scores: Scores, rules: Rules, text: str, lang: str | None = None
+    scores: Scores, rules: Rules, text: str, lang: str | None = None, path: str = "en"
 ) -> tuple[Verdict | None, str]:
     """(quarantine verdict or None, why an offensive score is *not* abuse or "").
 
     Hate at or above its threshold quarantines. Offensive at or above its
     threshold quarantines too, except (when the rules say so) a mention on the
     campaign's subject (relevance at least ``offensive_exempt_relevance``) —
-    supporters and askers name refugees, and only hate should hide them — and
+    supporters and askers name refugees, and only hate should hide them — on
+    the model paths whose relevance is trusted (``offensive_exempt_paths``), and
     profanity aimed at no one (``offensive_needs_target``).
     """
     q = rules.decisions.quarantine
@@ -125,7 +126,7 @@ def abuse_verdict(
     offensive = f"offensive {scores.offensive:.2f} ≥ {q.offensive:.2f}"
     hate = f"hate {scores.hate:.2f} < {q.hate:.2f}"
     exempt = q.offensive_exempt_relevance
-    if exempt is not None and scores.relevance >= exempt:
+    if exempt is not None and path in q.offensive_exempt_paths and scores.relevance >= exempt:
         return None, (
             f"{offensive} but on the campaign's subject (relevance {scores.relevance:.2f} ≥ "
             f"{exempt:.2f}) and {hate}: not quarantined on offensive alone"
@@ -356,7 +357,7 @@ class Triage:
         prediction = self._with_campaign_relevance(prediction, rules)
         scores = scores_of(prediction)
         model = _model_of(prediction, self.model_version)
-        abuse, not_abuse = abuse_verdict(scores, rules, mention.text, mention.lang)
+        abuse, not_abuse = abuse_verdict(scores, rules, mention.text, mention.lang, prediction.path)
         verdict = block_verdict(mention, rules) or abuse or drop_verdict(mention, rules)
         if verdict is not None:
             return self._result(

@@ -572,6 +572,22 @@ def test_on_the_campaigns_subject_offensive_alone_does_not_quarantine(
     assert points(result, "not_abusive") > 0  # the supporter does not sink in the queue
 
 
+def test_the_subject_exemption_holds_only_where_relevance_is_trusted(
+    triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    """e5's relevance puts insults on the campaign's subject: on the multilingual
+    path offensive text aimed at someone quarantines whatever its relevance."""
+    insult = mention_factory(text="@TakeActionCamps Vous êtes des idiots pathétiques.", lang="fr")
+    policy = {"decisions": {"quarantine": {**POLICY["decisions"]["quarantine"]}}}
+    scored = {"offensive": 0.99, "hate": 0.3, "relevance": 0.97, "question": 0.0}
+
+    multi = triage(**policy).decide(insult, prediction(**scored, path="multi"), now=NOW)
+    english = triage(**policy).decide(insult, prediction(**scored, path="en"), now=NOW)
+
+    assert (multi.decision, multi.rule) == (Decision.QUARANTINE, "offensive")
+    assert english.decision is Decision.REVIEW
+
+
 def test_hate_quarantines_on_the_campaigns_subject_too(
     triage: TriageFactory, mention_factory: MentionFactory, prediction: PredictionFactory
 ) -> None:
