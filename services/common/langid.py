@@ -25,6 +25,8 @@ from typing import Protocol
 
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
+from services.common.messages import LangSource, MentionReceived
+
 #: Below this probability the best language is not recorded. Measured on the handmade
 #: set in the tests (restricted to two-letter languages): full sentences in en, fr, de,
 #: es, ar, sw, so, it, pt, tr, nl score 0.95-1.0; the most confident wrong answer was
@@ -89,3 +91,22 @@ class LanguageDetector:
 def default_detector() -> LanguageDetector:
     """The process's one detector (its model loaded on the first detection)."""
     return LanguageDetector()
+
+
+def with_language(mention: MentionReceived) -> MentionReceived:
+    """``mention`` with its language detected when it carries none (a producer
+    other than ingest, an older message): the classifier routes by language and
+    the worker routes questions to a team by it, so an untagged French insult
+    must not be scored as English. A tag already there is kept."""
+    if mention.lang is not None:
+        return mention
+    lang = default_detector().detect(mention.text)
+    if lang is None:
+        return mention
+    return mention.model_copy(
+        update={
+            "lang": lang,
+            "lang_source": LangSource.DETECTED,
+            "schema_version": max(mention.schema_version, 3),
+        }
+    )

@@ -3,9 +3,17 @@ short or ambiguous texts (the handmade set MIN_CONFIDENCE was measured on)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from services.common.langid import LanguageDetector, clean_for_detection, default_detector
+from services.common.langid import (
+    LanguageDetector,
+    clean_for_detection,
+    default_detector,
+    with_language,
+)
+from services.common.messages import LangSource, MentionReceived
 
 SENTENCES = [
     ("en", "When will the clinic in the camp open again for children?"),
@@ -80,3 +88,22 @@ def test_a_confident_identifier_below_the_cut_off_abstains() -> None:
 
     assert LanguageDetector(identifier=Unsure()).detect("irgendein langer deutscher Text") is None
     assert LanguageDetector(identifier=Unsure(), min_confidence=0.4).detect("x" * 20) == "de"
+
+
+def test_a_mention_without_a_language_gets_the_detected_one(
+    mention_factory: Callable[..., MentionReceived],
+) -> None:
+    text = "Wie sieht ein normaler Schultag im Lager für die Kinder aus"
+    untagged = mention_factory(text=text, lang=None)
+    tagged = mention_factory(text="Wie sieht ein normaler Schultag im Lager aus", lang="en")
+    too_short = mention_factory(text="ok!", lang=None)
+
+    detected = with_language(untagged)
+
+    assert (detected.lang, detected.lang_source, detected.schema_version) == (
+        "de",
+        LangSource.DETECTED,
+        3,
+    )
+    assert with_language(tagged) is tagged  # the platform's tag is kept, even a wrong one
+    assert with_language(too_short).lang is None

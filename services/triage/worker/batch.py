@@ -20,6 +20,7 @@ from services.common import topics
 from services.common.codec import DecodeError, decode, encode, encode_key
 from services.common.dlq import letter_for
 from services.common.kafka import KafkaSettings
+from services.common.langid import with_language
 from services.common.messages import Decision, MentionClassified, MentionReceived, utcnow
 from services.triage.classifier.base import Classifier, Prediction
 from services.triage.worker import metrics
@@ -219,7 +220,7 @@ class BatchProcessor:
         needs_model: list[_Pending] = []
         for index, record in enumerate(batch):
             try:
-                mention = decode(MentionReceived, record.value)
+                mention = with_language(decode(MentionReceived, record.value))
             except DecodeError as exc:
                 fail(index, "decode", str(exc))
                 continue

@@ -53,6 +53,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from services.common.codec import describe_validation_error
+from services.common.langid import with_language
 from services.common.lines import TooLong, read_lines
 from services.common.logs import configure_logging
 from services.common.messages import (
@@ -205,7 +206,8 @@ def parse_line(raw: bytes | str | TooLong, number: int, *, now: datetime) -> _Pa
     except BadLine as exc:
         return _Parsed(number, None, error=str(exc))
     try:
-        return _Parsed(number, item.get("id"), mention=mention_of(item, number, now=now))
+        mention = with_language(mention_of(item, number, now=now))
+        return _Parsed(number, item.get("id"), mention=mention)
     except BadLine as exc:
         return _Parsed(number, item.get("id"), error=str(exc))
 

@@ -60,6 +60,7 @@ class FakeClassifier:
 
     def __init__(self, *, record: bool = True) -> None:
         self.calls: list[list[str]] = []
+        self.languages: list[str | None] = []
         self._record = record
 
     def classify(
@@ -67,6 +68,7 @@ class FakeClassifier:
     ) -> list[Prediction]:
         if self._record:
             self.calls.append(list(texts))
+            self.languages.extend(languages or [None] * len(texts))
         return [self._one(t) for t in texts]
 
     @staticmethod
@@ -232,13 +234,13 @@ def test_optional_fields_are_used(cli: Callable[..., Any]) -> None:
 
 
 def test_missing_fields_are_made_up(cli: Callable[..., Any]) -> None:
-    _, records, _ = cli([line(text="What is your dream?", lang="not a language!")])
+    _, records, _ = cli([line(text="Your dream?", lang="not a language!")])
 
     parts = {r["factor"]: r for r in records[0]["reasons"]}
     assert records[0]["id"] is None
     assert parts["reach"]["detail"] == "followers unknown"
     assert parts["freshness"]["points"] == pytest.approx(10.0, abs=0.01)
-    assert records[0]["decision"] == "review"  # no language: no team
+    assert records[0]["decision"] == "review"  # no language (too short to detect): no team
     assert records[0]["rule"] == "review_no_team"
 
 
@@ -457,7 +459,7 @@ def test_100k_lines_stream_one_batch_at_a_time(
     assert emitted == pulled == total
     assert classifier.calls == total // batch + 1
     assert classifier.largest == batch
-    assert cpu_s < 15.0  # linear: about 5 s on 2 cores
+    assert cpu_s < 25.0  # linear: about 5 s on 2 cores, plus ~8 s of language detection
 
 
 def test_memory_stays_bounded_with_real_decisions(tmp_path: Path) -> None:
@@ -489,3 +491,20 @@ def test_memory_stays_bounded_with_real_decisions(tmp_path: Path) -> None:
     small, large = peak(150), peak(600)
 
     assert large < small * 1.5 + 256 * 1024
+
+
+def test_a_line_without_a_language_is_routed_by_the_detected_one(
+    cli: Callable[..., tuple[int, list[dict[str, Any]], str]],
+) -> None:
+    classifier = FakeClassifier()
+    lines = [
+        '{"id": "1", "text": "Ces gens sont des menteurs et des voleurs, ils nous volent tout."}',
+        '{"id": "2", "text": "How do the children in the camp go to school?", "lang": "en"}',
+        '{"id": "3", "text": "ok"}',
+    ]
+
+    code, records, _ = cli(lines, classifier=classifier)
+
+    assert code == 0
+    assert classifier.languages == ["fr", "en", None]
+    assert [r.get("model_language") for r in records] == ["fr", "en", None]
