@@ -236,3 +236,24 @@ class OnnxScorer:
 
 def onnx_dir() -> Path:
     return Path(os.environ.get("TRIAGE_ONNX_DIR") or DEFAULT_DIR)
+
+
+def main() -> int:
+    """``make onnx``: load the live classifier with the ONNX runtime, exporting its graph
+    if it is not cached yet; print where it is."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from services.triage.classifier.factory import load_classifier  # noqa: PLC0415
+    from services.triage.config import ClassifierSettings  # noqa: PLC0415
+
+    settings = ClassifierSettings(runtime="onnx")
+    classifier = load_classifier(settings, [])
+    if classifier.runtime != "onnx":
+        print(f"{classifier.version} runs in torch (no full artefacts): nothing to export")
+        return 0
+    assert classifier.onnx_graph is not None
+    print(f"{classifier.version}: {classifier.onnx_graph}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

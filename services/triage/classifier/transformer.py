@@ -354,6 +354,11 @@ class TransformerClassifier:
         return onnx_runtime.OnnxScorer(graph, threads)
 
     @property
+    def onnx_graph(self) -> Path | None:
+        """The exported graph ONNX Runtime runs (None in torch)."""
+        return self._onnx.path if self._onnx is not None else None
+
+    @property
     def mode(self) -> str:
         if self._heads is not None:
             return "full"

@@ -1,0 +1,101 @@
+"""The ONNX Runtime path: exported once per artefacts version (the cache key), the
+same scores as torch fp32, and a cached export reused without exporting again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.triage.classifier import onnx_runtime
+from services.triage.classifier.transformer import TransformerClassifier
+
+TEXTS = [
+    "how do I register my children at the camp school?",
+    "@user you absolute idiot, go back where you came from",
+    "r3fug33s are vermin and should be deported",
+    "Thank you for the help yesterday! URL",
+    "is the clinic open on sunday",
+    "ok",
+]
+CAMPAIGN = ["questions about the refugee camp: school, clinic, water, registration"]
+
+
+def key(**changes: object) -> str:
+    args: dict[str, object] = {
+        "base_sha256": "a" * 64,
+        "weights_sha256": "b" * 64,
+        "int8_layers": (),
+        "max_length": 128,
+    }
+    args.update(changes)
+    return onnx_runtime.cache_key(**args)  # type: ignore[arg-type]
+
+
+def test_the_cache_key_follows_everything_the_graph_depends_on() -> None:
+    assert key() == key()
+    assert key(int8_layers=(1, 0)) == key(int8_layers=(0, 1))
+    different = {
+        key(weights_sha256="c" * 64),  # a new artefacts version (a promoted retrain)
+        key(base_sha256="d" * 64),
+        key(int8_layers=(0, 1)),
+        key(max_length=64),
+    }
+    assert key() not in different
+    assert len(different) == 4
+
+
+@pytest.fixture(scope="module")
+def torch_classifier() -> TransformerClassifier:
+    return TransformerClassifier(CAMPAIGN, precision="fp32", runtime="torch")
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx")
+
+
+@pytest.fixture(scope="module")
+def onnx_classifier(onnx_dir: Path) -> TransformerClassifier:
+    return TransformerClassifier(CAMPAIGN, runtime="onnx", onnx_dir=onnx_dir)
+
+
+def test_onnx_scores_as_torch_fp32(
+    torch_classifier: TransformerClassifier, onnx_classifier: TransformerClassifier
+) -> None:
+    assert onnx_classifier.runtime == "onnx"
+    assert onnx_classifier.version == torch_classifier.version
+    expected = torch_classifier.classify(TEXTS)
+    got = onnx_classifier.classify(TEXTS, languages=["en"] * len(TEXTS))
+    for want, have in zip(expected, got, strict=True):
+        for field in ("offensive", "hate", "question", "relevance"):
+            assert getattr(have, field) == pytest.approx(getattr(want, field), abs=1e-4)
+        assert float(np.dot(want.embedding, have.embedding)) > 0.9999
+    # scores in a batch and alone agree (no per-batch quantisation)
+    alone = onnx_classifier.classify(TEXTS[1:2])[0]
+    assert alone.offensive == pytest.approx(got[1].offensive, abs=1e-4)
+
+
+def test_the_export_is_cached_by_key_and_reused(
+    onnx_dir: Path, onnx_classifier: TransformerClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [folder] = [p for p in onnx_dir.iterdir() if not p.name.startswith(".")]
+    assert (folder / onnx_runtime.GRAPH_FILE).is_file()
+    assert onnx_classifier.runtime == "onnx"
+
+    def no_export(*args: object, **kwargs: object) -> Path:
+        raise AssertionError("a cached export must not be exported again")
+
+    monkeypatch.setattr(onnx_runtime, "export", no_export)
+    again = TransformerClassifier(CAMPAIGN, runtime="onnx", onnx_dir=onnx_dir)
+    assert again.runtime == "onnx"
+    assert again.classify(TEXTS[:1])[0].offensive == pytest.approx(
+        onnx_classifier.classify(TEXTS[:1])[0].offensive, abs=1e-6
+    )
+
+
+def test_the_torch_runtime_stays_available(torch_classifier: TransformerClassifier) -> None:
+    assert torch_classifier.runtime == "torch"
+    with pytest.raises(ValueError, match="runtime"):
+        TransformerClassifier(runtime="tensorflow")  # type: ignore[arg-type]
