@@ -242,11 +242,17 @@ def main() -> int:
     """``make onnx``: load the live classifier with the ONNX runtime, exporting its graph
     if it is not cached yet; print where it is."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from services.triage.classifier.factory import load_classifier  # noqa: PLC0415
+    from services.triage.classifier import transformer  # noqa: PLC0415 - imports torch
+    from services.triage.classifier.registry import Registry  # noqa: PLC0415
     from services.triage.config import ClassifierSettings  # noqa: PLC0415
 
-    settings = ClassifierSettings(runtime="onnx")
-    classifier = load_classifier(settings, [])
+    settings = ClassifierSettings()
+    classifier = transformer.load_classifier(
+        artefacts_dir=Registry(settings.models_dir).live().directory,
+        model_path=settings.model_path,
+        runtime="onnx",
+        onnx_dir=settings.onnx_dir,
+    )
     if classifier.runtime != "onnx":
         print(f"{classifier.version} runs in torch (no full artefacts): nothing to export")
         return 0
