@@ -405,6 +405,13 @@ def main() -> int:
     )
     parser.add_argument("--latency-mentions", type=int, default=1000)
     parser.add_argument(
+        "--naive-tweets",
+        type=int,
+        default=0,
+        help="time the naive pipeline on the first N of each profile only (its cost is per "
+        "tweet; 0: all): a shorter run on a busy machine",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=3,
@@ -432,7 +439,7 @@ def main() -> int:
     rates: dict[str, float] = {}
     n = max(1, args.repeat)
     for suffix, items in profiles.items():
-        rates[f"naive{suffix}"] = naive(items, n)
+        rates[f"naive{suffix}"] = naive(items[: args.naive_tweets or None], n)
     for precision in PRECISIONS:
         rates[f"raw_forward_{precision}"] = raw_forward(texts, precision, n)
     rates["raw_forward_onnx"] = raw_forward_onnx(texts, n)
