@@ -115,3 +115,46 @@ def test_auto_runs_onnx_unless_torch_would_compute_in_bf16_or_int8(
     monkeypatch.setattr(transformer, "native_bf16", lambda: True)
     assert transformer.resolve_runtime("auto", "auto") == "torch"
     assert transformer.resolve_runtime("onnx", "auto") == "onnx"
+
+
+def test_a_new_artefacts_version_gets_its_own_export(
+    tmp_path: Path, onnx_dir: Path, onnx_classifier: TransformerClassifier
+) -> None:
+    """What a hot swap loads: another version's folder (other weights) is exported
+    anew and scores with its own heads, never with the cached graph of the old one."""
+    import json  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    from safetensors.torch import load_file, save_file  # noqa: PLC0415
+
+    from services.triage.classifier.artefacts import (  # noqa: PLC0415
+        ARTEFACT_DIR,
+        METADATA_FILE,
+        WEIGHTS_FILE,
+    )
+    from services.triage.classifier.model import file_sha256  # noqa: PLC0415
+
+    retrained = tmp_path / "v2"
+    shutil.copytree(ARTEFACT_DIR, retrained)
+    weights = load_file(str(retrained / WEIGHTS_FILE))
+    bias = next(k for k in weights if k.startswith("heads.mlps.0.") and k.endswith("4.bias"))
+    weights[bias] = weights[bias] + 2.0  # the offensive head, retrained to say more
+    save_file(weights, str(retrained / WEIGHTS_FILE))
+    meta = json.loads((retrained / METADATA_FILE).read_text())
+    meta["weights_sha256"] = file_sha256(retrained / WEIGHTS_FILE)
+    meta["version"] = "minilm-test-v2"
+    (retrained / METADATA_FILE).write_text(json.dumps(meta))
+
+    before = {p.name for p in onnx_dir.iterdir()}
+    swapped = TransformerClassifier(
+        CAMPAIGN, artefacts_dir=retrained, runtime="onnx", onnx_dir=onnx_dir
+    )
+    assert swapped.version == "minilm-test-v2"
+    new = {p.name for p in onnx_dir.iterdir()} - before
+    assert len(new) == 1
+    assert swapped.onnx_graph is not None
+    assert swapped.onnx_graph.parent.name in new
+    old, fresh = onnx_classifier.classify(TEXTS[:2]), swapped.classify(TEXTS[:2])
+    for a, b in zip(old, fresh, strict=True):
+        assert b.offensive > a.offensive
+        assert b.hate == pytest.approx(a.hate, abs=1e-5)
