@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - one scenario,
     )  # fmt: skip
     parts = split(demo, counts, work)
     ports = {
-        name: free_port() for name in ("broker", "ingest", "worker", "web", "publish", "sandbox")
+        name: free_port()
+        for name in ("broker", "ingest", "worker", "web", "internal", "publish", "sandbox")
     }
     var = work / "var"
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - one scenario,
         [sys.executable, "-m", "services.devstack.stack", "run", "--var", str(var), "--no-demo",
          "--broker-port", str(ports["broker"]),
          "--ingest-port", str(ports["ingest"]), "--triage-worker-port", str(ports["worker"]),
-         "--triage-port", str(ports["web"]), "--publish-port", str(ports["publish"]),
+         "--triage-port", str(ports["web"]),
+         "--triage-internal-port", str(ports["internal"]), "--publish-port", str(ports["publish"]),
          "--sandbox-port", str(ports["sandbox"])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=stack.ROOT, env=env,
     )  # fmt: skip
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - one scenario,
                 print("the stack did not come up", file=sys.stderr)
                 return 1
             try:
-                for name in ("ingest", "worker", "web"):
+                for name in ("ingest", "worker", "internal"):
                     scrape(ports[name])
                 break
             except OSError:
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - one scenario,
                     print(f"phase {phase}: {counts[phase]} mentions at {rate:.0f}/s", flush=True)
             time.sleep(2)
             try:
-                ingest, worker, web_m = (scrape(ports[n]) for n in ("ingest", "worker", "web"))
+                ingest, worker, web_m = (scrape(ports[n]) for n in ("ingest", "worker", "internal"))
             except OSError:
                 continue
             samples = {"ingest": ingest, "worker": worker, "web": web_m}

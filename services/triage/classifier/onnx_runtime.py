@@ -197,7 +197,8 @@ def _matmuls(path: Path, layers: Sequence[int]) -> list[str]:
 
 
 def session_options(threads: int) -> Any:
-    """Two cores: intra-op threads for the matrix products, sequential execution."""
+    """Two cores: intra-op threads for the matrix products, sequential execution,
+    threads that sleep rather than spin between ops."""
     import onnxruntime as ort  # noqa: PLC0415
 
     options = ort.SessionOptions()
@@ -206,6 +207,9 @@ def session_options(threads: int) -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # No busy-waiting between ops: the worker shares 2 cores with the web, ingest and
+    # the broker, and spinning threads took the CPU the queue page needed.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
