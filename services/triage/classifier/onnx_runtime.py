@@ -208,7 +208,7 @@ def session_options(threads: int) -> Any:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     # No busy-waiting between ops: the worker shares 2 cores with the web, ingest and
-    # the broker, and spinning threads took the CPU the queue page needed.
+    # the broker; threads spinning while they wait would take CPU from those (not measured).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
