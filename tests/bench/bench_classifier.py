@@ -48,6 +48,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModel, AutoTokenizer, pipeline
@@ -222,7 +223,13 @@ def raw_forward_onnx(texts: Sequence[str], repeat: int = 1) -> float:
     graph = ROOT / "var" / "bench" / f"raw-minilm-{torch.__version__}-{ort.__version__}.onnx"
     if not graph.exists():
         graph.parent.mkdir(parents=True, exist_ok=True)
-        model = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
+        bare = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
+
+        class LastHidden(torch.nn.Module):
+            def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+                return bare(input_ids=input_ids, attention_mask=attention_mask)[0]
+
+        model = LastHidden()
         sample = tokenizer(["hello world", "hi"], padding=True, return_tensors="pt")
         tmp = graph.with_suffix(".tmp")
         with torch.inference_mode():

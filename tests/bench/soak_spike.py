@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - one scenario,
         stable = 0
         last: tuple[float, ...] = ()
         while time.monotonic() - replay_start < args.duration + args.drain_timeout:
-            if replay is None or replay.poll() is not None:
+            if phase < len(parts) and (replay is None or replay.poll() is not None):
                 if replay is not None and replay.returncode != 0:
                     print(f"replay of phase {phase} exited {replay.returncode}", file=sys.stderr)
                 phase += 1
@@ -214,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - one scenario,
     p95 = percentile(during, 0.95) * 1000
     spike_lag = max((lag for t, lag in lags if spike_at <= t), default=0.0)
     checks = {
-        "every mention of the file accepted by ingest": accepted == sum(counts),
+        "ingest: every line of the file counted (accepted, duplicate or rejected)": total(
+            ingest, "ingest_mentions_total"
+        )
+        == sum(counts),
         "ingest: accepted = produced to mentions.raw": accepted == produced,
         "worker: in = accepted (none lost on the way)": consumed == accepted,
         "worker: in = decided + dead-lettered": consumed == decided + dead,
@@ -227,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - one scenario,
     }
     print()
     print(f"phases                        {counts} at {args.rate:.0f}/s, x{args.factor:g}, ...")
-    print(f"ingest accepted / produced    {accepted:.0f} / {produced:.0f}")
+    print(
+        f"ingest lines / accepted / produced  {total(ingest, 'ingest_mentions_total'):.0f} / "
+        f"{accepted:.0f} / {produced:.0f}"
+    )
     print(f"worker in / decided / dead    {consumed:.0f} / {decided:.0f} / {dead:.0f}")
     print(f"web in / dead / queue         {web_in:.0f} / {web_dead:.0f} / {queued:.0f}")
     print(f"lag max in spike / last       {spike_lag:.0f} / {lags[-1][1] if lags else 0:.0f}")
