@@ -226,10 +226,14 @@ def raw_forward_onnx(texts: Sequence[str], repeat: int = 1) -> float:
         bare = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
 
         class LastHidden(torch.nn.Module):
-            def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
-                return bare(input_ids=input_ids, attention_mask=attention_mask)[0]
+            def __init__(self) -> None:
+                super().__init__()
+                self.bare = bare
 
-        model = LastHidden()
+            def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+                return self.bare(input_ids=input_ids, attention_mask=attention_mask)[0]
+
+        model = LastHidden().eval()
         sample = tokenizer(["hello world", "hi"], padding=True, return_tensors="pt")
         tmp = graph.with_suffix(".tmp")
         with torch.inference_mode():
