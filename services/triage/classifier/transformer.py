@@ -27,8 +27,8 @@ Modes, chosen at construction and logged:
 Runtime (``runtime``, ``TRIAGE_RUNTIME``; ``auto``: :func:`resolve_runtime`):
 ``onnx`` runs the ``full`` mode's forward pass (model, heads, embedding) as one
 ONNX Runtime graph, exported at first use and cached by the artefacts' hash
-(:mod:`.onnx_runtime`; same scores as torch fp32 within 1e-5, about 2x its
-speed on CPUs without bf16); ``torch`` keeps it in PyTorch in ``precision``. The
+(:mod:`.onnx_runtime`; same scores as torch fp32 within 1e-5, 1.05-1.15x its
+tweets per CPU-second here); ``torch`` keeps it in PyTorch in ``precision``. The
 degraded modes always run in torch.
 
 Resources: ``torch.set_num_threads`` (process-wide; default
@@ -95,7 +95,7 @@ RUNTIMES: tuple[Runtime, ...] = ("onnx", "torch")
 def resolve_runtime(requested: Runtime | Literal["auto"], precision: str) -> Runtime:
     """``auto``: ONNX Runtime (fp32 graph) unless torch would compute in bf16 or int8 —
     asked for (``TRIAGE_PRECISION``) or, for ``auto`` precision, a CPU with a native
-    bf16 unit, where torch bf16 measured 2.6x its fp32 (ONNX fp32: about 2x)."""
+    bf16 unit, where torch bf16 measured 2.6x its fp32 (ONNX fp32: 1.05-1.15x)."""
     if requested != "auto":
         return requested
     if precision in ("bf16", "int8") or (precision == "auto" and native_bf16()):
