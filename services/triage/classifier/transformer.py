@@ -318,9 +318,13 @@ class TransformerClassifier:
         self.runtime: Runtime = "torch"
         runtime = resolve_runtime(runtime, precision)
         if runtime == "onnx" and self._heads is not None and trained == "fp32":
-            precision = "fp32"  # the graph's own; ONNX Runtime optimises it
-            self._onnx = self._onnx_scorer(Path(onnx_dir or onnx_runtime.onnx_dir()), threads)
-            self.runtime = "onnx"
+            try:
+                self._onnx = self._onnx_scorer(Path(onnx_dir or onnx_runtime.onnx_dir()), threads)
+            except Exception:  # e.g. a read-only TRIAGE_ONNX_DIR: the same scores in torch
+                log.exception("ONNX Runtime unavailable for %s; running torch", self.version)
+            else:
+                precision = "fp32"  # the graph's own; ONNX Runtime optimises it
+                self.runtime = "onnx"
         self.precision = resolve_precision(precision, trained)
         if self.precision != trained:  # recorded with every decision
             self.version = f"{self.version}+{self.precision}"

@@ -158,3 +158,13 @@ def test_a_new_artefacts_version_gets_its_own_export(
     for a, b in zip(old, fresh, strict=True):
         assert b.offensive > a.offensive
         assert b.hate == pytest.approx(a.hate, abs=1e-5)
+
+
+def test_an_unwritable_onnx_dir_falls_back_to_torch(tmp_path: Path) -> None:
+    """A read-only filesystem (the k8s pod) must not stop the worker: same scores in torch."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache folder should be")
+    classifier = TransformerClassifier(CAMPAIGN, runtime="onnx", onnx_dir=blocker / "onnx")
+    assert classifier.runtime == "torch"
+    assert classifier.onnx_graph is None
+    assert len(classifier.classify(TEXTS[:2])) == 2
