@@ -17,7 +17,7 @@ TEST_WORKERS ?= 2
 NODE_STAMP := node_modules/.installed
 JS_SOURCES := services/triage/web/static
 
-.PHONY: help install system-deps whisper-model pds run broker test unit lint typecheck train retrain eval bench soak docs fmt clean distclean
+.PHONY: help install system-deps whisper-model pds run broker test unit lint typecheck train retrain eval bench soak soak-spike onnx docs fmt clean distclean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -125,6 +125,15 @@ bench: $(STAMP) ## Benchmarks, each against a baseline measured in the same run 
 
 soak: $(STAMP) ## The embedded stack under a 10,000-mention replay: lag rises and falls, counters add up
 	$(BIN)/python -m tests.bench.soak_stack
+
+# The spike soak's replay length in seconds (make soak-spike SPIKE_DURATION=120 for a short one).
+SPIKE_DURATION ?= 600
+
+soak-spike: $(STAMP) ## A burst at 5x the sustained rate through the embedded stack: drains, nothing lost, queue page p95 < 300 ms
+	$(BIN)/python -m tests.bench.soak_spike --duration $(SPIKE_DURATION) $(ARGS)
+
+onnx: $(STAMP) ## Export the live classifier to ONNX Runtime ahead of time (TRIAGE_ONNX_DIR; else done at first use)
+	$(BIN)/python -m services.triage.classifier.onnx_runtime
 
 DOCS := README.md services/ingest/README.md services/triage/README.md services/publish/README.md \
 	services/sandbox/README.md services/media/README.md

@@ -11,16 +11,21 @@ On the same tweets (the TweetEval offensive + hate validation texts from
                        its fastest size (16), ``inference_mode``: the hardware limit for
                        this model, in each precision the classifier can run
                        (``raw_forward_fp32`` as the wheel ships it, ``_bf16``, ``_int8``);
-                       ``raw_forward`` is the one in the classifier's own precision;
+                       ``raw_forward_onnx``: the bare model exported to ONNX Runtime
+                       (fp32, graph optimisations, 2 threads) the same way;
+                       ``raw_forward`` is the best of them all;
 (c) ``classifier``   — the project's path as the stream runs it (prejudge, cache,
                        MiniLM + heads, decisions: ``BatchProcessor``), without Kafka;
 (d) ``stream``       — the faust worker through the broker, from a backlog on
                        ``mentions.raw`` to ``mentions.classified``;
 
-then latency mentions.raw → mentions.classified with mentions arriving at half of
-the stream's measured throughput, and the worker's memory. (c) and (d) run twice:
-on the tweets as they are, and on a stream where a share are retweets or exact
-repeats of earlier tweets (``--duplicates``, realistic campaign traffic).
+then latency mentions.raw → mentions.classified with mentions arriving at 10 %,
+50 % and 90 % of the stream's measured throughput, and the worker's memory. (a),
+(c) and (d) run on three profiles of the same tweets: as they are (unique); with a
+share of retweets or exact repeats of earlier tweets (``--duplicates``, realistic
+campaign traffic); and a viral spike (``--viral``: one post retweeted and
+copy-pasted that share of the stream, among the unique tweets). Each profile's
+ratio is against the naive pipeline on the same texts.
 
 Every path is timed ``--repeat`` times and keeps its best run: the machines are
 shared, and one slow window in a single run moved ``classifier/raw_forward`` from
@@ -43,6 +48,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModel, AutoTokenizer, pipeline
@@ -120,6 +126,34 @@ def with_duplicates(texts: Sequence[str], share: float, seed: int = 7) -> list[s
     return out
 
 
+VIRAL_POST = (
+    "Breaking: the camp's water point is closed from tomorrow, where do families get "
+    "water now?? Share before it's deleted"
+)
+
+
+def with_viral_post(texts: Sequence[str], share: float, seed: int = 11) -> list[str]:
+    """Same length; ``share`` of the items are one viral post, retweeted (``RT @x:``),
+    quoted verbatim or copy-pasted with a mention and a link of its own, spread among
+    the unique tweets (which keep their order)."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    unique = iter(texts)
+    for _ in range(len(texts)):
+        if rng.random() < share:
+            n = rng.randrange(100_000)
+            kind = rng.randrange(3)
+            if kind == 0:
+                out.append(f"RT @spreader{n % 50}: {VIRAL_POST}")
+            elif kind == 1:
+                out.append(VIRAL_POST)
+            else:
+                out.append(f"@fan{n} {VIRAL_POST} https://t.co/v{n}")
+        else:
+            out.append(next(unique))
+    return out
+
+
 def mentions(texts: Sequence[str], run: str) -> list[MentionReceived]:
     return [
         MentionReceived(
@@ -175,6 +209,72 @@ def raw_forward(texts: Sequence[str], precision: Precision = "fp32", repeat: int
             )
         )
         return max(once() for _ in range(repeat))
+
+
+def raw_forward_onnx(texts: Sequence[str], repeat: int = 1) -> float:
+    """The bare model in ONNX Runtime (fp32, exported once into var/bench), batched as
+    :func:`raw_forward` does: what the runtime alone buys, without heads or cache."""
+    import onnxruntime as ort  # noqa: PLC0415 - only for this baseline
+
+    from services.triage.classifier.onnx_runtime import session_options  # noqa: PLC0415
+
+    path = str(default_base_path())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    graph = ROOT / "var" / "bench" / f"raw-minilm-{torch.__version__}-{ort.__version__}.onnx"
+    if not graph.exists():
+        graph.parent.mkdir(parents=True, exist_ok=True)
+        bare = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
+
+        class LastHidden(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.bare = bare
+
+            def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+                return self.bare(input_ids=input_ids, attention_mask=attention_mask)[0]
+
+        model = LastHidden().eval()
+        sample = tokenizer(["hello world", "hi"], padding=True, return_tensors="pt")
+        tmp = graph.with_suffix(".tmp")
+        with torch.inference_mode():
+            torch.onnx.export(
+                model,
+                (sample["input_ids"], sample["attention_mask"]),
+                str(tmp),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["last_hidden_state"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "last_hidden_state": {0: "batch", 1: "tokens"},
+                },
+                opset_version=17,
+                dynamo=False,
+            )
+        tmp.rename(graph)
+    session = ort.InferenceSession(
+        str(graph), session_options(2), providers=["CPUExecutionProvider"]
+    )
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+
+    def once() -> float:
+        start = time.perf_counter()
+        for i in range(0, len(order), RAW_BATCH):
+            batch = [texts[j] for j in order[i : i + RAW_BATCH]]
+            encoded = tokenizer(
+                batch, padding=True, truncation=True, max_length=128, return_tensors="np"
+            )
+            session.run(
+                None,
+                {
+                    "input_ids": encoded["input_ids"].astype("int64"),
+                    "attention_mask": encoded["attention_mask"].astype("int64"),
+                },
+            )
+        return len(texts) / (time.perf_counter() - start)
+
+    once()
+    return max(once() for _ in range(repeat))
 
 
 def release_memory() -> bool:
@@ -303,16 +403,33 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+#: Shares of the stream's measured maximum at which latency is measured.
+LOADS = (0.1, 0.5, 0.9)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tweets", type=int, default=2000)
     parser.add_argument("--duplicates", type=float, default=0.2)
+    parser.add_argument(
+        "--viral", type=float, default=0.3, help="share of the viral profile that is one post"
+    )
     parser.add_argument("--latency-mentions", type=int, default=1000)
+    parser.add_argument(
+        "--naive-tweets",
+        type=int,
+        default=0,
+        help="time the naive pipeline on the first N of each profile only (its cost is per "
+        "tweet; 0: all): a shorter run on a busy machine",
+    )
     parser.add_argument(
         "--repeat",
         type=int,
         default=3,
         help="time each path this many times and keep its best (the machines are shared)",
+    )
+    parser.add_argument(
+        "--no-stream", action="store_true", help="skip the broker paths and the latency"
     )
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -320,17 +437,26 @@ def main() -> int:
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)
 
     texts, source = load_tweets(args.tweets)
-    dup_texts = with_duplicates(texts, args.duplicates)
+    profiles = {
+        "": texts,
+        "_dups": with_duplicates(texts, args.duplicates),
+        "_viral": with_viral_post(texts, args.viral),
+    }
     print(
-        f"{len(texts)} tweets from {source}; "
-        f"duplicate variant: {args.duplicates:.0%} repeats (exact, copy-paste, retweet)"
+        f"{len(texts)} tweets from {source}; profiles: unique, _dups ({args.duplicates:.0%} "
+        f"repeats: exact, copy-paste, retweet), _viral ({args.viral:.0%} one viral post)"
     )
 
     rates: dict[str, float] = {}
     n = max(1, args.repeat)
-    rates["naive"] = naive(texts, n)
+    for suffix, items in profiles.items():
+        rates[f"naive{suffix}"] = naive(items[: args.naive_tweets or None], n)
     for precision in PRECISIONS:
         rates[f"raw_forward_{precision}"] = raw_forward(texts, precision, n)
+    rates["raw_forward_onnx"] = raw_forward_onnx(texts, n)
+    raws = {k: v for k, v in rates.items() if k.startswith("raw_forward_")}
+    best_raw = max(raws, key=lambda k: raws[k])
+    rates["raw_forward"] = raws[best_raw]
     all_rss_mb = peak_rss_mb()
     reset = release_memory()
     # The English path on its own (the multilingual router is measured separately).
@@ -338,48 +464,33 @@ def main() -> int:
     rules = RulesFile(settings.rules_path)
     classifier = load_classifier(settings, rules.current().campaign_examples)
     assert isinstance(classifier, TransformerClassifier)
-    own = classifier.precision
-    print(f"classifier {classifier.version} ({own}; raw_forward is raw_forward_{own})")
-    rates["raw_forward"] = rates[f"raw_forward_{own}"]
-    rates["classifier"] = max(classifier_path(classifier, rules, texts) for _ in range(n))
-    rates["classifier_dups"] = max(classifier_path(classifier, rules, dup_texts) for _ in range(n))
+    print(
+        f"classifier {classifier.version} ({classifier.runtime}, {classifier.precision}); "
+        f"raw_forward is the best raw path, {best_raw}"
+    )
+    for suffix, items in profiles.items():
+        rates[f"classifier{suffix}"] = max(
+            classifier_path(classifier, rules, items) for _ in range(n)
+        )
 
-    with EmbeddedBroker(free_port(), log_path=ROOT / "var" / "log" / "bench-broker.log") as broker:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        rates["stream"] = max(
-            asyncio.run(stream(classifier, rules, kafka, texts, None))[0] for _ in range(n)
-        )
-        rates["stream_dups"] = max(
-            asyncio.run(stream(classifier, rules, kafka, dup_texts, None))[0] for _ in range(n)
-        )
-        half = rates["stream"] / 2
-        latency_texts = texts[: args.latency_mentions]
-        _, latencies = asyncio.run(stream(classifier, rules, kafka, latency_texts, half))
+    latencies: dict[float, list[float]] = {}
+    if not args.no_stream:
+        log = ROOT / "var" / "log" / "bench-broker.log"
+        with EmbeddedBroker(free_port(), log_path=log) as broker:
+            kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+            for suffix, items in profiles.items():
+                rates[f"stream{suffix}"] = max(
+                    asyncio.run(stream(classifier, rules, kafka, items, None))[0] for _ in range(n)
+                )
+            latency_texts = texts[: args.latency_mentions]
+            for load in LOADS:
+                rate = rates["stream"] * load
+                latencies[load] = asyncio.run(
+                    stream(classifier, rules, kafka, latency_texts, rate)
+                )[1]
     worker_rss_mb = peak_rss_mb()
-
     print(f"tweets/s, the best of {n} runs each:")
-    for name, value in rates.items():
-        print(f"{name:16s} {value:8.1f} tweets/s")
-    print(f"RATIO classifier/naive {rates['classifier'] / rates['naive']:.3f}")
-    print(f"RATIO classifier_dups/naive {rates['classifier_dups'] / rates['naive']:.3f}")
-    print(f"RATIO classifier/raw_forward {rates['classifier'] / rates['raw_forward']:.3f}")
-    if own != "fp32":  # what the precision alone buys, against the wheel as shipped
-        print(
-            "RATIO classifier/raw_forward_fp32 "
-            f"{rates['classifier'] / rates['raw_forward_fp32']:.3f}"
-        )
-    print(
-        f"RATIO classifier_dups/raw_forward {rates['classifier_dups'] / rates['raw_forward']:.3f}"
-    )
-    print(f"RATIO stream/classifier {rates['stream'] / rates['classifier']:.3f}")
-    print(
-        f"RATIO stream_dups/classifier_dups {rates['stream_dups'] / rates['classifier_dups']:.3f}"
-    )
-    print(
-        f"LATENCY at {half:.0f}/s (half of stream max), {len(latencies)} mentions: "
-        f"p50 {statistics.median(latencies) * 1000:.0f} ms, "
-        f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms"
-    )
+    print_ratios(rates, latencies, list(profiles))
     print(f"MEMORY peak RSS with the baselines loaded: {all_rss_mb:.0f} MB")
     if reset:
         print(
@@ -389,6 +500,37 @@ def main() -> int:
     else:
         print(f"MEMORY peak RSS of the whole run (no reset here): {worker_rss_mb:.0f} MB")
     return 0
+
+
+def print_ratios(
+    rates: dict[str, float], latencies: dict[float, list[float]], profiles: list[str]
+) -> None:
+    """The rates, each profile's RATIO lines and the LATENCY lines."""
+    for name, value in rates.items():
+        print(f"{name:20s} {value:8.1f} tweets/s")
+    for suffix in profiles:
+        ratio = rates[f"classifier{suffix}"] / rates[f"naive{suffix}"]
+        print(f"RATIO classifier{suffix}/naive{suffix} {ratio:.3f}")
+    for suffix in profiles:
+        print(
+            f"RATIO classifier{suffix}/raw_forward "
+            f"{rates[f'classifier{suffix}'] / rates['raw_forward']:.3f}"
+        )
+    print(
+        f"RATIO classifier/raw_forward_fp32 {rates['classifier'] / rates['raw_forward_fp32']:.3f}"
+    )
+    if latencies:
+        for suffix in profiles:
+            print(
+                f"RATIO stream{suffix}/classifier{suffix} "
+                f"{rates[f'stream{suffix}'] / rates[f'classifier{suffix}']:.3f}"
+            )
+        for load, values in latencies.items():
+            print(
+                f"LATENCY at {rates['stream'] * load:.0f}/s ({load:.0%} of stream max), "
+                f"{len(values)} mentions: p50 {statistics.median(values) * 1000:.0f} ms, "
+                f"p99 {percentile(values, 0.99) * 1000:.0f} ms"
+            )
 
 
 if __name__ == "__main__":

@@ -69,13 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         check=True,
     )  # fmt: skip
     ports = {
-        name: free_port() for name in ("broker", "ingest", "worker", "web", "publish", "sandbox")
+        name: free_port()
+        for name in ("broker", "ingest", "worker", "web", "internal", "publish", "sandbox")
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.devstack.stack", "run", "--var", str(work / "var"),
          "--demo-file", str(demo), "--broker-port", str(ports["broker"]),
          "--ingest-port", str(ports["ingest"]), "--triage-worker-port", str(ports["worker"]),
-         "--triage-port", str(ports["web"]), "--publish-port", str(ports["publish"]),
+         "--triage-port", str(ports["web"]),
+         "--triage-internal-port", str(ports["internal"]), "--publish-port", str(ports["publish"]),
          "--sandbox-port", str(ports["sandbox"])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=stack.ROOT,
         env={k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"},
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         while time.monotonic() - started < args.timeout:
             time.sleep(2)
             try:
-                ingest, worker, web = (scrape(ports[n]) for n in ("ingest", "worker", "web"))
+                ingest, worker, web = (scrape(ports[n]) for n in ("ingest", "worker", "internal"))
             except OSError:
                 continue  # not up yet
             lag = total(worker, "triage_consumer_lag")

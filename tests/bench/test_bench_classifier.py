@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.bench.bench_classifier import with_duplicates
+from tests.bench.bench_classifier import VIRAL_POST, with_duplicates, with_viral_post
 
 
 def unwrap(text: str) -> str:
@@ -37,3 +37,22 @@ def test_duplicates_keep_the_length_and_mix_three_kinds() -> None:
 def test_no_share_leaves_the_tweets_alone() -> None:
     texts = ["a", "b", "c"]
     assert with_duplicates(texts, 0.0) == texts
+
+
+def test_the_viral_profile_is_one_post_among_the_unique_tweets_in_order() -> None:
+    from services.triage.worker.cache import cache_key  # noqa: PLC0415 - the worker's key
+
+    texts = [f"unique question {n} about the camp?" for n in range(3000)]
+    viral = with_viral_post(texts, 0.3)
+    assert len(viral) == len(texts)
+    spread = [t for t in viral if VIRAL_POST in t]
+    assert 0.27 < len(spread) / len(viral) < 0.33
+    others = [t for t in viral if VIRAL_POST not in t]
+    assert others == texts[: len(others)]  # the unique tweets keep their order
+    assert sum(t.startswith("RT @") for t in spread) > len(spread) / 4  # retweets
+    assert sum(t == VIRAL_POST for t in spread) > len(spread) / 4  # verbatim
+    # exact copies and retweets share one prediction-cache key; copy-pastes with their
+    # own mention and link differ only by those (normalised to @user / URL)
+    keys = {cache_key(t) for t in spread if not t.startswith("@fan")}
+    assert len(keys) == 1
+    assert len({cache_key(t) for t in spread}) == 2

@@ -41,6 +41,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from services.triage.classifier.deobfuscate import ABUSIVE_WORDS, GROUP_WORDS, deobfuscate
@@ -65,8 +66,12 @@ _QUESTION_START = re.compile(
 )
 
 
+@lru_cache(maxsize=32_768)
 def normalise_text(text: str) -> str:
     """The text normalisation shared by training and inference.
+
+    Memoised: the worker normalises a text for its cache key and the classifier
+    again before the model; repeats and retweets come back to the same text.
 
     Mentions become ``@user`` and links ``URL`` (as in TweetEval/OLID), HTML
     entities are unescaped (Davidson keeps them escaped), a leading retweet

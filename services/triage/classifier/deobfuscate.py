@@ -17,7 +17,7 @@ word is only ever *restored*, never scored, here — the model decides.
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 from itertools import product
 from pathlib import Path
 
@@ -153,8 +153,12 @@ def _squeezed(word: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=65_536)
 def restore_word(token: str) -> str | None:
-    """The lexicon word ``token`` obfuscates, or ``None`` (not obfuscated, or not abuse)."""
+    """The lexicon word ``token`` obfuscates, or ``None`` (not obfuscated, or not abuse).
+
+    Memoised: words recur across tweets, and the swap/drop/squeeze searches cost
+    far more than a look-up."""
     lower = token.lower()
     if _known(lower):
         return None

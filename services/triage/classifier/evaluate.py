@@ -134,13 +134,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="auto",
         help="as TRIAGE_PRECISION (default auto)",
     )
+    parser.add_argument(
+        "--runtime",
+        choices=("auto", "onnx", "torch"),
+        default="auto",
+        help="as TRIAGE_RUNTIME (default auto, what the worker runs)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     corpus = load_corpus(data_dir(args.data_dir), seed=args.seed)
     classifier = TransformerClassifier(
-        artefacts_dir=args.artefacts, batch_size=args.batch_size, precision=args.precision
+        artefacts_dir=args.artefacts,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        runtime=args.runtime,
     )
     report = evaluate(classifier, corpus.val)
     if args.throughput:

@@ -42,6 +42,8 @@ def load_classifier(
         model_path=settings.model_path,
         precision=settings.precision,
         trim_above_mb=settings.memory_trim_mb,
+        runtime=settings.runtime,
+        onnx_dir=settings.onnx_dir,
     )
     torch.set_num_threads(settings.torch_threads)
     if not settings.multilingual:

@@ -179,18 +179,18 @@ def test_a_mixed_batch_is_cut_into_groups_with_little_padding(
     rng = random.Random(5)
     texts = [" ".join(["word"] * rng.randint(1, 110)) for _ in range(200)]
     groups = classifier._batches(texts)
-    seen = sorted(i for idx, _ in groups for i in idx)
+    seen = sorted(i for idx, _, _ in groups for i in idx)
     assert seen == list(range(200))
     assert len(groups) > 200 / 64  # not one padded block per 64
-    for idx, enc in groups:
-        rows, width = enc["input_ids"].shape
+    for idx, input_ids, attention_mask in groups:
+        rows, width = input_ids.shape
         assert rows == len(idx) <= 64
-        real = int(enc["attention_mask"].sum())
+        real = int(attention_mask.sum())
         if rows > 1:
             assert rows * width <= MAX_GROUP_TOKENS
             assert rows * width - real <= MAX_PADDING * rows * width
         for row, i in enumerate(idx):  # each row holds its own text
-            assert int(enc["attention_mask"][row].sum()) == len(
+            assert int(attention_mask[row].sum()) == len(
                 classifier._tokenizer(texts[i], truncation=True, max_length=128)["input_ids"]
             )
 
