@@ -50,6 +50,12 @@ async def test_moderators_list_unhide_and_hide_replies(web: Web) -> None:
     assert {(r["reply_id"], r["state"]) for r in listed.json()} == {
         (abusive, "waiting"), (kind, "kept"),
     }  # fmt: skip
+    by_id = {r["reply_id"]: r for r in listed.json()}
+    # Derived fields: escalations split, reasons parsed, the rules' hide blurred.
+    assert (by_id[abusive]["escalations"], by_id[abusive]["sensitive"]) == (["threat"], True)
+    assert (by_id[kind]["escalations"], by_id[kind]["sensitive"]) == ([], False)
+    assert isinstance(by_id[abusive]["reasons"], list)
+    assert by_id[abusive]["author_handle"] == "someone.test"
     waiting = await web.call("mod1", "GET", "/api/replies", params={"state": "waiting"})
     assert [r["reply_id"] for r in waiting.json()] == [abusive]
 

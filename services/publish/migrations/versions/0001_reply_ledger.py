@@ -1,59 +1,33 @@
-"""Reply ledger: replies, decisions, opt-outs, engagements, consent withdrawals.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-23
-"""
+"""Reply ledger: replies, decisions, opt-outs, engagements, consent withdrawals."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0001"
-down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from services.common.ddl import columns
+
+revision = "0001"
+down_revision = None
 
 _LIVE = "state IN ('sending', 'published', 'withdrawn')"
 _STATES = "state IN ('pending', 'sending', 'published', 'failed', 'refused', 'withdrawn')"
 
 
-def _ts(name: str, *, nullable: bool = False) -> sa.Column[object]:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
-
-
 def upgrade() -> None:
     op.create_table(
         "replies",
-        sa.Column("reply_id", sa.String(256), nullable=False),
-        sa.Column("question_id", sa.String(256), nullable=False),
-        sa.Column("platform", sa.String(16), nullable=False),
-        sa.Column("mention_id", sa.String(300), nullable=False),
-        sa.Column("in_reply_to", sa.String(128), nullable=False),
-        sa.Column("author_id", sa.String(128), nullable=False),
-        sa.Column("author_handle", sa.String(256), nullable=False),
-        sa.Column("speaker_ref", sa.String(256), nullable=False),
-        _ts("consent_at"),
-        sa.Column("language", sa.String(16), nullable=True),
-        sa.Column("text", sa.Text(), nullable=True),
-        sa.Column("template_id", sa.String(64), nullable=True),
-        sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("post_id", sa.String(128), nullable=True),
-        sa.Column("url", sa.String(2048), nullable=True),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("retryable", sa.Boolean(), nullable=True),
-        _ts("created_at"),
-        _ts("updated_at"),
-        _ts("sent_at", nullable=True),
-        _ts("published_at", nullable=True),
-        _ts("withdrawn_at", nullable=True),
-        sa.Column("owner", sa.String(64), nullable=True),
-        _ts("lease_until", nullable=True),
-        _ts("announced_at", nullable=True),
+        *columns(
+            """
+            reply_id str(256), question_id str(256), platform str(16), mention_id str(300),
+            in_reply_to str(128), author_id str(128), author_handle str(256),
+            speaker_ref str(256), consent_at ts, language str(16)?, text text?,
+            template_id str(64)?, state str(16), post_id str(128)?, url str(2048)?,
+            attempts int, error text?, retryable bool?, created_at ts, updated_at ts,
+            sent_at ts?, published_at ts?, withdrawn_at ts?, owner str(64)?, lease_until ts?,
+            announced_at ts?
+            """
+        ),
         sa.PrimaryKeyConstraint("reply_id", name="pk_replies"),
         sa.CheckConstraint(_STATES, name="ck_replies_state"),
     )
@@ -73,49 +47,44 @@ def upgrade() -> None:
 
     op.create_table(
         "decisions",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("reply_id", sa.String(256), nullable=False),
-        sa.Column("rule", sa.String(64), nullable=False),
-        sa.Column("verdict", sa.String(16), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        _ts("at"),
+        *columns(
+            """
+            id serial, reply_id str(256), rule str(64), verdict str(16), reason text, at ts
+            """
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_decisions"),
     )
     op.create_index("ix_decisions_reply_id", "decisions", ["reply_id"])
 
     op.create_table(
         "opt_outs",
-        sa.Column("platform", sa.String(16), nullable=False),
-        sa.Column("author_id", sa.String(128), nullable=False),
-        sa.Column("handle", sa.String(256), nullable=True),
-        sa.Column("source", sa.String(32), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("mention_id", sa.String(300), nullable=True),
-        sa.Column("recorded_by", sa.String(256), nullable=True),
-        _ts("at"),
+        *columns(
+            """
+            platform str(16), author_id str(128), handle str(256)?, source str(32), reason text,
+            mention_id str(300)?, recorded_by str(256)?, at ts
+            """
+        ),
         sa.PrimaryKeyConstraint("platform", "author_id", name="pk_opt_outs"),
     )
 
     op.create_table(
         "engagements",
-        sa.Column("mention_id", sa.String(300), nullable=False),
-        sa.Column("platform", sa.String(16), nullable=False),
-        sa.Column("author_id", sa.String(128), nullable=False),
-        sa.Column("how", sa.String(32), nullable=False),
-        _ts("at"),
+        *columns(
+            """
+            mention_id str(300), platform str(16), author_id str(128), how str(32), at ts
+            """
+        ),
         sa.PrimaryKeyConstraint("mention_id", name="pk_engagements"),
     )
 
     op.create_table(
         "consent_withdrawals",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("event_key", sa.String(64), nullable=False),
-        sa.Column("speaker_ref", sa.String(256), nullable=False),
-        sa.Column("question_ids", sa.Text(), nullable=False),
-        sa.Column("withdrawn_by", sa.String(256), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        _ts("at"),
-        _ts("recorded_at"),
+        *columns(
+            """
+            id serial, event_key str(64), speaker_ref str(256), question_ids text,
+            withdrawn_by str(256), reason text, at ts, recorded_at ts
+            """
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_consent_withdrawals"),
         sa.UniqueConstraint("event_key", name="uq_consent_withdrawals_event_key"),
     )

@@ -1,31 +1,24 @@
-"""X spend: calls and cost per account, UTC day and call class (pay-per-use).
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-03
-"""
+"""X spend: calls and cost per account, UTC day and call class (pay-per-use)."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from services.common.ddl import columns
+
+revision = "0003"
+down_revision = "0002"
 
 
 def upgrade() -> None:
     op.create_table(
         "x_spend",
-        sa.Column("account", sa.String(128), nullable=False),
-        sa.Column("day", sa.String(10), nullable=False),
-        sa.Column("call_class", sa.String(32), nullable=False),
-        sa.Column("calls", sa.Integer(), nullable=False),
-        sa.Column("micro_usd", sa.BigInteger(), nullable=False),
+        *columns(
+            """
+            account str(128), day str(10), call_class str(32), calls int, micro_usd bigint
+            """
+        ),
         sa.PrimaryKeyConstraint("account", "day", "call_class", name="pk_x_spend"),
     )
 

@@ -2,24 +2,15 @@
 
 Whatever the question id, the person asking gets one reply: a second request that
 names the same post (a forged command, or a second question made of one mention)
-can never go live beside the first.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-03
-"""
+can never go live beside the first."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0004"
+down_revision = "0003"
 
 _LIVE_SQL = "state IN ('sending', 'published', 'withdrawn')"
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from services.triage.web.deps import Moderator, Runtime
 from services.triage.web.models import AnswerReply, ProtectionAlert, ReplyEvent, WatchState
 from services.triage.web.routes.rendering import MODERATORS, render, signed_in
+from services.triage.web.schemas import from_row
 from services.triage.web.store.protection import STATES
 
 router = APIRouter(tags=["protection"])
@@ -90,49 +91,21 @@ class ResumeBody(BaseModel):
 
 
 def reply_view(row: AnswerReply) -> ReplyView:
-    return ReplyView(
-        reply_id=row.reply_id,
-        platform=row.platform,
-        native_id=row.native_id,
-        kind=row.kind,
-        answer_post_id=row.answer_post_id,
-        question_id=row.question_id,
-        speaker_ref=row.speaker_ref,
-        author_handle=row.author_handle,
-        text=row.text,
-        url=row.url,
-        offensive=row.offensive,
-        hate=row.hate,
-        verdict=row.verdict,
-        rule=row.rule,
+    return from_row(
+        ReplyView,
+        row,
         reasons=list(json.loads(row.reasons_json or "[]")),
         escalations=[e for e in row.escalations.split(",") if e],
-        state=row.state,
-        sticky=row.sticky,
-        decided_by=row.decided_by,
-        how=row.how,
-        error=row.error,
-        received_at=row.received_at,
         sensitive=row.verdict == "hide",
     )
 
 
 def event_view(row: ReplyEvent) -> EventView:
-    return EventView(at=row.at, actor=row.actor, event=row.event, detail=row.detail)
+    return from_row(EventView, row)
 
 
 def alert_view(row: ProtectionAlert) -> AlertView:
-    return AlertView(
-        id=row.id,
-        kind=row.kind,
-        question_id=row.question_id,
-        speaker_ref=row.speaker_ref,
-        answer_post_id=row.answer_post_id,
-        reply_id=row.reply_id,
-        detail=row.detail,
-        created_at=row.created_at,
-        acknowledged_by=row.acknowledged_by,
-    )
+    return from_row(AlertView, row)
 
 
 def _states(raw: str | None) -> list[str]:

@@ -1,45 +1,36 @@
 """Triage database: questions and their events, users, sessions, teams, assignments,
-answers, consents, replies, blocked authors, audit log, outbox.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-24
-"""
+answers, consents, replies, blocked authors, audit log, outbox."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0001"
-down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from services.common.ddl import columns
+
+revision = "0001"
+down_revision = None
 
 
 def upgrade() -> None:
     op.create_table(
         "audit_log",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("actor", sa.String(length=128), nullable=False),
-        sa.Column("action", sa.String(length=64), nullable=False),
-        sa.Column("subject", sa.String(length=200), nullable=False),
-        sa.Column("detail_json", sa.Text(), nullable=False),
+        *columns(
+            """
+            id serial, at ts, actor str(128), action str(64), subject str(200), detail_json text
+            """
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
     op.create_index(op.f("ix_audit_log_at"), "audit_log", ["at"], unique=False)
     op.create_table(
         "blocked_authors",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("platform", sa.String(length=16), nullable=False),
-        sa.Column("author_id", sa.String(length=128), nullable=False),
-        sa.Column("handle", sa.String(length=256), nullable=False),
-        sa.Column("blocked_by", sa.String(length=128), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        *columns(
+            """
+            id serial, platform str(16), author_id str(128), handle str(256),
+            blocked_by str(128), reason text, at ts
+            """
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_blocked_authors")),
     )
     op.create_index(
@@ -50,10 +41,11 @@ def upgrade() -> None:
     )
     op.create_table(
         "login_failures",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("username", sa.String(length=64), nullable=False),
-        sa.Column("address", sa.String(length=64), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        *columns(
+            """
+            id int, username str(64), address str(64), at ts
+            """
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_login_failures")),
     )
     op.create_index(op.f("ix_login_failures_address"), "login_failures", ["address"], unique=False)
@@ -62,36 +54,33 @@ def upgrade() -> None:
     )
     op.create_table(
         "outbox",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("topic", sa.String(length=128), nullable=False),
-        sa.Column("key", sa.LargeBinary(), nullable=False),
-        sa.Column("value", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        *columns(
+            """
+            id serial, topic str(128), key bytes, value bytes, created_at ts, sent_at ts?
+            """
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
     )
     op.create_index("ix_outbox_sent_at_id", "outbox", ["sent_at", "id"], unique=False)
     op.create_table(
         "teams",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("slug", sa.String(length=64), nullable=False),
-        sa.Column("name", sa.String(length=128), nullable=False),
-        sa.Column("languages", sa.String(length=256), nullable=False),
-        sa.Column("capacity", sa.Integer(), nullable=False),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        *columns(
+            """
+            id int, slug str(64), name str(128), languages str(256), capacity int, active bool,
+            created_at ts
+            """
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_teams")),
         sa.UniqueConstraint("slug", name=op.f("uq_teams_slug")),
     )
     op.create_table(
         "users",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("username", sa.String(length=64), nullable=False),
-        sa.Column("password_hash", sa.String(length=256), nullable=False),
-        sa.Column("role", sa.String(length=16), nullable=False),
-        sa.Column("team_id", sa.Integer(), nullable=True),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        *columns(
+            """
+            id int, username str(64), password_hash str(256), role str(16), team_id int?,
+            active bool, created_at ts
+            """
+        ),
         sa.CheckConstraint(
             "role != 'team' OR team_id IS NOT NULL", name=op.f("ck_users_team_member_has_team")
         ),
@@ -102,34 +91,17 @@ def upgrade() -> None:
     )
     op.create_table(
         "questions",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("mention_id", sa.String(length=160), nullable=False),
-        sa.Column("platform", sa.String(length=16), nullable=False),
-        sa.Column("native_id", sa.String(length=128), nullable=False),
-        sa.Column("author_id", sa.String(length=128), nullable=False),
-        sa.Column("author_handle", sa.String(length=256), nullable=False),
-        sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("lang", sa.String(length=64), nullable=True),
-        sa.Column("url", sa.String(length=2048), nullable=True),
-        sa.Column("classified_json", sa.Text(), nullable=False),
-        sa.Column("offensive", sa.Float(), nullable=False),
-        sa.Column("hate", sa.Float(), nullable=False),
-        sa.Column("question_score", sa.Float(), nullable=False),
-        sa.Column("relevance", sa.Float(), nullable=False),
-        sa.Column("priority", sa.Integer(), nullable=False),
-        sa.Column("reasons_json", sa.Text(), nullable=False),
-        sa.Column("decision", sa.String(length=16), nullable=False),
-        sa.Column("model_version", sa.String(length=256), nullable=False),
-        sa.Column("rule", sa.String(length=256), nullable=False),
-        sa.Column("cluster_id", sa.String(length=256), nullable=True),
-        sa.Column("suggested_team", sa.String(length=256), nullable=True),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("team_id", sa.Integer(), nullable=True),
-        sa.Column("claimed_by", sa.Integer(), nullable=True),
-        sa.Column("claim_expires_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        *columns(
+            """
+            id str(32), mention_id str(160), platform str(16), native_id str(128),
+            author_id str(128), author_handle str(256), text text, lang str(64)?,
+            url str(2048)?, classified_json text, offensive float, hate float,
+            question_score float, relevance float, priority int, reasons_json text,
+            decision str(16), model_version str(256), rule str(256), cluster_id str(256)?,
+            suggested_team str(256)?, status str(16), team_id int?, claimed_by int?,
+            claim_expires_at ts?, received_at ts, created_at ts, updated_at ts
+            """
+        ),
         sa.CheckConstraint(
             "status IN ('new', 'approved', 'assigned', 'recorded', 'answered', 'published',"
             " 'rejected', 'quarantined', 'dropped')",
@@ -153,13 +125,12 @@ def upgrade() -> None:
     op.create_index(op.f("ix_questions_team_id"), "questions", ["team_id"], unique=False)
     op.create_table(
         "sessions",
-        sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(length=8), nullable=False),
-        sa.Column("csrf_token", sa.String(length=64), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        *columns(
+            """
+            token_hash str(64), user_id int, kind str(8), csrf_token str(64), created_at ts,
+            expires_at ts, revoked_at ts?
+            """
+        ),
         sa.CheckConstraint("kind IN ('web', 'api')", name=op.f("ck_sessions_kind")),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_sessions_user_id_users")),
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_sessions")),
@@ -167,16 +138,12 @@ def upgrade() -> None:
     op.create_index(op.f("ix_sessions_user_id"), "sessions", ["user_id"], unique=False)
     op.create_table(
         "assignments",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("question_id", sa.String(length=32), nullable=False),
-        sa.Column("team_id", sa.Integer(), nullable=False),
-        sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("assigned_by", sa.String(length=128), nullable=False),
-        sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("claimed_by", sa.Integer(), nullable=True),
-        sa.Column("claim_expires_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        *columns(
+            """
+            id serial, question_id str(32), team_id int, state str(16), assigned_by str(128),
+            assigned_at ts, due_at ts?, claimed_by int?, claim_expires_at ts?, closed_at ts?
+            """
+        ),
         sa.CheckConstraint(
             "state IN ('active', 'recorded', 'released', 'done')", name=op.f("ck_assignments_state")
         ),
@@ -202,18 +169,13 @@ def upgrade() -> None:
     )
     op.create_table(
         "question_events",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("question_id", sa.String(length=32), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("actor", sa.String(length=128), nullable=False),
-        sa.Column("event", sa.String(length=32), nullable=False),
-        sa.Column("from_status", sa.String(length=16), nullable=True),
-        sa.Column("to_status", sa.String(length=16), nullable=True),
-        sa.Column("decision", sa.String(length=32), nullable=True),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("model_version", sa.String(length=256), nullable=True),
-        sa.Column("rule", sa.String(length=256), nullable=True),
-        sa.Column("detail_json", sa.Text(), nullable=False),
+        *columns(
+            """
+            id serial, question_id str(32), at ts, actor str(128), event str(32),
+            from_status str(16)?, to_status str(16)?, decision str(32)?, reason text,
+            model_version str(256)?, rule str(256)?, detail_json text
+            """
+        ),
         sa.ForeignKeyConstraint(
             ["question_id"], ["questions.id"], name=op.f("fk_question_events_question_id_questions")
         ),
@@ -224,24 +186,14 @@ def upgrade() -> None:
     )
     op.create_table(
         "answers",
-        sa.Column("id", sa.String(length=32), nullable=False),
-        sa.Column("question_id", sa.String(length=32), nullable=False),
-        sa.Column("assignment_id", sa.Integer(), nullable=True),
-        sa.Column("team_id", sa.Integer(), nullable=False),
-        sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("media_uri", sa.String(length=2048), nullable=False),
-        sa.Column("mime", sa.String(length=64), nullable=False),
-        sa.Column("bytes", sa.Integer(), nullable=False),
-        sa.Column("sha256", sa.String(length=64), nullable=False),
-        sa.Column("duration_s", sa.Float(), nullable=True),
-        sa.Column("caption", sa.Text(), nullable=False),
-        sa.Column("transcript", sa.Text(), nullable=False),
-        sa.Column("language", sa.String(length=16), nullable=False),
-        sa.Column("uploaded_by", sa.String(length=128), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("reviewed_by", sa.String(length=128), nullable=True),
-        sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("review_note", sa.Text(), nullable=False),
+        *columns(
+            """
+            id str(32), question_id str(32), assignment_id int?, team_id int, state str(16),
+            media_uri str(2048), mime str(64), bytes int, sha256 str(64), duration_s float?,
+            caption text, transcript text, language str(16), uploaded_by str(128),
+            created_at ts, reviewed_by str(128)?, reviewed_at ts?, review_note text
+            """
+        ),
         sa.CheckConstraint(
             "state IN ('submitted', 'approved', 'returned', 'withdrawn')",
             name=op.f("ck_answers_state"),
@@ -258,14 +210,12 @@ def upgrade() -> None:
     op.create_index(op.f("ix_answers_question_id"), "answers", ["question_id"], unique=False)
     op.create_table(
         "consents",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("answer_id", sa.String(length=32), nullable=False),
-        sa.Column("given_by", sa.String(length=128), nullable=False),
-        sa.Column("scope", sa.String(length=64), nullable=False),
-        sa.Column("recorded_by", sa.String(length=128), nullable=False),
-        sa.Column("given_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("withdrawn_by", sa.String(length=128), nullable=True),
+        *columns(
+            """
+            id serial, answer_id str(32), given_by str(128), scope str(64),
+            recorded_by str(128), given_at ts, withdrawn_at ts?, withdrawn_by str(128)?
+            """
+        ),
         sa.ForeignKeyConstraint(
             ["answer_id"], ["answers.id"], name=op.f("fk_consents_answer_id_answers")
         ),
@@ -274,16 +224,13 @@ def upgrade() -> None:
     )
     op.create_table(
         "replies",
-        sa.Column("reply_id", sa.String(length=128), nullable=False),
-        sa.Column("question_id", sa.String(length=32), nullable=False),
-        sa.Column("answer_id", sa.String(length=32), nullable=False),
-        sa.Column("platform", sa.String(length=16), nullable=False),
-        sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("post_id", sa.String(length=128), nullable=True),
-        sa.Column("url", sa.String(length=2048), nullable=True),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        *columns(
+            """
+            reply_id str(128), question_id str(32), answer_id str(32), platform str(16),
+            state str(16), post_id str(128)?, url str(2048)?, error text?, requested_at ts,
+            updated_at ts
+            """
+        ),
         sa.CheckConstraint(
             "state IN ('requested', 'published', 'failed')", name=op.f("ck_replies_state")
         ),

@@ -1,23 +1,16 @@
 """Answer media: what the probe found, the platforms' flags, the moderator's cut, the
 transcript's translation, language, source and timed subtitles, the poster; and the
-media worker's job table.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-12-04
-"""
+media worker's job table."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from services.common.ddl import columns
+
+revision = "0002"
+down_revision = "0001"
 
 _TEXT_COLUMNS = {
     "media_json": "{}",
@@ -49,26 +42,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("poster_key", sa.String(length=128), nullable=True))
     op.create_table(
         "media_jobs",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("key", sa.String(length=200), nullable=False),
-        sa.Column("subject", sa.String(length=64), nullable=False),
-        sa.Column("payload_json", sa.Text(), nullable=False),
-        sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("priority", sa.Integer(), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("max_attempts", sa.Integer(), nullable=False),
-        sa.Column("progress", sa.Float(), nullable=False),
-        sa.Column("note", sa.String(length=200), nullable=False),
-        sa.Column("owner", sa.String(length=64), nullable=True),
-        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("run_after", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("result_json", sa.Text(), nullable=True),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
+        *columns(
+            """
+            id serial, kind str(32), key str(200), subject str(64), payload_json text,
+            state str(16), priority int, attempts int, max_attempts int, progress float,
+            note str(200), owner str(64)?, lease_until ts?, run_after ts, result_json text?,
+            error text?, created_at ts, updated_at ts, finished_at ts?, applied_at ts?
+            """
+        ),
         sa.CheckConstraint(
             "state IN ('queued', 'running', 'done', 'failed', 'cancelled')",
             name=op.f("ck_media_jobs_state"),

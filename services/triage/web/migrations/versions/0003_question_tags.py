@@ -1,31 +1,24 @@
-"""Tags on questions: the moderators' own labels, one row per tag.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-04
-"""
+"""Tags on questions: the moderators' own labels, one row per tag."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from services.common.ddl import columns
+
+revision = "0003"
+down_revision = "0002"
 
 
 def upgrade() -> None:
     op.create_table(
         "question_tags",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("question_id", sa.String(length=32), nullable=False),
-        sa.Column("tag", sa.String(length=32), nullable=False),
-        sa.Column("added_by", sa.String(length=128), nullable=False),
-        sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+        *columns(
+            """
+            id serial, question_id str(32), tag str(32), added_by str(128), added_at ts
+            """
+        ),
         sa.ForeignKeyConstraint(
             ["question_id"],
             ["questions.id"],

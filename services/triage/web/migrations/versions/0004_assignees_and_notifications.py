@@ -1,22 +1,15 @@
 """A person on a question (its assignee), and what people are told: notifications
-of new work for their team, of a question given to them, of their answer out.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-04
-"""
+of new work for their team, of a question given to them, of their answer out."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from services.common.ddl import columns
+
+revision = "0004"
+down_revision = "0003"
 
 
 def upgrade() -> None:
@@ -28,14 +21,12 @@ def upgrade() -> None:
         batch.create_index(op.f("ix_questions_assignee_id"), ["assignee_id"], unique=False)
     op.create_table(
         "notifications",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("question_id", sa.String(length=32), nullable=True),
-        sa.Column("text", sa.String(length=300), nullable=False),
-        sa.Column("link", sa.String(length=300), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
+        *columns(
+            """
+            id serial, user_id int, kind str(32), question_id str(32)?, text str(300),
+            link str(300), created_at ts, read_at ts?
+            """
+        ),
         sa.ForeignKeyConstraint(
             ["question_id"], ["questions.id"], name=op.f("fk_notifications_question_id_questions")
         ),

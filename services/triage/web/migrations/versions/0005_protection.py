@@ -1,57 +1,31 @@
 """Protection: the replies under our published answers, their timeline, the
-escalations and the paused speakers.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-04
-"""
+escalations and the paused speakers."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from services.common.ddl import columns
 
-
-def _ts(name: str, *, nullable: bool = False) -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+revision = "0005"
+down_revision = "0004"
 
 
 def upgrade() -> None:
     op.create_table(
         "answer_replies",
-        sa.Column("reply_id", sa.String(137), nullable=False),
-        sa.Column("platform", sa.String(16), nullable=False),
-        sa.Column("native_id", sa.String(128), nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("answer_post_id", sa.String(128), nullable=False),
-        sa.Column("question_id", sa.String(256), nullable=False),
-        sa.Column("speaker_ref", sa.String(256), nullable=False),
-        sa.Column("author_id", sa.String(128), nullable=False),
-        sa.Column("author_handle", sa.String(256), nullable=False),
-        sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("url", sa.String(2048), nullable=True),
-        sa.Column("offensive", sa.Float(), nullable=False),
-        sa.Column("hate", sa.Float(), nullable=False),
-        sa.Column("verdict", sa.String(16), nullable=False),
-        sa.Column("rule", sa.String(256), nullable=False),
-        sa.Column("reasons_json", sa.Text(), nullable=False),
-        sa.Column("escalations", sa.String(64), nullable=False),
-        sa.Column("model_version", sa.String(256), nullable=False),
-        sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("sticky", sa.Boolean(), nullable=False),
-        sa.Column("decided_by", sa.String(256), nullable=False),
-        sa.Column("how", sa.String(64), nullable=False),
-        sa.Column("error", sa.Text(), nullable=True),
-        _ts("created_at"),
-        _ts("received_at"),
-        _ts("updated_at"),
+        *columns(
+            """
+            reply_id str(137), platform str(16), native_id str(128), kind str(16),
+            answer_post_id str(128), question_id str(256), speaker_ref str(256),
+            author_id str(128), author_handle str(256), text text, url str(2048)?,
+            offensive float, hate float, verdict str(16), rule str(256), reasons_json text,
+            escalations str(64), model_version str(256), state str(16), sticky bool,
+            decided_by str(256), how str(64), error text?, created_at ts, received_at ts,
+            updated_at ts
+            """
+        ),
         sa.PrimaryKeyConstraint("reply_id", name="pk_answer_replies"),
     )
     op.create_index(
@@ -62,37 +36,34 @@ def upgrade() -> None:
     op.create_index("ix_answer_replies_state", "answer_replies", ["state"])
     op.create_table(
         "answer_reply_events",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("reply_id", sa.String(137), nullable=False),
-        _ts("at"),
-        sa.Column("actor", sa.String(256), nullable=False),
-        sa.Column("event", sa.String(32), nullable=False),
-        sa.Column("detail", sa.Text(), nullable=False),
+        *columns(
+            """
+            id serial, reply_id str(137), at ts, actor str(256), event str(32), detail text
+            """
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_answer_reply_events"),
     )
     op.create_index("ix_answer_reply_events_reply_id", "answer_reply_events", ["reply_id"])
     op.create_table(
         "protection_alerts",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("question_id", sa.String(256), nullable=False),
-        sa.Column("speaker_ref", sa.String(256), nullable=False),
-        sa.Column("answer_post_id", sa.String(128), nullable=False),
-        sa.Column("reply_id", sa.String(137), nullable=True),
-        sa.Column("detail", sa.Text(), nullable=False),
-        _ts("created_at"),
-        sa.Column("acknowledged_by", sa.String(256), nullable=True),
-        _ts("acknowledged_at", nullable=True),
+        *columns(
+            """
+            id serial, kind str(16), question_id str(256), speaker_ref str(256),
+            answer_post_id str(128), reply_id str(137)?, detail text, created_at ts,
+            acknowledged_by str(256)?, acknowledged_at ts?
+            """
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_protection_alerts"),
     )
     op.create_index("ix_protection_alerts_speaker_ref", "protection_alerts", ["speaker_ref"])
     op.create_index("ix_protection_alerts_answer_post_id", "protection_alerts", ["answer_post_id"])
     op.create_table(
         "paused_speakers",
-        sa.Column("speaker_ref", sa.String(256), nullable=False),
-        sa.Column("paused_by", sa.String(256), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        _ts("at"),
+        *columns(
+            """
+            speaker_ref str(256), paused_by str(256), reason text, at ts
+            """
+        ),
         sa.PrimaryKeyConstraint("speaker_ref", name="pk_paused_speakers"),
     )
 

@@ -1,36 +1,25 @@
-"""Learning from the moderators: their labels, and the retrain jobs.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-04
-"""
+"""Learning from the moderators: their labels, and the retrain jobs."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from services.common.ddl import columns
+
+revision = "0006"
+down_revision = "0005"
 
 
 def upgrade() -> None:
     op.create_table(
         "labels",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("question_id", sa.String(length=32), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("actor", sa.String(length=128), nullable=False),
-        sa.Column("source", sa.String(length=32), nullable=False),
-        sa.Column("offensive", sa.Integer(), nullable=True),
-        sa.Column("hate", sa.Integer(), nullable=True),
-        sa.Column("question", sa.Integer(), nullable=True),
-        sa.Column("model_version", sa.String(length=256), nullable=False),
-        sa.Column("retracted_at", sa.DateTime(timezone=True), nullable=True),
+        *columns(
+            """
+            id serial, question_id str(32), at ts, actor str(128), source str(32),
+            offensive int?, hate int?, question int?, model_version str(256), retracted_at ts?
+            """
+        ),
         sa.ForeignKeyConstraint(
             ["question_id"], ["questions.id"], name=op.f("fk_labels_question_id_questions")
         ),
@@ -40,18 +29,13 @@ def upgrade() -> None:
     op.create_index(op.f("ix_labels_at"), "labels", ["at"], unique=False)
     op.create_table(
         "model_jobs",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("stage", sa.String(length=64), nullable=False),
-        sa.Column("progress", sa.Float(), nullable=False),
-        sa.Column("requested_by", sa.String(length=128), nullable=False),
-        sa.Column("options_json", sa.Text(), nullable=False),
-        sa.Column("version", sa.String(length=256), nullable=True),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("pid", sa.Integer(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        *columns(
+            """
+            id serial, state str(16), stage str(64), progress float, requested_by str(128),
+            options_json text, version str(256)?, reason text, pid int?, created_at ts,
+            updated_at ts, finished_at ts?
+            """
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_model_jobs")),
     )
 
