@@ -357,12 +357,31 @@ class Triage:
         prediction = self._with_campaign_relevance(prediction, rules)
         scores = scores_of(prediction)
         model = _model_of(prediction, self.model_version)
+
+        def finish(
+            verdict: Verdict,
+            *,
+            cluster: ClusterAssignment | None = None,
+            priority: int = 0,
+            parts: list[PriorityReason] | None = None,
+        ) -> MentionClassified:
+            return self._result(
+                mention,
+                scores,
+                verdict,
+                verdict.detail,
+                rules,
+                now=now,
+                cluster=cluster,
+                priority=priority,
+                parts=parts,
+                model=model,
+            )
+
         abuse, not_abuse = abuse_verdict(scores, rules, mention.text, mention.lang, prediction.path)
         verdict = block_verdict(mention, rules) or abuse or drop_verdict(mention, rules)
         if verdict is not None:
-            return self._result(
-                mention, scores, verdict, verdict.detail, rules, now=now, model=model
-            )
+            return finish(verdict)
 
         d = rules.decisions
         cue = cue_for_decision(mention.text, mention.lang, scores.question, d)
@@ -377,16 +396,7 @@ class Triage:
                     f"near-duplicate of answered question {cluster.cluster_id} "
                     f"({cluster.how} match)",
                 )
-                return self._result(
-                    mention,
-                    scores,
-                    verdict,
-                    verdict.detail,
-                    rules,
-                    now=now,
-                    cluster=cluster,
-                    model=model,
-                )
+                return finish(verdict, cluster=cluster)
 
         age_minutes = (now - mention.created_at).total_seconds() / 60.0
         parts = priority_parts(
@@ -412,9 +422,7 @@ class Triage:
                     f"not a question (question {scores.question:.2f} < {d.question:.2f}) and "
                     f"off-topic (relevance {scores.relevance:.2f} < {d.drop_irrelevant_below:.2f})",
                 )
-                return self._result(
-                    mention, scores, verdict, verdict.detail, rules, now=now, model=model
-                )
+                return finish(verdict)
             verdict = Verdict(
                 Decision.REVIEW,
                 "not_question",
@@ -440,18 +448,7 @@ class Triage:
         if cue is not None:
             parts.append(reason("question_cue", 0.0, cue))
         parts.append(reason("team", 0.0, team or f"none for language {mention.lang or '?'}"))
-        return self._result(
-            mention,
-            scores,
-            verdict,
-            verdict.detail,
-            rules,
-            now=now,
-            cluster=cluster,
-            priority=priority,
-            parts=parts,
-            model=model,
-        )
+        return finish(verdict, cluster=cluster, priority=priority, parts=parts)
 
     # --- helpers -----------------------------------------------------------------
 
