@@ -27,13 +27,13 @@ from services.common.kafka import (
     start_when_reachable,
 )
 from services.common.messages import Platform as PlatformName
+from services.common.replies import Templates
 from services.common.signing import SigningSettings
 from services.common.tasks import BackgroundTasks
 from services.publish.agents import Agents, consume_loop
 from services.publish.config import PublishSettings
 from services.publish.db import migrate
 from services.publish.deps import PublishRuntime
-from services.publish.domain import Templates
 from services.publish.ledger import Ledger
 from services.publish.platforms import Platform, build_platforms
 from services.publish.platforms.base import Moderation

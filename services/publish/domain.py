@@ -23,24 +23,20 @@ rule                          refuses when
                               recent one still up)
 ============================  ==================================================
 
-Also here: how a mention engaged the campaign, and whether it is an opt-out.
+Also here: how a mention engaged the campaign, and whether it is an opt-out. The
+templates and their rendering are :mod:`services.common.replies`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import string
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
-
-from services.common.messages import Platform, PublishReply
+from services.common.messages import PublishReply
+from services.common.replies import Templates, ordered, render
 from services.common.replyability import replyability
 from services.publish.config import PublishSettings
 
@@ -65,8 +61,6 @@ RULES = (
 
 ACCOUNT = "account"
 HASHTAG = "hashtag"
-
-DEFAULT_TEMPLATES = Path(__file__).resolve().parent / "templates.yaml"
 
 
 @dataclass(frozen=True)
@@ -259,56 +253,7 @@ def check(
     ]
 
 
-# --- templates ------------------------------------------------------------------
-
-
-class Template(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
-    text: str = Field(min_length=1, max_length=1000)
-
-    @field_validator("text")
-    @classmethod
-    def _placeholders(cls, value: str) -> str:
-        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-        if "text" not in names:
-            raise ValueError("a template must contain {text}")
-        unknown = names - {"text", "handle"}
-        if unknown:
-            raise ValueError(f"unknown placeholders {sorted(unknown)}; use {{text}}, {{handle}}")
-        return value
-
-
-class _TemplateFile(RootModel[dict[str, tuple[Template, ...]]]):
-    pass
-
-
-@dataclass(frozen=True)
-class Templates:
-    """Reply templates per language (lower-case ISO 639 code)."""
-
-    by_language: Mapping[str, tuple[Template, ...]]
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> Templates:
-        """Read and check a templates file (the shipped one when ``path`` is None)."""
-        raw = yaml.safe_load((path or DEFAULT_TEMPLATES).read_text(encoding="utf-8"))
-        parsed = _TemplateFile.model_validate(raw).root
-        empty = [lang for lang, items in parsed.items() if not items]
-        if empty:
-            raise ValueError(f"no templates for {', '.join(empty)}")
-        ids = [t.id for items in parsed.values() for t in items]
-        if len(ids) != len(set(ids)):
-            raise ValueError("template ids must be unique")
-        return cls({lang.lower(): items for lang, items in parsed.items()})
-
-    def for_language(self, language: str | None, default: str) -> tuple[Template, ...]:
-        primary = (language or "").replace("_", "-").split("-")[0].lower()
-        found = self.by_language.get(primary) or self.by_language.get(default.lower())
-        if not found:
-            raise LookupError(f"no templates for {primary or '(none)'} nor for {default}")
-        return found
+# --- templates (services.common.replies: the triage web previews with the same) --------
 
 
 @dataclass(frozen=True)
@@ -317,69 +262,21 @@ class Composed:
     template_id: str
 
 
-def render(
-    template: Template, request: PublishReply, *, address: bool = False, allow_urls: bool = False
-) -> str:
-    """``template`` filled in; on Mastodon (always) or when ``address``, it starts
-    with the asker's ``@handle`` unless the template names them already.
-
-    On X a reply never starts with an ``@handle`` (X restricts programmatic
-    mentions; the reply is threaded under the asker's post anyway): addressed,
-    it ends with the asker's name instead, and links are taken out unless
-    ``allow_urls`` (a post with a URL costs 20 times more)."""
-    text = template.text.format(text=request.text, handle=request.author.handle)
-    if request.platform is Platform.X:
-        named = request.author.handle if address else None
-        return x_text(text, named, allow_urls=allow_urls)
-    addressed = (address or request.platform is Platform.MASTODON) and not request.standalone
-    if addressed and "{handle}" not in template.text:
-        text = f"@{request.author.handle} {text}"  # how the asker is told on Mastodon
-    return text
-
-
-_LEADING_MENTIONS = re.compile(r"^(?:\s*@[\w.\-]+(?:@[\w.\-]+)?[,:;]?)+\s*")
-_URL_AND_SPACE = re.compile(r"\s*https?://\S+")
-
-
-def x_text(text: str, handle: str | None = None, *, allow_urls: bool = False) -> str:
-    """An X reply's text: no leading ``@handle``, no link unless ``allow_urls``;
-    ``handle`` (the asker, without ``@``) is named at the end when given."""
-    if not allow_urls:
-        text = _URL_AND_SPACE.sub("", text)
-    text = _LEADING_MENTIONS.sub("", text).strip()
-    if handle and handle.lower() not in text.lower():
-        text = f"{text} ({handle.lstrip('@')})"
-    return text
-
-
-def _start(key: str, count: int) -> int:
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % count
-
-
-def answer_key(request: PublishReply) -> str:
-    """What every reply of one answer shares (its approved text, in its language): the
-    template is chosen by it, so every asker of a cluster, on every platform, gets the
-    same wrapping of the text the moderator approved."""
-    return f"{(request.language or '').lower()}\n{request.text}"
-
-
 def compose(
     request: PublishReply, snapshot: Snapshot, templates: Templates, policy: Policy
 ) -> Composed | Refusal:
     """The reply's text: one template of its language per answer (chosen by
-    :func:`answer_key`, so the replies of one answer read the same everywhere), plain,
+    ``replies.answer_key``, so the replies of one answer read the same everywhere), plain,
     or addressed to its asker when the plain text is the account's previous reply or
     a recent one still up (X refuses a duplicate); another template only when every
     form of this one is taken."""
-    candidates = templates.for_language(request.language, policy.default_language)
-    start = _start(answer_key(request), len(candidates))
-    ordered = [candidates[(start + i) % len(candidates)] for i in range(len(candidates))]
+    candidates = ordered(request, templates, policy.default_language)
     # Plain first; then addressed to the asker, which is what tells apart the
     # replies of one answer sent to every asker of a cluster.
     urls = policy.x_allow_urls
     rendered = [
         (t, render(t, request, address=address, allow_urls=urls))
-        for t in ordered
+        for t in candidates
         for address in (False, True)
     ]
     fresh = [

@@ -40,6 +40,7 @@ from services.common.messages import (
     utcnow,
 )
 from services.common.messages import Platform as PlatformName
+from services.common.replies import Templates
 from services.publish import domain, metrics
 from services.publish.config import PublishSettings
 from services.publish.exceptions import (
@@ -233,7 +234,7 @@ class Publisher:
         ledger: Ledger,
         platforms: Mapping[PlatformName, Platform],
         settings: PublishSettings,
-        templates: domain.Templates | None = None,
+        templates: Templates | None = None,
         clock: Callable[[], float] = time.time,
         spend: SpendLedger | None = None,
     ) -> None:
@@ -242,7 +243,7 @@ class Publisher:
         self.platforms = platforms
         self.settings = settings
         self.policy = domain.Policy.from_settings(settings)
-        self.templates = templates or domain.Templates.load(settings.templates_file)
+        self.templates = templates or Templates.load(settings.templates_file)
         self.clock = clock
         #: This process, as the owner of the replies it sends.
         self.instance = uuid.uuid4().hex[:16]

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.common.messages import Author, Consent, Platform
+from services.common.replies import Template, Templates
 from services.publish import domain
 from services.publish.domain import (
     EngagementFact,
@@ -16,8 +17,6 @@ from services.publish.domain import (
     Policy,
     Refusal,
     Snapshot,
-    Template,
-    Templates,
     WithdrawalFact,
 )
 from tests.publish.helpers import request_factory

@@ -26,9 +26,9 @@ from services.common.messages import (
     ReplyPublished,
     SubtitleFile,
 )
+from services.common.replies import Template, Templates
 from services.publish import domain
 from services.publish.config import PublishSettings
-from services.publish.domain import Templates
 from services.publish.exceptions import FinalError
 from services.publish.ledger import Ledger
 from services.publish.models import ReplyState
@@ -375,7 +375,7 @@ async def _setup_daily_cap(ledger: Ledger, publisher: Publisher) -> PublishReply
 
 async def _setup_variation(ledger: Ledger, publisher: Publisher) -> PublishReply:
     publisher.templates = Templates(
-        {"en": (domain.Template(id="only", text="@{handle} {text}"),)}
+        {"en": (Template(id="only", text="@{handle} {text}"),)}
     )  # one template that names the asker: no variation possible for the same asker
     author = Author(id="same", handle="same")
     published(await publisher.handle(await engaged(ledger, text="Same words.", author=author)))

@@ -15,6 +15,8 @@ from playwright.sync_api import Browser, BrowserContext, Dialog, Page, ViewportS
 from services.common import topics
 from services.common.codec import decode
 from services.common.messages import PublishReply
+from services.common.replies import Templates
+from services.publish import domain as publisher
 from services.triage.web.models import Status
 from tests.helpers.axe import violations
 from tests.triage.web.helpers.app import ADMIN, MODERATOR, TEAM_A, Person, WebApp, classify
@@ -349,14 +351,26 @@ def test_7_approval_shows_the_recipients_and_the_text_and_asks_first(
     )
     expect(dialog.locator(".reply-text")).to_have_text("A refugee answered your question on video.")
     dialog.get_by_label("The reply's text").fill("Rice and beans, like my mother's.")
+    # Each recipient's reply as the publisher will post it, the correction rendered as typed.
+    posted = dialog.locator(".recipients .posted-text")
+    expect(posted).to_have_count(2)
+    for n in range(2):
+        expect(posted.nth(n)).to_contain_text("Rice and beans, like my mother's.")
+    shown = sorted(posted.all_text_contents())
     dialog.get_by_role("button", name="Send 2 replies").click()
     expect(page.locator(".review-result")).to_have_text("Approved: 2 replies requested.")
-    texts = {
-        decode(PublishReply, row.value).question_id: decode(PublishReply, row.value).text
+    requests = [
+        decode(PublishReply, row.value)
         for row in web.call(web.store.outbox.pending)
         if row.topic == topics.REPLIES_REQUESTED
-    }
+    ]
+    texts = {r.question_id: r.text for r in requests}
     assert texts == dict.fromkeys((food, food_2), "Rice and beans, like my mother's.")
+    templates = Templates.load()
+    composed = [
+        publisher.compose(r, publisher.Snapshot(), templates, publisher.Policy()) for r in requests
+    ]
+    assert shown == sorted(c.text for c in composed if isinstance(c, publisher.Composed))
     assert console.unexpected("status of 404") == []  # the stand-in answer has no video file
 
 

@@ -3,7 +3,7 @@ that speaks it, a reply line and prepared replies here, and templates at the pub
 
 from __future__ import annotations
 
-from services.publish.domain import Templates
+from services.common.replies import Templates
 from services.triage.config import PACKAGE_DIR
 from services.triage.rules import load_rules
 from services.triage.web import domain as queue

@@ -17,23 +17,9 @@
     if (label) label.textContent = state;
   }
 
-  // Approving shows first who will receive a reply (every asker of the cluster) and the
-  // reply's exact text, which can be corrected; only "Send" requests the replies.
-  async function approve(button) {
-    const card = button.closest(".answer");
-    const dialog = card.querySelector("dialog.approve-dialog");
-    button.disabled = true;
-    let preview;
-    try {
-      preview = await TA.api("GET", "/api/questions/" + button.dataset.question + "/answer/preview");
-    } catch (error) {
-      TA.toast(error.message || "Could not load the recipients: the connection failed.", "bad");
-      button.disabled = false;
-      return;
-    }
-    button.disabled = false;
-    const n = preview.recipients.length;
-    dialog.querySelector(".recipient-count").textContent = n + (n === 1 ? " person" : " people");
+  // Each recipient with the exact reply the publisher will post to them (its template,
+  // their platform's form: @handle first on Mastodon, no link on X).
+  function showRecipients(dialog, preview) {
     const list = dialog.querySelector(".recipients");
     list.replaceChildren(
       ...preview.recipients.map((r) => {
@@ -43,19 +29,66 @@
         const asked = document.createElement("q");
         asked.textContent = r.question;
         item.append(who, " on " + r.platform + " (" + (r.lang || "language unknown") + "), who asked ", asked);
-        if (r.own_language_reply) {
-          const own = document.createElement("small");
-          own.className = "hint";
-          own.textContent = " gets, in their language: " + r.own_language_reply;
-          item.append(own);
-        }
+        const posted = document.createElement("blockquote");
+        posted.className = "posted-text";
+        posted.dir = "auto";
+        if (r.reply_language) posted.lang = r.reply_language;
+        posted.textContent = r.posted_text;
+        const how = document.createElement("small");
+        how.className = "hint";
+        how.textContent =
+          "Posted as (" + (r.reply_language || "no language") + ", " + r.posted_text.length + " characters" +
+          (r.own_language_reply ? ", a line in their language: the video carries the answer" : "") + "):";
+        item.append(how, posted);
         return item;
       }),
     );
+    dialog.querySelector(".reply-text").textContent = preview.text;
+  }
+
+  function previewPath(question, standalone, caption) {
+    const query = new URLSearchParams();
+    if (standalone === "yes") query.set("standalone", "true");
+    if (caption !== undefined) query.set("caption", caption);
+    const q = query.toString();
+    return "/api/questions/" + question + "/answer/preview" + (q ? "?" + q : "");
+  }
+
+  // Approving shows first who will receive a reply (every asker of the cluster) and the
+  // reply's exact text for each, which can be corrected; only "Send" requests the replies.
+  async function approve(button) {
+    const card = button.closest(".answer");
+    const dialog = card.querySelector("dialog.approve-dialog");
+    const question = button.dataset.question;
+    const standalone = button.dataset.standalone || "";
+    button.disabled = true;
+    let preview;
+    try {
+      preview = await TA.api("GET", previewPath(question, standalone));
+    } catch (error) {
+      TA.toast(error.message || "Could not load the recipients: the connection failed.", "bad");
+      button.disabled = false;
+      return;
+    }
+    button.disabled = false;
+    const n = preview.recipients.length;
+    dialog.querySelector(".recipient-count").textContent = n + (n === 1 ? " person" : " people");
+    showRecipients(dialog, preview);
     const caption = dialog.querySelector(".approve-caption");
     caption.value = preview.caption;
     caption.dataset.original = preview.caption;
-    dialog.querySelector(".reply-text").textContent = preview.text;
+    // A correction is rendered by the server (the publisher's templates), not saved, as it is typed.
+    let timer;
+    const rerender = () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        try {
+          showRecipients(dialog, await TA.api("GET", previewPath(question, standalone, caption.value)));
+        } catch (error) {
+          TA.toast(error.message || "Could not show the new text: the connection failed.", "bad");
+        }
+      }, 300);
+    };
     const canned = dialog.querySelector("select.canned");
     if (canned) {
       canned.replaceChildren(canned.options[0]);
@@ -63,16 +96,14 @@
       canned.closest("label").hidden = !(preview.canned || []).length;
       canned.onchange = () => {
         if (canned.value) caption.value = canned.value;
-        dialog.querySelector(".reply-text").textContent = caption.value.trim() || preview.text;
+        rerender();
       };
     }
-    caption.oninput = () => {
-      dialog.querySelector(".reply-text").textContent = caption.value.trim().split(/\s+/).join(" ") || preview.text;
-    };
+    caption.oninput = rerender;
     const send = dialog.querySelector("[data-review='confirm']");
     send.textContent = "Send " + n + (n === 1 ? " reply" : " replies");
     // "Approve as a standalone post" (a post X will not let us reply to) goes on to the confirmation.
-    send.dataset.standalone = button.dataset.standalone || "";
+    send.dataset.standalone = standalone;
     dialog.showModal();
   }
 

@@ -531,14 +531,24 @@ class Answers:
 
     # --- reply outcomes (replies.published / replies.failed) ----------------------------
 
-    async def recipients(self, question_id: str) -> tuple[Answer, list[Question]]:
+    async def recipients(
+        self, question_id: str
+    ) -> tuple[Answer, list[tuple[Question, bool | None]]]:
         """The answer waiting for review and every asker an approval would reply
-        to (the question and its cluster's askers still waiting): what the
-        moderator confirms before approving."""
+        to (the question and its cluster's askers still waiting), each with whether
+        their mention summoned the campaign: what the moderator confirms before
+        approving."""
         async with self.db.sessions() as session:
             answer = await self._current(session, question_id)
             question = await self.db.question(session, question_id)
-            return answer, await self.media.askers(session, question)
+            askers = await self.media.askers(session, question)
+            return answer, [
+                (
+                    asker,
+                    MentionClassified.model_validate_json(asker.classified_json).mention.summoned,
+                )
+                for asker in askers
+            ]
 
     async def set_caption(self, question_id: str, caption: str, actor: Actor) -> Answer:
         """The moderator corrects the reply's text before approving (on the timeline)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.publish.domain import Templates
+from services.common.replies import Templates
 from services.triage.web.domain import FALLBACK_TEXT
 
 

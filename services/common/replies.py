@@ -1,0 +1,167 @@
+"""A reply's text as the publisher posts it: the per-language templates
+(``reply_templates.yaml``) and the pure rendering, shared by the publisher (which
+posts it) and the triage web (whose approval dialog shows it, per recipient, before
+anything is sent).
+
+The publisher picks one template per answer (:func:`answer_key`), plain first; it
+addresses a reply to its asker, or takes another template, only when the plain text
+would repeat the account's previous reply or a recent one still up (its ledger
+knows; :func:`first_choice` is what it posts otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+
+from services.common.messages import Platform, PublishReply
+
+DEFAULT_TEMPLATES = Path(__file__).resolve().parent / "reply_templates.yaml"
+
+
+class Template(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    text: str = Field(min_length=1, max_length=1000)
+
+    @field_validator("text")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        if "text" not in names:
+            raise ValueError("a template must contain {text}")
+        unknown = names - {"text", "handle"}
+        if unknown:
+            raise ValueError(f"unknown placeholders {sorted(unknown)}; use {{text}}, {{handle}}")
+        return value
+
+
+class _TemplateFile(RootModel[dict[str, tuple[Template, ...]]]):
+    pass
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Reply templates per language (lower-case ISO 639 code)."""
+
+    by_language: Mapping[str, tuple[Template, ...]]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Templates:
+        """Read and check a templates file (the shipped one when ``path`` is None)."""
+        raw = yaml.safe_load((path or DEFAULT_TEMPLATES).read_text(encoding="utf-8"))
+        parsed = _TemplateFile.model_validate(raw).root
+        empty = [lang for lang, items in parsed.items() if not items]
+        if empty:
+            raise ValueError(f"no templates for {', '.join(empty)}")
+        ids = [t.id for items in parsed.values() for t in items]
+        if len(ids) != len(set(ids)):
+            raise ValueError("template ids must be unique")
+        return cls({lang.lower(): items for lang, items in parsed.items()})
+
+    def for_language(self, language: str | None, default: str) -> tuple[Template, ...]:
+        primary = (language or "").replace("_", "-").split("-")[0].lower()
+        found = self.by_language.get(primary) or self.by_language.get(default.lower())
+        if not found:
+            raise LookupError(f"no templates for {primary or '(none)'} nor for {default}")
+        return found
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What rendering needs to know of one reply (a :class:`PublishReply` is one)."""
+
+    text: str
+    language: str | None
+    platform: Platform
+    handle: str
+    standalone: bool = False
+
+    @classmethod
+    def of(cls, request: PublishReply) -> Recipient:
+        return cls(
+            request.text,
+            request.language,
+            request.platform,
+            request.author.handle,
+            request.standalone,
+        )
+
+
+def render(
+    template: Template,
+    request: PublishReply | Recipient,
+    *,
+    address: bool = False,
+    allow_urls: bool = False,
+) -> str:
+    """``template`` filled in; on Mastodon (always) or when ``address``, it starts
+    with the asker's ``@handle`` unless the template names them already.
+
+    On X a reply never starts with an ``@handle`` (X restricts programmatic
+    mentions; the reply is threaded under the asker's post anyway): addressed,
+    it ends with the asker's name instead, and links are taken out unless
+    ``allow_urls`` (a post with a URL costs 20 times more)."""
+    reply = request if isinstance(request, Recipient) else Recipient.of(request)
+    text = template.text.format(text=reply.text, handle=reply.handle)
+    if reply.platform is Platform.X:
+        named = reply.handle if address else None
+        return x_text(text, named, allow_urls=allow_urls)
+    addressed = (address or reply.platform is Platform.MASTODON) and not reply.standalone
+    if addressed and "{handle}" not in template.text:
+        text = f"@{reply.handle} {text}"  # how the asker is told on Mastodon
+    return text
+
+
+_LEADING_MENTIONS = re.compile(r"^(?:\s*@[\w.\-]+(?:@[\w.\-]+)?[,:;]?)+\s*")
+_URL_AND_SPACE = re.compile(r"\s*https?://\S+")
+
+
+def x_text(text: str, handle: str | None = None, *, allow_urls: bool = False) -> str:
+    """An X reply's text: no leading ``@handle``, no link unless ``allow_urls``;
+    ``handle`` (the asker, without ``@``) is named at the end when given."""
+    if not allow_urls:
+        text = _URL_AND_SPACE.sub("", text)
+    text = _LEADING_MENTIONS.sub("", text).strip()
+    if handle and handle.lower() not in text.lower():
+        text = f"{text} ({handle.lstrip('@')})"
+    return text
+
+
+def answer_key(request: PublishReply | Recipient) -> str:
+    """What every reply of one answer shares (its approved text, in its language): the
+    template is chosen by it, so every asker of a cluster, on every platform, gets the
+    same wrapping of the text the moderator approved."""
+    return f"{(request.language or '').lower()}\n{request.text}"
+
+
+def ordered(
+    request: PublishReply | Recipient, templates: Templates, default_language: str
+) -> list[Template]:
+    """The templates of the reply's language, the answer's own first (then the others
+    in the file's order, wrapping round)."""
+    candidates = templates.for_language(request.language, default_language)
+    digest = hashlib.sha256(answer_key(request).encode()).digest()[:8]
+    start = int.from_bytes(digest, "big") % len(candidates)
+    return [candidates[(start + i) % len(candidates)] for i in range(len(candidates))]
+
+
+def first_choice(
+    request: PublishReply | Recipient,
+    templates: Templates,
+    default_language: str,
+    *,
+    allow_urls: bool = False,
+) -> tuple[str, str]:
+    """(text, template id) the publisher posts unless that text would repeat the
+    account's previous reply or a recent one still up: the answer's template, plain."""
+    template = ordered(request, templates, default_language)[0]
+    return render(template, request, allow_urls=allow_urls), template.id

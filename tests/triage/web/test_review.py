@@ -1,0 +1,108 @@
+"""The approval dialog's preview: each recipient's reply exactly as the publisher will
+post it (its template, its platform's form), for every platform and language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.messages import Platform, PublishReply
+from services.common.replies import Templates
+from services.publish import domain as publisher
+from tests.helpers.media import video_bytes
+from tests.triage.web.helpers.api import Web, assigned
+from tests.triage.web.helpers.media import run_media_jobs
+from tests.triage.web.helpers.store import outbox
+
+CAPTION = "We walk to school together, see https://example.org/school"
+
+
+def _mention(platform: Platform, lang: str, n: int) -> dict[str, Any]:
+    native = {
+        Platform.X: f"{1_700_000_000_000 + n}",
+        Platform.MASTODON: f"{110_000_000_000 + n}",
+        Platform.BLUESKY: f"at://did:plc:asker{n}/app.bsky.feed.post/3kq{n}",
+    }[platform]
+    text = "Comment va l'école ?" if lang == "fr" else "How do the children get to school?"
+    return {"platform": platform, "native_id": native, "lang": lang, "text": text}
+
+
+async def _answered(web: Web) -> tuple[str, list[str]]:
+    """A question with five more askers in its cluster (x, mastodon, bluesky in English
+    and French), answered in English and ready to approve."""
+    question = await assigned(web, cluster_id="c-walk", mention=_mention(Platform.X, "en", 0))
+    others = [
+        await web.ingest(cluster_id="c-walk", mention=_mention(platform, lang, n))
+        for n, (platform, lang) in enumerate(
+            [
+                (Platform.X, "fr"),
+                (Platform.MASTODON, "en"),
+                (Platform.MASTODON, "fr"),
+                (Platform.BLUESKY, "en"),
+                (Platform.BLUESKY, "fr"),
+            ],
+            start=1,
+        )
+    ]
+    files = {"video": ("a.mp4", video_bytes(300_000), "video/mp4")}
+    data = {
+        "language": "en",
+        "consent_given_by": "Amina",
+        "consent_scope": "public",
+        "caption": CAPTION,
+    }
+    uploaded = await web.call(
+        "team-a", "POST", f"/api/questions/{question}/answer", files=files, data=data
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    await run_media_jobs(web.runtime.store)
+    return question, [question, *others]
+
+
+async def test_the_preview_shows_each_recipient_the_publisher_s_exact_text(web: Web) -> None:
+    question, askers = await _answered(web)
+
+    preview = await web.call("mod1", "GET", f"/api/questions/{question}/answer/preview")
+    approved = await web.call("mod1", "POST", f"/api/questions/{question}/answer/approve")
+
+    assert preview.status_code == 200, preview.text
+    assert approved.status_code == 200, approved.text
+    shown = {r["question_id"]: r for r in preview.json()["recipients"]}
+    assert sorted(shown) == sorted(askers)
+    requested = await outbox(web.runtime.store, "replies.requested", PublishReply)
+    assert len(requested) == len(askers)
+    templates = Templates.load()  # the publisher's default (PUBLISH_TEMPLATES_FILE unset)
+    seen: set[tuple[str, str | None]] = set()
+    for _, request in requested:
+        composed = publisher.compose(request, publisher.Snapshot(), templates, publisher.Policy())
+        assert isinstance(composed, publisher.Composed), composed
+        recipient = shown[request.question_id]
+        assert recipient["posted_text"] == composed.text, request.platform
+        assert recipient["template_id"] == composed.template_id
+        assert recipient["reply_language"] == request.language
+        seen.add((request.platform.value, request.language))
+    assert seen == {(p, lang) for p in ("x", "mastodon", "bluesky") for lang in ("en", "fr")}
+    # The platforms' forms, visible in the preview: @handle first on Mastodon only, no
+    # link on X, the French askers' line in French.
+    by_platform = {(r["platform"], r["reply_language"]): r for r in shown.values()}
+    mastodon = by_platform[("mastodon", "en")]
+    assert mastodon["posted_text"].startswith(f"@{mastodon['author_handle']} ")
+    assert "https://" not in by_platform[("x", "en")]["posted_text"]
+    assert "https://example.org/school" in by_platform[("bluesky", "en")]["posted_text"]
+    assert "school" not in by_platform[("x", "fr")]["posted_text"]  # the video answers
+    assert by_platform[("x", "fr")]["template_id"].startswith("fr-")
+
+
+async def test_a_correction_is_previewed_without_being_saved(web: Web) -> None:
+    question, _ = await _answered(web)
+    url = f"/api/questions/{question}/answer/preview"
+
+    typed = await web.call("mod1", "GET", url, params={"caption": "  Together, on foot.  "})
+    saved = await web.call("mod1", "GET", url)
+
+    assert typed.status_code == 200, typed.text
+    assert typed.json()["text"] == "Together, on foot."
+    english = [r for r in typed.json()["recipients"] if r["reply_language"] == "en"]
+    assert english
+    assert all("Together, on foot." in r["posted_text"] for r in english)
+    assert saved.json()["caption"] == CAPTION
+    assert all("Together" not in r["posted_text"] for r in saved.json()["recipients"])
