@@ -19,7 +19,11 @@ past a record that is neither handled nor dead-lettered.
 
 When the broker's epoch changes (a memory-only broker restarted empty, and the
 producers send their window again: :mod:`services.common.epoch`), every assigned
-partition is read again from the beginning of the new epoch.
+partition is read again from the beginning of the new epoch, and so is every
+partition assigned later in that epoch until this process has committed a record
+of it there: a record fetched from the old broker and committed just after the new
+one came up leaves an old-epoch offset in the new broker's group, and a rebalance
+would resume from it, past the records sent again below it.
 """
 
 from __future__ import annotations
@@ -28,11 +32,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Gauge
 
@@ -93,6 +97,9 @@ class ConsumeLoop:
     epoch_poll_s: float | None = 1.0
     #: A new broker epoch was seen: read every partition again from its beginning.
     rewind: bool = False
+    #: Since a new epoch: the partitions with a record committed in it (None: no new
+    #: epoch seen). Any other partition assigned is read from offset 0.
+    settled: set[TopicPartition] | None = None
 
     async def run(self) -> None:
         log.info("%s consumer running", self.name)
@@ -126,6 +133,7 @@ class ConsumeLoop:
         self.deferred.clear()
         self.held.clear()
         self.attempts.clear()
+        self.settled = set()
         for tp in self.consumer.assignment():
             # Offset 0: a new epoch's log starts there (were it trimmed, the
             # consumer's reset policy, earliest, applies).
@@ -139,6 +147,8 @@ class ConsumeLoop:
         batch = await self.consumer.getmany(timeout_ms=self._poll_timeout_ms())
         for tp, records in batch.items():
             for record in records:
+                if self.rewind:  # the rest of the batch is the old epoch's
+                    return
                 if tp in self.deferred:
                     # Either the rest of the batch after the record just put off, or a
                     # rebalance that kept the partition here un-paused it and read on
@@ -168,6 +178,8 @@ class ConsumeLoop:
         self.attempts.pop(tp, None)
         try:
             await self.consumer.commit({tp: record.offset + 1})
+            if self.settled is not None:
+                self.settled.add(tp)
         except (CommitFailedError, KafkaError) as exc:
             # Rebalanced away or the broker is gone: the record comes again, and the
             # consumers are idempotent.
@@ -228,6 +240,15 @@ class ConsumeLoop:
         self.attempts[tp] = attempt + 1
         return self.backoff(attempt)
 
+    def assigned(self, partitions: Iterable[TopicPartition]) -> None:
+        """A rebalance gave this process ``partitions``: after a new epoch, those not
+        yet committed in it are read from its beginning (module docstring)."""
+        if self.settled is None:
+            return
+        for tp in partitions:
+            if tp not in self.settled:
+                self.consumer.seek(tp, 0)
+
     def _resume_due(self) -> None:
         now = self.clock()
         assigned = self.consumer.assignment()
@@ -248,6 +269,20 @@ class ConsumeLoop:
         return int(min(self.poll_timeout_ms, max(10.0, soonest)))
 
 
+class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells the consume loop (once there is one) which partitions it was given."""
+
+    def __init__(self) -> None:
+        self.loop: ConsumeLoop | None = None
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        if self.loop is not None:
+            self.loop.assigned(assigned)
+
+
 def consuming(
     kafka: KafkaSettings,
     topics: Sequence[str],
@@ -263,20 +298,19 @@ def consuming(
     first poll, then ``loop(consumer)`` until cancelled; the consumer is stopped."""
 
     async def run() -> None:
-        consumer: AIOKafkaConsumer = await start_when_reachable(
-            lambda: make_consumer(
-                kafka,
-                *(kafka.topic(name) for name in topics),
-                group_id=group,
-                **group_timeouts(kafka),
-                **options,
-            ),
-            timeout_s=startup_timeout_s,
-        )
+        assignments = _Assignments()
+
+        def make() -> AIOKafkaConsumer:
+            consumer = make_consumer(kafka, group_id=group, **group_timeouts(kafka), **options)
+            consumer.subscribe([kafka.topic(name) for name in topics], listener=assignments)
+            return consumer
+
+        consumer = await start_when_reachable(make, timeout_s=startup_timeout_s)
         try:
             if first is not None:
                 await first()
-            await loop(consumer).run()
+            assignments.loop = loop(consumer)
+            await assignments.loop.run()
         finally:
             await consumer.stop()
 

@@ -268,3 +268,39 @@ async def test_the_publisher_retries_only_connection_errors() -> None:
     letters = [decode(DeadLetter, v) for _, v in producer.sent]
     assert [(x.offset, x.stage) for x in letters] == [(1, "publish.handle"), (2, "publish.handle")]
     assert "value too long" in letters[0].error
+
+
+async def test_an_old_epochs_commit_is_not_where_a_rebalance_resumes_the_new_one() -> None:
+    """Records fetched from the old broker, still being handled when the new one came
+    up: the rest of their batch is dropped, and a rebalance later in the new epoch
+    reads a partition from offset 0 (not from an old-epoch commit) until a record of
+    the new epoch has been committed."""
+    handled: list[int] = []
+    loop: ConsumeLoop
+
+    async def handle(rec: ConsumerRecord[bytes, bytes]) -> None:
+        handled.append(rec.offset)
+        if rec.offset == 2 and len(handled) == 3:  # the watch sees the new broker meanwhile
+            await loop._on_new_epoch("old", "new")
+
+    consumer = ReplayingConsumer(records=[record(n, WEB_TP.topic) for n in range(5)])
+    loop = ConsumeLoop(
+        consumer, handle, name="web", dead_letters=DeadLetters(Producer(), "triage-web")
+    )
+    await loop.run_once()
+    assert handled == [0, 1, 2]  # 3 and 4 were the old epoch's: not handled
+    assert consumer.commits == [1, 2, 3]  # 3 may have reached the new broker
+
+    consumer.records = []  # nothing sent again yet
+    await loop.run_once()  # the rewind
+    assert consumer.position == 0
+    consumer.position = 3  # a rebalance: the group resumes from the commit of 3
+    loop.assigned({WEB_TP})
+    assert consumer.position == 0  # from the beginning of the new epoch instead
+
+    consumer.records = [record(n, WEB_TP.topic) for n in range(2)]  # sent again
+    await loop.run_once()
+    assert handled == [0, 1, 2, 0, 1]
+    consumer.position = 1  # a later rebalance, after a commit in the new epoch
+    loop.assigned({WEB_TP})
+    assert consumer.position == 1  # that commit is the new epoch's: kept
