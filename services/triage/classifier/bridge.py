@@ -103,7 +103,10 @@ def bridge_for(classifier: object, directory: Path = BRIDGE_DIR) -> Bridge | Non
     except (OSError, ValueError, TypeError, KeyError) as exc:
         log.warning("the MiniLM -> e5 bridge in %s cannot be read (%s): not used", directory, exc)
         return None
-    if getattr(english, "version", None) != bridge.metadata.english_version:
+    # The artefacts' version, whatever precision they run in ("…+bf16" on a CPU with
+    # a bf16 unit): bf16 states stay within the clusters' margins of the fp32 ones.
+    running = str(getattr(english, "version", "")).split("+", 1)[0]
+    if running != bridge.metadata.english_version:
         log.warning(
             "the MiniLM -> e5 bridge was fitted on %s, not %s: not used",
             bridge.metadata.english_version,

@@ -54,6 +54,7 @@ def test_the_bridge_is_used_only_with_the_english_model_it_was_fitted_on(
             self.english = English(version)
 
     assert bridge_for(Router("minilm-1"), tmp_path) is not None
+    assert bridge_for(Router("minilm-1+bf16"), tmp_path) is not None  # same model, bf16 CPU
     assert bridge_for(Router("minilm-2"), tmp_path) is None
     assert bridge_for(Router("minilm-1"), tmp_path / "none") is None
 
