@@ -1,7 +1,7 @@
 """People, passwords and sessions on SQLite and on Postgres.
 
 Argon2id at its production cost takes a few hundred milliseconds a hash; these
-tests swap in the same algorithm at its lowest cost (``cheap_hashing``), and
+tests run the same algorithm at its lowest cost (``cheap_hashing``, conftest), and
 one test checks the production parameters and the rehash on login."""
 
 from __future__ import annotations
@@ -40,13 +40,6 @@ def kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> PasswordHasher:
-    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    monkeypatch.setattr(auth, "_hasher", cheap)
-    return cheap
 
 
 @pytest.fixture

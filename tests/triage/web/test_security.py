@@ -13,13 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from services.common import topics
 from services.common.db import make_engine
 from services.common.messages import ConsentWithdrawn
-from services.triage.web import auth
 from services.triage.web.app import create_internal_app
 from services.triage.web.deps import COOKIE
 from services.triage.web.models import AuditEntry
@@ -30,12 +28,6 @@ from tests.triage.web.helpers.media import run_media_jobs
 from tests.triage.web.helpers.store import outbox
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2id at its lowest cost: these tests sign people in often."""
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 async def _chunks(pulled: list[int], count: int, size: int = 65536) -> AsyncIterator[bytes]:
