@@ -89,10 +89,11 @@ async def test_a_backlog_fills_batches_up_to_the_cap(
     worker = make_worker(classifier, sink, batch_size=8)
     async with worker.agent.test_context() as agent:
         first = mention_factory(text="the first question?")
-        await agent.put(encode(first), key=first.id.encode())
-        await asyncio.to_thread(classifier.entered.wait, 5)  # the first batch is in the model
+        # wait=False: the test wrapper's put otherwise waits for the value to be processed
+        await agent.put(encode(first), key=first.id.encode(), wait=False)
+        assert await asyncio.to_thread(classifier.entered.wait, 5)  # the first batch is in
         later = [mention_factory(text=f"question {n}?") for n in range(20)]
-        events = [await agent.put(encode(m), key=m.id.encode()) for m in later]
+        events = [await agent.put(encode(m), key=m.id.encode(), wait=False) for m in later]
         classifier.gate.set()
         await eventually(lambda: all(e.message.acked for e in events), timeout_s=10)
     sizes = [len(call) for call in classifier.calls]
