@@ -18,12 +18,13 @@ A dead letter that cannot be sent puts its record off too: nothing is committed
 past a record that is neither handled nor dead-lettered.
 
 When the broker's epoch changes (a memory-only broker restarted empty, and the
-producers send their window again: :mod:`services.common.epoch`), every assigned
-partition is read again from the beginning of the new epoch, and so is every
-partition assigned later in that epoch until this process has committed a record
-of it there: a record fetched from the old broker and committed just after the new
-one came up leaves an old-epoch offset in the new broker's group, and a rebalance
-would resume from it, past the records sent again below it.
+producers send their window again: :mod:`services.common.epoch`), the loop reads
+the new epoch from its beginning: :func:`consuming` replaces the consumer with a
+fresh one; a loop on its own seeks every assigned partition back to offset 0. Either
+way, a partition assigned later in that epoch is read from 0 too until a record of
+it has been committed there: a record fetched from the old broker and committed
+just after the new one came up leaves an old-epoch offset in the new broker's
+group, and a rebalance would resume from it, past the records sent again below it.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ def doubling_backoff(initial_s: float, max_s: float) -> Callable[[int], float]:
 DEFAULT_BACKOFF = fixed_backoff(5.0)
 
 
+class NewEpoch(Exception):
+    """The broker's epoch changed under a loop that asked to be restarted then."""
+
+
 @dataclass
 class ConsumeLoop:
     """Feeds records to ``handle`` one at a time per partition and commits each one
@@ -100,6 +105,9 @@ class ConsumeLoop:
     #: Since a new epoch: the partitions with a record committed in it (None: no new
     #: epoch seen). Any other partition assigned is read from offset 0.
     settled: set[TopicPartition] | None = None
+    #: On a new epoch, raise :class:`NewEpoch` (the caller starts a fresh consumer)
+    #: instead of seeking this one back (what :func:`consuming` does).
+    restart_on_new_epoch: bool = False
 
     async def run(self) -> None:
         log.info("%s consumer running", self.name)
@@ -122,6 +130,9 @@ class ConsumeLoop:
             "%s: broker epoch %s replaced %s; reading from the beginning", self.name, new, old
         )
         self.rewind = True
+        # What was committed in the last epoch means nothing now, also to a
+        # rebalance that comes before the loop gets to the rewind.
+        self.settled = set()
 
     def _rewind(self) -> None:
         """Forget what was put off (those offsets were the old epoch's) and read every
@@ -134,20 +145,25 @@ class ConsumeLoop:
         self.held.clear()
         self.attempts.clear()
         self.settled = set()
-        for tp in self.consumer.assignment():
+        assigned = self.consumer.assignment()
+        for tp in assigned:
             # Offset 0: a new epoch's log starts there (were it trimmed, the
             # consumer's reset policy, earliest, applies).
             self.consumer.seek(tp, 0)
+        log.info("%s: read from offset 0: %s", self.name, _names(assigned))
 
     async def run_once(self) -> None:
         """One poll and the records it brought."""
         if self.rewind:
+            if self.restart_on_new_epoch:
+                raise NewEpoch(self.name)
             self._rewind()
         self._resume_due()
         batch = await self.consumer.getmany(timeout_ms=self._poll_timeout_ms())
         for tp, records in batch.items():
             for record in records:
                 if self.rewind:  # the rest of the batch is the old epoch's
+                    log.info("%s: new epoch: the rest of a fetched batch dropped", self.name)
                     return
                 if tp in self.deferred:
                     # Either the rest of the batch after the record just put off, or a
@@ -243,11 +259,19 @@ class ConsumeLoop:
     def assigned(self, partitions: Iterable[TopicPartition]) -> None:
         """A rebalance gave this process ``partitions``: after a new epoch, those not
         yet committed in it are read from its beginning (module docstring)."""
+        partitions = set(partitions)
         if self.settled is None:
+            log.info("%s: assigned %s", self.name, _names(partitions))
             return
-        for tp in partitions:
-            if tp not in self.settled:
-                self.consumer.seek(tp, 0)
+        fresh = partitions - self.settled
+        for tp in fresh:
+            self.consumer.seek(tp, 0)
+        log.info(
+            "%s: assigned %s; read from offset 0 (new epoch): %s",
+            self.name,
+            _names(partitions),
+            _names(fresh),
+        )
 
     def _resume_due(self) -> None:
         now = self.clock()
@@ -267,6 +291,10 @@ class ConsumeLoop:
             return self.poll_timeout_ms
         soonest = (min(self.deferred.values()) - self.clock()) * 1000
         return int(min(self.poll_timeout_ms, max(10.0, soonest)))
+
+
+def _names(partitions: Iterable[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)) or "none"
 
 
 class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -295,30 +323,46 @@ def consuming(
 ) -> Callable[[], Coroutine[Any, Any, None]]:
     """The body of a background task: a consumer of ``topics`` (logical names) in
     ``group``, started once the broker answers; ``first`` (if any) runs before the
-    first poll, then ``loop(consumer)`` until cancelled; the consumer is stopped."""
+    first poll, then ``loop(consumer)`` until cancelled; the consumer is stopped.
+
+    At a new broker epoch the consumer is stopped and a fresh one started, which
+    reads every partition it is given from offset 0 until it has committed a record
+    of it (the old consumer may have committed an old-epoch offset to the new
+    broker). Seeking the old one back was not enough: under load, a consumer that
+    had rejoined the new broker's group around the rewind read nothing more."""
 
     async def run() -> None:
-        assignments = _Assignments()
+        new_epoch = False
+        while True:
+            assignments = _Assignments()
 
-        def make() -> AIOKafkaConsumer:
-            consumer = make_consumer(kafka, group_id=group, **group_timeouts(kafka), **options)
-            consumer.subscribe([kafka.topic(name) for name in topics], listener=assignments)
-            return consumer
+            def make(listener: _Assignments = assignments) -> AIOKafkaConsumer:
+                consumer = make_consumer(kafka, group_id=group, **group_timeouts(kafka), **options)
+                consumer.subscribe([kafka.topic(name) for name in topics], listener=listener)
+                return consumer
 
-        consumer = await start_when_reachable(make, timeout_s=startup_timeout_s)
-        try:
-            if first is not None:
-                await first()
-            assignments.loop = loop(consumer)
-            await assignments.loop.run()
-        finally:
-            await consumer.stop()
+            consumer = await start_when_reachable(make, timeout_s=startup_timeout_s)
+            try:
+                if first is not None and not new_epoch:
+                    await first()
+                looped = loop(consumer)
+                looped.restart_on_new_epoch = True
+                if new_epoch:
+                    looped.settled = set()
+                assignments.loop = looped
+                await looped.run()
+            except NewEpoch:
+                log.warning("%s: a new consumer for the new broker epoch", ",".join(topics))
+                new_epoch = True
+            finally:
+                await consumer.stop()
 
     return run
 
 
 __all__ = [
     "ConsumeLoop",
+    "NewEpoch",
     "Record",
     "RecordHandler",
     "consuming",
