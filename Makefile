@@ -103,7 +103,7 @@ unit: $(STAMP) ## Only the fast tests (no broker, no database)
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
 test: $(STAMP) system-deps whisper-model pds lint typecheck ## Lint, type-check and run the whole test suite (what CI runs)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 train: $(STAMP) ## Train the classifier heads on ../shared/data (TRIAGE_DATA_DIR); writes services/triage/model and model-multilingual
 	$(BIN)/python -m services.triage.classifier.train $(ARGS)

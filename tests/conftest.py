@@ -9,6 +9,7 @@ import contextlib
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,38 @@ from services.sandbox import SandboxSettings, create_app
 from tests.helpers import ROOT
 from tests.helpers.media import phone_clips
 from tests.helpers.sandbox import FakeClock, SandboxServer, sandbox_fields
+
+#: The test files that take minutes (whole stacks through ``make run``, fuzzing,
+#: retraining), longest first (``make test --durations``, 2 cores, 2026-12-04).
+#: ``make test`` hands whole files to its two workers (``--dist loadfile
+#: --no-loadscope-reorder``) in collection order; these go first, so that none of
+#: them starts last while the other worker has nothing left to do.
+SLOW_FIRST = (
+    "tests/devstack/test_faults.py",
+    "tests/devstack/test_stack.py",
+    "tests/devstack/test_stop.py",
+    "tests/devstack/test_protect_stack.py",
+    "tests/triage/web/test_openapi_fuzz.py",
+    "tests/triage/web/test_learning_retrain.py",
+    "tests/triage/worker/test_functional.py",
+    "tests/devstack/test_demo_triage.py",
+    "tests/triage/web/test_browser.py",
+    "tests/triage/web/test_browser_workday.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow files first (:data:`SLOW_FIRST`), then the others by their number
+    of tests, most first (what xdist's own reordering did); a file's tests keep
+    their order."""
+    rank = {path: n for n, path in enumerate(SLOW_FIRST)}
+    files = Counter(item.nodeid.split("::", 1)[0] for item in items)
+
+    def key(item: pytest.Item) -> tuple[int, int, str]:
+        path = item.nodeid.split("::", 1)[0]
+        return rank.get(path, len(rank)), -files[path], path
+
+    items.sort(key=key)
 
 
 @pytest.fixture(scope="session")
