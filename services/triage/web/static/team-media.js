@@ -26,8 +26,14 @@
       const finish = (seconds) => {
         if (settled) return;
         settled = true;
+        const long = Math.max(video.videoWidth, video.videoHeight);
+        // Detach before revoking: a video still loading from a revoked URL logs
+        // ERR_FILE_NOT_FOUND (seen on a busy machine).
+        video.onerror = null;
+        video.removeAttribute("src");
+        video.load();
         URL.revokeObjectURL(url);
-        resolve({ seconds, long: Math.max(video.videoWidth, video.videoHeight) });
+        resolve({ seconds, long });
       };
       video.onloadedmetadata = () => {
         if (Number.isFinite(video.duration)) return finish(video.duration);
