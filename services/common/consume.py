@@ -298,9 +298,12 @@ def _names(partitions: Iterable[TopicPartition]) -> str:
 
 
 class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Tells the consume loop (once there is one) which partitions it was given."""
+    """Tells the consume loop (once there is one) which partitions it was given.
+    Before there is one, a consumer started for a new epoch reads them from 0."""
 
-    def __init__(self) -> None:
+    def __init__(self, new_epoch: bool) -> None:
+        self.new_epoch = new_epoch
+        self.consumer: AIOKafkaConsumer | None = None
         self.loop: ConsumeLoop | None = None
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
@@ -309,6 +312,9 @@ class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         if self.loop is not None:
             self.loop.assigned(assigned)
+        elif self.new_epoch and self.consumer is not None:
+            for tp in assigned:
+                self.consumer.seek(tp, 0)
 
 
 def consuming(
@@ -334,11 +340,12 @@ def consuming(
     async def run() -> None:
         new_epoch = False
         while True:
-            assignments = _Assignments()
+            assignments = _Assignments(new_epoch)
 
             def make(listener: _Assignments = assignments) -> AIOKafkaConsumer:
                 consumer = make_consumer(kafka, group_id=group, **group_timeouts(kafka), **options)
                 consumer.subscribe([kafka.topic(name) for name in topics], listener=listener)
+                listener.consumer = consumer  # a join may finish before the loop exists
                 return consumer
 
             consumer = await start_when_reachable(make, timeout_s=startup_timeout_s)
