@@ -240,6 +240,7 @@ class MultilingualClassifier:
         self.encoder = encoder
         self.version = self.metadata.version
         self._campaign: npt.NDArray[np.float32] | None = None
+        self._campaign_texts: tuple[str, ...] | None = None
         self.set_campaign(campaign)
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -257,7 +258,11 @@ class MultilingualClassifier:
         return calibrated(logits, self.metadata.tasks, [primary_language(x) for x in languages])
 
     def set_campaign(self, texts: Sequence[str]) -> None:
+        """Embed the campaign's texts (e5 space); the same texts again embed nothing."""
+        if tuple(texts) == self._campaign_texts:
+            return
         self._campaign = self.embed(texts) if texts else None
+        self._campaign_texts = tuple(texts)
 
     def relevance(
         self, embeddings: npt.NDArray[np.float32], *, path: str = MULTI_PATH

@@ -337,6 +337,7 @@ class TransformerClassifier:
                 )
         self._model = with_precision(self._model, self.precision)
         self._campaign: npt.NDArray[np.float32] | None = None
+        self._campaign_texts: tuple[str, ...] | None = None
         self.set_campaign(campaign)
         log.info(
             "classifier %s loaded from %s (mode %s, %s %s)",
@@ -567,8 +568,12 @@ class TransformerClassifier:
 
     def set_campaign(self, texts: Sequence[str]) -> None:
         """Embed the campaign's description and examples (relevance is measured
-        against them from now on)."""
+        against them from now on). The same texts again embed nothing: a decider
+        hands over the rules' texts when it starts and at every reload."""
+        if tuple(texts) == self._campaign_texts:
+            return
         self._campaign = self._embed(texts) if texts else None
+        self._campaign_texts = tuple(texts)
         if self._campaign is None:
             log.warning("no campaign texts: relevance will be 0 for every mention")
 
