@@ -116,6 +116,7 @@ _PORTS = (
     ("ingest", "--ingest-port"),
     ("worker", "--triage-worker-port"),
     ("web", "--triage-port"),
+    ("internal", "--triage-internal-port"),
     ("publish", "--publish-port"),
     ("sandbox", "--sandbox-port"),
     ("media", "--media-port"),
