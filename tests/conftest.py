@@ -27,17 +27,19 @@ from tests.helpers.media import phone_clips
 from tests.helpers.sandbox import FakeClock, SandboxServer, sandbox_fields
 
 #: The test files that take minutes (whole stacks through ``make run``, fuzzing,
-#: retraining), longest first (``make test --durations``, 2 cores, 2026-12-04).
-#: ``make test`` hands whole files to its two workers (``--dist loadfile
+#: retraining), handed out first (``make test --durations``, 2 cores, 2026-12-04).
+#: ``make test`` gives whole files to its two workers (``--dist loadfile
 #: --no-loadscope-reorder``) in collection order; these go first, so that none of
-#: them starts last while the other worker has nothing left to do.
+#: them starts last while the other worker has nothing left to do. The broker-kill
+#: fault test (3-7 min, timing-sensitive) comes after the other stacks, so that it
+#: runs beside light tests rather than beside another whole stack.
 SLOW_FIRST = (
-    "tests/devstack/test_faults.py",
     "tests/devstack/test_stack.py",
+    "tests/triage/web/test_openapi_fuzz.py",
     "tests/devstack/test_stop.py",
     "tests/devstack/test_protect_stack.py",
-    "tests/triage/web/test_openapi_fuzz.py",
     "tests/triage/web/test_learning_retrain.py",
+    "tests/devstack/test_faults.py",
     "tests/triage/worker/test_functional.py",
     "tests/devstack/test_demo_triage.py",
     "tests/triage/web/test_browser.py",
