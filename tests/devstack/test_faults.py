@@ -204,19 +204,25 @@ def _approve_answers(web: str, credentials: dict[str, str], count: int, folder: 
 
     admin = token(credentials["TRIAGE_ADMIN_USER"], credentials["TRIAGE_ADMIN_PASSWORD"])
     team = token(credentials["TEAM_KAKUMA_A_USER"], credentials["TEAM_KAKUMA_A_PASSWORD"])
-    listed = httpx.get(
-        f"{web}/api/questions",
-        params={"status": "new", "language": "en", "limit": 100},
-        headers=admin,
-        timeout=30,
-    )
-    listed.raise_for_status()
     # Questions of their own (no near-duplicates): an answer to a cluster replies to
-    # every asker in it, and a few big clusters run into the platforms' rate limits
-    # (the publisher then rightly waits minutes), which is not what this measures.
-    questions: list[dict[str, Any]] = [q for q in listed.json()["items"] if q["cluster_size"] == 1][
-        :count
-    ]
+    # every asker in it (the demo's viral question gathers ~500), and that runs into
+    # the platforms' rate limits (the publisher then rightly waits minutes), which is
+    # not what this measures. The queue lists big clusters first: page through it.
+    questions: list[dict[str, Any]] = []
+    offset, total = 0, 1
+    while len(questions) < count and offset < total:
+        listed = httpx.get(
+            f"{web}/api/questions",
+            params={"status": "new", "language": "en", "limit": 500, "offset": offset},
+            headers=admin,
+            timeout=30,
+        )
+        listed.raise_for_status()
+        page = listed.json()
+        if not page["items"]:
+            break
+        questions += [q for q in page["items"] if q["cluster_size"] == 1][: count - len(questions)]
+        offset, total = offset + len(page["items"]), page["total"]
     assert len(questions) == count, f"only {len(questions)} lone English questions in the queue"
     video = make_clip(Path(tempfile.mkdtemp(dir=folder)) / "answer.mp4").read_bytes()
     for question in questions:
