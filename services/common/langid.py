@@ -80,6 +80,15 @@ class LanguageDetector:
         lang, confidence = self._model().classify(words)
         return str(lang), float(confidence)
 
+    def probability(self, text: str, lang: str) -> float | None:
+        """The model's probability that ``text`` is in ``lang`` (two letters); ``None``
+        when too short to try. Informative also where :meth:`detect` abstains: a short
+        Spanish question split between es, gl and pt still gives English next to 0."""
+        words = clean_for_detection(text)
+        if len(_LETTER.findall(words)) < self.min_letters:
+            return None
+        return float(dict(self._model().rank(words)).get(lang, 0.0))
+
     def detect(self, text: str) -> str | None:
         lang, confidence = self.scored(text)
         if lang is None or lang == "und" or confidence < self.min_confidence:

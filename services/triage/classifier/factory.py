@@ -56,6 +56,7 @@ def load_classifier(
             settings.multilingual_dir,
         )
         return classifier
+    from services.common.langid import default_detector  # noqa: PLC0415
     from services.triage.classifier.encoders import E5Encoder  # noqa: PLC0415 - native
 
     multi = multilingual.MultilingualClassifier(
@@ -63,4 +64,4 @@ def load_classifier(
         settings.multilingual_dir,
         campaign=list(campaign_examples),
     )
-    return multilingual.LanguageRouter(classifier, multi)
+    return multilingual.LanguageRouter(classifier, multi, detector=default_detector())

@@ -385,7 +385,11 @@ class Triage:
 
         d = rules.decisions
         cue = cue_for_decision(mention.text, mention.lang, scores.question, d)
-        is_question = scores.question >= d.question or cue is not None
+        if cue is not None:
+            # The cue decides: the score carried on is the decision's (the threshold,
+            # still below auto-assign's), the head's own is in the cue's reason.
+            scores = scores.model_copy(update={"question": d.question})
+        is_question = scores.question >= d.question
         cluster: ClusterAssignment | None = None
         if is_question:
             cluster = self._cluster(mention, prediction, now)

@@ -184,3 +184,47 @@ def test_heads_that_do_not_match_their_metadata_or_encoder_are_refused(tmp_path:
     with pytest.raises(ValueError, match="sha256"):
         MultilingualClassifier(HashEncoder(), tmp_path)
     assert not available(tmp_path / "missing")
+
+
+class FixedEnglish:
+    """A language identifier that gives every text the same English probability."""
+
+    def __init__(self, english: float | None) -> None:
+        self.english = english
+        self.asked: list[str] = []
+
+    def probability(self, text: str, lang: str) -> float | None:
+        assert lang == "en"
+        self.asked.append(text)
+        return self.english
+
+
+@pytest.mark.parametrize(
+    ("english", "path"),
+    [(0.001, "multi"), (0.019, "multi"), (0.02, "en"), (0.9, "en"), (None, "en")],
+)
+def test_untagged_latin_text_that_is_plainly_not_english_goes_multilingual(
+    english: float | None, path: str
+) -> None:
+    en, multi = FakePath("minilm-1", 0.1), FakePath("e5-1", 0.9)
+    detector = FixedEnglish(english)
+    r = LanguageRouter(en, multi, detector=detector)
+    out = r.classify(["Qué asignatura te gusta más", "du Idiot", "كلام"], [None, "de", None])
+    assert [p.path for p in out] == [path, "multi", "multi"]
+    assert detector.asked == ["Qué asignatura te gusta más"]  # only untagged Latin text
+
+
+def test_the_real_identifier_routes_short_untagged_questions_by_their_language() -> None:
+    from services.common.langid import default_detector  # noqa: PLC0415
+
+    en, multi = FakePath("minilm-1", 0.1), FakePath("e5-1", 0.9)
+    r = LanguageRouter(en, multi, detector=default_detector())
+    texts = [
+        "Qué asignatura te gusta más",  # es 0.85 beside gl, an: langid abstains
+        "Podemos enviarte algo",  # es 0.40, gl 0.21, pt 0.17
+        "Welches Fach magst du am liebsten",
+        "what do you want to be when you grow up",
+        "lol same here honestly",
+        "ok",
+    ]
+    assert [r.path_for(t, None) for t in texts] == ["multi", "multi", "multi", "en", "en", "en"]

@@ -101,8 +101,10 @@ def test_a_german_question_without_question_mark_is_a_question(
     result = triage().decide(mention, prediction(question=0.2, relevance=1.0), now=NOW)
 
     assert (result.decision, result.rule) == (Decision.REVIEW, "review_low_confidence")
-    assert result.scores.question == pytest.approx(0.2)  # the model's score, unchanged
-    assert "interrogative 'wann' (de)" in reason(result, "question_cue")
+    # The score carried on is the decision's (the threshold, below auto-assign's 0.9);
+    # the head's own is kept in the cue's reason.
+    assert result.scores.question == pytest.approx(0.5)
+    assert "question 0.20 < 0.50 but interrogative 'wann' (de)" in reason(result, "question_cue")
     assert result.priority > 25  # not capped as a non-question
 
 
