@@ -42,6 +42,8 @@ _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 class Identifier(Protocol):
     def classify(self, text: str) -> tuple[str, float]: ...
 
+    def rank(self, text: str) -> list[tuple[str, float]]: ...
+
 
 def clean_for_detection(text: str) -> str:
     """The words of ``text`` a language can be told from: no links, @handles, #tags."""

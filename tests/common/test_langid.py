@@ -86,8 +86,15 @@ def test_a_confident_identifier_below_the_cut_off_abstains() -> None:
         def classify(self, text: str) -> tuple[str, float]:
             return "de", 0.5
 
+        def rank(self, text: str) -> list[tuple[str, float]]:
+            return [("de", 0.5), ("nl", 0.3), ("en", 0.01)]
+
     assert LanguageDetector(identifier=Unsure()).detect("irgendein langer deutscher Text") is None
     assert LanguageDetector(identifier=Unsure(), min_confidence=0.4).detect("x" * 20) == "de"
+    # Abstaining on the tag, it still says how (un)likely a language is.
+    assert LanguageDetector(identifier=Unsure()).probability("irgendein langer Text", "en") == 0.01
+    assert LanguageDetector(identifier=Unsure()).probability("irgendein langer Text", "fr") == 0.0
+    assert LanguageDetector(identifier=Unsure()).probability("kurz", "en") is None
 
 
 def test_a_mention_without_a_language_gets_the_detected_one(

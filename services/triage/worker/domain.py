@@ -32,7 +32,7 @@ from services.triage.rules import Rules, RulesFile, normalise
 from services.triage.worker.clusters import ClusterAssignment, ClusterIndex
 from services.triage.worker.multilingual import MultilingualEmbedder
 from services.triage.worker.priority import priority_parts, reason, scores_of, settle
-from services.triage.worker.questions import cue_for_decision
+from services.triage.worker.questions import cue_for_decision, with_question_cue
 from services.triage.worker.text import (
     HASHTAG,
     URL,
@@ -384,11 +384,7 @@ class Triage:
             return finish(verdict)
 
         d = rules.decisions
-        cue = cue_for_decision(mention.text, mention.lang, scores.question, d)
-        if cue is not None:
-            # The cue decides: the score carried on is the decision's (the threshold,
-            # still below auto-assign's), the head's own is in the cue's reason.
-            scores = scores.model_copy(update={"question": d.question})
+        scores, cue = with_question_cue(scores, mention.text, mention.lang, d)
         is_question = scores.question >= d.question
         cluster: ClusterAssignment | None = None
         if is_question:

@@ -18,6 +18,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from services.common.messages import Scores
 from services.triage.rules import Decisions
 from services.triage.worker.text import content_words, language
 
@@ -224,3 +225,16 @@ def cue_for_decision(
     if cue is None:
         return None
     return f"question {question_score:.2f} < {decisions.question:.2f} but {cue.describe()}"
+
+
+def with_question_cue(
+    scores: Scores, text: str, lang: str | None, decisions: Decisions
+) -> tuple[Scores, str | None]:
+    """``scores`` as the decision carries them on, and the cue's reason if a cue
+    decided: then the question score is raised to ``decisions.question`` (the
+    threshold, still below auto-assign's), so score and decision agree; the head's
+    own score is in the reason."""
+    cue = cue_for_decision(text, lang, scores.question, decisions)
+    if cue is None:
+        return scores, None
+    return scores.model_copy(update={"question": decisions.question}), cue
