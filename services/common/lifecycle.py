@@ -97,14 +97,17 @@ def die_with_parent(signum: int = signal.SIGTERM) -> bool:
     return True
 
 
-def pdeathsig_preexec(signum: int = signal.SIGTERM) -> Callable[[], None]:
+def pdeathsig_preexec(signum: int = signal.SIGTERM, *, nice: int = 0) -> Callable[[], None]:
     """A ``preexec_fn`` for ``subprocess.Popen``: the child (whatever it execs) gets
-    ``signum`` when the process that started it dies. Kept to async-signal-safe work
-    (one prctl, one getppid)."""
+    ``signum`` when the process that started it dies, and runs ``nice`` steps below
+    its parent's CPU priority. Kept to async-signal-safe work (setpriority, prctl,
+    getppid)."""
     parent = os.getpid()
     prctl = _prctl()  # looked up here: the child only calls it
 
     def preexec() -> None:
+        if nice:
+            os.nice(nice)
         if prctl is None:
             return
         prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)

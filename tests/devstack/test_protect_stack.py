@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.devstack import specs as devspecs
 from services.devstack import stack
 from services.devstack.broker import free_port
 from services.triage.classifier.data import data_dir
@@ -101,7 +102,9 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
 def _our_x_answer(sandbox: str) -> str:
     posts = httpx.get(f"{sandbox}/sandbox/posts").json()
     ours = [
-        p for p in posts if p["platform"] == "x" and p["author"]["handle"] == stack.SANDBOX_ACCOUNT
+        p
+        for p in posts
+        if p["platform"] == "x" and p["author"]["handle"] == devspecs.SANDBOX_ACCOUNT
     ]
     assert ours, posts
     answer: str = ours[-1]["id"]

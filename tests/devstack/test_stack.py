@@ -27,6 +27,7 @@ from services.common.codec import encode, encode_key
 from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import Author, Consent, Platform, PublishReply, mention_id
 from services.common.signing import SigningSettings
+from services.devstack import specs as devspecs
 from services.devstack import stack
 from services.devstack.broker import free_port
 from services.ingest.config import IngestSettings
@@ -60,11 +61,11 @@ PORTS = {
 }  # fmt: skip
 
 
-def _specs(tmp_path: Path) -> dict[str, stack.ProcessSpec]:
+def _specs(tmp_path: Path) -> dict[str, devspecs.ProcessSpec]:
     credentials = stack.ensure_credentials(
         tmp_path / "credentials.env", {**stack.demo_accounts(), **stack.CREDENTIALS}
     )
-    specs = stack.services(PORTS, var=tmp_path / "var", credentials=credentials)
+    specs = devspecs.services(PORTS, var=tmp_path / "var", credentials=credentials)
     return {spec.name: spec for spec in specs}
 
 
@@ -92,12 +93,12 @@ def test_the_publisher_posts_to_the_sandbox_started_before_it(tmp_path: Path) ->
         assert publish.env[name] == "http://127.0.0.1:8003"
     tokens = json.loads(sandbox.env["PUBLISH_SANDBOX_TOKENS"])
     assert tokens == {
-        credentials["PUBLISH_X_ACCESS_TOKEN"]: stack.SANDBOX_ACCOUNT,
-        credentials["PUBLISH_MASTODON_ACCESS_TOKEN"]: stack.SANDBOX_ACCOUNT,
-        credentials["INGEST_X_BEARER_TOKEN"]: stack.SANDBOX_ACCOUNT,
-        credentials["INGEST_MASTODON_ACCESS_TOKEN"]: stack.SANDBOX_ACCOUNT,
-        credentials["PUBLISH_BLUESKY_APP_PASSWORD"]: stack.SANDBOX_ACCOUNT,
-        credentials["INGEST_BLUESKY_APP_PASSWORD"]: stack.SANDBOX_ACCOUNT,
+        credentials["PUBLISH_X_ACCESS_TOKEN"]: devspecs.SANDBOX_ACCOUNT,
+        credentials["PUBLISH_MASTODON_ACCESS_TOKEN"]: devspecs.SANDBOX_ACCOUNT,
+        credentials["INGEST_X_BEARER_TOKEN"]: devspecs.SANDBOX_ACCOUNT,
+        credentials["INGEST_MASTODON_ACCESS_TOKEN"]: devspecs.SANDBOX_ACCOUNT,
+        credentials["PUBLISH_BLUESKY_APP_PASSWORD"]: devspecs.SANDBOX_ACCOUNT,
+        credentials["INGEST_BLUESKY_APP_PASSWORD"]: devspecs.SANDBOX_ACCOUNT,
     }
     for name in ("PUBLISH_X_ACCESS_TOKEN", "PUBLISH_MASTODON_ACCESS_TOKEN", "PUBLISH_API_KEY"):
         assert publish.env[name] == credentials[name]
@@ -145,7 +146,7 @@ def test_private_credentials_are_not_printed_nor_handed_to_every_process(tmp_pat
     for name in stack.PRIVATE_CREDENTIALS:
         assert credentials[name] not in printed
         assert name in printed  # named, with where to find it
-    specs = stack.services(PORTS, var=tmp_path / "var", credentials=credentials)
+    specs = devspecs.services(PORTS, var=tmp_path / "var", credentials=credentials)
     holders = {name: {s.name for s in specs if name in s.env} for name in stack.PRIVATE_CREDENTIALS}
     assert holders == {
         name: {name.split("_")[0].lower()} for name in stack.PRIVATE_CREDENTIALS
@@ -168,8 +169,25 @@ def test_leftover_processes_from_a_killed_run_are_stopped(tmp_path: Path) -> Non
     assert list(tmp_path.glob("*.pid")) == []
 
 
+def test_the_backlog_workers_run_below_the_pages(tmp_path: Path) -> None:
+    specs = _specs(tmp_path)
+    assert {name for name, spec in specs.items() if spec.nice} == {"triage-worker", "media"}
+    assert specs["triage-worker"].nice == devspecs.BATCH_NICE > 0
+    spec = devspecs.ProcessSpec(
+        name="niced",
+        argv=(sys.executable, "-c", "import os; print('nice', os.nice(0))"),
+        port=1,
+        nice=7,
+    )
+    process = stack.Process(spec, {}, tmp_path / "log", tmp_path)
+    process.start()
+    assert process.popen is not None
+    process.popen.wait(10)
+    assert f"nice {os.nice(0) + 7}" in (tmp_path / "log" / "niced.log").read_text()
+
+
 def test_a_process_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) -> None:
-    spec = stack.ProcessSpec(
+    spec = devspecs.ProcessSpec(
         name="broken", argv=(sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"), port=1
     )
     process = stack.Process(spec, {}, tmp_path / "log", tmp_path)

@@ -1,7 +1,7 @@
 """Every service stops within 10 s of SIGTERM with its broker gone, and ``make run``
 leaves nothing behind when its supervisor is SIGKILLed.
 
-Each service runs as ``make run`` runs it (its :class:`~services.devstack.stack.ProcessSpec`),
+Each service runs as ``make run`` runs it (its :class:`~services.devstack.devspecs.ProcessSpec`),
 against an embedded broker that is SIGKILLed once the service is up: its consumers
 and producers are then reconnecting to nothing (the state in which faust's consumer
 thread used to die and hold the triage worker's stop for minutes)."""
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from services.devstack import specs as devspecs
 from services.devstack import stack
 from services.devstack.broker import EmbeddedBroker, free_port
 from tests.devstack.test_stack import _read_until, _share_the_speech_model
@@ -41,7 +42,7 @@ def test_sigterm_with_the_broker_down_exits_within_10_s(name: str, tmp_path: Pat
     credentials = stack.ensure_credentials(
         var / "credentials.env", {**stack.demo_accounts(), **stack.CREDENTIALS}
     )
-    specs = {s.name: s for s in stack.services(ports, var=var, credentials=credentials)}
+    specs = {s.name: s for s in devspecs.services(ports, var=var, credentials=credentials)}
     broker = EmbeddedBroker(ports["broker"], log_path=var / "log" / "broker.log").start()
     env = {
         **{k: v for k, v in credentials.items() if k not in stack.PRIVATE_CREDENTIALS},
