@@ -58,7 +58,8 @@ GERMEVAL_HELD_OUT = 0.2
 #: Share of question-labelled training texts also added without end punctuation.
 STRIP_SHARE = 0.8
 
-_END = re.compile(r"[\s?¿؟\uff1f!.。…]+$")
+#: Also the Greek question mark (";", U+037E) and the Devanagari full stops (। ॥).
+_END = re.compile(r"[\s?¿؟\uff1f!.。…;\u037e।॥]+$")
 _START = re.compile(r"^[¿¡]+")
 
 

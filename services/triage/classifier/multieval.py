@@ -10,7 +10,7 @@ Every head, per language, on what the shared data and the project's own sets all
   the English path (fine-tuned MiniLM) on the same tweets — the measurement
   behind routing English to MiniLM; question on DailyDialog held-out dialogues
   with the end punctuation stripped;
-- every language of ``questions_multilingual.yaml`` (8): question macro-F1 with
+- every language of ``questions_multilingual.yaml`` (16): question macro-F1 with
   the end punctuation stripped;
 - ``ar``, ``de``, ``es``, ``fr``: the multilingual functional suite — hateful
   cases flagged, non-hateful quarantined — where the model's quarantine is

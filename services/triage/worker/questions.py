@@ -6,10 +6,14 @@ finds a language-aware cue — question punctuation in any script, an
 interrogative word where the language puts it (the start of a sentence in
 most; anywhere for the words that are never anything else), a cheap verb-first
 inversion in English and German, the yes/no particles of Arabic (هل), Swahili
-(je), Turkish (mı/mi/mu/mü) and Somali (ma…/miyaa) — and says which, so the
-decision can cite it. Without a language only the punctuation counts: an
-interrogative word of one language is a plain word in another ("was", "come").
-Pure; no model.
+(je), Turkish (mı/mi/mu/mü), Somali (ma…/miyaa), Russian (ли), Ukrainian and
+Polish (чи, czy), Romanian (oare), the sentence-final particles of Chinese (吗),
+Vietnamese (không, chưa) and Thai (หรือเปล่า), interrogatives inside the
+unspaced text of Chinese and Thai, and the Greek question mark ";" — and says
+which, so the decision can cite it. Languages: en fr de nl es pt it ar sw so tr
+ru uk el hi ur fa vi th zh ro pl id ms am. Without a language only the
+punctuation counts: an interrogative word of one language is a plain word in
+another ("was", "come"). Pure; no model.
 """
 
 from __future__ import annotations
@@ -26,8 +30,25 @@ from services.triage.worker.text import content_words, language
 #: question mark (;) is left out (it is also a semicolon), fullwidth, Armenian,
 #: Ethiopic, inverted (Spanish opening).
 _PUNCTUATION = re.compile("[?¿؟？՞፧⸮]")
-_SENTENCE = re.compile(r"[.!…\n;:]+|\s[-–—]\s")
-_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_SENTENCE = re.compile(r"[.!…\n;:。！।॥]+|\s[-–—]\s")
+
+
+def _combining_marks() -> str:
+    """Every combining mark of the Basic Multilingual Plane as a regex class body
+    (ranges): Devanagari and Thai vowel signs are marks, not letters, so a plain
+    ``[^\\W\\d_]+`` cuts "कितने" into pieces."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x300, 0x10000):
+        if unicodedata.category(chr(code)) in ("Mn", "Mc", "Me"):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    return "".join(f"\\u{a:04x}-\\u{b:04x}" if a != b else f"\\u{a:04x}" for a, b in ranges)
+
+
+_LETTERS = f"(?:[^\\W\\d_]|[{_combining_marks()}])+"
+_WORD = re.compile(f"{_LETTERS}(?:['’-]{_LETTERS})*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +77,16 @@ class _Cues:
     suffix_particles: tuple[str, ...] = ()
     #: Clitics a word may carry in front (Arabic و and ف: "وهل", "فلماذا").
     prefixes: tuple[str, ...] = ()
+    #: Strings that count anywhere inside a sentence (scripts written without spaces
+    #: between words: Chinese 什么, Thai อะไร).
+    within: tuple[str, ...] = ()
+    #: Particles that count at the end of a sentence (Chinese 吗, Thai หรือเปล่า,
+    #: Vietnamese không), before any of ``trailing`` (Thai ครับ, ค่ะ).
+    final: tuple[str, ...] = ()
+    trailing: tuple[str, ...] = ()
+    #: The language's own question mark, where it is something else elsewhere
+    #: (Greek ";", a semicolon in other languages).
+    marks: str = ""
 
 
 def _words(*groups: str) -> frozenset[str]:
@@ -144,7 +175,92 @@ CUES: dict[str, _Cues] = {
             )
         ),
     ),
+    "ru": _Cues(
+        first=_words(
+            "кто кого кому кем что чего чем почему зачем сколько какой какая какое какие "
+            "какого каких каким какую каков какова каково чей чья чьё чьи где куда откуда "
+            "когда как разве неужели"
+        ),
+        # "ли": the yes/no particle ("Есть ли…", "Можем ли мы…").
+        anywhere=_words("ли почему зачем сколько откуда"),
+    ),
+    "uk": _Cues(
+        first=_words(
+            "хто кого кому що чого чому навіщо скільки який яка яке які якого яких де куди "
+            "звідки коли як чи чий чия чиє чиї"
+        ),
+        anywhere=_words("чому навіщо скільки звідки"),
+    ),
+    "el": _Cues(
+        # Only the accented πού / πώς ask: unaccented που / πως mean "that". γιατί is
+        # also "because": only first.
+        first=_words("τι γιατί μήπως"),
+        anywhere=_words(
+            "ποιος ποια ποιο ποιοι ποιες ποιον ποιας ποιου ποιων ποιους πότε πού πώς "
+            "πόσος πόση πόσο πόσοι πόσες πόσα πόσου πόσων πόσους"
+        ),
+        marks=";\u037e",
+    ),
+    "hi": _Cues(
+        anywhere=_words(
+            "क्या कौन कौनसा कौनसी किसने किसको किसका किसकी किसके किसे किससे कब कहाँ कहां "
+            "क्यों कैसे कैसा कैसी कितना कितनी कितने"
+        ),
+    ),
+    "ur": _Cues(
+        # کیا is also "did" (the past of کرنا): only first.
+        first=_words("کیا"),
+        anywhere=_words("کون کب کہاں کیوں کیسے کیسا کیسی کتنا کتنی کتنے"),
+    ),
+    "fa": _Cues(
+        first=_words("آیا چه کی"),
+        anywhere=_words("چرا کجا چگونه چطور چند کدام چقدر"),
+    ),
+    "vi": _Cues(
+        # Not "nào" or "mấy" alone ("bất kỳ … nào": any; "mấy ngày": a few days), and
+        # "bao giờ" only first ("chưa bao giờ": never).
+        first=_words("ai khi_nào bao_giờ có_phải"),
+        anywhere=_words("gì bao_nhiêu bao_lâu tại_sao vì_sao thế_nào làm_sao ở_đâu đâu"),
+        final=tuple(_words("không chưa hả nhỉ à ư")),
+    ),
+    "th": _Cues(
+        within=tuple(_words("อะไร ใคร ที่ไหน เมื่อไหร่ เมื่อไร ทำไม อย่างไร ยังไง เท่าไหร่ เท่าไร กี่ ไหม มั้ย")),
+        final=tuple(_words("หรือเปล่า หรือไม่ เหรอ หรอ")),
+        trailing=tuple(_words("ครับ คะ ค่ะ ค๊ะ จ้ะ จ๊ะ นะ")),
+    ),
+    "zh": _Cues(
+        within=tuple(
+            _words(
+                "什么 什麼 谁 誰 哪 为什么 為什麼 怎么 怎麼 怎样 怎樣 如何 多少 多久 何时 何時 "
+                "为何 為何 是不是 有没有 有沒有"
+            )
+        ),
+        final=tuple(_words("吗 嗎 呢 么")),
+    ),
+    "ro": _Cues(
+        first=_words(
+            "ce cine când unde care cum cât câtă câți câte încotro de_ce de_unde de_când "
+            "de_cât în_ce cu_cine pentru_ce"
+        ),
+        # "oare": a particle that only asks.
+        anywhere=_words("oare"),
+    ),
+    "pl": _Cues(
+        first=_words(
+            "kto kogo komu kim co czego czemu czym dlaczego gdzie dokąd skąd kiedy jak jaki "
+            "jaka jakie jakich który która które ile czy"
+        ),
+        anywhere=_words("dlaczego"),
+    ),
+    "id": _Cues(
+        first=_words("apa apakah siapa kapan dimana di_mana mengapa kenapa bagaimana berapa"),
+        anywhere=_words("apakah mengapa kenapa bagaimana berapa"),
+    ),
+    "am": _Cues(
+        anywhere=_words("ምን ምንድን ምንድነው ማን ማነው መቼ የት የትኛው ለምን እንዴት ስንት በምን ከየት ወዴት"),
+    ),
 }
+CUES["ms"] = CUES["id"]
 
 
 #: Conjunctions a question may open with ("And where do you sleep").
@@ -152,11 +268,10 @@ _OPENERS = _words("and but so et mais alors und aber also y pero e ma na lakini 
 _PARTICLES = frozenset({"هل", "je", "miyaa", "miyay", "miyuu", "miyaad"})
 
 
-def _split(text: str) -> list[list[str]]:
-    """Sentences of lower-case words, without @mentions, links and hashtags."""
+def _sentences(text: str) -> list[str]:
+    """Lower-case sentences with some letters, without @mentions, links and hashtags."""
     text = unicodedata.normalize("NFC", content_words(text)).lower().replace("’", "'")
-    sentences = (_WORD.findall(part) for part in _SENTENCE.split(text))
-    return [words for words in sentences if words]
+    return [part.strip() for part in _SENTENCE.split(text) if _WORD.search(part)]
 
 
 def _bare(word: str, prefixes: tuple[str, ...]) -> str:
@@ -179,16 +294,41 @@ def _in(words: list[str], i: int, vocabulary: frozenset[str], cues: _Cues) -> st
 def question_cue(text: str, lang: str | None) -> QuestionCue | None:
     """The first question cue in ``text`` for language ``lang``; ``None``: no cue."""
     code = language(lang)
-    mark = _PUNCTUATION.search(content_words(text))
+    content = content_words(text)
+    mark = _PUNCTUATION.search(content)
+    cues = CUES.get(code)
+    if mark is None and cues is not None and cues.marks:
+        mark = re.search(f"[{re.escape(cues.marks)}]", content)
     if mark is not None:
         return QuestionCue("punctuation", mark.group(), code)
-    cues = CUES.get(code)
     if cues is None:
         return None
-    for sentence in _split(text):
-        found = _sentence_cue(sentence, cues, code)
+    for sentence in _sentences(text):
+        found = _unspaced_cue(sentence, cues, code) or _sentence_cue(
+            _WORD.findall(sentence), cues, code
+        )
         if found is not None:
             return found
+    return None
+
+
+def _unspaced_cue(sentence: str, cues: _Cues, code: str) -> QuestionCue | None:
+    """A sentence-final particle, or an interrogative inside a run of letters (for
+    the languages that need it)."""
+    if cues.final:
+        end, before = sentence, ""
+        while end != before:  # politeness after the particle: "…หรือเปล่าครับ"
+            before = end
+            for polite in cues.trailing:
+                if end.endswith(polite) and len(end) > len(polite):
+                    end = end.removesuffix(polite).rstrip()
+        for particle in cues.final:
+            tail = end.removesuffix(particle)
+            if tail != end and (not tail or not tail[-1].isalpha() or cues.within):
+                return QuestionCue("particle", particle, code)
+    for word in cues.within:
+        if word in sentence:
+            return QuestionCue("interrogative", word, code)
     return None
 
 

@@ -44,6 +44,26 @@ QUESTIONS = [
     ("tr", "Okul ne zaman açılacak", "interrogative 'ne zaman'"),
     ("nl", "Waar woon je nu", "interrogative 'waar'"),
     ("en", "Thanks. And where do you sleep", "interrogative 'where'"),  # second sentence
+    ("ru", "Сколько детей учится в школе", "interrogative 'сколько'"),
+    ("ru", "Нужна ли вам помощь", "interrogative 'ли'"),
+    ("uk", "Чи є у вас вода", "interrogative 'чи'"),
+    ("el", "Σε ποιο σχολείο πηγαίνεις", "interrogative 'ποιο'"),
+    ("el", "Τι ώρα ανοίγει η αγορά;", "punctuation ';'"),
+    ("hi", "तुम्हारा स्कूल कितना दूर है", "interrogative 'कितना'"),
+    ("ur", "کیا آپ کے پاس پانی ہے", "interrogative 'کیا'"),
+    ("fa", "چرا مدرسه بسته است", "interrogative 'چرا'"),
+    ("vi", "Trường học cách đây bao xa không", "particle 'không'"),
+    ("vi", "Tại sao trường đóng cửa", "interrogative 'tại sao'"),
+    ("th", "โรงเรียนเปิดเมื่อไหร่ครับ", "interrogative 'เมื่อไหร่'"),
+    ("th", "คุณสบายดีหรือเปล่าคะ", "particle 'หรือเปล่า'"),
+    ("zh", "学校什么时候开门", "interrogative"),
+    ("zh", "你们有水喝吗", "particle '吗'"),
+    ("zh-TW", "學校為什麼關門", "interrogative"),
+    ("ro", "Oare școala se deschide mâine", "interrogative 'oare'"),
+    ("ro", "În ce clasă ești", "interrogative 'în ce'"),
+    ("pl", "Czy szkoła jest otwarta", "interrogative 'czy'"),
+    ("id", "Berapa umur kamu", "interrogative 'berapa'"),
+    ("am", "ትምህርት ቤቱ መቼ ይከፈታል", "interrogative 'መቼ'"),
 ]
 
 STATEMENTS = [
@@ -61,6 +81,20 @@ STATEMENTS = [
     ("pt", "Obrigado por tudo"),
     ("tr", "Teşekkürler"),
     ("de", "@TakeAction https://t.co/x?y #wo"),  # a "?" in a link, a tag: not cues
+    # Words that ask elsewhere, here not asking:
+    ("ru", "Когда-нибудь я стану учителем"),  # "some day", not "when"
+    ("ru", "Мы едим кашу, которую варит мама"),
+    ("el", "Έφυγα γιατί είχε πόλεμο"),  # "because"
+    ("el", "Το σχολείο που είναι κοντά"),  # unaccented που: "that"
+    ("hi", "मैं स्कूल जाता हूँ"),
+    ("ur", "میں نے کام کیا"),  # کیا: "did", not first
+    ("vi", "Tôi chưa bao giờ thấy biển"),  # "never"
+    ("vi", "Tôi thích môn này hơn bất kỳ môn nào khác"),
+    ("th", "ผมชอบเล่นฟุตบอลกับเพื่อน"),
+    ("zh", "我们每天都去学校"),
+    ("ro", "Cartea pe care mi-ai trimis-o"),  # relative "care", not first
+    ("pl", "Dziękuję za wszystko"),
+    ("tr", "Okula her gün gidiyorum"),
 ]
 
 
