@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from services.common.messages import Decision
 from services.triage.web.exceptions import NotUndoable
 from services.triage.web.models import Assignment, BlockedAuthor, Status, Team
 from services.triage.web.store import Actor, QuestionFilter
@@ -198,3 +199,36 @@ async def test_undo_of_a_block_made_earlier_by_someone_else_is_refused(
     with pytest.raises(NotUndoable, match="blocked before"):
         await desk.store.questions.undo(second, mod_a)
     assert [await desk.status(q) for q in (first, second)] == ["rejected", "rejected"]
+
+
+async def test_undo_of_a_block_also_puts_back_what_arrived_while_blocked(
+    desk: Desk, mod_a: Actor
+) -> None:
+    author = {"author": {"id": "heated", "handle": "heated"}}
+    first = await desk.ingest(mention=author)
+    await desk.store.questions.act(first, "block", mod_a)
+    desk.clock.advance(minutes=1)
+    meanwhile = await desk.ingest(mention=author)
+    dropped = await desk.ingest(mention=author, decision=Decision.DROP)
+    abuse = await desk.ingest(mention=author, decision=Decision.QUARANTINE)
+    assert [await desk.status(q) for q in (meanwhile, dropped, abuse)] == [
+        "rejected",
+        "rejected",
+        "quarantined",  # abuse is kept in quarantine, blocked or not
+    ]
+
+    assert await desk.store.questions.undo(first, mod_a) is Status.NEW
+    # Each goes where it would have started had the author not been blocked.
+    assert [await desk.status(q) for q in (first, meanwhile, dropped, abuse)] == [
+        "new",
+        "new",
+        "dropped",
+        "quarantined",
+    ]
+    assert (await events(desk.store, meanwhile))[-1] == (
+        "undone",
+        mod_a.name,
+        "rejected",
+        "new",
+        None,
+    )
