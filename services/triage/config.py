@@ -55,8 +55,9 @@ class ClassifierSettings(TriageSettings):
     memory_trim_mb: int = Field(default=1024, ge=0)
     #: Score mentions in languages other than English on the multilingual path (heads on
     #: multilingual-e5-small, ``services/triage/model-multilingual``) when its artefacts
-    #: exist; English and Latin-script text of unknown language stay on MiniLM. false:
-    #: every mention on the English model, whatever its language.
+    #: exist; English and Latin-script text of unknown language stay on MiniLM (unless
+    #: langid gives it an English probability under 2 %). false: every mention on the
+    #: English model, whatever its language.
     multilingual: bool = True
     #: The multilingual heads (metadata.json + heads.safetensors).
     multilingual_dir: Path = PACKAGE_DIR / "model-multilingual"
