@@ -18,6 +18,12 @@ Output: exactly one JSON line on stdout per input line, in input order::
      "reasons": [{"factor": "question", "points": 33.95, "detail": "…"}, …],
      "model_version": "…", "rules_version": "…"}
 
+The scores are those the decision used: ``question`` is the question head's,
+raised to the rules' question threshold when a question cue of the mention's
+language decided (``services/triage/worker/questions.py``; the head's own
+score is then in the ``question_cue`` reason), so ``question >= 0.5`` and the
+decision agree.
+
 A line that cannot be classified (not UTF-8, not JSON, not an object, no
 usable ``text``, longer than :data:`MAX_LINE_BYTES`) gets
 ``{"line": n, "id": <id or null>, "error": "…"}`` instead — never skipped.

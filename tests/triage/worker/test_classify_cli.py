@@ -508,3 +508,23 @@ def test_a_line_without_a_language_is_routed_by_the_detected_one(
     assert code == 0
     assert classifier.languages == ["fr", "en", None]
     assert [r.get("model_language") for r in records] == ["fr", "en", None]
+
+
+def test_a_question_a_cue_decided_prints_the_decisions_score(
+    cli: Callable[..., tuple[int, list[dict[str, Any]], str]],
+) -> None:
+    # The fake's question head needs a "?": these have none, so it says 0.05 for each.
+    lines = [
+        line(id="de", text="Wann öffnet die Schule in Kakuma wieder", lang="de"),
+        line(id="zh", text="学校什么时候开门", lang="zh"),
+        line(id="de-statement", text="Die Schule in Kakuma öffnet am Montag", lang="de"),
+        line(id="en", text="what school do you go to in kakuma", lang="en"),  # en: head decides
+    ]
+
+    code, records, _ = cli(lines)
+
+    assert code == 0
+    assert [r["question"] for r in records] == [0.5, 0.5, 0.05, 0.05]
+    assert [r["rule"] == "not_question" for r in records] == [False, False, True, True]
+    cue = next(r for r in records[0]["reasons"] if r["factor"] == "question_cue")
+    assert cue["detail"].startswith("question 0.05 < 0.50 but interrogative 'wann' (de)")
