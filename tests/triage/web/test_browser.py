@@ -52,6 +52,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "var" / "screenshots"
 #: How long a page may take to show a change (the live streams poll every second).
 LIVE_MS = 8000
+#: How long a Playwright expectation waits for the page to agree, in every browser test
+#: module (they import this one). They share the two cores with whole stacks in `make
+#: test`: a page that answers in 5 s there is slow, not wrong. An expectation that
+#: holds returns as soon as it does; only a failing one waits 15 s (Playwright's
+#: default: 5 s) before it says so.
+EXPECT_TIMEOUT_MS = 15_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 #: A real (tiny) MP4: the server probes what it is given.
 MP4 = video_bytes()
 
