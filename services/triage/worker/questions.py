@@ -89,6 +89,12 @@ class _Cues:
     marks: str = ""
 
 
+def _longest_first(*groups: str) -> tuple[str, ...]:
+    """Entries as :func:`_words`, in a fixed order (longest first, so "为什么" is
+    named before "什么"): the reason a decision cites is the same on every run."""
+    return tuple(sorted(_words(*groups), key=lambda w: (-len(w), w)))
+
+
 def _words(*groups: str) -> frozenset[str]:
     """Whitespace-separated entries; ``_`` joins a two-word one (``kwa_nini``)."""
     return frozenset(w.replace("_", " ") for group in groups for w in group.split())
@@ -168,11 +174,9 @@ CUES: dict[str, _Cues] = {
             "ne_zaman ne neden niye niçin nasıl nerede nereye nereden kim kimin kime hangi kaç",
             "mı mi mu mü",
         ),
-        suffix_particles=tuple(
-            _words(
-                "mısın misin musun müsün mıyım miyim muyum müyüm mıyız miyiz "
-                "muyuz müyüz mısınız misiniz musunuz müsünüz mıdır midir mudur müdür"
-            )
+        suffix_particles=_longest_first(
+            "mısın misin musun müsün mıyım miyim muyum müyüm mıyız miyiz "
+            "muyuz müyüz mısınız misiniz musunuz müsünüz mıdır midir mudur müdür"
         ),
     ),
     "ru": _Cues(
@@ -221,21 +225,19 @@ CUES: dict[str, _Cues] = {
         # "bao giờ" only first ("chưa bao giờ": never).
         first=_words("ai khi_nào bao_giờ có_phải"),
         anywhere=_words("gì bao_nhiêu bao_lâu tại_sao vì_sao thế_nào làm_sao ở_đâu đâu"),
-        final=tuple(_words("không chưa hả nhỉ à ư")),
+        final=_longest_first("không chưa hả nhỉ à ư"),
     ),
     "th": _Cues(
-        within=tuple(_words("อะไร ใคร ที่ไหน เมื่อไหร่ เมื่อไร ทำไม อย่างไร ยังไง เท่าไหร่ เท่าไร กี่ ไหม มั้ย")),
-        final=tuple(_words("หรือเปล่า หรือไม่ เหรอ หรอ")),
-        trailing=tuple(_words("ครับ คะ ค่ะ ค๊ะ จ้ะ จ๊ะ นะ")),
+        within=_longest_first("อะไร ใคร ที่ไหน เมื่อไหร่ เมื่อไร ทำไม อย่างไร ยังไง เท่าไหร่ เท่าไร กี่ ไหม มั้ย"),
+        final=_longest_first("หรือเปล่า หรือไม่ เหรอ หรอ"),
+        trailing=_longest_first("ครับ คะ ค่ะ ค๊ะ จ้ะ จ๊ะ นะ"),
     ),
     "zh": _Cues(
-        within=tuple(
-            _words(
-                "什么 什麼 谁 誰 哪 为什么 為什麼 怎么 怎麼 怎样 怎樣 如何 多少 多久 何时 何時 "
-                "为何 為何 是不是 有没有 有沒有"
-            )
+        within=_longest_first(
+            "什么 什麼 谁 誰 哪 为什么 為什麼 怎么 怎麼 怎样 怎樣 如何 多少 多久 何时 何時 "
+            "为何 為何 是不是 有没有 有沒有"
         ),
-        final=tuple(_words("吗 嗎 呢 么")),
+        final=_longest_first("吗 嗎 呢 么"),
     ),
     "ro": _Cues(
         first=_words(

@@ -56,9 +56,9 @@ QUESTIONS = [
     ("vi", "Tại sao trường đóng cửa", "interrogative 'tại sao'"),
     ("th", "โรงเรียนเปิดเมื่อไหร่ครับ", "interrogative 'เมื่อไหร่'"),
     ("th", "คุณสบายดีหรือเปล่าคะ", "particle 'หรือเปล่า'"),
-    ("zh", "学校什么时候开门", "interrogative"),
+    ("zh", "学校什么时候开门", "interrogative '什么'"),
     ("zh", "你们有水喝吗", "particle '吗'"),
-    ("zh-TW", "學校為什麼關門", "interrogative"),
+    ("zh-TW", "學校為什麼關門", "interrogative '為什麼'"),  # the longest first
     ("ro", "Oare școala se deschide mâine", "interrogative 'oare'"),
     ("ro", "În ce clasă ești", "interrogative 'în ce'"),
     ("pl", "Czy szkoła jest otwarta", "interrogative 'czy'"),
