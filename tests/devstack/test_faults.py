@@ -221,7 +221,9 @@ def _approve_answers(web: str, credentials: dict[str, str], count: int, folder: 
         page = listed.json()
         if not page["items"]:
             break
-        questions += [q for q in page["items"] if q["cluster_size"] == 1][: count - len(questions)]
+        # ... and ones the answer goes under as a reply (not a hashtag-only X post).
+        lone = [q for q in page["items"] if q["cluster_size"] == 1 and q["can_reply"]]
+        questions += lone[: count - len(questions)]
         offset, total = offset + len(page["items"]), page["total"]
     assert len(questions) == count, f"only {len(questions)} lone English questions in the queue"
     video = make_clip(Path(tempfile.mkdtemp(dir=folder)) / "answer.mp4").read_bytes()
