@@ -24,6 +24,14 @@ Modes, chosen at construction and logged:
 
 :func:`load_classifier` picks the mode from ``TRIAGE_MODEL_PATH``.
 
+Forward (``packed``, default on): in the ``full`` mode in torch fp32 or bf16,
+the encoder runs on packed tokens (:mod:`.packed`): the linear layers see each
+call's real tokens laid end to end, with no padding and in one product per
+layer; attention and the heads take the texts in groups of similar length, as
+the padded path does (``packed=False``, and int8 and the degraded modes, which
+keep ``BertModel``'s own forward). fp32 scores equal the padded path's within
+1e-5.
+
 Runtime (``runtime``, ``TRIAGE_RUNTIME``; ``auto``: :func:`resolve_runtime`):
 ``onnx`` runs the ``full`` mode's forward pass (model, heads, embedding) as one
 ONNX Runtime graph, exported at first use and cached by the artefacts' hash
@@ -45,9 +53,7 @@ import ctypes.util
 import logging
 import os
 import re
-import warnings
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Literal
 
@@ -73,19 +79,32 @@ from services.triage.classifier.model import (
     mean_pool,
     text_features,
 )
+from services.triage.classifier.packed import PackedEncoder
+from services.triage.classifier.precision import (
+    ONEDNN_CACHE_CAPACITY,
+    bf16_linear,
+    precision_context,
+    quantize_int8,
+    with_precision,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ONEDNN_CACHE_CAPACITY",
     "ArtefactError",
     "BaseModelMismatch",
     "Precision",
     "TransformerClassifier",
+    "bf16_linear",
     "default_base_path",
     "load_classifier",
     "native_bf16",
+    "precision_context",
+    "quantize_int8",
     "question_heuristic",
     "resident_bytes",
+    "with_precision",
 ]
 
 Runtime = Literal["onnx", "torch"]
@@ -145,28 +164,11 @@ def _base_sha256(path: Path) -> str | None:
 #: 210 tweets/s against 190-203 for 0.1 / 0.3 and 4,096.
 MAX_PADDING = 0.2
 MAX_GROUP_TOKENS = 2048
-
-
-def quantize_int8(model: PreTrainedModel) -> PreTrainedModel:
-    """``model`` with its ``Linear`` layers in dynamic int8 (weights int8, activations
-    quantized per tensor, per call): about 3x fp32 and 1.2x bf16 on these CPUs.
-
-    Two costs keep it off unless the heads were trained on it. The states move
-    (cosine 0.89-0.95 to fp32), so heads trained on fp32 states lose points on
-    int8 ones and the other way round: ``auto`` runs int8 only for artefacts
-    trained on it (``Metadata.quantized``); ``TRIAGE_PRECISION`` overrides. And
-    one activation scale per group makes a text's scores depend on the texts
-    batched with it (measured: up to 0.20, mean 0.05 in probability between a
-    tweet alone and within a batch of 300), so the same mention can be scored
-    differently on a replay."""
-    with warnings.catch_warnings():
-        # torch.ao.quantization is deprecated in favour of torchao, which needs
-        # torch.compile to be fast on CPU; the eager dynamic path is still supported.
-        warnings.simplefilter("ignore")
-        quantized: PreTrainedModel = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-            model, {torch.nn.Linear}, dtype=torch.qint8
-        )
-    return quantized
+#: The packed path (:mod:`.packed`): most tokens per encoder pass (bounds its
+#: memory: ~100 MB of activations in bf16), and most cells in one attention group
+#: (its linear layers see no padding, so only attention's padding counts).
+PACKED_TOKENS = 16384
+PACKED_GROUP_TOKENS = 8192
 
 
 def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -191,12 +193,6 @@ def resolve_precision(requested: Precision | Literal["auto"], trained: Precision
     if trained == "int8":
         return "int8"
     return "bf16" if native_bf16() else "fp32"
-
-
-#: oneDNN primitives kept for reuse. Its default (1,024) holds about 240 MB more in
-#: bf16, where every (rows, tokens) shape of a forward group gets its own primitive;
-#: 64 measured the same speed at 955 MB steady RSS against 1,190.
-ONEDNN_CACHE_CAPACITY = "64"
 
 
 def _malloc_trim() -> Callable[[], None]:
@@ -227,42 +223,6 @@ def resident_bytes() -> int | None:
         return None
 
 
-def bf16_linear(model: PreTrainedModel) -> PreTrainedModel:
-    """``model`` with its ``Linear`` weights stored in bf16, to run under CPU autocast.
-
-    Measured on these CPUs (AMD EPYC, AVX512-BF16), 1,000 OLID tweets: about 3x the
-    fp32 throughput (639 against 210 tweets/s; autocast alone, which casts the
-    weights on every call, 544). Matmuls accumulate in fp32 and LayerNorm, softmax
-    and the heads stay fp32, so scores move little: mean 0.0005, at most 0.013
-    from fp32, embeddings at cosine > 0.9999; and a tweet's scores move at most
-    0.004 with its batch-mates (dynamic int8: 0.20)."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
-            module.to(torch.bfloat16)
-    return model
-
-
-def with_precision(model: PreTrainedModel, precision: Precision) -> PreTrainedModel:
-    """``model`` made to compute in ``precision``; run it under
-    :func:`precision_context`. Shared by the classifier, ``make eval``'s plain
-    forward and the benchmark's raw forward, so all compare like with like."""
-    if precision == "int8":
-        return quantize_int8(model)
-    if precision == "bf16":
-        # Read by oneDNN when it first builds a primitive, so before any forward.
-        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)
-        return bf16_linear(model)
-    return model
-
-
-def precision_context(precision: Precision) -> AbstractContextManager[object]:
-    """What a forward in ``precision`` runs under: bf16 autocast (the weights are
-    bf16 already, see :func:`bf16_linear`), else nothing."""
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return nullcontext()
-
-
 class TransformerClassifier:
     """Scores mentions with one batched transformer pass; see the module docstring.
 
@@ -288,6 +248,7 @@ class TransformerClassifier:
         trim_above_mb: int | None = 1024,
         runtime: Runtime | Literal["auto"] = "torch",
         onnx_dir: str | os.PathLike[str] | None = None,
+        packed: bool = True,
     ) -> None:
         if runtime not in (*RUNTIMES, "auto"):
             raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
@@ -336,6 +297,10 @@ class TransformerClassifier:
                     self.precision,
                 )
         self._model = with_precision(self._model, self.precision)
+        self._packed: PackedEncoder | None = None
+        if packed and self._heads is not None and PackedEncoder.supports(self._model):
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+            self._packed = PackedEncoder(self._model, dtype)
         self._campaign: npt.NDArray[np.float32] | None = None
         self._campaign_texts: tuple[str, ...] | None = None
         self.set_campaign(campaign)
@@ -455,6 +420,36 @@ class TransformerClassifier:
 
     # -- inference -----------------------------------------------------------------
 
+    def _groups(self, ids: Sequence[Sequence[int]], max_cells: int) -> list[list[int]]:
+        """Positions of ``ids`` in groups of similar token counts: ascending length,
+        padding at most :data:`MAX_PADDING` of a group's cells, at most ``max_cells``
+        cells and ``batch_size`` rows in a group."""
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        groups: list[list[int]] = []
+        group: list[int] = []
+        tokens = 0
+        for i in order:  # ascending length: the newcomer sets the group's width
+            n = len(ids[i])
+            cells = (len(group) + 1) * n
+            if group and (
+                len(group) >= self._batch_size
+                or cells > max_cells
+                or cells - tokens - n > MAX_PADDING * cells
+            ):
+                groups.append(group)
+                group, tokens = [], 0
+            group.append(i)
+            tokens += n
+        if group:
+            groups.append(group)
+        return groups
+
+    def _token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        ids: list[list[int]] = self._tokenizer(
+            list(texts), truncation=True, max_length=self._max_length
+        )["input_ids"]
+        return ids
+
     def _batches(
         self, texts: Sequence[str]
     ) -> list[tuple[list[int], npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
@@ -467,30 +462,10 @@ class TransformerClassifier:
         tweets/s for the same 1,024 tweets in batches of 64). Each group is
         ``(positions, input_ids, attention_mask)``.
         """
-        ids: list[list[int]] = self._tokenizer(
-            list(texts), truncation=True, max_length=self._max_length
-        )["input_ids"]
-        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-        groups: list[list[int]] = []
-        group: list[int] = []
-        tokens = 0
-        for i in order:  # ascending length: the newcomer sets the group's width
-            n = len(ids[i])
-            cells = (len(group) + 1) * n
-            if group and (
-                len(group) >= self._batch_size
-                or cells > MAX_GROUP_TOKENS
-                or cells - tokens - n > MAX_PADDING * cells
-            ):
-                groups.append(group)
-                group, tokens = [], 0
-            group.append(i)
-            tokens += n
-        if group:
-            groups.append(group)
+        ids = self._token_ids(texts)
         pad = self._tokenizer.pad_token_id or 0
         out = []
-        for idx in groups:
+        for idx in self._groups(ids, MAX_GROUP_TOKENS):
             width = len(ids[idx[-1]])
             input_ids = np.full((len(idx), width), pad, dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
@@ -512,6 +487,10 @@ class TransformerClassifier:
             for idx, input_ids, attention_mask in self._batches(texts):
                 features = text_features([texts[i] for i in idx]).numpy()
                 scores[idx], embeddings[idx] = self._onnx.run(input_ids, attention_mask, features)
+            self._trim()
+            return scores, embeddings
+        if self._packed is not None and self._heads is not None and self._metadata is not None:
+            self._forward_packed(texts, self._packed, self._heads, scores, embeddings)
             self._trim()
             return scores, embeddings
         with torch.inference_mode():
@@ -545,6 +524,48 @@ class TransformerClassifier:
                 embeddings[idx] = emb.float().numpy()
         self._trim()
         return scores, embeddings
+
+    def _forward_packed(
+        self,
+        texts: Sequence[str],
+        packed: PackedEncoder,
+        heads: Heads,
+        scores: npt.NDArray[np.float32],
+        embeddings: npt.NDArray[np.float32],
+    ) -> None:
+        """The full mode's forward on packed tokens (:mod:`.packed`), up to
+        :data:`PACKED_TOKENS` tokens per encoder pass; the heads read each group of
+        similar-length texts padded as the padded path gives them."""
+        assert self._metadata is not None
+        ids = self._token_ids(texts)
+        layers = sorted({*self._metadata.head_layers, packed.num_layers})
+        head_at = [layers.index(i) for i in self._metadata.head_layers]
+        last_at = layers.index(packed.num_layers)
+        chunks: list[list[list[int]]] = [[]]
+        tokens = 0
+        for group in self._groups(ids, PACKED_GROUP_TOKENS):
+            size = sum(len(ids[i]) for i in group)
+            if chunks[-1] and tokens + size > PACKED_TOKENS:
+                chunks.append([])
+                tokens = 0
+            chunks[-1].append(group)
+            tokens += size
+        with torch.inference_mode():
+            for chunk in chunks:
+                members = [i for group in chunk for i in group]
+                local = {i: n for n, i in enumerate(members)}
+                states = packed.encode(
+                    [ids[i] for i in members], [[local[i] for i in g] for g in chunk], layers
+                )
+                for group in chunk:
+                    hidden, mask = states.padded([local[i] for i in group])
+                    logits = heads(
+                        [hidden[i] for i in head_at], mask, text_features([texts[i] for i in group])
+                    )
+                    probs = torch.sigmoid(logits / self._temperatures - self._shifts)
+                    emb = torch.nn.functional.normalize(mean_pool(hidden[last_at], mask), dim=-1)
+                    scores[group] = probs.float().numpy()
+                    embeddings[group] = emb.float().numpy()
 
     def _trim(self) -> None:
         """Hands freed heap back to the OS once RSS is above ``trim_above_mb``.

@@ -1,0 +1,166 @@
+"""The packed-token encoder against BertModel's own forward, and the classifier on it."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel
+
+from services.triage.classifier import transformer
+from services.triage.classifier.packed import PackedEncoder
+from services.triage.classifier.precision import quantize_int8
+from services.triage.classifier.transformer import TransformerClassifier, default_base_path
+
+TEXTS = [
+    "What do children do all day in the camp?",
+    "ok",
+    "@user you are a pathetic worthless idiot " * 5,
+    "How do you get clean water in Dadaab?",
+    "🙏🏽",
+    "Thank you for sharing your story, sending love to everyone in Kakuma and Dadaab",
+]
+
+
+def base_model() -> PreTrainedModel:
+    model: PreTrainedModel = AutoModel.from_pretrained(str(default_base_path())).eval()
+    return model
+
+
+@pytest.fixture(scope="module")
+def base() -> tuple[PreTrainedModel, object]:
+    path = str(default_base_path())
+    return base_model(), AutoTokenizer.from_pretrained(path)
+
+
+def _reference(model: PreTrainedModel, tokenizer: object, texts: list[str]) -> tuple:  # type: ignore[type-arg]
+    enc = tokenizer(texts, padding=True, return_tensors="pt")  # type: ignore[operator]
+    with torch.inference_mode():
+        out = model(**enc, output_hidden_states=True)
+    return out.hidden_states, enc["attention_mask"]
+
+
+def test_fp32_states_equal_bert_models_own(base: tuple[PreTrainedModel, object]) -> None:
+    """Every layer's states of every real token, whatever the grouping for attention."""
+    model, tokenizer = base
+    ids = [tokenizer(t)["input_ids"] for t in TEXTS]  # type: ignore[operator]
+    hidden, mask = _reference(model, tokenizer, TEXTS)
+    encoder = PackedEncoder(model, torch.float32)
+    layers = list(range(encoder.num_layers + 1))
+    for groups in ([[0, 1, 2, 3, 4, 5]], [[1, 4], [0, 3, 5], [2]], [[i] for i in range(6)]):
+        with torch.inference_mode():
+            states = encoder.encode(ids, groups, layers)
+        padded, packed_mask = states.padded(list(range(len(TEXTS))))
+        assert torch.equal(packed_mask, mask)
+        for layer in layers:
+            got = padded[layer]
+            want = hidden[layer] * mask.unsqueeze(-1)
+            torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+
+
+def test_padded_rows_follow_the_requested_order(base: tuple[PreTrainedModel, object]) -> None:
+    model, tokenizer = base
+    ids = [tokenizer(t)["input_ids"] for t in TEXTS]  # type: ignore[operator]
+    encoder = PackedEncoder(model, torch.float32)
+    with torch.inference_mode():
+        states = encoder.encode(ids, [list(range(6))], [encoder.num_layers])
+    (pair,), mask = states.padded([3, 1])
+    assert pair.shape[:2] == mask.shape == (2, len(ids[3]))
+    assert mask[1].sum() == len(ids[1])
+    assert torch.count_nonzero(pair[1, len(ids[1]) :]) == 0  # zeros in the padding
+    (alone,), _ = states.padded([1])
+    torch.testing.assert_close(pair[1, : len(ids[1])], alone[0])
+
+
+def test_bf16_states_stay_close_to_autocast(base: tuple[PreTrainedModel, object]) -> None:
+    """The packed bf16 path keeps BertModel-under-autocast's numerics (fp32 residual
+    stream and LayerNorm): as close to it as autocast itself is to fp32."""
+    model, tokenizer = base
+    ids = [tokenizer(t)["input_ids"] for t in TEXTS]  # type: ignore[operator]
+    fp32, mask = _reference(model, tokenizer, TEXTS)
+    encoder = PackedEncoder(transformer.with_precision(base_model(), "bf16"), torch.bfloat16)
+    with torch.inference_mode():
+        (last,), _ = encoder.encode(ids, [list(range(6))], [encoder.num_layers]).padded(
+            list(range(6))
+        )
+    diff = (last - fp32[-1] * mask.unsqueeze(-1)).abs().max()
+    assert 0 < diff < 0.05
+
+
+def test_only_plain_float_bert_encoders_qualify(base: tuple[PreTrainedModel, object]) -> None:
+    model, _ = base
+    assert PackedEncoder.supports(model)
+    int8 = quantize_int8(base_model())
+    assert not PackedEncoder.supports(int8)
+    with pytest.raises(ValueError, match="not a plain BERT encoder"):
+        PackedEncoder(int8, torch.float32)
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[TransformerClassifier, TransformerClassifier]:
+    return (
+        TransformerClassifier(precision="fp32"),
+        TransformerClassifier(precision="fp32", packed=False),
+    )
+
+
+def _mixed(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    words = [
+        "camp",
+        "water",
+        "school",
+        "refugee",
+        "question",
+        "why",
+        "how",
+        "you",
+        "idiot",
+        "love",
+        "Kakuma",
+    ]
+    return [" ".join(rng.choices(words, k=rng.randint(1, 90))) for _ in range(n)]
+
+
+def test_the_classifier_scores_the_same_packed_or_padded(
+    pair: tuple[TransformerClassifier, TransformerClassifier],
+) -> None:
+    packed, padded = pair
+    assert packed._packed is not None
+    assert padded._packed is None
+    texts = TEXTS + _mixed(120, 3)
+    got_scores, got_emb = packed._forward(texts)
+    want_scores, want_emb = padded._forward(texts)
+    np.testing.assert_allclose(got_scores, want_scores, atol=1e-5)
+    np.testing.assert_allclose(got_emb, want_emb, atol=1e-5)
+
+
+def test_a_large_call_is_encoded_in_several_passes(
+    pair: tuple[TransformerClassifier, TransformerClassifier],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PACKED_TOKENS bounds one pass's tokens: the same scores in small passes."""
+    packed, _ = pair
+    texts = _mixed(80, 9)
+    whole, _ = packed._forward(texts)
+    calls: list[int] = []
+    encode = PackedEncoder.encode
+
+    def counting(self: PackedEncoder, ids, groups, layers):  # type: ignore[no-untyped-def]
+        calls.append(sum(len(x) for x in ids))
+        return encode(self, ids, groups, layers)
+
+    monkeypatch.setattr(PackedEncoder, "encode", counting)
+    monkeypatch.setattr(transformer, "PACKED_TOKENS", 300)
+    monkeypatch.setattr(transformer, "PACKED_GROUP_TOKENS", 300)
+    parts, _ = packed._forward(texts)
+    assert len(calls) > 3
+    assert max(calls) <= 300  # a pass closes before the group that would pass the limit
+    np.testing.assert_allclose(parts, whole, atol=1e-5)
+
+
+def test_int8_and_the_degraded_modes_keep_bert_models_forward() -> None:
+    assert TransformerClassifier(precision="int8")._packed is None
+    assert TransformerClassifier(artefacts_dir=None)._packed is None
