@@ -3,8 +3,9 @@ An answer filmed for a cluster is approved for every asker of it, so a member ne
 waits for triage once its cluster is with a team, and costs the team nothing (no
 assignment of its own, nothing off the team's day). A new asker follows at once
 (:func:`follow_cluster`); those already waiting follow when the cluster is assigned
-(:func:`gather_cluster`), and go back when that assignment is undone
-(:func:`release_followers`). Run inside the questions aggregate's transaction."""
+(:func:`gather_cluster`), and go back when the cluster's question leaves the team
+(its assignment undone, or it is rejected or quarantined from the team:
+:func:`release_followers`). Run inside the questions aggregate's transaction."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage.web.exceptions import Conflict
-from services.triage.web.models import Question, QuestionEvent, Status, Team
+from services.triage.web.models import (
+    Assignment,
+    AssignmentState,
+    Question,
+    QuestionEvent,
+    Status,
+    Team,
+)
 from services.triage.web.store.transaction import Actor, Database
 
 #: Who moves a member along with its cluster (the timeline's actor).
@@ -24,14 +32,19 @@ WAITING = (Status.NEW, Status.APPROVED)
 
 
 async def follow_cluster(db: Database, session: AsyncSession, question: Question) -> None:
-    """A new question whose cluster already went to a team follows it."""
+    """A new question whose cluster already went to a team follows it: it follows the
+    member the team holds an assignment for (the others there followed it too)."""
     row = (
         await session.execute(
             select(Question.id, Team)
             .join(Team, Team.id == Question.team_id)
+            .join(Assignment, Assignment.question_id == Question.id)
             .where(
                 Question.cluster_id == question.cluster_id,
                 Question.status.in_([Status.ASSIGNED.value, Status.RECORDED.value]),
+                Assignment.state.in_(
+                    [AssignmentState.ACTIVE.value, AssignmentState.RECORDED.value]
+                ),
             )
             .order_by(Question.updated_at)
             .limit(1)
@@ -122,10 +135,16 @@ async def followers(session: AsyncSession, lead: Question) -> list[str]:
 
 
 async def release_followers(
-    db: Database, session: AsyncSession, lead: Question, actor: Actor
+    db: Database,
+    session: AsyncSession,
+    lead: Question,
+    actor: Actor,
+    *,
+    reason: str = "its cluster's assignment was undone",
 ) -> None:
-    """``lead``'s assignment was undone: the members that followed it wait for triage
-    again (as new: a follower's own earlier approval is not kept)."""
+    """``lead`` left its team (its assignment undone; rejected or quarantined from the
+    team): the members that followed it wait for triage again (as new: a follower's
+    own earlier approval is not kept)."""
     for member in await followers(session, lead):
         try:
             await db.transition(
@@ -139,5 +158,5 @@ async def release_followers(
             actor,
             "undone",
             moved=(Status.ASSIGNED, Status.NEW),
-            reason="its cluster's assignment was undone",
+            reason=reason,
         )

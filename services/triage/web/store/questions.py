@@ -572,8 +572,17 @@ class Questions:
             raise Invalid(f"unknown action {action!r}; one of {', '.join(domain.ACTIONS)}")
         previous = await self.db.transition(session, question_id, actor, move.allowed, move.to)
         if previous is Status.ASSIGNED:
-            # Taken back from the team (reject, quarantine): its assignment ends.
+            # Taken back from the team (reject, quarantine): its assignment ends, and
+            # the askers that followed it there wait for triage again.
             await self._end_assignment(session, question_id)
+            lead = await self.db.question(session, question_id)
+            await release_followers(
+                self.db,
+                session,
+                lead,
+                actor,
+                reason=f"the question its cluster followed was taken from the team ({action})",
+            )
         self.db.event(
             session,
             question_id,

@@ -80,3 +80,31 @@ async def test_undoing_the_cluster_s_assignment_sends_its_followers_back_to_tria
     question = await desk.store.questions.get(waiting)
     assert (question.status, question.team_id) == ("new", None)
     assert (await events(desk.store, waiting))[-1][:4] == ("undone", mod_a.name, "assigned", "new")
+
+
+@pytest.mark.parametrize("action", ["reject", "quarantine"])
+async def test_taking_the_cluster_s_question_from_the_team_sends_its_followers_back(
+    desk: Desk, mod_a: Actor, camp_a: Team, action: str
+) -> None:
+    """The followers were with the team only because of it: they wait for triage again
+    (one of them can be assigned in its place), rather than sit with a team that has
+    nothing to film for them."""
+    waiting = await desk.ingest(cluster_id="c-home")
+    head = await desk.assigned(camp_a, mod_a, cluster_id="c-home")
+    late = await desk.ingest(cluster_id="c-home")  # followed at once
+    elsewhere = await desk.assigned(camp_a, mod_a, cluster_id="c-other")
+    other_follower = await desk.ingest(cluster_id="c-other")
+    await desk.store.questions.act(head, action, mod_a, reason="troll account")
+    for member in (waiting, late):
+        question = await desk.store.questions.get(member)
+        assert (question.status, question.team_id) == ("new", None)
+        assert (await events(desk.store, member))[-1][:4] == (
+            "undone",
+            mod_a.name,
+            "assigned",
+            "new",
+        )
+    assert [await desk.status(q) for q in (elsewhere, other_follower)] == ["assigned"] * 2
+    # One of them can go to the team in the question's place, and the other follows it.
+    await desk.store.questions.act(waiting, "assign", mod_a, team=camp_a.slug)
+    assert await desk.status(late) == "assigned"
