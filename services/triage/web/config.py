@@ -49,6 +49,19 @@ class WebSettings(TriageSettings):
     #: Window of the failed-login limit (seconds).
     login_window_s: int = Field(default=900, ge=1)
 
+    # --- the publisher's reply settings, read here for the approval preview ---
+    #: The publisher's reply templates (the same variable as the publisher's, so
+    #: set it for both): the approval preview renders each reply with them.
+    publish_templates_file: Path | None = Field(
+        default=None, validation_alias="PUBLISH_TEMPLATES_FILE"
+    )
+    #: The publisher's fallback template language (the same variable as its own).
+    publish_default_language: str = Field(
+        default="en", min_length=2, max_length=16, validation_alias="PUBLISH_DEFAULT_LANGUAGE"
+    )
+    #: Whether the publisher keeps links in X replies (the same variable as its own).
+    publish_x_allow_urls: bool = Field(default=False, validation_alias="PUBLISH_X_ALLOW_URLS")
+
     # --- answers --------------------------------------------------------------
     #: Folder of the local ``MediaStore`` (answer videos and unfinished uploads).
     media_dir: Path = Path("var/triage/media")

@@ -3,12 +3,17 @@ post it (its template, its platform's form), for every platform and language."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from services.common.messages import Platform, PublishReply
+from services.common.messages import Author, Platform, PublishReply
 from services.common.replies import Templates
 from services.publish import domain as publisher
+from services.triage.web import domain
+from services.triage.web.config import WebSettings
+from services.triage.web.routes.review import posted
 from tests.helpers.media import video_bytes
+from tests.publish.helpers import request_factory
 from tests.triage.web.helpers.api import Web, assigned
 from tests.triage.web.helpers.media import run_media_jobs
 from tests.triage.web.helpers.store import outbox
@@ -106,3 +111,41 @@ async def test_a_correction_is_previewed_without_being_saved(web: Web) -> None:
     assert all("Together, on foot." in r["posted_text"] for r in english)
     assert saved.json()["caption"] == CAPTION
     assert all("Together" not in r["posted_text"] for r in saved.json()["recipients"])
+
+
+def test_the_preview_renders_with_the_publisher_s_template_settings(tmp_path: Path) -> None:
+    """A deployment's own templates and X link policy (PUBLISH_TEMPLATES_FILE,
+    PUBLISH_DEFAULT_LANGUAGE, PUBLISH_X_ALLOW_URLS, set for both services) reach the
+    preview: it still shows what the publisher will post."""
+    custom = tmp_path / "templates.yaml"
+    custom.write_text(
+        "de:\n"
+        "  - {id: de-one, text: 'Danke! {text}'}\n"
+        "  - {id: de-two, text: 'Antwort: {text}'}\n"
+        "sw:\n"
+        "  - {id: sw-one, text: 'Asante! {text}'}\n"
+        "  - {id: sw-two, text: 'Jibu: {text}'}\n",
+        encoding="utf-8",
+    )
+    settings = WebSettings(
+        PUBLISH_TEMPLATES_FILE=custom, PUBLISH_DEFAULT_LANGUAGE="de", PUBLISH_X_ALLOW_URLS=True
+    )
+    policy = publisher.Policy(default_language="de", x_allow_urls=True)
+    templates = Templates.load(custom)
+    for lang, expected in (("en", "de-"), ("sw", "sw-")):  # no English templates: German
+        text, language, template = posted(CAPTION, lang, lang, "x", "asker", True, False, settings)
+        request = request_factory(
+            text=domain.reply_for(CAPTION, lang, lang)[0],
+            language=language,
+            author=Author(id="a1", handle="asker"),
+            summoned=True,
+        )
+        composed = publisher.compose(request, publisher.Snapshot(), templates, policy)
+        assert isinstance(composed, publisher.Composed), composed
+        assert (text, template) == (composed.text, composed.template_id)
+        assert template.startswith(expected)
+        assert "https://example.org/school" in text  # links kept on X, as configured
+    # Unset, the publisher's shipped templates and no link on X.
+    text, _, template = posted(CAPTION, "en", "en", "x", "asker", True)
+    assert template.startswith("en-")
+    assert "https://" not in text

@@ -8,6 +8,7 @@ The moderator may correct the text first (``PUT …/caption``). The approval its
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -17,6 +18,7 @@ from services.common.replies import Recipient as Reply
 from services.common.replies import Templates, first_choice
 from services.common.replyability import replyability
 from services.triage.web import domain
+from services.triage.web.config import WebSettings
 from services.triage.web.deps import Moderator, Runtime, TriageRuntime
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -65,9 +67,9 @@ def _own_language_reply(answer_language: str | None, asker_language: str | None)
 
 
 @cache
-def _templates() -> Templates:
-    """The publisher's shipped templates (it falls back to English, posts no link on X)."""
-    return Templates.load()
+def _templates(path: Path | None) -> Templates:
+    """The publisher's templates: ``PUBLISH_TEMPLATES_FILE``'s, else the shipped ones."""
+    return Templates.load(path)
 
 
 def posted(  # noqa: PLR0917 - the asker's facts, as the approval sends them
@@ -78,14 +80,20 @@ def posted(  # noqa: PLR0917 - the asker's facts, as the approval sends them
     handle: str,
     summoned: bool | None = None,
     standalone: bool = False,
+    settings: WebSettings | None = None,
 ) -> tuple[str, str | None, str]:
     """(posted text, its language, template id) of one asker's reply: what the
-    approval sends (:func:`domain.reply_for`) as the publisher renders it."""
+    approval sends (:func:`domain.reply_for`) as the publisher renders it, with the
+    publisher's template settings (``PUBLISH_TEMPLATES_FILE``, ``PUBLISH_DEFAULT_LANGUAGE``,
+    ``PUBLISH_X_ALLOW_URLS``, read by ``settings``; defaults: the publisher's)."""
     text, language = domain.reply_for(caption, answer_language, asker_language)
     on = Platform(platform)
     standalone = standalone and not replyability(on, summoned).can_reply
     shown, template = first_choice(
-        Reply(text, language, on, handle, standalone), _templates(), "en"
+        Reply(text, language, on, handle, standalone),
+        _templates(settings.publish_templates_file if settings else None),
+        settings.publish_default_language if settings else "en",
+        allow_urls=settings.publish_x_allow_urls if settings else False,
     )
     return shown, language, template
 
@@ -105,6 +113,7 @@ async def _preview(
             q.author_handle,
             summoned,
             standalone,
+            runtime.settings,
         )
         for q, summoned in askers
     }
