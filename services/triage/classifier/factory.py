@@ -60,7 +60,7 @@ def load_classifier(
     from services.triage.classifier.encoders import E5Encoder  # noqa: PLC0415 - native
 
     multi = multilingual.MultilingualClassifier(
-        E5Encoder(num_threads=settings.multilingual_threads),
+        E5Encoder(num_threads=settings.multilingual_threads, runtime=settings.multilingual_runtime),
         settings.multilingual_dir,
         campaign=list(campaign_examples),
     )

@@ -24,7 +24,7 @@ positions, no decoder, the standard module layout; dynamic int8 layers keep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,11 +81,20 @@ def _gather_index(
 class PackedEncoder:
     """A BERT encoder's weights, run on packed tokens (see the module docstring).
 
+    ``words``: the word-embedding lookup (token ids -> [tokens, hidden] fp32), when
+    the model's own table is not the one to use (:mod:`.e5_packed` keeps it 4-bit).
+
     ``dtype``: what the linear layers and attention compute in (``torch.bfloat16``
     or ``torch.float32``); the fused query/key/value weights are copied once in it,
     the others are used in place (cast if they are not in ``dtype`` already)."""
 
-    def __init__(self, model: PreTrainedModel, dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        dtype: torch.dtype,
+        *,
+        words: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         if not self.supports(model):
             raise ValueError(f"{type(model).__name__} is not a plain BERT encoder")
         bert: Any = model  # BertModel's submodules, which torch types as Tensor | Module
@@ -94,7 +103,8 @@ class PackedEncoder:
         self._head_dim = int(config.hidden_size) // self._heads
         self._dtype = dtype
         embeddings = bert.embeddings
-        self._words = embeddings.word_embeddings.weight
+        table = embeddings.word_embeddings.weight
+        self._words = words or (lambda tokens: F.embedding(tokens, table))
         self._positions = embeddings.position_embeddings.weight
         self._token_type = embeddings.token_type_embeddings.weight[0]
         self._norm: torch.nn.LayerNorm = embeddings.LayerNorm
@@ -165,7 +175,7 @@ class PackedEncoder:
         offsets[1:] = torch.cumsum(lengths, 0)
         tokens = torch.tensor([t for x in ids for t in x], dtype=torch.int64)
         positions = torch.cat([torch.arange(n) for n in lengths.tolist()])
-        x = F.embedding(tokens, self._words) + F.embedding(positions, self._positions)
+        x = self._words(tokens) + F.embedding(positions, self._positions)
         x = self._norm(x + self._token_type)
         plans = []
         for group in groups:

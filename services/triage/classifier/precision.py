@@ -18,8 +18,12 @@ from services.triage.classifier.base import Precision
 
 #: oneDNN primitives kept for reuse. Its default (1,024) holds about 240 MB more in
 #: bf16, where every (rows, tokens) shape of a forward group gets its own primitive;
-#: 64 measured the same speed at 955 MB steady RSS against 1,190.
-ONEDNN_CACHE_CAPACITY = "64"
+#: 64 measured the same speed at 955 MB steady RSS against 1,190. The packed path
+#: (:mod:`.packed`) gives each call's linear layers their own token count, so few
+#: primitives are reused at all: 8 measured the same speed as 64 over the bench's
+#: three profiles (2,000 tweets each, three rounds) with a peak of 1,085 MB against
+#: 1,147 (1 was 20 % slower: every call built its primitives again).
+ONEDNN_CACHE_CAPACITY = "8"
 
 
 def quantize_int8(model: PreTrainedModel) -> PreTrainedModel:

@@ -50,8 +50,9 @@ class FakeE5:
     name = "multilingual-e5-small-q4"
     dim = 384
 
-    def __init__(self, *, num_threads: int = 1) -> None:
+    def __init__(self, *, num_threads: int = 1, runtime: str = "auto") -> None:
         self.num_threads = num_threads
+        self.runtime = runtime
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         rows: npt.NDArray[np.float32] = np.full(
