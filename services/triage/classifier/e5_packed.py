@@ -33,15 +33,17 @@ import numpy.typing as npt
 import torch
 from transformers import BertConfig, BertModel
 
-from services.triage.classifier.packed import PackedEncoder
+from services.triage.classifier.packed import PackedEncoder, length_groups
 
 MAGIC = b"E5S1"
 QK = 32  #: weights per 4-bit block: an fp16 scale and 16 bytes of nibbles
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 _SPACES = re.compile(" {2,}")
 META = "\u2581"  #: SentencePiece's word-start marker
-#: Most tokens per encoder pass (the engine's own chunk).
-CHUNK_TOKENS = 4096
+#: Most padding in an attention group (share of its cells), as the English path.
+MAX_PADDING = 0.2
+#: Most tokens per encoder pass.
+CHUNK_TOKENS = 16384
 
 
 def default_path() -> Path:
@@ -295,7 +297,7 @@ class E5Packed:
         weights: npt.NDArray[np.float64],
     ) -> None:
         ids = [w[1] for w in windows]
-        groups = _groups([len(x) for x in ids])
+        groups = length_groups([len(x) for x in ids], max_padding=MAX_PADDING)
         states = self._encoder.encode(ids, groups, [self._encoder.num_layers])
         (last,) = states.layers
         means = torch.segment_reduce(last, "mean", lengths=states.lengths, unsafe=True)
@@ -303,22 +305,3 @@ class E5Packed:
             weight = max(len(window) - 2, 1)
             sums[text] += weight * mean
             weights[text] += weight
-
-
-def _groups(lengths: Sequence[int], max_padding: float = 0.2) -> list[list[int]]:
-    """Positions in ascending length, cut where padding would pass ``max_padding``."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    groups: list[list[int]] = []
-    group: list[int] = []
-    tokens = 0
-    for i in order:
-        n = lengths[i]
-        cells = (len(group) + 1) * n
-        if group and cells - tokens - n > max_padding * cells:
-            groups.append(group)
-            group, tokens = [], 0
-        group.append(i)
-        tokens += n
-    if group:
-        groups.append(group)
-    return groups

@@ -33,6 +33,37 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 from transformers import PreTrainedModel
 
 
+def length_groups(
+    lengths: Sequence[int],
+    *,
+    max_padding: float,
+    max_cells: int | None = None,
+    max_rows: int | None = None,
+) -> list[list[int]]:
+    """Positions of ``lengths`` in groups of similar length: ascending, a group
+    closing when the next text would make its padding more than ``max_padding`` of
+    its cells (rows x longest), or pass ``max_cells`` cells or ``max_rows`` rows."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    group: list[int] = []
+    tokens = 0
+    for i in order:  # ascending length: the newcomer sets the group's width
+        n = lengths[i]
+        cells = (len(group) + 1) * n
+        if group and (
+            (max_rows is not None and len(group) >= max_rows)
+            or (max_cells is not None and cells > max_cells)
+            or cells - tokens - n > max_padding * cells
+        ):
+            groups.append(group)
+            group, tokens = [], 0
+        group.append(i)
+        tokens += n
+    if group:
+        groups.append(group)
+    return groups
+
+
 @dataclass(frozen=True)
 class _Layer:
     qkv_weight: torch.Tensor

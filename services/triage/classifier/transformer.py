@@ -79,7 +79,7 @@ from services.triage.classifier.model import (
     mean_pool,
     text_features,
 )
-from services.triage.classifier.packed import PackedEncoder
+from services.triage.classifier.packed import PackedEncoder, length_groups
 from services.triage.classifier.precision import (
     ONEDNN_CACHE_CAPACITY,
     bf16_linear,
@@ -424,25 +424,12 @@ class TransformerClassifier:
         """Positions of ``ids`` in groups of similar token counts: ascending length,
         padding at most :data:`MAX_PADDING` of a group's cells, at most ``max_cells``
         cells and ``batch_size`` rows in a group."""
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        groups: list[list[int]] = []
-        group: list[int] = []
-        tokens = 0
-        for i in order:  # ascending length: the newcomer sets the group's width
-            n = len(ids[i])
-            cells = (len(group) + 1) * n
-            if group and (
-                len(group) >= self._batch_size
-                or cells > max_cells
-                or cells - tokens - n > MAX_PADDING * cells
-            ):
-                groups.append(group)
-                group, tokens = [], 0
-            group.append(i)
-            tokens += n
-        if group:
-            groups.append(group)
-        return groups
+        return length_groups(
+            [len(x) for x in ids],
+            max_padding=MAX_PADDING,
+            max_cells=max_cells,
+            max_rows=self._batch_size,
+        )
 
     def _token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         ids: list[list[int]] = self._tokenizer(
