@@ -524,6 +524,8 @@ class TransformerClassifier:
         :data:`PACKED_TOKENS` tokens per encoder pass; the heads read each group of
         similar-length texts padded as the padded path gives them."""
         assert self._metadata is not None
+        if not texts:
+            return
         ids = self._token_ids(texts)
         layers = sorted({*self._metadata.head_layers, packed.num_layers})
         head_at = [layers.index(i) for i in self._metadata.head_layers]

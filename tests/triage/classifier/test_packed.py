@@ -164,3 +164,11 @@ def test_a_large_call_is_encoded_in_several_passes(
 def test_int8_and_the_degraded_modes_keep_bert_models_forward() -> None:
     assert TransformerClassifier(precision="int8")._packed is None
     assert TransformerClassifier(artefacts_dir=None)._packed is None
+
+
+def test_nothing_to_score_is_no_error(
+    pair: tuple[TransformerClassifier, TransformerClassifier],
+) -> None:
+    scores, embeddings = pair[0]._forward([])
+    assert scores.shape == (0, 3)
+    assert embeddings.shape == (0, 384)
