@@ -149,7 +149,7 @@ class Decisions(_Section):
     auto_assign: AutoAssign = AutoAssign()
     not_replyable: NotReplyable = NotReplyable()
     #: A question cue (question punctuation of any script, an interrogative word or
-    #: particle of the mention's language: ``worker/questions.py``) makes a mention a
+    #: particle of the mention's language: ``classifier/questions.py``) makes a mention a
     #: question whatever its question score, except in these languages (the question
     #: head was trained on them: its score stands). ``enabled: false``: cues ignored.
     question_cues: QuestionCues = QuestionCues()

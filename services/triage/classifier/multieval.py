@@ -78,7 +78,7 @@ class Scorer:
 
     def scores(self, texts: Sequence[str], langs: Sequence[str | None]) -> npt.NDArray[np.float64]:
         rows = self.cache.embed(list(texts))
-        logits = self.heads.logits(rows, question_features(texts))
+        logits = self.heads.logits(rows, question_features(texts, langs))
         return calibrated(logits, self.metadata.tasks, list(langs))
 
 

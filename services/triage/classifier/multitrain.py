@@ -7,10 +7,12 @@ Embeds every training and validation text once with multilingual-e5-small
 (:class:`~.encoders.E5Encoder`, ``query:`` prefix) through the on-disk cache
 (:mod:`.embedcache`, ``var/multilingual/e5-cache.sqlite``), fits one small MLP
 head per task (``offensive``, ``hate``, ``question``; class-balanced,
-labels that a source does not give are left out) on the e5 embedding plus two
-question-mark features, chooses each task's decision point on validation data
-and folds it into the score (per language where a language has its own
-validation data), and writes ``services/triage/model-multilingual``
+labels that a source does not give are left out) on the e5 embedding plus four
+question features (two question marks, two grammar cues:
+:func:`.multilingual.question_features`; the grammar cues for the question head
+only), chooses each task's decision point on validation data and folds it into
+the score (per language where a language has its own validation data), and
+writes ``services/triage/model-multilingual``
 (``heads.safetensors``, ``metadata.json``; then ``metrics.json`` from
 :mod:`.multieval`). Data: :mod:`.multidata`. The English artefacts in
 ``services/triage/model`` are not touched.
@@ -62,6 +64,9 @@ BATCH = 128
 OWN_WEIGHT = 3.0
 #: Weight of a German GermEval tweet (German offensive is the path's main job).
 GERMEVAL_WEIGHT = 2.0
+#: The last input features (an opening interrogative, yes/no grammar) only the
+#: question head reads.
+GRAMMAR_FEATURES = 2
 #: Decision points are searched on this grid (folded into the scores).
 GRID = np.arange(0.20, 0.8001, 0.05)
 
@@ -84,7 +89,9 @@ def as_matrix(
 ) -> Matrix:
     texts = [le.example.text for le in examples]
     rows = embed.embed(texts) if texts else np.zeros((0, E5Encoder.dim), dtype=np.float32)
-    inputs = np.concatenate([rows, question_features(texts)], axis=1).astype(np.float32)
+    inputs = np.concatenate(
+        [rows, question_features(texts, [le.lang for le in examples])], axis=1
+    ).astype(np.float32)
     labels = np.array(
         [[getattr(le.example, t) for t in TASKS] for le in examples], dtype=np.int64
     ).reshape(len(examples), len(TASKS))
@@ -150,14 +157,21 @@ def fit_mlp(
 
 
 def train_heads(train: Matrix, *, seed: int = 0) -> Heads:
-    """One MLP head per task on the rows that task has a label for. The e5 part of
+    """One MLP head per task on the rows that task has a label for (the question
+    head alone reads the :data:`GRAMMAR_FEATURES`). The e5 part of
     the input is standardised (training rows' mean and spread: e5's embeddings all
     share a large common direction) and the standardisation folded into ``w1``."""
     dim = train.inputs.shape[1] - N_FEATURES
+    x_width = train.inputs.shape[1]
     mean = np.zeros(train.inputs.shape[1])
     scale = np.ones(train.inputs.shape[1])
     mean[:dim] = train.inputs[:, :dim].mean(axis=0)
     scale[:dim] = train.inputs[:, :dim].std(axis=0) + 1e-6
+    # The grammar features on the e5 part's scale: left 0/1 (spread ~0.3) beside
+    # ~400 unit-spread inputs, the head hardly used them.
+    grammar = slice(x_width - GRAMMAR_FEATURES, x_width)
+    mean[grammar] = train.inputs[:, grammar].mean(axis=0)
+    scale[grammar] = train.inputs[:, grammar].std(axis=0) + 1e-6
     x = ((train.inputs - mean) / scale).astype(np.float32)
     t = len(TASKS)
     w1 = np.zeros((t, HIDDEN, x.shape[1]), dtype=np.float32)
@@ -168,7 +182,13 @@ def train_heads(train: Matrix, *, seed: int = 0) -> Heads:
         has = train.labels[:, k] != MISSING
         if len(set(train.labels[has, k].tolist())) < 2:
             raise ValueError(f"{task}: training data needs both classes")
-        a, c, w, d = fit_mlp(x[has], train.labels[has, k], train.weights[has], seed=seed + k)
+        # The grammar features are the question head's alone: the other heads are
+        # fitted without them (their weights there stay 0), as before they existed.
+        width = x.shape[1] if task == "question" else x.shape[1] - GRAMMAR_FEATURES
+        a = np.zeros((HIDDEN, x.shape[1]))
+        a[:, :width], c, w, d = fit_mlp(
+            x[has, :width], train.labels[has, k], train.weights[has], seed=seed + k
+        )
         w1[k] = a / scale  # (x - mean) / scale @ a.T == x @ (a / scale).T - (a / scale) @ mean
         b1[k] = c - (a / scale) @ mean
         w2[k], b2[k] = w, d

@@ -23,11 +23,11 @@ from services.common.kafka import KafkaSettings
 from services.common.langid import with_language
 from services.common.messages import Decision, MentionClassified, MentionReceived, utcnow
 from services.triage.classifier.base import Classifier, Prediction
+from services.triage.classifier.textbits import language
 from services.triage.worker import metrics
 from services.triage.worker.cache import PredictionCache, cache_key
 from services.triage.worker.live_model import LiveModel
 from services.triage.worker.multilingual import MultilingualEmbedder
-from services.triage.worker.text import language
 
 log = logging.getLogger(__name__)
 

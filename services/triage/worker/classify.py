@@ -75,11 +75,11 @@ from services.common.messages import (
 )
 from services.triage.classifier import load_classifier
 from services.triage.classifier.base import Classifier, Prediction
+from services.triage.classifier.textbits import language
 from services.triage.rules import RulesError, RulesFile
 from services.triage.worker.batch import Decider
 from services.triage.worker.config import WorkerSettings
 from services.triage.worker.domain import Triage
-from services.triage.worker.text import language
 
 log = logging.getLogger(__name__)
 

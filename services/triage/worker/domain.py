@@ -28,6 +28,7 @@ from services.common.messages import (
 from services.common.replyability import replyability
 from services.triage.classifier.base import CampaignRelevance, Classifier, Prediction
 from services.triage.classifier.bridge import Bridge, bridge_for
+from services.triage.classifier.textbits import content_words, language
 from services.triage.rules import Rules, RulesFile, normalise
 from services.triage.worker.clusters import ClusterAssignment, ClusterIndex
 from services.triage.worker.multilingual import MultilingualEmbedder
@@ -37,10 +38,8 @@ from services.triage.worker.text import (
     HASHTAG,
     URL,
     aims_at_someone,
-    content_words,
     exact_key,
     is_pure_retweet,
-    language,
     text_for_model,
 )
 

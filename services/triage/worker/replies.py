@@ -15,12 +15,13 @@ from services.common import topics
 from services.common.codec import DecodeError, decode, encode, encode_key
 from services.common.dlq import letter_for
 from services.common.messages import ReplyReceived, utcnow
+from services.triage.classifier.textbits import language
 from services.triage.rules import RulesFile
 from services.triage.worker import metrics
 from services.triage.worker.batch import BatchProcessor, Incoming, Outgoing, describe
 from services.triage.worker.priority import scores_of
 from services.triage.worker.protection import judge
-from services.triage.worker.text import language, text_for_model
+from services.triage.worker.text import text_for_model
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """Text as triage reads it: the addressing and tags that only name the campaign
 set aside (:func:`strip_addressing`), what the model sees (:func:`text_for_model`),
-the key of exact duplicates (:func:`exact_key`), the primary language."""
+the key of exact duplicates (:func:`exact_key`). The primary language and the
+content words: :mod:`services.triage.classifier.textbits`."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ import hashlib
 import re
 
 from services.triage.classifier.deobfuscate import GROUP_WORDS
+from services.triage.classifier.textbits import HASHTAG_RE as _HASHTAG_RE
+from services.triage.classifier.textbits import MENTION_RE as _MENTION_RE
+from services.triage.classifier.textbits import URL_RE as _URL_RE
+from services.triage.classifier.textbits import language
 from services.triage.rules import normalise
 
-_URL_RE = r"(?:https?://|www\.)\S+"
-_MENTION_RE = r"(?<![\w@])@\w+(?:[.\-]\w+)*(?:@[\w\-]+(?:\.[\w\-]+)+)?"
-_HASHTAG_RE = r"(?<![\w#&])#\w+"
 #: A link, and a hashtag (the spam rules count them).
 URL = re.compile(_URL_RE, re.IGNORECASE)
 HASHTAG = re.compile(_HASHTAG_RE)
 _URL_OR_MENTION = re.compile(f"{_URL_RE}|{_MENTION_RE}", re.IGNORECASE)
-_NOT_CONTENT = re.compile(f"{_URL_RE}|{_MENTION_RE}|{_HASHTAG_RE}", re.IGNORECASE)
 _RETWEET = re.compile(r"^\s*RT\s+@\w+\s*:", re.IGNORECASE)
 _TRAILING_PUNCT = r"[.,:;!…]*"
 _ADDRESS_TOKEN = re.compile(f"(?:{_MENTION_RE}){_TRAILING_PUNCT}")
@@ -96,22 +97,12 @@ def text_for_model(text: str) -> str:
     return URL.sub("URL", strip_addressing(text))[:_MAX_MODEL_CHARS]
 
 
-def content_words(text: str) -> str:
-    """The text without @mentions, links and hashtags (what "empty" looks at)."""
-    return _NOT_CONTENT.sub(" ", text)
-
-
 def exact_key(text: str) -> str:
     """Key for exact duplicates: the same words once addressing, tags, links,
     @mentions, case, punctuation and spacing are set aside."""
     body = _URL_OR_MENTION.sub(" ", strip_addressing(text))
     words = " ".join(_WORDS.findall(normalise(body)))
     return hashlib.sha256(words.encode("utf-8")).hexdigest()[:32]
-
-
-def language(lang: str | None) -> str:
-    """The primary language subtag, lower case (``en-GB`` -> ``en``); "" when unknown."""
-    return re.split(r"[-_]", lang, maxsplit=1)[0].lower() if lang else ""
 
 
 def is_pure_retweet(text: str) -> bool:

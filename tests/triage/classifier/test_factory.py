@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from services.triage.classifier import encoders, load_classifier, transformer
 from services.triage.classifier.multilingual import (
+    N_FEATURES,
     TASKS,
     Heads,
     LanguageRouter,
@@ -67,7 +68,7 @@ def test_the_router_fronts_the_english_model_when_multilingual_heads_exist(
     monkeypatch.setattr(encoders, "E5Encoder", FakeE5)
     t = len(TASKS)
     heads = Heads(
-        np.zeros((t, 4, FakeE5.dim + 2), np.float32),
+        np.zeros((t, 4, FakeE5.dim + N_FEATURES), np.float32),
         np.zeros((t, 4), np.float32),
         np.zeros((t, 4), np.float32),
         np.zeros(t, np.float32),

@@ -11,6 +11,7 @@ import pytest
 
 from services.triage.classifier.base import CampaignRelevance, Classifier, Prediction
 from services.triage.classifier.multilingual import (
+    N_FEATURES,
     TASKS,
     Heads,
     LanguageRouter,
@@ -132,11 +133,20 @@ def test_languages_are_read_by_their_primary_subtag_and_scripts_are_told_apart()
 
 def test_question_marks_of_every_script_are_features() -> None:
     feats = question_features(["¿Dónde estás", "أين أنت؟", "where are you? URL", "no"])
-    assert feats.tolist() == [[1.0, 0.0], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
+    assert feats[:, :2].tolist() == [[1.0, 0.0], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
+
+
+def test_question_grammar_features_follow_the_language() -> None:
+    texts = ["Wo wohnst du", "Kannst du uns schreiben", "Wir wohnen in Kakuma", "Was macht ihr"]
+    feats = question_features(texts, ["de", "de-DE", "de", "en"])
+    assert feats.shape == (4, N_FEATURES)
+    assert feats[:, 2:].tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]]
+    # no language: no word list applies ("was" asks in German, not in English)
+    assert question_features(["Wo wohnst du"])[0, 2:].tolist() == [0.0, 0.0]
 
 
 def write_heads(directory: Path, *, de_shift: float = 0.0) -> MultiMetadata:
-    weight = np.zeros((len(TASKS), DIM + 2), dtype=np.float32)
+    weight = np.zeros((len(TASKS), DIM + N_FEATURES), dtype=np.float32)
     weight[0, 0] = 4.0  # offensive follows the first embedding dimension
     weight[2, DIM + 1] = 6.0  # question follows "ends with a question mark"
     bias = np.array([0.0, -2.0, -3.0], dtype=np.float32)
@@ -177,8 +187,13 @@ def test_heads_that_do_not_match_their_metadata_or_encoder_are_refused(tmp_path:
     class Other(HashEncoder):
         name = "another-encoder"
 
+    class Wider(HashEncoder):
+        dim = DIM + 2  # heads of another feature count (trained before a code change)
+
     with pytest.raises(ValueError, match="trained on"):
         MultilingualClassifier(Other(), tmp_path)
+    with pytest.raises(ValueError, match="retrain"):
+        MultilingualClassifier(Wider(), tmp_path)
     meta = tmp_path / "metadata.json"
     meta.write_text(meta.read_text().replace('"weights_sha256": "', '"weights_sha256": "0'))
     with pytest.raises(ValueError, match="sha256"):
