@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -405,3 +406,19 @@ async def test_an_admin_deactivates_a_team_and_its_members_are_out(web: Web) -> 
     assert again.status_code == 401
     assert (await web.call("team-a", "GET", "/api/me")).status_code == 200  # another team
     assert await _audit(web, "deactivate_team") == [("admin", "dadaab-b")]
+
+
+def test_every_form_names_its_method() -> None:
+    """A form the page's script handles has no real action; submitted natively (a
+    click before the deferred script listens) it would be a GET of the page with
+    its fields — a note's text — in the URL, the history and the access log.
+    With ``method="post"`` the stray submission carries nothing in the URL and is
+    refused (no route posts there); ``dialog`` forms only close their dialog."""
+    templates = Path(__file__).resolve().parents[3] / "services" / "triage" / "web" / "templates"
+    tags = {
+        f"{path.name}: {tag}"
+        for path in templates.glob("*.html")
+        for tag in re.findall(r"<form\b[^>]*>", path.read_text(encoding="utf-8"))
+        if not re.search(r"\bmethod=\"(post|get|dialog)\"", tag)
+    }
+    assert tags == set()
