@@ -618,7 +618,7 @@ def test_the_review_page_shows_what_was_said_beside_the_video_and_each_version(
     review = client.get("/answers").text
     assert f'poster="/api/answers/{answer}/poster"' in review
     assert SPOKEN in review  # the transcript, beside the video, in a form to correct it
-    assert '<form class="trim-form"' in review
+    assert '<form method="post" class="trim-form"' in review
     assert "needs trim" in review
     panel = client.get(f"/answers/{answer}/media-panel").text
     assert panel.lstrip().startswith('<div class="media-panel"')
