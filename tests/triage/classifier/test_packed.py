@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
-from services.triage.classifier import transformer
+from services.triage.classifier import packed, transformer
 from services.triage.classifier.packed import PackedEncoder
 from services.triage.classifier.precision import quantize_int8
 from services.triage.classifier.transformer import TransformerClassifier, default_base_path
@@ -172,3 +172,64 @@ def test_nothing_to_score_is_no_error(
     scores, embeddings = pair[0]._forward([])
     assert scores.shape == (0, 3)
     assert embeddings.shape == (0, 384)
+
+
+def test_the_linear_layers_run_as_onednn_products_with_the_gelu_fused(
+    base: tuple[PreTrainedModel, object],
+) -> None:
+    """torch 2.13's CPU build has the ops: the fast path is on (fp32 states equal
+    BertModel's above through it), and bf16 agrees with F.linear and a separate GELU."""
+    model, tokenizer = base
+    assert packed.fused_linear_works(torch.float32)
+    assert packed.fused_linear_works(torch.bfloat16)
+    assert PackedEncoder(model, torch.float32).fused
+    ids = [tokenizer(t)["input_ids"] for t in TEXTS]  # type: ignore[operator]
+    bf16 = transformer.with_precision(base_model(), "bf16")
+    fused = PackedEncoder(bf16, torch.bfloat16)
+    plain = PackedEncoder(bf16, torch.bfloat16, fused=False)
+    assert fused.fused
+    assert not plain.fused
+    layers = [fused.num_layers]
+    with torch.inference_mode():
+        (got,) = fused.encode(ids, [list(range(6))], layers).layers
+        (want,) = plain.encode(ids, [list(range(6))], layers).layers
+    assert 0 < (got - want).abs().max() < 0.05  # GELU on the unrounded sums
+
+
+@pytest.mark.parametrize("gelu", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_fused_linear_layer_equals_f_linear(gelu: bool, dtype: torch.dtype) -> None:
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.randn(1536, 384, generator=generator) / 20
+    bias = torch.randn(1536, generator=generator)
+    x = torch.randn(75, 384, generator=generator).to(dtype)
+    fused = packed._Linear(weight, bias, dtype, gelu=gelu)
+    plain = packed._Linear(weight, bias, dtype, gelu=gelu, fused=False)
+    assert fused.fused
+    assert not plain.fused
+    with torch.inference_mode():
+        got, want = fused(x), plain(x)
+    assert got.dtype == want.dtype == dtype
+    tolerance = 1e-5 if dtype == torch.float32 else 0.04
+    torch.testing.assert_close(got.float(), want.float(), atol=tolerance, rtol=tolerance)
+
+
+def test_without_onednn_the_encoder_keeps_f_linear(
+    base: tuple[PreTrainedModel, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert not packed.fused_linear_works.__wrapped__(torch.float32)
+    packed.fused_linear_works.cache_clear()
+    try:
+        model, tokenizer = base
+        encoder = PackedEncoder(model, torch.float32)
+        assert not encoder.fused
+        ids = [tokenizer(t)["input_ids"] for t in TEXTS]  # type: ignore[operator]
+        hidden, mask = _reference(model, tokenizer, TEXTS)
+        with torch.inference_mode():
+            (last,), _ = encoder.encode(ids, [list(range(6))], [encoder.num_layers]).padded(
+                list(range(6))
+            )
+        torch.testing.assert_close(last, hidden[-1] * mask.unsqueeze(-1), atol=2e-5, rtol=1e-4)
+    finally:
+        packed.fused_linear_works.cache_clear()
