@@ -63,9 +63,11 @@ _END = re.compile(r"[\s?¿؟\uff1f!.。…;\u037e।॥]+$")
 _START = re.compile(r"^[¿¡]+")
 
 
-def strip_end_punctuation(text: str) -> str:
-    """``text`` without its final ``? ؟ ! .`` (and a Spanish opening ``¿ ¡``)."""
-    return _START.sub("", _END.sub("", text.strip())).strip()
+def strip_end_punctuation(text: str, *, opening: bool = True) -> str:
+    """``text`` without its final ``? ؟ ! .`` (and, unless ``opening`` is False, a
+    Spanish opening ``¿ ¡``)."""
+    text = _END.sub("", text.strip())
+    return (_START.sub("", text) if opening else text).strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,14 +185,15 @@ def load_suite(path: Path = SUITE) -> list[SuiteCase]:
     ]
 
 
-def load_questions(path: Path = QUESTIONS) -> list[LangExample]:
-    """The own question/statement evaluation set, end punctuation removed."""
+def load_questions(path: Path = QUESTIONS, *, opening: bool = True) -> list[LangExample]:
+    """The own question/statement evaluation set, end punctuation removed (and the
+    Spanish opening marks too, unless ``opening`` is False)."""
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     out = []
     for lang, kinds in doc.items():
         for kind, texts in kinds.items():
             for text in texts:
-                clean = strip_end_punctuation(normalise_text(str(text)))
+                clean = strip_end_punctuation(normalise_text(str(text)), opening=opening)
                 out.append(
                     LangExample(
                         Example(clean, f"questions-{lang}", VAL, question=int(kind == "question")),

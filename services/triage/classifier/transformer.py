@@ -298,7 +298,12 @@ class TransformerClassifier:
                 )
         self._model = with_precision(self._model, self.precision)
         self._packed: PackedEncoder | None = None
-        if packed and self._heads is not None and PackedEncoder.supports(self._model):
+        if (
+            packed
+            and self._onnx is None  # ONNX Runtime runs the whole graph
+            and self._heads is not None
+            and PackedEncoder.supports(self._model)
+        ):
             dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
             self._packed = PackedEncoder(self._model, dtype)
         self._campaign: npt.NDArray[np.float32] | None = None

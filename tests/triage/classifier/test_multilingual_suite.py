@@ -77,3 +77,16 @@ def test_questions_are_recognised_without_end_punctuation_in_every_language(
             tp = int(((pred == cls) & (y == cls)).sum())
             f1.append(2 * tp / max(int((pred == cls).sum()) + int((y == cls).sum()), 1))
         assert sum(f1) / 2 >= QUESTION_FLOOR, lang
+
+
+def test_only_the_opening_marks_differ_when_only_the_end_punctuation_is_removed() -> None:
+    """multieval's second question measure (the issue's wording): Spanish keeps "¿"."""
+    stripped, opened = md.load_questions(), md.load_questions(opening=False)
+    differ = [
+        (s, o) for s, o in zip(stripped, opened, strict=True) if s.example.text != o.example.text
+    ]
+    assert differ
+    assert {o.lang for _, o in differ} == {"es"}
+    for s, o in differ:
+        assert o.example.text[0] in "¿¡"
+        assert o.example.text.lstrip("¿¡") == s.example.text

@@ -101,6 +101,8 @@ def test_end_punctuation_is_stripped_in_every_script() -> None:
     assert md.strip_end_punctuation("¿Dónde estás?") == "Dónde estás"
     assert md.strip_end_punctuation("أين أنت؟ ") == "أين أنت"
     assert md.strip_end_punctuation("Wo bist du?!") == "Wo bist du"
+    assert md.strip_end_punctuation("¿Dónde estás?", opening=False) == "¿Dónde estás"
+    assert md.strip_end_punctuation("¡Hola, amigos!", opening=False) == "¡Hola, amigos"
     examples = tiny()
     stripped = [le for le in examples if le.example.question == 1 and "?" not in le.example.text]
     assert stripped, "a share of the questions is added without its question mark"
