@@ -17,10 +17,10 @@ TEST_WORKERS ?= 2
 NODE_STAMP := node_modules/.installed
 JS_SOURCES := services/triage/web/static
 
-.PHONY: help install system-deps whisper-model pds run broker test unit lint typecheck train retrain eval bench soak soak-spike onnx docs fmt clean distclean
+.PHONY: help install system-deps whisper-model pds run broker test unit lint typecheck train retrain eval bench soak soak-spike onnx int8 docs fmt clean distclean
 
 help: ## List every target
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -107,7 +107,11 @@ test: $(STAMP) system-deps whisper-model pds lint typecheck ## Lint, type-check 
 
 train: $(STAMP) ## Train the classifier heads on ../shared/data (TRIAGE_DATA_DIR); writes services/triage/model and model-multilingual
 	$(BIN)/python -m services.triage.classifier.train $(ARGS)
+	$(BIN)/python -m services.triage.classifier.int8
 	$(BIN)/python -m services.triage.classifier.multitrain $(MULTI_ARGS)
+
+int8: $(STAMP) ## Calibrate the classifier's static int8 products (TRIAGE_INT8) on training text and validate them against the float ones
+	$(BIN)/python -m services.triage.classifier.int8 $(ARGS)
 
 retrain: $(STAMP) ## Retrain the heads on the shared data + the moderators' labels (triage DB); the gate promotes or keeps a candidate
 	$(BIN)/python -m services.triage.web.retrain $(ARGS)

@@ -49,6 +49,11 @@ class ClassifierSettings(TriageSettings):
     #: but a mention's scores then depend on its batch-mates, up to 0.2). auto: int8 if the
     #: heads were trained on int8 states, else bf16 where the CPU has a bf16 unit, else fp32.
     precision: Literal["auto"] | Precision = "auto"
+    #: The packed encoder's linear layers as static int8 products (oneDNN's VNNI kernels,
+    #: scales calibrated offline on training text: ``int8.safetensors`` beside the
+    #: artefacts): on (bf16 or fp32 precision), off, or auto: on where the encoder runs
+    #: bf16 on a CPU with VNNI and a calibration for these weights exists.
+    int8: Literal["auto", "on", "off"] = "auto"
     #: Hand freed heap memory back to the OS whenever the process's RSS is above this many
     #: MB after a batch (variable batch shapes fragment the heap, which otherwise only
     #: grows); 0 never does.

@@ -431,6 +431,12 @@ def main() -> int:
     parser.add_argument(
         "--no-stream", action="store_true", help="skip the broker paths and the latency"
     )
+    parser.add_argument(
+        "--no-int8",
+        action="store_true",
+        help="skip timing the classifier on its static int8 products (TRIAGE_INT8=on) "
+        "where it does not run them by default",
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     # As in the worker (the classifier sets it, but the baselines run oneDNN first).
@@ -489,6 +495,17 @@ def main() -> int:
                     stream(classifier, rules, kafka, latency_texts, rate)
                 )[1]
     worker_rss_mb = peak_rss_mb()
+    packed = classifier.packed_encoder
+    if not args.no_int8 and packed is not None and not packed.int8:
+        # After the memory reading: this second classifier is not the worker's.
+        quantized = load_classifier(settings.model_copy(update={"int8": "on"}), [])
+        encoder = quantized.packed_encoder if isinstance(quantized, TransformerClassifier) else None
+        if encoder is not None and encoder.int8:
+            print(f"classifier_int8 {quantized.version} (TRIAGE_INT8=on, not the default)")
+            for suffix, items in profiles.items():
+                rates[f"classifier_int8{suffix}"] = max(
+                    classifier_path(quantized, rules, items) for _ in range(n)
+                )
     print(f"tweets/s, the best of {n} runs each:")
     print_ratios(rates, latencies, list(profiles))
     print(f"MEMORY peak RSS with the baselines loaded: {all_rss_mb:.0f} MB")
@@ -519,6 +536,12 @@ def print_ratios(
     print(
         f"RATIO classifier/raw_forward_fp32 {rates['classifier'] / rates['raw_forward_fp32']:.3f}"
     )
+    for suffix in profiles:
+        if f"classifier_int8{suffix}" in rates:
+            int8 = rates[f"classifier_int8{suffix}"]
+            naive_rate = rates[f"naive{suffix}"]
+            print(f"RATIO classifier_int8{suffix}/naive{suffix} {int8 / naive_rate:.3f}")
+            print(f"RATIO classifier_int8{suffix}/raw_forward {int8 / rates['raw_forward']:.3f}")
     if latencies:
         for suffix in profiles:
             print(

@@ -44,6 +44,7 @@ def load_classifier(
         trim_above_mb=settings.memory_trim_mb,
         runtime=settings.runtime,
         onnx_dir=settings.onnx_dir,
+        int8=settings.int8,
     )
     torch.set_num_threads(settings.torch_threads)
     if not settings.multilingual:

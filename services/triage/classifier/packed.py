@@ -41,13 +41,16 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 from transformers import PreTrainedModel
+
+from services.triage.classifier import int8 as int8_products
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,7 @@ class _Linear:
         )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self._bias.dtype)
         if self.fused:
             post, algorithm = ("gelu", "none") if self._gelu else ("none", "")
             return torch.ops.mkldnn._linear_pointwise(  # type: ignore[no-any-return]
@@ -157,6 +161,8 @@ class _Layer:
     activation: torch.nn.Module | None  # another activation, after ``up``
     down: _Linear
     norm2: torch.nn.LayerNorm
+    #: The same products in static int8 (:mod:`.int8`), when calibrated.
+    int8: int8_products.Int8Layer | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,7 @@ class PackedEncoder:
         *,
         words: Callable[[torch.Tensor], torch.Tensor] | None = None,
         fused: bool = True,
+        int8: int8_products.Calibration | None = None,
     ) -> None:
         if not self.supports(model):
             raise ValueError(f"{type(model).__name__} is not a plain BERT encoder")
@@ -222,33 +229,57 @@ class PackedEncoder:
         self._token_type = embeddings.token_type_embeddings.weight[0]
         self._norm: torch.nn.LayerNorm = embeddings.LayerNorm
         gelu = getattr(config, "hidden_act", None) == "gelu"  # BERT's: exact (erf) GELU
+        self._modules = list(bert.encoder.layer)
+        self._observer: Callable[[int, str, torch.Tensor], None] | None = None
+        self._int8_on = False
+        if int8 is not None and not gelu:
+            log.info("packed encoder: int8 products need BERT's GELU: float products")
+            int8 = None
+        if int8 is not None and not int8_products.int8_products_work():
+            int8 = None
         self._layers: list[_Layer] = []
-        for layer in bert.encoder.layer:
-            attn = layer.attention.self
-            dense = layer.intermediate.dense
+        for n in range(len(self._modules)):
+            qkv, out, up, down = (self.linear(n, kind) for kind in int8_products.KINDS)
+            module = self._modules[n]
             self._layers.append(
                 _Layer(
-                    qkv=_Linear(
-                        torch.cat([attn.query.weight, attn.key.weight, attn.value.weight]),
-                        torch.cat([attn.query.bias, attn.key.bias, attn.value.bias]),
-                        dtype,
-                        fused=fused,
-                    ),
-                    out=_Linear(
-                        layer.attention.output.dense.weight,
-                        layer.attention.output.dense.bias,
-                        dtype,
-                        fused=fused,
-                    ),
-                    norm1=layer.attention.output.LayerNorm,
-                    up=_Linear(dense.weight, dense.bias, dtype, gelu=gelu, fused=fused),
-                    activation=None if gelu else layer.intermediate.intermediate_act_fn,
-                    down=_Linear(
-                        layer.output.dense.weight, layer.output.dense.bias, dtype, fused=fused
-                    ),
-                    norm2=layer.output.LayerNorm,
+                    qkv=_Linear(*qkv, dtype, fused=fused),
+                    out=_Linear(*out, dtype, fused=fused),
+                    norm1=module.attention.output.LayerNorm,
+                    up=_Linear(*up, dtype, gelu=gelu, fused=fused),
+                    activation=None if gelu else module.intermediate.intermediate_act_fn,
+                    down=_Linear(*down, dtype, fused=fused),
+                    norm2=module.output.LayerNorm,
+                    int8=self._int8_layer(n, int8) if int8 and int8.covers(n) else None,
                 )
             )
+        self._int8_on = any(layer.int8 is not None for layer in self._layers)
+
+    def linear(self, layer: int, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The float weight and bias of ``layer``'s product ``kind`` (one of
+        :data:`.int8.KINDS`; ``qkv``: query, key and value fused)."""
+        module = self._modules[layer]
+        if kind == "qkv":
+            attn = module.attention.self
+            return (
+                torch.cat([attn.query.weight, attn.key.weight, attn.value.weight]),
+                torch.cat([attn.query.bias, attn.key.bias, attn.value.bias]),
+            )
+        dense = {
+            "out": module.attention.output.dense,
+            "up": module.intermediate.dense,
+            "down": module.output.dense,
+        }[kind]
+        return dense.weight, dense.bias
+
+    def _int8_layer(
+        self, n: int, calibration: int8_products.Calibration
+    ) -> int8_products.Int8Layer:
+        return int8_products.int8_layer(
+            lambda kind: self.linear(n, kind),
+            lambda kind: calibration.input(n, kind),
+            self._dtype,
+        )
 
     @staticmethod
     def supports(model: PreTrainedModel) -> bool:
@@ -284,6 +315,25 @@ class PackedEncoder:
         return all(layer.qkv.fused for layer in self._layers)
 
     @property
+    def int8(self) -> bool:
+        """Whether the linear layers run as static int8 products (:mod:`.int8`)."""
+        return self._int8_on
+
+    def observe(self, observer: Callable[[int, str, torch.Tensor], None] | None) -> None:
+        """Call ``observer(layer, kind, input)`` with every linear layer's input from
+        now on (None: stop); for :func:`.int8.calibrate`."""
+        self._observer = observer
+
+    @contextmanager
+    def float_products(self) -> Iterator[None]:
+        """Run the float products meanwhile, even where int8 ones are built."""
+        was, self._int8_on = self._int8_on, False
+        try:
+            yield
+        finally:
+            self._int8_on = was
+
+    @property
     def num_layers(self) -> int:
         return len(self._layers)
 
@@ -310,32 +360,51 @@ class PackedEncoder:
         wanted = set(layers)
         kept: dict[int, torch.Tensor] = {0: x} if 0 in wanted else {}
         for n, layer in enumerate(self._layers, start=1):
-            x = self._layer(layer, x, plans)
+            x = self._layer(n - 1, layer, x, plans)
             if n in wanted:
                 kept[n] = x
         return PackedStates([kept[i] for i in layers], offsets, lengths)
 
     def _layer(
         self,
+        n: int,
         layer: _Layer,
         x: torch.Tensor,
         plans: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     ) -> torch.Tensor:
         tokens, hidden = x.shape
-        qkv = layer.qkv(x.to(self._dtype))
+        observe = self._observer
+        int8 = layer.int8 if self._int8_on else None
+        qkv, out, up, down = (
+            (int8.qkv, int8.out, int8.up, int8.down)
+            if int8 is not None
+            else (layer.qkv, layer.out, layer.up, layer.down)
+        )
+        if observe is not None:
+            observe(n, "qkv", x)
+        mixed = qkv(x)
         context = torch.empty(tokens, hidden, dtype=self._dtype)
         for index, valid, dest in plans:
             rows, width = index.shape
             q, k, v = (
-                qkv[index]
+                mixed[index]
                 .view(rows, width, 3, self._heads, self._head_dim)
                 .permute(2, 0, 3, 1, 4)
                 .unbind(0)
             )
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=valid[:, None, None, :])
-            context[dest] = out.transpose(1, 2).reshape(rows, width, hidden)[valid]
-        x = layer.norm1(layer.out(context).float() + x)
-        up = layer.up(x.to(self._dtype))
+            result = F.scaled_dot_product_attention(q, k, v, attn_mask=valid[:, None, None, :])
+            context[dest] = result.transpose(1, 2).reshape(rows, width, hidden)[valid]
+        if observe is not None:
+            observe(n, "out", context)
+        x = layer.norm1(out(context).float() + x)
+        if observe is not None:
+            observe(n, "up", x)
+        inner = up(x)
         if layer.activation is not None:
-            up = layer.activation(up)
-        return layer.norm2(layer.down(up).float() + x)  # type: ignore[no-any-return]
+            inner = layer.activation(inner)
+        if observe is not None:
+            observe(n, "down", inner)
+        result = down(inner).float()
+        if int8 is not None and int8.outliers is not None:
+            result = int8.outliers.add_to(result, x)
+        return layer.norm2(result + x)  # type: ignore[no-any-return]

@@ -69,6 +69,7 @@ from transformers import (
 )
 
 from services.triage.classifier import artefacts, onnx_runtime
+from services.triage.classifier import int8 as int8_products
 from services.triage.classifier.artefacts import ArtefactError, BaseModelMismatch, Metadata
 from services.triage.classifier.base import PRECISIONS, Precision, Prediction
 from services.triage.classifier.data import normalise_text
@@ -164,6 +165,13 @@ def _base_sha256(path: Path) -> str | None:
 #: 210 tweets/s against 190-203 for 0.1 / 0.3 and 4,096.
 MAX_PADDING = 0.2
 MAX_GROUP_TOKENS = 2048
+#: Static int8 products in the packed encoder (:mod:`.int8`, ``TRIAGE_INT8``): ``auto``
+#: where it runs bf16 on a CPU with VNNI and a calibration for these weights exists.
+Int8Mode = Literal["auto", "on", "off"]
+INT8_MODES: tuple[Int8Mode, ...] = ("auto", "on", "off")
+#: Appended to the version recorded with every decision when they run.
+INT8_SUFFIX = "int8s"
+
 #: The packed path (:mod:`.packed`): most tokens per encoder pass (bounds its
 #: memory: ~100 MB of activations in bf16), and most cells in one attention group
 #: (its linear layers see no padding, so only attention's padding counts).
@@ -249,7 +257,10 @@ class TransformerClassifier:
         runtime: Runtime | Literal["auto"] = "torch",
         onnx_dir: str | os.PathLike[str] | None = None,
         packed: bool = True,
+        int8: Int8Mode = "auto",
     ) -> None:
+        if int8 not in INT8_MODES:
+            raise ValueError(f"int8 must be one of {INT8_MODES}, not {int8!r}")
         if runtime not in (*RUNTIMES, "auto"):
             raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
         if precision not in (*PRECISIONS, "auto"):
@@ -298,14 +309,14 @@ class TransformerClassifier:
                 )
         self._model = with_precision(self._model, self.precision)
         self._packed: PackedEncoder | None = None
+        self._float_version, self._int8_shifts = self.version, torch.zeros(len(TASKS))
         if (
             packed
             and self._onnx is None  # ONNX Runtime runs the whole graph
             and self._heads is not None
             and PackedEncoder.supports(self._model)
         ):
-            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
-            self._packed = PackedEncoder(self._model, dtype)
+            self.use_int8(self._int8_calibration(int8, artefacts_dir))
         self._campaign: npt.NDArray[np.float32] | None = None
         self._campaign_texts: tuple[str, ...] | None = None
         self.set_campaign(campaign)
@@ -317,6 +328,64 @@ class TransformerClassifier:
             self.runtime,
             self.precision,
         )
+
+    def _int8_calibration(
+        self, mode: Int8Mode, artefacts_dir: str | os.PathLike[str] | None
+    ) -> int8_products.Calibration | None:
+        """The calibration of the static int8 products for these weights: ``auto``
+        where the encoder runs bf16 on a CPU with VNNI and the calibration passed its
+        validation (:func:`.int8.validate`), ``on`` in bf16 or fp32; from the artefacts'
+        folder, else the committed one (a retrain that kept the body)."""
+        if mode == "off" or self.precision not in ("bf16", "fp32"):
+            return None
+        if mode == "auto" and not (self.precision == "bf16" and int8_products.has_vnni()):
+            return None
+        folders = [Path(artefacts_dir)] if artefacts_dir is not None else []
+        found = int8_products.find(self._model, [*folders, artefacts.ARTEFACT_DIR])
+        if found is None:
+            log.log(
+                logging.WARNING if mode == "on" else logging.INFO,
+                "no int8 calibration for %s (python -m services.triage.classifier.int8): "
+                "float products",
+                self.version,
+            )
+        elif mode == "auto" and not found.validated:
+            log.info(
+                "the int8 calibration for %s did not pass validation: float products "
+                "(TRIAGE_INT8=on runs it anyway)",
+                self.version,
+            )
+            return None
+        return found
+
+    def use_int8(self, calibration: int8_products.Calibration | None) -> bool:
+        """(Re)build the packed encoder with static int8 products calibrated by
+        ``calibration`` (None: float products); whether they run. The version recorded
+        with every decision says so, and the calibration's per-task logit shifts (its
+        mean bias on the calibration texts) apply while they run."""
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        self._packed = PackedEncoder(self._model, dtype, int8=calibration)
+        self.version = self._float_version
+        self._int8_shifts = torch.zeros(len(TASKS))
+        if self._packed.int8:
+            assert calibration is not None
+            self.version = f"{self._float_version}+{INT8_SUFFIX}"
+            self._int8_shifts = torch.tensor(
+                [calibration.shifts.get(t, 0.0) for t in TASKS], dtype=torch.float32
+            )
+        elif calibration is not None:
+            log.warning("int8 products unavailable on this CPU: float products")
+        return self._packed.int8
+
+    @property
+    def packed_encoder(self) -> PackedEncoder | None:
+        """The encoder on packed tokens, where the full mode runs one."""
+        return self._packed
+
+    @property
+    def encoder_model(self) -> PreTrainedModel:
+        """The transformer (base with the fine-tuned layers in), as it computes."""
+        return self._model
 
     def _onnx_scorer(self, directory: Path, threads: int) -> onnx_runtime.OnnxScorer:
         """The ONNX Runtime session of these artefacts, exported first if not cached."""
@@ -544,6 +613,7 @@ class TransformerClassifier:
                 tokens = 0
             chunks[-1].append(group)
             tokens += size
+        shifts = self._shifts + self._int8_shifts if packed.int8 else self._shifts
         with torch.inference_mode():
             for chunk in chunks:
                 members = [i for group in chunk for i in group]
@@ -556,7 +626,7 @@ class TransformerClassifier:
                     logits = heads(
                         [hidden[i] for i in head_at], mask, text_features([texts[i] for i in group])
                     )
-                    probs = torch.sigmoid(logits / self._temperatures - self._shifts)
+                    probs = torch.sigmoid(logits / self._temperatures - shifts)
                     emb = torch.nn.functional.normalize(mean_pool(hidden[last_at], mask), dim=-1)
                     scores[group] = probs.float().numpy()
                     embeddings[group] = emb.float().numpy()
@@ -644,6 +714,7 @@ def load_classifier(
     artefacts_dir: Path = artefacts.ARTEFACT_DIR,
     runtime: Runtime | Literal["auto"] = "torch",
     onnx_dir: str | os.PathLike[str] | None = None,
+    int8: Int8Mode = "auto",
 ) -> TransformerClassifier:
     """The classifier for ``model_path`` (``TRIAGE_MODEL_PATH``) with the artefacts in
     ``artefacts_dir`` (the live version's folder; the committed ones by default).
@@ -669,4 +740,5 @@ def load_classifier(
         trim_above_mb=trim_above_mb,
         runtime=runtime,
         onnx_dir=onnx_dir,
+        int8=int8,
     )
