@@ -159,8 +159,11 @@ def fingerprint(model: PreTrainedModel) -> str:
     return digest.hexdigest()
 
 
-def find(model: PreTrainedModel, directories: Sequence[Path]) -> Calibration | None:
-    """The first calibration in ``directories`` made for ``model``'s weights."""
+def find(
+    model: PreTrainedModel, directories: Sequence[Path], *, validated: bool = False
+) -> Calibration | None:
+    """The first calibration in ``directories`` made for ``model``'s weights (and,
+    with ``validated``, one that passed :func:`validate`)."""
     wanted: str | None = None
     for directory in directories:
         path = directory / CALIBRATION_FILE
@@ -171,7 +174,10 @@ def find(model: PreTrainedModel, directories: Sequence[Path]) -> Calibration | N
         except (OSError, ValueError) as exc:
             log.warning("%s", exc)
             continue
-        wanted = wanted or fingerprint(model)
+        if validated and not calibration.validated:
+            log.info("int8 calibration %s did not pass validation: not used", path)
+            continue
+        wanted = wanted or fingerprint(model)  # ~0.1 s: only for a usable file
         if calibration.fingerprint == wanted:
             return calibration
         log.info("int8 calibration %s is for other weights: not used", path)

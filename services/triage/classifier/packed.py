@@ -32,6 +32,11 @@ the products alone were 2-3x faster on this CPU, but with the gather and
 scatter around them the encoder ran 369 against 366 tweets/s, and on the AMX
 CPU SDPA was the faster.
 
+With a calibration (:mod:`.int8`, ``TRIAGE_INT8``) the four products of each
+calibrated layer run as static int8 ones instead (oneDNN's VNNI kernels, the GELU
+fused, its output handed to the down-projection as u8); :meth:`float_products`
+switches back meanwhile, :meth:`observe` shows a calibration every product's input.
+
 Only plain BERT encoders qualify (:meth:`PackedEncoder.supports`): absolute
 positions, no decoder, the standard module layout; dynamic int8 layers keep
 ``BertModel``'s own forward.

@@ -30,7 +30,8 @@ call's real tokens laid end to end, with no padding and in one product per
 layer; attention and the heads take the texts in groups of similar length, as
 the padded path does (``packed=False``, and int8 and the degraded modes, which
 keep ``BertModel``'s own forward). fp32 scores equal the padded path's within
-1e-5.
+1e-5. ``int8`` (``TRIAGE_INT8``): the packed encoder's products as static int8
+ones where calibrated (:mod:`.int8`; ``auto`` only for a validated calibration).
 
 Runtime (``runtime``, ``TRIAGE_RUNTIME``; ``auto``: :func:`resolve_runtime`):
 ``onnx`` runs the ``full`` mode's forward pass (model, heads, embedding) as one
@@ -341,21 +342,16 @@ class TransformerClassifier:
         if mode == "auto" and not (self.precision == "bf16" and int8_products.has_vnni()):
             return None
         folders = [Path(artefacts_dir)] if artefacts_dir is not None else []
-        found = int8_products.find(self._model, [*folders, artefacts.ARTEFACT_DIR])
+        found = int8_products.find(
+            self._model, [*folders, artefacts.ARTEFACT_DIR], validated=mode == "auto"
+        )
         if found is None:
             log.log(
                 logging.WARNING if mode == "on" else logging.INFO,
-                "no int8 calibration for %s (python -m services.triage.classifier.int8): "
-                "float products",
+                "no %sint8 calibration for %s (make int8): float products",
+                "validated " if mode == "auto" else "",
                 self.version,
             )
-        elif mode == "auto" and not found.validated:
-            log.info(
-                "the int8 calibration for %s did not pass validation: float products "
-                "(TRIAGE_INT8=on runs it anyway)",
-                self.version,
-            )
-            return None
         return found
 
     def use_int8(self, calibration: int8_products.Calibration | None) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -301,3 +302,22 @@ def test_without_a_matching_calibration_the_float_products_run(
     assert not fp32.packed_encoder.int8
     with pytest.raises(ValueError, match="int8"):
         TransformerClassifier(artefacts_dir=calibrated_dir, int8="maybe")  # type: ignore[arg-type]
+
+
+@needs_ops
+def test_auto_runs_only_a_validated_calibration(tmp_path: Path, calibrated_dir: Path) -> None:
+    unvalidated = TransformerClassifier(artefacts_dir=calibrated_dir, precision="bf16")
+    assert unvalidated.packed_encoder is not None
+    assert not unvalidated.packed_encoder.int8
+    calibration = Calibration.load(calibrated_dir / int8.CALIBRATION_FILE)
+    assert not calibration.validated
+    passed = replace(calibration, info={**calibration.info, "validation": {"passed": True}})
+    directory = tmp_path / "validated"
+    directory.mkdir()
+    for name in (artefacts.WEIGHTS_FILE, artefacts.METADATA_FILE):
+        shutil.copy(artefacts.ARTEFACT_DIR / name, directory / name)
+    passed.save(directory / int8.CALIBRATION_FILE)
+    assert Calibration.load(directory / int8.CALIBRATION_FILE).validated
+    auto = TransformerClassifier(artefacts_dir=directory, precision="bf16")
+    assert auto.packed_encoder is not None
+    assert auto.packed_encoder.int8 == int8.has_vnni()
