@@ -45,6 +45,7 @@ from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
 from services.triage.classifier.model import TASKS
+from services.triage.classifier.precision import cpu_flags
 
 log = logging.getLogger(__name__)
 
@@ -186,15 +187,7 @@ def find(
 
 def has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this CPU has the int8 dot-product instructions (VNNI or AMX)."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return not _VNNI_FLAGS.isdisjoint(value.split())
-    return False
+    return not _VNNI_FLAGS.isdisjoint(cpu_flags(cpuinfo))
 
 
 class Int8Linear:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel
@@ -24,6 +25,20 @@ from services.triage.classifier.base import Precision
 #: three profiles (2,000 tweets each, three rounds) with a peak of 1,085 MB against
 #: 1,147 (1 was 20 % slower: every call built its primitives again).
 ONEDNN_CACHE_CAPACITY = "8"
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU's feature flags (``flags`` on x86, ``Features`` on Arm) from the first
+    processor in ``cpuinfo``; empty where it cannot be read."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
 
 
 def quantize_int8(model: PreTrainedModel) -> PreTrainedModel:

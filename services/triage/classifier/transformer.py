@@ -85,6 +85,7 @@ from services.triage.classifier.packed import PackedEncoder, length_groups
 from services.triage.classifier.precision import (
     ONEDNN_CACHE_CAPACITY,
     bf16_linear,
+    cpu_flags,
     precision_context,
     quantize_int8,
     with_precision,
@@ -183,15 +184,7 @@ PACKED_GROUP_TOKENS = 8192
 def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this CPU multiplies bf16 in hardware. Without such a unit torch
     emulates bf16, which is slower than fp32, so ``auto`` keeps fp32 there."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return not _BF16_FLAGS.isdisjoint(value.split())
-    return False
+    return not _BF16_FLAGS.isdisjoint(cpu_flags(cpuinfo))
 
 
 def resolve_precision(requested: Precision | Literal["auto"], trained: Precision) -> Precision:

@@ -15,14 +15,10 @@ from services.triage.classifier import artefacts, int8
 from services.triage.classifier.int8 import Calibration, InputScale, Int8Linear, Observer
 from services.triage.classifier.precision import bf16_linear
 from services.triage.classifier.transformer import INT8_SUFFIX, TransformerClassifier
+from tests.triage.classifier import test_packed
 
 TEXTS = [
-    "What do children do all day in the camp?",
-    "ok",
-    "@user you are a pathetic worthless idiot " * 5,
-    "How do you get clean water in Dadaab?",
-    "🙏🏽",
-    "Thank you for sharing your story, sending love to everyone in Kakuma and Dadaab",
+    *test_packed.TEXTS,
     "Send them all back, they are vermin",
     "Do the teachers in Kakuma speak Swahili or English?",
 ]
