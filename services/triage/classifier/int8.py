@@ -32,24 +32,31 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import random
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
+from services.triage.classifier.artefacts import ARTEFACT_DIR
 from services.triage.classifier.model import TASKS
 from services.triage.classifier.precision import cpu_flags
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "int8.safetensors"
+#: ``TRIAGE_INT8``: see :func:`choose`.
+Int8Mode = Literal["auto", "on", "off"]
+INT8_MODES: tuple[Int8Mode, ...] = ("auto", "on", "off")
+#: Appended to the version recorded with every decision while the int8 products run.
+INT8_SUFFIX = "int8s"
 #: The linear layers of one encoder layer, in the order they run.
 KINDS = ("qkv", "out", "up", "down")
 #: SmoothQuant's migration strength (0: none, 1: everything onto the weights).
@@ -183,6 +190,31 @@ def find(
             return calibration
         log.info("int8 calibration %s is for other weights: not used", path)
     return None
+
+
+def choose(
+    model: PreTrainedModel,
+    mode: Int8Mode,
+    precision: str,
+    artefacts_dir: str | os.PathLike[str] | None,
+) -> Calibration | None:
+    """The calibration a classifier in ``precision`` runs in ``mode``: ``auto`` where
+    the encoder runs bf16 on a CPU with VNNI and the calibration passed
+    :func:`validate`; ``on`` in bf16 or fp32; ``off`` none. From ``artefacts_dir``,
+    else the committed artefacts' folder (a retrain that kept the body keeps it)."""
+    if mode == "off" or precision not in ("bf16", "fp32"):
+        return None
+    if mode == "auto" and not (precision == "bf16" and has_vnni()):
+        return None
+    folders = [Path(artefacts_dir)] if artefacts_dir is not None else []
+    found = find(model, [*folders, ARTEFACT_DIR], validated=mode == "auto")
+    if found is None:
+        log.log(
+            logging.WARNING if mode == "on" else logging.INFO,
+            "no %sint8 calibration for these weights (make int8): float products",
+            "validated " if mode == "auto" else "",
+        )
+    return found
 
 
 def has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -512,13 +544,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     the artefacts folder, from ``--texts`` training texts drawn with ``--seed``, and
     records whether the int8 products keep ``make eval``'s headlines within
     :data:`QUALITY_LIMIT` of the float ones (``auto`` runs only a calibration that does)."""
-    from services.triage.classifier import artefacts  # noqa: PLC0415
     from services.triage.classifier.data import data_dir, load_corpus  # noqa: PLC0415
     from services.triage.classifier.transformer import TransformerClassifier  # noqa: PLC0415
 
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    directory = args.artefacts or artefacts.ARTEFACT_DIR
+    directory = args.artefacts or ARTEFACT_DIR
     corpus = load_corpus(data_dir(args.data_dir), seed=args.seed)
     draw = random.Random(args.seed)  # noqa: S311 - a reproducible sample, not a secret
     texts = [e.text for e in draw.sample(corpus.train, args.texts)]

@@ -74,6 +74,7 @@ from services.triage.classifier import int8 as int8_products
 from services.triage.classifier.artefacts import ArtefactError, BaseModelMismatch, Metadata
 from services.triage.classifier.base import PRECISIONS, Precision, Prediction
 from services.triage.classifier.data import normalise_text
+from services.triage.classifier.int8 import INT8_MODES, INT8_SUFFIX, Int8Mode
 from services.triage.classifier.model import (
     TASKS,
     Heads,
@@ -167,13 +168,6 @@ def _base_sha256(path: Path) -> str | None:
 #: 210 tweets/s against 190-203 for 0.1 / 0.3 and 4,096.
 MAX_PADDING = 0.2
 MAX_GROUP_TOKENS = 2048
-#: Static int8 products in the packed encoder (:mod:`.int8`, ``TRIAGE_INT8``): ``auto``
-#: where it runs bf16 on a CPU with VNNI and a calibration for these weights exists.
-Int8Mode = Literal["auto", "on", "off"]
-INT8_MODES: tuple[Int8Mode, ...] = ("auto", "on", "off")
-#: Appended to the version recorded with every decision when they run.
-INT8_SUFFIX = "int8s"
-
 #: The packed path (:mod:`.packed`): most tokens per encoder pass (bounds its
 #: memory: ~100 MB of activations in bf16), and most cells in one attention group
 #: (its linear layers see no padding, so only attention's padding counts).
@@ -310,7 +304,7 @@ class TransformerClassifier:
             and self._heads is not None
             and PackedEncoder.supports(self._model)
         ):
-            self.use_int8(self._int8_calibration(int8, artefacts_dir))
+            self.use_int8(int8_products.choose(self._model, int8, self.precision, artefacts_dir))
         self._campaign: npt.NDArray[np.float32] | None = None
         self._campaign_texts: tuple[str, ...] | None = None
         self.set_campaign(campaign)
@@ -323,48 +317,19 @@ class TransformerClassifier:
             self.precision,
         )
 
-    def _int8_calibration(
-        self, mode: Int8Mode, artefacts_dir: str | os.PathLike[str] | None
-    ) -> int8_products.Calibration | None:
-        """The calibration of the static int8 products for these weights: ``auto``
-        where the encoder runs bf16 on a CPU with VNNI and the calibration passed its
-        validation (:func:`.int8.validate`), ``on`` in bf16 or fp32; from the artefacts'
-        folder, else the committed one (a retrain that kept the body)."""
-        if mode == "off" or self.precision not in ("bf16", "fp32"):
-            return None
-        if mode == "auto" and not (self.precision == "bf16" and int8_products.has_vnni()):
-            return None
-        folders = [Path(artefacts_dir)] if artefacts_dir is not None else []
-        found = int8_products.find(
-            self._model, [*folders, artefacts.ARTEFACT_DIR], validated=mode == "auto"
-        )
-        if found is None:
-            log.log(
-                logging.WARNING if mode == "on" else logging.INFO,
-                "no %sint8 calibration for %s (make int8): float products",
-                "validated " if mode == "auto" else "",
-                self.version,
-            )
-        return found
-
     def use_int8(self, calibration: int8_products.Calibration | None) -> bool:
-        """(Re)build the packed encoder with static int8 products calibrated by
-        ``calibration`` (None: float products); whether they run. The version recorded
-        with every decision says so, and the calibration's per-task logit shifts (its
-        mean bias on the calibration texts) apply while they run."""
+        """(Re)build the packed encoder on ``calibration``'s static int8 products (None:
+        float ones); whether they run. While they do, the version recorded with every
+        decision says so and the calibration's per-task bias correction applies."""
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         self._packed = PackedEncoder(self._model, dtype, int8=calibration)
-        self.version = self._float_version
-        self._int8_shifts = torch.zeros(len(TASKS))
-        if self._packed.int8:
-            assert calibration is not None
-            self.version = f"{self._float_version}+{INT8_SUFFIX}"
-            self._int8_shifts = torch.tensor(
-                [calibration.shifts.get(t, 0.0) for t in TASKS], dtype=torch.float32
-            )
-        elif calibration is not None:
+        on = calibration is not None and self._packed.int8
+        self.version = f"{self._float_version}+{INT8_SUFFIX}" if on else self._float_version
+        shifts = calibration.shifts if calibration is not None and on else {}
+        self._int8_shifts = torch.tensor([shifts.get(t, 0.0) for t in TASKS])
+        if calibration is not None and not on:
             log.warning("int8 products unavailable on this CPU: float products")
-        return self._packed.int8
+        return on
 
     @property
     def packed_encoder(self) -> PackedEncoder | None:

@@ -12,9 +12,15 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from services.triage.classifier import artefacts, int8
-from services.triage.classifier.int8 import Calibration, InputScale, Int8Linear, Observer
+from services.triage.classifier.int8 import (
+    INT8_SUFFIX,
+    Calibration,
+    InputScale,
+    Int8Linear,
+    Observer,
+)
 from services.triage.classifier.precision import bf16_linear
-from services.triage.classifier.transformer import INT8_SUFFIX, TransformerClassifier
+from services.triage.classifier.transformer import TransformerClassifier
 from tests.triage.classifier import test_packed
 
 TEXTS = [
