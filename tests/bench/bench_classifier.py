@@ -59,6 +59,7 @@ from services.common.messages import Author, MentionReceived, Platform, Source, 
 from services.devstack.broker import EmbeddedBroker, free_port
 from services.triage.classifier import load_classifier
 from services.triage.classifier.base import PRECISIONS, Classifier, Precision
+from services.triage.classifier.precision import cpu_summary
 from services.triage.classifier.transformer import (
     ONEDNN_CACHE_CAPACITY,
     TransformerClassifier,
@@ -448,6 +449,7 @@ def main() -> int:
         "_dups": with_duplicates(texts, args.duplicates),
         "_viral": with_viral_post(texts, args.viral),
     }
+    print(f"cpu: {cpu_summary()}, {torch.get_num_threads()} threads")
     print(
         f"{len(texts)} tweets from {source}; profiles: unique, _dups ({args.duplicates:.0%} "
         f"repeats: exact, copy-paste, retweet), _viral ({args.viral:.0%} one viral post)"

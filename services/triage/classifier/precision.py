@@ -41,6 +41,36 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
+def cpu_summary(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name and the matrix units the encoder's products can use, e.g.
+    ``Intel(R) Xeon(R) Processor; bf16: AMX; int8: AMX`` (``none`` where it has none):
+    the benchmarks' ratios differ by these, so they print it with the numbers."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    name = next(
+        (
+            value.strip()
+            for key, _, value in (line.partition(":") for line in text.splitlines())
+            if key.strip() in ("model name", "Model name")
+        ),
+        "unknown CPU",
+    )
+    flags = cpu_flags(cpuinfo)
+    bf16 = "AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else "none"
+    int8 = (
+        "AMX"
+        if "amx_int8" in flags
+        else "AVX512-VNNI"
+        if "avx512_vnni" in flags
+        else "AVX-VNNI"
+        if "avx_vnni" in flags
+        else "none"
+    )
+    return f"{name}; bf16: {bf16}; int8: {int8}"
+
+
 def quantize_int8(model: PreTrainedModel) -> PreTrainedModel:
     """``model`` with its ``Linear`` layers in dynamic int8 (weights int8, activations
     quantized per tensor, per call): about 3x fp32 and 1.2x bf16 on these CPUs.
