@@ -257,7 +257,10 @@ def test_the_classifier_runs_int8_products_close_to_its_float_ones(
 @needs_ops
 def test_each_rows_product_is_the_same_whatever_rows_come_with_it() -> None:
     """Static scales: a row's int8 product never depends on the other rows (dynamic
-    int8's per-call scale moved scores up to 0.2 with the batch)."""
+    int8's per-call scale moved scores up to 0.2 with the batch). Up to the kernels'
+    float rounding: bit for bit on Zen 4, but on an Intel CPU with AMX oneDNN runs a
+    one- or two-row product through another kernel whose fp32 epilogue rounds
+    differently (2.4e-7 here), which could move a u8 output by one step at a tie."""
     generator = torch.Generator().manual_seed(6)
     x = torch.randn(300, 96, generator=generator)
     weight = torch.randn(128, 96, generator=generator) / 10
@@ -269,8 +272,14 @@ def test_each_rows_product_is_the_same_whatever_rows_come_with_it() -> None:
         Int8Linear(weight, bias, scale, out_dtype=torch.uint8, gelu=True, out_scale=out_scale),
     ):
         full = product(x)
-        for rows in (1, 7, 64):
-            assert torch.equal(product(x[:rows]), full[:rows])
+        for rows in (1, 2, 7, 64):
+            part = product(x[:rows])
+            if part.dtype == torch.float32:
+                torch.testing.assert_close(part, full[:rows], rtol=1e-6, atol=1e-6)
+            else:
+                steps = (part.int() - full[:rows].int()).abs()
+                assert int(steps.max()) <= 1
+                assert float((steps > 0).float().mean()) < 0.01
 
 
 @needs_ops
