@@ -130,11 +130,13 @@ bench: $(STAMP) ## Benchmarks, each against a baseline measured in the same run 
 soak: $(STAMP) ## The embedded stack under a 10,000-mention replay: lag rises and falls, counters add up
 	$(BIN)/python -m tests.bench.soak_stack
 
-# The spike soak's replay length in seconds (make soak-spike SPIKE_DURATION=120 for a short one).
-SPIKE_DURATION ?= 600
+# The spike soak's replay length and its burst in seconds (make soak-spike SPIKE_DURATION=150
+# SPIKE_BURST=30 for a short one).
+SPIKE_DURATION ?= 900
+SPIKE_BURST ?= 600
 
 soak-spike: $(STAMP) ## A burst at 5x the sustained rate through the embedded stack: drains, nothing lost, queue page p95 < 300 ms
-	$(BIN)/python -m tests.bench.soak_spike --duration $(SPIKE_DURATION) $(ARGS)
+	$(BIN)/python -m tests.bench.soak_spike --duration $(SPIKE_DURATION) --burst $(SPIKE_BURST) $(ARGS)
 
 onnx: $(STAMP) ## Export the live classifier to ONNX Runtime ahead of time (TRIAGE_ONNX_DIR; else done at first use)
 	$(BIN)/python -m services.triage.classifier.onnx_runtime

@@ -2,8 +2,10 @@
 
 Starts ``make run``'s supervisor on free ports (no demo), then replays generated
 mentions into ingest in three phases over ``--duration`` seconds: the sustained
-``--rate`` for the first 20 %, ``--factor`` times it for the next 20 % (the
-spike), the sustained rate again for the rest; then waits for the stack to drain.
+``--rate`` for the first 20 %, ``--factor`` times it for ``--burst`` seconds (the
+spike; 20 % of the duration unless given), the sustained rate again for the rest;
+then waits for the stack to drain. ``make soak-spike``: 180 s sustained, a
+10-minute burst, 120 s sustained (``SPIKE_DURATION`` 900, ``SPIKE_BURST`` 600).
 Meanwhile it samples every service's ``/metrics`` and times the triage web's
 queue page (``GET /queue`` as the demo admin) twice a second.
 
@@ -34,8 +36,17 @@ from services.devstack import stack
 from services.devstack.broker import free_port
 from tests.bench.soak_stack import scrape, total
 
-#: (share of the duration, multiple of the sustained rate) of each phase.
-PHASES = ((0.2, 1.0), (0.2, None), (0.6, 1.0))
+#: The sustained lead-in's share of the duration, and the burst's unless given.
+LEAD_SHARE = 0.2
+
+
+def phases(duration: float, burst: float | None, factor: float) -> list[tuple[float, float]]:
+    """(seconds, multiple of the sustained rate) of the lead-in, the burst and the
+    rest (none where the burst takes the whole remaining duration)."""
+    lead = LEAD_SHARE * duration
+    burst = LEAD_SHARE * duration if burst is None else burst
+    rest = max(0.0, duration - lead - burst)
+    return [(lead, 1.0), (burst, factor)] + ([(rest, 1.0)] if rest > 0 else [])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -80,13 +91,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - one scenario,
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of replay")
     parser.add_argument("--rate", type=float, default=20.0, help="sustained mentions/s")
     parser.add_argument("--factor", type=float, default=5.0, help="the spike's multiple")
+    parser.add_argument(
+        "--burst", type=float, default=None, help="seconds of the spike (default: 20 %% of it)"
+    )
     parser.add_argument("--page-p95-ms", type=float, default=300.0)
     parser.add_argument("--drain-timeout", type=float, default=900.0)
     args = parser.parse_args(argv)
-    counts = [
-        max(1, round(share * args.duration * args.rate * (mult or args.factor)))
-        for share, mult in PHASES
-    ]
+    plan = phases(args.duration, args.burst, args.factor)
+    counts = [max(1, round(seconds * args.rate * mult)) for seconds, mult in plan]
     work = Path(tempfile.mkdtemp(prefix="takeaction-spike-"))
     demo = work / "mentions.jsonl"
     subprocess.run(
@@ -147,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - one scenario,
         replay_start = time.monotonic()
         stable = 0
         last: tuple[float, ...] = ()
-        while time.monotonic() - replay_start < args.duration + args.drain_timeout:
+        replay_s = sum(seconds for seconds, _ in plan)
+        while time.monotonic() - replay_start < replay_s + args.drain_timeout:
             if phase < len(parts) and (replay is None or replay.poll() is not None):
                 if replay is not None and replay.returncode != 0:
                     print(f"replay of phase {phase} exited {replay.returncode}", file=sys.stderr)
@@ -155,12 +168,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - one scenario,
                 now = time.monotonic() - started
                 if phase == 1:
                     spike_at = now
-                elif phase == 2:
+                if phase == 2:
                     spike_end = now
-                elif phase == len(parts):
+                if phase == len(parts):
                     replay_end = now
                 if phase < len(parts):
-                    rate = args.rate * (PHASES[phase][1] or args.factor)
+                    rate = args.rate * plan[phase][1]
                     replay = subprocess.Popen(
                         [sys.executable, "-m", "services.ingest", "replay", str(parts[phase]),
                          "--rate", f"{rate}/s", "--no-progress", "--batch", "20"],
