@@ -33,15 +33,13 @@ import numpy.typing as npt
 import torch
 from transformers import BertConfig, BertModel
 
-from services.triage.classifier.packed import PackedEncoder, length_groups
+from services.triage.classifier.packed import PackedEncoder
 
 MAGIC = b"E5S1"
 QK = 32  #: weights per 4-bit block: an fp16 scale and 16 bytes of nibbles
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 _SPACES = re.compile(" {2,}")
 META = "\u2581"  #: SentencePiece's word-start marker
-#: Most padding in an attention group (share of its cells), as the English path.
-MAX_PADDING = 0.2
 #: Most tokens per encoder pass.
 CHUNK_TOKENS = 16384
 
@@ -297,8 +295,7 @@ class E5Packed:
         weights: npt.NDArray[np.float64],
     ) -> None:
         ids = [w[1] for w in windows]
-        groups = length_groups([len(x) for x in ids], max_padding=MAX_PADDING)
-        states = self._encoder.encode(ids, groups, [self._encoder.num_layers])
+        states = self._encoder.encode(ids, [self._encoder.num_layers])
         (last,) = states.layers
         means = torch.segment_reduce(last, "mean", lengths=states.lengths, unsafe=True)
         for (text, window), mean in zip(windows, means.double().numpy(), strict=True):

@@ -169,8 +169,8 @@ def _base_sha256(path: Path) -> str | None:
 MAX_PADDING = 0.2
 MAX_GROUP_TOKENS = 2048
 #: The packed path (:mod:`.packed`): most tokens per encoder pass (bounds its
-#: memory: ~100 MB of activations in bf16), and most cells in one attention group
-#: (its linear layers see no padding, so only attention's padding counts).
+#: memory: ~100 MB of activations in bf16), and most cells in one group the heads
+#: read padded (the encoder itself pads nothing: attention runs texts of one length).
 PACKED_TOKENS = 16384
 PACKED_GROUP_TOKENS = 8192
 
@@ -572,9 +572,7 @@ class TransformerClassifier:
             for chunk in chunks:
                 members = [i for group in chunk for i in group]
                 local = {i: n for n, i in enumerate(members)}
-                states = packed.encode(
-                    [ids[i] for i in members], [[local[i] for i in g] for g in chunk], layers
-                )
+                states = packed.encode([ids[i] for i in members], layers)
                 for group in chunk:
                     hidden, mask = states.padded([local[i] for i in group])
                     logits = heads(

@@ -43,22 +43,38 @@ def _reference(model: PreTrainedModel, tokenizer: object, texts: list[str]) -> t
     return out.hidden_states, enc["attention_mask"]
 
 
-def test_fp32_states_equal_bert_models_own(base: tuple[PreTrainedModel, object]) -> None:
-    """Every layer's states of every real token, whatever the grouping for attention."""
+@pytest.mark.parametrize(
+    "order",
+    [list(range(6)), [5, 4, 3, 2, 1, 0], [3, 0, 3, 5, 1, 0, 4, 2, 1]],
+    ids=["given", "longest-first", "shuffled-with-repeats"],
+)
+def test_fp32_states_equal_bert_models_own(
+    base: tuple[PreTrainedModel, object], order: list[int]
+) -> None:
+    """Every layer's states of every real token, in the order the texts were given,
+    whatever that order (the encoder lays them out shortest first inside, texts of
+    one length sharing one attention call)."""
     model, tokenizer = base
-    ids = [tokenizer(t)["input_ids"] for t in TEXTS]  # type: ignore[operator]
-    hidden, mask = _reference(model, tokenizer, TEXTS)
+    texts = [TEXTS[i] for i in order]
+    ids = [tokenizer(t)["input_ids"] for t in texts]  # type: ignore[operator]
+    hidden, mask = _reference(model, tokenizer, texts)
     encoder = PackedEncoder(model, torch.float32)
     layers = list(range(encoder.num_layers + 1))
-    for groups in ([[0, 1, 2, 3, 4, 5]], [[1, 4], [0, 3, 5], [2]], [[i] for i in range(6)]):
-        with torch.inference_mode():
-            states = encoder.encode(ids, groups, layers)
-        padded, packed_mask = states.padded(list(range(len(TEXTS))))
-        assert torch.equal(packed_mask, mask)
-        for layer in layers:
-            got = padded[layer]
-            want = hidden[layer] * mask.unsqueeze(-1)
-            torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+    with torch.inference_mode():
+        states = encoder.encode(ids, layers)
+    assert states.lengths.tolist() == [len(x) for x in ids]
+    padded, packed_mask = states.padded(list(range(len(texts))))
+    assert torch.equal(packed_mask, mask)
+    for layer in layers:
+        got = padded[layer]
+        want = hidden[layer] * mask.unsqueeze(-1)
+        torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+
+
+def test_texts_of_one_length_form_one_run_of_tokens() -> None:
+    assert packed._equal_length_runs([]) == []
+    assert packed._equal_length_runs([3, 3, 5, 7, 7, 7]) == [(0, 2, 3), (6, 1, 5), (11, 3, 7)]
+    assert packed._equal_length_runs([4, 2, 4]) == [(0, 1, 4), (4, 1, 2), (6, 1, 4)]
 
 
 def test_padded_rows_follow_the_requested_order(base: tuple[PreTrainedModel, object]) -> None:
@@ -66,7 +82,7 @@ def test_padded_rows_follow_the_requested_order(base: tuple[PreTrainedModel, obj
     ids = [tokenizer(t)["input_ids"] for t in TEXTS]  # type: ignore[operator]
     encoder = PackedEncoder(model, torch.float32)
     with torch.inference_mode():
-        states = encoder.encode(ids, [list(range(6))], [encoder.num_layers])
+        states = encoder.encode(ids, [encoder.num_layers])
     (pair,), mask = states.padded([3, 1])
     assert pair.shape[:2] == mask.shape == (2, len(ids[3]))
     assert mask[1].sum() == len(ids[1])
@@ -83,9 +99,7 @@ def test_bf16_states_stay_close_to_autocast(base: tuple[PreTrainedModel, object]
     fp32, mask = _reference(model, tokenizer, TEXTS)
     encoder = PackedEncoder(transformer.with_precision(base_model(), "bf16"), torch.bfloat16)
     with torch.inference_mode():
-        (last,), _ = encoder.encode(ids, [list(range(6))], [encoder.num_layers]).padded(
-            list(range(6))
-        )
+        (last,), _ = encoder.encode(ids, [encoder.num_layers]).padded(list(range(6)))
     diff = (last - fp32[-1] * mask.unsqueeze(-1)).abs().max()
     assert 0 < diff < 0.05
 
@@ -149,9 +163,9 @@ def test_a_large_call_is_encoded_in_several_passes(
     calls: list[int] = []
     encode = PackedEncoder.encode
 
-    def counting(self: PackedEncoder, ids, groups, layers):  # type: ignore[no-untyped-def]
+    def counting(self: PackedEncoder, ids, layers):  # type: ignore[no-untyped-def]
         calls.append(sum(len(x) for x in ids))
-        return encode(self, ids, groups, layers)
+        return encode(self, ids, layers)
 
     monkeypatch.setattr(PackedEncoder, "encode", counting)
     monkeypatch.setattr(transformer, "PACKED_TOKENS", 300)
@@ -205,8 +219,8 @@ def test_the_linear_layers_run_as_onednn_products_with_the_gelu_fused(
     assert not plain.fused
     layers = [fused.num_layers]
     with torch.inference_mode():
-        (got,) = fused.encode(ids, [list(range(6))], layers).layers
-        (want,) = plain.encode(ids, [list(range(6))], layers).layers
+        (got,) = fused.encode(ids, layers).layers
+        (want,) = plain.encode(ids, layers).layers
     difference = (got - want).abs().max()
     if fused.fused:
         assert 0 < difference < 0.05  # GELU on the unrounded sums
@@ -245,9 +259,7 @@ def test_without_onednn_the_encoder_keeps_f_linear(
         ids = [tokenizer(t)["input_ids"] for t in TEXTS]  # type: ignore[operator]
         hidden, mask = _reference(model, tokenizer, TEXTS)
         with torch.inference_mode():
-            (last,), _ = encoder.encode(ids, [list(range(6))], [encoder.num_layers]).padded(
-                list(range(6))
-            )
+            (last,), _ = encoder.encode(ids, [encoder.num_layers]).padded(list(range(6)))
         torch.testing.assert_close(last, hidden[-1] * mask.unsqueeze(-1), atol=2e-5, rtol=1e-4)
     finally:
         packed.fused_linear_works.cache_clear()
