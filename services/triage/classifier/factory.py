@@ -32,8 +32,10 @@ def load_classifier(
     import torch  # noqa: PLC0415 - heavy; only when a model is really loaded
 
     from services.triage.classifier import transformer  # noqa: PLC0415 - imports torch
+    from services.triage.classifier.allocator import keep_large_blocks  # noqa: PLC0415
     from services.triage.classifier.registry import Registry  # noqa: PLC0415
 
+    keep_large_blocks(settings.malloc_keep_mb)
     if artefacts_dir is None:
         artefacts_dir = Registry(settings.models_dir).live().directory
     classifier = transformer.load_classifier(

@@ -1,4 +1,5 @@
-"""The composition root's classifier: TRIAGE_PRECISION and TRIAGE_MEMORY_TRIM_MB reach it;
+"""The composition root's classifier: TRIAGE_PRECISION, TRIAGE_MEMORY_TRIM_MB and
+TRIAGE_MALLOC_KEEP_MB reach it;
 TRIAGE_MULTILINGUAL puts the language router in front when its heads exist."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy.typing as npt
 import pytest
 from pydantic import ValidationError
 
-from services.triage.classifier import encoders, load_classifier, transformer
+from services.triage.classifier import allocator, encoders, load_classifier, transformer
 from services.triage.classifier.multilingual import (
     N_FEATURES,
     TASKS,
@@ -24,16 +25,28 @@ from services.triage.classifier.multilingual import (
 from services.triage.config import ClassifierSettings
 
 
-@pytest.mark.parametrize(("trim_mb", "trims"), [(1, 1), (0, 0)])
+@pytest.mark.parametrize(("trim_mb", "trims", "keep_mb"), [(1, 1, 32), (0, 0, 0)])
 def test_settings_reach_the_classifier(
-    monkeypatch: pytest.MonkeyPatch, trim_mb: int, trims: int
+    monkeypatch: pytest.MonkeyPatch, trim_mb: int, trims: int, keep_mb: int
 ) -> None:
     calls: list[None] = []
     monkeypatch.setattr(transformer, "return_freed_memory", lambda: calls.append(None))
+    kept: list[int] = []
+
+    def keep(mb: int) -> bool:
+        kept.append(mb)
+        return True
+
+    monkeypatch.setattr(allocator, "keep_large_blocks", keep)
     settings = ClassifierSettings(
-        precision="fp32", memory_trim_mb=trim_mb, torch_threads=2, multilingual=False
+        precision="fp32",
+        memory_trim_mb=trim_mb,
+        torch_threads=2,
+        multilingual=False,
+        malloc_keep_mb=keep_mb,
     )
     classifier = load_classifier(settings, ["Ask refugees in Kakuma your questions"])
+    assert kept == [keep_mb]
     assert isinstance(classifier, transformer.TransformerClassifier)
     assert classifier.precision == "fp32"
     calls.clear()
