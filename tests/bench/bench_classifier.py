@@ -59,8 +59,10 @@ from services.common.kafka import KafkaSettings, make_consumer, make_producer
 from services.common.messages import Author, MentionReceived, Platform, Source, mention_id
 from services.devstack.broker import EmbeddedBroker, free_port
 from services.triage.classifier import load_classifier
+from services.triage.classifier.allocator import keep_large_blocks
 from services.triage.classifier.base import PRECISIONS, Classifier, Precision
 from services.triage.classifier.precision import cpu_summary
+from services.triage.classifier.thread import on_classifier_thread
 from services.triage.classifier.transformer import (
     ONEDNN_CACHE_CAPACITY,
     TransformerClassifier,
@@ -491,6 +493,13 @@ def main() -> int:
     torch.set_num_threads(2)
     # As in the worker (the classifier sets it, but the baselines run oneDNN first).
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)
+    # The worker's malloc settings (load_classifier sets them) for every path, baselines
+    # included: they keep freed blocks for the next pass instead of faulting them in.
+    # The classifier is loaded and run on its own thread, as in the worker
+    # (services/triage/classifier/thread.py); the baselines run on the main thread,
+    # where they measured faster (a second OpenMP team then slows the classifier's a
+    # little: conservative).
+    kept = keep_large_blocks(WorkerSettings().malloc_keep_mb)
 
     texts, source = load_tweets(args.tweets)
     profiles = {
@@ -499,6 +508,7 @@ def main() -> int:
         "_viral": with_viral_post(texts, args.viral),
     }
     print(f"cpu: {cpu_summary()}, {torch.get_num_threads()} threads")
+    print(f"malloc: {'large blocks kept for reuse' if kept else 'the C library defaults'}")
     print(
         f"{len(texts)} tweets from {source}; profiles: unique, _dups ({args.duplicates:.0%} "
         f"repeats: exact, copy-paste, retweet), _viral ({args.viral:.0%} one viral post)"
@@ -519,7 +529,7 @@ def main() -> int:
     # The English path on its own (the multilingual router is measured separately).
     settings = WorkerSettings(multilingual=False)
     rules = RulesFile(settings.rules_path)
-    classifier = load_classifier(settings, rules.current().campaign_examples)
+    classifier = on_classifier_thread(load_classifier, settings, rules.current().campaign_examples)
     assert isinstance(classifier, TransformerClassifier)
     print(
         f"classifier {classifier.version} ({classifier.runtime}, {classifier.precision}); "
@@ -537,7 +547,9 @@ def main() -> int:
     packed = classifier.packed_encoder
     if not args.no_int8 and packed is not None and not packed.int8:
         # After the memory reading: this second classifier is not the worker's.
-        quantized = load_classifier(settings.model_copy(update={"int8": "on"}), [])
+        quantized = on_classifier_thread(
+            load_classifier, settings.model_copy(update={"int8": "on"}), []
+        )
         encoder = quantized.packed_encoder if isinstance(quantized, TransformerClassifier) else None
         if encoder is not None and encoder.int8:
             print(f"classifier_int8 {quantized.version} (TRIAGE_INT8=on, not the default)")

@@ -15,6 +15,7 @@ from services.common.lifecycle import die_with_parent
 from services.common.logs import configure_logging
 from services.triage.classifier import bridge, load_classifier
 from services.triage.classifier.registry import Registry
+from services.triage.classifier.thread import on_classifier_thread
 from services.triage.rules import RulesError, RulesFile
 from services.triage.worker.app import create_worker, ensure_worker_topics, run_worker
 from services.triage.worker.config import WorkerSettings
@@ -43,7 +44,10 @@ def main(argv: Sequence[str]) -> int:
         return 2
     registry = Registry(settings.models_dir)
     live = registry.live()
-    classifier = load_classifier(settings, rules.current().campaign_examples, live.directory)
+    # Loaded on the thread that will classify (services/triage/classifier/thread.py).
+    classifier = on_classifier_thread(
+        load_classifier, settings, rules.current().campaign_examples, live.directory
+    )
     log.info("model %s live (%s)", classifier.version, live.directory)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -70,7 +74,9 @@ def main(argv: Sequence[str]) -> int:
         rules=rules,
         live=LiveModel(
             registry,
-            lambda folder: load_classifier(settings, rules.current().campaign_examples, folder),
+            lambda folder: on_classifier_thread(
+                load_classifier, settings, rules.current().campaign_examples, folder
+            ),
             classifier,
         ),
     )

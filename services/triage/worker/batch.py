@@ -24,6 +24,7 @@ from services.common.langid import with_language
 from services.common.messages import Decision, MentionClassified, MentionReceived, utcnow
 from services.triage.classifier.base import Classifier, Prediction
 from services.triage.classifier.textbits import language
+from services.triage.classifier.thread import run_on_classifier_thread
 from services.triage.worker import metrics
 from services.triage.worker.cache import PredictionCache, cache_key
 from services.triage.worker.live_model import LiveModel
@@ -165,8 +166,9 @@ ClassifyRunner = Callable[
 async def classify_in_thread(
     classifier: Classifier, texts: list[str], languages: list[str | None] | None = None
 ) -> list[Prediction]:
-    """Run the (CPU-bound) classifier off the event loop; torch releases the GIL."""
-    return await asyncio.to_thread(classifier.classify, texts, languages)
+    """Run the (CPU-bound) classifier off the event loop, on its own thread (torch
+    releases the GIL; :mod:`services.triage.classifier.thread` says why one thread)."""
+    return await run_on_classifier_thread(classifier.classify, texts, languages)
 
 
 #: Tries of a single text before it is dead-lettered as poisoned.
@@ -361,7 +363,9 @@ class BatchProcessor:
         if not wanted:
             return
         try:
-            rows = await asyncio.to_thread(embedder.embed_multilingual, list(wanted.values()))
+            rows = await run_on_classifier_thread(
+                embedder.embed_multilingual, list(wanted.values())
+            )
         except Exception as exc:
             log.warning("multilingual embedding of %d questions failed: %s", len(wanted), exc)
             return
