@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from tests.bench.bench_classifier import VIRAL_POST, with_duplicates, with_viral_post
+import threading
+
+import pytest
+
+from tests.bench.bench_classifier import (
+    VIRAL_POST,
+    on_a_passing_thread,
+    with_duplicates,
+    with_viral_post,
+)
 
 
 def unwrap(text: str) -> str:
@@ -56,3 +65,18 @@ def test_the_viral_profile_is_one_post_among_the_unique_tweets_in_order() -> Non
     keys = {cache_key(t) for t in spread if not t.startswith("@fan")}
     assert len(keys) == 1
     assert len({cache_key(t) for t in spread}) == 2
+
+
+def test_the_baselines_run_on_a_thread_that_is_gone_afterwards() -> None:
+    seen: list[str] = []
+    on_a_passing_thread(lambda: seen.append(threading.current_thread().name))
+    assert seen == ["baselines"]
+    assert "baselines" not in {t.name for t in threading.enumerate()}
+
+
+def test_a_failing_baseline_fails_the_bench() -> None:
+    def fail() -> None:
+        raise RuntimeError("the naive pipeline broke")
+
+    with pytest.raises(RuntimeError, match="naive pipeline broke"):
+        on_a_passing_thread(fail)

@@ -29,6 +29,7 @@ from services.common.replyability import replyability
 from services.triage.classifier.base import CampaignRelevance, Classifier, Prediction
 from services.triage.classifier.bridge import Bridge, bridge_for
 from services.triage.classifier.textbits import content_words, language
+from services.triage.classifier.thread import on_classifier_thread
 from services.triage.rules import Rules, RulesFile, normalise
 from services.triage.worker.clusters import ClusterAssignment, ClusterIndex
 from services.triage.worker.multilingual import MultilingualEmbedder
@@ -315,7 +316,8 @@ class Triage:
             return prediction
         texts = tuple(rules.campaign_examples)
         if texts != self._campaign_texts:
-            self._campaign.set_campaign(texts)
+            # A forward pass: on the classifier's thread (classifier/thread.py).
+            on_classifier_thread(self._campaign.set_campaign, texts)
             if self._campaign_texts is not None:
                 log.info("campaign texts changed: re-embedded %d text(s)", len(texts))
             self._campaign_texts = texts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from services.common.messages import Decision, MentionReceived, Platform
 from services.triage.classifier.artefacts import ARTEFACT_DIR, load_metadata
+from services.triage.classifier.thread import on_classifier_thread
 from services.triage.rules import RulesFile
 from services.triage.worker.clusters import ClusterIndex
 from services.triage.worker.domain import Triage
@@ -438,9 +440,11 @@ class FakeCampaign:
 
     def __init__(self) -> None:
         self.embedded: list[tuple[str, ...]] = []
+        self.threads: list[str] = []
 
     def set_campaign(self, texts: Sequence[str]) -> None:
         self.embedded.append(tuple(texts))
+        self.threads.append(threading.current_thread().name)
 
     def relevance(
         self, embeddings: npt.NDArray[np.float32], *, path: str = "en"
@@ -472,6 +476,8 @@ def test_an_edited_campaign_is_re_embedded_and_scores_the_next_mention(
         ("Questions to young refugees in Kakuma and Dadaab",),
         ("Questions about school in the camps",),
     ]
+    # A forward pass each: on the classifier's thread, never the event loop's.
+    assert campaign.threads == [on_classifier_thread(lambda: threading.current_thread().name)] * 2
 
 
 # --- answered clusters -------------------------------------------------------------------
