@@ -15,8 +15,10 @@ loading and every batch on this one thread.
 
 So the worker loads the classifier here (:func:`on_classifier_thread`), classifies
 every batch here (:func:`run_on_classifier_thread`), and swaps in a new live model
-here. ``make bench`` loads and runs its classifier here too; its baselines stay on
-the main thread, where they measured faster (conservative ratios).
+here; so does the campaign's re-embedding after a rules edit. A team lives as long
+as its thread: nothing else in the process may start parallel torch work on a
+thread that stays (the event loop's included). ``make bench`` loads and runs its
+classifier here too, and its baselines before it on a thread that then ends.
 """
 
 from __future__ import annotations
