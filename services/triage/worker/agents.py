@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
 from faust.exceptions import ConsumerNotStarted
@@ -20,6 +20,7 @@ from services.common.messages import PublishReply
 from services.triage.worker import metrics
 from services.triage.worker.batch import BatchProcessor, Decider, Incoming, Outgoing, Sink
 from services.triage.worker.replies import ReplyProcessor
+from services.triage.worker.take import take_waiting
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,11 @@ Agent = Callable[[Any], Awaitable[None]]
 def classify_mentions(
     app: Any, processor: BatchProcessor, batch_size: int, within_s: float
 ) -> Agent:
-    """The agent on ``mentions.raw``: batches taken without acking (``noack_take``),
+    """The agent on ``mentions.raw``: batches taken without acking (:func:`batches`),
     acked once handled (outputs or dead letters acknowledged by the broker)."""
 
     async def agent(stream: Any) -> None:
-        async for events in stream.noack_take(batch_size, within=within_s):
+        async for events in batches(stream, batch_size, within_s):
             if await handle_batch(processor, events):
                 for event in events:
                     await stream.ack(event)
@@ -47,7 +48,7 @@ def judge_replies(processor: ReplyProcessor, batch_size: int, within_s: float) -
     letters) are acknowledged; a batch that fails as a whole is taken again."""
 
     async def agent(stream: Any) -> None:
-        async for events in stream.noack_take(batch_size, within=within_s):
+        async for events in batches(stream, batch_size, within_s):
             try:
                 await processor.process([incoming(event) for event in events])
             except Exception:  # nothing acked: the batch comes again after a restart
@@ -57,6 +58,17 @@ def judge_replies(processor: ReplyProcessor, batch_size: int, within_s: float) -
                 await stream.ack(event)
 
     return agent
+
+
+def batches(stream: Any, batch_size: int, within_s: float) -> AsyncGenerator[list[Any], None]:
+    """The stream's events in dynamic batches (:func:`~.take.take_waiting`), registered
+    with the stream as faust's own ``take`` generators are, so that stopping the stream
+    closes it."""
+    taken = take_waiting(stream, batch_size, within_s)
+    active = getattr(stream, "_active_agens", None)
+    if active is not None:
+        active.add(taken)
+    return taken
 
 
 def note_approvals(decider: Decider) -> Agent:

@@ -31,12 +31,16 @@ def make_worker(tmp_path: Path) -> Iterator[Maker]:
     created: list[TriageWorker] = []
 
     def make(
-        classifier: FakeClassifier, sink: ListSink, batch_size: int | None = None
+        classifier: FakeClassifier,
+        sink: ListSink,
+        batch_size: int | None = None,
+        within_s: float | None = None,
     ) -> TriageWorker:
         defaults = WorkerSettings()
         settings = WorkerSettings(
             worker_group=f"triage-test-{uuid.uuid4().hex[:8]}",
             batch_size=batch_size or defaults.batch_size,
+            batch_within_s=within_s or defaults.batch_within_s,
         )
         worker = create_worker(
             settings,
@@ -101,3 +105,25 @@ async def test_a_backlog_fills_batches_up_to_the_cap(
     assert sum(sizes) == 21
     assert max(sizes) == 8  # the cap, reached: the backlog was taken in full batches
     assert len(sizes) <= 1 + 4  # 20 waiting in batches of <= 8: 3, maybe 4 with the timing
+
+
+async def test_what_is_already_waiting_is_taken_in_full_batches_however_short_the_linger(
+    make_worker: Maker, mention_factory: Factory
+) -> None:
+    """600 mentions wait in the stream's channel while a batch is in the model; moving
+    them into a batch takes longer than a 1 ms linger (faust's ``noack_take`` cut such
+    a backlog into batches of what moved within the linger, a few dozen), yet they go
+    in full batches: only the wait for records not yet there is bounded."""
+    classifier, sink = FakeClassifier(), ListSink()
+    classifier.gate = threading.Event()
+    worker = make_worker(classifier, sink, batch_size=256, within_s=0.001)
+    async with worker.agent.test_context() as agent:
+        first = mention_factory(text="the first question?")
+        await agent.put(encode(first), key=first.id.encode(), wait=False)
+        assert await asyncio.to_thread(classifier.entered.wait, 5)
+        later = [mention_factory(text=f"question {n}?") for n in range(600)]
+        events = [await agent.put(encode(m), key=m.id.encode(), wait=False) for m in later]
+        classifier.gate.set()
+        await eventually(lambda: all(e.message.acked for e in events), timeout_s=20)
+    sizes = [len(call) for call in classifier.calls]
+    assert sizes == [1, 256, 256, 88]
