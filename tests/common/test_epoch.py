@@ -3,12 +3,14 @@ cluster id sends the window again (once), before the new epoch is noted."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from services.common.epoch import EpochWatch, SentLog, cluster_id
+from services.common.epoch import EpochWatch, Sent, SentLog, cluster_id
 
 
 class FakeClient:
@@ -41,6 +43,19 @@ def test_the_log_keeps_the_window_and_outlives_the_process(tmp_path: Path) -> No
     assert again.epoch() == "e1"
     again.set_epoch("e2")
     assert again.epoch() == "e2"
+
+
+def test_a_batch_is_written_whole_in_order_or_not_at_all(tmp_path: Path) -> None:
+    log = SentLog(tmp_path / "sent.db", window_s=60)
+    batch = [Sent("t.a", f"k{n}".encode(), f"v{n}".encode()) for n in range(300)]
+    log.record_many(batch)
+    log.record_many([])
+    assert log.window() == batch
+    with pytest.raises(sqlite3.Error):
+        log.record_many([Sent("t.a", b"k", b"v"), Sent(None, b"k", b"v")])  # type: ignore[arg-type]
+    assert len(log) == 300  # the failed batch left nothing behind
+    log.record("t.b", None, b"after")  # and the log still takes records
+    assert log.window()[-1] == Sent("t.b", None, b"after")
 
 
 async def test_cluster_id_is_none_when_the_broker_is_down() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from faust.exceptions import ConsumerNotStarted
 
 from services.common.codec import DecodeError, decode
-from services.common.epoch import SentLog
+from services.common.epoch import Sent, SentLog
 from services.common.messages import PublishReply
 from services.triage.worker import metrics
 from services.triage.worker.batch import BatchProcessor, Decider, Incoming, Outgoing, Sink
@@ -150,7 +150,8 @@ def incoming(event: Any) -> Incoming:
 
 class FaustSink(Sink):
     """Produces through the faust app's producer and waits for every acknowledgement;
-    with a :class:`SentLog`, each record is written to it first (broker epochs)."""
+    with a :class:`SentLog`, the records are written to it first, in one transaction
+    (broker epochs)."""
 
     def __init__(self, app: Any, sent: SentLog | None = None) -> None:
         self.app = app
@@ -159,9 +160,9 @@ class FaustSink(Sink):
     async def send(self, records: Sequence[Outgoing]) -> list[BaseException | None]:
         results: list[BaseException | None] = [None] * len(records)
         waiting: list[tuple[int, asyncio.Future[Any]]] = []
+        if self.sent is not None:
+            self.sent.record_many([Sent(r.topic, r.key, r.value) for r in records])
         for index, record in enumerate(records):
-            if self.sent is not None:
-                self.sent.record(record.topic, record.key, record.value)
             try:
                 future = await self.app.producer.send(
                     record.topic, record.key, record.value, None, None, None

@@ -14,16 +14,20 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from pydantic import SecretStr
 
 from services.common.codec import decode, encode
+from services.common.epoch import SentLog
 from services.common.kafka import KafkaSettings, make_producer
 from services.common.messages import DeadLetter, Decision, MentionClassified, MentionReceived
 from services.devstack.broker import free_port
+from services.triage.worker.agents import FaustSink
 from services.triage.worker.app import (
     FETCH_MAX_WAIT_MS,
     TriageWorker,
@@ -31,7 +35,7 @@ from services.triage.worker.app import (
     ensure_worker_topics,
     faust_settings,
 )
-from services.triage.worker.batch import BatchProcessor
+from services.triage.worker.batch import BatchProcessor, Outgoing
 from services.triage.worker.config import WorkerSettings
 from tests.helpers import ROOT
 from tests.helpers.kafka import read_all
@@ -411,3 +415,35 @@ def test_cli_refuses_an_unknown_command(capsys: pytest.CaptureFixture[str]) -> N
         main(["bogus"])
     assert exited.value.code == 2
     assert "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+class _Producer:
+    """faust's producer as FaustSink uses it: send() gives a future of the ack."""
+
+    def __init__(self, log: SentLog, fail_on: bytes) -> None:
+        self.log = log
+        self.fail_on = fail_on
+        self.logged_before_send: list[int] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, *_: Any) -> Any:
+        self.logged_before_send.append(len(self.log))
+        if key == self.fail_on:
+            raise KafkaConnectionError("down")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+async def test_the_sink_writes_a_batch_to_the_sent_log_before_sending_any_of_it(
+    tmp_path: Path,
+) -> None:
+    log = SentLog(tmp_path / "sent.db", window_s=60)
+    producer = _Producer(log, fail_on=b"k1")
+    sink = FaustSink(SimpleNamespace(producer=producer), log)
+    records = [Outgoing("t.mentions.classified", f"k{n}".encode(), b"v", n) for n in range(3)]
+    results = await sink.send(records)
+    assert results[0] is None
+    assert results[2] is None
+    assert isinstance(results[1], KafkaConnectionError)
+    assert producer.logged_before_send == [3, 3, 3]
+    assert [sent.key for sent in log.window()] == [b"k0", b"k1", b"k2"]
