@@ -17,8 +17,10 @@ So the worker loads the classifier here (:func:`on_classifier_thread`), classifi
 every batch here (:func:`run_on_classifier_thread`), and swaps in a new live model
 here; so does the campaign's re-embedding after a rules edit. A team lives as long
 as its thread: nothing else in the process may start parallel torch work on a
-thread that stays (the event loop's included). ``make bench`` loads and runs its
-classifier here too, and its baselines before it on a thread that then ends.
+thread that stays (the event loop's included): ``tests/triage/worker/test_one_team.py``
+counts the process's threads around the worker's batches and a rules edit, which a
+second team would add to. ``make bench`` loads and runs its classifier here too,
+and its baselines before it on a thread that then ends.
 """
 
 from __future__ import annotations
