@@ -163,16 +163,18 @@ def _base_sha256(path: Path) -> str | None:
     return file_sha256(weights) if weights.exists() else None
 
 
-#: Most padding cells in a forward group (share of its cells) and most cells in one
-#: group: measured on 1,024 OLID tweets in stream batches of 64, 0.2 and 2,048 gave
-#: 210 tweets/s against 190-203 for 0.1 / 0.3 and 4,096.
-MAX_PADDING = 0.2
-MAX_GROUP_TOKENS = 2048
+#: Most padding cells in a padded forward group (ONNX Runtime, ``BertModel``) and most
+#: cells in one: in stream batches of 256, 0.1 and 4,096 beat 0.2 and 2,048 by 6-8 %
+#: (triage README, "Tighter padded groups").
+MAX_PADDING = 0.1
+MAX_GROUP_TOKENS = 4096
 #: The packed path (:mod:`.packed`): most tokens per encoder pass (bounds its
 #: memory: ~100 MB of activations in bf16), and most cells in one group the heads
 #: read padded (the encoder itself pads nothing: attention runs texts of one length).
 PACKED_TOKENS = 16384
 PACKED_GROUP_TOKENS = 8192
+#: The padding bound of the groups the packed path's heads read (the encoder pads nothing).
+PACKED_GROUP_PADDING = 0.2
 
 
 def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -448,13 +450,15 @@ class TransformerClassifier:
 
     # -- inference -----------------------------------------------------------------
 
-    def _groups(self, ids: Sequence[Sequence[int]], max_cells: int) -> list[list[int]]:
+    def _groups(
+        self, ids: Sequence[Sequence[int]], max_cells: int, max_padding: float
+    ) -> list[list[int]]:
         """Positions of ``ids`` in groups of similar token counts: ascending length,
-        padding at most :data:`MAX_PADDING` of a group's cells, at most ``max_cells``
+        padding at most ``max_padding`` of a group's cells, at most ``max_cells``
         cells and ``batch_size`` rows in a group."""
         return length_groups(
             [len(x) for x in ids],
-            max_padding=MAX_PADDING,
+            max_padding=max_padding,
             max_cells=max_cells,
             max_rows=self._batch_size,
         )
@@ -480,7 +484,7 @@ class TransformerClassifier:
         ids = self._token_ids(texts)
         pad = self._tokenizer.pad_token_id or 0
         out = []
-        for idx in self._groups(ids, MAX_GROUP_TOKENS):
+        for idx in self._groups(ids, MAX_GROUP_TOKENS, MAX_PADDING):
             width = len(ids[idx[-1]])
             input_ids = np.full((len(idx), width), pad, dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
@@ -560,7 +564,7 @@ class TransformerClassifier:
         last_at = layers.index(packed.num_layers)
         chunks: list[list[list[int]]] = [[]]
         tokens = 0
-        for group in self._groups(ids, PACKED_GROUP_TOKENS):
+        for group in self._groups(ids, PACKED_GROUP_TOKENS, PACKED_GROUP_PADDING):
             size = sum(len(ids[i]) for i in group)
             if chunks[-1] and tokens + size > PACKED_TOKENS:
                 chunks.append([])
