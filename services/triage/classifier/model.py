@@ -15,6 +15,7 @@ model the size of the base, plus heads that cost next to nothing.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,6 +49,38 @@ def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of the token states where ``mask`` is 1 (``states`` [B, T, H], ``mask`` [B, T])."""
     m = mask.to(states.dtype).unsqueeze(-1)
     return (states * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+
+def segment_sums(
+    lengths: torch.Tensor, weights: torch.Tensor, states: torch.Tensor
+) -> torch.Tensor:
+    """Per-text weighted sums of packed token states: ``states`` [tokens, H] holds the
+    texts' tokens end to end (``lengths`` [texts] of them each), ``weights`` [k, tokens];
+    row ``(j, b)`` of the result [k, texts, H] sums ``weights[j, t] * states[t]`` over
+    text ``b``'s tokens.
+
+    One sparse product (CSR, the k weight rows of each text side by side): no padding
+    and no gather, whatever the texts' lengths.
+    """
+    k, tokens = weights.shape
+    texts = lengths.numel()
+    starts = torch.zeros(texts, dtype=torch.int64)
+    starts[1:] = torch.cumsum(lengths, 0)[:-1]
+    rows = (starts + tokens * torch.arange(k).unsqueeze(1)).reshape(-1)
+    crow = torch.cat([rows, torch.tensor([k * tokens])])
+    columns = torch.arange(tokens).repeat(k)
+    with warnings.catch_warnings():  # torch calls sparse CSR tensors beta, once a process
+        warnings.simplefilter("ignore", UserWarning)
+        matrix = torch.sparse_csr_tensor(
+            crow, columns, weights.reshape(-1).to(states.dtype), size=(k * texts, tokens)
+        )
+    return (matrix @ states).view(k, texts, states.shape[-1])
+
+
+def packed_mean(lengths: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """:func:`mean_pool` of packed token states (see :func:`segment_sums`): [texts, H]."""
+    share = (1.0 / lengths.to(states.dtype)).repeat_interleave(lengths)
+    return segment_sums(lengths, share.unsqueeze(0), states)[0]
 
 
 def attention_mask_4d(mask: torch.Tensor) -> torch.Tensor:
@@ -94,6 +127,36 @@ class Heads(nn.Module):
         logits = [
             mlp(torch.cat([mean, pooled[:, k], features], dim=-1))
             for k, mlp in enumerate(self.mlps)
+        ]
+        return torch.cat(logits, dim=-1)
+
+    def forward_packed(
+        self, layers: Sequence[torch.Tensor], lengths: torch.Tensor, features: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`forward` on packed token states (``layers``: [tokens, H] each, the texts
+        end to end, ``lengths`` [texts] tokens each): the same logits, without padding
+        the states into a [texts, longest, H] block. The pooling is
+        :func:`segment_sums`; each text's attention softmax runs over its own tokens.
+        """
+        if len(layers) == 1 and len(self.mix) == 1:
+            states = layers[0]  # the mix of one layer is that layer (weight 1.0 exactly)
+        else:
+            weights = torch.softmax(self.mix, dim=0)
+            states = sum((w * s for w, s in zip(weights, layers, strict=True)), torch.zeros(()))
+        texts = lengths.numel()
+        text_of = torch.arange(texts).repeat_interleave(lengths)
+        scores = self.attention(states)  # [tokens, tasks]
+        by_text = text_of.unsqueeze(1).expand_as(scores)
+        top = scores.new_full((texts, len(TASKS)), float("-inf"))
+        top = top.scatter_reduce(0, by_text, scores, "amax")
+        attn = (scores - top[text_of]).exp()
+        attn /= attn.new_zeros((texts, len(TASKS))).index_add_(0, text_of, attn)[text_of]
+        share = (1.0 / lengths.to(states.dtype))[text_of]
+        pooled = segment_sums(lengths, torch.cat([attn.T, share.unsqueeze(0)]), states)
+        mean = pooled[-1]
+        features = features.to(states.dtype)
+        logits = [
+            mlp(torch.cat([mean, pooled[k], features], dim=-1)) for k, mlp in enumerate(self.mlps)
         ]
         return torch.cat(logits, dim=-1)
 

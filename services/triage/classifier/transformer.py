@@ -80,6 +80,7 @@ from services.triage.classifier.model import (
     Heads,
     file_sha256,
     mean_pool,
+    packed_mean,
     text_features,
 )
 from services.triage.classifier.packed import PackedEncoder, length_groups
@@ -169,12 +170,8 @@ def _base_sha256(path: Path) -> str | None:
 MAX_PADDING = 0.1
 MAX_GROUP_TOKENS = 4096
 #: The packed path (:mod:`.packed`): most tokens per encoder pass (bounds its
-#: memory: ~100 MB of activations in bf16), and most cells in one group the heads
-#: read padded (the encoder itself pads nothing: attention runs texts of one length).
+#: memory: ~100 MB of activations in bf16).
 PACKED_TOKENS = 16384
-PACKED_GROUP_TOKENS = 8192
-#: The padding bound of the groups the packed path's heads read (the encoder pads nothing).
-PACKED_GROUP_PADDING = 0.2
 
 
 def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -553,8 +550,8 @@ class TransformerClassifier:
         embeddings: npt.NDArray[np.float32],
     ) -> None:
         """The full mode's forward on packed tokens (:mod:`.packed`), up to
-        :data:`PACKED_TOKENS` tokens per encoder pass; the heads read each group of
-        similar-length texts padded as the padded path gives them."""
+        :data:`PACKED_TOKENS` tokens per encoder pass; the heads read the packed states
+        too (:meth:`.Heads.forward_packed`): nothing is padded."""
         assert self._metadata is not None
         if not texts:
             return
@@ -562,30 +559,25 @@ class TransformerClassifier:
         layers = sorted({*self._metadata.head_layers, packed.num_layers})
         head_at = [layers.index(i) for i in self._metadata.head_layers]
         last_at = layers.index(packed.num_layers)
-        chunks: list[list[list[int]]] = [[]]
+        passes: list[list[int]] = []
         tokens = 0
-        for group in self._groups(ids, PACKED_GROUP_TOKENS, PACKED_GROUP_PADDING):
-            size = sum(len(ids[i]) for i in group)
-            if chunks[-1] and tokens + size > PACKED_TOKENS:
-                chunks.append([])
+        for i, text_ids in enumerate(ids):
+            if not passes or tokens + len(text_ids) > PACKED_TOKENS:
+                passes.append([])
                 tokens = 0
-            chunks[-1].append(group)
-            tokens += size
+            passes[-1].append(i)
+            tokens += len(text_ids)
         shifts = self._shifts + self._int8_shifts if packed.int8 else self._shifts
         with torch.inference_mode():
-            for chunk in chunks:
-                members = [i for group in chunk for i in group]
-                local = {i: n for n, i in enumerate(members)}
+            for members in passes:
                 states = packed.encode([ids[i] for i in members], layers)
-                for group in chunk:
-                    hidden, mask = states.padded([local[i] for i in group])
-                    logits = heads(
-                        [hidden[i] for i in head_at], mask, text_features([texts[i] for i in group])
-                    )
-                    probs = torch.sigmoid(logits / self._temperatures - shifts)
-                    emb = torch.nn.functional.normalize(mean_pool(hidden[last_at], mask), dim=-1)
-                    scores[group] = probs.float().numpy()
-                    embeddings[group] = emb.float().numpy()
+                hidden, lengths = states.layers, states.lengths
+                features = text_features([texts[i] for i in members])
+                logits = heads.forward_packed([hidden[i] for i in head_at], lengths, features)
+                probs = torch.sigmoid(logits / self._temperatures - shifts)
+                emb = torch.nn.functional.normalize(packed_mean(lengths, hidden[last_at]), dim=-1)
+                scores[members] = probs.float().numpy()
+                embeddings[members] = emb.float().numpy()
 
     def _trim(self) -> None:
         """Hands freed heap back to the OS once RSS is above ``trim_above_mb``.

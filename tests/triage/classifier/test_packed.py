@@ -169,10 +169,9 @@ def test_a_large_call_is_encoded_in_several_passes(
 
     monkeypatch.setattr(PackedEncoder, "encode", counting)
     monkeypatch.setattr(transformer, "PACKED_TOKENS", 300)
-    monkeypatch.setattr(transformer, "PACKED_GROUP_TOKENS", 300)
     parts, _ = packed._forward(texts)
     assert len(calls) > 3
-    assert max(calls) <= 300  # a pass closes before the group that would pass the limit
+    assert max(calls) <= 300  # a pass closes before the text that would pass the limit
     np.testing.assert_allclose(parts, whole, atol=1e-5)
 
 
