@@ -9,16 +9,24 @@ import hashlib
 import re
 
 from services.triage.classifier.deobfuscate import GROUP_WORDS
+from services.triage.classifier.textbits import (
+    HASHTAG_FIRST,
+    MENTION_FIRST,
+    URL_FIRST,
+    language,
+    searching,
+)
 from services.triage.classifier.textbits import HASHTAG_RE as _HASHTAG_RE
 from services.triage.classifier.textbits import MENTION_RE as _MENTION_RE
 from services.triage.classifier.textbits import URL_RE as _URL_RE
-from services.triage.classifier.textbits import language
 from services.triage.rules import normalise
 
 #: A link, and a hashtag (the spam rules count them).
-URL = re.compile(_URL_RE, re.IGNORECASE)
-HASHTAG = re.compile(_HASHTAG_RE)
-_URL_OR_MENTION = re.compile(f"{_URL_RE}|{_MENTION_RE}", re.IGNORECASE)
+URL = re.compile(searching(URL_FIRST, _URL_RE), re.IGNORECASE)
+HASHTAG = re.compile(searching(HASHTAG_FIRST, _HASHTAG_RE))
+_URL_OR_MENTION = re.compile(
+    searching(URL_FIRST + MENTION_FIRST, f"{_URL_RE}|{_MENTION_RE}"), re.IGNORECASE
+)
 _RETWEET = re.compile(r"^\s*RT\s+@\w+\s*:", re.IGNORECASE)
 _TRAILING_PUNCT = r"[.,:;!…]*"
 _ADDRESS_TOKEN = re.compile(f"(?:{_MENTION_RE}){_TRAILING_PUNCT}")
