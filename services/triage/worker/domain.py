@@ -47,6 +47,10 @@ from services.triage.worker.text import (
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w")
+#: Most mentions :meth:`Triage.prejudge` remembers as cleared for :meth:`Triage.decide`
+#: (a stream batch's worth many times over: one whose classification failed is never
+#: asked about).
+MAX_CLEARED = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +175,9 @@ class Triage:
         self._english = self.clusters
         self._bridge: Bridge | None = None
         self._english_to_multi: OrderedDict[str, str] = OrderedDict()
+        #: Mentions :meth:`prejudge` found no rule for, by id: the mention itself and the
+        #: rules it read, so :meth:`decide` does not run the same rules on it again.
+        self._cleared: OrderedDict[str, tuple[MentionReceived, Rules]] = OrderedDict()
 
     @property
     def multilingual_clusters(self) -> bool:
@@ -335,6 +342,10 @@ class Triage:
         rules = self._rules.current()
         verdict = rule_verdict(mention, rules)
         if verdict is None:
+            self._cleared[mention.id] = (mention, rules)
+            self._cleared.move_to_end(mention.id)
+            while len(self._cleared) > MAX_CLEARED:
+                self._cleared.popitem(last=False)
             return None
         abusive = verdict.decision is Decision.QUARANTINE
         scores = Scores(
@@ -346,6 +357,17 @@ class Triage:
         )
         detail = f"{verdict.detail}; scores set by the rule, model not run"
         return self._result(mention, scores, verdict, detail, rules, now=now)
+
+    def _first_verdict(
+        self, mention: MentionReceived, rules: Rules, abuse: Verdict | None
+    ) -> Verdict | None:
+        """The block lists, then abuse, then the drops: the first that applies. The
+        block lists and drops are not read again for a mention :meth:`prejudge` just
+        cleared under these very rules (asked once, then forgotten)."""
+        seen = self._cleared.pop(mention.id, None)
+        if seen is not None and seen[0] is mention and seen[1] is rules:
+            return abuse
+        return block_verdict(mention, rules) or abuse or drop_verdict(mention, rules)
 
     def decide(
         self, mention: MentionReceived, prediction: Prediction, *, now: datetime
@@ -380,7 +402,7 @@ class Triage:
             )
 
         abuse, not_abuse = abuse_verdict(scores, rules, mention.text, mention.lang, prediction.path)
-        verdict = block_verdict(mention, rules) or abuse or drop_verdict(mention, rules)
+        verdict = self._first_verdict(mention, rules, abuse)
         if verdict is not None:
             return finish(verdict)
 

@@ -16,6 +16,7 @@ from services.common.messages import Decision, MentionReceived, Platform
 from services.triage.classifier.artefacts import ARTEFACT_DIR, load_metadata
 from services.triage.classifier.thread import on_classifier_thread
 from services.triage.rules import RulesFile
+from services.triage.worker import domain
 from services.triage.worker.clusters import ClusterIndex
 from services.triage.worker.domain import Triage
 from tests.triage.worker.helpers import (
@@ -235,6 +236,67 @@ def test_decide_drops_what_prejudge_drops(
     )
 
     assert (result.decision, result.rule) == (Decision.DROP, "retweet")
+
+
+def test_decide_does_not_run_the_rules_prejudge_just_ran(
+    triage: TriageFactory,
+    mention_factory: MentionFactory,
+    prediction: PredictionFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    def counted(name: str) -> Callable[..., object]:
+        real = getattr(domain, name)
+
+        def run(*args: object) -> object:
+            calls.append(name)
+            return real(*args)
+
+        return run
+
+    for name in ("block_verdict", "drop_verdict"):
+        monkeypatch.setattr(domain, name, counted(name))
+    t = triage()
+    mention = mention_factory(text="What is school like?")
+    assert t.prejudge(mention, now=NOW) is None
+    calls.clear()
+
+    assert t.decide(mention, prediction(), now=NOW).decision is Decision.AUTO_ASSIGN
+    assert calls == []  # cleared by prejudge under the same rules
+    # Asked once: a second decision, or the same id in another object, reads the rules.
+    t.decide(mention, prediction(), now=NOW)
+    assert calls == ["block_verdict", "drop_verdict"]
+    t.prejudge(mention_factory(native_id="77", text="What is school like?"), now=NOW)
+    calls.clear()
+    t.decide(mention_factory(native_id="77", text="What is school like?"), prediction(), now=NOW)
+    assert calls == ["block_verdict", "drop_verdict"]
+
+
+def test_rules_reloaded_between_prejudge_and_decide_apply(
+    tmp_path: Path, mention_factory: MentionFactory, prediction: PredictionFactory
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(RULES), encoding="utf-8")
+    t = Triage(RulesFile(path, check_every_s=0.0), model_version="fake-1")
+    mention = mention_factory(text="What is school like?")
+    assert t.prejudge(mention, now=NOW) is None
+
+    blocked = merged(RULES, {"block": {"keywords": ["parasites", "school"]}})
+    path.write_text(yaml.safe_dump(blocked) + "\n# school blocked\n", encoding="utf-8")
+
+    result = t.decide(mention, prediction(), now=NOW)
+    assert (result.decision, result.rule) == (Decision.QUARANTINE, "blocked_keyword")
+
+
+def test_the_cleared_mentions_are_bounded(
+    triage: TriageFactory, mention_factory: MentionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(domain, "MAX_CLEARED", 3)
+    t = triage()
+    for _ in range(5):
+        assert t.prejudge(mention_factory(), now=NOW) is None
+    assert len(t._cleared) == 3
 
 
 # --- decide: review and auto-assign -------------------------------------------------------
