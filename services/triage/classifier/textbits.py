@@ -4,6 +4,7 @@ primary subtag."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 URL_RE = r"(?:https?://|www\.)\S+"
@@ -35,6 +36,8 @@ def content_words(text: str) -> str:
     return _NOT_CONTENT.sub(" ", text)
 
 
+@functools.lru_cache(maxsize=1024)
 def language(lang: str | None) -> str:
-    """The primary language subtag, lower case (``en-GB`` -> ``en``); "" when unknown."""
+    """The primary language subtag, lower case (``en-GB`` -> ``en``); "" when unknown.
+    Cached: a stream has a few dozen tags, asked several times a mention."""
     return re.split(r"[-_]", lang, maxsplit=1)[0].lower() if lang else ""
