@@ -238,6 +238,13 @@ def test_decide_drops_what_prejudge_drops(
     assert (result.decision, result.rule) == (Decision.DROP, "retweet")
 
 
+def _reloadable(tmp_path: Path) -> tuple[Path, Triage]:
+    """A decider on RULES written to a file it re-reads on every call, and the file."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(RULES), encoding="utf-8")
+    return path, Triage(RulesFile(path, check_every_s=0.0), model_version="fake-1")
+
+
 def test_decide_does_not_run_the_rules_prejudge_just_ran(
     triage: TriageFactory,
     mention_factory: MentionFactory,
@@ -276,9 +283,7 @@ def test_decide_does_not_run_the_rules_prejudge_just_ran(
 def test_rules_reloaded_between_prejudge_and_decide_apply(
     tmp_path: Path, mention_factory: MentionFactory, prediction: PredictionFactory
 ) -> None:
-    path = tmp_path / "rules.yaml"
-    path.write_text(yaml.safe_dump(RULES), encoding="utf-8")
-    t = Triage(RulesFile(path, check_every_s=0.0), model_version="fake-1")
+    path, t = _reloadable(tmp_path)
     mention = mention_factory(text="What is school like?")
     assert t.prejudge(mention, now=NOW) is None
 
@@ -483,9 +488,7 @@ def test_non_finite_scores_count_as_unknown(
 def test_reloaded_rules_apply_to_the_next_mention(
     tmp_path: Path, mention_factory: MentionFactory, prediction: PredictionFactory
 ) -> None:
-    path = tmp_path / "rules.yaml"
-    path.write_text(yaml.safe_dump(RULES), encoding="utf-8")
-    t = Triage(RulesFile(path, check_every_s=0.0), model_version="fake-1")
+    path, t = _reloadable(tmp_path)
     assert t.decide(mention_factory(), prediction(offensive=0.5), now=NOW).decision is not (
         Decision.QUARANTINE
     )
