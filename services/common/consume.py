@@ -10,7 +10,8 @@ handler raises is settled here, so one bad record never stops the stream:
 - :class:`~services.common.codec.DecodeError` — the record goes to
   ``<topic>.dlq`` with stage ``<service>.<step>`` (``decode``; ``verify`` for a
   command refused before anything was done);
-- one of ``retry_on`` (the database or the broker unreachable) — the record is
+- one of ``retry_on``, or one ``retry_if`` says yes to (the database or the broker
+  unreachable: :func:`services.common.db.database_unreachable`) — the record is
   put off by ``backoff(attempt)`` and read again;
 - anything else — dead-lettered with stage ``<service>.handle``.
 
@@ -85,8 +86,11 @@ class ConsumeLoop:
     handle: RecordHandler
     name: str
     dead_letters: DeadLetters
-    #: What makes a record wait and be tried again instead of being dead-lettered.
+    #: What makes a record wait and be tried again instead of being dead-lettered:
+    #: an error of one of these classes ...
     retry_on: tuple[type[BaseException], ...] = ()
+    #: ... or one this says yes to (e.g. :func:`~services.common.db.database_unreachable`).
+    retry_if: Callable[[BaseException], bool] | None = None
     #: The wait before the next try of a record, by failed tries so far.
     backoff: Callable[[int], float] = DEFAULT_BACKOFF
     lag: Gauge | None = None
@@ -165,6 +169,11 @@ class ConsumeLoop:
                 if self.rewind:  # the rest of the batch is the old epoch's
                     log.info("%s: new epoch: the rest of a fetched batch dropped", self.name)
                     return
+                if tp not in self.consumer.assignment():
+                    # Revoked while an earlier record was handled: the new owner
+                    # reads the rest from the last commit.
+                    self._forget(tp)
+                    break
                 if tp in self.deferred:
                     # Either the rest of the batch after the record just put off, or a
                     # rebalance that kept the partition here un-paused it and read on
@@ -177,6 +186,19 @@ class ConsumeLoop:
 
     async def _one(self, tp: TopicPartition, record: Record) -> None:
         retry_at = await self._settle(tp, record)
+        if tp not in self.consumer.assignment():
+            # A rebalance took the partition while the record was handled: nothing
+            # here can pause, seek or commit it any more (aiokafka raises); its new
+            # owner reads the record again from the last commit (idempotent).
+            log.info(
+                "%s: %s[%d] revoked while @%d was handled; its new owner reads it again",
+                self.name,
+                tp.topic,
+                tp.partition,
+                record.offset,
+            )
+            self._forget(tp)
+            return
         if retry_at is not None:
             self.consumer.pause(tp)
             self.consumer.seek(tp, record.offset)
@@ -207,8 +229,10 @@ class ConsumeLoop:
                 record.offset,
                 exc,
             )
+        if self.lag is None or tp not in self.consumer.assignment():
+            return  # (revoked during the commit: aiokafka asserts on its highwater)
         highwater = self.consumer.highwater(tp)
-        if highwater is not None and self.lag is not None:
+        if highwater is not None:
             self.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - record.offset - 1))
 
     async def _settle(self, tp: TopicPartition, record: Record) -> float | None:
@@ -217,7 +241,16 @@ class ConsumeLoop:
             return await self.handle(record)
         except DecodeError as exc:
             return await self._dead_letter(tp, record, exc.step, str(exc))
-        except self.retry_on as exc:
+        except Exception as exc:  # the outermost handler of one record
+            if not self._retryable(exc):
+                log.exception(
+                    "%s: %s[%d]@%d could not be handled",
+                    self.name,
+                    tp.topic,
+                    tp.partition,
+                    record.offset,
+                )
+                return await self._dead_letter(tp, record, "handle", f"{type(exc).__name__}: {exc}")
             wait = self._wait(tp)
             log.warning(
                 "%s: %s[%d]@%d: %s: %s; trying again in %.1f s",
@@ -230,15 +263,12 @@ class ConsumeLoop:
                 wait,
             )
             return self.clock() + wait
-        except Exception as exc:  # the outermost handler of one record
-            log.exception(
-                "%s: %s[%d]@%d could not be handled",
-                self.name,
-                tp.topic,
-                tp.partition,
-                record.offset,
-            )
-            return await self._dead_letter(tp, record, "handle", f"{type(exc).__name__}: {exc}")
+
+    def _retryable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` makes its record wait rather than be dead-lettered."""
+        if isinstance(exc, self.retry_on):
+            return True
+        return self.retry_if is not None and self.retry_if(exc)
 
     async def _dead_letter(
         self, tp: TopicPartition, record: Record, step: str, error: str
@@ -273,14 +303,18 @@ class ConsumeLoop:
             _names(fresh),
         )
 
+    def _forget(self, tp: TopicPartition) -> None:
+        """Drop what is held for ``tp``, revoked: its new owner reads from the commit."""
+        self.deferred.pop(tp, None)
+        self.held.pop(tp, None)
+        self.attempts.pop(tp, None)
+
     def _resume_due(self) -> None:
         now = self.clock()
         assigned = self.consumer.assignment()
         for tp, at in list(self.deferred.items()):
             if tp not in assigned:  # revoked: the new owner reads it from the commit
-                del self.deferred[tp]
-                del self.held[tp]
-                self.attempts.pop(tp, None)
+                self._forget(tp)
             elif at <= now:
                 del self.deferred[tp]
                 del self.held[tp]
@@ -317,6 +351,10 @@ class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.consumer.seek(tp, 0)
 
 
+#: Waits before a fresh consumer after the last one failed, by failures in a row (s).
+RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
 def consuming(
     kafka: KafkaSettings,
     topics: Sequence[str],
@@ -330,6 +368,10 @@ def consuming(
     """The body of a background task: a consumer of ``topics`` (logical names) in
     ``group``, started once the broker answers; ``first`` (if any) runs before the
     first poll, then ``loop(consumer)`` until cancelled; the consumer is stopped.
+    Should the consumer, ``first`` or the loop fail (a broker blink in ``first``, a
+    bug), the failure is logged and a fresh consumer started after a growing wait
+    (:data:`RESTART_BACKOFF_S`), ``first`` run again until it has succeeded once: the
+    task never ends but by cancellation.
 
     At a new broker epoch the consumer is stopped and a fresh one started, which
     reads every partition it is given from offset 0 until it has committed a record
@@ -339,6 +381,8 @@ def consuming(
 
     async def run() -> None:
         new_epoch = False
+        first_done = first is None
+        failures = 0
         while True:
             assignments = _Assignments(new_epoch)
 
@@ -349,9 +393,11 @@ def consuming(
                 return consumer
 
             consumer = await start_when_reachable(make, timeout_s=startup_timeout_s)
+            failed = False
             try:
-                if first is not None and not new_epoch:
+                if first is not None and not first_done:
                     await first()
+                    first_done = True
                 looped = loop(consumer)
                 looped.restart_on_new_epoch = True
                 if new_epoch:
@@ -361,8 +407,17 @@ def consuming(
             except NewEpoch:
                 log.warning("%s: a new consumer for the new broker epoch", ",".join(topics))
                 new_epoch = True
+            except Exception:  # the task must outlive it: a fresh consumer after a wait
+                failed = True
+                log.exception("%s: the consumer failed; a fresh one follows", ",".join(topics))
             finally:
                 await consumer.stop()
+            if failed:
+                # Whatever it had not committed is read again by the next one.
+                await asyncio.sleep(RESTART_BACKOFF_S[min(failures, len(RESTART_BACKOFF_S) - 1)])
+                failures += 1
+            else:
+                failures = 0
 
     return run
 

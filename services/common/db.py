@@ -3,7 +3,9 @@ Postgres in the compose stack), Alembic run in code at start, UTC-aware
 timestamps, and one constraint naming convention.
 
 Each service keeps its own tables and ``migrations`` folder; it calls
-:func:`migrate` with that folder and its own advisory-lock key.
+:func:`migrate` with that folder and its own advisory-lock key. What is worth
+trying again unchanged (the database out of reach, not the statement wrong) is
+:func:`database_unreachable`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, DateTime, Dialect, MetaData, TypeDecorator, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -95,6 +104,51 @@ async def database_problem(engine: AsyncEngine) -> str | None:
     except (SQLAlchemyError, OSError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+#: SQLSTATEs of a server out of reach besides class 08 (connection exception, by
+#: prefix): admin shutdown, crash shutdown, cannot connect now (a Postgres stopping,
+#: crashed or starting: asyncpg's ``AdminShutdownError``, ``CrashShutdownError``,
+#: ``CannotConnectNowError``), too many connections.
+_UNREACHABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is out of reach (down, restarting, the
+    connection lost, the pool exhausted, SQLite locked past its busy timeout), so
+    the same work is worth trying again later; not an error about the statement or
+    its values (a ``DataError``, an ``IntegrityError``), which would fail again.
+
+    With asyncpg, a Postgres restart arrives as a plain :class:`DBAPIError` (the
+    dialect wraps every ``PostgresError`` in its generic ``Error``): it is told
+    apart by SQLAlchemy's ``connection_invalidated`` or by the driver error's
+    SQLSTATE (on ``.orig`` and on the asyncpg error it was raised from)."""
+    if isinstance(exc, InterfaceError):
+        # asyncpg's own DataError (a value it cannot send) is an InterfaceError too.
+        return not any(isinstance(error, ValueError) for error in _driver_errors(exc))
+    if isinstance(exc, OperationalError | DisconnectionError | PoolTimeout | OSError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return any(_unreachable_sqlstate(error) for error in _driver_errors(exc))
+
+
+def _driver_errors(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, the driver error SQLAlchemy wrapped in it, and what that was raised
+    from (SQLAlchemy's asyncpg adapter raises its own error from asyncpg's)."""
+    yield exc
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, BaseException):
+        yield orig
+        if orig.__cause__ is not None:
+            yield orig.__cause__
+
+
+def _unreachable_sqlstate(error: BaseException) -> bool:
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(sqlstate, str) and (
+        sqlstate.startswith("08") or sqlstate in _UNREACHABLE_SQLSTATES
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -2,7 +2,9 @@
 workers never both win), run it in a thread, report its progress and keep its lease
 every few seconds, record its result — or its error, tried again with backoff. A
 job cancelled or taken by another worker meanwhile is stopped at its next report;
-a worker that dies leaves a lease that runs out, and the job is claimed again."""
+a worker that dies leaves a lease that runs out, and the job is claimed again. The
+database out of reach while a result is recorded (a Postgres restart, SQLite locked)
+is waited out while the lease holds; nothing but cancellation ends the loop."""
 
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.db import database_unreachable
 from services.common.jobs import Job, JobState, JobTable
 from services.media import metrics
 from services.media.config import MediaSettings
@@ -27,6 +30,10 @@ from services.media.exceptions import PermanentJobError
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job, Callable[[float], None], Callable[[], bool]], dict[str, Any]]
+T = TypeVar("T")
+
+#: Longest wait between two tries of recording a job's result (s).
+WRITE_RETRY_MAX_S = 10.0
 
 
 def worker_id() -> str:
@@ -52,20 +59,30 @@ class Worker:
         self.current: dict[int, Job] = {}
 
     async def run(self) -> None:
-        """Claim and do jobs until cancelled."""
+        """Claim and do jobs until cancelled: an error of one job (or of a claim) is
+        logged, and the next comes after a pause."""
         while True:
             try:
                 job = await self.jobs.claim(
                     self.engine, self.owner, kinds=self.kinds, lease_s=self.settings.lease_s
                 )
-            except Exception:  # the database is away: look again later
-                log.exception("could not claim a job")
+            except Exception as exc:  # the outermost handler of one claim
+                if database_unreachable(exc):
+                    log.warning("could not claim a job: %s: %s", type(exc).__name__, exc)
+                else:
+                    log.exception("could not claim a job")
                 await asyncio.sleep(self.settings.poll_s * 5)
                 continue
             if job is None:
                 await asyncio.sleep(self.settings.poll_s)
                 continue
-            await self.do(job)
+            try:
+                await self.do(job)
+            except Exception:  # the outermost handler of one job
+                # Its lease runs out, and it is claimed again (or failed after its tries).
+                log.exception("job %d (%s %s): the worker failed", job.id, job.kind, job.subject)
+                metrics.JOBS.labels(job.kind, "error").inc()
+                await asyncio.sleep(self.settings.poll_s * 5)
 
     async def do(self, job: Job) -> JobState | None:
         """One job, start to end; the state it was left in."""
@@ -74,10 +91,14 @@ class Worker:
         progress = [0.0]
         stop = threading.Event()
         started = time.monotonic()
+        # Until when (monotonic s) the job's lease holds as far as this worker knows:
+        # its claim (just before ``started``), then each heartbeat, plus the lease.
+        held_until = [started + self.settings.lease_s]
 
         async def heartbeat() -> None:
             while True:
                 await asyncio.sleep(self.settings.heartbeat_s)
+                sent = time.monotonic()
                 try:
                     kept = await self.jobs.heartbeat(
                         self.engine,
@@ -93,6 +114,7 @@ class Worker:
                     log.info("job %d was cancelled or taken over: stopping it", job.id)
                     stop.set()
                     return
+                held_until[0] = sent + self.settings.lease_s
 
         def report(value: float) -> None:
             progress[0] = value
@@ -102,10 +124,12 @@ class Worker:
         try:
             result = await asyncio.to_thread(self.handler, job, report, stop.is_set)
         except Exception as exc:  # every error of a job is recorded on the job
-            state = await self._failed(job, exc, stop.is_set())
+            state = await self._failed(job, exc, stop.is_set(), held_until[0])
         else:
             elapsed = time.monotonic() - started
-            if stop.is_set() or not await self.jobs.finish(self.engine, job, result):
+            if stop.is_set() or not await self._recorded(
+                job, "result", lambda: self.jobs.finish(self.engine, job, result), held_until[0]
+            ):
                 state = None
                 metrics.JOBS.labels(job.kind, "lost").inc()
             else:
@@ -123,14 +147,56 @@ class Worker:
             self.current.pop(job.id, None)
         return state
 
-    async def _failed(self, job: Job, exc: Exception, stopped: bool) -> JobState | None:
+    async def _recorded(
+        self, job: Job, what: str, write: Callable[[], Awaitable[T]], held_until: float
+    ) -> T | None:
+        """``write()``'s answer, tried again with a doubling wait while the database is
+        out of reach, until the lease held when the job ended (monotonic ``held_until``)
+        runs out; then None, and the job is claimed again (the conditional UPDATE is the
+        lease check: a write after another worker took the job changes nothing)."""
+        wait = self.settings.poll_s
+        while True:
+            try:
+                return await write()
+            except Exception as exc:
+                if not database_unreachable(exc):
+                    raise
+                if held_until - time.monotonic() <= wait:
+                    log.warning(
+                        "job %d: its %s not recorded (%s: %s) and its lease runs out:"
+                        " it will be claimed again",
+                        job.id,
+                        what,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    return None
+                log.warning(
+                    "job %d: its %s not recorded (%s: %s); again in %.1f s",
+                    job.id,
+                    what,
+                    type(exc).__name__,
+                    exc,
+                    wait,
+                )
+            await asyncio.sleep(wait)
+            wait = min(WRITE_RETRY_MAX_S, wait * 2)
+
+    async def _failed(
+        self, job: Job, exc: Exception, stopped: bool, held_until: float
+    ) -> JobState | None:
         if stopped:
             metrics.JOBS.labels(job.kind, "cancelled").inc()
             return None
         permanent = isinstance(exc, PermanentJobError)
         retry_in = None if permanent else self.settings.retry_initial_s * 2 ** (job.attempts - 1)
         message = f"{type(exc).__name__}: {exc}" if not permanent else str(exc)
-        state = await self.jobs.fail(self.engine, job, message, retry_in_s=retry_in)
+        state = await self._recorded(
+            job,
+            "error",
+            lambda: self.jobs.fail(self.engine, job, message, retry_in_s=retry_in),
+            held_until,
+        )
         metrics.JOBS.labels(job.kind, "retry" if state == JobState.QUEUED else "failed").inc()
         if permanent:
             log.warning("job %d (%s %s) failed: %s", job.id, job.kind, job.subject, exc)

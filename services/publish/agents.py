@@ -22,17 +22,12 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from sqlalchemy.exc import (
-    DisconnectionError,
-    InterfaceError,
-    OperationalError,
-    SQLAlchemyError,
-)
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.common import topics
 from services.common.codec import decode, encode, encode_key
 from services.common.consume import ConsumeLoop, Record, RecordHandler, fixed_backoff
+from services.common.db import database_unreachable
 from services.common.dlq import DeadLetters, Sender
 from services.common.kafka import KafkaSettings
 from services.common.messages import (
@@ -52,18 +47,15 @@ log = logging.getLogger(__name__)
 
 #: Wait after a database or broker failure before the same record is tried again (s).
 INFRA_BACKOFF_S = 5.0
-#: What makes a record wait and be tried again, rather than be dead-lettered: the
-#: database or the broker out of reach. Not a DataError, an IntegrityError or any
-#: other error about the record itself: tried again it fails again, and the
-#: partition behind it would stop for good.
-INFRA_ERRORS = (
-    OperationalError,
-    InterfaceError,
-    DisconnectionError,
-    PoolTimeout,
-    KafkaError,
-    OSError,
-)
+
+
+def infra_unreachable(exc: BaseException) -> bool:
+    """What makes a record wait and be tried again, rather than be dead-lettered: the
+    database (:func:`~services.common.db.database_unreachable`, a Postgres restart
+    included) or the broker out of reach. Not a DataError, an IntegrityError or any
+    other error about the record itself: tried again it fails again, and the
+    partition behind it would stop for good."""
+    return isinstance(exc, KafkaError) or database_unreachable(exc)
 
 
 def _count_dead_letter(record: Record, step: str) -> None:
@@ -86,7 +78,7 @@ def consume_loop(
         handle,
         name=name,
         dead_letters=DeadLetters(producer, "publish", _count_dead_letter),
-        retry_on=INFRA_ERRORS,
+        retry_if=infra_unreachable,
         backoff=fixed_backoff(INFRA_BACKOFF_S),
         lag=metrics.CONSUMER_LAG,
         poll_timeout_ms=poll_timeout_ms,
@@ -215,10 +207,11 @@ class Agents:
                 if new:
                     log.info("protection: %d new replies under our answers", new)
                     await self._announce_seen()
-            except INFRA_ERRORS as exc:
-                log.warning("protection watch failed: %s; next in %.0f s", exc, every_s)
-            except Exception:  # the outermost handler of one round
-                log.exception("protection watch failed; next in %.0f s", every_s)
+            except Exception as exc:  # the outermost handler of one round
+                if infra_unreachable(exc):
+                    log.warning("protection watch failed: %s; next in %.0f s", exc, every_s)
+                else:
+                    log.exception("protection watch failed; next in %.0f s", every_s)
             await asyncio.sleep(every_s)
 
     async def _announce_seen(self) -> None:

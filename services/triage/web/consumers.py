@@ -31,11 +31,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.common import topics
 from services.common.codec import decode
 from services.common.consume import ConsumeLoop, Record, RecordHandler, doubling_backoff
+from services.common.db import database_unreachable
 from services.common.dlq import DeadLetters, Sender
 from services.common.kafka import KafkaSettings
 from services.common.messages import (
@@ -63,16 +64,15 @@ OUTBOX_KEEP = timedelta(days=7)
 CLASSIFIED = topics.MENTIONS_CLASSIFIED
 REPLIES = f"{topics.REPLIES_PUBLISHED},{topics.REPLIES_FAILED}"
 PROTECTION = f"{topics.REPLIES_CLASSIFIED},{topics.REPLIES_MODERATED}"
-#: What makes a record wait and be tried again: the database is unreachable. (Any
-#: other database error is about the record: retrying would never end.)
-DATABASE_DOWN = (OperationalError, InterfaceError, OSError)
 
 
 def consume_loop(
     consumer: AIOKafkaConsumer, handle: RecordHandler, *, name: str, producer: Sender
 ) -> ConsumeLoop:
     """The web's consume loop: dead letters with stage ``triage-web.*``, the
-    database's outages waited out with a doubling wait; metrics labelled ``name``."""
+    database's outages (:func:`~services.common.db.database_unreachable`; any other
+    database error is about the record: retrying would never end) waited out with a
+    doubling wait; metrics labelled ``name``."""
 
     def counted(_record: Record, _step: str) -> None:
         metrics.DEAD_LETTERS.labels(name).inc()
@@ -83,7 +83,7 @@ def consume_loop(
         handle,
         name=name,
         dead_letters=DeadLetters(producer, "triage-web", counted),
-        retry_on=DATABASE_DOWN,
+        retry_if=database_unreachable,
         backoff=doubling_backoff(RETRY_INITIAL_S, RETRY_MAX_S),
         lag=metrics.CONSUMER_LAG,
     )
