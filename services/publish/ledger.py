@@ -3,9 +3,10 @@ is acknowledged. Every method is one short transaction.
 
 A reply's life: :meth:`Ledger.open` (``pending``) → the governor →
 :meth:`Ledger.refuse` or :meth:`Ledger.start_sending` (``sending``, committed
-*before* the platform is called) → :meth:`Ledger.mark_published` (with the post
-id and URL) or :meth:`Ledger.mark_failed`. A ``sending`` reply found later (a
-restart, a redelivery) is reconciled on the platform before any retry.
+*before* the platform is called, by one publisher only) →
+:meth:`Ledger.mark_published` (with the post id and URL) or
+:meth:`Ledger.mark_failed`. A ``sending`` reply found later (a restart, a
+redelivery) is reconciled on the platform before any retry.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.common.db import UtcDateTime
 from services.common.messages import ConsentWithdrawn, PublishReply, utcnow
 from services.publish.domain import (
     EngagementFact,
@@ -212,21 +214,40 @@ class Ledger:
         template_id: str | None,
         owner: str | None = None,
         lease_until: datetime | None = None,
-    ) -> Reply:
+        standalone: bool = False,
+    ) -> Reply | None:
         """``sending``, committed before the platform is called, owned by ``owner``
-        until ``lease_until``. Raises :class:`AlreadyReplied` when another reply to
-        the question, or to the same post, is live."""
+        until ``lease_until``; ``standalone`` says how it is posted (and so how it is
+        looked for later).
+
+        A compare-and-set in one UPDATE: only a reply still ``pending`` is taken.
+        None when it no longer is (another publisher read the same record and took
+        it first, after a rebalance): that one may be posting it right now, and a
+        reply found ``sending`` is looked for on the platform before any post, never
+        taken here. Raises :class:`AlreadyReplied` when another reply to the
+        question, or to the same post, is live."""
         try:
             async with self._sessions() as session, session.begin():
-                row = await self._row(session, reply_id)
                 now = self.now()
-                row.state = ReplyState.SENDING.value
-                row.owner = owner
-                row.lease_until = lease_until
-                row.text = text
-                row.template_id = template_id
-                row.sent_at = row.sent_at or now
-                row.updated_at = now
+                result = await session.execute(
+                    update(Reply)
+                    .where(Reply.reply_id == reply_id, Reply.state == ReplyState.PENDING.value)
+                    .values(
+                        state=ReplyState.SENDING.value,
+                        owner=owner,
+                        lease_until=lease_until,
+                        text=text,
+                        template_id=template_id,
+                        standalone=standalone,
+                        sent_at=func.coalesce(Reply.sent_at, literal(now, UtcDateTime())),
+                        updated_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(result, "rowcount", 0) != 1:
+                    if await session.get(Reply, reply_id) is None:
+                        raise UnknownReply(reply_id)
+                    return None
                 session.add(
                     DecisionRecord(
                         reply_id=reply_id,
@@ -236,8 +257,10 @@ class Ledger:
                         at=now,
                     )
                 )
+                row = await session.get(Reply, reply_id, populate_existing=True)
         except IntegrityError as exc:
             raise AlreadyReplied(reply_id) from exc
+        assert row is not None
         return row
 
     async def claim(self, reply_id: str, owner: str, until: datetime) -> bool:

@@ -32,6 +32,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -110,6 +111,9 @@ class Reply(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: Sent as a post of its own, not under ``in_reply_to`` (``PublishReply.standalone``):
+    #: how it is looked for on the platform after a lost answer or a restart.
+    standalone: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: The publisher process sending it, and until when it may (see ``Ledger.claim``).
     owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())

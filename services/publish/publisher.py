@@ -219,6 +219,13 @@ def outcome_message(row: Reply) -> ReplyPublished | ReplyFailed | None:
     return failed_message(row)
 
 
+async def _find(platform: Platform, row: Reply) -> PostedReply | None:
+    """``row`` on its platform, looked for the way the ledger says it was sent."""
+    return await platform.find_reply(
+        in_reply_to=row.in_reply_to, text=row.text, standalone=row.standalone
+    )
+
+
 def describe_final(exc: FinalError) -> str:
     """The platform's refusal with its error body, for ``replies.failed``."""
     if exc.error is None:
@@ -332,43 +339,12 @@ class Publisher:
 
     async def _attempt(self, request: PublishReply, row: Reply, platform: Platform) -> Outcome:
         if row.state == ReplyState.SENDING:
-            # The last try may have posted before it could say so: look first.
-            found = await platform.find_reply(
-                in_reply_to=row.in_reply_to, text=row.text, standalone=request.standalone
-            )
-            if found is not None:
-                log.info(
-                    "reply %s was already on %s as %s", row.reply_id, row.platform, found.post_id
-                )
-                return await self._published(row, found, platform, reconciled=True)
-            if not await self.ledger.claim(row.reply_id, self.instance, self._lease()):
-                # Another publisher is sending it (a rebalance moved the partition):
-                # it may be posting right now. Look again when its lease runs out.
-                until = row.lease_until.timestamp() if row.lease_until else self.clock()
-                return Retry(max(until, self.clock() + 1.0), "another publisher is sending it")
-            verdict = await self._govern(request, row, compose=False)
-            if isinstance(verdict, Done | Retry):
-                return verdict
+            taken = await self._resume(request, row, platform)
         else:
-            composed = await self._govern(request, row, compose=True)
-            if not isinstance(composed, domain.Composed):
-                assert composed is not None  # composing yields a text or a verdict
-                return composed
-            try:
-                row = await self.ledger.start_sending(
-                    row.reply_id,
-                    text=composed.text,
-                    template_id=composed.template_id,
-                    owner=self.instance,
-                    lease_until=self._lease(),
-                )
-            except AlreadyReplied:
-                refusal = domain.Refusal(
-                    domain.ONE_REPLY_PER_QUESTION,
-                    f"another reply to question {row.question_id} or to {row.platform} "
-                    f"post {row.in_reply_to} went live first",
-                )
-                return await self._refuse(row, [refusal])
+            taken = await self._start(request, row)
+        if not isinstance(taken, Reply):
+            return taken
+        row = taken
         assert row.text is not None
         media_ids = []
         if request.media is not None:
@@ -387,10 +363,62 @@ class Publisher:
         posted = await platform.post_reply(draft)
         return await self._published(row, posted, platform)
 
-    async def _look_up(self, row: Reply, platform: Platform) -> PostedReply | None:
-        """The reply on the platform, or None (also when the platform cannot say)."""
+    async def _resume(
+        self, request: PublishReply, row: Reply, platform: Platform
+    ) -> Reply | Outcome:
+        """A reply found ``sending``: published if it is on the platform already, else
+        taken over (no owner, its own, or a lease run out) and governed again."""
+        # The last try may have posted before it could say so: look first.
+        found = await platform.find_reply(
+            in_reply_to=row.in_reply_to, text=row.text, standalone=request.standalone
+        )
+        if found is not None:
+            log.info("reply %s was already on %s as %s", row.reply_id, row.platform, found.post_id)
+            return await self._published(row, found, platform, reconciled=True)
+        if not await self.ledger.claim(row.reply_id, self.instance, self._lease()):
+            return self._held_elsewhere(row)
+        verdict = await self._govern(request, row, compose=False)
+        return verdict if isinstance(verdict, Done | Retry) else row
+
+    async def _start(self, request: PublishReply, row: Reply) -> Reply | Outcome:
+        """A ``pending`` reply: governed, its text composed, then ``sending`` by this
+        publisher, unless another one took it first."""
+        composed = await self._govern(request, row, compose=True)
+        if not isinstance(composed, domain.Composed):
+            assert composed is not None  # composing yields a text or a verdict
+            return composed
         try:
-            return await platform.find_reply(in_reply_to=row.in_reply_to, text=row.text)
+            sending = await self.ledger.start_sending(
+                row.reply_id,
+                text=composed.text,
+                template_id=composed.template_id,
+                owner=self.instance,
+                lease_until=self._lease(),
+                standalone=request.standalone,
+            )
+        except AlreadyReplied:
+            refusal = domain.Refusal(
+                domain.ONE_REPLY_PER_QUESTION,
+                f"another reply to question {row.question_id} or to {row.platform} "
+                f"post {row.in_reply_to} went live first",
+            )
+            return await self._refuse(row, [refusal])
+        if sending is None:  # no longer pending: another publisher read it and took it first
+            return self._held_elsewhere(await self.ledger.get(row.reply_id) or row)
+        return sending
+
+    def _held_elsewhere(self, row: Reply) -> Retry:
+        """Another publisher is sending the reply (a rebalance moved the partition):
+        it may be posting right now. Look again when its lease runs out (at once
+        when there is none: the next look finds what became of it)."""
+        until = row.lease_until.timestamp() if row.lease_until else self.clock()
+        return Retry(max(until, self.clock() + 1.0), "another publisher is sending it")
+
+    async def _look_up(self, row: Reply, platform: Platform) -> PostedReply | None:
+        """The reply on the platform, looked for the way it was sent (threaded or
+        standalone), or None (also when the platform cannot say)."""
+        try:
+            return await _find(platform, row)
         except PublishError as exc:
             log.warning("reply %s: could not look it up on %s: %s", row.reply_id, row.platform, exc)
             return None
@@ -512,7 +540,7 @@ class Publisher:
             if platform is None:
                 continue
             try:
-                found = await platform.find_reply(in_reply_to=row.in_reply_to, text=row.text)
+                found = await _find(platform, row)
             except PublishError as exc:
                 log.warning("could not reconcile reply %s now: %s", row.reply_id, exc.message)
                 continue

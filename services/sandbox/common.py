@@ -1,10 +1,13 @@
 """What the sandbox's X and Mastodon halves share: errors in each platform's own
-shape, rate-limit headers, authentication and body parsing."""
+shape, post texts as X gives them back, rate-limit headers, authentication and
+body parsing."""
 
 from __future__ import annotations
 
 import hashlib
+import html
 import math
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +57,36 @@ def x_invalid(parameter: str, message: str) -> PlatformError:
             "type": "https://api.twitter.com/2/problems/invalid-request",
         },
     )
+
+
+_LINK = re.compile(r"https?://\S+", re.IGNORECASE)
+
+
+def x_wire_text(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """A post's ``text`` as X API v2 gives it back, with its ``entities.urls``: ``&``,
+    ``<`` and ``>`` HTML-escaped, every link shortened to a t.co link (the same one
+    for the same link) whose ``expanded_url`` is the link as written."""
+    out: list[str] = []
+    urls: list[dict[str, Any]] = []
+    at = 0
+    for match in _LINK.finditer(text):
+        out.append(html.escape(text[at : match.start()], quote=False))
+        link = match.group()
+        short = "https://t.co/" + hashlib.sha256(link.encode()).hexdigest()[:10]
+        start = sum(map(len, out))
+        urls.append(
+            {
+                "start": start,
+                "end": start + len(short),
+                "url": short,
+                "expanded_url": link,
+                "display_url": link.split("://", 1)[1][:27],
+            }
+        )
+        out.append(short)
+        at = match.end()
+    out.append(html.escape(text[at:], quote=False))
+    return "".join(out), urls
 
 
 def m_error(status: int, message: str, headers: dict[str, str] | None = None) -> PlatformError:

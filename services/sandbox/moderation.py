@@ -26,7 +26,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from services.sandbox.bluesky_api import BlueskyApi, xrpc_error
-from services.sandbox.common import Api, m_error, route, x_invalid, x_problem
+from services.sandbox.common import Api, m_error, route, x_invalid, x_problem, x_wire_text
 from services.sandbox.state import StoredPost, is_snowflake, iso
 
 THREADGATE = "app.bsky.feed.threadgate"
@@ -90,20 +90,8 @@ class XModerationApi(Api):
         if not 10 <= max_results <= 100:
             raise x_invalid("max_results", "max_results must be between 10 and 100")
         page = posts[:max_results]
-        data = [
-            {
-                "id": p.id,
-                "text": p.text,
-                "author_id": p.account_id,
-                "conversation_id": (_root(self.state, p).in_reply_to or _root(self.state, p).id),
-                "created_at": iso(p.created_at),
-                "referenced_tweets": (
-                    [{"type": "replied_to", "id": p.in_reply_to}] if p.in_reply_to else []
-                )
-                + ([{"type": "quoted", "id": p.quote_of}] if p.quote_of else []),
-            }
-            for p in page
-        ]
+        fields = set(filter(None, query.get("tweet.fields", "").split(",")))
+        data = [self._found(p, fields) for p in page]
         users = {p.account_id: {"id": p.account_id, "username": p.username} for p in page}
         meta: dict[str, Any] = {"result_count": len(data)}
         if data:
@@ -113,6 +101,25 @@ class XModerationApi(Api):
             body["data"] = data
             body["includes"] = {"users": list(users.values())}
         return JSONResponse(body, headers=headers)
+
+    def _found(self, post: StoredPost, fields: set[str]) -> dict[str, Any]:
+        """A post as the search gives it (its text as X gives it back)."""
+        text, urls = x_wire_text(post.text)
+        root = _root(self.state, post)
+        found: dict[str, Any] = {
+            "id": post.id,
+            "text": text,
+            "author_id": post.account_id,
+            "conversation_id": root.in_reply_to or root.id,
+            "created_at": iso(post.created_at),
+            "referenced_tweets": (
+                [{"type": "replied_to", "id": post.in_reply_to}] if post.in_reply_to else []
+            )
+            + ([{"type": "quoted", "id": post.quote_of}] if post.quote_of else []),
+        }
+        if "entities" in fields and urls:
+            found["entities"] = {"urls": urls}
+        return found
 
     @route("PUT", "/2/tweets/{post_id}/hidden")
     async def hide(self, post_id: str, request: Request) -> Response:

@@ -1,7 +1,8 @@
 """The sandbox's X API v2 subset: chunked media upload (videos checked against X's
 limits: a video X would refuse fails processing with the reason), alt text and
 subtitles of a video, posts, the account's timeline (reconciliation) and deletion,
-with X's validation and error shapes."""
+with X's validation and error shapes; texts come back as X gives them (HTML-escaped,
+links shortened to t.co)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from services.sandbox.common import (
     save_upload,
     x_invalid,
     x_problem,
+    x_wire_text,
 )
 from services.sandbox.media_check import check_subtitles, check_video
 from services.sandbox.state import Account, StoredMedia, StoredPost, is_snowflake, iso
@@ -75,7 +77,10 @@ def _segment_index(raw: Any) -> int:
 
 
 def _tweet(post: StoredPost, fields: set[str]) -> dict[str, Any]:
-    tweet: dict[str, Any] = {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}
+    text, urls = x_wire_text(post.text)
+    tweet: dict[str, Any] = {"id": post.id, "text": text, "edit_history_tweet_ids": [post.id]}
+    if "entities" in fields and urls:
+        tweet["entities"] = {"urls": urls}
     if "referenced_tweets" in fields and post.in_reply_to:
         tweet["referenced_tweets"] = [{"type": "replied_to", "id": post.in_reply_to}]
     if "conversation_id" in fields:
@@ -367,7 +372,11 @@ class XApi(Api):
             url=f"{self.ctx.public}/i/web/status/{post_id}",
         )
         self.state.add_post(post)
-        data = {"id": post_id, "text": post.text, "edit_history_tweet_ids": [post_id]}
+        data = {
+            "id": post_id,
+            "text": x_wire_text(post.text)[0],
+            "edit_history_tweet_ids": [post_id],
+        }
         return JSONResponse({"data": data}, status_code=201, headers=headers)
 
     @route("DELETE", "/2/tweets/{post_id}")

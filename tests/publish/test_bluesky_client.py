@@ -94,6 +94,30 @@ async def test_a_threaded_video_reply_goes_out_is_found_again_and_taken_down(
     assert await client.find_reply(in_reply_to=follow_up) is None
 
 
+async def test_a_standalone_post_is_found_again_as_a_post_of_its_own(
+    client: BlueskyClient, bsky: SandboxServer
+) -> None:
+    question = await ask(bsky, "#TakeAction what is school like?")
+    posted = await client.post_reply(
+        ReplyDraft(
+            text="An answer from the camp.",
+            in_reply_to=question,
+            idempotency_key="r-1",
+            standalone=True,
+        )
+    )
+
+    found = await client.find_reply(
+        in_reply_to=question, text="An answer from the camp.", standalone=True
+    )
+
+    assert "reply" not in bsky.state.bluesky_records[posted.post_id]
+    assert found is not None
+    assert found.post_id == posted.post_id
+    assert await client.find_reply(in_reply_to=question, text="An answer from the camp.") is None
+    assert await client.find_reply(in_reply_to=question, text="Another.", standalone=True) is None
+
+
 async def test_an_expired_token_is_refreshed_not_a_new_session(
     client: BlueskyClient, bsky: SandboxServer
 ) -> None:

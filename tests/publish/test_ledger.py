@@ -11,12 +11,13 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pydantic import SecretStr
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 
+from services.common.db import make_engine
 from services.common.messages import Author, ConsentWithdrawn, Platform
 from services.publish.db import migrate
 from services.publish.domain import Refusal
-from services.publish.exceptions import AlreadyReplied
+from services.publish.exceptions import AlreadyReplied, UnknownReply
 from services.publish.ledger import Ledger
 from services.publish.models import Base, ReplyState
 from services.publish.platforms.base import PostedReply
@@ -65,6 +66,27 @@ async def test_an_empty_database_differs_from_the_models(kind: str, tmp_path: Pa
         engine.connect() as connection,
     ):
         assert len(await connection.run_sync(_diff)) >= 5
+
+
+async def test_replies_from_before_0006_read_as_threaded(kind: str, tmp_path: Path) -> None:
+    async with empty_database(kind, tmp_path) as (engine, _, _):
+        await migrate(engine, "0005")
+        now = datetime.now(UTC)
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO replies (reply_id, question_id, platform, mention_id,"
+                    " in_reply_to, author_id, author_handle, speaker_ref, consent_at, state,"
+                    " attempts, created_at, updated_at) VALUES ('r-old', 'q-old', 'x', 'x:1',"
+                    " '1', 'a', 'asker', 'speaker', :now, 'sending', 0, :now, :now)"
+                ),
+                {"now": now},
+            )
+        await migrate(engine)
+
+        [row] = await Ledger(engine).sending()
+
+    assert (row.reply_id, row.standalone) == ("r-old", False)
 
 
 async def test_a_reply_goes_pending_sending_published(ledger: Ledger) -> None:
@@ -139,6 +161,7 @@ async def test_a_failed_reply_does_not_block_a_new_request_for_the_question(
     await ledger.mark_failed(first.reply_id, "HTTP 403", retryable=False, count=True)
     await ledger.open(second)
     row = await ledger.start_sending(second.reply_id, text="two", template_id=None)
+    assert row is not None
     assert row.state == ReplyState.SENDING
 
 
@@ -284,6 +307,106 @@ async def test_a_sending_reply_is_claimed_by_one_publisher_at_a_time(ledger: Led
     row = await ledger.get(request.reply_id)
     assert row is not None
     assert row.owner == "b"
+
+
+async def test_only_one_of_two_publishers_that_read_a_reply_pending_starts_sending_it(
+    kind: str, tmp_path: Path
+) -> None:
+    """A rebalance while publisher A is in the governor: B reads the same record, both
+    see ``pending``. The first to mark it sending has it; the other is told no (and
+    so never posts), whatever it read, and even once the winner's lease ran out (a
+    ``sending`` reply is looked for on the platform first, then ``claim``-ed)."""
+    async with empty_database(kind, tmp_path) as (engine, url, schema):
+        await migrate(engine)
+        other = make_engine(url, schema=schema)  # the second publisher's own connections
+        try:
+            a, b = Ledger(engine), Ledger(other)
+            request = request_factory()
+            await a.open(request)
+            assert (await b.open(request)).state == ReplyState.PENDING
+            now = datetime.now(UTC)
+
+            won = await a.start_sending(
+                request.reply_id,
+                text="from a",
+                template_id="en-a",
+                owner="a",
+                lease_until=now + timedelta(minutes=5),
+            )
+            lost = await b.start_sending(
+                request.reply_id,
+                text="from b",
+                template_id="en-b",
+                owner="b",
+                lease_until=now + timedelta(minutes=5),
+            )
+            b.now = lambda: now + timedelta(minutes=6)  # a's lease ran out
+            late = await b.start_sending(
+                request.reply_id, text="from b", template_id="en-b", owner="b"
+            )
+
+            assert won is not None
+            assert (won.state, won.owner, won.text) == (ReplyState.SENDING, "a", "from a")
+            assert lost is None
+            assert late is None
+            row = await b.get(request.reply_id)
+            assert row is not None
+            assert (row.state, row.owner, row.text, row.template_id) == (
+                ReplyState.SENDING, "a", "from a", "en-a",
+            )  # fmt: skip
+            assert [d.reason for d in await b.decisions(request.reply_id)] == [
+                "every rule allowed; template en-a"
+            ]
+        finally:
+            await other.dispose()
+
+
+async def test_two_publishers_marking_one_reply_sending_at_once_one_wins(
+    kind: str, tmp_path: Path
+) -> None:
+    async with empty_database(kind, tmp_path) as (engine, url, schema):
+        await migrate(engine)
+        other = make_engine(url, schema=schema)
+        try:
+            a, b = Ledger(engine), Ledger(other)
+            request = request_factory()
+            await a.open(request)
+
+            results = await asyncio.gather(
+                *(
+                    ledger.start_sending(
+                        request.reply_id, text=owner, template_id=None, owner=owner
+                    )
+                    for ledger, owner in ((a, "a"), (b, "b"), (a, "a2"), (b, "b2"))
+                )
+            )
+
+            [winner] = [r for r in results if r is not None]
+            row = await a.get(request.reply_id)
+            assert row is not None
+            assert (row.state, row.owner) == (ReplyState.SENDING, winner.owner)
+            assert len(await a.decisions(request.reply_id)) == 1
+        finally:
+            await other.dispose()
+
+
+async def test_starting_to_send_an_unknown_reply_is_an_error(ledger: Ledger) -> None:
+    with pytest.raises(UnknownReply):
+        await ledger.start_sending("r-nowhere", text="t", template_id=None)
+
+
+async def test_a_reply_records_whether_it_was_sent_standalone(ledger: Ledger) -> None:
+    threaded, alone = request_factory(), request_factory(standalone=True, summoned=False)
+    for request in (threaded, alone):
+        await ledger.open(request)
+        await ledger.start_sending(
+            request.reply_id, text=request.text, template_id=None, standalone=request.standalone
+        )
+
+    assert {r.reply_id: r.standalone for r in await ledger.sending()} == {
+        threaded.reply_id: False,
+        alone.reply_id: True,
+    }
 
 
 async def test_oauth_tokens_are_saved_replaced_and_read_back(ledger: Ledger) -> None:

@@ -155,3 +155,27 @@ async def test_bluesky_quotes_are_read_and_detached_by_the_post_gate(
     assert (state[quote], state[reply]) == (True, False)  # the thread gate is untouched
     assert await platform.hide_reply(target, False) == "attached"
     assert _hidden(await posts(http, sandbox))[quote] is False
+
+
+async def test_x_replies_under_our_answer_read_as_they_were_written(
+    platforms: dict[PlatformName, Platform], sandbox: SandboxServer, http: httpx.AsyncClient
+) -> None:
+    """X gives texts back HTML-escaped with their links on t.co: read as written."""
+    platform = platforms[PlatformName.X]
+    assert isinstance(platform, Moderation)
+    asked = await _post(
+        http, sandbox, platform="x", author={"id": "11", "handle": "asker"},
+        text=f"@{ACCOUNT} what do you dream of?",
+    )  # fmt: skip
+    answer = await platform.post_reply(
+        ReplyDraft(text="To be a doctor.", in_reply_to=asked, idempotency_key="answer")
+    )
+    text = "you & <them> https://example.org/x?a=1&b=2"
+    await _post(
+        http, sandbox, platform="x", author={"id": "21", "handle": "someone"}, text=text,
+        in_reply_to=answer.post_id,
+    )  # fmt: skip
+
+    [seen] = await platform.replies_under(answer.post_id)
+
+    assert seen.text == text

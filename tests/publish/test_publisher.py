@@ -207,6 +207,51 @@ async def test_a_standalone_post_answers_what_x_will_not_let_us_reply_to(env: En
     assert found.post_id == post["id"]
 
 
+#: An answer X gives back otherwise than it was written: ``&`` and ``<`` HTML-escaped,
+#: the link shortened to t.co.
+ESCAPED_BY_X = "Q&A <3: what we miss most https://example.org/answer?a=1&b=2"
+
+
+async def test_a_standalone_post_is_found_at_start_though_x_gives_its_text_back_escaped(
+    env: Env,
+) -> None:
+    """Posted standalone, then a crash before the ledger heard of it: the start's
+    reconciliation looks for it as it was sent (on the timeline, by its text as X
+    gives it back) and finds it; the redelivered request posts nothing."""
+    request = await engaged(env.ledger, summoned=False, standalone=True, text=ESCAPED_BY_X)
+    with pytest.raises(SimulatedCrash):
+        await env.make_publisher(x_allow_urls=True, wrap=CrashAfterPost).handle(request)
+    [post] = await env.posts()
+    assert post["in_reply_to"] is None
+    assert ESCAPED_BY_X in post["text"]
+
+    restarted = env.make_publisher(x_allow_urls=True)
+    [announced] = await restarted.reconcile_sending()
+    message = published(await restarted.handle(request))
+
+    assert announced.post_id == message.post_id == post["id"]
+    assert len(await env.posts()) == 1
+
+
+async def test_a_standalone_post_whose_last_answer_was_lost_is_published_and_comes_down(
+    env: Env,
+) -> None:
+    """The last allowed try posted but its answer was lost: the standalone post is
+    found and recorded published (not failed), so a withdrawal takes it down."""
+    publisher = env.make_publisher(reply_max_attempts=1, x_allow_urls=True, wrap=TimeoutAfterPost)
+    request = await engaged(env.ledger, summoned=False, standalone=True, text=ESCAPED_BY_X)
+
+    message = published(await publisher.handle(request))
+
+    [post] = await env.posts()
+    assert message.post_id == post["id"]
+    await _withdraw(publisher, request.consent.speaker_ref)
+    assert await env.posts() == []
+    row = await env.ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.WITHDRAWN
+
+
 async def test_a_bluesky_mention_gets_one_threaded_video_reply_even_after_a_restart(
     env: Env, media_factory: Callable[..., MediaFile]
 ) -> None:
@@ -1107,6 +1152,46 @@ async def test_a_stop_that_is_not_addressed_to_the_campaign_is_not_an_opt_out(
         mention_for(request_factory(), "@TakeActionCamps please don't stop!")
     )
     assert await ledger.opt_outs() == []
+
+
+class _LetsAnotherGoFirst(Ledger):
+    """A ledger whose governor snapshot first lets ``meanwhile`` run: a rebalance while
+    this publisher is in the rule checks, and the new owner handles the same record."""
+
+    def __init__(self, ledger: Ledger, meanwhile: Callable[[], Any]) -> None:
+        super().__init__(ledger.engine)
+        self.meanwhile = meanwhile
+
+    async def snapshot(self, request: PublishReply) -> domain.Snapshot:
+        await self.meanwhile()
+        return await super().snapshot(request)
+
+
+async def test_two_publishers_that_read_one_reply_pending_post_it_once(env: Env) -> None:
+    """Publisher A reads the reply ``pending`` and is in the governor when B, after a
+    rebalance, reads the same record and publishes it. A must not mark it sending
+    and post again: it is told another publisher has it, and then repeats B's outcome."""
+    request = await engaged(env.ledger)
+    b = env.make_publisher()
+    outcomes: list[object] = []
+
+    async def b_goes_first() -> None:
+        if not outcomes:
+            outcomes.append(await b.handle(request))
+
+    a = env.make_publisher()
+    a.ledger = _LetsAnotherGoFirst(env.ledger, b_goes_first)
+
+    put_off = await a.handle(request)
+
+    assert isinstance(put_off, Retry)
+    assert put_off.reason == "another publisher is sending it"
+    [post] = await env.posts()
+    assert published(outcomes[0]).post_id == post["id"]
+    assert published(await a.handle(request)).post_id == post["id"]  # B's outcome, repeated
+    assert len(await env.posts()) == 1
+    decisions = await env.ledger.decisions(request.reply_id)
+    assert [(d.rule, d.verdict) for d in decisions] == [("governor", "allow")]
 
 
 async def test_a_reply_another_publisher_is_sending_waits_for_its_lease(env: Env) -> None:

@@ -308,6 +308,45 @@ async def test_a_post_whose_answer_was_lost_is_found_not_posted_twice(
     assert post["in_reply_to"] == mention
 
 
+async def test_a_standalone_post_whose_answer_was_lost_is_found_though_x_escapes_its_text(
+    x_client: Callable[..., XClient],
+    sandbox: SandboxServer,
+    http: httpx.AsyncClient,
+    mention_id: Callable[[], str],
+) -> None:
+    """X gives a post's text back HTML-escaped with its link on t.co: the retry after
+    the lost answer still recognises the post, and posts nothing twice."""
+    text = "Q&A <3: what we miss most https://example.org/answer?a=1&b=2"
+    await set_faults(http, sandbox, x={"drop_after": 1, "endpoints": ["tweets_create"]})
+
+    reply = await x_client().post_reply(
+        ReplyDraft(text=text, in_reply_to=mention_id(), idempotency_key="k", standalone=True)
+    )
+
+    [post] = await posts(http, sandbox)
+    assert (post["id"], post["in_reply_to"], post["text"]) == (reply.post_id, None, text)
+
+
+async def test_a_standalone_post_is_found_by_its_text_not_by_another_one(
+    x_client: Callable[..., XClient], mention_id: Callable[[], str]
+) -> None:
+    client = x_client()
+    asked = mention_id()
+    ours = await client.post_reply(
+        ReplyDraft(text="Fish & <chips>", in_reply_to=asked, idempotency_key="a", standalone=True)
+    )
+    await client.post_reply(
+        ReplyDraft(text="Fish & chips", in_reply_to=asked, idempotency_key="b", standalone=True)
+    )
+
+    found = await client.find_reply(in_reply_to=asked, text="Fish & <chips>", standalone=True)
+
+    assert found is not None
+    assert found.post_id == ours.post_id
+    assert await client.find_reply(in_reply_to=asked, text="Fish & <chips>") is None  # threaded
+    assert await client.find_reply(in_reply_to=asked, text="Fish", standalone=True) is None
+
+
 async def test_find_reply_finds_our_reply_among_others(
     x_client: Callable[..., XClient], mention_id: Callable[[], str]
 ) -> None:

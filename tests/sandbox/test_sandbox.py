@@ -379,6 +379,34 @@ async def test_x_timeline_pages_and_filters(api: Api) -> None:
     )
 
 
+async def test_x_gives_texts_back_escaped_with_links_on_t_co(
+    api: Api, http: httpx.AsyncClient, sandbox: SandboxServer
+) -> None:
+    """As X does: ``&``, ``<``, ``>`` HTML-escaped, every link a t.co link that
+    ``entities.urls`` (when asked for) maps back to the link as written."""
+    user_id = (await api.x("GET", "/2/users/me")).json()["data"]["id"]
+    text = "Q&A <3 > see https://example.org/a?x=1&y=2 and http://b.test"
+    created = await api.x("POST", "/2/tweets", json={"text": text})
+
+    [bare] = (await api.x("GET", f"/2/users/{user_id}/tweets")).json()["data"]
+    [tweet] = (
+        await api.x("GET", f"/2/users/{user_id}/tweets", params={"tweet.fields": "entities"})
+    ).json()["data"]
+
+    [first, second] = tweet["entities"]["urls"]
+    assert [first["expanded_url"], second["expanded_url"]] == [
+        "https://example.org/a?x=1&y=2",
+        "http://b.test",
+    ]
+    assert tweet["text"] == f"Q&amp;A &lt;3 &gt; see {first['url']} and {second['url']}"
+    assert first["url"].startswith("https://t.co/")
+    assert tweet["text"][first["start"] : first["end"]] == first["url"]
+    assert created.json()["data"]["text"] == bare["text"] == tweet["text"]
+    assert "entities" not in bare
+    [post] = await posts(http, sandbox)
+    assert post["text"] == text  # stored as written
+
+
 # --- X OAuth 2.0 token endpoint ---------------------------------------------------------
 
 

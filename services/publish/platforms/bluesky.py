@@ -349,7 +349,9 @@ class BlueskyClient:
                 "POST", "com.atproto.repo.createRecord", bucket=CREATE, json=body
             )
         except RetryableError:
-            found = await self.find_reply(in_reply_to=draft.in_reply_to, text=draft.text)
+            found = await self.find_reply(
+                in_reply_to=draft.in_reply_to, text=draft.text, standalone=draft.standalone
+            )
             if found is not None:  # it went out before the failure: not twice
                 return found
             raise
@@ -367,12 +369,22 @@ class BlueskyClient:
         response = await self._xrpc(
             "GET", "com.atproto.repo.listRecords", bucket=READ, params=params
         )
-        mine = [
-            r
-            for r in response.json().get("records") or []
-            if ((r.get("value") or {}).get("reply") or {}).get("parent", {}).get("uri")
-            == in_reply_to
-        ]
+        records = [r for r in response.json().get("records") or [] if isinstance(r, dict)]
+        if standalone:  # a post of its own answering ``in_reply_to``: not a reply, its text
+            mine = [
+                r
+                for r in records
+                if text is not None
+                and "reply" not in (r.get("value") or {})
+                and (r.get("value") or {}).get("text") == text
+            ]
+        else:
+            mine = [
+                r
+                for r in records
+                if ((r.get("value") or {}).get("reply") or {}).get("parent", {}).get("uri")
+                == in_reply_to
+            ]
         if not mine:
             return None
         exact = [r for r in mine if text is not None and r["value"].get("text") == text]

@@ -20,6 +20,10 @@ Wire format, as documented at docs.x.com (2025 media endpoints):
 - ``GET /2/users/me``, ``GET /2/users/{id}/tweets`` (reconciliation),
   ``DELETE /2/tweets/{id}`` → ``{"data": {"deleted": true}}``.
 
+Posts read back carry their ``text`` HTML-escaped (``&amp;``, ``&lt;``, ``&gt;``)
+with every link shortened to ``https://t.co/...``; ``entities.urls`` maps each
+back to its ``expanded_url``.
+
 Errors are RFC 7807 problems (``title``/``detail``/``type``), validation errors
 carry an ``errors`` list. Every response carries ``x-rate-limit-limit``,
 ``-remaining`` and ``-reset`` (epoch seconds) for its endpoint; posting also
@@ -32,9 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -150,9 +156,19 @@ class _Reference(_Model):
     id: str
 
 
+class _Link(_Model):
+    url: str
+    expanded_url: str | None = None
+
+
+class _Entities(_Model):
+    urls: list[_Link] = []
+
+
 class _Tweet(_Model):
     id: str
     text: str = ""
+    entities: _Entities = _Entities()
     referenced_tweets: list[_Reference] = []
     author_id: str | None = None
     created_at: str | None = None
@@ -241,6 +257,32 @@ def x_credentials(
 
 
 _HAS_URL = re.compile(r"https?://", re.IGNORECASE)
+_LINK = re.compile(r"https?://\S+", re.IGNORECASE)
+
+
+def written_text(tweet: _Tweet) -> str:
+    """A post's text as it was written: X sends it HTML-escaped (``&amp;``, ``&lt;``,
+    ``&gt;``) and with every link shortened to t.co; ``entities.urls`` (asked for
+    in ``tweet.fields``) gives the links back."""
+    text = html.unescape(tweet.text)
+    for link in tweet.entities.urls:
+        if link.expanded_url:
+            text = text.replace(link.url, link.expanded_url)
+    return text
+
+
+def _comparable(text: str) -> str:
+    # X stores text NFC-normalized and may give a link back otherwise than it was
+    # written (a slash added): links are compared as links.
+    return _LINK.sub("<link>", unicodedata.normalize("NFC", text)).strip()
+
+
+def same_text(tweet: _Tweet, text: str | None) -> bool:
+    """Whether ``tweet`` is a post of ``text`` (what we sent)."""
+    if text is None:
+        return False
+    written = written_text(tweet)
+    return written == text or _comparable(written) == _comparable(text)
 
 
 class SpendMeter(Protocol):
@@ -471,7 +513,7 @@ class XClient:
         user_id = await self.user_id()
         params: dict[str, str] = {
             "max_results": str(PAGE_SIZE),
-            "tweet.fields": "referenced_tweets,conversation_id,created_at",
+            "tweet.fields": "referenced_tweets,conversation_id,created_at,entities",
             "exclude": "retweets",
         }
         if in_reply_to.isdigit():
@@ -488,7 +530,7 @@ class XClient:
                 for tweet in page.data
                 if (
                     # A standalone post answering ``in_reply_to``: newer, not a reply, its text.
-                    not tweet.referenced_tweets and tweet.text == text
+                    not tweet.referenced_tweets and same_text(tweet, text)
                     if standalone
                     else any(
                         r.type == "replied_to" and r.id == in_reply_to
@@ -501,7 +543,7 @@ class XClient:
             params["pagination_token"] = page.meta.next_token
         if not candidates:
             return None
-        exact = [t for t in candidates if text is not None and t.text == text]
+        exact = [t for t in candidates if same_text(t, text)]
         chosen = (exact or candidates)[-1]  # newest first: the last is the earliest reply
         return self._posted(chosen.id, in_reply_to)
 
@@ -535,7 +577,7 @@ class XClient:
         params: dict[str, str] = {
             "query": f"in_reply_to_tweet_id:{post_id}",
             "max_results": str(PAGE_SIZE),
-            "tweet.fields": "author_id,created_at,conversation_id,referenced_tweets,lang",
+            "tweet.fields": "author_id,created_at,conversation_id,referenced_tweets,lang,entities",
             "expansions": "author_id",
             "user.fields": "username",
         }
@@ -554,7 +596,7 @@ class XClient:
                     native_id=t.id,
                     author_id=t.author_id or "",
                     author_handle=handles.get(t.author_id or "", t.author_id or "unknown"),
-                    text=t.text,
+                    text=written_text(t),
                     created_at=parse_time(t.created_at),
                     url=f"{self._web}/i/web/status/{t.id}",
                     lang=t.lang if t.lang not in (None, "und", "zxx", "qme") else None,
