@@ -6,7 +6,8 @@ TriageError
 ├── NotFound           404  no such question, team, answer or user
 ├── Forbidden          403  the role or the team may not do this
 ├── Conflict           409  the item is not in a state that allows this
-│   └── ClaimedByOther 409  another person holds the claim (until ``until``)
+│   ├── ClaimedByOther 409  another person holds the claim (until ``until``)
+│   └── AnswerReplaced 409  the answer reviewed is no longer the one waiting for review
 ├── Invalid            422  the request is well formed but not acceptable
 │   └── ConsentMissing 422  no consent, no answer
 └── TooManyAttempts    429  too many failed logins; retry after ``retry_after_s``
@@ -74,6 +75,13 @@ class ClaimedByOther(Conflict):
 
 class NotUndoable(Conflict):
     code = "not_undoable"
+
+
+class AnswerReplaced(Conflict):
+    """The moderator reviewed an answer that is no longer the one waiting for review
+    (the team recorded a newer one, or it was sent back): review the current one."""
+
+    code = "answer_replaced"
 
 
 class Invalid(TriageError):

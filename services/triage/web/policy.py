@@ -7,8 +7,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from services.triage.web.exceptions import ConsentMissing, Forbidden
-from services.triage.web.models import Role
+from services.triage.web.exceptions import Conflict, ConsentMissing, Forbidden
+from services.triage.web.models import Role, Status
+
+#: Where a question is while a team works on it: assigned to the team, or its answer
+#: recorded and waiting for review (a re-recording replaces it).
+TEAM_WORKS = (Status.ASSIGNED, Status.RECORDED)
+#: Where a question is while its team may read it: while it works on it, and once its
+#: answer is approved (its own finished work). Never once it is taken from the team
+#: (rejected, quarantined, sent back to triage).
+TEAM_READS = (*TEAM_WORKS, Status.ANSWERED, Status.PUBLISHED)
 
 
 class Someone(Protocol):
@@ -38,10 +46,19 @@ def check_assignment(actor: Someone, team_id: int) -> None:
         raise Forbidden("this question is assigned to another team")
 
 
-def check_question(actor: Someone, team_id: int | None) -> None:
-    """A team member reads (and answers) only questions assigned to their team."""
-    if _other_team(actor, team_id):
+def check_question(actor: Someone, team_id: int | None, status: str) -> None:
+    """A team member reads only questions their team holds (:data:`TEAM_READS`): a
+    question taken from the team (rejected, quarantined) is as another team's."""
+    if _other_team(actor, team_id) or (actor.role is Role.TEAM and status not in TEAM_READS):
         raise Forbidden("this question is not assigned to your team")
+
+
+def check_recording(actor: Someone, team_id: int | None, status: str) -> None:
+    """Anyone records (and uploads) an answer only while a team works on the question
+    (:data:`TEAM_WORKS`); a team member only for a question their team holds."""
+    check_question(actor, team_id, status)
+    if status not in TEAM_WORKS:
+        raise Conflict(f"the question is {status}: it takes no recording")
 
 
 def check_answer(actor: Someone, team_id: int) -> None:

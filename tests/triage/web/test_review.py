@@ -149,3 +149,93 @@ def test_the_preview_renders_with_the_publisher_s_template_settings(tmp_path: Pa
     text, _, template = posted(CAPTION, "en", "en", "x", "asker", True)
     assert template.startswith("en-")
     assert "https://" not in text
+
+
+# --- the answer reviewed is the answer approved ---------------------------------------
+
+
+async def _record(web: Web, question: str, caption: str, given_by: str) -> str:
+    files = {"video": ("a.mp4", video_bytes(300_000), "video/mp4")}
+    data = {
+        "language": "en",
+        "consent_given_by": given_by,
+        "consent_scope": "public",
+        "caption": caption,
+    }
+    recorded = await web.call(
+        "team-a", "POST", f"/api/questions/{question}/answer", files=files, data=data
+    )
+    assert recorded.status_code == 201, recorded.text
+    answer: str = recorded.json()["id"]
+    return answer
+
+
+async def _replaced_under_review(web: Web) -> tuple[str, str, str]:
+    """A question whose answer A the moderator opened for review, then the team
+    recorded B (another caption, another person's consent): (question, A, B)."""
+    question = await assigned(web)
+    first = await _record(web, question, "Reviewed words.", "Amina")
+    await run_media_jobs(web.runtime.store)
+    opened = await web.call(
+        "mod1", "GET", f"/api/questions/{question}/answer/preview", params={"answer_id": first}
+    )
+    assert (opened.status_code, opened.json()["answer_id"]) == (200, first), opened.text
+    second = await _record(web, question, "Words nobody reviewed.", "Someone else")
+    await run_media_jobs(web.runtime.store)
+    return question, first, second
+
+
+async def test_approving_an_answer_a_newer_recording_replaced_is_refused(web: Web) -> None:
+    question, first, second = await _replaced_under_review(web)
+    url = f"/api/questions/{question}/answer/approve"
+
+    stale = await web.call("mod1", "POST", url, json={"answer_id": first})
+
+    assert stale.status_code == 409, stale.text
+    assert stale.json()["error"]["code"] == "answer_replaced"
+    assert second in stale.json()["error"]["message"]
+    assert await outbox(web.runtime.store, "replies.requested", PublishReply) == []
+    seen = (await web.call("mod1", "GET", f"/api/questions/{question}")).json()
+    assert seen["status"] == "recorded"
+    approved = await web.call("mod1", "POST", url, json={"answer_id": second})
+    assert approved.status_code == 200, approved.text
+    [(_, request)] = await outbox(web.runtime.store, "replies.requested", PublishReply)
+    assert "Words nobody reviewed." in request.text
+    assert request.consent.speaker_ref == "Someone else"
+
+
+async def test_approving_without_naming_the_answer_approves_the_newest(web: Web) -> None:
+    question, _, _ = await _replaced_under_review(web)
+
+    approved = await web.call("mod1", "POST", f"/api/questions/{question}/answer/approve")
+
+    assert approved.status_code == 200, approved.text
+    [(_, request)] = await outbox(web.runtime.store, "replies.requested", PublishReply)
+    assert "Words nobody reviewed." in request.text
+
+
+async def test_the_review_s_other_calls_refuse_a_replaced_answer(web: Web) -> None:
+    question, first, second = await _replaced_under_review(web)
+    base = f"/api/questions/{question}/answer"
+
+    preview = await web.call("mod1", "GET", f"{base}/preview", params={"answer_id": first})
+    caption = await web.call(
+        "mod1", "PUT", f"{base}/caption", json={"caption": "Edited.", "answer_id": first}
+    )
+    back = await web.call(
+        "mod1", "POST", f"{base}/return", json={"note": "dark", "answer_id": first}
+    )
+
+    for refused in (preview, caption, back):
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "answer_replaced"
+    current = (await web.call("mod1", "GET", f"{base}/preview")).json()
+    assert (current["answer_id"], current["caption"]) == (second, "Words nobody reviewed.")
+    edited = await web.call(
+        "mod1", "PUT", f"{base}/caption", json={"caption": "Edited.", "answer_id": second}
+    )
+    assert (edited.status_code, edited.json()["caption"]) == (200, "Edited.")
+    sent_back = await web.call(
+        "mod1", "POST", f"{base}/return", json={"note": "dark", "answer_id": second}
+    )
+    assert sent_back.status_code == 204, sent_back.text

@@ -77,10 +77,14 @@ async def record_answer(
     return answer_view(answer, consent, status)
 
 
-async def check_answer_allowed(runtime: TriageRuntime, question_id: str, actor: Actor) -> None:
-    """The question exists, and a team member answers only their own team's."""
+async def check_answer_allowed(
+    runtime: TriageRuntime, question_id: str, actor: Actor, *, recording: bool = True
+) -> None:
+    """The question exists, and a team member reads (``recording``: answers, uploads)
+    only what their team holds (:mod:`..policy`)."""
     row = await runtime.store.questions.get(question_id)
-    policy.check_question(actor, row.team_id)
+    check = policy.check_recording if recording else policy.check_question
+    check(actor, row.team_id, row.status)
 
 
 _ANSWER_BODY = {
@@ -134,7 +138,7 @@ async def answer(
 
 @router.get("/questions/{question_id}/answers")
 async def answers(question_id: str, runtime: Runtime, principal: Anyone) -> list[AnswerView]:
-    await check_answer_allowed(runtime, question_id, principal.actor)
+    await check_answer_allowed(runtime, question_id, principal.actor, recording=False)
     rows = await runtime.store.answers.of_question(
         question_id, team_id=policy.answers_team(principal.actor)
     )
@@ -163,13 +167,18 @@ async def video(answer_id: str, runtime: Runtime, principal: Anyone) -> FileResp
 
 
 class ApproveIn(BaseModel):
-    """How to answer askers the platform will not let us answer by reply."""
+    """Which answer the moderator reviewed, and how to answer askers the platform will
+    not let us answer by reply."""
 
     model_config = ConfigDict(extra="forbid")
 
     #: A standalone post on the campaign account (no @mention) for an asker X will
     #: not let us answer by reply; askers who can get a reply still get one.
     standalone: bool = False
+    #: The answer reviewed (the preview's ``answer_id``): when a newer recording has
+    #: replaced it, the approval is refused (409 ``answer_replaced``). Unset: the
+    #: answer waiting for review, whichever it is.
+    answer_id: str | None = Field(default=None, max_length=64)
 
 
 @router.post(
@@ -178,9 +187,9 @@ class ApproveIn(BaseModel):
 async def approve_answer(
     question_id: str, runtime: Runtime, principal: Moderator, body: ApproveIn | None = None
 ) -> list[ReplyView]:
-    standalone = body is not None and body.standalone
+    body = body or ApproveIn()
     replies = await runtime.store.answers.approve(
-        question_id, principal.actor, standalone=standalone
+        question_id, principal.actor, standalone=body.standalone, reviewed=body.answer_id
     )
     metrics.ACTIONS.labels("approve_answer", "ok").inc()
     return [
@@ -193,6 +202,8 @@ async def approve_answer(
 
 class ReturnBody(BaseModel):
     note: str = Field(min_length=1, max_length=2000)
+    #: The answer reviewed: as for :class:`ApproveIn`.
+    answer_id: str | None = Field(default=None, max_length=64)
 
 
 @router.post(
@@ -201,7 +212,9 @@ class ReturnBody(BaseModel):
 async def return_answer(
     question_id: str, body: ReturnBody, runtime: Runtime, principal: Moderator
 ) -> None:
-    await runtime.store.answers.send_back(question_id, principal.actor, body.note)
+    await runtime.store.answers.send_back(
+        question_id, principal.actor, body.note, reviewed=body.answer_id
+    )
     metrics.ACTIONS.labels("return_answer", "ok").inc()
 
 

@@ -109,7 +109,7 @@ async def questions(  # noqa: PLR0917 - one query parameter per filter
 @router.get("/questions/{question_id}")
 async def question(question_id: str, runtime: Runtime, principal: Anyone) -> QuestionView:
     row = await runtime.store.questions.get(question_id)
-    policy.check_question(principal.actor, row.team_id)
+    policy.check_question(principal.actor, row.team_id, row.status)
     return (await render_questions(runtime, [row]))[0]
 
 

@@ -59,6 +59,9 @@ class ApprovalPreview(BaseModel):
 
 class CaptionBody(BaseModel):
     caption: str = Field(max_length=5000)
+    #: The answer reviewed: refused (409 ``answer_replaced``) when a newer recording
+    #: has replaced it; unset: the answer waiting for review.
+    answer_id: str | None = Field(default=None, max_length=64)
 
 
 def _own_language_reply(answer_language: str | None, asker_language: str | None) -> str | None:
@@ -99,9 +102,13 @@ def posted(  # noqa: PLR0917 - the asker's facts, as the approval sends them
 
 
 async def _preview(
-    runtime: TriageRuntime, question_id: str, standalone: bool = False, caption: str | None = None
+    runtime: TriageRuntime,
+    question_id: str,
+    standalone: bool = False,
+    caption: str | None = None,
+    reviewed: str | None = None,
 ) -> ApprovalPreview:
-    answer, askers = await runtime.store.answers.recipients(question_id)
+    answer, askers = await runtime.store.answers.recipients(question_id, reviewed=reviewed)
     # A correction being typed (``caption``) is rendered, not saved.
     wording = answer.caption if caption is None else caption.strip()
     rendered = {
@@ -152,8 +159,13 @@ async def approval_preview(
     caption: str | None = Query(
         None, max_length=5000, description="a corrected text to render (nothing is saved)"
     ),
+    answer_id: str | None = Query(
+        None,
+        max_length=64,
+        description="the answer being reviewed: 409 answer_replaced when a newer one replaced it",
+    ),
 ) -> ApprovalPreview:
-    return await _preview(runtime, question_id, standalone, caption)
+    return await _preview(runtime, question_id, standalone, caption, answer_id)
 
 
 @router.put(
@@ -163,5 +175,7 @@ async def approval_preview(
 async def set_caption(
     question_id: str, body: CaptionBody, runtime: Runtime, principal: Moderator
 ) -> ApprovalPreview:
-    await runtime.store.answers.set_caption(question_id, body.caption.strip(), principal.actor)
-    return await _preview(runtime, question_id)
+    await runtime.store.answers.set_caption(
+        question_id, body.caption.strip(), principal.actor, reviewed=body.answer_id
+    )
+    return await _preview(runtime, question_id, reviewed=body.answer_id)

@@ -79,7 +79,9 @@ async def upload_status(upload_id: str, runtime: Runtime, principal: Anyone) -> 
 async def upload_chunk(
     upload_id: str, request: Request, runtime: Runtime, principal: Anyone
 ) -> UploadView:
-    await _own_upload(runtime, upload_id, principal.actor)
+    state = await _own_upload(runtime, upload_id, principal.actor)
+    # A question taken from the team meanwhile takes no more bytes.
+    await check_answer_allowed(runtime, state.question_id, principal.actor)
     offset = header_number(request, "Upload-Offset")
     if offset is None:
         raise BadRequest("send the chunk's position as the Upload-Offset header")

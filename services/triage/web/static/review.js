@@ -46,8 +46,11 @@
     dialog.querySelector(".reply-text").textContent = preview.text;
   }
 
-  function previewPath(question, standalone, caption) {
+  // Every review call names the answer on the card (the video the moderator watched): the
+  // server refuses it once a newer recording has replaced that one (409 answer_replaced).
+  function previewPath(question, answer, standalone, caption) {
     const query = new URLSearchParams();
+    query.set("answer_id", answer);
     if (standalone === "yes") query.set("standalone", "true");
     if (caption !== undefined) query.set("caption", caption);
     const q = query.toString();
@@ -60,11 +63,12 @@
     const card = button.closest(".answer");
     const dialog = card.querySelector("dialog.approve-dialog");
     const question = button.dataset.question;
+    const answer = card.dataset.answer;
     const standalone = button.dataset.standalone || "";
     button.disabled = true;
     let preview;
     try {
-      preview = await TA.api("GET", previewPath(question, standalone));
+      preview = await TA.api("GET", previewPath(question, answer, standalone));
     } catch (error) {
       TA.toast(error.message || "Could not load the recipients: the connection failed.", "bad");
       button.disabled = false;
@@ -83,7 +87,7 @@
       clearTimeout(timer);
       timer = setTimeout(async () => {
         try {
-          showRecipients(dialog, await TA.api("GET", previewPath(question, standalone, caption.value)));
+          showRecipients(dialog, await TA.api("GET", previewPath(question, answer, standalone, caption.value)));
         } catch (error) {
           TA.toast(error.message || "Could not show the new text: the connection failed.", "bad");
         }
@@ -112,12 +116,14 @@
     const dialog = button.closest("dialog");
     const caption = dialog.querySelector(".approve-caption");
     const question = button.dataset.question;
+    const answer = card.dataset.answer;
     button.disabled = true;
     try {
       if (caption.value.trim() !== (caption.dataset.original || "").trim()) {
-        await TA.api("PUT", "/api/questions/" + question + "/answer/caption", { caption: caption.value });
+        await TA.api("PUT", "/api/questions/" + question + "/answer/caption", { caption: caption.value, answer_id: answer });
       }
-      const body = button.dataset.standalone === "yes" ? { standalone: true } : undefined;
+      const body = { answer_id: answer };
+      if (button.dataset.standalone === "yes") body.standalone = true;
       const replies = await TA.api("POST", "/api/questions/" + question + "/answer/approve", body);
       dialog.close();
       const n = replies.length;
@@ -141,7 +147,7 @@
     const button = form.querySelector("button");
     button.disabled = true;
     try {
-      await TA.api("POST", "/api/questions/" + form.dataset.question + "/answer/return", { note });
+      await TA.api("POST", "/api/questions/" + form.dataset.question + "/answer/return", { note, answer_id: card.dataset.answer });
       reviewed(card, "Sent back to the team.", "returned");
     } catch (error) {
       TA.toast(error.message || "Not saved: the connection failed.", "bad");

@@ -29,6 +29,7 @@ from services.common.messages import Consent as ConsentMessage
 from services.common.replyability import replyability
 from services.triage.web import domain, policy
 from services.triage.web.exceptions import (
+    AnswerReplaced,
     ClaimedByOther,
     Conflict,
     ConsentMissing,
@@ -283,7 +284,11 @@ class Answers:
 
     # --- review --------------------------------------------------------------------------
 
-    async def _current(self, session: AsyncSession, question_id: str) -> Answer:
+    async def _current(
+        self, session: AsyncSession, question_id: str, reviewed: str | None = None
+    ) -> Answer:
+        """The question's answer waiting for review (or approved); ``reviewed``: the
+        answer the moderator looked at, refused when it is no longer that one."""
         answer = await session.scalar(
             select(Answer)
             .where(
@@ -296,25 +301,37 @@ class Answers:
         if answer is None:
             await self.db.question(session, question_id)
             raise Conflict(f"question {question_id} has no answer waiting for review")
+        if reviewed is not None and answer.id != reviewed:
+            raise AnswerReplaced(
+                f"the answer you reviewed ({reviewed}) is no longer the one waiting for"
+                f" review: a newer recording ({answer.id}) replaced it; review that one"
+            )
         return answer
 
     async def approve(
-        self, question_id: str, actor: Actor, *, standalone: bool = False
+        self,
+        question_id: str,
+        actor: Actor,
+        *,
+        standalone: bool = False,
+        reviewed: str | None = None,
     ) -> list[Reply]:
         """Approve the question's recorded answer: one ``replies.requested`` per
         asker in its cluster, each with its own idempotency key. Approving again
         requests nothing new. An asker whose own answer is recorded and waiting for
         review keeps it: that answer was filmed for them and is reviewed on its own.
         ``standalone``: an asker the platform will not let us answer by reply (X: the
-        post did not summon the account) gets a standalone post instead."""
+        post did not summon the account) gets a standalone post instead. ``reviewed``:
+        the answer the moderator reviewed; a newer recording since refuses the approval
+        (:class:`AnswerReplaced`), so nothing no moderator saw goes out."""
         now = self.db.clock()
         async with self.db.sessions() as session:  # the renditions every asker needs, asked for
-            answer = await self._current(session, question_id)
+            answer = await self._current(session, question_id, reviewed)
             if answer.state == AnswerState.SUBMITTED.value:
                 await self.media.ensure_renditions(session, answer)
                 await session.commit()
         async with self.db.sessions() as session:
-            answer = await self._current(session, question_id)
+            answer = await self._current(session, question_id, reviewed)
             if answer.state == AnswerState.APPROVED.value:
                 rows = await session.scalars(select(Reply).where(Reply.answer_id == answer.id))
                 return list(rows)
@@ -496,10 +513,13 @@ class Answers:
         )
         return reply
 
-    async def send_back(self, question_id: str, actor: Actor, note: str) -> None:
-        """Send the answer back to the team (re-record); the assignment reopens."""
+    async def send_back(
+        self, question_id: str, actor: Actor, note: str, *, reviewed: str | None = None
+    ) -> None:
+        """Send the answer back to the team (re-record); the assignment reopens.
+        ``reviewed``: as for :meth:`approve`."""
         async with self.db.sessions() as session:
-            answer = await self._current(session, question_id)
+            answer = await self._current(session, question_id, reviewed)
             if answer.state != AnswerState.SUBMITTED.value:
                 raise Conflict("an approved answer cannot be sent back")
             previous = await self.db.transition(
@@ -532,14 +552,14 @@ class Answers:
     # --- reply outcomes (replies.published / replies.failed) ----------------------------
 
     async def recipients(
-        self, question_id: str
+        self, question_id: str, *, reviewed: str | None = None
     ) -> tuple[Answer, list[tuple[Question, bool | None]]]:
         """The answer waiting for review and every asker an approval would reply
         to (the question and its cluster's askers still waiting), each with whether
         their mention summoned the campaign: what the moderator confirms before
-        approving."""
+        approving. ``reviewed``: as for :meth:`approve`."""
         async with self.db.sessions() as session:
-            answer = await self._current(session, question_id)
+            answer = await self._current(session, question_id, reviewed)
             question = await self.db.question(session, question_id)
             askers = await self.media.askers(session, question)
             return answer, [
@@ -550,10 +570,13 @@ class Answers:
                 for asker in askers
             ]
 
-    async def set_caption(self, question_id: str, caption: str, actor: Actor) -> Answer:
-        """The moderator corrects the reply's text before approving (on the timeline)."""
+    async def set_caption(
+        self, question_id: str, caption: str, actor: Actor, *, reviewed: str | None = None
+    ) -> Answer:
+        """The moderator corrects the reply's text before approving (on the timeline).
+        ``reviewed``: as for :meth:`approve`."""
         async with self.db.sessions() as session:
-            answer = await self._current(session, question_id)
+            answer = await self._current(session, question_id, reviewed)
             if answer.state != AnswerState.SUBMITTED.value:
                 raise Conflict("the answer was approved already: its replies are on their way")
             before, answer.caption = answer.caption, caption

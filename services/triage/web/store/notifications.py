@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.triage.web.models import Notification, User
+from services.triage.web.models import Notification, Role, User
 from services.triage.web.store.transaction import Database
 
 #: What a notification says (kinds).
@@ -85,6 +85,22 @@ def notify_person(
     link: str = "",
 ) -> None:
     _add(db, session, [user_id], kind, text, question_id=question_id, link=link)
+
+
+async def forget_for_teams(
+    session: AsyncSession, question_id: str, *, but_team: int | None = None
+) -> None:
+    """The question left its team (rejected, quarantined, its assignment undone, given
+    to another team): what team members were told of it (its text, in a notice) goes
+    with it; ``but_team``'s members, who hold it now, keep theirs."""
+    members = select(User.id).where(User.role == Role.TEAM.value)
+    if but_team is not None:
+        members = members.where(User.team_id != but_team)
+    await session.execute(
+        delete(Notification).where(
+            Notification.question_id == question_id, Notification.user_id.in_(members)
+        )
+    )
 
 
 class Notifications:

@@ -37,6 +37,7 @@ from services.triage.web.store.notifications import (
     GIVEN_TO_YOU,
     TEAM_ASSIGNED,
     excerpt,
+    forget_for_teams,
     notify_person,
     notify_team,
 )
@@ -536,6 +537,7 @@ class Questions:
                 )
                 if removed.rowcount != 1:  # type: ignore[attr-defined]
                     raise NotUndoable("the team already took it; ask them to give it back")
+                await forget_for_teams(session, question_id)
                 lead = await self.db.question(session, question_id)
                 await release_followers(self.db, session, lead, actor)
             self.db.event(
@@ -570,7 +572,12 @@ class Questions:
         move = domain.MODERATOR_ACTIONS.get(action)
         if move is None:
             raise Invalid(f"unknown action {action!r}; one of {', '.join(domain.ACTIONS)}")
-        previous = await self.db.transition(session, question_id, actor, move.allowed, move.to)
+        # None of these statuses is with a team (assign is): the question is no team's.
+        previous = await self.db.transition(
+            session, question_id, actor, move.allowed, move.to, values={"team_id": None}
+        )
+        if previous is Status.ASSIGNED or move.to is Status.QUARANTINED:
+            await forget_for_teams(session, question_id)
         if previous is Status.ASSIGNED:
             # Taken back from the team (reject, quarantine): its assignment ends, and
             # the askers that followed it there wait for triage again.
@@ -626,6 +633,7 @@ class Questions:
         question = await self.db.question(session, question_id)
         await session.refresh(question)
         await self._end_assignment(session, question_id)  # re-assigning: the earlier team's
+        await forget_for_teams(session, question_id, but_team=team.id)
         await self._assign_rows(session, question, team, actor, from_status=previous, reason=reason)
         await gather_cluster(self.db, session, question, team)
         self.db.audit(session, actor, "assign", question_id, {"team": slug})
