@@ -183,9 +183,14 @@ class EpochWatch:
 
     def __post_init__(self) -> None:
         self.callbacks: list[OnNewEpoch] = []
+        self.log_callbacks: list[OnNewEpoch] = []
 
-    def on_new_epoch(self, callback: OnNewEpoch) -> None:
-        self.callbacks.append(callback)
+    def on_new_epoch(self, callback: OnNewEpoch, *, since_log: bool = False) -> None:
+        """Call ``callback(old, new)`` when the broker's epoch changes under this
+        process; with ``since_log``, instead whenever it is not the one the
+        :class:`SentLog` last saw, also at the first look after a start (the broker
+        restarted while this process was down)."""
+        (self.log_callbacks if since_log else self.callbacks).append(callback)
 
     async def run(self) -> None:
         while True:
@@ -205,6 +210,8 @@ class EpochWatch:
             logged = self.sent.epoch()
             if logged is not None and logged != found:
                 await self._resend(logged, found)
+                for callback in self.log_callbacks:
+                    await callback(logged, found)
                 changed = True
             if logged != found:
                 self.sent.set_epoch(found)

@@ -138,3 +138,43 @@ async def test_a_failed_resend_is_tried_again_before_the_epoch_is_noted(tmp_path
 
 async def _done() -> None:
     return None
+
+
+async def test_since_log_callbacks_hear_of_a_broker_restarted_while_the_process_was_down(
+    tmp_path: Path,
+) -> None:
+    log = SentLog(tmp_path / "sent.db", window_s=60)
+    log.record("replies.requested", b"q", b"v")
+    log.set_epoch("e1")  # what the process saw before it stopped
+    resent: list[bytes | None] = []
+    heard: list[tuple[str, str]] = []
+    in_process: list[tuple[str, str]] = []
+    failures = [1]
+
+    async def resend(topic: str, key: bytes | None, value: bytes | None) -> Any:
+        resent.append(value)
+        return _done()
+
+    async def since_log(old: str, new: str) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise OSError("the database is away")
+        heard.append((old, new))
+
+    async def plain(old: str, new: str) -> None:
+        in_process.append((old, new))
+
+    client = FakeClient("e2")  # restarted while the process was down
+    watch = EpochWatch(client=lambda: client, sent=log, resend=resend)
+    watch.on_new_epoch(since_log, since_log=True)
+    watch.on_new_epoch(plain)
+    with pytest.raises(OSError, match="database is away"):
+        await watch.check()  # the first look after the start: the callback failed ...
+    assert log.epoch() == "e1"  # ... so the new epoch is not noted
+    assert await watch.check()  # asked again at the next look
+    assert heard == [("e1", "e2")]
+    assert log.epoch() == "e2"
+    assert in_process == []  # nothing changed under this process
+    assert resent == [b"v", b"v"]  # the window with each try (the consumers are idempotent)
+    assert not await watch.check()
+    assert heard == [("e1", "e2")]

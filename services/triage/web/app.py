@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -31,6 +32,7 @@ from services.common.http import BodySizeLimit, error_response, install_error_ha
 from services.common.kafka import (
     KafkaSettings,
     ProducerBrokerCheck,
+    ResendingProducer,
     make_producer,
     start_when_reachable,
 )
@@ -401,10 +403,24 @@ async def _kafka_side(
     specs = [topics.spec_for(n) for n in TOPICS]
     specs += [topics.spec_for(topics.dlq(n)) for n in TOPICS]
     await ensure_topics(kafka, specs, attempts=int(STARTUP_TIMEOUT_S))
-    producer = await start_when_reachable(lambda: make_producer(kafka), timeout_s=STARTUP_TIMEOUT_S)
+    relays: list[OutboxRelay] = []
+
+    async def requeue(old: str, new: str) -> None:
+        if not relays:  # raised: the watch asks again at its next look
+            raise RuntimeError("the outbox relay is not there yet")
+        await relays[0].on_new_epoch(old, new)
+
+    def make() -> AIOKafkaProducer:
+        made = make_producer(kafka)
+        if isinstance(made, ResendingProducer):  # hooked before its epoch watch starts
+            made.epoch.on_new_epoch(requeue, since_log=True)
+        return made
+
+    producer = await start_when_reachable(make, timeout_s=STARTUP_TIMEOUT_S)
     stack.push_async_callback(producer.stop)
     runtime.broker = ProducerBrokerCheck(producer)
     relay = OutboxRelay(store, producer, kafka, every_s=settings.outbox_every_s)
+    relays.append(relay)
     store.on_outbox(relay.wake)  # a commit that wrote to the outbox wakes the relay
     runs: dict[str, Run] = {"outbox": relay.run}
     if settings.consume:

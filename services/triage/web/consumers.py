@@ -171,6 +171,21 @@ class OutboxRelay:
         """Send now (a request just wrote to the outbox) rather than at the next tick."""
         self._wake.set()
 
+    async def on_new_epoch(self, old: str, new: str) -> None:
+        """The broker lost its records (a new epoch, also one that came while this
+        process was down): the commands whose outcome has not come back are sent
+        again (:meth:`~services.triage.web.store.outbox.Outbox.requeue_awaited`).
+        Raises what the database raised: the producer's epoch watch then asks again
+        at its next look, the new epoch not yet noted."""
+        count = await self.store.outbox.requeue_awaited()
+        log.warning(
+            "broker epoch %s replaced %s: %d command(s) awaiting an outcome sent again",
+            new,
+            old,
+            count,
+        )
+        self.wake()
+
     async def run(self) -> None:
         log.info("outbox relay running")
         wait = self.every_s

@@ -4,17 +4,32 @@ marked sent once the broker acknowledged them, pruned after a while.
 
 Commands for the publisher (``replies.requested``, ``consent.withdrawn``) are
 signed as they are relayed, with the current signing key
-(:mod:`services.common.signing`): the publisher obeys nothing unsigned."""
+(:mod:`services.common.signing`): the publisher obeys nothing unsigned.
+
+A broker that lost its records (the embedded one restarted: a new epoch) also lost
+the commands the publisher had not finished with yet: the producer's resend window
+covers minutes, and a reply put off for a rate limit or a budget can wait for
+hours. :meth:`Outbox.requeue_awaited` marks those sent again by their state here
+(a reply still ``requested``, an action still ``waiting``, every withdrawal kept):
+the relay sends them once more and the publisher, idempotent by id, does each once."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
 
+from services.common import topics
 from services.common.signing import SIGNED_TOPICS, CommandKeys
-from services.triage.web.models import OutboxMessage
+from services.triage.web.models import (
+    AnswerReply,
+    OutboxMessage,
+    Reply,
+    ReplyState,
+    WatchState,
+)
 from services.triage.web.store.transaction import Database
 
 
@@ -65,6 +80,56 @@ class Outbox:
                 )
             return len(rows)
 
+    async def requeue_awaited(self) -> int:
+        """Mark unsent again the commands sent whose outcome has not come back: the
+        request of every reply still ``requested``, the last action asked for every
+        reply under an answer still ``waiting``, and every withdrawal of consent kept
+        (the publisher's take-downs are idempotent). Returns how many."""
+        async with self.db.sessions() as session, session.begin():
+            awaited = set(
+                await session.scalars(
+                    select(Reply.reply_id).where(Reply.state == ReplyState.REQUESTED.value)
+                )
+            )
+            waiting = set(
+                await session.scalars(
+                    select(AnswerReply.reply_id).where(
+                        AnswerReply.state == WatchState.WAITING.value
+                    )
+                )
+            )
+            rows = await session.execute(
+                select(
+                    OutboxMessage.id, OutboxMessage.topic, OutboxMessage.key, OutboxMessage.value
+                )
+                .where(
+                    OutboxMessage.sent_at.is_not(None),
+                    OutboxMessage.topic.in_(
+                        [topics.REPLIES_REQUESTED, topics.REPLIES_ACTION, topics.CONSENT_WITHDRAWN]
+                    ),
+                )
+                .order_by(OutboxMessage.id)
+            )
+            again: list[int] = []
+            last_action: dict[bytes, int] = {}
+            for row_id, topic, key, value in rows:
+                if topic == topics.CONSENT_WITHDRAWN:
+                    again.append(row_id)
+                elif topic == topics.REPLIES_ACTION:
+                    if key.decode("utf-8", "replace") in waiting:
+                        last_action[key] = row_id  # ascending ids: the newest wins
+                elif awaited and _reply_id(value) in awaited:
+                    again.append(row_id)
+            again += last_action.values()
+            if again:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(again))
+                    .values(sent_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+            return len(again)
+
     async def backlog(self) -> int:
         async with self.db.sessions() as session:
             count = await session.scalar(
@@ -82,3 +147,12 @@ class Outbox:
             )
             await session.commit()
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _reply_id(value: bytes) -> str | None:
+    """The ``reply_id`` of a ``replies.requested`` command as it was sent."""
+    try:
+        found = json.loads(value).get("reply_id")
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None

@@ -15,14 +15,18 @@ from pydantic import BaseModel, SecretStr
 from services.common import topics
 from services.common.messages import (
     MentionReceived,
+    Platform,
+    ReplyPublished,
 )
 from services.common.signing import CommandKeys
 from services.triage.web.exceptions import (
     NotFound,
 )
 from services.triage.web.models import (
+    AnswerReply,
     OutboxMessage,
     Team,
+    WatchState,
 )
 from services.triage.web.store import Actor
 from tests.triage.web.helpers.store import (
@@ -146,3 +150,55 @@ async def test_commands_for_the_publisher_are_signed_as_they_are_relayed(tmp_pat
 
 class Unsigned(BaseModel):
     text: str
+
+
+def _watched(reply_id: str, state: WatchState, at: object) -> AnswerReply:
+    return AnswerReply(
+        reply_id=reply_id, platform="x", native_id=reply_id, answer_post_id="1",
+        question_id="q", speaker_ref="s", author_id="a", author_handle="a", text="...",
+        offensive=0.9, hate=0.1, verdict="hide", rule="r", model_version="m",
+        state=state.value, decided_by="rules", created_at=at, received_at=at, updated_at=at,
+    )  # fmt: skip
+
+
+async def test_a_new_broker_epoch_sends_again_what_awaits_an_outcome(
+    desk: Desk, camp_a: Team, mod_a: Actor, member_a: Actor
+) -> None:
+    """The embedded broker restarted empty, after the producer's resend window: a
+    reply still requested, the last action asked for a reply still waiting, and every
+    withdrawal are sent again; what has its outcome is not."""
+    store = desk.store
+    question_done, reply_done = await desk.answered(camp_a, mod_a, member_a)
+    await desk.answered(camp_a, mod_a, member_a)  # its reply is still requested
+    now = desk.clock.now
+    async with store.sessions() as session:
+        session.add(_watched("r-waiting", WatchState.WAITING, now))
+        session.add(_watched("r-hidden", WatchState.HIDDEN, now))
+        for key, text in (("r-waiting", "hide"), ("r-waiting", "unhide"), ("r-hidden", "hide")):
+            store.db.enqueue(session, topics.REPLIES_ACTION, key, Unsigned(text=text))
+        store.db.enqueue(session, topics.CONSENT_WITHDRAWN, "s1", Unsigned(text="take down"))
+        await session.commit()
+    await store.answers.reply_outcome(
+        ReplyPublished(
+            reply_id=reply_done, question_id=question_done, platform=Platform.X,
+            post_id="1900000000000000001", url="https://x.test/status/1900000000000000001",
+            at=now,
+        )
+    )  # fmt: skip
+
+    async def send(rows: Sequence[OutboxMessage]) -> None:
+        return None
+
+    while await store.outbox.relay(send):
+        pass
+    assert await store.outbox.requeue_awaited() == 3
+    again = await store.outbox.pending()
+    assert [r.topic for r in again] == [
+        topics.REPLIES_REQUESTED,
+        topics.REPLIES_ACTION,
+        topics.CONSENT_WITHDRAWN,
+    ]
+    assert json.loads(again[0].value)["reply_id"] != reply_done
+    assert json.loads(again[1].value)["text"] == "unhide"  # the last action asked
+    assert await store.outbox.relay(send) == 3
+    assert await store.outbox.backlog() == 0
