@@ -14,8 +14,11 @@
 - ``consent_withdrawals``: every withdrawal event, once.
 - ``oauth_tokens``: an account's latest OAuth tokens (X's refresh token rotates
   at every refresh; a restart must not reuse the spent one).
+- ``x_spend`` and ``x_spend_items``: what the X account spent, per day and call
+  class, and the calls counted once per item (a mention's post read).
 - ``watched_replies``: replies under our published answers (protection), once each.
-- ``reply_actions``: every hide / unhide command and its fate (idempotent, reconciled).
+- ``reply_actions``: every hide / unhide command and its fate (idempotent, reconciled),
+  and whether its report was (or may have been) made.
 """
 
 from __future__ import annotations
@@ -206,6 +209,21 @@ class XSpend(Base):
     micro_usd: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class XSpendItem(Base):
+    """A call counted once per item, not once per time it is met: the post read of a
+    mention heard on X's stream, however often ``mentions.raw`` delivers it. Inserted
+    in the transaction that counts the call in ``x_spend``."""
+
+    __tablename__ = "x_spend_items"
+
+    account: Mapped[str] = mapped_column(String(128), primary_key=True)
+    call_class: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: What was billed (a mention id, ``x:<post id>``).
+    item: Mapped[str] = mapped_column(String(300), primary_key=True)
+    #: The UTC day it was counted on (its ``x_spend`` row).
+    day: Mapped[str] = mapped_column(String(10))
+
+
 class WatchedReply(Base):
     """A reply under one of our published answers, as the watcher read it: once per
     (platform, native id). ``payload`` is the ``ReplyReceived`` sent (again, until
@@ -234,10 +252,18 @@ class ActionState(StrEnum):
     REFUSED = "refused"
 
 
+class ReportState(StrEnum):
+    """A hide's report to the platform's moderators: made at most once."""
+
+    SENDING = "sending"
+    DONE = "done"
+
+
 class ReplyAction(Base):
     """One hide or unhide command (``action_id``, the idempotency key) and its fate:
     ``sending`` (committed before the platform is called) → ``done`` / ``failed``, or
-    ``refused`` (not a reply under one of our answers)."""
+    ``refused`` (not a reply under one of our answers); a hide that reports the reply
+    records that step too (``report_state``), so a re-run never reports twice."""
 
     __tablename__ = "reply_actions"
 
@@ -249,6 +275,9 @@ class ReplyAction(Base):
     state: Mapped[str] = mapped_column(String(16))
     #: How the platform did it (``hidden``, ``muted+reported``, ...).
     how: Mapped[str] = mapped_column(String(64), default="")
+    #: The report to the platform's moderators (Mastodon): ``sending`` (committed
+    #: before the one request: it may have been made) or ``done``; NULL: not made.
+    report_state: Mapped[str | None] = mapped_column(String(16))
     decided_by: Mapped[str] = mapped_column(String(256))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)

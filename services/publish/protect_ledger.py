@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from services.common.codec import encode
 from services.common.messages import ModerateReply, ReplyReceived, utcnow
-from services.publish.models import ActionState, Reply, ReplyAction, ReplyState, WatchedReply
+from services.publish.models import (
+    ActionState,
+    Reply,
+    ReplyAction,
+    ReplyState,
+    ReportState,
+    WatchedReply,
+)
 
 
 class ProtectLedger:
@@ -124,6 +131,30 @@ class ProtectLedger:
             row.updated_at = now
             await session.commit()
             return row
+
+    async def start_report(self, action_id: str) -> bool:
+        """Record that the action's report is being made (committed before the
+        request: a compare-and-set, so one caller only); False when it was made, or
+        may have been, already."""
+        async with self._sessions() as session:
+            changed = await session.execute(
+                update(ReplyAction)
+                .where(ReplyAction.action_id == action_id, ReplyAction.report_state.is_(None))
+                .values(report_state=ReportState.SENDING.value, updated_at=self.now())
+            )
+            await session.commit()
+            return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+    async def end_report(self, action_id: str, *, made: bool) -> None:
+        """The report was made (``done``), or surely was not (cleared: a later try of
+        the action makes it)."""
+        async with self._sessions() as session:
+            await session.execute(
+                update(ReplyAction)
+                .where(ReplyAction.action_id == action_id)
+                .values(report_state=ReportState.DONE.value if made else None)
+            )
+            await session.commit()
 
     async def finish(
         self,

@@ -12,6 +12,9 @@ The rules that make it safe:
   command whose action is final only repeats its outcome; hiding and showing are
   idempotent on every platform, so a ``sending`` action met again is carried out
   again without a second effect;
+- a report (Mastodon) is not idempotent: it is made at most once per action, its
+  step recorded before the one request; a re-run that finds it recorded does not
+  report again (``report-unconfirmed`` when the outcome was never known);
 - nothing is done to a post the watcher did not read under one of our published
   answers (``refused``): a command cannot make the account hide anyone else's posts.
 """
@@ -42,8 +45,8 @@ from services.common.messages import Platform as PlatformName
 from services.publish import metrics
 from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
-from services.publish.models import ActionState, Reply, ReplyAction
-from services.publish.platforms.base import Moderation, ReplyTarget, SeenReply
+from services.publish.models import ActionState, Reply, ReplyAction, ReportState
+from services.publish.platforms.base import Moderation, ReplyTarget, Reporting, SeenReply
 from services.publish.protect_ledger import ProtectLedger
 from services.publish.publisher import Retry
 
@@ -165,9 +168,9 @@ class Protector:
         target = ReplyTarget(command.native_id, command.author.id, command.answer_post_id, kind)
         hide = command.action is ModerationAction.HIDE
         try:
-            how = await moderation.hide_reply(
-                target, hide, report=command.report, reason=command.reason
-            )
+            how = await moderation.hide_reply(target, hide)
+            if hide and command.report and isinstance(moderation, Reporting):
+                how = f"{how}+{await self._report(command, moderation, target)}"
         except RateLimited as exc:
             return Retry(exc.reset_at or self.clock() + 60, str(exc))
         except RetryableError as exc:
@@ -183,6 +186,40 @@ class Protector:
             command.platform.value, command.action.value, row.state
         ).inc()
         return Moderated(self._message(command, row))
+
+    async def _report(
+        self, command: ModerateReply, reporting: Reporting, target: ReplyTarget
+    ) -> str:
+        """Report the reply, at most once for the action: ``reported``, or
+        ``report-unconfirmed`` when a report may have been made (its request failed
+        without an answer, or an earlier run was killed during it; moderators check
+        by hand). A refusal or a rate limit, which surely made none, is raised with
+        the step cleared, so the next try reports."""
+        if not await self.ledger.start_report(command.action_id):
+            row = await self.ledger.action(command.action_id)
+            if row is not None and row.report_state == ReportState.DONE.value:
+                return "reported"
+            log.warning(
+                "action %s: the report of %s may have been made already; not made again",
+                command.action_id,
+                command.reply_id,
+            )
+            return "report-unconfirmed"
+        try:
+            await reporting.report_reply(target, command.reason)
+        except (RateLimited, FinalError):
+            await self.ledger.end_report(command.action_id, made=False)
+            raise
+        except RetryableError as exc:
+            log.warning(
+                "action %s: the report of %s may have been made (%s); not made again",
+                command.action_id,
+                command.reply_id,
+                exc,
+            )
+            return "report-unconfirmed"
+        await self.ledger.end_report(command.action_id, made=True)
+        return "reported"
 
     async def _refusal(self, command: ModerateReply) -> Moderated | None:
         """Refused (and recorded) unless the watcher read this reply, by this author,

@@ -667,7 +667,8 @@ class Publisher:
         if mention.summoned:  # named or quoted the account (ingest read the entities)
             how |= {domain.ACCOUNT}
         if mention.source is Source.X_STREAM and self.spend is not None:
-            await self.spend.record(CallClass.POST_READ)  # X bills every post the stream reads
+            # X bills every post the stream reads, once: not per delivery of the mention.
+            await self.spend.record(CallClass.POST_READ, item=mention.id)
         platform = mention.platform.value
         if how:
             await self.ledger.record_engagement(

@@ -6,6 +6,9 @@ Call classes and today's prices: ``post_read`` ($0.005, billed up to 3M reads a
 month), ``reply`` ($0.010), ``post_with_url`` ($0.20), ``own_read`` ($0.001, a
 post of the account's own read back, e.g. when a reply is looked for), ``moderate``
 ($0.010, a reply under an answer hidden or shown again).
+
+A post read of a mention is counted once per mention id (``x_spend_items``), however
+often ``mentions.raw`` delivers it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from services.common.messages import utcnow
 from services.publish import metrics
 from services.publish.config import PublishSettings
-from services.publish.models import XSpend
+from services.publish.models import XSpend, XSpendItem
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +129,22 @@ class SpendLedger:
         self.account = settings.x_account
         self._now = now
 
-    async def record(self, call_class: CallClass, calls: int = 1) -> None:
+    async def record(
+        self, call_class: CallClass, calls: int = 1, *, item: str | None = None
+    ) -> None:
         """Count ``calls`` of ``call_class`` today (post reads past X's monthly cap
-        are counted, not billed). Never raises: spend is bookkeeping, not the reply."""
+        are counted, not billed); with ``item`` (what was billed, e.g. a mention id),
+        only the first time that item is recorded, in the same transaction: a
+        redelivery is not billed twice. Never raises: spend is bookkeeping, not the
+        reply."""
         if calls <= 0:
             return
         try:
-            await self._record(call_class, calls)
+            await self._record(call_class, calls, item)
         except Exception:  # the reply went out: a bookkeeping failure must not undo that
             log.exception("could not record %d X %s calls in the spend ledger", calls, call_class)
 
-    async def _record(self, call_class: CallClass, calls: int) -> None:
+    async def _record(self, call_class: CallClass, calls: int, item: str | None) -> None:
         now = self._now()
         day = now.date().isoformat()
         billed = calls
@@ -145,6 +153,17 @@ class SpendLedger:
             billed = max(0, min(calls, self.prices.post_reads_monthly_cap - read))
         cost = billed * self.prices.micro_usd[call_class]
         async with self._sessions() as session:
+            if item is not None:
+                session.add(
+                    XSpendItem(
+                        account=self.account, call_class=call_class.value, item=item, day=day
+                    )
+                )
+                try:
+                    await session.flush()
+                except IntegrityError:  # counted already (by us or by another writer)
+                    await session.rollback()
+                    return
             key = {"account": self.account, "day": day, "call_class": call_class.value}
             changed = await session.execute(
                 update(XSpend)
@@ -157,7 +176,7 @@ class SpendLedger:
                     await session.commit()
                 except IntegrityError:  # another writer created the row first
                     await session.rollback()
-                    await self._record(call_class, calls)  # counts them itself
+                    await self._record(call_class, calls, item)  # counts them itself
                     return
             else:
                 await session.commit()

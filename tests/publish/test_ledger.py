@@ -55,7 +55,8 @@ async def test_migrations_build_exactly_the_models_on_an_empty_database(
             tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
     assert tables == {
         "alembic_version", "replies", "decisions", "opt_outs", "engagements",
-        "consent_withdrawals", "oauth_tokens", "x_spend", "watched_replies", "reply_actions",
+        "consent_withdrawals", "oauth_tokens", "x_spend", "x_spend_items", "watched_replies",
+        "reply_actions",
     }  # fmt: skip
 
 

@@ -1,11 +1,13 @@
 """Each platform's protection calls against the sandbox: the replies under one of
 our answers are read (not ours, not elsewhere), one is hidden as the platform
 allows — X hides it, Bluesky's thread gate hides it, Mastodon mutes its author
-and reports it — shown again, and hiding twice changes nothing."""
+and reports it — shown again, and hiding twice changes nothing; a Mastodon report
+is one request, never repeated."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,9 +16,16 @@ import pytest
 
 from services.common.messages import Platform as PlatformName
 from services.publish.config import PublishSettings
-from services.publish.exceptions import FinalError
+from services.publish.exceptions import FinalError, RetryableError
 from services.publish.platforms import build_platforms
-from services.publish.platforms.base import Moderation, Platform, ReplyDraft, ReplyTarget
+from services.publish.platforms.base import (
+    Moderation,
+    Platform,
+    ReplyDraft,
+    ReplyTarget,
+    Reporting,
+)
+from services.publish.platforms.mastodon import MastodonClient
 from tests.helpers.sandbox import SandboxServer, posts
 
 pytestmark = pytest.mark.timeout(60)
@@ -95,8 +104,11 @@ async def test_replies_under_our_answer_are_read_hidden_and_shown_again(
         assert (seen[0].author_id, seen[0].author_handle) == ("20", "troll0")
 
     target = ReplyTarget(abusive, seen[0].author_id, answer)
-    how = await platform.hide_reply(target, True, report=True, reason="threat")
-    assert how == {"x": "hidden", "mastodon": "muted+reported", "bluesky": "hidden"}[name.value]
+    how = await platform.hide_reply(target, True)
+    assert how == {"x": "hidden", "mastodon": "muted", "bluesky": "hidden"}[name.value]
+    assert isinstance(platform, Reporting) is (name is PlatformName.MASTODON)
+    if isinstance(platform, Reporting):
+        await platform.report_reply(target, "threat")
     state = _hidden(await posts(http, sandbox))
     assert (state[abusive], state[kind], state[elsewhere], state[answer]) == (
         True, False, False, False,
@@ -113,6 +125,34 @@ async def test_replies_under_our_answer_are_read_hidden_and_shown_again(
     shown = await platform.hide_reply(target, False)
     assert shown in ("shown", "unmuted")
     assert _hidden(await posts(http, sandbox))[abusive] is False
+
+
+async def test_a_mastodon_report_that_fails_without_an_answer_is_not_sent_again(
+    publish_settings: Callable[..., PublishSettings],
+) -> None:
+    """No idempotency key for reports: after a 5xx (the instance may have filed it)
+    the report is not sent again, though the next answer would be a success."""
+    answers = [503, 200]
+    reports: list[dict[str, Any]] = []
+
+    def instance(request: httpx.Request) -> httpx.Response:
+        assert (request.method, request.url.path) == ("POST", "/api/v1/reports")
+        reports.append(json.loads(request.content))
+        code = answers.pop(0)
+        body = {"id": "1"} if code == 200 else {"error": "upstream timed out"}
+        return httpx.Response(code, json=body)
+
+    async def no_wait(_: float) -> None:
+        await asyncio.sleep(0)
+
+    settings = publish_settings(mastodon_base_url="https://mastodon.test")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(instance)) as http:
+        client = MastodonClient(settings, http, sleep=no_wait)
+        with pytest.raises(RetryableError, match="503"):
+            await client.report_reply(ReplyTarget("9001", "66", "8001"), "threat")
+    assert reports == [
+        {"account_id": "66", "status_ids": ["9001"], "comment": "threat", "forward": False}
+    ]
 
 
 async def test_x_refuses_to_hide_a_post_that_is_not_a_reply_to_ours(

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -40,7 +40,7 @@ from services.publish.protector import Moderated, Protector
 from services.publish.publisher import Retry
 from services.publish.ratelimit import AccountBudget
 from tests.helpers.db import KINDS, empty_database
-from tests.publish.helpers import KEYS
+from tests.publish.helpers import KEYS, SimulatedCrash
 
 NOW = datetime.now(UTC)
 
@@ -65,13 +65,38 @@ class FakeX:
             r for r in self.replies.get(post_id, []) if since_id is None or r.native_id > since_id
         ]
 
-    async def hide_reply(
-        self, target: ReplyTarget, hidden: bool, *, report: bool = False, reason: str = ""
-    ) -> str:
+    async def hide_reply(self, target: ReplyTarget, hidden: bool) -> str:
         if self.fail_with is not None:
             raise self.fail_with
         self.hides.append((target.native_id, hidden))
         return "hidden" if hidden else "shown"
+
+
+class FakeMastodon(FakeX):
+    """Mastodon's moderation, scripted: a hide mutes the author, and each report does
+    what ``report_script`` says next (filed or not, then an error or none)."""
+
+    name: Platform = Platform.MASTODON
+    watch_buckets: tuple[str, ...] = ("account",)
+    moderate_buckets: tuple[str, ...] = ("account", "reports")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.budget = AccountBudget("mastodon", "campaign")
+        #: The replies the instance's moderators got a report of.
+        self.filed: list[str] = []
+        self.report_script: list[tuple[bool, BaseException | None]] = []
+
+    async def hide_reply(self, target: ReplyTarget, hidden: bool) -> str:
+        await super().hide_reply(target, hidden)
+        return "muted" if hidden else "unmuted"
+
+    async def report_reply(self, target: ReplyTarget, reason: str) -> None:
+        filed, error = self.report_script.pop(0) if self.report_script else (True, None)
+        if filed:
+            self.filed.append(target.native_id)
+        if error is not None:
+            raise error
 
 
 class Producer:
@@ -90,12 +115,16 @@ async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     async with empty_database(request.param, tmp_path) as (engine, _, _):
         await migrate(engine)
         async with async_sessionmaker(engine)() as session:
-            for post_id, published in (("8001", NOW), ("8002", NOW - timedelta(days=20))):
+            for post_id, published, platform in (
+                ("8001", NOW, "x"),
+                ("8002", NOW - timedelta(days=20), "x"),
+                ("8003", NOW, "mastodon"),
+            ):
                 session.add(
                     Reply(
                         reply_id=f"reply-{post_id}",
                         question_id=f"q-{post_id}",
-                        platform="x",
+                        platform=platform,
                         mention_id="x:1",
                         in_reply_to=f"1{post_id}",
                         author_id="a",
@@ -137,7 +166,32 @@ def command(action: ModerationAction = ModerationAction.HIDE, **overrides: Any) 
 
 def protector(ledger: ProtectLedger, x: FakeX) -> Protector:
     settings = PublishSettings(reply_retry_initial_s=1.0, reply_max_attempts=2)
-    return Protector(ledger=ledger, platforms={Platform.X: x}, settings=settings)
+    return Protector(ledger=ledger, platforms={x.name: x}, settings=settings)
+
+
+def report_command(**overrides: Any) -> ModerateReply:
+    """A hide of a reply under our Mastodon answer 8003 that also reports it."""
+    fields: dict[str, Any] = {
+        "reply_id": "mastodon:9301",
+        "platform": Platform.MASTODON,
+        "native_id": "9301",
+        "answer_post_id": "8003",
+        "report": True,
+        "reason": "threat",
+    }
+    return command(**{**fields, **overrides})
+
+
+async def watching_mastodon(ledger: ProtectLedger) -> tuple[Protector, FakeMastodon]:
+    mastodon = FakeMastodon()
+    mastodon.replies = {"8003": [seen("9301")]}
+    guard = protector(ledger, mastodon)
+    await guard.sweep()
+    return guard, mastodon
+
+
+async def _killed(*args: object, **kwargs: object) -> NoReturn:
+    raise SimulatedCrash
 
 
 async def test_the_watcher_keeps_each_reply_under_a_watched_answer_once(
@@ -266,3 +320,92 @@ async def test_an_unsigned_command_is_refused_before_anything(ledger: ProtectLed
     assert (topic, key) == (topics.REPLIES_MODERATED, b"x:9001")
     assert decode(ReplyModerated, value).outcome is ModerationOutcome.REFUSED  # never watched
     assert x.hides == []
+
+
+async def test_a_report_is_made_once_and_recorded_before_and_after(
+    ledger: ProtectLedger,
+) -> None:
+    guard, mastodon = await watching_mastodon(ledger)
+    hide = report_command()
+    done = await guard.moderate(hide)
+    again = await guard.moderate(hide)  # redelivered: final, the outcome repeated
+    assert isinstance(done, Moderated)
+    assert isinstance(again, Moderated)
+    assert (done.message.outcome, done.message.how) == (ModerationOutcome.DONE, "muted+reported")
+    assert again.message.how == "muted+reported"
+    assert (mastodon.hides, mastodon.filed) == ([("9301", True)], ["9301"])
+    assert (await ledger.action(hide.action_id)).report_state == "done"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("script", "dies_before_finishing", "how"),
+    [
+        ([(True, SimulatedCrash())], False, "muted+report-unconfirmed"),  # killed mid-request
+        ([(True, None)], True, "muted+reported"),  # killed after it, before the outcome
+    ],
+    ids=["killed-during-the-report", "killed-after-the-report"],
+)
+async def test_a_redelivered_sending_action_does_not_report_again(
+    ledger: ProtectLedger,
+    monkeypatch: pytest.MonkeyPatch,
+    script: list[tuple[bool, BaseException | None]],
+    dies_before_finishing: bool,
+    how: str,
+) -> None:
+    guard, mastodon = await watching_mastodon(ledger)
+    mastodon.report_script = list(script)  # the parameter is shared by both databases
+    hide = report_command()
+    with monkeypatch.context() as patch:
+        if dies_before_finishing:
+            patch.setattr(ledger, "finish", _killed)
+        with pytest.raises(SimulatedCrash):
+            await guard.moderate(hide)
+    assert (await ledger.action(hide.action_id)).state == "sending"  # type: ignore[union-attr]
+
+    redelivered = await guard.moderate(hide)  # a new process, the command again
+
+    assert isinstance(redelivered, Moderated)
+    assert (redelivered.message.outcome, redelivered.message.how) == (
+        ModerationOutcome.DONE, how,
+    )  # fmt: skip
+    assert mastodon.hides == [("9301", True), ("9301", True)]  # muting is idempotent
+    assert mastodon.filed == ["9301"]  # reporting is not: once
+
+
+async def test_a_report_without_an_answer_is_not_made_again(ledger: ProtectLedger) -> None:
+    """A 5xx or a lost connection: the instance may have filed it; at most once."""
+    guard, mastodon = await watching_mastodon(ledger)
+    mastodon.report_script = [
+        (True, RetryableError("HTTP 503", platform="mastodon", account="c", status=503))
+    ]
+    outcome = await guard.moderate(report_command())
+    assert isinstance(outcome, Moderated)
+    assert (outcome.message.outcome, outcome.message.how) == (
+        ModerationOutcome.DONE, "muted+report-unconfirmed",
+    )  # fmt: skip
+    assert mastodon.filed == ["9301"]
+
+
+async def test_a_report_surely_not_made_is_made_at_the_next_try(ledger: ProtectLedger) -> None:
+    """A 429 files nothing: the action waits and reports then. A refusal (4xx) files
+    nothing either: the action fails, its report step cleared."""
+    guard, mastodon = await watching_mastodon(ledger)
+    mastodon.report_script = [
+        (False, RateLimited("429", platform="mastodon", account="c", reset_at=123.0))
+    ]
+    hide = report_command()
+    assert await guard.moderate(hide) == Retry(123.0, "429")
+    done = await guard.moderate(hide)
+    assert isinstance(done, Moderated)
+    assert done.message.how == "muted+reported"
+    assert mastodon.filed == ["9301"]
+
+    mastodon.report_script = [
+        (False, FinalError("HTTP 422", platform="mastodon", account="c", status=422))
+    ]
+    refused = report_command()
+    failed = await guard.moderate(refused)
+    assert isinstance(failed, Moderated)
+    assert failed.message.outcome is ModerationOutcome.FAILED
+    assert (await ledger.action(refused.action_id)).report_state is None  # type: ignore[union-attr]
+    assert mastodon.filed == ["9301"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from services.common.messages import (
     Author,
@@ -24,6 +25,7 @@ from services.common.messages import (
     PublishReply,
     ReplyFailed,
     ReplyPublished,
+    Source,
     SubtitleFile,
 )
 from services.common.replies import Template, Templates
@@ -38,6 +40,7 @@ from services.publish.platforms.mastodon import STATUSES_DELETE
 from services.publish.platforms.x import TWEETS_DELETE
 from services.publish.publisher import Done, Publisher, Retry
 from services.publish.ratelimit import Window
+from services.publish.spend import SpendLedger
 from tests.helpers.sandbox import FakeClock, SandboxServer, posts, set_faults
 from tests.publish.helpers import (
     CrashAfterPost,
@@ -1152,6 +1155,47 @@ async def test_a_stop_that_is_not_addressed_to_the_campaign_is_not_an_opt_out(
         mention_for(request_factory(), "@TakeActionCamps please don't stop!")
     )
     assert await ledger.opt_outs() == []
+
+
+class _EngagementFailsOnce(Ledger):
+    """A ledger whose first engagement write fails: the database went away after the
+    mention's post read was counted, and the consumer retries the record."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__(ledger.engine)
+        self.failures = 1
+
+    async def record_engagement(self, mention_id: str, **fields: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OperationalError("INSERT INTO engagements", {}, Exception("connection lost"))
+        await super().record_engagement(mention_id, **fields)
+
+
+async def test_a_mention_from_xs_stream_is_billed_one_post_read_however_often_it_comes(
+    env: Env, publish_settings: Callable[..., PublishSettings]
+) -> None:
+    settings = publish_settings()
+    spend = SpendLedger(env.ledger.engine, settings)
+    publisher = Publisher(
+        ledger=_EngagementFailsOnce(env.ledger),
+        platforms={},
+        settings=settings,
+        spend=spend,
+        clock=env.clock,
+    )
+    request = request_factory()
+    mention = mention_for(request, source=Source.X_STREAM)
+
+    with pytest.raises(OperationalError):
+        await publisher.observe_mention(mention)  # counted, then the engagement failed
+    await publisher.observe_mention(mention)  # the record retried
+    await publisher.observe_mention(mention)  # redelivered (a new broker epoch, a rebalance)
+    await publisher.observe_mention(mention_for(request_factory(), source=Source.X_STREAM))
+
+    reads = (await spend.report()).month_by_class["post_read"]
+    assert (reads.calls, round(reads.usd, 6)) == (2, 0.01)
+    assert (await env.ledger.snapshot(request)).engagement is not None
 
 
 class _LetsAnotherGoFirst(Ledger):

@@ -3,6 +3,7 @@ pause publishing, and X's "credits exhausted" answer recognised as such."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from services.publish.ledger import Ledger
 from services.publish.platforms import MediaFile, ReplyDraft, XClient
 from services.publish.platforms.http import credits_exhausted
 from services.publish.spend import CallClass, SpendLedger, budget_pause
+from tests.helpers.db import KINDS
 from tests.helpers.sandbox import FakeClock, SandboxServer
 from tests.publish.helpers import migrated_ledger
 
@@ -97,6 +99,28 @@ async def test_post_reads_past_xs_monthly_cap_are_counted_not_billed(ledger: Led
     await spend.record(CallClass.POST_READ, 3)
     read = (await spend.report()).month_by_class["post_read"]
     assert (read.calls, round(read.usd, 6)) == (6, 0.02)  # 4 billed at $0.005
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_call_recorded_for_an_item_counts_once_even_from_two_writers(
+    kind: str, tmp_path: Path
+) -> None:
+    """A mention's post read is counted the first time its id is recorded, also when
+    two publishers (a rebalance) record it at once; other items and classes count."""
+    async with migrated_ledger(kind, tmp_path) as ledger:
+        spend, other_writer = spend_ledger(ledger), spend_ledger(ledger)
+        await asyncio.gather(
+            spend.record(CallClass.POST_READ, item="x:1"),
+            other_writer.record(CallClass.POST_READ, item="x:1"),
+        )
+        await spend.record(CallClass.POST_READ, item="x:1")
+        await spend.record(CallClass.POST_READ, item="x:2")
+        await spend.record(CallClass.OWN_READ, item="x:1")  # per call class
+        await spend.record(CallClass.POST_READ)  # no item: every call counts
+
+        by_class = (await spend.report()).month_by_class
+        assert (by_class["post_read"].calls, round(by_class["post_read"].usd, 6)) == (3, 0.015)
+        assert by_class["own_read"].calls == 1
 
 
 async def test_last_months_spend_is_not_this_months(ledger: Ledger) -> None:

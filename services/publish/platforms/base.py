@@ -153,7 +153,7 @@ class ReplyTarget:
 class Moderation(Protocol):
     """What protection needs of a platform: the replies under one of our posts, and
     hiding one as the platform allows (X hides it, Bluesky's thread gate hides it,
-    Mastodon mutes its author for the account and may report it). Raises only
+    Mastodon mutes its author for the account). Raises only
     :mod:`services.publish.exceptions`, like :class:`Platform`."""
 
     name: PlatformName
@@ -167,11 +167,22 @@ class Moderation(Protocol):
         ``post_id`` by anyone but us, oldest first; ``since_id`` (X): only newer."""
         ...
 
-    async def hide_reply(
-        self, target: ReplyTarget, hidden: bool, *, report: bool = False, reason: str = ""
-    ) -> str:
+    async def hide_reply(self, target: ReplyTarget, hidden: bool) -> str:
         """Hide (``hidden``) or show again the reply; returns how (``hidden``,
-        ``muted``, ``muted+reported``, ``shown``, ...). Doing it twice changes nothing."""
+        ``muted``, ``shown``, ...). Doing it twice changes nothing."""
+        ...
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """A platform whose moderators a reply can be reported to (Mastodon's instance).
+    A report is not idempotent: each call files one more."""
+
+    async def report_reply(self, target: ReplyTarget, reason: str) -> None:
+        """Report the reply, in one request, never retried: a
+        :class:`~services.publish.exceptions.RetryableError` (5xx, network) means it
+        may or may not have been filed; ``RateLimited`` and ``FinalError``, that it
+        was not."""
         ...
 
 

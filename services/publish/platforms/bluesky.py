@@ -441,9 +441,7 @@ class BlueskyClient:
             kind=kind,
         )
 
-    async def hide_reply(
-        self, target: ReplyTarget, hidden: bool, *, report: bool = False, reason: str = ""
-    ) -> str:
+    async def hide_reply(self, target: ReplyTarget, hidden: bool) -> str:
         """A reply: add it to (or take it out of) the ``hiddenReplies`` of our post's
         thread gate; a quote: the ``detachedEmbeddingUris`` of our post's post gate
         (read, changed, written back; what else the gate says is kept)."""

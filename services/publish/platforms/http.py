@@ -151,7 +151,8 @@ class PlatformHttp:
         **kwargs: Any,
     ) -> httpx.Response:
         """:meth:`send`, retried on 5xx and network errors. Use only for requests that
-        are safe to repeat (reads, deletes, uploads, Mastodon posts with a key)."""
+        are safe to repeat (reads, deletes, uploads, mutes, Mastodon posts with a key);
+        the others (an X post, a Mastodon report) go through :meth:`send`."""
         async for attempt in self.retrying():
             with attempt:
                 return await self.send(method, path, bucket=bucket, accept=accept, **kwargs)

@@ -16,7 +16,8 @@ Wire format, as documented at docs.joinmastodon.org:
 - protection: the same ``context`` (``descendants`` by others are the replies under
   our answer), ``POST /api/v1/accounts/:id/mute`` / ``unmute`` (Mastodon cannot hide a
   reply: its author is muted for the account) and ``POST /api/v1/reports``
-  (``account_id``, ``status_ids[]``, ``comment``; not forwarded to remote instances).
+  (``account_id``, ``status_ids[]``, ``comment``; not forwarded to remote instances;
+  no idempotency key, so sent once, never retried).
 
 Errors are ``{"error": "..."}``. Rate limits come as ``X-RateLimit-Limit``,
 ``-Remaining`` and ``-Reset`` (an ISO 8601 timestamp); the headers describe the
@@ -334,31 +335,32 @@ class MastodonClient:
             )
         return sorted(seen, key=lambda r: (len(r.native_id), r.native_id))
 
-    async def hide_reply(
-        self, target: ReplyTarget, hidden: bool, *, report: bool = False, reason: str = ""
-    ) -> str:
-        """Mute (or unmute) the reply's author for the account, and report the reply
-        to the instance's moderators when ``report`` (hiding only)."""
+    async def hide_reply(self, target: ReplyTarget, hidden: bool) -> str:
+        """Mute (or unmute) the reply's author for the account."""
         verb = "mute" if hidden else "unmute"
         await self._api.request(
             "POST", f"/api/v1/accounts/{target.author_id}/{verb}", bucket=ACCOUNT
         )
         how = "muted" if hidden else "unmuted"
-        if hidden and report:
-            await self._api.request(
-                "POST",
-                "/api/v1/reports",
-                bucket=REPORTS,
-                json={
-                    "account_id": target.author_id,
-                    "status_ids": [target.native_id],
-                    "comment": reason[:1000],
-                    "forward": False,
-                },
-            )
-            how = "muted+reported"
         log.info("Mastodon reply %s: author %s %s", target.native_id, target.author_id, how)
         return how
+
+    async def report_reply(self, target: ReplyTarget, reason: str) -> None:
+        """Report the reply to the instance's moderators (not forwarded). One attempt:
+        Mastodon takes no idempotency key for reports, and a 5xx or a lost answer may
+        have filed one already."""
+        await self._api.send(
+            "POST",
+            "/api/v1/reports",
+            bucket=REPORTS,
+            json={
+                "account_id": target.author_id,
+                "status_ids": [target.native_id],
+                "comment": reason[:1000],
+                "forward": False,
+            },
+        )
+        log.info("Mastodon reply %s by %s reported", target.native_id, target.author_id)
 
     async def account_id(self) -> str:
         """The id of the account the token belongs to (asked once)."""

@@ -609,11 +609,9 @@ class XClient:
             params["next_token"] = page.meta.next_token
         return sorted(seen, key=lambda r: (len(r.native_id), r.native_id))
 
-    async def hide_reply(
-        self, target: ReplyTarget, hidden: bool, *, report: bool = False, reason: str = ""
-    ) -> str:
+    async def hide_reply(self, target: ReplyTarget, hidden: bool) -> str:
         """``PUT /2/tweets/:id/hidden`` (scope ``tweet.moderate.write``); X has no
-        report endpoint, so ``report`` is not done here (moderators report by hand)."""
+        report endpoint (moderators report by hand)."""
         await self._within_budget()
         await self._api.request(
             "PUT",
