@@ -113,6 +113,7 @@ def create_app(
                 templates=overrides.templates,
                 clock=overrides.clock,
                 spend=spend,
+                reannounce_after_s=kafka.resend_window_s,
             )
             specs = [topics.spec_for(n) for n in TOPICS]
             specs += [topics.spec_for(topics.dlq(n)) for n in TOPICS]

@@ -244,8 +244,12 @@ class Publisher:
         templates: Templates | None = None,
         clock: Callable[[], float] = time.time,
         spend: SpendLedger | None = None,
+        reannounce_after_s: float = 900.0,
     ) -> None:
         self.ledger = ledger
+        #: A request for a reply announced longer ago than this (the producer's resend
+        #: window, ``KAFKA_RESEND_WINDOW_S``) has its outcome announced again.
+        self.reannounce_after_s = reannounce_after_s
         self.spend = spend
         self.platforms = platforms
         self.settings = settings
@@ -291,9 +295,16 @@ class Publisher:
         if row.state in FINAL_STATES:
             log.info("reply %s already %s; not posting again", row.reply_id, row.state)
             metrics.REPLIES.labels(platform_name, "repeated").inc()
-            # Announced already: nothing more. Not yet (stopped before the broker
-            # acknowledged it): announce it now.
-            return Done(None if row.announced_at is not None else outcome_message(row))
+            # Announced lately: nothing more (were the broker to lose it, this
+            # process's resend window has it). Not announced (stopped before the
+            # broker acknowledged it), or longer ago than that window (the embedded
+            # broker came back empty and the web asks again for what it awaits):
+            # announce it now; the outcome's consumer is idempotent.
+            if row.announced_at is not None and self.ledger.now() - row.announced_at < (
+                timedelta(seconds=self.reannounce_after_s)
+            ):
+                return Done(None)
+            return Done(outcome_message(row))
         platform = self.platforms.get(request.platform)
         if platform is None:
             message = f"{platform_name} publishing is not configured on this publisher"

@@ -307,6 +307,13 @@ async def test_a_request_handled_five_times_posts_once(
     assert {published(o).post_id for o in outcomes} == {published(outcomes[0]).post_id}
     await ledger.mark_announced(request.reply_id)
     assert await publisher.handle(request) == Done(None)  # announced: nothing to repeat
+    # Asked again longer after it was announced than the resend window (the outcome
+    # lost with an empty embedded broker, the web still waiting): announced again.
+    later = ledger.now() + timedelta(seconds=publisher.reannounce_after_s + 1)
+    ledger.now = lambda: later
+    again = await publisher.handle(request)
+    assert published(again).post_id == published(outcomes[0]).post_id
+    assert len(await env.posts()) == 1
 
 
 async def test_a_crash_between_the_post_and_the_ledger_then_a_restart_posts_once(
