@@ -67,13 +67,18 @@ class ReplyProcessor:
             else:
                 rules, now = self.rules.current(), self.now()
                 for (index, reply), prediction in zip(decoded, predictions, strict=True):
-                    classified = judge(
-                        reply,
-                        scores_of(prediction),
-                        rules,
-                        model_version=self.batch.classifier.version,
-                        now=now,
-                    )
+                    try:
+                        classified = judge(
+                            reply,
+                            scores_of(prediction),
+                            rules,
+                            model_version=self.batch.classifier.version,
+                            now=now,
+                        )
+                    except Exception as exc:  # this reply only: the rest of the batch goes on
+                        log.exception("judging reply %s failed", reply.id)
+                        out.append(self._dead_letter(records[index], index, "judge", describe(exc)))
+                        continue
                     metrics.REPLY_VERDICTS.labels(classified.verdict.value, classified.rule).inc()
                     out.append(
                         Outgoing(

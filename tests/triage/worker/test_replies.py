@@ -7,9 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from services.common.codec import decode, encode
 from services.common.messages import DeadLetter, ReplyClassified, ReplyReceived, ReplyVerdict
 from services.triage.rules import RulesFile
+from services.triage.worker import replies as replies_module
 from services.triage.worker.batch import Incoming
 from services.triage.worker.replies import ReplyProcessor
 from tests.helpers.replies import NOW, reply_received
@@ -63,3 +66,25 @@ async def test_a_classifier_failure_dead_letters_the_batch_with_its_bytes() -> N
     [letter] = [decode(DeadLetter, r.value) for r in parts.sink.on("p.replies.received.dlq")]
     assert letter.stage == "triage.classify"
     assert parts.sink.on("p.replies.classified") == []
+
+
+async def test_a_reply_the_rules_fail_on_is_dead_lettered_and_the_rest_judged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, one reply the rules raised on failed the whole batch, which the agent
+    left un-acked: none of its replies was judged until the worker restarted."""
+    real = replies_module.judge  # type: ignore[attr-defined]
+
+    def judge(reply: ReplyReceived, *args: Any, **kwargs: Any) -> ReplyClassified:
+        if reply.id == "x:5":
+            raise ValueError("a rule the reply trips over")
+        return real(reply, *args, **kwargs)
+
+    monkeypatch.setattr(replies_module, "judge", judge)
+    parts = Parts()
+    batch = [reply("5", "hello"), reply("6", f"you {ABUSIVE}")]
+    done = await processor(parts).process([incoming(encode(r), i) for i, r in enumerate(batch)])
+    [letter] = [decode(DeadLetter, r.value) for r in parts.sink.on("p.replies.received.dlq")]
+    assert (letter.stage, letter.offset) == ("triage.judge", 0)
+    [judged] = [decode(ReplyClassified, r.value) for r in parts.sink.on("p.replies.classified")]
+    assert (done, judged.reply.id, judged.verdict) == (2, "x:6", ReplyVerdict.HIDE)
