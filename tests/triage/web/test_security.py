@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from services.common import topics
 from services.common.db import make_engine
-from services.common.messages import ConsentWithdrawn
+from services.common.messages import ConsentWithdrawn, PublishReply
 from services.triage.web.app import create_internal_app
 from services.triage.web.deps import COOKIE
 from services.triage.web.models import AuditEntry
@@ -357,8 +357,36 @@ async def test_a_moderator_records_a_consent_withdrawal_and_every_post_comes_dow
     assert entry["detail"]["requested_by"] == "Amina herself"
     audit = await _audit(web, "withdraw_consent")
     assert audit == [("mod1", answer)]
-    again = await web.call("mod1", "POST", path, json=asked)
-    assert again.status_code == 409
+    # Recorded again (idempotent): the take-down goes out again, the first stays the
+    # consent's, both are audited.
+    again = await web.call("mod2", "POST", path, json=asked)
+    assert again.status_code == 200, again.text
+    assert again.json()["consent"]["withdrawn_by"] == "mod1"
+    first, second = await outbox(web.runtime.store, topics.CONSENT_WITHDRAWN, ConsentWithdrawn)
+    assert set(second[1].question_ids) == {question, twin}
+    assert (second[1].at, second[1].withdrawn_by) == (first[1].at, "mod2")
+    assert await _audit(web, "withdraw_consent") == [("mod1", answer), ("mod2", answer)]
+
+
+async def test_an_answer_whose_consent_was_withdrawn_is_never_approved(web: Web) -> None:
+    question = await assigned(web, cluster_id="c-refused")
+    await web.ingest(cluster_id="c-refused")
+    answer = await _upload(web, "team-a", question)
+    await run_media_jobs(web.runtime.store)
+    asked = {"requested_by": "Amina", "requested_at": "2026-12-01T09:30:00Z", "channel": "phone"}
+    path = f"/api/answers/{answer}/consent/withdraw"
+    assert (await web.call("mod1", "POST", path, json=asked)).status_code == 200
+
+    for body in (None, {"answer_id": answer}):
+        refused = await web.call(
+            "mod2", "POST", f"/api/questions/{question}/answer/approve", json=body
+        )
+        assert refused.status_code == 409, refused.text
+        assert "withdrew their consent" in refused.text
+    assert await outbox(web.runtime.store, topics.REPLIES_REQUESTED, PublishReply) == []
+    assert (await web.call("mod1", "GET", f"/api/questions/{question}")).json()["status"] == (
+        "recorded"
+    )
 
 
 async def _audit(web: Web, action: str) -> list[tuple[str, str]]:

@@ -187,6 +187,8 @@ class ApproveIn(BaseModel):
 async def approve_answer(
     question_id: str, runtime: Runtime, principal: Moderator, body: ApproveIn | None = None
 ) -> list[ReplyView]:
+    """409 when the consent of the person filmed was withdrawn, even at the same
+    moment: nothing is requested."""
     body = body or ApproveIn()
     replies = await runtime.store.answers.approve(
         question_id, principal.actor, standalone=body.standalone, reviewed=body.answer_id
@@ -234,6 +236,8 @@ class WithdrawBody(BaseModel):
 async def withdraw_consent(
     answer_id: str, body: WithdrawBody, runtime: Runtime, principal: Moderator
 ) -> AnswerView:
+    """The answer is never approved again (an approval refused with 409); recording
+    it again is allowed and sends the take-down again, for every reply there is."""
     await runtime.store.answers.withdraw_consent(
         answer_id,
         principal.actor,

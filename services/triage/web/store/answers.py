@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import topics
@@ -298,6 +298,18 @@ class Answers:
             .order_by(Answer.created_at.desc())
             .limit(1)
         )
+        if answer is None or (reviewed is not None and answer.id != reviewed):
+            looked_at = await session.scalar(
+                select(Answer)
+                .where(
+                    Answer.question_id == question_id,
+                    Answer.id == reviewed if reviewed is not None else true(),
+                )
+                .order_by(Answer.created_at.desc())
+                .limit(1)
+            )
+            if looked_at is not None and looked_at.state == AnswerState.WITHDRAWN.value:
+                raise await _consent_withdrawn(session, looked_at.id)
         if answer is None:
             await self.db.question(session, question_id)
             raise Conflict(f"question {question_id} has no answer waiting for review")
@@ -307,6 +319,34 @@ class Answers:
                 f" review: a newer recording ({answer.id}) replaced it; review that one"
             )
         return answer
+
+    async def _lock_for_approval(
+        self, session: AsyncSession, answer: Answer, actor: Actor, now: datetime
+    ) -> None:
+        """Mark ``answer`` approved if it is still waiting for review: one conditional
+        ``UPDATE``, whose row lock (Postgres; SQLite's write lock) holds until the
+        commit, and ``answer`` read again under it (a caption corrected meanwhile).
+        Refused when a withdrawal of its consent, another approval or a return came
+        first."""
+        result = await session.execute(
+            update(Answer)
+            .where(Answer.id == answer.id, Answer.state == AnswerState.SUBMITTED.value)
+            .values(state=AnswerState.APPROVED.value, reviewed_by=actor.name, reviewed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            state = await session.scalar(select(Answer.state).where(Answer.id == answer.id))
+            if state == AnswerState.WITHDRAWN.value:
+                raise await _consent_withdrawn(session, answer.id)
+            if state == AnswerState.APPROVED.value:
+                raise Conflict(
+                    "another moderator approved this answer: its replies are on their way"
+                )
+            raise AnswerReplaced(
+                f"the answer you reviewed ({answer.id}) is no longer waiting for review"
+                f" ({state}): it was sent back, or a newer recording replaced it"
+            )
+        await session.refresh(answer)
 
     async def approve(
         self,
@@ -323,7 +363,10 @@ class Answers:
         ``standalone``: an asker the platform will not let us answer by reply (X: the
         post did not summon the account) gets a standalone post instead. ``reviewed``:
         the answer the moderator reviewed; a newer recording since refuses the approval
-        (:class:`AnswerReplaced`), so nothing no moderator saw goes out."""
+        (:class:`AnswerReplaced`), so nothing no moderator saw goes out. A withdrawal
+        of the consent and the approval exclude each other on the answer's row: one
+        committed first refuses the approval (409, nothing requested); one recorded
+        while the approval runs waits for it and names every reply it requested."""
         now = self.db.clock()
         async with self.db.sessions() as session:  # the renditions every asker needs, asked for
             answer = await self._current(session, question_id, reviewed)
@@ -336,9 +379,19 @@ class Answers:
                 rows = await session.scalars(select(Reply).where(Reply.answer_id == answer.id))
                 return list(rows)
             policy.check_four_eyes(actor.name, answer.uploaded_by)
+            previous = await self.db.transition(
+                session, question_id, actor, (Status.RECORDED,), Status.ANSWERED
+            )
+            # The answer's row, conditionally: from here a withdrawal of its consent
+            # waits for this transaction (and then names every reply it requests), or
+            # committed first and the approval is refused. Everything below is read
+            # after it, under the lock.
+            await self._lock_for_approval(session, answer, actor, now)
             consent = await session.scalar(select(Consent).where(Consent.answer_id == answer.id))
-            if consent is None or consent.withdrawn_at is not None:
-                raise ConsentMissing("the consent of the person filmed is missing or withdrawn")
+            if consent is None:
+                raise ConsentMissing("the consent of the person filmed is missing")
+            if consent.withdrawn_at is not None:
+                raise await _consent_withdrawn(session, answer.id)
             if await session.get(PausedSpeaker, consent.given_by[:128]) is not None:
                 raise SpeakerPaused(
                     "publishing this person's answers is paused (see Replies to our answers)"
@@ -347,12 +400,6 @@ class Answers:
             askers = await self.media.askers(session, question)
             # Each reply posts the rendition made for its platform: not ready, not approved.
             media = {a.id: await self.media.publishable(session, answer, a) for a in askers}
-            previous = await self.db.transition(
-                session, question_id, actor, (Status.RECORDED,), Status.ANSWERED
-            )
-            answer.state = AnswerState.APPROVED.value
-            answer.reviewed_by = actor.name
-            answer.reviewed_at = now
             replies: list[Reply] = []
             for asker in askers:
                 if asker.id != question_id:
@@ -402,25 +449,37 @@ class Answers:
         """Record the withdrawal: the answer is never approved again, and every
         reply of it (every asker, every platform) comes down (``consent.withdrawn``
         to the publisher, narrowed to this answer's questions); on each question's
-        timeline and in the audit log."""
+        timeline and in the audit log.
+
+        The answer's row is written first: an approval running at the same time
+        either sees the answer withdrawn and requests nothing, or committed before
+        this reads the replies, which then include every one it requested.
+        Recording it again is allowed: the consent keeps its first withdrawal, and
+        ``consent.withdrawn`` goes out again naming every reply there is now (one a
+        race requested after the first, before approvals were refused); audited."""
         now = self.db.clock()
         async with self.db.sessions() as session:
-            answer = await session.get(Answer, answer_id)
-            if answer is None:
+            locked = await session.execute(
+                update(Answer)
+                .where(Answer.id == answer_id)
+                .values(state=AnswerState.WITHDRAWN.value)
+                .execution_options(synchronize_session=False)
+            )
+            if locked.rowcount != 1:  # type: ignore[attr-defined]
                 raise NotFound(f"answer {answer_id!r} not found")
+            answer = await session.get(Answer, answer_id)
             consent = await session.scalar(select(Consent).where(Consent.answer_id == answer_id))
-            if consent is None:
+            if answer is None or consent is None:  # rolled back: the answer stays as it was
                 raise Conflict("this answer has no consent on record to withdraw")
-            if consent.withdrawn_at is not None:
-                raise Conflict(f"consent was already withdrawn (by {consent.withdrawn_by})")
-            consent.withdrawn_at = now
-            consent.withdrawn_by = actor.name
-            answer.state = AnswerState.WITHDRAWN.value
+            first = consent.withdrawn_at  # None: this is the first withdrawal
+            if first is None:
+                consent.withdrawn_at = now
+                consent.withdrawn_by = actor.name
             replied = set(
                 await session.scalars(select(Reply.question_id).where(Reply.answer_id == answer_id))
             )
             questions = sorted(replied | {answer.question_id})
-            detail = {
+            detail: dict[str, object] = {
                 "answer": answer_id,
                 "requested_by": request.requested_by,
                 "requested_at": request.requested_at.isoformat(),
@@ -428,6 +487,8 @@ class Answers:
                 "note": request.note,
                 "replies": len(replied),
             }
+            if first is not None:  # recorded again: the first one stays the consent's
+                detail["again"] = {"first_by": consent.withdrawn_by, "first_at": first}
             for question_id in questions:
                 self.db.event(
                     session,
@@ -452,7 +513,7 @@ class Answers:
                     question_ids=tuple(questions),
                     withdrawn_by=actor.name,
                     reason=f"{reason}: {request.note}"[:2000] if request.note else reason[:2000],
-                    at=now,
+                    at=first or now,  # when the consent was withdrawn
                 ),
             )
             await session.commit()
@@ -676,3 +737,13 @@ class Answers:
             question_id=question.id,
             link=url if url and url.startswith(("https://", "http://")) else "",
         )
+
+
+async def _consent_withdrawn(session: AsyncSession, answer_id: str) -> Conflict:
+    """The refusal (409) of an answer whose consent was withdrawn."""
+    consent = await session.scalar(select(Consent).where(Consent.answer_id == answer_id))
+    who = f" (recorded by {consent.withdrawn_by})" if consent and consent.withdrawn_by else ""
+    return Conflict(
+        f"the person filmed withdrew their consent to answer {answer_id}{who}: it can no"
+        " longer be reviewed or approved, and no reply of it is requested"
+    )

@@ -6,9 +6,14 @@ The rule: every change of a question is one conditional ``UPDATE … WHERE
 status IN (…) AND <claim is free or mine>`` (:meth:`Database.transition`), so
 two moderators (or two web replicas) can never both win, on SQLite and on
 Postgres alike; when the update changes nothing, :meth:`Database.why_not` says
-why. Messages to Kafka are written to the outbox in the same transaction as the
-change they announce (:meth:`Database.enqueue`), and a commit that wrote one
-wakes the outbox relay (:meth:`Database.on_outbox`).
+why. A change that decides on what it read writes that row first and reads the
+rest after: the write holds it until the commit (Postgres: the row lock; SQLite:
+the database's write lock, taken by the first write, where the driver begins
+the transaction), so what it reads next is current. An answer's approval and
+the withdrawal of its consent exclude each other that way. Messages to Kafka
+are written to the outbox in the same transaction as the change they announce
+(:meth:`Database.enqueue`), and a commit that wrote one wakes the outbox relay
+(:meth:`Database.on_outbox`).
 """
 
 from __future__ import annotations

@@ -295,8 +295,9 @@ async def test_withdrawn_consent_stops_the_approval(
         assert consent is not None
         consent.withdrawn_at = desk.store.clock()
         await session.commit()
-    with pytest.raises(ConsentMissing):
+    with pytest.raises(Conflict, match="withdrew their consent") as refused:
         await desk.approve(question_id, mod_a)
+    assert refused.value.status == 409
     assert await desk.status(question_id) == "recorded"
     assert topics.REPLIES_REQUESTED not in await outbox_topics(desk.store)
 
