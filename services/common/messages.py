@@ -408,6 +408,27 @@ class ConsentWithdrawn(Message):
     signature: CommandSignature | None = None
 
 
+# --- speakers.paused ------------------------------------------------------------
+
+
+class SpeakerPaused(Message):
+    """The replies featuring a person filmed are held (``paused``) or may go again
+    (not ``paused``): a moderator's decision, or the protection rules' after a threat
+    or doxxing under one of their answers. Key: speaker ref.
+
+    ``at`` orders the decisions about one person: the publisher obeys the latest and
+    never lets an older one (a redelivery, a resend at a new broker epoch) override
+    it; at the same instant, the pause."""
+
+    speaker_ref: ShortText
+    paused: bool
+    reason: Annotated[str, StringConstraints(max_length=2_000)] = ""
+    decided_by: ShortText
+    at: UtcDatetime
+    #: Added by the triage web's outbox; the publisher obeys only a valid one.
+    signature: CommandSignature | None = None
+
+
 # --- replies.received / replies.classified / replies.action / replies.moderated --
 #
 # Protection: the replies written under the campaign's published answers, watched

@@ -1,6 +1,6 @@
 """Signed commands: the triage web signs what it tells the publisher to do
-(``replies.requested``, ``consent.withdrawn``, ``replies.action``); the publisher
-obeys nothing else.
+(``replies.requested``, ``consent.withdrawn``, ``replies.action``,
+``speakers.paused``); the publisher obeys nothing else.
 
 HMAC-SHA256 over the canonical JSON of the message (keys sorted, no spaces,
 UTF-8, the ``signature`` member left out) and the logical topic, so a signed
@@ -27,10 +27,15 @@ from pydantic_settings import SettingsConfigDict
 
 from services.common.codec import DecodeError
 from services.common.config import PLACEHOLDER_SECRETS, Environment, ServiceSettings
-from services.common.topics import CONSENT_WITHDRAWN, REPLIES_ACTION, REPLIES_REQUESTED
+from services.common.topics import (
+    CONSENT_WITHDRAWN,
+    REPLIES_ACTION,
+    REPLIES_REQUESTED,
+    SPEAKERS_PAUSED,
+)
 
 #: The topics whose messages are commands the publisher obeys only when signed.
-SIGNED_TOPICS = frozenset({REPLIES_REQUESTED, CONSENT_WITHDRAWN, REPLIES_ACTION})
+SIGNED_TOPICS = frozenset({REPLIES_REQUESTED, CONSENT_WITHDRAWN, REPLIES_ACTION, SPEAKERS_PAUSED})
 #: The member of a command that carries its signature.
 SIGNATURE_FIELD = "signature"
 #: The development key: ``make run`` and the tests sign with it; production refuses it.

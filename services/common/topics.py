@@ -20,6 +20,7 @@ from services.common.messages import (
     ReplyModerated,
     ReplyPublished,
     ReplyReceived,
+    SpeakerPaused,
 )
 
 MENTIONS_RAW = "mentions.raw"
@@ -35,6 +36,7 @@ REPLIES_RECEIVED = "replies.received"
 REPLIES_CLASSIFIED = "replies.classified"
 REPLIES_ACTION = "replies.action"
 REPLIES_MODERATED = "replies.moderated"
+SPEAKERS_PAUSED = "speakers.paused"
 
 DLQ_SUFFIX = ".dlq"
 
@@ -67,6 +69,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REPLIES_CLASSIFIED, ReplyClassified, "answer post id"),
     TopicSpec(REPLIES_ACTION, ModerateReply, "reply id"),
     TopicSpec(REPLIES_MODERATED, ReplyModerated, "reply id"),
+    TopicSpec(SPEAKERS_PAUSED, SpeakerPaused, "speaker ref"),
 )
 
 DLQ_TOPICS: tuple[TopicSpec, ...] = tuple(

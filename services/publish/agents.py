@@ -1,16 +1,19 @@
 """Stream entrypoints: decode → call the use case → produce. The record handlers
-of the publisher's three consumers — ``replies.requested`` (:meth:`Publisher.handle`,
+of the publisher's consumers — ``replies.requested`` (:meth:`Publisher.handle`,
 then ``replies.published`` / ``replies.failed``), ``mentions.raw`` (engagements
-and "stop" replies), ``consent.withdrawn`` (take-downs) — and the take-down
-sweep. They run in the common :class:`~services.common.consume.ConsumeLoop`
+and "stop" replies), ``consent.withdrawn`` (take-downs), ``speakers.paused``
+(pauses and resumes: the replies held for a person resumed are requested again),
+``replies.action`` (hide / unhide) — and the sweep behind take-downs and resumes.
+They run in the common :class:`~services.common.consume.ConsumeLoop`
 (:func:`consume_loop`: the publisher's dead letters, metrics and waits); the
 delivery guarantees are in the publish README.
 
-Commands (``replies.requested``, ``consent.withdrawn``) are obeyed only when the
-triage web signed them (:mod:`services.common.signing`), checked before anything
-else; a request is also screened (:meth:`Publisher.screen`) before the ledger
-opens it. What is refused is dead-lettered at stage ``publish.verify`` and
-counted in ``publish_rejected_commands_total``; never posted.
+Commands (``replies.requested``, ``consent.withdrawn``, ``speakers.paused``,
+``replies.action``) are obeyed only when the triage web signed them
+(:mod:`services.common.signing`), checked before anything else; a request is also
+screened (:meth:`Publisher.screen`) before the ledger opens it. What is refused is
+dead-lettered at stage ``publish.verify`` and counted in
+``publish_rejected_commands_total``; never posted.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from services.common.messages import (
     ModerateReply,
     PublishReply,
     ReplyPublished,
+    SpeakerPaused,
 )
 from services.common.signing import CommandKeys, SignatureError
 from services.publish import metrics
@@ -87,7 +91,7 @@ def consume_loop(
 
 
 class Agents:
-    """The record handlers of the publisher's three consumers."""
+    """The record handlers of the publisher's consumers, and its sweeps."""
 
     def __init__(
         self,
@@ -132,7 +136,7 @@ class Agents:
             metrics.REJECTED_COMMANDS.labels(topics.REPLIES_REQUESTED, rejection.reason).inc()
             log.warning("reply %s refused: %s", request.reply_id, rejection.message)
             raise CommandRejected(rejection.reason, rejection.message)
-        outcome = await self.publisher.handle(request)
+        outcome = await self.publisher.handle(request, command=record.value)
         return await self._settle(outcome, request.question_id)
 
     async def announce(self, message: ReplyPublished, key: str) -> None:
@@ -161,19 +165,60 @@ class Agents:
 
     async def sweep_take_downs(self, every_s: float) -> None:
         """Forever, from start: take down the published replies whose consent was
-        withdrawn (:meth:`Publisher.take_down_withdrawn`). A failed sweep is logged
-        and the next one comes as usual: this loop must not die."""
+        withdrawn (:meth:`Publisher.take_down_withdrawn`), and request again the
+        replies still held for a person resumed (:meth:`release_held`: a publisher
+        stopped between a resume and its requests). A failed sweep is logged and the
+        next one comes as usual: this loop must not die."""
         while True:
             try:
                 count = await self.publisher.take_down_withdrawn()
-            except (SQLAlchemyError, OSError) as exc:
+                released = await self.release_held()
+            except (SQLAlchemyError, OSError, KafkaError) as exc:
                 log.warning("take-down sweep failed: %s; next in %.0f s", exc, every_s)
             except Exception:  # the outermost handler of one sweep
                 log.exception("take-down sweep failed; next in %.0f s", every_s)
             else:
                 if count:
                     log.info("take-down sweep: %d replies taken down", count)
+                if released:
+                    log.info("sweep: %d held replies requested again", released)
             await asyncio.sleep(every_s)
+
+    # -- speakers.paused -----------------------------------------------------------------
+
+    async def on_speaker_paused(self, record: Record) -> float | None:
+        """A signed pause or resume of a person → the ledger (the latest decision wins);
+        on resume, the replies held for them are requested again."""
+        self._verified(topics.SPEAKERS_PAUSED, record)
+        event = decode(SpeakerPaused, record.value)
+        await self.publisher.pause(event)
+        await self.release_held(event.speaker_ref)  # a resume's, also when redelivered
+        return None
+
+    async def release_held(self, speaker_ref: str | None = None) -> int:
+        """Request again, as the triage web signed them, the replies held for a person no
+        longer paused (``speaker_ref``, or anyone): each goes back on
+        ``replies.requested`` under its question, and is handled like any request (the
+        governor, the rate limits, at most once). A held reply is let go only once the
+        broker has its request; how many were."""
+        released = 0
+        ledger = self.publisher.ledger
+        for held in await ledger.held_for_resumed(speaker_ref):
+            if held.command is not None:
+                await self.producer.send_and_wait(
+                    self.kafka.topic(topics.REPLIES_REQUESTED),
+                    held.command,
+                    key=encode_key(held.question_id),
+                )
+            else:
+                log.warning(
+                    "reply %s was held without its command: it is not requested again",
+                    held.reply_id,
+                )
+            if await ledger.release(held.reply_id):
+                released += 1
+                metrics.RELEASED.inc()
+        return released
 
     # -- protection: replies.action, and the watcher -----------------------------------
 

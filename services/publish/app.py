@@ -1,6 +1,6 @@
 """Composition root of the publisher: builds the ledger engine (and migrates it),
 one pooled ``httpx.AsyncClient``, the platform adapters, the Kafka producer, the
-four consumers and the replies watcher once, in the lifespan, and the FastAPI app
+five consumers and the replies watcher once, in the lifespan, and the FastAPI app
 (health, metrics, opt-outs) around them. Tests pass fakes through :func:`create_app`."""
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ TOPICS = (
     topics.REPLIES_RECEIVED,
     topics.REPLIES_ACTION,
     topics.REPLIES_MODERATED,
+    topics.SPEAKERS_PAUSED,
 )
 
 
@@ -173,6 +174,9 @@ def create_app(
                         topics.CONSENT_WITHDRAWN,
                         settings.consent_group_id,
                         agents.on_consent_withdrawn,
+                    ),
+                    "pauses": reading(
+                        topics.SPEAKERS_PAUSED, settings.pauses_group_id, agents.on_speaker_paused
                     ),
                     "take-downs": lambda: agents.sweep_take_downs(settings.takedown_sweep_s),
                     "actions": reading(

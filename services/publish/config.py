@@ -115,6 +115,8 @@ class PublishSettings(ServiceSettings):
     mentions_group_id: str = Field(default="publish-mentions", min_length=1, max_length=128)
     #: Consumer group of the ``consent.withdrawn`` consumer.
     consent_group_id: str = Field(default="publish-consent", min_length=1, max_length=128)
+    #: Consumer group of the ``speakers.paused`` consumer (people paused and resumed).
+    pauses_group_id: str = Field(default="publish-pauses", min_length=1, max_length=128)
     #: Longest wait for records in one poll (ms); also how often paused partitions are checked.
     poll_timeout_ms: int = Field(default=1_000, ge=10, le=60_000)
     #: Tries of one reply that end in a retryable error before it goes to
@@ -130,7 +132,8 @@ class PublishSettings(ServiceSettings):
     #: it. Keep it above ``upload_timeout_s`` + ``media_processing_timeout_s``.
     sending_lease_s: float = Field(default=1200.0, gt=0)
     #: How often published replies whose consent was withdrawn are looked for and
-    #: taken down, from start (seconds): the safety net behind ``consent.withdrawn``.
+    #: taken down, and replies held for a person no longer paused are sent again, from
+    #: start (seconds): the safety net behind ``consent.withdrawn`` and ``speakers.paused``.
     takedown_sweep_s: float = Field(default=60.0, gt=0)
 
     #: Days the replies under a published answer are watched (protection; 0: off).

@@ -23,6 +23,11 @@ rule                          refuses when
                               recent one still up)
 ============================  ==================================================
 
+Not a refusal: a reply whose person filmed is paused (``speaker_paused``, from the
+triage web on ``speakers.paused``) is *held* before any of these rules, and asked
+again when the person is resumed; :func:`supersedes` says which of two pause or
+resume decisions about one person is in force.
+
 Also here: how a mention engaged the campaign, and whether it is an opt-out. The
 templates and their rendering are :mod:`services.common.replies`.
 """
@@ -58,6 +63,9 @@ RULES = (
     AUTHOR_DAILY_CAP,
     VARIATION,
 )
+
+#: Not a rule of :data:`RULES`: the hold of a reply whose person is paused.
+SPEAKER_PAUSED = "speaker_paused"
 
 ACCOUNT = "account"
 HASHTAG = "hashtag"
@@ -113,6 +121,38 @@ class WithdrawalFact:
     at: datetime
     withdrawn_by: str
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class PauseFact:
+    """A pause (``paused``) or resume of one person, decided at ``at``."""
+
+    paused: bool
+    at: datetime
+    decided_by: str
+    reason: str = ""
+
+
+def supersedes(new: PauseFact, current: PauseFact | None) -> bool:
+    """Whether ``new`` replaces the decision in force: a later one does, an older one
+    never (a redelivered command, one sent again at a new broker epoch); at the same
+    instant, a pause does (when in doubt, hold)."""
+    if current is None:
+        return True
+    if new.at != current.at:
+        return new.at > current.at
+    return new.paused and not current.paused
+
+
+def held(request: PublishReply, pause: PauseFact | None) -> str | None:
+    """Why ``request`` is held rather than sent (its person is paused), or None."""
+    if pause is None or not pause.paused:
+        return None
+    reason = f" ({pause.reason})" if pause.reason else ""
+    return (
+        f"publishing {request.consent.speaker_ref} paused by {pause.decided_by} "
+        f"at {pause.at.isoformat()}{reason}"
+    )
 
 
 @dataclass(frozen=True)

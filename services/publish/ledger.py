@@ -24,13 +24,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.common.db import UtcDateTime
-from services.common.messages import ConsentWithdrawn, PublishReply, utcnow
+from services.common.messages import ConsentWithdrawn, PublishReply, SpeakerPaused, utcnow
 from services.publish.domain import (
+    SPEAKER_PAUSED,
     EngagementFact,
     OptOutFact,
+    PauseFact,
     Refusal,
     Snapshot,
     WithdrawalFact,
+    held,
+    supersedes,
 )
 from services.publish.exceptions import AlreadyReplied, UnknownReply
 from services.publish.models import (
@@ -38,10 +42,12 @@ from services.publish.models import (
     ConsentWithdrawal,
     DecisionRecord,
     Engagement,
+    HeldReply,
     OAuthToken,
     OptOut,
     Reply,
     ReplyState,
+    SpeakerPause,
 )
 from services.publish.platforms.base import PostedReply
 from services.publish.platforms.oauth import TokenSet, TokenSlot
@@ -521,6 +527,103 @@ class Ledger:
                 )
             )
 
+    # -- paused people and held replies ------------------------------------------------
+
+    async def record_pause(self, event: SpeakerPaused) -> bool:
+        """Record a pause or resume unless the decision in force is as recent or newer
+        (:func:`~services.publish.domain.supersedes`); True when it now is in force."""
+        try:
+            return await self._record_pause(event)
+        except IntegrityError:  # another publisher recorded the person first: compare again
+            return await self._record_pause(event)
+
+    async def _record_pause(self, event: SpeakerPaused) -> bool:
+        new = PauseFact(event.paused, event.at, event.decided_by, event.reason)
+        async with self._sessions() as session, session.begin():
+            row = await session.get(SpeakerPause, event.speaker_ref, with_for_update=True)
+            if not supersedes(new, _pause_fact(row)):
+                return False
+            if row is None:
+                row = SpeakerPause(speaker_ref=event.speaker_ref)
+                session.add(row)
+            row.paused, row.at = event.paused, event.at
+            row.decided_by, row.reason = event.decided_by, event.reason
+            row.recorded_at = self.now()
+            return True
+
+    async def pause_of(self, speaker_ref: str) -> PauseFact | None:
+        async with self._sessions() as session:
+            return _pause_fact(await session.get(SpeakerPause, speaker_ref))
+
+    async def hold_if_paused(self, request: PublishReply, command: bytes | None) -> str | None:
+        """Hold the reply when its person is paused: why (kept in ``held_replies`` with
+        ``command``, and a ``speaker_paused`` / ``hold`` decision the first time), else
+        None. The person's row stays locked until the hold is committed, so a resume
+        recorded meanwhile finds the held reply once it is recorded."""
+        async with self._sessions() as session, session.begin():
+            pause = await session.get(
+                SpeakerPause, request.consent.speaker_ref, with_for_update=True
+            )
+            why = held(request, _pause_fact(pause))
+            if why is None:
+                return None
+            row = await session.get(HeldReply, request.reply_id)
+            if row is None:
+                now = self.now()
+                session.add(
+                    HeldReply(
+                        reply_id=request.reply_id,
+                        speaker_ref=request.consent.speaker_ref,
+                        question_id=request.question_id,
+                        command=command,
+                        held_at=now,
+                    )
+                )
+                session.add(
+                    DecisionRecord(
+                        reply_id=request.reply_id,
+                        rule=SPEAKER_PAUSED,
+                        verdict="hold",
+                        reason=why,
+                        at=now,
+                    )
+                )
+            elif row.command is None:
+                row.command = command
+            return why
+
+    async def held_for_resumed(self, speaker_ref: str | None = None) -> list[HeldReply]:
+        """Held replies whose person is no longer paused (``speaker_ref``'s, or anyone's),
+        oldest first: to be requested again."""
+        async with self._sessions() as session:
+            paused = select(SpeakerPause.speaker_ref).where(SpeakerPause.paused.is_(True))
+            query = select(HeldReply).where(HeldReply.speaker_ref.not_in(paused))
+            if speaker_ref is not None:
+                query = query.where(HeldReply.speaker_ref == speaker_ref)
+            return list(await session.scalars(query.order_by(HeldReply.held_at)))
+
+    async def release(self, reply_id: str) -> bool:
+        """The held reply was requested again: no longer held, unless its person was
+        paused again meanwhile (then it stays, for the next resume). True when released."""
+        async with self._sessions() as session, session.begin():
+            row = await session.get(HeldReply, reply_id, with_for_update=True)
+            if row is None:
+                return False
+            pause = await session.get(SpeakerPause, row.speaker_ref, with_for_update=True)
+            if pause is not None and pause.paused:
+                return False
+            await session.delete(row)
+            session.add(
+                DecisionRecord(
+                    reply_id=reply_id,
+                    rule=SPEAKER_PAUSED,
+                    verdict="release",
+                    reason=f"publishing {row.speaker_ref} resumed: the reply is requested again",
+                    at=self.now(),
+                )
+            )
+            return True
+
     # -- OAuth tokens (a TokenStore) --------------------------------------------------
 
     @contextlib.asynccontextmanager
@@ -555,6 +658,12 @@ def _covers(withdrawal: ConsentWithdrawal, question_id: str) -> bool:
     """Whether the withdrawal covers the question (it names none: all of them)."""
     questions = json.loads(withdrawal.question_ids or "[]")
     return not questions or question_id in questions
+
+
+def _pause_fact(row: SpeakerPause | None) -> PauseFact | None:
+    if row is None:
+        return None
+    return PauseFact(row.paused, row.at, row.decided_by, row.reason)
 
 
 def _fact(withdrawal: ConsentWithdrawal) -> WithdrawalFact:

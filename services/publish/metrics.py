@@ -7,7 +7,7 @@ from prometheus_client import Counter, Gauge
 REPLIES = Counter(
     "publish_replies_total",
     "Outcomes of replies.requested, by platform and result (published, reconciled, "
-    "refused, failed, failed_retryable, repeated)",
+    "refused, failed, failed_retryable, repeated, held)",
     ["platform", "result"],
 )
 REFUSALS = Counter(
@@ -29,6 +29,16 @@ WITHDRAWALS = Counter(
     "Published replies taken down after a consent withdrawal, by result "
     "(deleted, already_gone, error)",
     ["platform", "result"],
+)
+SPEAKER_PAUSES = Counter(
+    "publish_speaker_pauses_total",
+    "speakers.paused commands, by action (pause, resume) and result (applied, stale: "
+    "older than the decision recorded)",
+    ["action", "result"],
+)
+RELEASED = Counter(
+    "publish_released_replies_total",
+    "Replies held while their person was paused, requested again after the resume",
 )
 OPT_OUTS = Counter("publish_opt_outs_total", "Opt-outs recorded, by source", ["source"])
 REJECTED_COMMANDS = Counter(

@@ -12,6 +12,9 @@
 - ``engagements``: mentions that engaged the campaign (mentioned its account or
   used its hashtag), from ``mentions.raw``.
 - ``consent_withdrawals``: every withdrawal event, once.
+- ``speaker_pauses``: the latest pause or resume of each person filmed
+  (``speakers.paused``), and ``held_replies``: the requests held while their person
+  is paused, kept as they were signed, to be requested again on resume.
 - ``oauth_tokens``: an account's latest OAuth tokens (X's refresh token rotates
   at every refresh; a restart must not reuse the spent one).
 - ``x_spend`` and ``x_spend_items``: what the X account spent, per day and call
@@ -32,6 +35,7 @@ from sqlalchemy import (
     CheckConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -175,6 +179,36 @@ class ConsentWithdrawal(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SpeakerPause(Base):
+    """The latest decision about one person filmed: ``paused`` or resumed, and when it
+    was made (``at``, the command's): an older command never replaces it."""
+
+    __tablename__ = "speaker_pauses"
+
+    speaker_ref: Mapped[str] = mapped_column(String(256), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    decided_by: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class HeldReply(Base):
+    """A reply request held because its person is paused (its ``replies`` row stays
+    ``pending``, or ``sending`` when the pause came during the upload). ``command`` is
+    the record as the triage web signed it, produced again on ``replies.requested``
+    (keyed by ``question_id``) once the person is resumed; NULL: not kept (the use case
+    called without it), the request must come again by itself."""
+
+    __tablename__ = "held_replies"
+
+    reply_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    speaker_ref: Mapped[str] = mapped_column(String(256), index=True)
+    question_id: Mapped[str] = mapped_column(String(256))
+    command: Mapped[bytes | None] = mapped_column(LargeBinary)
+    held_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class OAuthToken(Base):

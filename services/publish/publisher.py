@@ -1,6 +1,7 @@
 """The publisher's use cases, between the ledger, the governor and the platforms:
-publish one requested reply, reconcile after a restart, take replies down when
-consent is withdrawn, and learn engagements and opt-outs from mentions.
+publish one requested reply (or hold it while its person is paused), reconcile
+after a restart, take replies down when consent is withdrawn, record pauses and
+resumes, and learn engagements and opt-outs from mentions.
 
 Nothing here knows Kafka: :mod:`services.publish.agents` decodes, calls these and
 produces what they return. Each call returns :class:`Done` (produce the message,
@@ -36,6 +37,7 @@ from services.common.messages import (
     ReplyFailed,
     ReplyPublished,
     Source,
+    SpeakerPaused,
     mention_id,
     utcnow,
 )
@@ -288,23 +290,19 @@ class Publisher:
             )
         return None
 
-    async def handle(self, request: PublishReply) -> Outcome:
-        """Publish ``request`` at most once, whatever happened before."""
+    async def handle(self, request: PublishReply, command: bytes | None = None) -> Outcome:
+        """Publish ``request`` at most once, whatever happened before; hold it while its
+        person is paused. ``command``: the record as the triage web signed it, kept with
+        a held reply and requested again on resume (without it, the request must come
+        again by itself)."""
         row = await self.ledger.open(request)
         platform_name = request.platform.value
         if row.state in FINAL_STATES:
-            log.info("reply %s already %s; not posting again", row.reply_id, row.state)
-            metrics.REPLIES.labels(platform_name, "repeated").inc()
-            # Announced lately: nothing more (were the broker to lose it, this
-            # process's resend window has it). Not announced (stopped before the
-            # broker acknowledged it), or longer ago than that window (the embedded
-            # broker came back empty and the web asks again for what it awaits):
-            # announce it now; the outcome's consumer is idempotent.
-            if row.announced_at is not None and self.ledger.now() - row.announced_at < (
-                timedelta(seconds=self.reannounce_after_s)
-            ):
-                return Done(None)
-            return Done(outcome_message(row))
+            return self._repeated(row)
+        # Before any wait (a rate limit, a budget, the engagement wait, a backoff): a
+        # paused person's reply is set aside, not waited for, so the partition goes on.
+        if row.state == ReplyState.PENDING and await self._hold(request, command):
+            return Done(None)
         platform = self.platforms.get(request.platform)
         if platform is None:
             message = f"{platform_name} publishing is not configured on this publisher"
@@ -321,13 +319,30 @@ class Publisher:
         if wait > 0:
             metrics.RATE_LIMIT_PAUSES.labels(platform_name).inc()
             return Retry(self.clock() + wait, f"{platform_name} account rate limited")
-        return await self._try(request, row, platform)
+        return await self._try(request, row, platform, command)
 
-    async def _try(self, request: PublishReply, row: Reply, platform: Platform) -> Outcome:
+    def _repeated(self, row: Reply) -> Done:
+        """A request for a reply in a final state: nothing is posted again."""
+        log.info("reply %s already %s; not posting again", row.reply_id, row.state)
+        metrics.REPLIES.labels(row.platform, "repeated").inc()
+        # Announced lately: nothing more (were the broker to lose it, this
+        # process's resend window has it). Not announced (stopped before the
+        # broker acknowledged it), or longer ago than that window (the embedded
+        # broker came back empty and the web asks again for what it awaits):
+        # announce it now; the outcome's consumer is idempotent.
+        if row.announced_at is not None and self.ledger.now() - row.announced_at < (
+            timedelta(seconds=self.reannounce_after_s)
+        ):
+            return Done(None)
+        return Done(outcome_message(row))
+
+    async def _try(
+        self, request: PublishReply, row: Reply, platform: Platform, command: bytes | None
+    ) -> Outcome:
         """One try, its errors sorted into retry-later and failed-for-good."""
         platform_name = request.platform.value
         try:
-            return await self._attempt(request, row, platform)
+            return await self._attempt(request, row, platform, command)
         except RateLimited as exc:
             metrics.RATE_LIMIT_PAUSES.labels(platform_name).inc()
             log.info("reply %s put off until %.0f: %s", row.reply_id, exc.reset_at, exc.message)
@@ -348,7 +363,9 @@ class Publisher:
             metrics.REPLIES.labels(platform_name, "failed").inc()
             return Done(failed_message(row))
 
-    async def _attempt(self, request: PublishReply, row: Reply, platform: Platform) -> Outcome:
+    async def _attempt(
+        self, request: PublishReply, row: Reply, platform: Platform, command: bytes | None
+    ) -> Outcome:
         if row.state == ReplyState.SENDING:
             taken = await self._resume(request, row, platform)
         else:
@@ -371,8 +388,20 @@ class Publisher:
             language=request.language,
             standalone=request.standalone,
         )
+        # The upload can take minutes: a pause that came meanwhile still holds the post.
+        if await self._hold(request, command):
+            return Done(None)
         posted = await platform.post_reply(draft)
         return await self._published(row, posted, platform)
+
+    async def _hold(self, request: PublishReply, command: bytes | None) -> bool:
+        """Whether the reply is held because its person is paused (recorded if so)."""
+        why = await self.ledger.hold_if_paused(request, command)
+        if why is None:
+            return False
+        metrics.REPLIES.labels(request.platform.value, "held").inc()
+        log.info("reply %s held until its person is resumed: %s", request.reply_id, why)
+        return True
 
     async def _resume(
         self, request: PublishReply, row: Reply, platform: Platform
@@ -560,6 +589,24 @@ class Publisher:
                 assert isinstance(done.message, ReplyPublished)
                 announced.append(done.message)
         return announced
+
+    # -- speakers.paused -----------------------------------------------------------------
+
+    async def pause(self, event: SpeakerPaused) -> bool:
+        """Record a pause or resume of a person; False when an as recent or newer
+        decision is in force (a late or repeated command changes nothing)."""
+        applied = await self.ledger.record_pause(event)
+        action = "pause" if event.paused else "resume"
+        metrics.SPEAKER_PAUSES.labels(action, "applied" if applied else "ignored").inc()
+        log.info(
+            "%s of %s by %s at %s %s",
+            action,
+            event.speaker_ref,
+            event.decided_by,
+            event.at.isoformat(),
+            "recorded" if applied else "ignored: an as recent or newer decision is in force",
+        )
+        return applied
 
     # -- consent.withdrawn -------------------------------------------------------------
 

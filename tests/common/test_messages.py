@@ -34,6 +34,7 @@ from services.common.messages import (
     ReplyReceived,
     ReplyVerdict,
     Scores,
+    SpeakerPaused,
 )
 from tests.helpers.replies import reply_classified, reply_received
 
@@ -209,6 +210,13 @@ def _examples(mention: MentionReceived) -> dict[type, object]:
             action=ModerationAction.HIDE,
             outcome=ModerationOutcome.DONE,
             how="hidden",
+            at=NOW,
+        ),
+        SpeakerPaused: SpeakerPaused(
+            speaker_ref="speaker-17",
+            paused=True,
+            reason="threat: a threat from @someone",
+            decided_by="rules",
             at=NOW,
         ),
     }

@@ -1,6 +1,6 @@
 """The publisher's consumers through the real broker and the sandbox platform:
 redelivery, a crash between the post and the ledger, rate limits, errors, dead
-letters, consent withdrawals and opt-outs, as records on topics."""
+letters, consent withdrawals, paused people and opt-outs, as records on topics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from services.common.messages import (
     PublishReply,
     ReplyFailed,
     ReplyPublished,
+    SpeakerPaused,
 )
 from services.common.signing import CommandKeys
 from services.devstack import forge
@@ -140,7 +141,7 @@ def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> StackFactory:
     async def make(**overrides: Any) -> AsyncIterator[Stack]:
         names = [
             topics.REPLIES_REQUESTED, topics.REPLIES_PUBLISHED, topics.REPLIES_FAILED,
-            topics.MENTIONS_RAW, topics.CONSENT_WITHDRAWN,
+            topics.MENTIONS_RAW, topics.CONSENT_WITHDRAWN, topics.SPEAKERS_PAUSED,
         ]  # fmt: skip
         specs = [topics.spec_for(n) for n in names] + [
             topics.spec_for(topics.dlq(n)) for n in names
@@ -513,6 +514,82 @@ async def test_an_unsigned_consent_withdrawal_takes_nothing_down(stack: StackFac
             "publish.verify",
             "unsigned command on consent.withdrawn",
         )
+
+
+def _pause(request: PublishReply, paused: bool, at: datetime, by: str) -> SpeakerPaused:
+    return SpeakerPaused(
+        speaker_ref=request.consent.speaker_ref, paused=paused, decided_by=by, at=at,
+        reason="threat: a threat from @someone" if paused else "",
+    )  # fmt: skip
+
+
+async def test_a_paused_person_s_reply_is_held_the_partition_goes_on_and_a_resume_sends_it(
+    stack: StackFactory,
+) -> None:
+    async with stack() as s:
+        paused, other = request_factory(), request_factory()
+        for request in (paused, other):
+            await engage(s.ledger, request)
+        now = datetime.now(UTC)
+        await s.command(
+            topics.SPEAKERS_PAUSED, _pause(paused, True, now, "rules"), paused.consent.speaker_ref
+        )
+        agents = s.agents()
+        pauses = await s.loop(topics.SPEAKERS_PAUSED, agents.on_speaker_paused, "p")
+        await drain(pauses)
+        for request in (paused, other):  # one partition: the other reply behind the held one
+            await s.producer.send_and_wait(
+                s.kafka.topic(topics.REPLIES_REQUESTED),
+                KEYS.sign(topics.REPLIES_REQUESTED, encode(request)),
+                key=encode_key(request.question_id),
+                partition=0,
+            )
+        replies = await s.loop(topics.REPLIES_REQUESTED, agents.on_reply_requested)
+
+        await drain(replies)  # nothing put off: the held reply does not stop the partition
+
+        [post] = await s.posts()
+        assert post["in_reply_to"] == other.in_reply_to
+        assert await s.committed(replies) == 2
+        assert await s.out(topics.REPLIES_FAILED, ReplyFailed) == []  # held, not refused
+
+        resume = _pause(paused, False, now + timedelta(seconds=1), "mod-a")
+        await s.command(topics.SPEAKERS_PAUSED, resume, paused.consent.speaker_ref)
+        await drain(pauses)  # the held request goes back on replies.requested
+        await drain(replies)
+
+        assert len(await s.posts()) == 2
+        outcomes = await s.out(topics.REPLIES_PUBLISHED, ReplyPublished)
+        assert sorted(m.reply_id for m in outcomes) == sorted([paused.reply_id, other.reply_id])
+        assert await s.ledger.held_for_resumed() == []
+
+
+async def test_an_unsigned_or_forged_resume_is_dead_lettered_and_the_reply_stays_held(
+    stack: StackFactory,
+) -> None:
+    async with stack() as s:
+        request = request_factory()
+        await engage(s.ledger, request)
+        speaker, now = request.consent.speaker_ref, datetime.now(UTC)
+        await s.command(topics.SPEAKERS_PAUSED, _pause(request, True, now, "rules"), speaker)
+        later = _pause(request, False, now + timedelta(seconds=1), "attacker")
+        await s.send(topics.SPEAKERS_PAUSED, encode(later), speaker)
+        wrong = CommandKeys("test", {"test": SecretStr("an attacker's guess at the key, long")})
+        await s.send(
+            topics.SPEAKERS_PAUSED, wrong.sign(topics.SPEAKERS_PAUSED, encode(later)), speaker
+        )
+        agents = s.agents()
+        await drain(await s.loop(topics.SPEAKERS_PAUSED, agents.on_speaker_paused, "p"))
+        await s.request(request)
+
+        await drain(await s.loop(topics.REPLIES_REQUESTED, agents.on_reply_requested))
+
+        assert await s.posts() == []
+        letters = await s.out(topics.dlq(topics.SPEAKERS_PAUSED), DeadLetter)
+        assert [(x.stage, x.error) for x in letters] == [
+            ("publish.verify", "unsigned command on speakers.paused"),
+            ("publish.verify", "bad signature (key id 'test')"),
+        ]
 
 
 @pytest.mark.parametrize("kind", ["unsigned", "bad-signature", "outside-media", "second-reply"])

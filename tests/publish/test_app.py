@@ -70,6 +70,7 @@ def service(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
             group_id=f"publish-{kafka.topic_prefix}",
             mentions_group_id=f"publish-mentions-{kafka.topic_prefix}",
             consent_group_id=f"publish-consent-{kafka.topic_prefix}",
+            pauses_group_id=f"publish-pauses-{kafka.topic_prefix}",
         )
         app = create_app(settings, kafka, signing=SIGNING)
         with TestClient(app) as client:
@@ -91,7 +92,7 @@ def test_health_readiness_and_metrics(service: Service) -> None:
     health = client.get("/healthz")
     assert health.status_code == 200
     assert health.json()["consumers"] == dict.fromkeys(
-        ["replies", "mentions", "consent", "take-downs", "actions", "watch"], "running"
+        ["replies", "mentions", "consent", "pauses", "take-downs", "actions", "watch"], "running"
     )
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text

@@ -14,6 +14,7 @@ from services.publish import domain
 from services.publish.domain import (
     EngagementFact,
     OptOutFact,
+    PauseFact,
     Policy,
     Refusal,
     Snapshot,
@@ -356,3 +357,39 @@ def test_opt_out_replies_are_recognised(text: str) -> None:
 )
 def test_other_messages_are_not_opt_outs(text: str) -> None:
     assert not domain.is_opt_out(text)
+
+
+# --- paused people ---------------------------------------------------------------------
+
+T = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+PAUSE = PauseFact(paused=True, at=T, decided_by="rules", reason="threat")
+RESUME = PauseFact(paused=False, at=T, decided_by="mod-a")
+
+
+@pytest.mark.parametrize(
+    ("new", "current", "wins"),
+    [
+        (PAUSE, None, True),
+        (RESUME, None, True),  # a resume first: recorded, so that an older pause loses
+        (PauseFact(False, T + timedelta(seconds=1), "mod-a"), PAUSE, True),
+        (PauseFact(False, T - timedelta(seconds=1), "mod-a"), PAUSE, False),
+        (PauseFact(True, T - timedelta(microseconds=1), "rules"), RESUME, False),
+        (RESUME, PAUSE, False),  # the same instant: the pause stands
+        (PAUSE, RESUME, True),
+        (PAUSE, PAUSE, False),  # the same command again changes nothing
+    ],
+)
+def test_the_latest_decision_about_a_person_stands(
+    new: PauseFact, current: PauseFact | None, wins: bool
+) -> None:
+    assert domain.supersedes(new, current) is wins
+
+
+def test_a_reply_is_held_only_while_its_person_is_paused() -> None:
+    request = request_factory()
+    assert domain.held(request, None) is None
+    assert domain.held(request, RESUME) is None
+    why = domain.held(request, PAUSE)
+    assert why == (
+        f"publishing {request.consent.speaker_ref} paused by rules at {T.isoformat()} (threat)"
+    )

@@ -56,7 +56,7 @@ async def test_migrations_build_exactly_the_models_on_an_empty_database(
     assert tables == {
         "alembic_version", "replies", "decisions", "opt_outs", "engagements",
         "consent_withdrawals", "oauth_tokens", "x_spend", "x_spend_items", "watched_replies",
-        "reply_actions",
+        "reply_actions", "speaker_pauses", "held_replies",
     }  # fmt: skip
 
 

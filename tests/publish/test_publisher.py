@@ -1,6 +1,7 @@
 """The publisher's use cases against the sandbox platform and a SQLite ledger:
 the governor's refusals recorded, at most one post whatever happens, errors
-sorted, consent withdrawn, opt-outs learnt from mentions."""
+sorted, a paused person's replies held, consent withdrawn, opt-outs learnt from
+mentions."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from services.common import topics
+from services.common.codec import encode
 from services.common.messages import (
     Author,
     Consent,
@@ -26,6 +29,7 @@ from services.common.messages import (
     ReplyFailed,
     ReplyPublished,
     Source,
+    SpeakerPaused,
     SubtitleFile,
 )
 from services.common.replies import Template, Templates
@@ -43,6 +47,7 @@ from services.publish.ratelimit import Window
 from services.publish.spend import SpendLedger
 from tests.helpers.sandbox import FakeClock, SandboxServer, posts, set_faults
 from tests.publish.helpers import (
+    KEYS,
     CrashAfterPost,
     SimulatedCrash,
     TimeoutAfterPost,
@@ -855,6 +860,134 @@ async def test_a_platform_that_is_not_configured_fails_the_reply_as_retryable(
     message = failed(await publisher.handle(await engaged(ledger, platform=Platform.MASTODON)))
     assert message.retryable
     assert "not configured" in message.error
+
+
+# --- paused people -----------------------------------------------------------------------
+
+
+def _pause(
+    request: PublishReply, paused: bool = True, *, at: datetime | None = None, by: str = "rules"
+) -> SpeakerPaused:
+    """The triage web's pause (or resume) of the person filmed in ``request``."""
+    return SpeakerPaused(
+        speaker_ref=request.consent.speaker_ref, paused=paused,
+        reason="threat: a threat from @someone" if paused else "", decided_by=by,
+        at=at or datetime.now(UTC),
+    )  # fmt: skip
+
+
+def _signed(request: PublishReply) -> bytes:
+    """``request`` as the triage web's outbox sends it."""
+    return KEYS.sign(topics.REPLIES_REQUESTED, encode(request))
+
+
+async def test_a_reply_waiting_for_the_x_budget_is_held_once_its_person_is_paused(
+    env: Env,
+) -> None:
+    """The defect: replies approved while X was rate limited (or over budget) went out
+    at the reset although the rules had paused the person since (a threat under an
+    earlier answer). Now the reply is held — nothing posted, nothing refused, the
+    partition moves on — and goes out once the person is resumed."""
+    publisher = env.make_publisher()
+    account = publisher.platforms[Platform.X]
+    reopens = env.clock() + 600
+    for bucket in account.reply_buckets:
+        account.budget.update(bucket, [Window(limit=50, remaining=0, reset_at=reopens)])
+    request = await engaged(env.ledger)
+    command = _signed(request)
+    assert isinstance(await publisher.handle(request, command), Retry)
+
+    assert await publisher.pause(_pause(request))
+    await env.clock.sleep(reopens - env.clock() + 1)
+    assert await publisher.handle(request, command) == Done(None)
+    assert await publisher.handle(request, command) == Done(None)  # redelivered: still held
+
+    assert await env.posts() == []
+    row = await env.ledger.get(request.reply_id)
+    assert row is not None
+    assert (row.state, row.attempts) == (ReplyState.PENDING, 0)
+    [decision] = await env.ledger.decisions(request.reply_id)
+    assert (decision.rule, decision.verdict) == (domain.SPEAKER_PAUSED, "hold")
+    assert f"publishing {request.consent.speaker_ref} paused by rules" in decision.reason
+    assert "(threat: a threat from @someone)" in decision.reason
+    assert await env.ledger.held_for_resumed() == []  # nothing to request again yet
+
+    assert await publisher.pause(_pause(request, paused=False, by="mod-a"))
+    [held] = await env.ledger.held_for_resumed()
+    assert (held.reply_id, held.question_id, held.command) == (
+        request.reply_id, request.question_id, command,
+    )  # fmt: skip
+    published(await publisher.handle(request, command))  # requested again (Agents.release_held)
+    assert await env.ledger.release(request.reply_id)
+    assert len(await env.posts()) == 1
+    assert await env.ledger.held_for_resumed() == []
+
+
+async def test_another_person_s_reply_is_not_held(env: Env) -> None:
+    publisher = env.make_publisher()
+    paused = await engaged(env.ledger)
+    other = await engaged(env.ledger)
+    await publisher.pause(_pause(paused))
+
+    assert await publisher.handle(paused) == Done(None)
+    published(await publisher.handle(other))
+    assert len(await env.posts()) == 1
+
+
+async def test_an_older_resume_does_not_lift_a_newer_pause(env: Env) -> None:
+    """Commands come again (a redelivery, a resend at a new broker epoch) and out of
+    order: the latest decision about a person stands."""
+    publisher = env.make_publisher()
+    request = await engaged(env.ledger)
+    now = datetime.now(UTC)
+    assert await publisher.pause(_pause(request, at=now))
+    assert not await publisher.pause(_pause(request, False, at=now - timedelta(seconds=1)))
+    assert not await publisher.pause(_pause(request, False, at=now))  # the same instant: held
+    assert await publisher.handle(request) == Done(None)
+    assert await env.posts() == []
+
+    assert await publisher.pause(_pause(request, False, at=now + timedelta(seconds=1)))
+    assert not await publisher.pause(_pause(request, at=now))  # the old pause, sent again
+    published(await publisher.handle(request))
+    assert len(await env.posts()) == 1
+
+
+class PausedDuringUpload(CrashAfterPost):
+    """Uploads and posts for real; the person is paused while the video uploads."""
+
+    pause: Callable[[], Any] | None = None
+
+    async def upload_video(self, media: MediaFile) -> str:
+        media_id = await super().upload_video(media)
+        if self.pause is not None:
+            await self.pause()
+        return media_id
+
+    async def post_reply(self, draft: ReplyDraft) -> PostedReply:
+        return await self.inner.post_reply(draft)  # type: ignore[no-any-return]
+
+
+async def test_a_pause_that_comes_during_the_upload_holds_the_post(
+    env: Env, media_factory: Callable[..., MediaFile]
+) -> None:
+    publisher = env.make_publisher(wrap=PausedDuringUpload)
+    video = media_factory(200 * 1024)
+    media = Media(uri=video.path.as_uri(), mime=video.mime, bytes=video.size, sha256=video.sha256)
+    request = await engaged(env.ledger, media=media)
+    account = publisher.platforms[Platform.X]
+    assert isinstance(account, PausedDuringUpload)
+    account.pause = lambda: publisher.pause(_pause(request))
+
+    assert await publisher.handle(request, _signed(request)) == Done(None)
+    assert await env.posts() == []
+    row = await env.ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.SENDING  # looked for on X before it is ever posted
+
+    account.pause = None
+    await publisher.pause(_pause(request, paused=False))
+    published(await publisher.handle(request, _signed(request)))
+    assert len(await env.posts()) == 1
 
 
 # --- consent withdrawal ------------------------------------------------------------------

@@ -107,6 +107,7 @@ TOPICS = (
     topics.REPLIES_CLASSIFIED,
     topics.REPLIES_ACTION,
     topics.REPLIES_MODERATED,
+    topics.SPEAKERS_PAUSED,
 )
 
 

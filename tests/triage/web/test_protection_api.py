@@ -1,6 +1,7 @@
 """Replies to our answers through the JSON API and the page: moderators list, unhide
 (sticky) and hide replies and read who decided what; abusive text is blurred; teams
-are refused; a paused person's answer is not approved."""
+are refused; a paused person's answer is not approved, and the publisher is told of
+each pause and resume."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from services.common.messages import (
     Platform,
     ReplyClassified,
     ReplyVerdict,
+    SpeakerPaused,
 )
 from services.triage.rules import load_rules
 from tests.helpers.replies import reply_classified, reply_received
@@ -86,6 +88,18 @@ async def test_alerts_and_pauses_through_the_api(web: Web) -> None:
         "mod1", "POST", "/api/speakers/resume", json={"speaker_ref": "Amina, filmed in Kakuma"}
     )
     assert again.status_code == 409
+    paused = await web.call(
+        "mod1", "POST", "/api/speakers/pause", json={"speaker_ref": "Nadia", "reason": "threat"}
+    )
+    assert paused.status_code == 204
+    commands = await outbox(web.runtime.store, topics.SPEAKERS_PAUSED, SpeakerPaused)
+    assert [(c.speaker_ref, c.paused, c.decided_by) for _, c in commands] == [
+        ("Amina, filmed in Kakuma", True, "rules"),
+        ("Amina, filmed in Kakuma", False, "mod1"),
+        ("Nadia", True, "mod1"),
+    ]
+    blank = await web.call("mod1", "POST", "/api/speakers/pause", json={"speaker_ref": "  "})
+    assert blank.status_code == 422  # no command can name nobody
 
 
 async def test_teams_are_refused_and_unknown_replies_are_404(web: Web) -> None:

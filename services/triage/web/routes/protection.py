@@ -27,7 +27,8 @@ from services.triage.web.store.protection import STATES
 router = APIRouter(tags=["protection"])
 
 ReplyIdText = Annotated[str, Field(min_length=3, max_length=137)]
-SpeakerRef = Annotated[str, Field(min_length=1, max_length=256)]
+#: Not blank: the pause goes to the publisher as a command that names the person.
+SpeakerRef = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^\s*\S")]
 
 
 class ReplyView(BaseModel):

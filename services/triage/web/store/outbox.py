@@ -2,15 +2,17 @@
 they announce (:meth:`Database.enqueue`), sent by the relay in id order and
 marked sent once the broker acknowledged them, pruned after a while.
 
-Commands for the publisher (``replies.requested``, ``consent.withdrawn``) are
-signed as they are relayed, with the current signing key
-(:mod:`services.common.signing`): the publisher obeys nothing unsigned.
+Commands for the publisher (``replies.requested``, ``consent.withdrawn``,
+``replies.action``, ``speakers.paused``) are signed as they are relayed, with the
+current signing key (:mod:`services.common.signing`): the publisher obeys nothing
+unsigned.
 
 A broker that lost its records (the embedded one restarted: a new epoch) also lost
 the commands the publisher had not finished with yet: the producer's resend window
 covers minutes, and a reply put off for a rate limit or a budget can wait for
 hours. :meth:`Outbox.requeue_awaited` marks those sent again by their state here
-(a reply still ``requested``, an action still ``waiting``, every withdrawal kept):
+(a reply still ``requested``, an action still ``waiting``, every withdrawal kept, each
+person's latest pause or resume):
 the relay sends them once more and the publisher, idempotent by id, does each once."""
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ class Outbox:
     async def requeue_awaited(self) -> int:
         """Mark unsent again the commands sent whose outcome has not come back: the
         request of every reply still ``requested``, the last action asked for every
-        reply under an answer still ``waiting``, and every withdrawal of consent kept
-        (the publisher's take-downs are idempotent). Returns how many."""
+        reply under an answer still ``waiting``, every withdrawal of consent kept
+        (the publisher's take-downs are idempotent), and the latest pause or resume of
+        each person (the publisher ignores one older than what it has). Returns how many."""
         async with self.db.sessions() as session, session.begin():
             awaited = set(
                 await session.scalars(
@@ -105,22 +108,31 @@ class Outbox:
                 .where(
                     OutboxMessage.sent_at.is_not(None),
                     OutboxMessage.topic.in_(
-                        [topics.REPLIES_REQUESTED, topics.REPLIES_ACTION, topics.CONSENT_WITHDRAWN]
+                        [
+                            topics.REPLIES_REQUESTED,
+                            topics.REPLIES_ACTION,
+                            topics.CONSENT_WITHDRAWN,
+                            topics.SPEAKERS_PAUSED,
+                        ]
                     ),
                 )
                 .order_by(OutboxMessage.id)
             )
             again: list[int] = []
             last_action: dict[bytes, int] = {}
+            last_pause: dict[bytes, int] = {}
             for row_id, topic, key, value in rows:
                 if topic == topics.CONSENT_WITHDRAWN:
                     again.append(row_id)
+                elif topic == topics.SPEAKERS_PAUSED:
+                    last_pause[key] = row_id  # ascending ids: the newest wins
                 elif topic == topics.REPLIES_ACTION:
                     if key.decode("utf-8", "replace") in waiting:
                         last_action[key] = row_id  # ascending ids: the newest wins
                 elif awaited and _reply_id(value) in awaited:
                     again.append(row_id)
             again += last_action.values()
+            again += last_pause.values()
             if again:
                 await session.execute(
                     update(OutboxMessage)

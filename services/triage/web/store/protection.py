@@ -2,7 +2,8 @@
 (from ``replies.classified``), what the rules asked (a hide, signed and sent to the
 publisher through the outbox), what the platform did (``replies.moderated``), every
 moderator's hide and unhide, the alerts (threats, doxxing, pile-ons) and the people
-whose publishing is paused. One transaction per call.
+whose publishing is paused (each pause and resume is also a signed command to the
+publisher, which holds the replies already requested). One transaction per call.
 
 A reply a moderator shows again is ``sticky``: the rules never hide it again."""
 
@@ -12,12 +13,13 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import topics
+from services.common.codec import DecodeError, decode, encode_key
 from services.common.messages import (
     Author,
     Escalation,
@@ -28,11 +30,13 @@ from services.common.messages import (
     ReplyClassified,
     ReplyModerated,
     ReplyVerdict,
+    SpeakerPaused,
 )
 from services.triage.rules import Protection as Rules
 from services.triage.web.exceptions import Conflict, NotFound
 from services.triage.web.models import (
     AnswerReply,
+    OutboxMessage,
     PausedSpeaker,
     ProtectionAlert,
     ReplyEvent,
@@ -231,11 +235,13 @@ class Protection:
             return await self._pause(session, speaker_ref, actor.name, reason)
 
     async def resume(self, speaker_ref: str, actor: Actor) -> None:
+        """Resume publishing a person: the publisher sends the replies it held."""
         async with self.db.sessions() as session, session.begin():
             row = await session.get(PausedSpeaker, speaker_ref)
             if row is None:
                 raise Conflict(f"publishing {speaker_ref!r} is not paused")
             await session.delete(row)
+            await self._tell_publisher(session, speaker_ref, False, actor.name, "resumed")
             self.db.audit(session, actor, "resume_speaker", f"speaker:{speaker_ref}", {})
 
     # -- inside a transaction ----------------------------------------------------------
@@ -345,8 +351,45 @@ class Protection:
                 speaker_ref=speaker_ref, paused_by=by[:256], reason=reason, at=self.db.clock()
             )
             session.add(row)
+            await self._tell_publisher(session, speaker_ref, True, by, reason)
             self.db.audit(
                 session, Actor.system(by) if by == "rules" else Actor(name=by),
                 "pause_speaker", f"speaker:{speaker_ref}", {"reason": reason},
             )  # fmt: skip
         return row
+
+    async def _tell_publisher(
+        self, session: AsyncSession, speaker_ref: str, paused: bool, by: str, reason: str
+    ) -> None:
+        """The signed ``speakers.paused`` command (signed by the outbox as it is sent): the
+        publisher holds the person's replies not yet posted, or sends them on resume."""
+        command = SpeakerPaused(
+            speaker_ref=speaker_ref,
+            paused=paused,
+            reason=reason[:2000],
+            decided_by=by[:256],
+            at=await self._decided_at(session, speaker_ref),
+        )
+        self.db.enqueue(session, topics.SPEAKERS_PAUSED, speaker_ref, command)
+
+    async def _decided_at(self, session: AsyncSession, speaker_ref: str) -> datetime:
+        """Now, or just after the person's previous pause or resume (its command, while
+        the outbox keeps it): the publisher obeys the latest ``at`` of a person, and the
+        clocks of two web replicas may differ."""
+        now = self.db.clock()
+        previous = await session.scalar(
+            select(OutboxMessage.value)
+            .where(
+                OutboxMessage.topic == topics.SPEAKERS_PAUSED,
+                OutboxMessage.key == encode_key(speaker_ref),
+            )
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        )
+        if previous is None:
+            return now
+        try:
+            last = decode(SpeakerPaused, previous).at
+        except DecodeError:
+            return now
+        return max(now, last + timedelta(microseconds=1))

@@ -13,10 +13,12 @@ import pytest
 from pydantic import BaseModel, SecretStr
 
 from services.common import topics
+from services.common.codec import decode
 from services.common.messages import (
     MentionReceived,
     Platform,
     ReplyPublished,
+    SpeakerPaused,
 )
 from services.common.signing import CommandKeys
 from services.triage.web.exceptions import (
@@ -28,7 +30,7 @@ from services.triage.web.models import (
     Team,
     WatchState,
 )
-from services.triage.web.store import Actor
+from services.triage.web.store import Actor, TriageStore
 from tests.triage.web.helpers.store import (
     Desk,
     FakeClock,
@@ -125,13 +127,15 @@ async def test_relays_running_at_once_on_postgres_send_each_message_once(
 
 
 async def test_commands_for_the_publisher_are_signed_as_they_are_relayed(tmp_path: Path) -> None:
-    """The publisher obeys only signed commands (issue 17): replies.requested and
-    consent.withdrawn leave signed by the current key; other topics as they were."""
+    """The publisher obeys only signed commands (issue 17): replies.requested,
+    consent.withdrawn and speakers.paused leave signed by the current key; other
+    topics as they were."""
     keys = CommandKeys("k2", {"k2": SecretStr("n" * 40), "k1": SecretStr("o" * 40)})
     async with migrated_store("sqlite", tmp_path, FakeClock(), command_keys=keys) as store:
         async with store.sessions() as session:
             store.db.enqueue(session, topics.REPLIES_REQUESTED, "q1", Unsigned(text="post it"))
             store.db.enqueue(session, topics.CONSENT_WITHDRAWN, "s1", Unsigned(text="take down"))
+            store.db.enqueue(session, topics.SPEAKERS_PAUSED, "s1", Unsigned(text="hold"))
             store.db.enqueue(session, topics.QUESTIONS_ASSIGNED, "t1", Unsigned(text="assigned"))
             await session.commit()
         sent: dict[str, bytes] = {}
@@ -139,8 +143,8 @@ async def test_commands_for_the_publisher_are_signed_as_they_are_relayed(tmp_pat
         async def send(rows: Sequence[OutboxMessage]) -> None:
             sent.update((r.topic, r.value) for r in rows)
 
-        assert await store.outbox.relay(send) == 3
-        for topic in (topics.REPLIES_REQUESTED, topics.CONSENT_WITHDRAWN):
+        assert await store.outbox.relay(send) == 4
+        for topic in (topics.REPLIES_REQUESTED, topics.CONSENT_WITHDRAWN, topics.SPEAKERS_PAUSED):
             keys.verify(topic, sent[topic])
             assert json.loads(sent[topic])["signature"]["key_id"] == "k2"
         assert sent[topics.QUESTIONS_ASSIGNED] == b'{"text":"assigned"}'
@@ -202,3 +206,26 @@ async def test_a_new_broker_epoch_sends_again_what_awaits_an_outcome(
     assert json.loads(again[1].value)["text"] == "unhide"  # the last action asked
     assert await store.outbox.relay(send) == 3
     assert await store.outbox.backlog() == 0
+
+
+async def test_a_new_broker_epoch_sends_each_person_s_latest_pause_or_resume_again(
+    store: TriageStore, mod_a: Actor
+) -> None:
+    """Lost with the broker before the publisher read it, a pause would let the
+    replies it holds go out: the latest decision about each person is sent again (the
+    publisher ignores one older than what it has)."""
+    await store.protection.pause("Amina", mod_a, "a threat")
+    await store.protection.resume("Amina", mod_a)
+    await store.protection.pause("Nadia", mod_a, "doxxing")
+
+    async def send(rows: Sequence[OutboxMessage]) -> None:
+        return None
+
+    while await store.outbox.relay(send):
+        pass
+    assert await store.outbox.requeue_awaited() == 2
+    again = await store.outbox.pending()
+    assert [(r.key, decode(SpeakerPaused, r.value).paused) for r in again] == [
+        (b"Amina", False),
+        (b"Nadia", True),
+    ]

@@ -1,8 +1,9 @@
 """The replies under our published answers in the triage database: each stored once,
 a hide the rules ask goes to the outbox as a command, a moderator's unhide sticks,
-what the publisher did is recorded, escalations raise alerts and pause the person,
-pile-ons are counted under one answer within the window, and a paused person's
-answer is not approved."""
+what the publisher did is recorded, escalations raise alerts and pause the person
+(a signed command tells the publisher, and another one the resume), pile-ons are
+counted under one answer within the window, and a paused person's answer is not
+approved."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from pydantic import BaseModel
 
 from services.common import topics
-from services.common.codec import encode
+from services.common.codec import decode, encode
 from services.common.messages import (
     Escalation,
     ModerateReply,
@@ -25,10 +27,12 @@ from services.common.messages import (
     ReplyKind,
     ReplyModerated,
     ReplyVerdict,
+    SpeakerPaused,
 )
 from services.triage.rules import Protection, RulesFile, load_rules
 from services.triage.web.consumers import RecordHandlers
-from services.triage.web.exceptions import NotFound, SpeakerPaused
+from services.triage.web.exceptions import Conflict, NotFound
+from services.triage.web.exceptions import SpeakerPaused as PausedError
 from services.triage.web.models import Team
 from services.triage.web.store import Actor, TriageStore
 from tests.helpers.replies import reply_classified, reply_received
@@ -153,6 +157,65 @@ async def test_a_threat_alerts_pauses_the_person_and_reports(
     assert command.report is True
 
 
+async def pauses(store: TriageStore) -> list[tuple[str, SpeakerPaused]]:
+    """The pause and resume commands for the publisher, as (key, command)."""
+    return await outbox(store, topics.SPEAKERS_PAUSED, SpeakerPaused)
+
+
+async def test_the_rules_pause_tells_the_publisher_in_the_same_transaction(
+    store: TriageStore, judged: Callable[..., ReplyClassified], clock: FakeClock
+) -> None:
+    """The publisher holds replies already requested only if it hears of the pause."""
+    await store.protection.ingest(judged(escalations=(Escalation.THREAT,)), PROTECTION)
+    await store.protection.ingest(judged(escalations=(Escalation.DOXXING,)), PROTECTION)
+
+    [(key, command)] = await pauses(store)  # paused once, however many escalations
+    assert key == "Amina"
+    assert (command.speaker_ref, command.paused, command.decided_by, command.at) == (
+        "Amina", True, "rules", clock(),
+    )  # fmt: skip
+    assert command.reason.startswith("threat: a threat from @")
+
+
+async def test_a_moderator_s_pause_and_resume_each_tell_the_publisher_in_order(
+    store: TriageStore, mod_a: Actor, *, mod_b: Actor, clock: FakeClock
+) -> None:
+    await store.protection.pause("Amina", mod_a, "a pile-on under her last answer")
+    await store.protection.pause("Amina", mod_b, "again")  # already paused: nothing more
+    await store.protection.resume("Amina", mod_b)
+    with pytest.raises(Conflict):
+        await store.protection.resume("Amina", mod_b)  # not paused: nothing sent
+    clock.advance(seconds=-5)  # another replica's clock, behind
+    await store.protection.pause("Amina", mod_a, "a threat")
+
+    commands = [c for _, c in await pauses(store)]
+    assert [(c.paused, c.decided_by, c.reason) for c in commands] == [
+        (True, "mod-a", "a pile-on under her last answer"),
+        (False, "mod-b", "resumed"),
+        (True, "mod-a", "a threat"),
+    ]
+    # The publisher obeys the latest ``at`` of a person: each decision is after the last.
+    assert commands[0].at < commands[1].at < commands[2].at
+
+
+class OlderCommand(BaseModel):
+    """A command of this topic from an earlier version: not a ``SpeakerPaused`` now."""
+
+    speaker: str
+
+
+async def test_a_previous_command_that_no_longer_decodes_does_not_stop_a_pause(
+    store: TriageStore, mod_a: Actor, clock: FakeClock
+) -> None:
+    async with store.sessions() as session:
+        store.db.enqueue(session, topics.SPEAKERS_PAUSED, "Amina", OlderCommand(speaker="Amina"))
+        await session.commit()
+    await store.protection.pause("Amina", mod_a, "a threat")
+    _, latest = [r for r in await store.outbox.pending() if r.topic == topics.SPEAKERS_PAUSED]
+    command = decode(SpeakerPaused, latest.value)
+    assert (command.paused, command.at) == (True, clock())
+
+
 async def test_a_pile_on_is_n_abusive_replies_within_m_minutes_under_one_answer(
     store: TriageStore, judged: Callable[..., ReplyClassified], clock: FakeClock
 ) -> None:
@@ -194,7 +257,7 @@ async def test_a_paused_persons_answer_is_not_approved_until_resumed(
     speaker = "Amina, filmed in Kakuma"
     await store.answers.record(question, member_a, stored_answer(consent_given_by=speaker))
     await store.protection.pause(speaker, mod_b, "a pile-on under her last answer")
-    with pytest.raises(SpeakerPaused):
+    with pytest.raises(PausedError):
         await desk.approve(question, mod_b)
     await store.protection.resume(speaker, mod_b)
     assert len(await desk.approve(question, mod_b)) == 1
