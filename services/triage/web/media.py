@@ -2,9 +2,11 @@
 (:meth:`Uploads.create` declares one, :meth:`Uploads.append` adds a chunk at the
 offset :meth:`Uploads.status` reports, :meth:`Uploads.complete` checks the bytes,
 probes them (a file FFmpeg cannot decode is refused and nothing of it is kept) and
-moves them into the store; :meth:`Uploads.put_stream` takes a whole video from one
-request). The folder layout and the guarantees are in the triage README
-("Answers"); the errors are :class:`~services.triage.web.exceptions.MediaError`'s.
+moves them into the store; :meth:`Uploads.hold` keeps other requests off an upload
+while a caller completes it and records what it became; :meth:`Uploads.put_stream`
+takes a whole video from one request). The folder layout and the guarantees are in
+the triage README ("Answers"); the errors are
+:class:`~services.triage.web.exceptions.MediaError`'s.
 """
 
 from __future__ import annotations
@@ -213,12 +215,41 @@ class _Busy(Exception):
     """Another request holds the upload (only when not waiting for it)."""
 
 
+class UploadLockFailed(MediaError):
+    """The upload's lock file cannot be opened or locked (the media volume refuses
+    locks, or is failing): nothing was done; try again later."""
+
+    status = 503
+    code = "upload_lock_failed"
+
+
+class HeldUpload:
+    """An upload a request holds (:meth:`Uploads.hold`): no other request, of this
+    process or another replica, works on it until the ``async with`` ends."""
+
+    def __init__(self, uploads: Uploads, folder: Path, state: UploadState) -> None:
+        self._uploads = uploads
+        self._folder = folder
+        #: The upload as it stood when the hold began.
+        self.state = state
+
+    async def complete(self) -> StoredMedia:
+        """:meth:`Uploads.complete`, within the hold."""
+        return await self._uploads._complete(self._folder)
+
+    async def discard(self) -> None:
+        """:meth:`Uploads.discard`, within the hold (a complete one's video stays)."""
+        await _run(shutil.rmtree, self._folder)
+        log.info("upload %s discarded", self._folder.name)
+
+
 class Uploads:
     """Resumable uploads under ``root/uploads``, finished into ``store``.
 
     Requests on one upload take turns, in this process and across replicas sharing
-    the folder (an ``flock`` on the upload's lock file). A request that waited its
-    turn then sees the offset the other one left.
+    the folder (an ``flock`` on the upload's lock file, opened for writing: on NFS an
+    exclusive ``flock`` is a byte-range lock, which a read-only descriptor cannot
+    take). A request that waited its turn then sees the offset the other one left.
     """
 
     def __init__(
@@ -326,42 +357,21 @@ class Uploads:
         refused and the upload removed: nothing of it stays. Calling it again once
         complete answers the same ``StoredMedia``.
         """
-        async with self._locked(upload_id) as folder:
-            state = await _run(self._load, folder)
-            stored = state.stored
-            if stored is None:
-                if state.offset != state.size:
-                    raise UploadIncomplete(state.offset, state.size)
-                sha256, head = await _run(_hash_file, folder / "data")
-                _check(state.mime, head, state.sha256, sha256)
-                try:
-                    info = await self._probe(folder / "data")
-                except MediaError:
-                    await _run(shutil.rmtree, folder)
-                    log.info("upload %s refused by the probe and removed", upload_id)
-                    raise
-                key = upload_id + _VIDEO[state.mime][0]
-                stored = StoredMedia(
-                    key=key,
-                    uri=self.store.uri(key),
-                    mime=state.mime,
-                    bytes=state.size,
-                    sha256=sha256,
-                    info=info,
-                )
-                # Recorded before the move: a crash in between is finished by the next call.
-                await _run(write_atomic, folder / "done.json", stored.model_dump_json().encode())
-            if await _run((folder / "data").exists):
-                await self.store.put(folder / "data", stored.key)
-                log.info("upload %s complete: %s (%s bytes)", upload_id, stored.key, stored.bytes)
-            return stored
+        async with self.hold(upload_id) as upload:
+            return await upload.complete()
 
     async def discard(self, upload_id: str) -> None:
         """Forget an upload (a complete one's video stays in the store)."""
+        async with self.hold(upload_id) as upload:
+            await upload.discard()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, upload_id: str) -> AsyncIterator[HeldUpload]:
+        """Keep every other request off the upload while the caller works on it: to
+        complete it and record what it became as one step, which a retry (waiting its
+        turn) then finds done. ``UnknownUpload`` if there is none."""
         async with self._locked(upload_id) as folder:
-            await _run(self._load, folder)
-            await _run(shutil.rmtree, folder)
-        log.info("upload %s discarded", upload_id)
+            yield HeldUpload(self, folder, await _run(self._load, folder))
 
     async def expire(self, now: datetime | None = None) -> list[str]:
         """Remove uploads (and leftovers) idle longer than the expiry; the names removed.
@@ -378,6 +388,9 @@ class Uploads:
                 else:  # a `put_stream` or a `create` that died half way
                     gone = await _run(_remove_if_idle, path, cutoff)
             except (_Busy, UnknownUpload, FileNotFoundError):
+                continue
+            except (UploadLockFailed, OSError) as exc:  # one bad entry stops no other
+                log.warning("upload %s not expired this round: %s", path.name, exc)
                 continue
             if gone:
                 removed.append(path.name)
@@ -424,6 +437,37 @@ class Uploads:
         )
 
     # -- helpers --
+
+    async def _complete(self, folder: Path) -> StoredMedia:
+        """:meth:`complete` of the upload in ``folder``, which the caller holds."""
+        state = await _run(self._load, folder)
+        stored = state.stored
+        if stored is None:
+            if state.offset != state.size:
+                raise UploadIncomplete(state.offset, state.size)
+            sha256, head = await _run(_hash_file, folder / "data")
+            _check(state.mime, head, state.sha256, sha256)
+            try:
+                info = await self._probe(folder / "data")
+            except MediaError:
+                await _run(shutil.rmtree, folder)
+                log.info("upload %s refused by the probe and removed", state.id)
+                raise
+            key = state.id + _VIDEO[state.mime][0]
+            stored = StoredMedia(
+                key=key,
+                uri=self.store.uri(key),
+                mime=state.mime,
+                bytes=state.size,
+                sha256=sha256,
+                info=info,
+            )
+            # Recorded before the move: a crash in between is finished by the next call.
+            await _run(write_atomic, folder / "done.json", stored.model_dump_json().encode())
+        if await _run((folder / "data").exists):
+            await self.store.put(folder / "data", stored.key)
+            log.info("upload %s complete: %s (%s bytes)", state.id, stored.key, stored.bytes)
+        return stored
 
     async def _probe(self, path: Path) -> MediaInfo:
         """What the video is (in a worker thread); ``UndecodableMedia`` for a file FFmpeg
@@ -479,7 +523,10 @@ class Uploads:
 
         Requests of this process queue on an ``asyncio.Lock`` first instead of polling.
         Opening the lock file and a non-blocking flock are quick metadata calls, made on
-        the loop; waiting for the flock polls, so it never blocks the loop.
+        the loop; waiting for the flock polls, so it never blocks the loop. The file is
+        opened for reading and writing (an exclusive lock on NFS needs it) and never
+        created here: ``create`` makes it, and a folder without one is no upload. Any
+        other failure to open or lock it is ``UploadLockFailed`` (503), logged.
         """
         folder = self._folder(upload_id)
         lock = self._locks.setdefault(upload_id, asyncio.Lock())
@@ -487,17 +534,24 @@ class Uploads:
             raise _Busy(upload_id)
         async with lock:
             try:
-                fd = os.open(folder / "lock", os.O_RDONLY)
+                fd = os.open(folder / "lock", os.O_RDWR)
             except FileNotFoundError:
                 raise UnknownUpload(f"no upload {upload_id!r}") from None
+            except OSError as exc:
+                raise _lock_failed(upload_id, "open", exc) from exc
             try:
-                while not _try_flock(fd):
+                while not _try_flock(fd, upload_id):
                     if not wait:
                         raise _Busy(upload_id)
                     await asyncio.sleep(_LOCK_POLL_S)
                 yield folder
             finally:
                 os.close(fd)  # releases the flock
+
+
+def _lock_failed(upload_id: str, step: str, exc: OSError) -> UploadLockFailed:
+    log.error("upload %s: cannot %s its lock file: %s", upload_id, step, exc)
+    return UploadLockFailed(f"upload {upload_id} cannot be locked now ({exc}); try again later")
 
 
 def _check(mime: str, head: bytes, declared: str | None, sha256: str) -> None:
@@ -535,11 +589,14 @@ async def _run(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
 # --- blocking file work (runs in worker threads) ----------------------------------
 
 
-def _try_flock(fd: int) -> bool:
+def _try_flock(fd: int, upload_id: str) -> bool:
+    """Take the lock if it is free; False if another holds it."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    except OSError as exc:  # EBADF, ENOLCK, EIO...: not "held by another"
+        raise _lock_failed(upload_id, "lock", exc) from exc
     return True
 
 
@@ -560,7 +617,7 @@ def _write_hashed(file: BufferedWriter, digest: hashlib._Hash, piece: bytes) -> 
 
 def _create(folder: Path, declared: _Declared) -> None:
     folder.mkdir()
-    (folder / "lock").touch()
+    (folder / "lock").touch(mode=0o600)
     (folder / "data").touch()
     write_atomic(folder / "meta.json", declared.model_dump_json().encode())  # last: now it exists
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import hashlib
+import logging
 import os
 import random
+import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -35,7 +38,13 @@ from services.triage.web.exceptions import (
     UploadComplete,
     UploadIncomplete,
 )
-from services.triage.web.media import LocalMediaStore, StoredMedia, Uploads, UploadState
+from services.triage.web.media import (
+    LocalMediaStore,
+    StoredMedia,
+    UploadLockFailed,
+    Uploads,
+    UploadState,
+)
 from tests.helpers.media import video_bytes
 
 MAX_BYTES = 4096
@@ -440,6 +449,158 @@ async def test_concurrent_appends_take_turns(
         await racing_append
     assert refused.value.expected == len(data)
     assert (await second.complete(state.id)).sha256 == sha(data)  # not interleaved
+
+
+async def test_a_held_upload_keeps_other_requests_waiting_until_it_is_let_go(
+    make_uploads: Callable[..., Uploads],
+) -> None:
+    first, replica = make_uploads(), make_uploads()
+    data = video(1000)
+    state = await create(first, data)
+    await send_all(first, state.id, data)
+
+    async with first.hold(state.id) as upload:
+        assert upload.state.offset == len(data)
+        stored = await upload.complete()
+        waiting = [
+            asyncio.create_task(first.complete(state.id)),
+            asyncio.create_task(replica.complete(state.id)),
+        ]
+        await asyncio.sleep(0.2)
+        assert not any(task.done() for task in waiting)
+
+    assert await asyncio.gather(*waiting) == [stored, stored]
+
+
+# --- a media volume's locks ---------------------------------------------------------
+
+
+@pytest.fixture
+def nfs_flock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``flock`` as the Linux NFS client does it: a byte-range lock, so an exclusive one
+    needs a descriptor open for writing (EBADF otherwise)."""
+    real = fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:
+        readonly = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+        if operation & fcntl.LOCK_EX and readonly:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+
+
+@pytest.mark.usefixtures("nfs_flock")
+async def test_uploads_work_and_take_turns_on_an_nfs_volume(
+    make_uploads: Callable[..., Uploads], tmp_path: Path
+) -> None:
+    first, replica = make_uploads(), make_uploads()
+    data, idle = video(2000), video(1500, seed=1)
+    state, abandoned = await create(first, data), await create(first, idle)
+    await first.append(state.id, 0, data[:1000])
+    sent, gate = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield data[1000:1500]
+        sent.set()
+        await gate.wait()
+        yield data[1500:]
+
+    appending = asyncio.create_task(first.append(state.id, 1000, slow()))
+    await sent.wait()
+    racing = asyncio.create_task(replica.append(state.id, 1000, data[1000:]))
+    await asyncio.sleep(0.2)
+    assert not racing.done()  # the lock holds across replicas
+    gate.set()
+    assert (await appending).offset == len(data)
+    with pytest.raises(OffsetMismatch):
+        await racing
+    stored = await replica.complete(state.id)
+    assert file_of(stored.uri).read_bytes() == data
+    age(tmp_path / "uploads" / abandoned.id, EXPIRY_S + 60)
+
+    assert await first.expire() == [abandoned.id]
+
+
+def _failing_lock(monkeypatch: pytest.MonkeyPatch, lock: Path, code: int = errno.ENOLCK) -> None:
+    """``flock`` on ``lock`` fails with ``code`` (the volume refuses locks, or fails)."""
+    real, inode = fcntl.flock, lock.stat().st_ino
+
+    def flock(fd: int, operation: int) -> None:
+        if os.fstat(fd).st_ino == inode:
+            raise OSError(code, os.strerror(code))
+        real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+
+
+async def test_a_lock_that_cannot_be_taken_refuses_the_request_with_503(
+    uploads: Uploads,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = video(1000)
+    state = await create(uploads, data)
+    _failing_lock(monkeypatch, tmp_path / "uploads" / state.id / "lock", errno.EIO)
+
+    for call in (uploads.append(state.id, 0, data), uploads.complete(state.id)):
+        with pytest.raises(UploadLockFailed) as refused:
+            await call
+        assert refused.value.status == 503
+
+    assert (await uploads.status(state.id)).offset == 0  # nothing was done
+    assert [r.levelno for r in caplog.records if state.id in r.getMessage()] == [
+        logging.ERROR,
+        logging.ERROR,
+    ]
+
+
+async def test_a_lock_file_that_cannot_be_opened_refuses_the_request_with_503(
+    uploads: Uploads, tmp_path: Path
+) -> None:
+    state = await create(uploads, video(1000))
+    lock = tmp_path / "uploads" / state.id / "lock"
+    lock.unlink()
+    lock.mkdir()  # EISDIR on opening it for writing, whoever runs the test
+
+    with pytest.raises(UploadLockFailed):
+        await uploads.append(state.id, 0, b"data")
+
+
+async def test_expire_goes_on_past_an_upload_whose_lock_fails(
+    uploads: Uploads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = video(1000)
+    broken, idle = await create(uploads, data), await create(uploads, data)
+    for path in upload_dir_entries(tmp_path):
+        age(path, EXPIRY_S + 60)
+    _failing_lock(monkeypatch, tmp_path / "uploads" / broken.id / "lock")
+
+    assert await uploads.expire() == [idle.id]
+
+    assert upload_dir_entries(tmp_path) == [tmp_path / "uploads" / broken.id]
+    monkeypatch.undo()
+    assert await uploads.expire() == [broken.id]  # the next round, once it locks again
+
+
+async def test_expire_goes_on_past_an_entry_it_cannot_remove(
+    uploads: Uploads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = video(1000)
+    stuck, idle = await create(uploads, data), await create(uploads, data)
+    for path in upload_dir_entries(tmp_path):
+        age(path, EXPIRY_S + 60)
+    rmtree = shutil.rmtree
+
+    def refuse_stuck(path: Path, *args: Any, **kwargs: Any) -> None:
+        if Path(path).name == stuck.id:
+            raise PermissionError(errno.EACCES, "the volume went read-only")
+        rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", refuse_stuck)
+
+    assert await uploads.expire() == [idle.id]
 
 
 # --- ids and keys -----------------------------------------------------------------

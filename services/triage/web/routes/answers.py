@@ -6,7 +6,7 @@ question's answers, the moderators' review list, the video, and the review
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,11 +49,11 @@ async def record_answer(
     stored: StoredMedia,
     fields: AnswerFields,
     *,
-    owned: bool,
+    discard: Callable[[], Awaitable[None]] | None = None,
 ) -> AnswerView:
-    """Record the answer. ``owned``: the video came with this request alone, so a
-    refusal deletes it; a finished resumable upload keeps it (a retry of the
-    finish reuses the same stored video)."""
+    """Record the answer. Refused (consent, state, team, claim), the stored video must
+    not stay behind with no answer and no consent: it is deleted, after ``discard``
+    (the resumable upload that names it), unless an answer references it after all."""
     try:
         answer = await runtime.store.answers.record(
             question_id,
@@ -68,11 +68,36 @@ async def record_answer(
             ),
         )
     except Exception:
-        if owned:  # refused (consent, state, team): the video must not stay behind
-            await runtime.media.delete(stored.key)
+        await _drop_unrecorded(runtime, question_id, stored, discard)
         raise
     metrics.UPLOAD_BYTES.inc(stored.bytes)
-    answer, consent = await runtime.store.answers.get(answer.id)
+    return await answer_of(runtime, answer.id)
+
+
+async def _drop_unrecorded(
+    runtime: TriageRuntime,
+    question_id: str,
+    stored: StoredMedia,
+    discard: Callable[[], Awaitable[None]] | None,
+) -> None:
+    """Delete a video whose recording was refused, unless an answer references it (the
+    refusal came after the commit). The upload goes first: a retry must never find a
+    finished upload whose video is gone. What stops this is logged; the refusal is
+    what the caller gets, and a video left behind is removed by hand."""
+    try:
+        if await runtime.store.answers.with_media(question_id, stored.uri) is not None:
+            return
+        if discard is not None:
+            await discard()
+        await runtime.media.delete(stored.key)
+        log.info("recording refused: video %s of question %s deleted", stored.key, question_id)
+    except Exception:  # the refusal goes on to the caller either way
+        log.exception("recording refused: video %s could not be deleted", stored.key)
+
+
+async def answer_of(runtime: TriageRuntime, answer_id: str) -> AnswerView:
+    """The answer as the API shows it: with its consent and where its media stand."""
+    answer, consent = await runtime.store.answers.get(answer_id)
     status = (await runtime.store.media.statuses([answer]))[answer.id]
     return answer_view(answer, consent, status)
 
@@ -126,6 +151,7 @@ async def answer(
         if not isinstance(video, StarletteUpload):
             raise Invalid("send the video as the multipart file field 'video'")
         runtime.store.answers.check_consent(sent.consent_given_by, sent.consent_scope)
+        await runtime.store.answers.check_recordable(question_id, principal.actor)
         mime = (video.content_type or "").split(";")[0].strip().lower()
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -133,7 +159,7 @@ async def answer(
                 yield block
 
         stored = await runtime.uploads.put_stream(chunks(), mime=mime)
-    return await record_answer(runtime, question_id, principal.actor, stored, sent, owned=True)
+    return await record_answer(runtime, question_id, principal.actor, stored, sent)
 
 
 @router.get("/questions/{question_id}/answers")
@@ -249,6 +275,4 @@ async def withdraw_consent(
         ),
     )
     metrics.ACTIONS.labels("withdraw_consent", "ok").inc()
-    answer, consent = await runtime.store.answers.get(answer_id)
-    status = (await runtime.store.media.statuses([answer]))[answer.id]
-    return answer_view(answer, consent, status)
+    return await answer_of(runtime, answer_id)

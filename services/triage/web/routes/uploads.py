@@ -1,18 +1,25 @@
 """Resumable uploads: declare (size, type, sha256), ``PATCH`` chunks at
 ``Upload-Offset``, ask where to resume, then turn the complete upload into the
-question's answer with the consent (:func:`.answers.record_answer`)."""
+question's answer with the consent (:func:`.answers.record_answer`), once: a
+retried finish answers the answer the upload became."""
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from services.triage.web import policy
 from services.triage.web.deps import Anyone, Runtime, TriageRuntime, header_number
 from services.triage.web.exceptions import BadRequest, UnknownUpload
 from services.triage.web.media import UploadState
-from services.triage.web.routes.answers import AnswerFields, check_answer_allowed, record_answer
+from services.triage.web.routes.answers import (
+    AnswerFields,
+    answer_of,
+    check_answer_allowed,
+    record_answer,
+)
 from services.triage.web.schemas import (
     AnswerView,
     UploadView,
@@ -93,16 +100,35 @@ async def upload_chunk(
     "/uploads/{upload_id}/answer",
     status_code=201,
     summary="Turn a complete upload into the question's answer, with consent",
+    responses={200: {"description": "Retried: the answer this upload already became"}},
 )
 async def finish_upload(
-    upload_id: str, body: AnswerFields, runtime: Runtime, principal: Anyone
+    upload_id: str, body: AnswerFields, runtime: Runtime, principal: Anyone, response: Response
 ) -> AnswerView:
-    state = await _own_upload(runtime, upload_id, principal.actor)
-    question_id = state.question_id
-    await check_answer_allowed(runtime, question_id, principal.actor)
-    runtime.store.answers.check_consent(body.consent_given_by, body.consent_scope)
-    stored = await runtime.uploads.complete(upload_id)
-    return await record_answer(runtime, question_id, principal.actor, stored, body, owned=False)
+    """Once per upload: the upload is held from the first check to the answer's
+    commit, so a retry (the phone lost the response while the server hashed and
+    probed) waits, then gets the same answer with 200, whatever became of it since
+    (``body`` is not read again). The claim and the status are checked before the
+    video is stored; refused after (the question changed hands meanwhile), the video
+    and the upload are removed."""
+    actor = principal.actor
+    await _own_upload(runtime, upload_id, actor)
+    async with runtime.uploads.hold(upload_id) as upload:
+        question_id, stored = upload.state.question_id, upload.state.stored
+        if stored is not None:
+            earlier = await runtime.store.answers.with_media(question_id, stored.uri)
+            if earlier is not None:
+                await check_answer_allowed(runtime, question_id, actor, recording=False)
+                policy.check_answer(actor, earlier.team_id)
+                response.status_code = 200
+                return await answer_of(runtime, earlier.id)
+        await check_answer_allowed(runtime, question_id, actor)
+        runtime.store.answers.check_consent(body.consent_given_by, body.consent_scope)
+        await runtime.store.answers.check_recordable(question_id, actor)
+        stored = await upload.complete()
+        return await record_answer(
+            runtime, question_id, actor, stored, body, discard=upload.discard
+        )
 
 
 # Last: its path would otherwise catch /questions/{id}/take and the like.

@@ -130,22 +130,36 @@ class Answers:
         """No consent, no answer (:func:`policy.check_consent` with this campaign's scopes)."""
         policy.check_consent(given_by, scope, self.consent_scopes)
 
+    async def check_recordable(self, question_id: str, actor: Actor) -> None:
+        """What :meth:`record` will ask of the question's assignment (open, ``actor``'s
+        team's, not claimed by another member), asked before the video is stored, so a
+        refusal leaves nothing to undo. (The status is the policy's:
+        :func:`policy.check_recording`.)"""
+        async with self.db.sessions() as session:
+            await self._recordable(session, question_id, actor, self.db.clock())
+
+    async def _recordable(
+        self, session: AsyncSession, question_id: str, actor: Actor, now: datetime
+    ) -> Assignment:
+        assignment = await open_assignment(self.db, session, question_id, actor)
+        if (
+            assignment.claimed_by not in (None, actor.user_id)
+            and assignment.claim_expires_at is not None
+            and assignment.claim_expires_at >= now
+        ):
+            raise ClaimedByOther(
+                f"question {question_id} is taken by another member",
+                holder=str(assignment.claimed_by),
+                until=assignment.claim_expires_at,
+            )
+        return assignment
+
     async def record(self, question_id: str, actor: Actor, stored: StoredAnswer) -> Answer:
         """Record a team's answer: consent required; produces ``answers.recorded``."""
         self.check_consent(stored.consent_given_by, stored.consent_scope)
         now = self.db.clock()
         async with self.db.sessions() as session:
-            assignment = await open_assignment(self.db, session, question_id, actor)
-            if (
-                assignment.claimed_by not in (None, actor.user_id)
-                and assignment.claim_expires_at is not None
-                and assignment.claim_expires_at >= now
-            ):
-                raise ClaimedByOther(
-                    f"question {question_id} is taken by another member",
-                    holder=str(assignment.claimed_by),
-                    until=assignment.claim_expires_at,
-                )
+            assignment = await self._recordable(session, question_id, actor, now)
             previous = await self.db.transition(
                 session,
                 question_id,
@@ -241,6 +255,17 @@ class Answers:
                 query = query.where(Answer.team_id == team_id)
             rows = await session.execute(query)
             return [(a, c) for a, c in rows.all()]
+
+    async def with_media(self, question_id: str, uri: str) -> Answer | None:
+        """The question's answer recorded with the video at ``uri``, if any (a video is
+        recorded once: a retried finish of an upload finds its answer here)."""
+        async with self.db.sessions() as session:
+            return await session.scalar(
+                select(Answer)
+                .where(Answer.question_id == question_id, Answer.media_uri == uri)
+                .order_by(Answer.created_at)
+                .limit(1)
+            )
 
     async def get(self, answer_id: str) -> tuple[Answer, Consent | None]:
         async with self.db.sessions() as session:
