@@ -253,8 +253,11 @@ def test_moderator_and_team_answer_a_question_end_to_end(
         assert sent == []
 
         # With consent: chunks of 1 KiB; the connection drops on the second one and the
-        # page resumes from the offset the server reports.
+        # page resumes from the offset the server reports. Then the finish's answer is
+        # lost at a gateway (502, the answer recorded): the phone keeps the item and
+        # finishes again, which records nothing new.
         dropped: list[str] = []
+        lost: list[str] = []
 
         def flaky(route: Route) -> None:
             request = route.request
@@ -263,12 +266,20 @@ def test_moderator_and_team_answer_a_question_end_to_end(
                 dropped.append(request.url)
                 route.abort("connectionreset")
                 return
+            if request.method == "POST" and request.url.endswith("/answer") and not lost:
+                lost.append(request.url)
+                route.fetch()  # the server records the answer; its response never arrives
+                route.fulfill(status=502, body="Bad Gateway")
+                return
             route.continue_()
 
         team.route("**/api/uploads/**", flaky)
         form.get_by_label("The person filmed").check()
         form.get_by_role("button", name="Upload answer").click()
-        expect(form.locator(".upload-status")).to_contain_text("Answer sent", timeout=15000)
+        expect(form.locator(".upload-status")).to_contain_text("Kept on the phone", timeout=15000)
+        expect(form.locator(".upload-status")).to_contain_text("Answer sent", timeout=30000)
+        assert lost, "the test never lost the finish's answer"
+        assert len(web.call(web.store.answers.of_question, urgent)) == 1  # recorded once
         expect(card.locator(".card-state")).to_have_text(
             "Answer sent: waiting for review.", timeout=LIVE_MS
         )
@@ -327,9 +338,9 @@ def test_moderator_and_team_answer_a_question_end_to_end(
         team.goto("/team/camp-a")
         expect(team).to_have_url(re.compile(r"/login\?next="))
 
-        # Nothing the pages do trips the CSP or throws (the dropped chunk logs a
-        # network error by design).
-        assert console.unexpected("ERR_CONNECTION_RESET") == []
+        # Nothing the pages do trips the CSP or throws (the dropped chunk and the lost
+        # finish log network errors by design).
+        assert console.unexpected("ERR_CONNECTION_RESET", "status of 502 (Bad Gateway)") == []
     finally:
         phone.close()
         moderation.close()

@@ -423,7 +423,11 @@
       sayOnCard(question, "Answer sent: the moderators will review it.", "ok");
       scheduleMerge(1500);
     } catch (error) {
-      if (error instanceof Offline || error instanceof TypeError) {
+      // A server or gateway that could not answer now (5xx, 408, 429) is not a refusal:
+      // the upload waits on the server, and finishing it again is safe (a retried finish
+      // records nothing new), so the item waits too.
+      const transient = error && (error.status >= 500 || error.status === 408 || error.status === 429);
+      if (error instanceof Offline || error instanceof TypeError || transient) {
         item.state = "waiting";
         item.note = "";
         sayOnCard(question, "Kept on the phone: it goes by itself when the connection is back.");
