@@ -4,7 +4,6 @@ around them. Tests pass fakes through :func:`create_app`."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -27,8 +26,8 @@ from services.common.kafka import (
 )
 from services.common.tasks import BackgroundTasks
 from services.ingest.config import IngestSettings
-from services.ingest.dedupe import SeenIds, TopicTail
-from services.ingest.deps import IngestRuntime, ReadinessCheck
+from services.ingest.dedupe import ReadinessCheck, SeenIds, TailReadiness, TopicTail
+from services.ingest.deps import IngestRuntime
 from services.ingest.routes import health, mentions
 from services.ingest.sink import KafkaMentionSink, MentionSink
 from services.ingest.sources.bluesky import BlueskyNotifications
@@ -39,21 +38,6 @@ log = logging.getLogger(__name__)
 
 #: How long ingest keeps trying to reach Kafka at start before giving up.
 STARTUP_TIMEOUT_S = 120.0
-
-
-class TailReadiness:
-    def __init__(self, tail: TopicTail, task: asyncio.Task[None] | None = None) -> None:
-        self.tail = tail
-        self.task = task
-
-    async def wait(self, timeout: float) -> bool:
-        if self.task is not None and self.task.done():
-            return False  # the tail died: duplicates can no longer be told apart
-        if self.tail.caught_up.is_set() or timeout <= 0:
-            return self.tail.caught_up.is_set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.tail.caught_up.wait(), timeout)
-        return self.tail.caught_up.is_set()
 
 
 class AlwaysReady:
@@ -112,7 +96,7 @@ def create_app(
                 readiness = TailReadiness(tail)
                 runtime = IngestRuntime(
                     settings,
-                    KafkaMentionSink(producer, kafka, seen),
+                    KafkaMentionSink(producer, kafka, seen, readiness),
                     readiness,
                     ProducerBrokerCheck(producer),
                 )
@@ -121,12 +105,19 @@ def create_app(
             )
             # Entered last, so stopped first: before the HTTP client and the producer.
             tasks = await stack.enter_async_context(BackgroundTasks())
+            runtime.tasks = tasks
             if tail is not None:
                 readiness.task = tasks.start("dedupe-tail", tail.run)
+            # The sources may start at once: the sink holds their first mentions until
+            # the dedupe memory is rebuilt.
             if settings.x_bearer_token is not None:
                 tasks.start("x-stream", XFilteredStream(settings, http, runtime.sink).run)
             if settings.mastodon_base_url:
-                tasks.start("mastodon", MastodonStream(settings, http, runtime.sink).run)
+                mastodon = MastodonStream(settings, http, runtime.sink)
+                if mastodon.feeds:
+                    tasks.start("mastodon", mastodon.run)
+                else:
+                    log.warning("the Mastodon source has nothing to follow; not started")
             if settings.bluesky_app_password is not None:
                 tasks.start("bluesky", BlueskyNotifications(settings, http, runtime.sink).run)
             for number, extra in enumerate(overrides.extra_tasks):

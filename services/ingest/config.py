@@ -98,10 +98,26 @@ class IngestSettings(ServiceSettings):
     bluesky_app_password: SecretStr | None = None
     #: Seconds between two polls of ``app.bsky.notification.listNotifications``.
     bluesky_poll_s: float = Field(default=10.0, gt=0)
-    #: File keeping the newest notification taken in (the cursor survives restarts).
-    bluesky_cursor_file: Path = Path("var/ingest/bluesky-cursor")
-    #: Most notification pages read per poll (50 each).
+    #: File keeping the newest notification taken in (the cursor survives restarts);
+    #: unset: ``bluesky-cursor`` in ``INGEST_STATE_DIR``.
+    bluesky_cursor_file: Path | None = None
+    #: Most notification pages read per poll (50 each); a bigger backlog is read on
+    #: over the next polls, and the cursor moves once all of it was taken in.
     bluesky_max_pages: int = Field(default=20, ge=1, le=1000)
+
+    #: Folder for what ingest keeps between restarts (the Bluesky and Mastodon
+    #: cursors); must be writable: a volume where the root filesystem is read-only.
+    state_dir: Path = Path("var/ingest")
+
+    @property
+    def bluesky_cursor_path(self) -> Path:
+        """Where the Bluesky cursor is kept."""
+        return self.bluesky_cursor_file or self.state_dir / "bluesky-cursor"
+
+    @property
+    def mastodon_cursor_path(self) -> Path:
+        """Where the Mastodon cursors (the newest id taken in, per feed) are kept."""
+        return self.state_dir / "mastodon-cursors"
 
     @model_validator(mode="after")
     def _hashtag_stream_needs_a_user_token(self) -> IngestSettings:

@@ -5,14 +5,18 @@ keys of ``mentions.raw`` from ``now - window`` (by timestamp) and keeps tailing
 the topic, so a restarted ingest, or a second replica, knows what the others
 produced. No extra store, and the dedupe state has exactly the durability of
 the topic it protects (a wiped broker has no duplicates left to protect).
+Until the rebuild has caught up (:class:`TailReadiness`), nothing may be produced:
+the sink waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -20,6 +24,14 @@ from aiokafka.errors import KafkaError
 from services.common.kafka import KafkaSettings, make_consumer
 
 log = logging.getLogger(__name__)
+
+
+class ReadinessCheck(Protocol):
+    """Is ingest able to tell duplicates apart yet (dedupe memory rebuilt)?"""
+
+    async def wait(self, timeout: float) -> bool:
+        """True once ready; waits at most ``timeout`` seconds."""
+        ...
 
 
 class SeenIds:
@@ -139,3 +151,20 @@ class TopicTail:
         if all(pos >= end for pos, end in zip(positions, targets.values(), strict=True)):
             log.info("dedupe memory rebuilt from %s: %d ids", self.topic, len(self.seen))
             self.caught_up.set()
+
+
+class TailReadiness:
+    """Ready once the tail has caught up, and for as long as it keeps running."""
+
+    def __init__(self, tail: TopicTail, task: asyncio.Task[None] | None = None) -> None:
+        self.tail = tail
+        self.task = task
+
+    async def wait(self, timeout: float) -> bool:
+        if self.task is not None and self.task.done():
+            return False  # the tail died: duplicates can no longer be told apart
+        if self.tail.caught_up.is_set() or timeout <= 0:
+            return self.tail.caught_up.is_set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.tail.caught_up.wait(), timeout)
+        return self.tail.caught_up.is_set()

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Protocol
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from services.common.http import ApiError, bearer_matches
 from services.common.kafka import BrokerCheck
 from services.ingest.config import IngestSettings
+from services.ingest.dedupe import ReadinessCheck
 from services.ingest.domain import CampaignAccounts
 from services.ingest.sink import MentionSink
-
-
-class ReadinessCheck(Protocol):
-    """Is ingest able to tell duplicates apart yet (dedupe memory rebuilt)?"""
-
-    async def wait(self, timeout: float) -> bool:
-        """True once ready; waits at most ``timeout`` seconds."""
-        ...
 
 
 @dataclass
@@ -30,6 +25,8 @@ class IngestRuntime:
     sink: MentionSink
     ready: ReadinessCheck
     broker: BrokerCheck
+    #: The background tasks (dedupe tail, sources) by name, for ``/healthz``.
+    tasks: Mapping[str, asyncio.Task[None]] = field(default_factory=dict)
 
     @property
     def accounts(self) -> CampaignAccounts:

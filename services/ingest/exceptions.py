@@ -15,6 +15,11 @@ class BrokerUnavailable(IngestError):
     """Kafka did not take the mentions; nothing was lost, the caller may retry."""
 
 
+class DedupeNotReady(BrokerUnavailable):
+    """The dedupe memory is not rebuilt from the topic yet (or its reader died): a
+    duplicate cannot be told apart, so nothing was produced; the caller may retry."""
+
+
 # --- the sources ------------------------------------------------------------------
 
 

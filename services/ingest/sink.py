@@ -1,8 +1,10 @@
 """Where every source hands its mentions: dedupe, then produce to ``mentions.raw``.
 
-Sources (webhook, X, Mastodon, replay) only build :class:`MentionReceived`
+Sources (webhook, X, Mastodon, Bluesky, replay) only build :class:`MentionReceived`
 values and call :meth:`MentionSink.submit`; this module is the one place that
-knows about Kafka, dedupe and the counters.
+knows about Kafka, dedupe and the counters. Nothing is produced before the dedupe
+memory is rebuilt from the topic: a submit waits for it (a source started with
+ingest would otherwise produce again what it produced before a restart).
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from services.common.dlq import dead_letter, send_dead_letter
 from services.common.kafka import KafkaSettings
 from services.common.messages import MentionReceived, Source
 from services.ingest import metrics
-from services.ingest.dedupe import SeenIds
-from services.ingest.exceptions import BrokerUnavailable
+from services.ingest.dedupe import ReadinessCheck, SeenIds
+from services.ingest.exceptions import BrokerUnavailable, DedupeNotReady
 
 log = logging.getLogger(__name__)
+
+#: How long a submit waits for the dedupe memory before giving up (the caller retries).
+READY_WAIT_S = 30.0
 
 
 @dataclass
@@ -36,7 +41,8 @@ class SubmitResult:
 
 class MentionSink(Protocol):
     async def submit(self, mentions: Sequence[MentionReceived], source: Source) -> SubmitResult:
-        """Produce each mention not seen before; raise BrokerUnavailable if Kafka refuses."""
+        """Produce each mention not seen before; raise BrokerUnavailable if Kafka refuses
+        (or :class:`DedupeNotReady` while duplicates cannot be told apart yet)."""
         ...
 
     async def dead_letter(self, *, source: Source, error: str, raw: bytes) -> None:
@@ -45,13 +51,27 @@ class MentionSink(Protocol):
 
 
 class KafkaMentionSink:
-    def __init__(self, producer: AIOKafkaProducer, settings: KafkaSettings, seen: SeenIds) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        settings: KafkaSettings,
+        seen: SeenIds,
+        ready: ReadinessCheck,
+        *,
+        ready_wait_s: float = READY_WAIT_S,
+    ) -> None:
         self.producer = producer
         self.settings = settings
         self.seen = seen
+        self.ready = ready
+        self.ready_wait_s = ready_wait_s
         self.topic = settings.topic(topics.MENTIONS_RAW)
 
     async def submit(self, mentions: Sequence[MentionReceived], source: Source) -> SubmitResult:
+        if mentions and not await self.ready.wait(self.ready_wait_s):
+            raise DedupeNotReady(
+                "the dedupe memory is not rebuilt from the topic yet; nothing was produced"
+            )
         result = SubmitResult()
         fresh: list[MentionReceived] = []
         for mention in mentions:

@@ -10,6 +10,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -65,6 +66,17 @@ def connected() -> float | None:
     return REGISTRY.get_sample_value("ingest_source_connected", {"source": "mastodon"})
 
 
+def saved_cursors(stream: MastodonStream) -> dict[str, str] | None:
+    """The feeds' cursors in the file, if it was written."""
+    path = stream.settings.mastodon_cursor_path
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert saved["instance"] == stream.base_url
+    feeds: dict[str, str] = saved["feeds"]
+    return feeds
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeMastodon]:
     server = FakeMastodon(token=TOKEN)
@@ -93,12 +105,13 @@ class Harness:
 
 @pytest.fixture
 async def harness_factory(
-    fake: FakeMastodon, http: httpx.AsyncClient
+    fake: FakeMastodon, http: httpx.AsyncClient, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
     def make(sink: FakeSink | None = None, **overrides: Any) -> Harness:
         fields: dict[str, Any] = {
+            "state_dir": tmp_path / "state",
             "mastodon_base_url": fake.base_url,
             "mastodon_access_token": SecretStr(TOKEN),
             "mastodon_hashtags": ["AskRefugees"],
@@ -400,6 +413,78 @@ async def test_drop_reconnects_and_backfills_what_was_missed(
     assert mention_catch_up[0]["types[]"] == ["mention"]
     assert mention_catch_up[0]["min_id"] == [fake.notifications[0]["id"]]
     assert reconnects("eof" if not abrupt else "network") >= 1
+
+
+async def test_a_restart_resumes_from_the_persisted_cursors(
+    fake: FakeMastodon, harness_factory: Callable[..., Harness]
+) -> None:
+    """Not the last 24 hours again: only what was posted while ingest was away."""
+    h = harness_factory(mastodon_backfill_page_size=2)
+    await fake.wait_for_streams(2)
+    heard = fake.post("<p>before the restart</p>", tags=["AskRefugees"])
+    heard_mention = fake.post("<p>@IWelcomeRefugees a mention before</p>", mention=True)
+    await eventually(lambda: len(h.sink.accepted) == 2)
+    cursors = {"#askrefugees": heard["id"], "mentions": fake.notifications[-1]["id"]}
+    await eventually(lambda: saved_cursors(h.stream) == cursors)
+    assert h.task is not None
+    h.task.cancel()
+    await asyncio.gather(h.task, return_exceptions=True)
+    fake.drop_streams()
+
+    missed = [fake.post(f"<p>missed {n}</p>", tags=["AskRefugees"]) for n in range(3)]
+    missed_mention = fake.post("<p>@IWelcomeRefugees missed mention</p>", mention=True)
+    tag_asked = len(fake.requests_to("/api/v1/timelines/tag/askrefugees"))
+    mentions_asked = len(fake.requests_to("/api/v1/notifications"))
+    restarted = harness_factory(
+        FakeSink(expect_source=Source.MASTODON), mastodon_backfill_page_size=2
+    )
+    assert [feed.cursor for feed in restarted.stream.feeds] == list(cursors.values())
+
+    await fake.wait_for_streams(2)
+    await eventually(lambda: len(restarted.sink.accepted) == 4)
+    await eventually(
+        lambda: (
+            saved_cursors(restarted.stream)
+            == {"#askrefugees": missed[-1]["id"], "mentions": fake.notifications[-1]["id"]}
+        )
+    )
+    assert sorted(restarted.sink.ids) == sorted(s["id"] for s in [*missed, missed_mention])
+    assert heard["id"] not in restarted.sink.ids
+    assert heard_mention["id"] not in restarted.sink.ids
+    tag_catch_up = fake.requests_to("/api/v1/timelines/tag/askrefugees")[tag_asked]
+    assert tag_catch_up["min_id"] == [heard["id"]]
+    mention_catch_up = fake.requests_to("/api/v1/notifications")[mentions_asked]
+    assert mention_catch_up["min_id"] == [cursors["mentions"]]
+
+
+async def test_the_persisted_cursor_moves_only_once_the_sink_took_the_mentions(
+    fake: FakeMastodon, harness_factory: Callable[..., Harness]
+) -> None:
+    sink = FakeSink(fail_submits=10**6, expect_source=Source.MASTODON)
+    h = harness_factory(sink, mastodon_mentions=False, mastodon_backfill_max_pages=0)
+    await fake.wait_for_streams(1)
+    status = fake.post("<p>are you there?</p>", tags=["AskRefugees"])
+
+    await eventually(lambda: sink.attempts >= 3)
+    assert saved_cursors(h.stream) is None
+    sink.fail_submits = 0
+    await eventually(lambda: saved_cursors(h.stream) == {"#askrefugees": status["id"]})
+    assert h.sink.ids == [status["id"]]
+
+
+async def test_cursors_of_another_instance_or_unreadable_are_not_used(
+    fake: FakeMastodon, harness_factory: Callable[..., Harness], tmp_path: Path
+) -> None:
+    path = tmp_path / "state" / "mastodon-cursors"
+    path.parent.mkdir()
+    path.write_text(
+        json.dumps({"instance": "https://elsewhere.example", "feeds": {"#askrefugees": "9"}})
+    )
+    other = harness_factory(mastodon_mentions=False, mastodon_backfill_max_pages=0)
+    assert other.stream.feeds[0].cursor is None
+    path.write_text("{not json")
+    broken = harness_factory(mastodon_mentions=False, mastodon_backfill_max_pages=0)
+    assert broken.stream.feeds[0].cursor is None
 
 
 async def test_first_start_backfill_is_bounded_by_age_and_pages(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -217,24 +219,52 @@ def test_openapi_documents_the_webhook(client: TestClient) -> None:
     assert {"202", "401", "413"} <= set(operation["responses"])
 
 
-def test_a_background_task_that_dies_is_logged(
+def test_a_background_task_that_dies_is_logged_and_fails_liveness(
     sink: FakeSink, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A source that ended hears nothing more: /healthz says which, with a 503, so
+    that the process is restarted."""
+    started = threading.Event()
+
+    async def source() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
     async def explode() -> None:
+        await asyncio.sleep(0.05)
         raise RuntimeError("boom in a source")
 
     settings = IngestSettings(api_key=SecretStr(API_KEY))
-    with TestClient(
-        create_app(settings, overrides=Overrides(sink=sink, extra_tasks=[explode]))
-    ) as c:
-        assert c.get("/healthz").status_code == 200
+    overrides = Overrides(sink=sink, extra_tasks=[source, explode])
+    with TestClient(create_app(settings, overrides=overrides)) as c:
+        assert started.wait(5)
+        deadline = time.monotonic() + 5
+        while (health := c.get("/healthz")).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert health.status_code == 503
+        assert health.json()["status"] == "dead"
+        assert health.json()["tasks"] == {
+            "extra-0": "running",
+            "extra-1": "died: RuntimeError: boom in a source",
+        }
+        assert health.json()["broker"]["connected"] is True
     assert any("died" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_health_lists_the_running_tasks(client: TestClient) -> None:
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    assert health.json()["tasks"] == {}
 
 
 async def test_readiness_fails_once_the_dedupe_tail_has_died() -> None:
     from services.common.kafka import KafkaSettings  # noqa: PLC0415
-    from services.ingest.app import TailReadiness  # noqa: PLC0415 - the class under test
-    from services.ingest.dedupe import SeenIds, TopicTail  # noqa: PLC0415
+    from services.ingest.dedupe import (  # noqa: PLC0415 - the class under test
+        SeenIds,
+        TailReadiness,
+        TopicTail,
+    )
 
     tail = TopicTail(KafkaSettings(), "t", SeenIds(60, 1000))
     tail.caught_up.set()

@@ -70,6 +70,7 @@ def test_100_mentions_make_100_messages_and_a_repeat_adds_none(
         assert third.json() == {"accepted": 0, "duplicates": 10, "rejected": []}
         health = client.get("/healthz").json()
         assert health["broker"]["connected"] is True
+        assert health["tasks"] == {"dedupe-tail": "running"}
     assert len(_raw(kafka_settings)) == 100
 
 

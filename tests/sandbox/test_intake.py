@@ -156,7 +156,7 @@ async def test_the_x_filtered_stream_delivers_matching_posts_to_ingest(
 
 
 async def test_mastodon_mentions_come_as_notifications_to_ingest(
-    sandbox: SandboxServer, http: httpx.AsyncClient
+    sandbox: SandboxServer, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     before = await post(
         http, sandbox, platform="mastodon", text=f"@{ACCOUNT} asked before ingest started"
@@ -165,6 +165,7 @@ async def test_mastodon_mentions_come_as_notifications_to_ingest(
         mastodon_base_url=sandbox.base_url,
         mastodon_access_token=SecretStr(MASTODON_TOKEN),
         campaign_handles=[ACCOUNT],
+        state_dir=tmp_path,
     )
     sink = FakeSink()
     stream = MastodonStream(settings, http, sink)

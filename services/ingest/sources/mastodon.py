@@ -15,6 +15,9 @@ id yet (first start) the catch-up walks back (``rel="next"``) at most
 ``mastodon_backfill_max_pages`` pages and ``mastodon_backfill_max_age_hours``.
 The cursor of a feed only moves once its mentions were accepted by the sink
 (or dead-lettered), so a broker outage loses nothing: the batch is retried.
+The cursors are kept in a file (``mastodon-cursors`` in ``state_dir``, for this
+instance, per feed), written as they move: a restarted ingest catches up from
+where it was instead of taking the last ``mastodon_backfill_max_age_hours`` again.
 
 What is taken from the stream:
 
@@ -53,6 +56,7 @@ from httpx_sse import ServerSentEvent, SSEError, aconnect_sse
 from services.common.messages import MentionReceived, Source, utcnow
 from services.ingest import metrics
 from services.ingest.config import IngestSettings
+from services.ingest.cursors import CursorFile
 from services.ingest.domain import (
     CampaignAccounts,
     InvalidMention,
@@ -202,6 +206,8 @@ class MastodonStream:
         )
         self.own_account_id: str | None = None
         self.feeds = self._make_feeds()
+        self._cursors = CursorFile(settings.mastodon_cursor_path, "Mastodon cursors")
+        self._load_cursors()
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._stream_timeout = httpx.Timeout(10.0, read=settings.mastodon_stream_read_timeout_s)
 
@@ -236,6 +242,41 @@ class MastodonStream:
                     )
                 )
         return feeds
+
+    # -- cursors ------------------------------------------------------------------
+
+    def _load_cursors(self) -> None:
+        saved = self._cursors.load()
+        if saved is None:
+            return
+        feeds = saved.get("feeds") if isinstance(saved, dict) else None
+        if not isinstance(feeds, dict):
+            log.warning(
+                "the Mastodon cursors at %s are not usable; starting without", self._cursors.path
+            )
+            return
+        if saved.get("instance") != self.base_url:
+            log.info(
+                "the Mastodon cursors at %s are for %s, not %s; starting without",
+                self._cursors.path,
+                saved.get("instance"),
+                self.base_url,
+            )
+            return
+        for feed in self.feeds:
+            cursor = feeds.get(feed.name)
+            if isinstance(cursor, str) and cursor:
+                feed.cursor = cursor
+                log.info("Mastodon %s: resuming after %s", feed.name, cursor)
+
+    def _save_cursors(self) -> None:
+        """Keep every feed's cursor (each one moved only once its mentions were taken)."""
+        self._cursors.save(
+            {
+                "instance": self.base_url,
+                "feeds": {feed.name: feed.cursor for feed in self.feeds if feed.cursor},
+            }
+        )
 
     async def run(self) -> None:
         """Follow every feed until cancelled; reconnects and catches up on its own."""
@@ -456,7 +497,10 @@ class MastodonStream:
         for start in range(0, len(recent), size):
             await self._ingest(feed, ((entry, None) for entry in recent[start : start + size]))
         # Start the next catch-up after the newest post, even if it was too old to take.
-        feed.cursor = newest_id(feed.cursor, *map(_entry_id, collected))
+        cursor = newest_id(feed.cursor, *map(_entry_id, collected))
+        if cursor != feed.cursor:
+            feed.cursor = cursor
+            self._save_cursors()
         log.info(
             "Mastodon %s: first catch-up took %d of %d recent entries",
             feed.name,
@@ -518,7 +562,9 @@ class MastodonStream:
                 lambda: self.sink.submit(mentions, Source.MASTODON), f"{len(mentions)} mentions"
             )
             self._remember(batch)
-        feed.cursor = cursor
+        if cursor != feed.cursor:
+            feed.cursor = cursor
+            self._save_cursors()
 
     def _accounts(self) -> CampaignAccounts:
         return CampaignAccounts.of(self.settings.campaign_handles, [self.own_account_id or ""])
