@@ -22,13 +22,9 @@ from services.common.html_text import html_to_text
 from services.common.messages import Source
 from services.ingest.config import IngestSettings
 from services.ingest.domain import InvalidMention, status_to_item
-from services.ingest.sources.mastodon import (
-    MENTION_RULE,
-    Backoff,
-    MastodonStream,
-    id_key,
-    rate_limit_wait,
-)
+from services.ingest.sources.mastodon import Backoff, MastodonStream
+from services.ingest.sources.mastodon_entries import MENTION_RULE, id_key
+from services.ingest.sources.mastodon_rest import rate_limit_wait
 from tests.ingest.helpers.fake_mastodon import FakeMastodon
 from tests.ingest.helpers.sink import FakeSink
 

@@ -34,6 +34,10 @@ Statuses whose visibility is not in ``mastodon_visibilities`` (by default
 direct and followers-only posts) and the campaign account's own posts are
 skipped: a public answer must never expose a private post, nor answer
 ourselves.
+
+The REST calls are in :mod:`services.ingest.sources.mastodon_rest`, the reading
+of statuses and notifications (ids, boosts, rules) in
+:mod:`services.ingest.sources.mastodon_entries`.
 """
 
 from __future__ import annotations
@@ -42,7 +46,6 @@ import asyncio
 import json
 import logging
 import random
-import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -66,52 +69,38 @@ from services.ingest.domain import (
 from services.ingest.exceptions import (
     BrokerUnavailable,
     MastodonError,
-    MastodonHTTPError,
-    MastodonProtocolError,
     MastodonRateLimited,
     MastodonUnauthorized,
     StreamEnded,
 )
 from services.ingest.sink import MentionSink
+from services.ingest.sources.mastodon_entries import (
+    MENTION_RULE,
+    dump_entry,
+    entry_created_at,
+    entry_id,
+    entry_key,
+    hashtag_rule,
+    matched_rules,
+    newest_id,
+    normalise_tag,
+    shown_status,
+    status_of,
+)
+from services.ingest.sources.mastodon_rest import MastodonREST
 
 log = logging.getLogger(__name__)
 
 #: Label of this source in the ingest metrics.
 SOURCE_LABEL = "mastodon"
-#: Rule recorded on mentions heard through the campaign account's notifications.
-MENTION_RULE = "mastodon:mention"
 
 #: A connection that stayed up this long resets the reconnect backoff.
 STABLE_CONNECTION_S = 60.0
-#: Longest wait honoured for a rate limit reset (Mastodon's windows are 5 minutes).
-MAX_RATE_LIMIT_WAIT_S = 3600.0
 #: Retry of a sink that reports the broker unavailable: capped, never gives up.
 SINK_RETRY_INITIAL_S = 0.5
 SINK_RETRY_MAX_S = 30.0
 #: Mention ids remembered to skip needless resubmits (backfill/stream overlap).
 RECENT_IDS = 10_000
-
-
-def hashtag_rule(tag: str) -> str:
-    """The rule recorded on mentions heard through a followed hashtag."""
-    return f"mastodon:hashtag:{tag}"
-
-
-def normalise_tag(tag: str) -> str:
-    """Hashtags are case-insensitive on Mastodon; followed without the ``#``."""
-    return tag.strip().lstrip("#").strip().lower()
-
-
-def id_key(native_id: str) -> tuple[int, int, str]:
-    """Sort key of Mastodon ids: numeric strings by value, anything else as text."""
-    if native_id.isascii() and native_id.isdigit():
-        return (0, int(native_id), "")
-    return (1, 0, native_id)
-
-
-def newest_id(*ids: str | None) -> str | None:
-    present = [i for i in ids if i]
-    return max(present, key=id_key) if present else None
 
 
 # --- backoff --------------------------------------------------------
@@ -136,26 +125,6 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempts = 0
-
-
-def rate_limit_wait(response: httpx.Response, now: datetime) -> float | None:
-    """Seconds until the rate limit resets: ``X-RateLimit-Reset`` (ISO 8601, what
-    Mastodon sends), else ``Retry-After`` seconds; None when neither is usable."""
-    reset = response.headers.get("x-ratelimit-reset")
-    wait: float | None = None
-    if reset:
-        try:
-            at = datetime.fromisoformat(reset.strip())
-        except ValueError:
-            at = None
-        if at is not None and at.tzinfo is not None:
-            wait = (at - now).total_seconds()
-    if wait is None:
-        try:
-            wait = float(response.headers.get("retry-after", ""))
-        except ValueError:
-            return None
-    return min(max(wait, 0.0), MAX_RATE_LIMIT_WAIT_S)
 
 
 # --- the stream --------------------------------------------------------------
@@ -201,6 +170,7 @@ class MastodonStream:
         self.streaming_base_url = (settings.mastodon_streaming_base_url or self.base_url).rstrip(
             "/"
         )
+        self.rest = MastodonREST(settings, http, self.base_url, clock=clock)
         self.tags = list(
             dict.fromkeys(t for t in map(normalise_tag, settings.mastodon_hashtags) if t)
         )
@@ -300,92 +270,16 @@ class MastodonStream:
         while True:
             try:
                 if self.settings.mastodon_access_token is not None:
-                    self.own_account_id = await self._verify_credentials()
+                    self.own_account_id = await self.rest.verify_credentials()
                     if any(feed.notifications for feed in self.feeds):
-                        await self._check_notification_policy()
+                        await self.rest.check_notification_policy()
                 break
             except Exception as exc:  # the outermost loop of the start-up step
                 reason, wait = self._classify(exc, backoff, "verify_credentials")
             metrics.SOURCE_RECONNECTS.labels(SOURCE_LABEL, reason).inc()
             await self._sleep(wait)
         if not self.settings.mastodon_streaming_base_url:
-            self.streaming_base_url = await self._discover_streaming_base()
-
-    async def _check_notification_policy(self) -> None:
-        """Say when the account's notification policy (Mastodon 4.3+) hides mentions:
-        filtered ones are caught up over REST (``include_filtered``), never streamed;
-        dropped ones are lost. The campaign account needs ``accept`` for every kind
-        (README)."""
-        response = await self.http.get(
-            f"{self.base_url}/api/v2/notifications/policy", headers=self._headers()
-        )
-        if response.status_code in (403, 404, 410):
-            return  # before 4.3, or a token without read:notifications
-        self._check(response, "notification policy")
-        policy = self._json(response)
-        if not isinstance(policy, dict):
-            return
-        kinds = (
-            "for_not_following",
-            "for_not_followers",
-            "for_new_accounts",
-            "for_limited_accounts",
-        )
-        dropped = [k for k in kinds if policy.get(k) == "drop"]
-        filtered = [k for k in kinds if policy.get(k) == "filter"]
-        if dropped:
-            log.error(
-                "the Mastodon campaign account drops mentions (%s): those questions are lost; "
-                "set them to accept (PATCH /api/v2/notifications/policy)",
-                ", ".join(dropped),
-            )
-        if filtered:
-            log.warning(
-                "the Mastodon campaign account filters mentions (%s): they arrive only with "
-                "the REST catch-up, not live; set them to accept",
-                ", ".join(filtered),
-            )
-
-    async def _verify_credentials(self) -> str | None:
-        response = await self.http.get(
-            f"{self.base_url}/api/v1/accounts/verify_credentials", headers=self._headers()
-        )
-        if response.status_code == 403:
-            # A token without read:accounts still streams; only self-filtering is lost.
-            log.warning(
-                "the Mastodon token may not read its own account; own posts are not skipped"
-            )
-            return None
-        self._check(response, "verify_credentials")
-        body = self._json(response)
-        account_id = body.get("id") if isinstance(body, dict) else None
-        if not isinstance(account_id, str):
-            raise MastodonProtocolError("verify_credentials: no account id in the answer")
-        log.info("Mastodon campaign account is %s (id %s)", body.get("acct"), account_id)
-        return account_id
-
-    async def _discover_streaming_base(self) -> str:
-        """``configuration.urls.streaming`` of ``/api/v2/instance`` (wss -> https);
-        the base URL when the instance does not say, or says something unsafe."""
-        try:
-            response = await self.http.get(
-                f"{self.base_url}/api/v2/instance", headers=self._headers()
-            )
-            response.raise_for_status()
-            advertised = response.json()["configuration"]["urls"]["streaming"]
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            log.info(
-                "no streaming URL advertised by %s (%s); using it for streaming", self.base_url, exc
-            )
-            return self.base_url
-        if not isinstance(advertised, str):
-            return self.base_url
-        url = re.sub(r"^wss://", "https://", re.sub(r"^ws://", "http://", advertised.strip()))
-        https_base = self.base_url.startswith("https://")
-        if not url.startswith("https://") and (https_base or not url.startswith("http://")):
-            log.warning("ignoring streaming URL %r advertised by %s", advertised, self.base_url)
-            return self.base_url
-        return url.rstrip("/")
+            self.streaming_base_url = await self.rest.discover_streaming_base()
 
     # -- one feed ------------------------------------------------------------------
 
@@ -413,10 +307,10 @@ class MastodonStream:
             "GET",
             f"{self.streaming_base_url}{feed.stream_path}",
             params=feed.stream_params,
-            headers=self._headers(),
+            headers=self.rest.headers(),
             timeout=self._stream_timeout,
         ) as source:
-            self._check(source.response, f"stream {feed.name}")
+            self.rest.check(source.response, f"stream {feed.name}")
             self._set_connected(feed, connected=True)
             log.info("Mastodon stream %s connected", feed.name)
             await self._backfill(feed)
@@ -463,13 +357,13 @@ class MastodonStream:
                     pages,
                 )
                 break
-            page, response = await self._get_page(url, params, feed)
+            page, response = await self.rest.get_page(url, params, f"backfill {feed.name}")
             pages += 1
             if not page:
                 break
-            await self._ingest(feed, ((entry, None) for entry in sorted(page, key=_entry_key)))
+            await self._ingest(feed, ((entry, None) for entry in sorted(page, key=entry_key)))
             taken += len(page)
-            url, params = self._link(response, "prev"), None
+            url, params = self.rest.link(response, "prev"), None
         log.info("Mastodon %s: caught up %d missed entries since %s", feed.name, taken, since)
 
     async def _backfill_recent(self, feed: _Feed) -> None:
@@ -484,20 +378,20 @@ class MastodonStream:
         for _ in range(self.settings.mastodon_backfill_max_pages):
             if url is None:
                 break
-            page, response = await self._get_page(url, params, feed)
+            page, response = await self.rest.get_page(url, params, f"backfill {feed.name}")
             if not page:
                 break
             collected.extend(page)
-            dates = [d for d in map(_created_at, page) if d is not None]
+            dates = [d for d in map(entry_created_at, page) if d is not None]
             if dates and min(dates) < cutoff:
                 break
-            url, params = self._link(response, "next"), None
-        recent = [e for e in collected if (d := _created_at(e)) is None or d >= cutoff]
-        recent.sort(key=_entry_key)
+            url, params = self.rest.link(response, "next"), None
+        recent = [e for e in collected if (d := entry_created_at(e)) is None or d >= cutoff]
+        recent.sort(key=entry_key)
         for start in range(0, len(recent), size):
             await self._ingest(feed, ((entry, None) for entry in recent[start : start + size]))
         # Start the next catch-up after the newest post, even if it was too old to take.
-        cursor = newest_id(feed.cursor, *map(_entry_id, collected))
+        cursor = newest_id(feed.cursor, *map(entry_id, collected))
         if cursor != feed.cursor:
             feed.cursor = cursor
             self._save_cursors()
@@ -508,28 +402,6 @@ class MastodonStream:
             len(collected),
         )
 
-    async def _get_page(
-        self, url: str, params: httpx.QueryParams | None, feed: _Feed
-    ) -> tuple[list[Any], httpx.Response]:
-        response = await self.http.get(url, params=params, headers=self._headers())
-        self._check(response, f"backfill {feed.name}")
-        body = self._json(response)
-        if not isinstance(body, list):
-            raise MastodonProtocolError(f"backfill {feed.name}: expected a JSON array")
-        return body, response
-
-    def _link(self, response: httpx.Response, rel: str) -> str | None:
-        """The ``rel`` Link of a page, if it stays on the instance (the token goes with it)."""
-        target = response.links.get(rel, {}).get("url")
-        if not target:
-            return None
-        url = response.url.join(target)
-        base = httpx.URL(self.base_url)
-        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
-            log.warning("not following a Link to another host: %s", url.host)
-            return None
-        return str(url)
-
     # -- from entries to the sink -------------------------------------------------------
 
     async def _ingest(self, feed: _Feed, entries: Iterable[tuple[Any, bytes | None]]) -> None:
@@ -538,12 +410,13 @@ class MastodonStream:
         cursor = feed.cursor
         batch: dict[str, MentionReceived] = {}
         for entry, raw in entries:
-            cursor = newest_id(cursor, _entry_id(entry))
+            cursor = newest_id(cursor, entry_id(entry))
             try:
-                status = self._status_of(feed, entry)
+                status = status_of(entry, notification=feed.notifications)
                 if status is None or self._skipped(feed, status):
                     continue
-                item = status_to_item(status, rules=self._rules(feed, status))
+                rules = matched_rules(status, feed.rule, self.tags, self.own_account_id)
+                item = status_to_item(status, rules=rules)
                 if feed.notifications:  # a mention notification: it named the account
                     item = item.model_copy(update={"summoned": True})
                 mention = to_mention(
@@ -552,7 +425,7 @@ class MastodonStream:
             except (InvalidMention, TypeError, AttributeError, KeyError, ValueError) as exc:
                 # InvalidMention is the expected case; the others are shapes the mapping did
                 # not foresee: still one bad status, dead-lettered, not a stuck feed.
-                await self._dead_letter(f"Mastodon {feed.name}: {exc}", raw or _dump(entry))
+                await self._dead_letter(f"Mastodon {feed.name}: {exc}", raw or dump_entry(entry))
                 continue
             if mention.id not in self._recent:
                 batch.setdefault(mention.id, mention)
@@ -569,20 +442,8 @@ class MastodonStream:
     def _accounts(self) -> CampaignAccounts:
         return CampaignAccounts.of(self.settings.campaign_handles, [self.own_account_id or ""])
 
-    def _status_of(self, feed: _Feed, entry: Any) -> dict[str, Any] | None:
-        if not isinstance(entry, dict):
-            raise InvalidMention(f"expected a JSON object, got {type(entry).__name__}")
-        if not feed.notifications:
-            return entry
-        if entry.get("type") != "mention":
-            return None
-        status = entry.get("status")
-        if not isinstance(status, dict):
-            raise InvalidMention("mention notification without a 'status' object")
-        return status
-
     def _skipped(self, feed: _Feed, status: dict[str, Any]) -> bool:
-        shown = _shown(status)
+        shown = shown_status(status)
         visibility = shown.get("visibility")
         if visibility is not None and visibility not in self.settings.mastodon_visibilities:
             log.debug("Mastodon %s: skipping %s status %s", feed.name, visibility, shown.get("id"))
@@ -596,25 +457,6 @@ class MastodonStream:
             log.debug("Mastodon %s: skipping our own status %s", feed.name, shown.get("id"))
             return True
         return False
-
-    def _rules(self, feed: _Feed, status: dict[str, Any]) -> list[str]:
-        """The feed's rule, plus every other followed hashtag and the account mention it carries."""
-        shown = _shown(status)
-        rules = [feed.rule]
-        tags = shown.get("tags")
-        for tag in tags if isinstance(tags, list) else []:
-            raw_name = tag.get("name") if isinstance(tag, dict) else None
-            name = normalise_tag(raw_name) if isinstance(raw_name, str) else ""
-            if name in self.tags:
-                rules.append(hashtag_rule(name))
-        mentions = shown.get("mentions")
-        if (
-            self.own_account_id
-            and isinstance(mentions, list)
-            and any(isinstance(m, dict) and m.get("id") == self.own_account_id for m in mentions)
-        ):
-            rules.append(MENTION_RULE)
-        return rules
 
     def _remember(self, ids: Iterable[str]) -> None:
         for mention_id in ids:
@@ -650,35 +492,12 @@ class MastodonStream:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
-        token = self.settings.mastodon_access_token
-        return {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
-
     def _backoff(self) -> Backoff:
         return Backoff(
             self.settings.mastodon_backoff_initial_s,
             max(self.settings.mastodon_backoff_max_s, self.settings.mastodon_backoff_initial_s),
             rng=self._rng,
         )
-
-    def _check(self, response: httpx.Response, what: str) -> None:
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        if status in (401, 403):
-            raise MastodonUnauthorized(f"{what}: HTTP {status}, the access token was refused")
-        if status == 429:
-            raise MastodonRateLimited(
-                f"{what}: rate limited", rate_limit_wait(response, self._clock())
-            )
-        raise MastodonHTTPError(f"{what}: HTTP {status}")
-
-    @staticmethod
-    def _json(response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise MastodonProtocolError(f"{response.url.path}: the answer is not JSON") from exc
 
     def _classify(self, exc: Exception, backoff: Backoff, what: str) -> tuple[str, float]:
         """Reason label and wait before the next attempt."""
@@ -708,34 +527,3 @@ class MastodonStream:
         feed.connected_at = asyncio.get_running_loop().time() if connected else None
         everything = all(f.connected_at is not None for f in self.feeds)
         metrics.SOURCE_CONNECTED.labels(SOURCE_LABEL).set(1 if everything else 0)
-
-
-def _shown(status: dict[str, Any]) -> dict[str, Any]:
-    """The status a reader sees: the boosted one for a boost."""
-    reblog = status.get("reblog")
-    return reblog if isinstance(reblog, dict) else status
-
-
-def _entry_id(entry: Any) -> str | None:
-    value = entry.get("id") if isinstance(entry, dict) else None
-    return value if isinstance(value, str) and value else None
-
-
-def _entry_key(entry: Any) -> tuple[int, int, str]:
-    native_id = _entry_id(entry)
-    return id_key(native_id) if native_id is not None else (-1, 0, "")
-
-
-def _created_at(entry: Any) -> datetime | None:
-    value = entry.get("created_at") if isinstance(entry, dict) else None
-    if not isinstance(value, str):
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return at if at.tzinfo is not None else None
-
-
-def _dump(entry: Any) -> bytes:
-    return json.dumps(entry, ensure_ascii=False, default=str).encode()
