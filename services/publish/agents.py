@@ -44,8 +44,9 @@ from services.common.messages import (
 from services.common.signing import CommandKeys, SignatureError
 from services.publish import metrics
 from services.publish.exceptions import CommandRejected
+from services.publish.outcomes import Done, Outcome, Retry
 from services.publish.protector import Protector
-from services.publish.publisher import Done, Outcome, Publisher, Retry
+from services.publish.publisher import Publisher
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,11 @@ A reply's life: :meth:`Ledger.open` (``pending``) → the governor →
 :meth:`Ledger.mark_published` (with the post id and URL) or
 :meth:`Ledger.mark_failed`. A ``sending`` reply found later (a restart, a
 redelivery) is reconciled on the platform before any retry.
+
+Besides the replies: decisions, opt-outs, engagements, consent withdrawals and the
+X account's OAuth tokens (their row: :mod:`services.publish.token_row`); paused
+people and held replies are :class:`~services.publish.pause_ledger.PauseLedger`'s
+part of the ledger.
 """
 
 from __future__ import annotations
@@ -16,41 +21,30 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from pydantic import SecretStr
 from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.common.db import UtcDateTime
-from services.common.messages import ConsentWithdrawn, PublishReply, SpeakerPaused, utcnow
-from services.publish.domain import (
-    SPEAKER_PAUSED,
-    EngagementFact,
-    OptOutFact,
-    PauseFact,
-    Refusal,
-    Snapshot,
-    WithdrawalFact,
-    held,
-    supersedes,
-)
+from services.common.messages import ConsentWithdrawn, PublishReply, utcnow
+from services.publish.domain import EngagementFact, OptOutFact, Refusal, Snapshot, WithdrawalFact
 from services.publish.exceptions import AlreadyReplied, UnknownReply
 from services.publish.models import (
     LIVE_STATES,
     ConsentWithdrawal,
     DecisionRecord,
     Engagement,
-    HeldReply,
     OAuthToken,
     OptOut,
     Reply,
     ReplyState,
-    SpeakerPause,
 )
+from services.publish.pause_ledger import PauseLedger
 from services.publish.platforms.base import PostedReply
-from services.publish.platforms.oauth import TokenSet, TokenSlot
+from services.publish.platforms.oauth import TokenSlot
+from services.publish.token_row import TokenRow
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +53,9 @@ _LIVE = [s.value for s in LIVE_STATES]
 RECENT_TEXTS = 100
 
 
-class Ledger:
+class Ledger(PauseLedger):
+    """The reply ledger; people paused and held replies: :class:`PauseLedger`."""
+
     def __init__(self, engine: AsyncEngine, *, now: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.now = now
@@ -527,113 +523,16 @@ class Ledger:
                 )
             )
 
-    # -- paused people and held replies ------------------------------------------------
-
-    async def record_pause(self, event: SpeakerPaused) -> bool:
-        """Record a pause or resume unless the decision in force is as recent or newer
-        (:func:`~services.publish.domain.supersedes`); True when it now is in force."""
-        try:
-            return await self._record_pause(event)
-        except IntegrityError:  # another publisher recorded the person first: compare again
-            return await self._record_pause(event)
-
-    async def _record_pause(self, event: SpeakerPaused) -> bool:
-        new = PauseFact(event.paused, event.at, event.decided_by, event.reason)
-        async with self._sessions() as session, session.begin():
-            row = await session.get(SpeakerPause, event.speaker_ref, with_for_update=True)
-            if not supersedes(new, _pause_fact(row)):
-                return False
-            if row is None:
-                row = SpeakerPause(speaker_ref=event.speaker_ref)
-                session.add(row)
-            row.paused, row.at = event.paused, event.at
-            row.decided_by, row.reason = event.decided_by, event.reason
-            row.recorded_at = self.now()
-            return True
-
-    async def pause_of(self, speaker_ref: str) -> PauseFact | None:
-        async with self._sessions() as session:
-            return _pause_fact(await session.get(SpeakerPause, speaker_ref))
-
-    async def hold_if_paused(self, request: PublishReply, command: bytes | None) -> str | None:
-        """Hold the reply when its person is paused: why (kept in ``held_replies`` with
-        ``command``, and a ``speaker_paused`` / ``hold`` decision the first time), else
-        None. The person's row stays locked until the hold is committed, so a resume
-        recorded meanwhile finds the held reply once it is recorded."""
-        async with self._sessions() as session, session.begin():
-            pause = await session.get(
-                SpeakerPause, request.consent.speaker_ref, with_for_update=True
-            )
-            why = held(request, _pause_fact(pause))
-            if why is None:
-                return None
-            row = await session.get(HeldReply, request.reply_id)
-            if row is None:
-                now = self.now()
-                session.add(
-                    HeldReply(
-                        reply_id=request.reply_id,
-                        speaker_ref=request.consent.speaker_ref,
-                        question_id=request.question_id,
-                        command=command,
-                        held_at=now,
-                    )
-                )
-                session.add(
-                    DecisionRecord(
-                        reply_id=request.reply_id,
-                        rule=SPEAKER_PAUSED,
-                        verdict="hold",
-                        reason=why,
-                        at=now,
-                    )
-                )
-            elif row.command is None:
-                row.command = command
-            return why
-
-    async def held_for_resumed(self, speaker_ref: str | None = None) -> list[HeldReply]:
-        """Held replies whose person is no longer paused (``speaker_ref``'s, or anyone's),
-        oldest first: to be requested again."""
-        async with self._sessions() as session:
-            paused = select(SpeakerPause.speaker_ref).where(SpeakerPause.paused.is_(True))
-            query = select(HeldReply).where(HeldReply.speaker_ref.not_in(paused))
-            if speaker_ref is not None:
-                query = query.where(HeldReply.speaker_ref == speaker_ref)
-            return list(await session.scalars(query.order_by(HeldReply.held_at)))
-
-    async def release(self, reply_id: str) -> bool:
-        """The held reply was requested again: no longer held, unless its person was
-        paused again meanwhile (then it stays, for the next resume). True when released."""
-        async with self._sessions() as session, session.begin():
-            row = await session.get(HeldReply, reply_id, with_for_update=True)
-            if row is None:
-                return False
-            pause = await session.get(SpeakerPause, row.speaker_ref, with_for_update=True)
-            if pause is not None and pause.paused:
-                return False
-            await session.delete(row)
-            session.add(
-                DecisionRecord(
-                    reply_id=reply_id,
-                    rule=SPEAKER_PAUSED,
-                    verdict="release",
-                    reason=f"publishing {row.speaker_ref} resumed: the reply is requested again",
-                    at=self.now(),
-                )
-            )
-            return True
-
     # -- OAuth tokens (a TokenStore) --------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def hold_tokens(self, platform: str, account: str) -> AsyncIterator[TokenSlot]:
         """The account's stored tokens, row-locked until the block ends (on Postgres:
         two publishers refreshing at once take turns, and the second finds the
-        first one's tokens). :meth:`_TokenRow.save` commits."""
+        first one's tokens). :meth:`TokenRow.save` commits."""
         async with self._sessions() as session:
             row = await session.get(OAuthToken, (platform, account), with_for_update=True)
-            yield _TokenRow(session, platform, account, row, self.now)
+            yield TokenRow(session, platform, account, row, self.now)
 
     # -- helpers -------------------------------------------------------------------
 
@@ -660,55 +559,5 @@ def _covers(withdrawal: ConsentWithdrawal, question_id: str) -> bool:
     return not questions or question_id in questions
 
 
-def _pause_fact(row: SpeakerPause | None) -> PauseFact | None:
-    if row is None:
-        return None
-    return PauseFact(row.paused, row.at, row.decided_by, row.reason)
-
-
 def _fact(withdrawal: ConsentWithdrawal) -> WithdrawalFact:
     return WithdrawalFact(withdrawal.at, withdrawal.withdrawn_by, withdrawal.reason)
-
-
-class _TokenRow:
-    """A :class:`~services.publish.platforms.oauth.TokenSlot` over an ``oauth_tokens`` row."""
-
-    def __init__(
-        self,
-        session: AsyncSession,
-        platform: str,
-        account: str,
-        row: OAuthToken | None,
-        now: Callable[[], datetime],
-    ) -> None:
-        self._session = session
-        self._key = (platform, account)
-        self._row = row
-        self._now = now
-
-    @property
-    def current(self) -> TokenSet | None:
-        row = self._row
-        if row is None:
-            return None
-        return TokenSet(
-            access_token=SecretStr(row.access_token) if row.access_token is not None else None,
-            expires_at=row.expires_at.timestamp() if row.expires_at is not None else None,
-            refresh_token=SecretStr(row.refresh_token),
-            seed=row.seed_sha256,
-        )
-
-    async def save(self, tokens: TokenSet) -> None:
-        row = self._row
-        if row is None:
-            row = self._row = OAuthToken(platform=self._key[0], account=self._key[1])
-            self._session.add(row)
-        row.access_token = (
-            tokens.access_token.get_secret_value() if tokens.access_token is not None else None
-        )
-        expires_at = tokens.expires_at
-        row.expires_at = datetime.fromtimestamp(expires_at, UTC) if expires_at is not None else None
-        row.refresh_token = tokens.refresh_token.get_secret_value()
-        row.seed_sha256 = tokens.seed
-        row.refreshed_at = self._now()
-        await self._session.commit()

@@ -46,9 +46,9 @@ from services.publish import metrics
 from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
 from services.publish.models import ActionState, Reply, ReplyAction, ReportState
+from services.publish.outcomes import Retry
 from services.publish.platforms.base import Moderation, ReplyTarget, Reporting, SeenReply
 from services.publish.protect_ledger import ProtectLedger
-from services.publish.publisher import Retry
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,9 @@ resumes, and learn engagements and opt-outs from mentions.
 
 Nothing here knows Kafka: :mod:`services.publish.agents` decodes, calls these and
 produces what they return. Each call returns :class:`Done` (produce the message,
-if any, and move on) or :class:`Retry` (do the same input again at ``at``).
+if any, and move on) or :class:`Retry` (do the same input again at ``at``), both
+in :mod:`services.publish.outcomes`. A reply's media files are checked by
+:mod:`services.publish.media_files` before the first byte goes out.
 
 The one rule that keeps a reply from going out twice: a reply is ``sending`` in
 the ledger (committed) before the platform is called, and a ``sending`` reply is
@@ -15,26 +17,16 @@ looked up on the platform (:meth:`Platform.find_reply`) before any new post.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
-from services.common.media.probe import Undecodable, probe
-from services.common.media.profiles import profile_for, refusals
 from services.common.messages import (
     ConsentWithdrawn,
-    Media,
     MentionReceived,
     PublishReply,
-    ReplyFailed,
     ReplyPublished,
     Source,
     SpeakerPaused,
@@ -55,14 +47,19 @@ from services.publish.exceptions import (
     UnsupportedMedia,
 )
 from services.publish.ledger import Ledger
+from services.publish.media_files import check_contents, check_rendition, media_file
 from services.publish.models import FINAL_STATES, Reply, ReplyState
-from services.publish.platforms.base import (
-    MediaFile,
-    Platform,
-    PostedReply,
-    ReplyDraft,
-    SubtitleTrack,
+from services.publish.outcomes import (
+    Done,
+    Outcome,
+    Rejection,
+    Retry,
+    describe_final,
+    failed_message,
+    outcome_message,
+    published_message,
 )
+from services.publish.platforms.base import Platform, PostedReply, ReplyDraft
 from services.publish.spend import CallClass, SpendLedger
 
 log = logging.getLogger(__name__)
@@ -71,169 +68,11 @@ log = logging.getLogger(__name__)
 MENTION_RECHECK_S = 2.0
 
 
-@dataclass(frozen=True)
-class Done:
-    """Handled for good: produce ``message`` (when there is one), then commit."""
-
-    message: ReplyPublished | ReplyFailed | None = None
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Not handled yet: keep the input (do not commit past it) and try again at ``at``
-    (epoch seconds)."""
-
-    at: float
-    reason: str
-
-
-Outcome = Done | Retry
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why a (validly signed) request is refused before anything is done: ``reason``
-    labels the metric, ``message`` goes to the dead letter and to ``replies.failed``."""
-
-    reason: str
-    message: str
-
-    def failed(self, request: PublishReply) -> ReplyFailed:
-        return ReplyFailed(
-            reply_id=request.reply_id,
-            question_id=request.question_id,
-            platform=request.platform,
-            error=self.message[:4000],
-            attempts=0,
-            retryable=False,
-            at=utcnow(),
-        )
-
-
-def _local(uri: str, root: Path) -> Path:
-    """The file behind ``uri`` (``file://`` or a path), resolved (symlinks followed):
-    :class:`MediaOutsideRoot` unless it lies inside ``root``."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
-        path = Path(url2pathname(parsed.path))
-    elif parsed.scheme == "":
-        path = Path(uri)
-    else:
-        raise UnsupportedMedia(f"media {uri[:200]!r} is not a local file (file:// or a path)")
-    resolved = path.resolve()
-    if not resolved.is_relative_to(root.resolve()):
-        raise MediaOutsideRoot(f"media {uri[:200]!r} is outside the media root")
-    return resolved
-
-
-def media_file(media: Media, root: Path) -> MediaFile:
-    """The local file of a reply's video (``file://`` URI or a path, inside ``root``),
-    its alt text and its subtitle files (inside ``root`` too)."""
-    return MediaFile(
-        path=_local(media.uri, root),
-        mime=media.mime,
-        sha256=media.sha256,
-        size=media.bytes,
-        alt_text=media.alt_text,
-        subtitles=tuple(
-            SubtitleTrack(
-                path=_local(s.uri, root),
-                mime=s.mime,
-                sha256=s.sha256,
-                size=s.bytes,
-                language=s.language,
-            )
-            for s in media.subtitles
-        ),
-    )
-
-
-def _check_contents(path: Path, size: int, sha256: str) -> None:
-    digest = hashlib.sha256()
-    read = 0
-    try:
-        with path.open("rb") as handle:
-            while block := handle.read(1024 * 1024):
-                digest.update(block)
-                read += len(block)
-    except OSError as exc:
-        raise UnsupportedMedia(f"{path.name} cannot be read: {exc.strerror}") from exc
-    if read != size or digest.hexdigest() != sha256.lower():
-        raise UnsupportedMedia(f"{path.name} is not the file approved: its size or sha256 differs")
-
-
-def check_contents(media: MediaFile) -> None:
-    """The video and its subtitle files are, byte for byte, the ones approved (size and
-    sha256): checked before the first byte goes to a platform. Blocking: run it in a
-    thread. (The adapters check again while they stream.)"""
-    _check_contents(media.path, media.size, media.sha256)
-    for track in media.subtitles:
-        _check_contents(track.path, track.size, track.sha256)
-
-
-def check_rendition(media: MediaFile, platform: str) -> None:
-    """The file is what ``platform`` takes (its profile: codecs, size, frame rate,
-    duration, fast start): a reply never posts an original the platform would refuse.
-    Blocking (it probes the file): run it in a thread."""
-    try:
-        profile = profile_for(platform)
-    except KeyError as exc:
-        raise UnsupportedMedia(f"no media profile for {platform}: {exc}") from exc
-    try:
-        why = refusals(probe(media.path, thorough=False), profile)
-    except (Undecodable, OSError) as exc:
-        raise UnsupportedMedia(f"{media.path.name} cannot be probed: {exc}") from exc
-    if why:
-        raise UnsupportedMedia(
-            f"{media.path.name} is not a video {platform} takes as it is: {'; '.join(why)}"
-            " (the triage web sends the rendition made for the platform)"
-        )
-
-
-def published_message(row: Reply) -> ReplyPublished:
-    assert row.post_id is not None
-    return ReplyPublished(
-        reply_id=row.reply_id,
-        question_id=row.question_id,
-        platform=PlatformName(row.platform),
-        post_id=row.post_id,
-        url=row.url,
-        at=row.published_at or row.updated_at,
-    )
-
-
-def failed_message(row: Reply) -> ReplyFailed:
-    return ReplyFailed(
-        reply_id=row.reply_id,
-        question_id=row.question_id,
-        platform=PlatformName(row.platform),
-        error=(row.error or "failed")[:4000],
-        attempts=row.attempts,
-        retryable=bool(row.retryable),
-        at=row.updated_at,
-    )
-
-
-def outcome_message(row: Reply) -> ReplyPublished | ReplyFailed | None:
-    """What a reply in a final state announces (again, on a redelivered request)."""
-    if row.state in (ReplyState.PUBLISHED, ReplyState.WITHDRAWN):
-        return published_message(row) if row.post_id else None
-    return failed_message(row)
-
-
 async def _find(platform: Platform, row: Reply) -> PostedReply | None:
     """``row`` on its platform, looked for the way the ledger says it was sent."""
     return await platform.find_reply(
         in_reply_to=row.in_reply_to, text=row.text, standalone=row.standalone
     )
-
-
-def describe_final(exc: FinalError) -> str:
-    """The platform's refusal with its error body, for ``replies.failed``."""
-    if exc.error is None:
-        return exc.message
-    body = exc.error if isinstance(exc.error, str) else json.dumps(exc.error, ensure_ascii=False)
-    return f"{exc.message} | {body}"[:4000]
 
 
 class Publisher:

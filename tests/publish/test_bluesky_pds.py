@@ -36,8 +36,9 @@ from services.ingest.config import IngestSettings
 from services.ingest.sources.bluesky import BlueskyNotifications
 from services.publish.config import PublishSettings
 from services.publish.ledger import Ledger
+from services.publish.outcomes import Done
 from services.publish.platforms import BlueskyClient, MediaFile
-from services.publish.publisher import Done, Publisher
+from services.publish.publisher import Publisher
 from tests.helpers.sandbox import SandboxServer
 from tests.ingest.helpers.sink import FakeSink
 from tests.publish.helpers import engage, migrated_ledger, request_factory

@@ -34,10 +34,10 @@ from services.publish.config import PublishSettings
 from services.publish.db import migrate
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
 from services.publish.models import Reply, ReplyState
+from services.publish.outcomes import Retry
 from services.publish.platforms.base import ReplyTarget, SeenReply
 from services.publish.protect_ledger import ProtectLedger
 from services.publish.protector import Moderated, Protector
-from services.publish.publisher import Retry
 from services.publish.ratelimit import AccountBudget
 from tests.helpers.db import KINDS, empty_database
 from tests.publish.helpers import KEYS, SimulatedCrash

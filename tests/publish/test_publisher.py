@@ -38,11 +38,12 @@ from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError
 from services.publish.ledger import Ledger
 from services.publish.models import ReplyState
+from services.publish.outcomes import Done, Retry
 from services.publish.platforms import build_platforms
 from services.publish.platforms.base import MediaFile, PostedReply, ReplyDraft
 from services.publish.platforms.mastodon import STATUSES_DELETE
 from services.publish.platforms.x import TWEETS_DELETE
-from services.publish.publisher import Done, Publisher, Retry
+from services.publish.publisher import Publisher
 from services.publish.ratelimit import Window
 from services.publish.spend import SpendLedger
 from tests.helpers.sandbox import FakeClock, SandboxServer, posts, set_faults
