@@ -216,7 +216,7 @@ async def approve_answer(
     """409 when the consent of the person filmed was withdrawn, even at the same
     moment: nothing is requested."""
     body = body or ApproveIn()
-    replies = await runtime.store.answers.approve(
+    replies = await runtime.store.review.approve(
         question_id, principal.actor, standalone=body.standalone, reviewed=body.answer_id
     )
     metrics.ACTIONS.labels("approve_answer", "ok").inc()
@@ -240,7 +240,7 @@ class ReturnBody(BaseModel):
 async def return_answer(
     question_id: str, body: ReturnBody, runtime: Runtime, principal: Moderator
 ) -> None:
-    await runtime.store.answers.send_back(
+    await runtime.store.review.send_back(
         question_id, principal.actor, body.note, reviewed=body.answer_id
     )
     metrics.ACTIONS.labels("return_answer", "ok").inc()

@@ -108,7 +108,7 @@ async def _preview(
     caption: str | None = None,
     reviewed: str | None = None,
 ) -> ApprovalPreview:
-    answer, askers = await runtime.store.answers.recipients(question_id, reviewed=reviewed)
+    answer, askers = await runtime.store.review.recipients(question_id, reviewed=reviewed)
     # A correction being typed (``caption``) is rendered, not saved.
     wording = answer.caption if caption is None else caption.strip()
     rendered = {
@@ -175,7 +175,7 @@ async def approval_preview(
 async def set_caption(
     question_id: str, body: CaptionBody, runtime: Runtime, principal: Moderator
 ) -> ApprovalPreview:
-    await runtime.store.answers.set_caption(
+    await runtime.store.review.set_caption(
         question_id, body.caption.strip(), principal.actor, reviewed=body.answer_id
     )
     return await _preview(runtime, question_id, reviewed=body.answer_id)

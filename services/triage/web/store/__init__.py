@@ -3,7 +3,8 @@ moderators' actions), :class:`Teams` (recording teams and their feeds),
 :class:`Tags` (the moderators' labels on questions),
 :class:`Notifications` (what each person is told, read or not),
 :class:`Labels` and :class:`ModelJobs` (learning from the moderators),
-:class:`Answers` (recorded answers, their review, the replies' outcomes),
+:class:`Answers` (recorded answers, their consent and its withdrawal, the replies'
+outcomes), :class:`Review` (the moderators' review: approve or send back),
 :class:`AnswerMedia` (what the media worker makes of an answer, cuts, transcript
 edits, the renditions replies publish), :class:`Protection` (the replies under our
 published answers) and the :class:`Outbox`, over one
@@ -29,6 +30,7 @@ from services.triage.web.store.notifications import Notifications
 from services.triage.web.store.outbox import Outbox
 from services.triage.web.store.protection import Protection
 from services.triage.web.store.questions import Counts, Outcome, QuestionFilter, Questions
+from services.triage.web.store.review import Review
 from services.triage.web.store.tags import Tags
 from services.triage.web.store.teams import FeedItem, TeamLoad, Teams
 from services.triage.web.store.transaction import Actor, Clock, Database, new_id
@@ -51,6 +53,7 @@ __all__ = [
     "Protection",
     "QuestionFilter",
     "Questions",
+    "Review",
     "StoredAnswer",
     "Tags",
     "TeamLoad",
@@ -84,6 +87,7 @@ class TriageStore:
         self.tags = Tags(self.db)
         self.notifications = Notifications(self.db)
         self.answers = Answers(self.db, self.media, consent_scopes=consent_scopes)
+        self.review = Review(self.db, self.media)
         self.outbox = Outbox(self.db, command_keys)
         self.protection = Protection(self.db)
         self.labels = Labels(self.db)

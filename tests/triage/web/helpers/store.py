@@ -131,7 +131,7 @@ class Desk:
     async def approve(self, question_id: str, moderator: Actor) -> list[Reply]:
         """The media worker's jobs done (stand-ins), then the answer approved."""
         await run_media_jobs(self.store)
-        return await self.store.answers.approve(question_id, moderator)
+        return await self.store.review.approve(question_id, moderator)
 
     async def answered(self, team: Team, moderator: Actor, member: Actor) -> tuple[str, str]:
         """(question id, reply id) of a question whose answer was approved."""

@@ -279,7 +279,7 @@ async def test_an_answer_cannot_be_approved_before_it_is_recorded(
     with pytest.raises(Conflict, match="no answer"):
         await desk.approve(question_id, mod_a)
     with pytest.raises(Conflict, match="no answer"):
-        await desk.store.answers.send_back(question_id, mod_a, "")
+        await desk.store.review.send_back(question_id, mod_a, "")
     with pytest.raises(NotFound):
         await desk.approve("nope", mod_a)
     with pytest.raises(NotFound):
@@ -307,7 +307,7 @@ async def test_returning_an_answer_sends_the_question_back_to_the_team(
 ) -> None:
     question_id = await desk.recorded(camp_a, mod_a, member_a)
     [(answer, _)] = await desk.store.answers.of_question(question_id)
-    await desk.store.answers.send_back(question_id, mod_a, "too dark, please film again")
+    await desk.store.review.send_back(question_id, mod_a, "too dark, please film again")
 
     assert await desk.status(question_id) == "assigned"
     returned, _ = await desk.store.answers.get(answer.id)
@@ -331,7 +331,7 @@ async def test_returning_an_answer_sends_the_question_back_to_the_team(
     await desk.store.answers.record(question_id, member_a, stored_answer())  # filmed again
     assert len(await desk.approve(question_id, mod_a)) == 1
     with pytest.raises(Conflict, match="cannot be sent back"):
-        await desk.store.answers.send_back(question_id, mod_a, "too late")
+        await desk.store.review.send_back(question_id, mod_a, "too late")
 
 
 # --- reply outcomes ------------------------------------------------------------------

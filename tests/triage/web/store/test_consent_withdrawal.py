@@ -79,7 +79,7 @@ async def test_a_withdrawal_during_an_approval_names_every_reply_it_requested(
         return await publishable(session, answer, asker)
 
     monkeypatch.setattr(desk.store.media, "publishable", meanwhile)
-    replies = await desk.store.answers.approve(lead, mod_a)
+    replies = await desk.store.review.approve(lead, mod_a)
     [withdrawal] = withdrawals
     await withdrawal
 
@@ -93,7 +93,7 @@ async def test_a_withdrawal_during_an_approval_names_every_reply_it_requested(
     assert consent is not None
     assert consent.withdrawn_by == "mod-b"
     with pytest.raises(Conflict, match="withdrew their consent"):
-        await desk.store.answers.approve(lead, mod_a)
+        await desk.store.review.approve(lead, mod_a)
     assert await _requested(desk) == requested
 
 
@@ -109,7 +109,7 @@ async def test_an_approval_after_a_withdrawal_in_its_window_is_refused(
     """The withdrawal commits after the approval read the answer waiting for review,
     before it wrote anything: the approval is refused (409), nothing is requested."""
     lead, answer_id = await _cluster(desk, camp_a, mod_a, member_a)
-    current = desk.store.answers._current
+    current = desk.store.review._current
     calls: list[str] = []
 
     async def read_then_withdrawn(*args: Any, **kwargs: Any) -> Answer:
@@ -121,9 +121,9 @@ async def test_an_approval_after_a_withdrawal_in_its_window_is_refused(
             )
         return answer
 
-    monkeypatch.setattr(desk.store.answers, "_current", read_then_withdrawn)
+    monkeypatch.setattr(desk.store.review, "_current", read_then_withdrawn)
     with pytest.raises(Conflict, match="withdrew their consent") as refused:
-        await desk.store.answers.approve(lead, mod_a)
+        await desk.store.review.approve(lead, mod_a)
     assert refused.value.status == 409
     assert calls == ["submitted", "submitted"]  # it did read the answer before the withdrawal
 
@@ -144,7 +144,7 @@ async def test_a_withdrawal_and_an_approval_at_once_leave_nothing_unnamed(
     the withdrawal names every reply requested."""
     lead, answer_id = await _cluster(desk, camp_a, mod_a, member_a)
     approved, _ = await asyncio.gather(
-        desk.store.answers.approve(lead, mod_a),
+        desk.store.review.approve(lead, mod_a),
         desk.store.answers.withdraw_consent(answer_id, mod_b, ASKED),
         return_exceptions=True,
     )

@@ -130,7 +130,7 @@ async def test_approval_waits_for_every_platform_s_rendition(
     await desk.store.answers.record(question, member_a, stored_answer())
 
     with pytest.raises(Conflict, match=r"not asked for yet|queued"):
-        await desk.store.answers.approve(question, mod_a)
+        await desk.store.review.approve(question, mod_a)
     assert await desk.status(question) == "recorded"  # nothing moved
 
     replies = await desk.approve(question, mod_a)
