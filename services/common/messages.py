@@ -335,6 +335,9 @@ class PublishReply(Message):
     #: Post the answer on the campaign account on its own, not as a reply (and
     #: without an @mention): a moderator's choice for a post X will not let us answer.
     standalone: bool = False
+    #: The answer (video) this reply posts: a withdrawal naming it refuses the reply
+    #: whatever questions the withdrawal names. ``None``: an older command.
+    answer_id: ShortText | None = None
     #: Added by the triage web's outbox; the publisher obeys only a valid one.
     signature: CommandSignature | None = None
 
@@ -396,11 +399,14 @@ class ConsentWithdrawn(Message):
     """A person filmed withdrew their consent: their published replies come down.
 
     ``question_ids`` narrows the withdrawal to those answers; empty: every reply
-    that features ``speaker_ref``. Key: speaker ref.
+    that features ``speaker_ref``. ``answer_id`` names the answer whose consent was
+    withdrawn: every request of it (``PublishReply.answer_id``) is refused, whatever
+    its question; ``None``: an older event. Key: speaker ref.
     """
 
     speaker_ref: ShortText
     question_ids: tuple[ShortText, ...] = ()
+    answer_id: ShortText | None = None
     withdrawn_by: ShortText
     reason: Annotated[str, StringConstraints(max_length=2_000)] = ""
     at: UtcDatetime

@@ -124,7 +124,7 @@ class Ledger(PauseLedger):
             engagement = await session.get(Engagement, request.mention_id)
             opt_out = await session.get(OptOut, (platform, request.author.id))
             withdrawals = await self._withdrawals(
-                session, request.consent.speaker_ref, request.question_id
+                session, request.consent.speaker_ref, request.question_id, request.answer_id
             )
             other = await session.scalar(
                 select(Reply.reply_id)
@@ -430,7 +430,9 @@ class Ledger(PauseLedger):
 
     async def record_withdrawal(self, event: ConsentWithdrawn) -> bool:
         """Record the withdrawal (once per event); False when it was already there."""
-        key = hashlib.sha256(event.model_dump_json().encode()).hexdigest()
+        # An event without an answer id keys as it did before the field existed.
+        unset = {"answer_id"} if event.answer_id is None else None
+        key = hashlib.sha256(event.model_dump_json(exclude=unset).encode()).hexdigest()
         async with self._sessions() as session:
             exists = await session.scalar(
                 select(ConsentWithdrawal.id).where(ConsentWithdrawal.event_key == key)
@@ -442,6 +444,7 @@ class Ledger(PauseLedger):
                     event_key=key,
                     speaker_ref=event.speaker_ref,
                     question_ids=json.dumps(list(event.question_ids)),
+                    answer_id=event.answer_id,
                     withdrawn_by=event.withdrawn_by,
                     reason=event.reason,
                     at=event.at,
@@ -545,16 +548,20 @@ class Ledger(PauseLedger):
 
     @staticmethod
     async def _withdrawals(
-        session: AsyncSession, speaker_ref: str, question_id: str
+        session: AsyncSession, speaker_ref: str, question_id: str, answer_id: str | None = None
     ) -> tuple[WithdrawalFact, ...]:
-        rows = await session.scalars(
-            select(ConsentWithdrawal).where(ConsentWithdrawal.speaker_ref == speaker_ref)
-        )
-        return tuple(_fact(row) for row in rows if _covers(row, question_id))
+        match = ConsentWithdrawal.speaker_ref == speaker_ref
+        if answer_id is not None:
+            match = or_(match, ConsentWithdrawal.answer_id == answer_id)
+        rows = await session.scalars(select(ConsentWithdrawal).where(match))
+        return tuple(_fact(row) for row in rows if _covers(row, question_id, answer_id))
 
 
-def _covers(withdrawal: ConsentWithdrawal, question_id: str) -> bool:
-    """Whether the withdrawal covers the question (it names none: all of them)."""
+def _covers(withdrawal: ConsentWithdrawal, question_id: str, answer_id: str | None = None) -> bool:
+    """Whether the withdrawal covers the reply: it names the reply's answer, or the
+    speaker's withdrawal names the question (or none: all of them)."""
+    if answer_id is not None and withdrawal.answer_id == answer_id:
+        return True
     questions = json.loads(withdrawal.question_ids or "[]")
     return not questions or question_id in questions
 

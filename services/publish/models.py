@@ -175,6 +175,9 @@ class ConsentWithdrawal(Base):
     speaker_ref: Mapped[str] = mapped_column(String(256), index=True)
     #: JSON list of question ids; ``[]``: every reply featuring the speaker.
     question_ids: Mapped[str] = mapped_column(Text, default="[]")
+    #: The answer whose consent was withdrawn: every request of it is refused, whatever
+    #: ``question_ids`` says (``None``: an event from before migration 0010).
+    answer_id: Mapped[str | None] = mapped_column(String(256), index=True)
     withdrawn_by: Mapped[str] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -4,12 +4,14 @@ reason; keys rotate; production refuses the development key; no key leaks."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from services.common import topics
 from services.common.codec import DecodeError
+from services.common.messages import ConsentWithdrawn
 from services.common.signing import (
     DEV_KEY,
     CommandKeys,
@@ -100,6 +102,23 @@ def test_keys_rotate_one_signs_all_verify() -> None:
 
 def test_canonical_form_leaves_the_signature_out() -> None:
     assert canonical({"b": 1, "a": "é", "signature": {"x": 1}}) == '{"a":"é","b":1}'.encode()
+
+
+def test_a_command_signed_before_a_new_optional_field_still_verifies_and_decodes() -> None:
+    """The signature covers the JSON as sent, not the model: a withdrawal signed by a
+    web that knew no ``answer_id`` verifies and decodes (``None``); one with it verifies."""
+    k = keys()
+    event = ConsentWithdrawn(
+        speaker_ref="s1", question_ids=("q1",), withdrawn_by="mod1", at=datetime.now(UTC)
+    )
+    old = event.model_dump(mode="json", exclude={"answer_id"})
+    signed = k.sign(topics.CONSENT_WITHDRAWN, json.dumps(old).encode())
+    k.verify(topics.CONSENT_WITHDRAWN, signed)
+    assert ConsentWithdrawn.model_validate_json(signed).answer_id is None
+    new = event.model_copy(update={"answer_id": "a1"}).model_dump_json().encode()
+    signed = k.sign(topics.CONSENT_WITHDRAWN, new)
+    k.verify(topics.CONSENT_WITHDRAWN, signed)
+    assert ConsentWithdrawn.model_validate_json(signed).answer_id == "a1"
 
 
 # --- settings ---------------------------------------------------------------------

@@ -204,6 +204,13 @@ async def test_the_snapshot_sees_engagement_opt_outs_and_withdrawals(ledger: Led
     assert [w.withdrawn_by for w in snapshot.withdrawals] == ["team-b"]
     other_question = request_factory(consent=request.consent)
     assert (await ledger.snapshot(other_question)).withdrawals == ()
+    # One naming the answer covers every request of it, whatever its question.
+    assert await ledger.record_withdrawal(
+        event.model_copy(update={"answer_id": "answer-a", "withdrawn_by": "team-c"})
+    )
+    of_answer = request_factory(consent=request.consent, answer_id="answer-a")
+    assert [w.withdrawn_by for w in (await ledger.snapshot(of_answer)).withdrawals] == ["team-c"]
+    assert (await ledger.snapshot(other_question)).withdrawals == ()
 
     assert await ledger.remove_opt_out(request.platform.value, request.author.id)
     assert (await ledger.snapshot(request)).opt_out is None

@@ -1049,6 +1049,58 @@ async def test_a_withdrawal_of_one_question_leaves_the_speaker_s_other_answers(
     assert [p["id"] for p in await env.posts()] == [kept.post_id]
 
 
+async def test_a_withdrawal_naming_an_answer_refuses_its_later_askers_whatever_it_names(
+    env: Env,
+) -> None:
+    """A cluster asker added after the withdrawal went out: its question is not named,
+    its answer is, and that is enough. Another answer of the same speaker stays as
+    before (its question not named: it goes out), and so does an older command
+    without an answer id (speaker and questions only)."""
+    ledger = env.ledger
+    publisher = env.make_publisher()
+    first = await engaged(ledger, answer_id="answer-a")
+    published(await publisher.handle(first))
+    await publisher.withdraw(
+        ConsentWithdrawn(
+            speaker_ref=first.consent.speaker_ref, question_ids=(first.question_id,),
+            answer_id="answer-a", withdrawn_by="team-b", at=datetime.now(UTC),
+        )
+    )  # fmt: skip
+    later_asker = await engaged(ledger, consent=first.consent, answer_id="answer-a")
+    other_answer = await engaged(ledger, consent=first.consent, answer_id="answer-b")
+    old_command = await engaged(ledger, consent=first.consent)
+
+    message = failed(await publisher.handle(later_asker))
+
+    assert message.error.startswith(f"refused by the governor: {domain.CONSENT}: ")
+    assert "withdrawn by team-b" in message.error
+    row = await ledger.get(later_asker.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.REFUSED
+    published(await publisher.handle(other_answer))
+    published(await publisher.handle(old_command))
+
+
+async def test_a_withdrawal_naming_an_answer_keeps_to_consent_given_again_after_it(
+    env: Env,
+) -> None:
+    """Withdrawn, then given again for the answer: a request with the newer consent
+    goes out, as with a withdrawal by speaker."""
+    ledger = env.ledger
+    publisher = env.make_publisher()
+    old = await engaged(ledger, answer_id="answer-a")
+    await ledger.record_withdrawal(
+        ConsentWithdrawn(
+            speaker_ref=old.consent.speaker_ref, question_ids=(old.question_id,),
+            answer_id="answer-a", withdrawn_by="team-b",
+            at=datetime.now(UTC) - timedelta(minutes=30),
+        )
+    )  # fmt: skip
+    again = old.consent.model_copy(update={"at": datetime.now(UTC) - timedelta(minutes=1)})
+    published(await publisher.handle(await engaged(ledger, consent=again, answer_id="answer-a")))
+    failed(await publisher.handle(await engaged(ledger, consent=old.consent, answer_id="answer-a")))
+
+
 async def test_a_post_already_gone_is_recorded_as_withdrawn(
     env: Env,
 ) -> None:

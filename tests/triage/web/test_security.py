@@ -348,6 +348,7 @@ async def test_a_moderator_records_a_consent_withdrawal_and_every_post_comes_dow
     [(key, event)] = await outbox(web.runtime.store, topics.CONSENT_WITHDRAWN, ConsentWithdrawn)
     assert key == event.speaker_ref == ANSWER["consent_given_by"]
     assert set(event.question_ids) == {question, twin}  # every post of this answer
+    assert event.answer_id == answer  # and any request of it, whatever its question
     assert event.withdrawn_by == "mod1"
     assert "Amina herself" in event.reason
     assert "in person" in event.reason
@@ -364,6 +365,7 @@ async def test_a_moderator_records_a_consent_withdrawal_and_every_post_comes_dow
     assert again.json()["consent"]["withdrawn_by"] == "mod1"
     first, second = await outbox(web.runtime.store, topics.CONSENT_WITHDRAWN, ConsentWithdrawn)
     assert set(second[1].question_ids) == {question, twin}
+    assert second[1].answer_id == answer
     assert (second[1].at, second[1].withdrawn_by) == (first[1].at, "mod2")
     assert await _audit(web, "withdraw_consent") == [("mod1", answer), ("mod2", answer)]
 

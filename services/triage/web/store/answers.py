@@ -365,6 +365,7 @@ class Answers:
                 ConsentWithdrawn(
                     speaker_ref=consent.given_by[:128],  # as each PublishReply named them
                     question_ids=tuple(questions),
+                    answer_id=answer_id,  # every request of this answer, any question
                     withdrawn_by=actor.name,
                     reason=f"{reason}: {request.note}"[:2000] if request.note else reason[:2000],
                     at=first or now,  # when the consent was withdrawn

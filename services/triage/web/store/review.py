@@ -291,6 +291,7 @@ class Review:
                 requested_at=now,
                 summoned=mention.summoned,
                 standalone=standalone,
+                answer_id=answer.id,
             ),
         )
         return reply

@@ -178,6 +178,7 @@ async def test_approving_an_answer_requests_one_reply_per_asker_in_the_cluster(
         question = await desk.store.questions.get(key)
         mention = MentionClassified.model_validate_json(question.classified_json).mention
         assert message.question_id == key
+        assert message.answer_id == answer.id  # a withdrawal of it refuses every asker's
         assert message.reply_id == queue.reply_id(answer.id, question.mention_id)
         assert (message.mention_id, message.in_reply_to) == (
             question.mention_id,
