@@ -21,6 +21,7 @@ import argparse
 import importlib.resources
 import logging
 import os
+import random
 import signal
 import socket
 import struct
@@ -57,11 +58,37 @@ def tansu_binary() -> Path:
     return path
 
 
+#: Where :func:`free_port` looks: below Linux's ephemeral range (32768-60999 by
+#: default), which the kernel hands out to outgoing connections.
+PORT_RANGE = (20000, 32000)
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]
+        return int(low)
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port nothing listens on now, for a service to bind later: picked at random
+    below the ephemeral range. A port the kernel picks (bind to 0) is an ephemeral one,
+    which an outgoing connection of any process may take before the service binds it
+    (seen: a stack's media worker 'address already in use' while another stack ran)."""
+    low, high = PORT_RANGE[0], min(PORT_RANGE[1], _ephemeral_low() - 1)
+    for _ in range(200):
+        port = random.randint(low, high)  # noqa: S311 - a port, not a secret
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # all taken: any
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        found: int = sock.getsockname()[1]
+        return found
 
 
 def metadata_brokers(host: str, port: int, timeout: float = 1.0) -> list[tuple[int, str, int]]:

@@ -49,3 +49,15 @@ def test_something_that_is_not_kafka_is_not_ready() -> None:
         port = server.getsockname()[1]
         with pytest.raises(BrokerError):
             wait_until_ready("127.0.0.1", port, timeout=0.5)
+
+
+def test_a_free_port_is_below_the_ephemeral_range_and_free() -> None:
+    """Outgoing connections take ports of the ephemeral range: a port picked there for
+    a service to bind later can be taken meanwhile."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(20000 <= port < low for port in ports)
+    assert len(ports) > 1
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", port))
