@@ -268,3 +268,12 @@ def test_the_publisher_reads_the_answers_where_the_web_wrote_them() -> None:
     assert where["mountPath"] == media
     assert where["readOnly"] is True
     assert volume["persistentVolumeClaim"]["readOnly"] is True
+
+
+def test_every_secret_a_service_reads_can_be_given() -> None:
+    """An optional secret left out of a Deployment turns its feature off for good
+    (Bluesky without its app password): each one is offered from the Secret."""
+    for name, deployment in _of_kind("Deployment").items():
+        service, env = SERVICES[name], _env(_container(deployment))
+        missing = service.optional_secrets - set(env)
+        assert not missing, f"{name} cannot be given {sorted(missing)}"
