@@ -77,6 +77,10 @@ class NewEpoch(Exception):
     """The broker's epoch changed under a loop that asked to be restarted then."""
 
 
+class JoinStalled(Exception):
+    """The consumer has not finished joining its group by the loop's ``join_by``."""
+
+
 @dataclass
 class ConsumeLoop:
     """Feeds records to ``handle`` one at a time per partition and commits each one
@@ -112,6 +116,15 @@ class ConsumeLoop:
     #: On a new epoch, raise :class:`NewEpoch` (the caller starts a fresh consumer)
     #: instead of seeking this one back (what :func:`consuming` does).
     restart_on_new_epoch: bool = False
+    #: How long (s) a join of the consumer's group may take, from the consumer's start
+    #: or a rebalance, until it is told its partitions (maybe none); past it,
+    #: :class:`JoinStalled` is raised (:func:`consuming` starts a fresh consumer).
+    #: None: no limit.
+    join_within_s: float | None = None
+    #: When (``clock``) the join under way must have finished.
+    join_by: float | None = None
+    #: Whether the consumer has been told its partitions since its last rebalance.
+    joined: bool = False
 
     async def run(self) -> None:
         log.info("%s consumer running", self.name)
@@ -158,6 +171,8 @@ class ConsumeLoop:
 
     async def run_once(self) -> None:
         """One poll and the records it brought."""
+        if not self.joined and self.join_by is not None and self.clock() > self.join_by:
+            raise JoinStalled(f"{self.name}: {_group_state(self.consumer)}")
         if self.rewind:
             if self.restart_on_new_epoch:
                 raise NewEpoch(self.name)
@@ -290,6 +305,7 @@ class ConsumeLoop:
         """A rebalance gave this process ``partitions``: after a new epoch, those not
         yet committed in it are read from its beginning (module docstring)."""
         partitions = set(partitions)
+        self.joined = True
         if self.settled is None:
             log.info("%s: assigned %s", self.name, _names(partitions))
             return
@@ -302,6 +318,12 @@ class ConsumeLoop:
             _names(partitions),
             _names(fresh),
         )
+
+    def rejoining(self) -> None:
+        """A join of the group begins (start or rebalance): it must finish in time."""
+        self.joined = False
+        if self.join_within_s is not None:
+            self.join_by = self.clock() + self.join_within_s
 
     def _forget(self, tp: TopicPartition) -> None:
         """Drop what is held for ``tp``, revoked: its new owner reads from the commit."""
@@ -331,6 +353,19 @@ def _names(partitions: Iterable[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)) or "none"
 
 
+def _group_state(consumer: AIOKafkaConsumer) -> str:
+    """What the consumer's group coordinator knows (a stalled join's diagnostic)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None:
+        return "no group coordinator yet"
+    return (
+        f"group {getattr(coordinator, 'group_id', '?')}, coordinator node "
+        f"{getattr(coordinator, 'coordinator_id', '?')}, member "
+        f"{getattr(coordinator, 'member_id', '?')!r}, generation "
+        f"{getattr(coordinator, 'generation', '?')}"
+    )
+
+
 class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
     """Tells the consume loop (once there is one) which partitions it was given.
     Before there is one, a consumer started for a new epoch reads them from 0."""
@@ -339,11 +374,17 @@ class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
         self.new_epoch = new_epoch
         self.consumer: AIOKafkaConsumer | None = None
         self.loop: ConsumeLoop | None = None
+        #: A join finished before the loop existed.
+        self.joined = False
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        return None
+        # Called as every join of the group begins.
+        self.joined = False
+        if self.loop is not None:
+            self.loop.rejoining()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.joined = True
         if self.loop is not None:
             self.loop.assigned(assigned)
         elif self.new_epoch and self.consumer is not None:
@@ -353,6 +394,12 @@ class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
 
 #: Waits before a fresh consumer after the last one failed, by failures in a row (s).
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+#: How long (s) a consumer may take to finish a join of its group (be told its
+#: partitions, maybe none), from its start or a rebalance, before it is replaced by a
+#: fresh one. A join takes seconds; after a memory-only broker's restart, consumers
+#: were once seen waiting for minutes with no error (Tansu 0.6.0's group coordinator).
+JOIN_STALL_S = 60.0
 
 
 def consuming(
@@ -371,59 +418,118 @@ def consuming(
     Should the consumer, ``first`` or the loop fail (a broker blink in ``first``, a
     bug), the failure is logged and a fresh consumer started after a growing wait
     (:data:`RESTART_BACKOFF_S`), ``first`` run again until it has succeeded once: the
-    task never ends but by cancellation.
+    task never ends but by cancellation, or when the broker cannot be reached within
+    ``startup_timeout_s`` of the very first start. A consumer that has not finished
+    a join of its group :data:`JOIN_STALL_S` after its start or a rebalance is
+    replaced too.
 
     At a new broker epoch the consumer is stopped and a fresh one started, which
     reads every partition it is given from offset 0 until it has committed a record
     of it (the old consumer may have committed an old-epoch offset to the new
     broker). Seeking the old one back was not enough: under load, a consumer that
     had rejoined the new broker's group around the rewind read nothing more."""
+    return _Consuming(kafka, topics, group, loop, startup_timeout_s, first, options).run
 
-    async def run() -> None:
-        new_epoch = False
-        first_done = first is None
-        failures = 0
+
+@dataclass
+class _Consuming:
+    """:func:`consuming`'s task: one consumer after another."""
+
+    kafka: KafkaSettings
+    topics: Sequence[str]
+    group: str
+    loop: Callable[[AIOKafkaConsumer], ConsumeLoop]
+    startup_timeout_s: float
+    first: Callable[[], Awaitable[None]] | None
+    options: dict[str, Any]
+    #: The last consumer stopped at a new broker epoch: the next reads it from 0.
+    new_epoch: bool = False
+    started: bool = False
+    failures: int = 0
+
+    @property
+    def names(self) -> str:
+        return ",".join(self.topics)
+
+    async def run(self) -> None:
         while True:
-            assignments = _Assignments(new_epoch)
-
-            def make(listener: _Assignments = assignments) -> AIOKafkaConsumer:
-                consumer = make_consumer(kafka, group_id=group, **group_timeouts(kafka), **options)
-                consumer.subscribe([kafka.topic(name) for name in topics], listener=listener)
-                listener.consumer = consumer  # a join may finish before the loop exists
-                return consumer
-
-            consumer = await start_when_reachable(make, timeout_s=startup_timeout_s)
+            assignments = _Assignments(self.new_epoch)
+            consumer = await self._start(assignments)
+            if consumer is None:
+                continue
             failed = False
             try:
-                if first is not None and not first_done:
-                    await first()
-                    first_done = True
-                looped = loop(consumer)
-                looped.restart_on_new_epoch = True
-                if new_epoch:
-                    looped.settled = set()
-                assignments.loop = looped
-                await looped.run()
+                await self._consume(consumer, assignments)
             except NewEpoch:
-                log.warning("%s: a new consumer for the new broker epoch", ",".join(topics))
-                new_epoch = True
+                log.warning("%s: a new consumer for the new broker epoch", self.names)
+                self.new_epoch = True
+            except JoinStalled as exc:
+                log.warning(
+                    "%s: a join of the group unfinished after %.0f s (%s); a fresh consumer",
+                    self.names,
+                    JOIN_STALL_S,
+                    exc,
+                )
             except Exception:  # the task must outlive it: a fresh consumer after a wait
                 failed = True
-                log.exception("%s: the consumer failed; a fresh one follows", ",".join(topics))
+                log.exception("%s: the consumer failed; a fresh one follows", self.names)
             finally:
                 await consumer.stop()
             if failed:
                 # Whatever it had not committed is read again by the next one.
-                await asyncio.sleep(RESTART_BACKOFF_S[min(failures, len(RESTART_BACKOFF_S) - 1)])
-                failures += 1
+                backoff = RESTART_BACKOFF_S[min(self.failures, len(RESTART_BACKOFF_S) - 1)]
+                await asyncio.sleep(backoff)
+                self.failures += 1
             else:
-                failures = 0
+                self.failures = 0
 
-    return run
+    async def _start(self, assignments: _Assignments) -> AIOKafkaConsumer | None:
+        """A started consumer, or None when the broker did not answer in time (after
+        the first start; the first start raises)."""
+
+        def make() -> AIOKafkaConsumer:
+            consumer = make_consumer(
+                self.kafka, group_id=self.group, **group_timeouts(self.kafka), **self.options
+            )
+            subscribed = [self.kafka.topic(name) for name in self.topics]
+            consumer.subscribe(subscribed, listener=assignments)
+            assignments.consumer = consumer  # a join may finish before the loop exists
+            return consumer
+
+        try:
+            consumer = await start_when_reachable(make, timeout_s=self.startup_timeout_s)
+        except (KafkaError, OSError):
+            if not self.started:
+                raise  # the first start: the service is not up (its liveness says so)
+            log.warning(
+                "%s: no broker for a fresh consumer in %.0f s; trying on",
+                self.names,
+                self.startup_timeout_s,
+            )
+            return None
+        self.started = True
+        return consumer
+
+    async def _consume(self, consumer: AIOKafkaConsumer, assignments: _Assignments) -> None:
+        if self.first is not None:
+            await self.first()
+            self.first = None  # succeeded once: not run again
+        looped = self.loop(consumer)
+        looped.restart_on_new_epoch = True
+        looped.join_within_s = JOIN_STALL_S
+        if assignments.joined:
+            looped.joined = True
+        else:
+            looped.rejoining()
+        if self.new_epoch:
+            looped.settled = set()
+        assignments.loop = looped
+        await looped.run()
 
 
 __all__ = [
     "ConsumeLoop",
+    "JoinStalled",
     "NewEpoch",
     "Record",
     "RecordHandler",

@@ -87,3 +87,56 @@ async def test_a_new_epoch_gets_a_fresh_consumer_that_reads_it_from_the_start(
     assert sorted(handled[2:]) == [b"new-1", b"new-2", b"new-3"]
     assert len(loops) == 2  # a fresh consumer for the new epoch
     assert loops[1].settled is not None  # which reads what it is given from offset 0
+
+
+async def test_a_fresh_consumer_started_before_the_topics_are_back_reads_them_soon(
+    tmp_path: Path,
+) -> None:
+    """The fresh consumer for a new epoch may start and join the new broker's group
+    before the supervisor has created its topics again: it reads them once they are
+    there (and what is sent to them), without a restart of its own."""
+    port = free_port()
+    kafka = KafkaSettings(
+        bootstrap_servers=f"127.0.0.1:{port}", topic_prefix="", request_timeout_ms=3000
+    )
+    broker = EmbeddedBroker(port, log_path=tmp_path / "broker.log").start()
+    handled: list[bytes] = []
+    loops: list[ConsumeLoop] = []
+
+    async def handle(record: Record) -> None:
+        handled.append(record.value or b"")
+
+    def loop(consumer: AIOKafkaConsumer) -> ConsumeLoop:
+        made = ConsumeLoop(
+            consumer,
+            handle,
+            name="replies.requested",
+            dead_letters=DeadLetters(None, "test"),  # type: ignore[arg-type]
+            epoch_poll_s=0.2,
+        )
+        loops.append(made)
+        return made
+
+    try:
+        await ensure_topics(kafka)
+        task = asyncio.create_task(
+            consuming(kafka, ["replies.requested"], group="test", loop=loop)()
+        )
+        try:
+            await _send(kafka, b"old-1")
+            await _until(lambda: len(handled) == 1, 60)
+
+            broker.stop()
+            broker.start()
+            # The fresh consumer is made and joins while the topics are not there.
+            await _until(lambda: len(loops) == 2, 30)
+            await asyncio.sleep(3)
+            await ensure_topics(kafka)
+            await _send(kafka, b"new-1", b"new-2")
+            await _until(lambda: len(handled) == 3, 30)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        broker.stop()
+    assert sorted(handled[1:]) == [b"new-1", b"new-2"]
