@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from linkify_it import LinkifyIt
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from services.common.messages import Platform, PublishReply
@@ -122,14 +124,44 @@ def render(
 
 
 _LEADING_MENTIONS = re.compile(r"^(?:\s*@[\w.\-]+(?:@[\w.\-]+)?[,:;]?)+\s*")
-_URL_AND_SPACE = re.compile(r"\s*https?://\S+")
+
+
+_LINKIFY = threading.local()
+
+
+def x_links(text: str) -> list[tuple[int, int]]:
+    """Where X makes a link of ``text`` (start, end): a URL with a scheme, or a bare
+    domain of a known top-level domain (``unhcr.org/kenya``, ``www.amnesty.org``,
+    ``kakuma.ke``), not ``Node.js`` nor ``e.g.``; a sentence's last mark is not part
+    of it, and an e-mail address is not a link. Found by linkify-it (its fuzzy links
+    follow the same rules as X's twitter-text: a known TLD, a valid boundary)."""
+    linkify = getattr(_LINKIFY, "linkify", None)
+    if linkify is None:  # it keeps per-match state: one per thread
+        linkify = _LINKIFY.linkify = LinkifyIt()
+    return [
+        (match.index, match.last_index)
+        for match in linkify.match(text) or ()
+        if match.schema != "mailto:"
+    ]
+
+
+def without_x_links(text: str) -> str:
+    """``text`` less every link X would make, with the space before each."""
+    kept: list[str] = []
+    at = 0
+    for start, end in x_links(text):
+        kept.append(text[at:start].rstrip())
+        at = end
+    kept.append(text[at:])
+    return "".join(kept)
 
 
 def x_text(text: str, handle: str | None = None, *, allow_urls: bool = False) -> str:
-    """An X reply's text: no leading ``@handle``, no link unless ``allow_urls``;
-    ``handle`` (the asker, without ``@``) is named at the end when given."""
+    """An X reply's text: no leading ``@handle``, no link unless ``allow_urls`` (a
+    bare domain is a link on X too); ``handle`` (the asker, without ``@``) is named
+    at the end when given."""
     if not allow_urls:
-        text = _URL_AND_SPACE.sub("", text)
+        text = without_x_links(text)
     text = _LEADING_MENTIONS.sub("", text).strip()
     if handle and handle.lower() not in text.lower():
         text = f"{text} ({handle.lstrip('@')})"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import html
 import math
-import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from fastapi import APIRouter, Request
 
+from services.common.replies import x_links
 from services.sandbox.config import SandboxSettings
 from services.sandbox.state import Account, PlatformKey, SandboxState, StoredMedia, iso
 
@@ -59,19 +59,19 @@ def x_invalid(parameter: str, message: str) -> PlatformError:
     )
 
 
-_LINK = re.compile(r"https?://\S+", re.IGNORECASE)
-
-
 def x_wire_text(text: str) -> tuple[str, list[dict[str, Any]]]:
     """A post's ``text`` as X API v2 gives it back, with its ``entities.urls``: ``&``,
     ``<`` and ``>`` HTML-escaped, every link shortened to a t.co link (the same one
-    for the same link) whose ``expanded_url`` is the link as written."""
+    for the same link) whose ``expanded_url`` is the link as written (``http://``
+    before a bare domain, such as ``unhcr.org``): links as X makes them
+    (:func:`~services.common.replies.x_links`, X's own rules)."""
     out: list[str] = []
     urls: list[dict[str, Any]] = []
     at = 0
-    for match in _LINK.finditer(text):
-        out.append(html.escape(text[at : match.start()], quote=False))
-        link = match.group()
+    for begin, end in x_links(text):
+        out.append(html.escape(text[at:begin], quote=False))
+        written = text[begin:end]
+        link = written if "://" in written else f"http://{written}"
         short = "https://t.co/" + hashlib.sha256(link.encode()).hexdigest()[:10]
         start = sum(map(len, out))
         urls.append(
@@ -84,7 +84,7 @@ def x_wire_text(text: str) -> tuple[str, list[dict[str, Any]]]:
             }
         )
         out.append(short)
-        at = match.end()
+        at = end
     out.append(html.escape(text[at:], quote=False))
     return "".join(out), urls
 

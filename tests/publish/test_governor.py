@@ -118,6 +118,19 @@ def test_an_x_reply_never_starts_with_a_handle_nor_carries_a_link() -> None:
     assert composed.text == "see https://example.org/answer for the video"
 
 
+def test_a_bare_domain_is_a_link_on_x_and_taken_out_too() -> None:
+    """X links ``unhcr.org`` as it does ``https://...`` (X's own rules), and not
+    ``Node.js`` nor ``e.g.``; the sentence's last mark stays."""
+    request = request_factory(
+        text="Read unhcr.org/kenya. Built with Node.js, e.g. at www.amnesty.org!",
+        author=Author(id="7", handle="amina"),
+    )
+    plain = Templates({"en": (Template(id="t", text="{text}"),)})
+    composed = domain.compose(request, Snapshot(), plain, POLICY)
+    assert isinstance(composed, domain.Composed)
+    assert composed.text == "Read. Built with Node.js, e.g. at!"
+
+
 def test_opted_out_refuses_an_author_who_said_stop() -> None:
     request = request_factory()
     snapshot = allowed_snapshot(request.author.id, opt_out=OptOutFact("reply", NOW, "stop"))

@@ -219,20 +219,23 @@ async def test_a_standalone_post_answers_what_x_will_not_let_us_reply_to(env: En
 #: An answer X gives back otherwise than it was written: ``&`` and ``<`` HTML-escaped,
 #: the link shortened to t.co.
 ESCAPED_BY_X = "Q&A <3: what we miss most https://example.org/answer?a=1&b=2"
+#: A bare domain, which X turns into a link: given back as t.co, expanded with http://.
+BARE_DOMAIN = "Read more at unhcr.org/kenya, and e.g. ask again."
 
 
+@pytest.mark.parametrize("text", [ESCAPED_BY_X, BARE_DOMAIN])
 async def test_a_standalone_post_is_found_at_start_though_x_gives_its_text_back_escaped(
-    env: Env,
+    env: Env, text: str
 ) -> None:
     """Posted standalone, then a crash before the ledger heard of it: the start's
     reconciliation looks for it as it was sent (on the timeline, by its text as X
     gives it back) and finds it; the redelivered request posts nothing."""
-    request = await engaged(env.ledger, summoned=False, standalone=True, text=ESCAPED_BY_X)
+    request = await engaged(env.ledger, summoned=False, standalone=True, text=text)
     with pytest.raises(SimulatedCrash):
         await env.make_publisher(x_allow_urls=True, wrap=CrashAfterPost).handle(request)
     [post] = await env.posts()
     assert post["in_reply_to"] is None
-    assert ESCAPED_BY_X in post["text"]
+    assert text in post["text"]
 
     restarted = env.make_publisher(x_allow_urls=True)
     [announced] = await restarted.reconcile_sending()

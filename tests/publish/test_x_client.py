@@ -14,6 +14,7 @@ from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, RateLimited, RetryableError
 from services.publish.platforms.base import MediaFile, ReplyDraft
 from services.publish.platforms.x import TWEETS_CREATE, XClient
+from services.publish.spend import CallClass
 from tests.helpers.sandbox import FakeClock, SandboxServer, posts, set_faults
 from tests.publish.helpers import MiB, retry_after_rate_limits
 
@@ -390,3 +391,39 @@ async def test_delete_post_removes_it_and_a_second_delete_says_gone(
     assert await posts(http, sandbox) == []
     assert await client.find_reply(in_reply_to=mention) is None
     assert await client.delete_post(reply.post_id) is False
+
+
+class _Spent:
+    """What the adapter says X bills (a :class:`SpendMeter`)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def record(self, call_class: CallClass, calls: int = 1) -> None:
+        self.calls += [call_class.value] * calls
+
+    async def pause(self) -> tuple[float, str] | None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("text", "billed"),
+    [
+        ("see https://example.org/answer", "post_with_url"),
+        ("see unhcr.org/kenya", "post_with_url"),  # X links a bare domain too
+        ("made with Node.js, e.g. here", "reply"),  # not links to X
+    ],
+)
+async def test_a_post_with_a_link_is_billed_as_one(
+    publish_settings: Callable[..., PublishSettings],
+    http: httpx.AsyncClient,
+    clock: FakeClock,
+    mention_id: Callable[[], str],
+    *,
+    text: str,
+    billed: str,
+) -> None:
+    spent = _Spent()
+    client = XClient(publish_settings(), http, spend=spent, sleep=clock.sleep, clock=clock)
+    await client.post_reply(ReplyDraft(text=text, in_reply_to=mention_id(), idempotency_key="k"))
+    assert spent.calls == [billed]

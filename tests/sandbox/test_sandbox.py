@@ -385,7 +385,7 @@ async def test_x_gives_texts_back_escaped_with_links_on_t_co(
     """As X does: ``&``, ``<``, ``>`` HTML-escaped, every link a t.co link that
     ``entities.urls`` (when asked for) maps back to the link as written."""
     user_id = (await api.x("GET", "/2/users/me")).json()["data"]["id"]
-    text = "Q&A <3 > see https://example.org/a?x=1&y=2 and http://b.test"
+    text = "Q&A <3 > see https://example.org/a?x=1&y=2 and http://b.example.net"
     created = await api.x("POST", "/2/tweets", json={"text": text})
 
     [bare] = (await api.x("GET", f"/2/users/{user_id}/tweets")).json()["data"]
@@ -396,7 +396,7 @@ async def test_x_gives_texts_back_escaped_with_links_on_t_co(
     [first, second] = tweet["entities"]["urls"]
     assert [first["expanded_url"], second["expanded_url"]] == [
         "https://example.org/a?x=1&y=2",
-        "http://b.test",
+        "http://b.example.net",
     ]
     assert tweet["text"] == f"Q&amp;A &lt;3 &gt; see {first['url']} and {second['url']}"
     assert first["url"].startswith("https://t.co/")
@@ -405,6 +405,20 @@ async def test_x_gives_texts_back_escaped_with_links_on_t_co(
     assert "entities" not in bare
     [post] = await posts(http, sandbox)
     assert post["text"] == text  # stored as written
+
+
+async def test_x_links_a_bare_domain_as_http(api: Api) -> None:
+    """A bare domain of a top-level domain X knows becomes a t.co link, expanded
+    with ``http://``; an address and a handle stay as they are."""
+    user_id = (await api.x("GET", "/2/users/me")).json()["data"]["id"]
+    text = "See unhcr.org/kenya. Mail info@unhcr.org, not e.g. this."
+    await api.x("POST", "/2/tweets", json={"text": text})
+    [tweet] = (
+        await api.x("GET", f"/2/users/{user_id}/tweets", params={"tweet.fields": "entities"})
+    ).json()["data"]
+    [link] = tweet["entities"]["urls"]
+    assert link["expanded_url"] == "http://unhcr.org/kenya"
+    assert tweet["text"] == f"See {link['url']}. Mail info@unhcr.org, not e.g. this."
 
 
 # --- X OAuth 2.0 token endpoint ---------------------------------------------------------

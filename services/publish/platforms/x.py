@@ -38,7 +38,6 @@ import asyncio
 import hashlib
 import html
 import logging
-import re
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable
@@ -48,6 +47,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from services.common.messages import Platform as PlatformName
+from services.common.replies import x_links
 from services.publish.config import PublishSettings
 from services.publish.exceptions import FinalError, MediaMismatch, RateLimited, RetryableError
 from services.publish.platforms.base import (
@@ -256,10 +256,6 @@ def x_credentials(
     return StaticToken(settings.x_access_token)
 
 
-_HAS_URL = re.compile(r"https?://", re.IGNORECASE)
-_LINK = re.compile(r"https?://\S+", re.IGNORECASE)
-
-
 def written_text(tweet: _Tweet) -> str:
     """A post's text as it was written: X sends it HTML-escaped (``&amp;``, ``&lt;``,
     ``&gt;``) and with every link shortened to t.co; ``entities.urls`` (asked for
@@ -273,8 +269,16 @@ def written_text(tweet: _Tweet) -> str:
 
 def _comparable(text: str) -> str:
     # X stores text NFC-normalized and may give a link back otherwise than it was
-    # written (a slash added): links are compared as links.
-    return _LINK.sub("<link>", unicodedata.normalize("NFC", text)).strip()
+    # written (a slash added, ``http://`` before a bare domain): links are compared
+    # as links.
+    text = unicodedata.normalize("NFC", text)
+    parts: list[str] = []
+    at = 0
+    for start, end in x_links(text):
+        parts += [text[at:start], "<link>"]
+        at = end
+    parts.append(text[at:])
+    return "".join(parts).strip()
 
 
 def same_text(tweet: _Tweet, text: str | None) -> bool:
@@ -502,7 +506,7 @@ class XClient:
                     draft.idempotency_key,
                 )
                 await self._spent(
-                    CallClass.POST_WITH_URL if _HAS_URL.search(draft.text) else CallClass.REPLY
+                    CallClass.POST_WITH_URL if x_links(draft.text) else CallClass.REPLY
                 )
                 return self._posted(post_id, draft.in_reply_to)
         raise AssertionError("unreachable")  # pragma: no cover
