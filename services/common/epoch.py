@@ -176,6 +176,12 @@ class EpochWatch:
     client: Callable[[], Any]
     sent: SentLog | None = None
     resend: Resend | None = None
+    #: Reads the new broker's metadata before anything is sent to it: the client's
+    #: cached partition counts are the old epoch's, and a topic may have come back
+    #: with another count (created by whoever asked first: Tansu makes 4
+    #: partitions, the bootstrap the configured count). Tansu takes a record for a
+    #: partition the topic does not have, and no consumer is ever given it.
+    refresh: Callable[[], Awaitable[object]] | None = None
     every_s: float = 1.0
     retry_s: float = 1.0
     #: The epoch this process has seen (None until the broker first answers).
@@ -209,6 +215,7 @@ class EpochWatch:
         if self.sent is not None and self.resend is not None:
             logged = self.sent.epoch()
             if logged is not None and logged != found:
+                await self._refresh(found)
                 await self._resend(logged, found)
                 for callback in self.log_callbacks:
                     await callback(logged, found)
@@ -218,10 +225,25 @@ class EpochWatch:
         previous, self.current = self.current, found
         if previous is not None and previous != found:
             log.warning("new broker epoch %s (was %s)", found, previous)
+            if not changed:  # (else refreshed before the resend)
+                await self._refresh(found)
             for callback in self.callbacks:
                 await callback(previous, found)
             changed = True
         return changed
+
+    async def _refresh(self, new: str) -> None:
+        """The new broker's metadata, until it answers (as the resend is tried)."""
+        if self.refresh is None:
+            return
+        while True:
+            try:
+                await self.refresh()
+            except (KafkaError, OSError) as exc:
+                log.warning("reading epoch %s's metadata failed: %s; retrying", new, exc)
+                await asyncio.sleep(self.retry_s)
+                continue
+            return
 
     async def _resend(self, old: str, new: str) -> None:
         assert self.sent is not None

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -152,6 +152,13 @@ class KafkaSettings(ServiceSettings):
         return kwargs
 
 
+async def refresh_metadata(client: Any) -> None:
+    """Topics and partition counts read again through an aiokafka client (a new
+    broker epoch's may differ from what it cached); raises when no broker answers."""
+    if not await client.force_metadata_update():
+        raise KafkaConnectionError("no metadata from the broker")
+
+
 class ResendingProducer(AIOKafkaProducer):  # type: ignore[misc]
     """A producer that writes every record to the process's :class:`SentLog` before
     sending it, and sends the log's window again when the broker's epoch changes
@@ -164,6 +171,7 @@ class ResendingProducer(AIOKafkaProducer):  # type: ignore[misc]
             client=lambda: self.client,
             sent=sent,
             resend=self._resend,
+            refresh=lambda: refresh_metadata(self.client),
             every_s=epoch_poll_s,
         )
         self._watching: asyncio.Task[None] | None = None

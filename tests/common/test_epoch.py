@@ -136,6 +136,32 @@ async def test_a_failed_resend_is_tried_again_before_the_epoch_is_noted(tmp_path
     assert log.epoch() == "e2"
 
 
+async def test_the_metadata_is_read_again_before_the_window_goes_out(tmp_path: Path) -> None:
+    """The client's partition counts are the old epoch's: they are read again first
+    (tried again until the broker answers), then the window is sent."""
+    log = SentLog(tmp_path / "sent.db", window_s=900)
+    log.set_epoch("e1")
+    log.record("replies.requested", b"q", b"1")
+    steps: list[str] = []
+
+    async def refresh() -> None:
+        steps.append("refresh")
+        if steps.count("refresh") == 1:
+            raise KafkaConnectionError("no metadata yet")
+
+    async def resend(topic: str, key: bytes | None, value: bytes | None) -> Any:
+        steps.append("resend")
+        return _done()
+
+    watch = EpochWatch(
+        client=lambda: FakeClient("e2"), sent=log, resend=resend, refresh=refresh, retry_s=0
+    )
+    assert await watch.check()
+    assert steps == ["refresh", "refresh", "resend"]
+    assert await watch.check() is False  # once
+    assert steps == ["refresh", "refresh", "resend"]
+
+
 async def _done() -> None:
     return None
 

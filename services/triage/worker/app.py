@@ -23,7 +23,7 @@ from prometheus_client import generate_latest
 from services.common import topics
 from services.common.bootstrap import ensure_topics
 from services.common.epoch import EpochWatch, SentLog, sent_log
-from services.common.kafka import KafkaSettings, broker_problem
+from services.common.kafka import KafkaSettings, broker_problem, refresh_metadata
 from services.common.lifecycle import exit_deadline
 from services.triage.classifier.base import Classifier
 from services.triage.rules import RulesFile
@@ -327,6 +327,7 @@ def _watch_epochs(app: Any, kafka: KafkaSettings, sent: SentLog | None) -> None:
         client=lambda: app.producer._ensure_producer().client,
         sent=sent,
         resend=resend if sent is not None else None,
+        refresh=lambda: refresh_metadata(app.producer._ensure_producer().client),
         every_s=kafka.epoch_poll_s,
     )
 
