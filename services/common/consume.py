@@ -397,8 +397,9 @@ RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 #: How long (s) a consumer may take to finish a join of its group (be told its
 #: partitions, maybe none), from its start or a rebalance, before it is replaced by a
-#: fresh one. A join takes seconds; after a memory-only broker's restart, consumers
-#: were once seen waiting for minutes with no error (Tansu 0.6.0's group coordinator).
+#: fresh one. A join takes seconds; a group coordinator that never finishes one
+#: (Tansu 0.6.0 refreshes a member's last contact only on heartbeats, which aiokafka
+#: stops while it rejoins) would otherwise leave the consumer idle with no error.
 JOIN_STALL_S = 60.0
 
 
