@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,28 @@ async def _send(kafka: KafkaSettings, *values: bytes) -> None:
         await producer.stop()
 
 
+def _loops(
+    handled: list[bytes], loops: list[ConsumeLoop]
+) -> Callable[[AIOKafkaConsumer], ConsumeLoop]:
+    """Makes each consumer's loop (listed in ``loops``); what they read goes to ``handled``."""
+
+    async def handle(record: Record) -> None:
+        handled.append(record.value or b"")
+
+    def loop(consumer: AIOKafkaConsumer) -> ConsumeLoop:
+        made = ConsumeLoop(
+            consumer,
+            handle,
+            name="replies.requested",
+            dead_letters=DeadLetters(None, "test"),  # type: ignore[arg-type]
+            epoch_poll_s=0.2,
+        )
+        loops.append(made)
+        return made
+
+    return loop
+
+
 async def _until(condition: object, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -49,20 +72,7 @@ async def test_a_new_epoch_gets_a_fresh_consumer_that_reads_it_from_the_start(
     broker = EmbeddedBroker(port, log_path=tmp_path / "broker.log").start()
     handled: list[bytes] = []
     loops: list[ConsumeLoop] = []
-
-    async def handle(record: Record) -> None:
-        handled.append(record.value or b"")
-
-    def loop(consumer: AIOKafkaConsumer) -> ConsumeLoop:
-        made = ConsumeLoop(
-            consumer,
-            handle,
-            name="replies.requested",
-            dead_letters=DeadLetters(None, "test"),  # type: ignore[arg-type]
-            epoch_poll_s=0.2,
-        )
-        loops.append(made)
-        return made
+    loop = _loops(handled, loops)
 
     try:
         await ensure_topics(kafka)
@@ -102,20 +112,7 @@ async def test_a_fresh_consumer_started_before_the_topics_are_back_reads_them_so
     broker = EmbeddedBroker(port, log_path=tmp_path / "broker.log").start()
     handled: list[bytes] = []
     loops: list[ConsumeLoop] = []
-
-    async def handle(record: Record) -> None:
-        handled.append(record.value or b"")
-
-    def loop(consumer: AIOKafkaConsumer) -> ConsumeLoop:
-        made = ConsumeLoop(
-            consumer,
-            handle,
-            name="replies.requested",
-            dead_letters=DeadLetters(None, "test"),  # type: ignore[arg-type]
-            epoch_poll_s=0.2,
-        )
-        loops.append(made)
-        return made
+    loop = _loops(handled, loops)
 
     try:
         await ensure_topics(kafka)

@@ -89,6 +89,20 @@ def _loop(handled: list[int]) -> Any:
     return make
 
 
+def _hand_out(monkeypatch: pytest.MonkeyPatch, consumers: list[FakeConsumer]) -> list[FakeConsumer]:
+    """``consuming()`` gets ``consumers`` one after the other (those made so far are
+    listed in what this returns); a join may take 0.2 s."""
+    made: list[FakeConsumer] = []
+
+    def make_consumer(*args: Any, **kwargs: Any) -> FakeConsumer:
+        made.append(consumers[len(made)])
+        return made[-1]
+
+    monkeypatch.setattr(consume, "make_consumer", make_consumer)
+    monkeypatch.setattr(consume, "JOIN_STALL_S", 0.2)
+    return made
+
+
 async def _until(condition: Any, timeout_s: float = 10) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -103,14 +117,7 @@ async def test_a_consumer_whose_join_never_finishes_is_replaced(
         FakeConsumer(joins=False),  # a join that never finishes
         FakeConsumer(joins=True, records=[record(0), record(1)]),
     ]
-    made: list[FakeConsumer] = []
-
-    def make_consumer(*args: Any, **kwargs: Any) -> FakeConsumer:
-        made.append(consumers[len(made)])
-        return made[-1]
-
-    monkeypatch.setattr(consume, "make_consumer", make_consumer)
-    monkeypatch.setattr(consume, "JOIN_STALL_S", 0.2)
+    made = _hand_out(monkeypatch, consumers)
     handled: list[int] = []
     task = asyncio.create_task(
         consuming(KafkaSettings(), ["replies.requested"], group="g", loop=_loop(handled))()
@@ -160,14 +167,7 @@ async def test_a_fresh_consumer_without_a_broker_is_tried_again(
         FakeConsumer(joins=False, fails_to_start=True),  # ... but the broker is gone ...
         FakeConsumer(joins=True, records=[record(0)]),  # ... and back
     ]
-    made: list[FakeConsumer] = []
-
-    def make_consumer(*args: Any, **kwargs: Any) -> FakeConsumer:
-        made.append(consumers[len(made)])
-        return made[-1]
-
-    monkeypatch.setattr(consume, "make_consumer", make_consumer)
-    monkeypatch.setattr(consume, "JOIN_STALL_S", 0.2)
+    made = _hand_out(monkeypatch, consumers)
 
     async def start_when_reachable(make: Any, *, timeout_s: float) -> Any:
         client = make()
