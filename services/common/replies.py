@@ -133,8 +133,10 @@ def x_links(text: str) -> list[tuple[int, int]]:
     """Where X makes a link of ``text`` (start, end): a URL with a scheme, or a bare
     domain of a known top-level domain (``unhcr.org/kenya``, ``www.amnesty.org``,
     ``kakuma.ke``), not ``Node.js`` nor ``e.g.``; a sentence's last mark is not part
-    of it, and an e-mail address is not a link. Found by linkify-it (its fuzzy links
-    follow the same rules as X's twitter-text: a known TLD, a valid boundary)."""
+    of it, and an e-mail address is not a link. Found by linkify-it, whose fuzzy
+    links follow much the rules of X's twitter-text (a known top-level domain, a
+    valid boundary before and after); where the two differ on an odd case, the
+    publisher errs on the side of a link."""
     linkify = getattr(_LINKIFY, "linkify", None)
     if linkify is None:  # it keeps per-match state: one per thread
         linkify = _LINKIFY.linkify = LinkifyIt()
