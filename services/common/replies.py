@@ -135,8 +135,8 @@ def x_links(text: str) -> list[tuple[int, int]]:
     ``kakuma.ke``), not ``Node.js`` nor ``e.g.``; a sentence's last mark is not part
     of it, and an e-mail address is not a link. Found by linkify-it, whose fuzzy
     links follow much the rules of X's twitter-text (a known top-level domain, a
-    valid boundary before and after); where the two differ on an odd case, the
-    publisher errs on the side of a link."""
+    valid boundary before and after); a link it sees that X would not (a scheme
+    before a made-up domain) is taken out and billed as a link all the same."""
     linkify = getattr(_LINKIFY, "linkify", None)
     if linkify is None:  # it keeps per-match state: one per thread
         linkify = _LINKIFY.linkify = LinkifyIt()
