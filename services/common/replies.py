@@ -11,10 +11,12 @@ knows; :func:`first_choice` is what it posts otherwise).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import string
 import threading
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +100,39 @@ class Recipient:
         )
 
 
+#: The longest post each platform takes: X in its weighted characters
+#: (:func:`x_length`), Bluesky in graphemes and Mastodon in characters (both
+#: counted here as code points, never fewer; Mastodon's default instance limit).
+MAX_LENGTH: dict[Platform, int] = {Platform.X: 280, Platform.BLUESKY: 300, Platform.MASTODON: 500}
+
+#: Code points X counts once; every other counts twice (twitter-text's v3 weights:
+#: Latin, Greek, Cyrillic, Arabic, Hebrew, Devanagari... once; CJK and emoji twice).
+_X_LIGHT = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
+#: What X counts for a link, whatever its length (t.co).
+_X_LINK_LENGTH = 23
+
+
+def x_length(text: str) -> int:
+    """A post's length as X counts it against its 280: NFC, a link 23, a code point
+    in a light range 1, any other 2 (an emoji sequence X counts as 2 counts more
+    here: never less than X)."""
+    text = unicodedata.normalize("NFC", text)
+    length, at = 0, 0
+    for start, end in [*x_links(text), (len(text), len(text))]:
+        length += sum(
+            1 if any(low <= ord(c) <= high for low, high in _X_LIGHT) else 2
+            for c in text[at:start]
+        )
+        length += _X_LINK_LENGTH if end > start else 0
+        at = end
+    return length
+
+
+def post_length(platform: Platform, text: str) -> int:
+    """``text``'s length as ``platform`` counts it against :data:`MAX_LENGTH`."""
+    return x_length(text) if platform is Platform.X else len(text)
+
+
 def render(
     template: Template,
     request: PublishReply | Recipient,
@@ -111,8 +146,29 @@ def render(
     On X a reply never starts with an ``@handle`` (X restricts programmatic
     mentions; the reply is threaded under the asker's post anyway): addressed,
     it ends with the asker's name instead, and links are taken out unless
-    ``allow_urls`` (a post with a URL costs 20 times more)."""
+    ``allow_urls`` (a post with a URL costs 20 times more).
+
+    A reply longer than its platform takes (:data:`MAX_LENGTH`) has the answer's
+    text cut short, at a word where it can, with an ellipsis: the platform would
+    refuse it whole, and the video carries the answer."""
     reply = request if isinstance(request, Recipient) else Recipient.of(request)
+    text = _filled(template, reply, address=address, allow_urls=allow_urls)
+    limit = MAX_LENGTH[reply.platform]
+    if post_length(reply.platform, text) <= limit:
+        return text
+    words = reply.text
+    for end in range(len(words) - 1, 0, -1):
+        cut = words[:end]
+        if end < len(words) and not words[end].isspace() and " " in cut:
+            continue  # not in the middle of a word while a space is left to cut at
+        shorter = dataclasses.replace(reply, text=cut.rstrip(" ,;:-") + "…")
+        text = _filled(template, shorter, address=address, allow_urls=allow_urls)
+        if post_length(reply.platform, text) <= limit:
+            return text
+    return text  # the template alone is too long: the platform says so
+
+
+def _filled(template: Template, reply: Recipient, *, address: bool, allow_urls: bool) -> str:
     text = template.text.format(text=reply.text, handle=reply.handle)
     if reply.platform is Platform.X:
         named = reply.handle if address else None

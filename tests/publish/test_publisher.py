@@ -585,13 +585,13 @@ async def test_a_final_refusal_fails_the_reply_with_the_platform_s_error(
 ) -> None:
     make_publisher = env.make_publisher
     ledger = env.ledger
-    request = await engaged(ledger, text="x" * 300)  # X takes 280 characters
+    request = await engaged(ledger, in_reply_to="post-9")  # X takes only numeric ids
 
     message = failed(await make_publisher().handle(request))
 
     assert not message.retryable
     assert "HTTP 400" in message.error
-    assert "Your Tweet text is too long" in message.error  # the platform's own words
+    assert "must match ^[0-9]{1,19}$" in message.error  # the platform's own words
     assert message.attempts == 1
     row = await ledger.get(request.reply_id)
     assert row is not None
