@@ -120,8 +120,7 @@ def x_length(text: str) -> int:
     length, at = 0, 0
     for start, end in [*x_links(text), (len(text), len(text))]:
         length += sum(
-            1 if any(low <= ord(c) <= high for low, high in _X_LIGHT) else 2
-            for c in text[at:start]
+            1 if any(low <= ord(c) <= high for low, high in _X_LIGHT) else 2 for c in text[at:start]
         )
         length += _X_LINK_LENGTH if end > start else 0
         at = end
