@@ -47,14 +47,12 @@ def test_a_reply_gets_its_language_s_templates_or_english(
 
 # --- how long a reply may be ---------------------------------------------------------
 
+#: 240 characters, as the triage web cuts a caption.
 CAPTION = (
     "We left home when the fighting reached our village and walked for eleven days. "
     "In Kakuma my children go to school again, I teach the little ones to read, and "
     "every evening we listen to the radio for news of the people we had to leave behind"
-)[
-      # 240 characters, as the triage web cuts a caption
-    :240
-]
+)[:240]
 
 
 def _recipient(platform: Platform, text: str = CAPTION, language: str = "en") -> Recipient:
