@@ -84,6 +84,7 @@ from services.triage.web.routes import (
 )
 from services.triage.web.seed import seed_demo
 from services.triage.web.store import Clock, MediaPolicy, TriageStore
+from services.triage.web.sweep import OrphanSweep
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +329,10 @@ def create_app(
                 "housekeeping": lambda: _housekeeping(store, uploads),
                 "media-results": lambda: _media_results(store),
             }
+            if settings.orphan_sweep:
+                runs["media-sweep"] = OrphanSweep(
+                    settings.media_dir, store.media_refs, grace_s=settings.orphan_grace_s
+                ).run
             if settings.retrain_every_h > 0:
                 runs["retrain-schedule"] = lambda: retrain_schedule(
                     settings, store.labels, store.model_jobs

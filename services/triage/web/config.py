@@ -75,6 +75,12 @@ class WebSettings(TriageSettings):
     upload_types: tuple[str, ...] = VIDEO_TYPES
     #: Scopes of use a filmed person can consent to (the publisher checks them too).
     consent_scopes: tuple[str, ...] = ("campaign-social", "public")
+    #: Remove, hourly, media files (videos, posters, renditions, subtitle files) that no
+    #: database row references …
+    orphan_sweep: bool = True
+    #: … once unchanged this long (seconds): a finish between moving its video in and
+    #: committing the answer is never touched.
+    orphan_grace_s: int = Field(default=24 * 3600, ge=3600)
 
     # --- answer media ---------------------------------------------------------
     #: Shortest answer accepted at upload (seconds).

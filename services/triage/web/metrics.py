@@ -31,6 +31,12 @@ ACTIONS = Counter(
     ["action", "outcome"],
 )
 UPLOAD_BYTES = Counter("triage_web_upload_bytes_total", "Answer video bytes received")
+MEDIA_ORPHANS_REMOVED = Counter(
+    "triage_web_media_orphans_removed_total",
+    "Media files no database row referenced, removed by the sweep after the grace period,"
+    " by folder",
+    ["folder"],
+)
 SSE_CLIENTS = Gauge("triage_web_sse_clients", "Open live-update streams")
 REQUEST_SECONDS = Histogram(
     "triage_web_request_seconds",

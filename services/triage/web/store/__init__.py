@@ -6,7 +6,8 @@ moderators' actions), :class:`Teams` (recording teams and their feeds),
 :class:`Answers` (recorded answers, their consent and its withdrawal, the replies'
 outcomes), :class:`Review` (the moderators' review: approve or send back),
 :class:`AnswerMedia` (what the media worker makes of an answer, cuts, transcript
-edits, the renditions replies publish), :class:`Protection` (the replies under our
+edits, the renditions replies publish), :class:`MediaReferences` (every media file a
+row names, for the sweep), :class:`Protection` (the replies under our
 published answers) and the :class:`Outbox`, over one
 :class:`Database` (sessions, clock, timeline, audit, outbox writes and the
 conditional-UPDATE concurrency rule:
@@ -26,6 +27,7 @@ from services.triage.web.models import MediaJob
 from services.triage.web.store.answers import Answers, StoredAnswer, WithdrawalRequest
 from services.triage.web.store.learning import Labels, ModelJobs
 from services.triage.web.store.media import AnswerMedia, MediaPolicy, MediaStatus
+from services.triage.web.store.media_refs import MediaReferences
 from services.triage.web.store.notifications import Notifications
 from services.triage.web.store.outbox import Outbox
 from services.triage.web.store.protection import Protection
@@ -45,6 +47,7 @@ __all__ = [
     "FeedItem",
     "Labels",
     "MediaPolicy",
+    "MediaReferences",
     "MediaStatus",
     "ModelJobs",
     "Notifications",
@@ -80,6 +83,7 @@ class TriageStore:
         self.db = Database(engine, claim_ttl_s=claim_ttl_s, clock=clock)
         self.jobs = JobTable(MediaJob, clock=clock)
         self.media = AnswerMedia(self.db, self.jobs, media_policy or MediaPolicy())
+        self.media_refs = MediaReferences(self.db)
         #: What the readiness check asks (the same engine as ``db``'s).
         self.engine = engine
         self.questions = Questions(self.db)

@@ -129,7 +129,7 @@ class Outbox:
                 elif topic == topics.REPLIES_ACTION:
                     if key.decode("utf-8", "replace") in waiting:
                         last_action[key] = row_id  # ascending ids: the newest wins
-                elif awaited and _reply_id(value) in awaited:
+                elif awaited and reply_id_of(value) in awaited:
                     again.append(row_id)
             again += last_action.values()
             again += last_pause.values()
@@ -161,7 +161,7 @@ class Outbox:
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _reply_id(value: bytes) -> str | None:
+def reply_id_of(value: bytes) -> str | None:
     """The ``reply_id`` of a ``replies.requested`` command as it was sent."""
     try:
         found = json.loads(value).get("reply_id")
