@@ -83,7 +83,8 @@ async def _drop_unrecorded(
     """Delete a video whose recording was refused, unless an answer references it (the
     refusal came after the commit). The upload goes first: a retry must never find a
     finished upload whose video is gone. What stops this is logged; the refusal is
-    what the caller gets, and a video left behind is removed by hand."""
+    what the caller gets, and a video left behind goes with the hourly sweep of files
+    no row names (:mod:`services.triage.web.sweep`) once its grace has passed."""
     try:
         if await runtime.store.answers.with_media(question_id, stored.uri) is not None:
             return
