@@ -8,9 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete
 
+from services.common import topics
 from services.common.messages import Platform, ReplyPublished
-from services.triage.web.models import Team
+from services.triage.web.models import OutboxMessage, Team
 from services.triage.web.store import Actor
 from services.triage.web.store.media_refs import words
 from tests.triage.web.helpers.store import Desk, stored_answer
@@ -74,6 +76,13 @@ async def test_subtitles_are_unknown_while_a_reply_waits_and_its_request_left_th
     await desk.store.outbox.relay(sent, limit=1000)
     desk.clock.advance(days=8)
     assert await desk.store.outbox.prune(timedelta(days=7)) > 0
+    # The prune keeps a request whose reply still waits: its subtitle files stay known.
+    assert (await desk.store.media_refs.snapshot()).subtitles_unknown is False
+    async with desk.store.sessions() as session:  # as a prune before 2026-12-05 did
+        await session.execute(
+            delete(OutboxMessage).where(OutboxMessage.topic == topics.REPLIES_REQUESTED)
+        )
+        await session.commit()
 
     assert (await desk.store.media_refs.snapshot()).subtitles_unknown is True
 

@@ -208,6 +208,61 @@ async def test_a_new_broker_epoch_sends_again_what_awaits_an_outcome(
     assert await store.outbox.backlog() == 0
 
 
+async def test_pruning_keeps_the_commands_still_in_effect_however_old(
+    desk: Desk, camp_a: Team, mod_a: Actor, member_a: Actor
+) -> None:
+    """A reply held for weeks (its speaker paused) keeps its request in the outbox, so
+    a broker that lost it can be given it again; so do the last action for a reply
+    still waiting, every withdrawal and each person's latest pause. What has its
+    outcome, and what was superseded, goes."""
+    store = desk.store
+    question_done, reply_done = await desk.answered(camp_a, mod_a, member_a)
+    await desk.answered(camp_a, mod_a, member_a)  # its reply is still requested
+    now = desk.clock.now
+    async with store.sessions() as session:
+        session.add(_watched("r-waiting", WatchState.WAITING, now))
+        session.add(_watched("r-hidden", WatchState.HIDDEN, now))
+        for key, text in (("r-waiting", "hide"), ("r-waiting", "unhide"), ("r-hidden", "hide")):
+            store.db.enqueue(session, topics.REPLIES_ACTION, key, Unsigned(text=text))
+        store.db.enqueue(session, topics.CONSENT_WITHDRAWN, "s1", Unsigned(text="take down"))
+        await session.commit()
+    await store.protection.pause("Amina", mod_a, "a threat")
+    await store.protection.resume("Amina", mod_a)
+    await store.answers.reply_outcome(
+        ReplyPublished(
+            reply_id=reply_done, question_id=question_done, platform=Platform.X,
+            post_id="1900000000000000001", url="https://x.test/status/1900000000000000001",
+            at=now,
+        )
+    )  # fmt: skip
+
+    async def send(rows: Sequence[OutboxMessage]) -> None:
+        return None
+
+    while await store.outbox.relay(send):
+        pass
+    before = await all_outbox(store)
+    desk.clock.advance(hours=24 * 30)
+    pruned = await store.outbox.prune(timedelta(days=7))
+    kept = await all_outbox(store)
+    assert pruned == len(before) - len(kept) > 0
+    assert sorted(r.topic for r in kept) == sorted(
+        [
+            topics.REPLIES_REQUESTED,
+            topics.REPLIES_ACTION,
+            topics.CONSENT_WITHDRAWN,
+            topics.SPEAKERS_PAUSED,
+        ]
+    )
+    [request] = [r for r in kept if r.topic == topics.REPLIES_REQUESTED]
+    assert json.loads(request.value)["reply_id"] != reply_done
+    [action] = [r for r in kept if r.topic == topics.REPLIES_ACTION]
+    assert json.loads(action.value)["text"] == "unhide"
+    [pause] = [r for r in kept if r.topic == topics.SPEAKERS_PAUSED]
+    assert decode(SpeakerPaused, pause.value).paused is False  # the latest: the resume
+    assert await store.outbox.requeue_awaited() == 4  # still there to be sent again
+
+
 async def test_a_new_broker_epoch_sends_each_person_s_latest_pause_or_resume_again(
     store: TriageStore, mod_a: Actor
 ) -> None:
