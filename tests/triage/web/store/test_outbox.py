@@ -165,12 +165,10 @@ def _watched(reply_id: str, state: WatchState, at: object) -> AnswerReply:
     )  # fmt: skip
 
 
-async def test_a_new_broker_epoch_sends_again_what_awaits_an_outcome(
-    desk: Desk, camp_a: Team, mod_a: Actor, member_a: Actor
-) -> None:
-    """The embedded broker restarted empty, after the producer's resend window: a
-    reply still requested, the last action asked for a reply still waiting, and every
-    withdrawal are sent again; what has its outcome is not."""
+async def _commands_sent(desk: Desk, camp_a: Team, mod_a: Actor, member_a: Actor) -> str:
+    """Two answers approved, one reply published (its id returned) and one still
+    requested; actions asked for a reply still waiting (hide, then unhide) and for one
+    hidden; a withdrawal of consent: all relayed (sent)."""
     store = desk.store
     question_done, reply_done = await desk.answered(camp_a, mod_a, member_a)
     await desk.answered(camp_a, mod_a, member_a)  # its reply is still requested
@@ -189,12 +187,24 @@ async def test_a_new_broker_epoch_sends_again_what_awaits_an_outcome(
             at=now,
         )
     )  # fmt: skip
-
-    async def send(rows: Sequence[OutboxMessage]) -> None:
-        return None
-
-    while await store.outbox.relay(send):
+    while await store.outbox.relay(_sent):
         pass
+    return reply_done
+
+
+async def _sent(rows: Sequence[OutboxMessage]) -> None:
+    return None
+
+
+async def test_a_new_broker_epoch_sends_again_what_awaits_an_outcome(
+    desk: Desk, camp_a: Team, mod_a: Actor, member_a: Actor
+) -> None:
+    """The embedded broker restarted empty, after the producer's resend window: a
+    reply still requested, the last action asked for a reply still waiting, and every
+    withdrawal are sent again; what has its outcome is not."""
+    store = desk.store
+    reply_done = await _commands_sent(desk, camp_a, mod_a, member_a)
+
     assert await store.outbox.requeue_awaited() == 3
     again = await store.outbox.pending()
     assert [r.topic for r in again] == [
@@ -204,7 +214,7 @@ async def test_a_new_broker_epoch_sends_again_what_awaits_an_outcome(
     ]
     assert json.loads(again[0].value)["reply_id"] != reply_done
     assert json.loads(again[1].value)["text"] == "unhide"  # the last action asked
-    assert await store.outbox.relay(send) == 3
+    assert await store.outbox.relay(_sent) == 3
     assert await store.outbox.backlog() == 0
 
 
@@ -216,34 +226,14 @@ async def test_pruning_keeps_the_commands_still_in_effect_however_old(
     still waiting, every withdrawal and each person's latest pause. What has its
     outcome, and what was superseded, goes."""
     store = desk.store
-    question_done, reply_done = await desk.answered(camp_a, mod_a, member_a)
-    await desk.answered(camp_a, mod_a, member_a)  # its reply is still requested
-    now = desk.clock.now
-    async with store.sessions() as session:
-        session.add(_watched("r-waiting", WatchState.WAITING, now))
-        session.add(_watched("r-hidden", WatchState.HIDDEN, now))
-        for key, text in (("r-waiting", "hide"), ("r-waiting", "unhide"), ("r-hidden", "hide")):
-            store.db.enqueue(session, topics.REPLIES_ACTION, key, Unsigned(text=text))
-        store.db.enqueue(session, topics.CONSENT_WITHDRAWN, "s1", Unsigned(text="take down"))
-        await session.commit()
     await store.protection.pause("Amina", mod_a, "a threat")
     await store.protection.resume("Amina", mod_a)
-    await store.answers.reply_outcome(
-        ReplyPublished(
-            reply_id=reply_done, question_id=question_done, platform=Platform.X,
-            post_id="1900000000000000001", url="https://x.test/status/1900000000000000001",
-            at=now,
-        )
-    )  # fmt: skip
-
-    async def send(rows: Sequence[OutboxMessage]) -> None:
-        return None
-
-    while await store.outbox.relay(send):
-        pass
+    reply_done = await _commands_sent(desk, camp_a, mod_a, member_a)
     before = await all_outbox(store)
+
     desk.clock.advance(hours=24 * 30)
     pruned = await store.outbox.prune(timedelta(days=7))
+
     kept = await all_outbox(store)
     assert pruned == len(before) - len(kept) > 0
     assert sorted(r.topic for r in kept) == sorted(
