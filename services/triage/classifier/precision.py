@@ -23,8 +23,13 @@ from services.triage.classifier.base import Precision
 #: (:mod:`.packed`) gives each call's linear layers their own token count, so few
 #: primitives are reused at all: 8 measured the same speed as 64 over the bench's
 #: three profiles (2,000 tweets each, three rounds) with a peak of 1,085 MB against
-#: 1,147 (1 was 20 % slower: every call built its primitives again).
-ONEDNN_CACHE_CAPACITY = "8"
+#: 1,147 (1 was 20 % slower: every call built its primitives again). Since the
+#: packed path rounds its token counts (:func:`.packed.padded_rows`, 2026-12-05), a
+#: stream's calls reuse a few dozen shapes: 32 keeps those of similar batch sizes
+#: (a batch's four products each), which 8 could not (at 200 mentions/s paced, p50
+#: 73-86 against 114-140 ms), and peaked at 1,130 MB over batches of 1-256 texts
+#: where the exact counts had grown to 1,280.
+ONEDNN_CACHE_CAPACITY = "32"
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:

@@ -77,6 +77,50 @@ def test_texts_of_one_length_form_one_run_of_tokens() -> None:
     assert packed._equal_length_runs([4, 2, 4]) == [(0, 1, 4), (4, 1, 2), (6, 1, 4)]
 
 
+def test_token_counts_are_rounded_to_a_few_shapes() -> None:
+    """Fewer than 64 more rows or at most 1/8 more, and few distinct counts: oneDNN
+    keeps a primitive per shape, so a stream's calls reuse them instead of building
+    anew."""
+    for rows in range(1, 20_000, 7):
+        padded = packed.padded_rows(rows)
+        assert padded % 64 == 0
+        assert rows <= padded < rows + 64 or padded <= rows + rows // 8
+    assert len({packed.padded_rows(rows) for rows in range(1, 16_385)}) == 48
+
+
+def test_the_products_see_the_rounded_count_and_a_calibration_the_real_one(
+    base: tuple[PreTrainedModel, object],
+) -> None:
+    model, tokenizer = base
+    encoder = PackedEncoder(model, torch.float32)
+    seen: list[int] = []
+    layer = encoder._layers[0]
+    real_qkv = layer.qkv
+
+    def spying(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.shape[0])
+        return real_qkv(x)
+
+    object.__setattr__(layer, "qkv", spying)
+    calls: list[list[list[int]]] = [
+        [tokenizer(t)["input_ids"] for t in texts]  # type: ignore[operator]
+        for texts in (TEXTS[:3], TEXTS[1:5], TEXTS)
+    ]
+    with torch.inference_mode():
+        for ids in calls:
+            encoder.encode(ids, [1])
+    real = [sum(len(x) for x in ids) for ids in calls]
+    assert len(set(real)) == 3
+    assert seen == [packed.padded_rows(n) for n in real]
+    assert len(set(seen)) < len(set(real))
+
+    observed: list[int] = []
+    encoder.observe(lambda n, kind, x: observed.append(x.shape[0]) if kind == "qkv" else None)
+    with torch.inference_mode():
+        encoder.encode(calls[2], [1])
+    assert observed[0] == real[2]
+
+
 def test_padded_rows_follow_the_requested_order(base: tuple[PreTrainedModel, object]) -> None:
     model, tokenizer = base
     ids = [tokenizer(t)["input_ids"] for t in TEXTS]  # type: ignore[operator]
