@@ -387,6 +387,23 @@ class JobTable:
             return None
         return JobState.QUEUED if again else JobState.FAILED
 
+    async def release(self, engine: AsyncEngine, job: Job) -> bool:
+        """Give the job back: its worker stops (a shutdown), not the job. Queued again at
+        once, the try it was on not counted (False: no longer this worker's)."""
+        now = self.clock()
+        return await self._update_own(
+            engine,
+            job,
+            state=JobState.QUEUED.value,
+            attempts=self.table.c.attempts - 1,
+            owner=None,
+            lease_until=None,
+            run_after=now,
+            progress=0.0,
+            note="waiting (its worker stopped)",
+            updated_at=now,
+        )
+
     async def _update_own(self, engine: AsyncEngine, job: Job, **values: Any) -> bool:
         """Set ``values`` on ``job`` while it is still running as this worker's (the
         conditional UPDATE is the lease check); False when it is no longer."""

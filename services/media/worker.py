@@ -34,6 +34,8 @@ T = TypeVar("T")
 
 #: Longest wait between two tries of recording a job's result (s).
 WRITE_RETRY_MAX_S = 10.0
+#: Longest wait to give a job back when the worker stops (within the exit deadline).
+RELEASE_TIMEOUT_S = 3.0
 
 
 def worker_id() -> str:
@@ -122,7 +124,7 @@ class Worker:
         beat = asyncio.create_task(heartbeat())
         state: JobState | None
         try:
-            result = await asyncio.to_thread(self.handler, job, report, stop.is_set)
+            result = await self._handle(job, report, stop)
         except Exception as exc:  # every error of a job is recorded on the job
             state = await self._failed(job, exc, stop.is_set(), held_until[0])
         else:
@@ -146,6 +148,33 @@ class Worker:
                 await beat
             self.current.pop(job.id, None)
         return state
+
+    async def _handle(
+        self, job: Job, report: Callable[[float], None], stop: threading.Event
+    ) -> dict[str, Any]:
+        """The handler's answer, in a thread. The worker stopped meanwhile (a shutdown):
+        the thread, which runs on unless told to, is told to stop, and the job is given
+        back rather than left running until its lease runs out."""
+        try:
+            return await asyncio.to_thread(self.handler, job, report, stop.is_set)
+        except asyncio.CancelledError:
+            stop.set()
+            await self._release(job)
+            raise
+
+    async def _release(self, job: Job) -> None:
+        """Queue ``job`` again for another worker, within a shutdown's few seconds; if the
+        database does not answer, its lease runs out instead."""
+        try:
+            released = await asyncio.wait_for(
+                self.jobs.release(self.engine, job), timeout=RELEASE_TIMEOUT_S
+            )
+        except Exception as exc:  # the job's lease runs out instead
+            log.warning("job %d: not given back (%s: %s)", job.id, type(exc).__name__, exc)
+            return
+        if released:
+            log.info("job %d (%s %s) given back: the worker stops", job.id, job.kind, job.subject)
+            metrics.JOBS.labels(job.kind, "released").inc()
 
     async def _recorded(
         self, job: Job, what: str, write: Callable[[], Awaitable[T]], held_until: float

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -222,3 +223,35 @@ async def test_cancelling_the_loop_stops_it_while_it_waits_for_the_database(
     await _until(retrying)
     await _stopped(running)
     assert worker.current == {}
+
+
+async def test_a_worker_stopped_mid_job_stops_its_work_and_gives_the_job_back(
+    engine: AsyncEngine, jobs: FlakyJobs, tmp_path: Path
+) -> None:
+    """A shutdown (SIGTERM: the loop cancelled) during a job: the job's thread is told to
+    stop, and the job is queued again at once without using one of its tries (not left
+    running until its lease runs out, a try lost per deploy)."""
+    seen_stop = threading.Event()
+    began = threading.Event()
+
+    def slow(job: Job, report: Any, stopped: Any) -> dict[str, Any]:
+        began.set()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if stopped():
+                seen_stop.set()
+                raise RuntimeError("stopped")
+            time.sleep(0.01)
+        return {"path": "late"}
+
+    await _ask(engine, jobs, "long")
+    settings = _settings(tmp_path, lease_s=60)
+    worker = Worker(engine=engine, jobs=jobs, handler=slow, settings=settings, kinds=(KIND,))
+    running = asyncio.create_task(worker.run())
+    await asyncio.to_thread(began.wait, 5)
+
+    await _stopped(running)
+
+    assert await asyncio.to_thread(seen_stop.wait, 1.0)  # the thread stopped too
+    job = await _job(engine, jobs, "long")
+    assert (job.state, job.attempts, job.owner) == (JobState.QUEUED, 0, None)
