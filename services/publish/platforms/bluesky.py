@@ -87,6 +87,19 @@ def _rkey(uri: str) -> str:
     return uri.rsplit("/", 1)[-1]
 
 
+def _value(record: dict[str, Any]) -> dict[str, Any]:
+    """A listed record's ``value`` (the post), ``{}`` when it is not an object."""
+    value = record.get("value")
+    return value if isinstance(value, dict) else {}
+
+
+def _parent_uri(post: dict[str, Any]) -> Any:
+    """The uri of the post a post replies to (None: not a reply)."""
+    reply = post.get("reply")
+    parent = reply.get("parent") if isinstance(reply, dict) else None
+    return parent.get("uri") if isinstance(parent, dict) else None
+
+
 class BlueskyClient:
     """The campaign's Bluesky account (implements the ``Platform`` port)."""
 
@@ -317,7 +330,7 @@ class BlueskyClient:
         response = await self._xrpc(
             "GET", "app.bsky.feed.getPosts", bucket=READ, params={"uris": uri}
         )
-        posts = response.json().get("posts") or []
+        posts = self._body(response).get("posts") or []
         if not posts:
             raise FinalError(
                 f"Bluesky post {uri} is gone or not visible",
@@ -325,9 +338,11 @@ class BlueskyClient:
                 account=self.budget.account,
                 status=None,
             )
-        parent = {"uri": posts[0]["uri"], "cid": posts[0]["cid"]}
-        root = ((posts[0].get("record") or {}).get("reply") or {}).get("root") or parent
-        return {"uri": root["uri"], "cid": root["cid"]}, parent
+        parent = self._ref(response, posts[0])
+        record = posts[0].get("record") if isinstance(posts[0], dict) else None
+        reply = record.get("reply") if isinstance(record, dict) else None
+        root = reply.get("root") if isinstance(reply, dict) else None
+        return (self._ref(response, root) if root else parent), parent
 
     async def post_reply(self, draft: ReplyDraft) -> PostedReply:
         record: dict[str, Any] = {
@@ -348,6 +363,7 @@ class BlueskyClient:
             response = await self._xrpc(
                 "POST", "com.atproto.repo.createRecord", bucket=CREATE, json=body
             )
+            uri = self._string(response, self._body(response), "uri")
         except RetryableError:
             found = await self.find_reply(
                 in_reply_to=draft.in_reply_to, text=draft.text, standalone=draft.standalone
@@ -355,7 +371,6 @@ class BlueskyClient:
             if found is not None:  # it went out before the failure: not twice
                 return found
             raise
-        uri = str(response.json()["uri"])
         log.info(
             "posted Bluesky reply %s to %s (key %s)", uri, draft.in_reply_to, draft.idempotency_key
         )
@@ -364,30 +379,37 @@ class BlueskyClient:
     async def find_reply(
         self, *, in_reply_to: str, text: str | None = None, standalone: bool = False
     ) -> PostedReply | None:
+        # The account's posts, newest first, ``find_reply_max_pages`` pages of 100 at
+        # most (as on X): a reply behind more posts than one page is found all the same.
         await self._token()
         params = {"repo": self.did, "collection": POST, "limit": "100"}
-        response = await self._xrpc(
-            "GET", "com.atproto.repo.listRecords", bucket=READ, params=params
-        )
-        records = [r for r in response.json().get("records") or [] if isinstance(r, dict)]
+        records: list[dict[str, Any]] = []
+        for _ in range(self._settings.find_reply_max_pages):
+            response = await self._xrpc(
+                "GET", "com.atproto.repo.listRecords", bucket=READ, params=params
+            )
+            page = self._body(response)
+            listed = page.get("records")
+            records += [
+                r
+                for r in (listed if isinstance(listed, list) else [])
+                if isinstance(r, dict) and isinstance(r.get("uri"), str)
+            ]
+            cursor = page.get("cursor")
+            if not isinstance(cursor, str) or not cursor:
+                break
+            params = {**params, "cursor": cursor}
         if standalone:  # a post of its own answering ``in_reply_to``: not a reply, its text
             mine = [
                 r
                 for r in records
-                if text is not None
-                and "reply" not in (r.get("value") or {})
-                and (r.get("value") or {}).get("text") == text
+                if text is not None and "reply" not in _value(r) and _value(r).get("text") == text
             ]
         else:
-            mine = [
-                r
-                for r in records
-                if ((r.get("value") or {}).get("reply") or {}).get("parent", {}).get("uri")
-                == in_reply_to
-            ]
+            mine = [r for r in records if _parent_uri(_value(r)) == in_reply_to]
         if not mine:
             return None
-        exact = [r for r in mine if text is not None and r["value"].get("text") == text]
+        exact = [r for r in mine if text is not None and _value(r).get("text") == text]
         chosen = (exact or mine)[-1]  # newest first: the last is the earliest
         return self._posted(str(chosen["uri"]), in_reply_to)
 
@@ -475,6 +497,39 @@ class BlueskyClient:
         how = how or ("hidden" if hidden else "shown")
         log.info("Bluesky %s %s %s", target.kind, target.native_id, how)
         return how
+
+    def _body(self, response: httpx.Response) -> dict[str, Any]:
+        """A success's JSON object; a body that is not one is the PDS misbehaving, worth
+        another try (the call may have been done: a post is looked for first)."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise self._misfit(response, "not a JSON object")
+        return body
+
+    def _string(self, response: httpx.Response, body: Any, key: str) -> str:
+        value = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(value, str) or not value:
+            raise self._misfit(response, f"no {key!r}")
+        return value
+
+    def _ref(self, response: httpx.Response, post: Any) -> dict[str, str]:
+        """A strong ref ``{uri, cid}`` read from a post (view or reply ref)."""
+        return {
+            "uri": self._string(response, post, "uri"),
+            "cid": self._string(response, post, "cid"),
+        }
+
+    def _misfit(self, response: httpx.Response, what: str) -> RetryableError:
+        nsid = response.request.url.path.rsplit("/", 1)[-1]
+        return RetryableError(
+            f"unexpected bluesky response to {response.request.method} {nsid}: {what}",
+            platform=self.name.value,
+            account=self.budget.account,
+            status=response.status_code,
+        )
 
     def _posted(self, uri: str, in_reply_to: str) -> PostedReply:
         handle = str((self._session or {}).get("handle") or self.did)
