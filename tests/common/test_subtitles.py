@@ -50,3 +50,17 @@ def test_a_file_that_is_not_subtitles_is_refused(text: str) -> None:
 def test_short_cues_stay_on_screen_long_enough_to_read() -> None:
     cues = subtitles.min_length([Cue(0.0, 0.2, "a"), Cue(0.5, 0.6, "b")])
     assert cues == [Cue(0.0, 0.5, "a"), Cue(0.5, 1.3, "b")]
+
+
+def test_webvtt_character_references_are_read_and_written() -> None:
+    """WebVTT escapes ``&``, ``<`` and ``>`` in cue text (``&amp;`` …): a team's file says
+    ``Tom &amp; Jerry`` for "Tom & Jerry", and a written cue must not open a tag with
+    ``<`` nor hold ``-->`` (a line with it starts a new cue)."""
+    vtt = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nTom &amp; Jerry &lt;3 &gt; &#x627;&nbsp;!\n"
+    [cue] = subtitles.parse(vtt)
+    assert cue.text == "Tom & Jerry <3 > \u0627\u00a0!"
+    said = Cue(0.0, 1.0, "prices --> up & <b>down</b> مرحبا")
+    written = subtitles.to_vtt([said])
+    assert "-->" not in written.split("\n")[3]
+    assert "<b>" not in written
+    assert subtitles.parse(written) == [said]

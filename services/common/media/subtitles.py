@@ -4,6 +4,7 @@ with the video; written out as WebVTT or SRT."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -126,6 +127,8 @@ def parse(text: str) -> list[Cue]:
     """Cues of a WebVTT or SRT file (styling tags dropped). ``SubtitleError`` when there
     is no cue, or a timing line cannot be read."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff").split("\n")
+    # WebVTT escapes & < > in cue text (&amp; &lt; &gt;, &nbsp;, numeric); SRT does not.
+    webvtt = lines[0].startswith("WEBVTT")
     cues: list[Cue] = []
     index = 0
     while index < len(lines):
@@ -141,6 +144,8 @@ def parse(text: str) -> list[Cue]:
                 body.append(_TAG.sub("", lines[index]).strip())
                 index += 1
             cue_text = "\n".join(b for b in body if b)
+            if webvtt:
+                cue_text = html.unescape(cue_text)
             if cue_text and _seconds(end) > _seconds(start):
                 cues.append(Cue(round(_seconds(start), 3), round(_seconds(end), 3), cue_text))
         index += 1
@@ -157,10 +162,17 @@ def _stamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{whole:02d}{separator}{millis:03d}"
 
 
+def _vtt_text(text: str) -> str:
+    """Cue text as WebVTT writes it: ``&`` ``<`` ``>`` escaped (no tag opened, no
+    ``-->`` to start a new cue)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def to_vtt(cues: Iterable[Cue]) -> str:
     blocks = ["WEBVTT", ""]
     for cue in cues:
-        blocks += [f"{_stamp(cue.start, '.')} --> {_stamp(cue.end, '.')}", cue.text, ""]
+        timing = f"{_stamp(cue.start, '.')} --> {_stamp(cue.end, '.')}"
+        blocks += [timing, _vtt_text(cue.text), ""]
     return "\n".join(blocks)
 
 
