@@ -227,9 +227,13 @@ class Publisher:
             language=request.language,
             standalone=request.standalone,
         )
-        # The upload can take minutes: a pause that came meanwhile still holds the post.
+        # The upload can take minutes: a pause that came meanwhile still holds the post,
+        # and a withdrawal of the consent refuses it (nothing goes out, not even for
+        # the moment the take-down after publishing would leave it up).
         if await self._hold(request, command):
             return Done(None)
+        if (refused := await self._withdrawn_meanwhile(request, row)) is not None:
+            return refused
         posted = await platform.post_reply(draft)
         return await self._published(row, posted, platform)
 
@@ -241,6 +245,15 @@ class Publisher:
         metrics.REPLIES.labels(request.platform.value, "held").inc()
         log.info("reply %s held until its person is resumed: %s", request.reply_id, why)
         return True
+
+    async def _withdrawn_meanwhile(self, request: PublishReply, row: Reply) -> Done | None:
+        """The reply refused when its consent is withdrawn now (by speaker and question,
+        or by its answer: the governor's ``consent`` rule); None when it is not."""
+        snapshot = await self.ledger.snapshot(request)
+        why = domain.check_consent(request, snapshot, self.policy, utcnow())
+        if why is None:
+            return None
+        return await self._refuse(row, [domain.Refusal(domain.CONSENT, why)])
 
     async def _resume(
         self, request: PublishReply, row: Reply, platform: Platform

@@ -1104,6 +1104,40 @@ async def test_a_withdrawal_naming_an_answer_keeps_to_consent_given_again_after_
     failed(await publisher.handle(await engaged(ledger, consent=old.consent, answer_id="answer-a")))
 
 
+class WithdrawnDuringUpload(PausedDuringUpload):
+    """Uploads and posts for real; the consent is withdrawn while the video uploads
+    (the ``consent.withdrawn`` consumer finds nothing published to take down)."""
+
+
+@pytest.mark.parametrize("names_answer_only", [False, True])
+async def test_a_withdrawal_that_comes_during_the_upload_refuses_the_post(
+    env: Env, media_factory: Callable[..., MediaFile], names_answer_only: bool
+) -> None:
+    """Nothing goes out once the withdrawal is recorded, not even for a moment: also a
+    withdrawal that names the reply's answer but not its question (a cluster asker),
+    which the take-down after publishing (speaker and question) would not cover."""
+    publisher = env.make_publisher(wrap=WithdrawnDuringUpload)
+    video = media_factory(200 * 1024)
+    media = Media(uri=video.path.as_uri(), mime=video.mime, bytes=video.size, sha256=video.sha256)
+    request = await engaged(env.ledger, media=media, answer_id="answer-a")
+    account = publisher.platforms[Platform.X]
+    assert isinstance(account, WithdrawnDuringUpload)
+    event = ConsentWithdrawn(
+        speaker_ref=request.consent.speaker_ref,
+        question_ids=("another-question",) if names_answer_only else (),
+        answer_id="answer-a", withdrawn_by="team-b", at=datetime.now(UTC),
+    )  # fmt: skip
+    account.pause = lambda: publisher.withdraw(event)
+
+    message = failed(await publisher.handle(request, _signed(request)))
+
+    assert await env.posts() == []
+    assert message.error.startswith(f"refused by the governor: {domain.CONSENT}: ")
+    row = await env.ledger.get(request.reply_id)
+    assert row is not None
+    assert row.state == ReplyState.REFUSED
+
+
 async def test_a_post_already_gone_is_recorded_as_withdrawn(
     env: Env,
 ) -> None:
