@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 AUDIO_RATE = 48_000
 #: Look at ``cancelled`` and report progress every so many frames.
 CHECK_EVERY = 15
+#: A hole in the sound longer than this (s; a track that starts after the picture, or
+#: a gap in it) is filled with silence so the sound stays in sync with the picture.
+AUDIO_GAP_S = 0.03
 
 
 class Cancelled(Exception):
@@ -103,6 +106,9 @@ def render(  # noqa: PLR0915 - one pipeline, read top to bottom
             video.codec_context.thread_count = threads
             first = next(inp.decode(video))
             graph = _graph(video, first, recipe)
+            # Time 0 of the rendition in the original: the cut's start, or the first
+            # picture; sound and captions are placed from it.
+            origin = max(start, first.time or 0.0)
             if start > 0:
                 assert video.time_base is not None
                 inp.seek(int(start / video.time_base), stream=video, backward=True)
@@ -135,6 +141,8 @@ def render(  # noqa: PLR0915 - one pipeline, read top to bottom
                         format="fltp", layout=layout, rate=AUDIO_RATE, frame_size=1024
                     )
                 samples = 0
+                #: Samples (at AUDIO_RATE) handed to the resampler, silence included.
+                fed = 0
 
                 def pull() -> None:
                     nonlocal frames
@@ -148,7 +156,7 @@ def render(  # noqa: PLR0915 - one pipeline, read top to bottom
                         frame.pts = frames
                         frame.time_base = Fraction(1, recipe.fps)
                         if burner is not None:
-                            burner(frame, frames / recipe.fps + start)
+                            burner(frame, frames / recipe.fps + origin)
                         frames += 1
                         out.mux(vs.encode(frame))
                         if frames % CHECK_EVERY == 0:
@@ -167,6 +175,20 @@ def render(  # noqa: PLR0915 - one pipeline, read top to bottom
                         samples += piece.samples
                         out.mux(aout.encode(piece))
 
+                def feed(piece: av.AudioFrame) -> None:
+                    nonlocal fed
+                    assert resampler is not None
+                    at_s = origin if piece.time is None else piece.time
+                    hole = round((at_s - origin) * AUDIO_RATE) - fed
+                    if hole > AUDIO_GAP_S * AUDIO_RATE:
+                        for at in range(0, hole, AUDIO_RATE):  # a second at a time
+                            size = min(AUDIO_RATE, hole - at)
+                            emit(resampler.resample(_silence(size, resampler.layout.name)))
+                        fed += hole
+                    fed += round(piece.samples * AUDIO_RATE / piece.sample_rate)
+                    piece.pts = None
+                    emit(resampler.resample(piece))
+
                 streams = [video] if audio is None else [video, audio]
                 for packet in inp.demux(*streams):
                     if packet.stream is video:
@@ -177,10 +199,8 @@ def render(  # noqa: PLR0915 - one pipeline, read top to bottom
                             pull()
                     elif audio is not None and resampler is not None:
                         for piece in audio.decode(packet):
-                            if piece.time is not None and (piece.time < start or piece.time >= end):
-                                continue
-                            piece.pts = None
-                            emit(resampler.resample(piece))
+                            if piece.time is None or origin <= piece.time < end:
+                                feed(piece)
                 graph.vpush(None)
                 pull()
                 out.mux(vs.encode(None))
@@ -194,6 +214,15 @@ def render(  # noqa: PLR0915 - one pipeline, read top to bottom
         partial.unlink(missing_ok=True)
     progress(1.0)
     return Rendered(path=target, frames=frames, duration_s=round(frames / recipe.fps, 3))
+
+
+def _silence(samples: int, layout: str) -> av.AudioFrame:
+    """``samples`` of silence at ``AUDIO_RATE`` (planar float)."""
+    frame = av.AudioFrame(format="fltp", layout=layout, samples=samples)
+    for plane in frame.planes:
+        plane.update(bytes(plane.buffer_size))
+    frame.sample_rate = AUDIO_RATE
+    return frame
 
 
 def poster(source: Path, target: Path, *, at_s: float = 1.0, max_side: int = 640) -> Path:

@@ -135,3 +135,33 @@ def test_the_poster_is_upright(phone_videos: dict[str, Path], tmp_path: Path) ->
     path = poster(phone_videos["hevc_mov"], tmp_path / "p.jpg")
     with Image.open(path) as image:
         assert image.size == (108, 192)
+
+
+def _sound_onset(path: Path) -> float:
+    """When the sound in ``path`` starts (s): its first sample louder than a whisper."""
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            loud = np.flatnonzero(np.abs(frame.to_ndarray()).max(axis=0) > 0.05)
+            if loud.size:
+                assert frame.time is not None
+                return float(frame.time + loud[0] / frame.sample_rate)
+    raise AssertionError("no sound")
+
+
+def test_sound_that_starts_after_the_picture_stays_in_sync(tmp_path: Path) -> None:
+    """A phone's audio track may start later than its video (here 1 s): the rendition
+    keeps the sound where it was, not pulled to the first frame."""
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg is not None, "ffmpeg is missing: make system-deps installs it"
+    source = make_clip(tmp_path / "s.mp4", size=(160, 120), fps=10, seconds=3.0)
+    late = tmp_path / "late.mp4"
+    subprocess.run(
+        [ffmpeg, "-v", "error", "-i", str(source), "-itsoffset", "1.0", "-i", str(source),
+         "-map", "0:v", "-map", "1:a", "-c", "copy", "-t", "3", str(late)],
+        check=True,
+    )  # fmt: skip
+    assert _sound_onset(late) == pytest.approx(1.0, abs=0.05)
+    out = render(late, tmp_path / "out.mp4", recipe(probe(late), X)).path
+    assert _sound_onset(out) == pytest.approx(1.0, abs=0.05)
+    cut = render(late, tmp_path / "cut.mp4", recipe(probe(late), X, cut=Cut(0.5, 2.5))).path
+    assert _sound_onset(cut) == pytest.approx(0.5, abs=0.05)
