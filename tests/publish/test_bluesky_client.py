@@ -13,7 +13,8 @@ import pytest
 from pydantic import SecretStr
 
 from services.publish.config import PublishSettings
-from services.publish.platforms import BlueskyClient, MediaFile, ReplyDraft
+from services.publish.exceptions import RetryableError
+from services.publish.platforms import BlueskyClient, MediaFile, ReplyDraft, bluesky
 from tests.helpers.sandbox import SandboxServer, live_sandbox
 
 pytestmark = pytest.mark.timeout(60)
@@ -142,3 +143,33 @@ async def test_rate_limit_headers_are_read(client: BlueskyClient, bsky: SandboxS
     windows = client.budget._windows["read"]
     assert windows[0].limit == 3000
     assert windows[0].remaining is not None
+
+
+async def test_an_uploaded_video_is_forgotten_once_posted_and_never_posted_ones_are_bounded(
+    client: BlueskyClient,
+    bsky: SandboxServer,
+    media_factory: Callable[..., MediaFile],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The blob of each upload is kept until its post: a long-running publisher must
+    not keep every video it ever sent (nor those held or refused after the upload)."""
+    monkeypatch.setattr(bluesky, "MAX_UPLOADS_KEPT", 2, raising=False)
+    question = await ask(bsky, f"@{ACCOUNT} what is school like?")
+    job = await client.upload_video(media_factory())
+    await client.post_reply(
+        ReplyDraft(text="An answer.", in_reply_to=question, media_ids=(job,), idempotency_key="r")
+    )
+    assert len(client._blobs) == 0
+
+    for _ in range(3):  # uploaded, then never posted (a pause, a withdrawal meanwhile)
+        last = await client.upload_video(media_factory())
+    assert len(client._blobs) == 2
+    again = await ask(bsky, f"@{ACCOUNT} and the food?")
+    posted = await client.post_reply(
+        ReplyDraft(text="Another.", in_reply_to=again, media_ids=(last,), idempotency_key="r2")
+    )
+    assert bsky.state.bluesky_records[posted.post_id]["embed"]["$type"] == "app.bsky.embed.video"
+    with pytest.raises(RetryableError, match="upload it again"):
+        await client.post_reply(
+            ReplyDraft(text="Gone.", in_reply_to=again, media_ids=(job,), idempotency_key="r3")
+        )

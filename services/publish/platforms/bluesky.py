@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -70,6 +71,9 @@ MAX_HIDDEN_REPLIES = 300
 MAX_POLL_S = 10.0
 #: Most polls of one video job.
 MAX_POLLS = 120
+#: Uploaded videos kept for their post (the oldest forgotten past it: a reply is
+#: posted right after its upload, or uploaded again at its next try).
+MAX_UPLOADS_KEPT = 32
 
 
 def parse_limits(headers: httpx.Headers) -> tuple[Window, ...]:
@@ -128,8 +132,8 @@ class BlueskyClient:
         self._session: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
         self._server_did: str | None = None
-        #: Uploaded videos: job id → (blob, alt text).
-        self._blobs: dict[str, tuple[dict[str, Any], str]] = {}
+        #: Uploaded videos not posted yet, oldest first: job id → (blob, alt text).
+        self._blobs: OrderedDict[str, tuple[dict[str, Any], str]] = OrderedDict()
         self.sessions_created = 0
 
     # -- session --
@@ -292,6 +296,9 @@ class BlueskyClient:
         job_id = str(job.get("jobId") or job.get("jobStatus", {}).get("jobId"))
         blob = await self._wait_for_job(job_id, upload)
         self._blobs[job_id] = (blob, media.alt_text)
+        self._blobs.move_to_end(job_id)
+        while len(self._blobs) > MAX_UPLOADS_KEPT:
+            self._blobs.popitem(last=False)
         return job_id
 
     async def _wait_for_job(self, job_id: str, token: str) -> dict[str, Any]:
@@ -356,7 +363,14 @@ class BlueskyClient:
             root, parent = await self._thread_refs(draft.in_reply_to)
             record["reply"] = {"root": root, "parent": parent}
         for media_id in draft.media_ids[:1]:
-            blob, alt = self._blobs[media_id]
+            uploaded = self._blobs.pop(media_id, None)
+            if uploaded is None:
+                raise RetryableError(
+                    f"Bluesky video {media_id} is not known here (any more): upload it again",
+                    platform=self.name.value,
+                    account=self.budget.account,
+                )
+            blob, alt = uploaded
             record["embed"] = {"$type": "app.bsky.embed.video", "video": blob, "alt": alt}
         body = {"repo": self.did, "collection": POST, "record": record}
         try:
