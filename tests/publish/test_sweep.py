@@ -117,8 +117,8 @@ async def test_the_sweep_requests_again_what_is_still_held_for_a_person_resumed(
         )
         sweep = asyncio.create_task(agents.sweep_take_downs(0.01))
         try:
-            for _ in range(200):
-                if producer.sent:
+            for _ in range(200):  # until the request is sent and the hold let go
+                if producer.sent and not await ledger.held_for_resumed(resumed.consent.speaker_ref):
                     break
                 await asyncio.sleep(0.01)
         finally:
