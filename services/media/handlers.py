@@ -80,6 +80,7 @@ class Handlers:
         target = self.root / "posters" / f"{job.payload['sha256']}.jpg"
         if not target.is_file():
             try:
+                probe(source, thorough=False)  # a picture to decode, of a size to decode
                 poster(source, target)
             except (Undecodable, ValueError) as exc:
                 raise PermanentJobError(f"no poster: {exc}") from exc

@@ -165,3 +165,27 @@ def test_sound_that_starts_after_the_picture_stays_in_sync(tmp_path: Path) -> No
     assert _sound_onset(out) == pytest.approx(1.0, abs=0.05)
     cut = render(late, tmp_path / "cut.mp4", recipe(probe(late), X, cut=Cut(0.5, 2.5))).path
     assert _sound_onset(cut) == pytest.approx(0.5, abs=0.05)
+
+
+def test_a_picture_larger_than_any_phone_records_is_refused_before_it_decodes(
+    tmp_path: Path,
+) -> None:
+    """A decompression bomb: a few hundred kB of flat H.264 that says 16000x16000 took
+    1.5 GB to probe and 4.3 GB to make a poster of. Past 8K (7680x4320 pixels, 8192 a
+    side) the probe refuses it from its header, before a frame is decoded."""
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg is not None, "ffmpeg is missing: make system-deps installs it"
+    big, tall = tmp_path / "big.mp4", tmp_path / "tall.mp4"
+    for path, size in ((big, "7696x4336"), (tall, "8200x16")):
+        subprocess.run(
+            [ffmpeg, "-v", "error", "-f", "lavfi", "-i", f"color=gray:size={size}:rate=1",
+             "-frames:v", "1", "-c:v", "libx264", "-preset", "ultrafast", str(path)],
+            check=True,
+        )  # fmt: skip
+    with pytest.raises(Undecodable, match=r"7696x4336: larger than"):
+        probe(big)
+    with pytest.raises(Undecodable, match=r"8200x16: larger than"):
+        probe(tall, thorough=False)
+    eight_k = make_clip(tmp_path / "8k.mp4", size=(4320, 7680), fps=1, seconds=1.0,
+                        acodec=None, vopts={"preset": "ultrafast"})  # fmt: skip
+    assert probe(eight_k, thorough=False).display_size == (4320, 7680)

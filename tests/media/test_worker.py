@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -171,3 +173,43 @@ def test_the_process_serves_health_and_does_the_work(
         while 'media_jobs_total{kind="poster",outcome="done"}' not in client.get("/metrics").text:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+@pytest.fixture
+def refused_originals(media_dir: Path) -> Path:
+    """A picture past 8K (8200 a side: cheap to make) and a file with no picture."""
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg is not None, "ffmpeg is missing: make system-deps installs it"
+    for name, source, codec in (
+        ("wide.mp4", "color=gray:size=8200x16:rate=1", ["-frames:v", "1", "-c:v", "libx264"]),
+        ("voice.m4a", "sine=duration=1", ["-c:a", "aac"]),
+    ):
+        subprocess.run(
+            [ffmpeg, "-v", "error", "-f", "lavfi", "-i", source, *codec,
+             str(media_dir / "objects" / name)],
+            check=True,
+        )  # fmt: skip
+    return media_dir
+
+
+async def test_a_poster_of_what_the_probe_refuses_fails_at_once(
+    engine: AsyncEngine, refused_originals: Path, tmp_path: Path
+) -> None:
+    """The poster job probes the original too: a picture past 8K (a decompression bomb)
+    or a file without a picture fails for good, not decoded (nor tried again)."""
+    media_dir = refused_originals
+    jobs = JobTable(MediaJob)
+    settings = _settings(media_dir, tmp_path)
+    worker = _worker(engine, jobs, settings)
+    for name, why in (("wide.mp4", "larger than a phone records"), ("voice.m4a", "no video")):
+        key = await _ask(engine, jobs, media_dir, name, kind="poster")
+        job = await jobs.claim(engine, worker.owner, kinds=["poster"], lease_s=30)
+        assert job is not None
+
+        assert await worker.do(job) == JobState.FAILED
+
+        async with async_sessionmaker(engine)() as session:
+            failed = await jobs.get(session, "poster", key)
+        assert failed is not None
+        assert why in (failed.error or "")
+    assert not await asyncio.to_thread(lambda: list(media_dir.glob("posters/*")))

@@ -25,6 +25,11 @@ from services.common.media.profiles import ISO_BMFF, MediaInfo
 TRUNCATION_SLACK_S = 0.5
 #: How much is decoded at the head and at the tail of a thorough probe (seconds).
 DECODE_CHECK_S = 1.0
+#: The largest picture a phone records (8K UHD, either way up): a bigger one, however
+#: small its file, is refused from its header before a frame is decoded (a few hundred
+#: kB of flat H.264 at 16000x16000 took 1.5 GB to probe).
+MAX_PIXELS = 7680 * 4320
+MAX_SIDE = 8192
 
 
 class Undecodable(Exception):
@@ -46,6 +51,11 @@ def probe(path: Path, *, thorough: bool = True) -> MediaInfo:
         video = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
         codec = video.codec_context
+        if codec.width * codec.height > MAX_PIXELS or max(codec.width, codec.height) > MAX_SIDE:
+            raise Undecodable(
+                f"the picture is {codec.width}x{codec.height}: larger than a phone records"
+                f" (at most {MAX_PIXELS:,} pixels, {MAX_SIDE} a side)"
+            )
         try:
             first = next(container.decode(video), None)
         except av.error.FFmpegError as exc:
