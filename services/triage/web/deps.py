@@ -52,16 +52,20 @@ Runtime = Annotated[TriageRuntime, Depends(get_runtime)]
 #: A count or an id in a header: ASCII digits only (``str.isdigit`` takes ``²``, ``int`` does
 #: not), at most 18 of them (fits a 64-bit column).
 _NUMBER = re.compile(r"[0-9]{1,18}")
+#: The largest id (or id cursor) a request may name: the id columns are 32-bit
+#: (Postgres ``integer``), where a larger number fails in the driver, a 500.
+MAX_ID = 2**31 - 1
 
 
-def header_number(request: Request, name: str) -> int | None:
-    """The header ``name`` as a non-negative integer, ``None`` when absent; anything
-    else is a 400 (never a 500, never silently ignored)."""
+def header_number(request: Request, name: str, *, maximum: int | None = None) -> int | None:
+    """The header ``name`` as a non-negative integer (at most ``maximum``), ``None``
+    when absent; anything else is a 400 (never a 500, never silently ignored)."""
     value = request.headers.get(name)
     if value is None:
         return None
-    if not _NUMBER.fullmatch(value):
-        raise BadRequest(f"the {name} header must be a non-negative whole number")
+    if not _NUMBER.fullmatch(value) or (maximum is not None and int(value) > maximum):
+        at_most = f" of at most {maximum}" if maximum is not None else ""
+        raise BadRequest(f"the {name} header must be a non-negative whole number{at_most}")
     return int(value)
 
 

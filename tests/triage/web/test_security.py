@@ -73,6 +73,48 @@ async def test_a_bad_last_event_id_is_400(web: Web, value: str) -> None:
         assert "Last-Event-ID" in response.json()["error"]["message"]
 
 
+#: Past the 32-bit id columns (Postgres ``integer``), and past SQLite's 64 bits.
+_TOO_BIG = (2**31, 10**30)
+
+
+@pytest.mark.parametrize("value", _TOO_BIG)
+async def test_a_cursor_or_offset_past_any_id_is_422_not_a_server_error(
+    web: Web, value: int
+) -> None:
+    for who, path in (
+        ("mod1", f"/api/questions?offset={value}"),
+        ("team-a", f"/api/teams/kakuma-a/feed?after={value}"),
+        ("mod1", f"/api/events?after={value}"),  # refused before the stream starts
+        ("team-a", f"/api/teams/kakuma-a/stream?after={value}"),
+    ):
+        response = await asyncio.wait_for(web.call(who, "GET", path), timeout=10)
+        assert response.status_code == 422, (path, response.text)
+    read = await web.call("mod1", "POST", "/api/notifications/read", json={"ids": [value]})
+    assert read.status_code == 422, read.text
+
+
+async def test_a_last_event_id_past_any_id_is_400(web: Web) -> None:
+    for who, path in (("mod1", "/api/events"), ("team-a", "/api/teams/kakuma-a/stream")):
+        response = await asyncio.wait_for(
+            web.call(who, "GET", path, headers={"Last-Event-ID": str(2**31)}), timeout=10
+        )
+        assert response.status_code == 400, (path, response.text)
+
+
+@pytest.mark.parametrize("priority", [str(2**31), str(10**30)])
+async def test_a_queue_key_with_an_impossible_priority_is_refused_not_a_server_error(
+    web: Web, priority: str
+) -> None:
+    cookie, _ = await _cookie_session(web, "mod1")
+    for path in ("/queue/more", "/queue/items"):
+        name = "after" if path.endswith("more") else "through"
+        key = f"{priority}|2026-01-01T00:00:00+00:00|q-1"
+        response = await web.client.get(path, params={name: key}, headers=cookie)
+        assert response.status_code < 500, (path, response.text)
+    more = await web.client.get("/queue/more", params={"after": key}, headers=cookie)
+    assert more.status_code == 422, more.text
+
+
 # --- Low 3: an oversized chunked body is 413 -------------------------------------------------
 
 

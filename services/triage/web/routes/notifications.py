@@ -5,12 +5,13 @@ first), the unread count the pages' badge polls, and marking them read; and the
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from services.triage.web.deps import Anyone, Runtime
+from services.triage.web.deps import MAX_ID, Anyone, Runtime
 from services.triage.web.exceptions import Forbidden
 from services.triage.web.routes.rendering import render, signed_in
 
@@ -34,7 +35,7 @@ class Unread(BaseModel):
 
 class ReadBody(BaseModel):
     #: Those notifications; none given: every one.
-    ids: list[int] | None = Field(default=None, max_length=500)
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(default=None, max_length=500)
 
 
 def _user_id(principal: Anyone) -> int:

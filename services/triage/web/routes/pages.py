@@ -207,7 +207,10 @@ def parse_queue_key(raw: str | None) -> QueueKey | None:
         key = QueueKey(int(priority), datetime.fromisoformat(at), question_id[:64])
     except ValueError:
         return None
-    return key if key.received_at.tzinfo is not None else None
+    # Priorities are 0-100: another would reach the database (a 32-bit column) as it is.
+    if key.received_at.tzinfo is None or not 0 <= key.priority <= 100:
+        return None
+    return key
 
 
 templates.env.globals["queue_key"] = queue_key

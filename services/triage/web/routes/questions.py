@@ -14,7 +14,14 @@ from sse_starlette.sse import EventSourceResponse
 
 from services.common.messages import Decision
 from services.triage.web import metrics, policy
-from services.triage.web.deps import Anyone, Moderator, Runtime, TriageRuntime, header_number
+from services.triage.web.deps import (
+    MAX_ID,
+    Anyone,
+    Moderator,
+    Runtime,
+    TriageRuntime,
+    header_number,
+)
 from services.triage.web.exceptions import Invalid
 from services.triage.web.models import Status
 from services.triage.web.routes.streams import event_stream
@@ -82,7 +89,7 @@ async def questions(  # noqa: PLR0917 - one query parameter per filter
         str | None, Query(max_length=64, description="a person's user name")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> QuestionPage:
     filters = QuestionFilter(
         statuses=parse_statuses(status),
@@ -230,9 +237,9 @@ async def events(
     request: Request,
     runtime: Runtime,
     principal: Moderator,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
 ) -> EventSourceResponse:
-    last = header_number(request, "Last-Event-ID")
+    last = header_number(request, "Last-Event-ID", maximum=MAX_ID)
     cursor = after if after is not None else last
     return EventSourceResponse(event_stream(runtime, principal, cursor), ping=15)
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
-from services.triage.web.deps import Admin, Anyone, Runtime, header_number
+from services.triage.web.deps import MAX_ID, Admin, Anyone, Runtime, header_number
 from services.triage.web.exceptions import Invalid
 from services.triage.web.models import Role
 from services.triage.web.routes.streams import feed_stream
@@ -62,7 +62,7 @@ async def feed(
     slug: str,
     runtime: Runtime,
     principal: Anyone,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> FeedPage:
     items = await runtime.store.teams.feed(slug, principal.actor, after=after, limit=limit)
@@ -79,10 +79,10 @@ async def team_stream(
     slug: str,
     runtime: Runtime,
     principal: Anyone,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
 ) -> EventSourceResponse:
     await runtime.store.teams.feed(slug, principal.actor, limit=1)  # 404 / 403 before streaming
-    last = header_number(request, "Last-Event-ID")
+    last = header_number(request, "Last-Event-ID", maximum=MAX_ID)
     cursor = after if after is not None else (last or 0)
     return EventSourceResponse(feed_stream(runtime, slug, principal, cursor), ping=15)
 
