@@ -90,6 +90,12 @@ class Handlers:
         if self.transcriber is None:
             raise PermanentJobError("this worker has no speech model")
         source = self._source(job)
+        try:
+            info = probe(source, thorough=False)
+        except Undecodable as exc:
+            raise PermanentJobError(f"the original does not decode: {exc}") from exc
+        if info.audio_codec is None:
+            raise PermanentJobError("the video has no sound track: no sound to transcribe")
         speech = self.transcriber.transcribe(
             source,
             language=job.payload.get("language"),

@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from services.common.jobs import Job, JobState
+from services.common.messages import utcnow
+from services.media.config import MediaSettings
+from services.media.exceptions import PermanentJobError
+from services.media.handlers import Handlers
 from services.media.speech import MODEL_FILES, Transcriber, join_model
 from tests.helpers import ROOT
 from tests.helpers.media import ENGLISH_SPEECH, make_clip, speak, wav_seconds
@@ -45,3 +50,26 @@ def test_an_english_answer_is_transcribed_offline(
     assert speech.segments[0][0] < speech.segments[-1][1] <= speech.audio_s + 0.5
     assert progress
     assert speech.result()["model"] == "whisper-base-int8"
+
+
+def test_a_video_without_sound_fails_its_transcript_at_once(tmp_path: Path) -> None:
+    """A silent video (no audio track: the probe takes it) has nothing to transcribe:
+    its transcript fails for good with that reason, not three tries of Whisper's
+    ``IndexError: tuple index out of range``; a file that does not decode likewise."""
+    media = tmp_path / "media"
+    media.mkdir()
+    make_clip(media / "silent.mp4", acodec=None)
+    (media / "junk.mp4").write_bytes(b"not a video at all" * 100)
+    transcriber = Transcriber(join_model(MODEL), threads=1)
+    handlers = Handlers(MediaSettings(media_dir=media), transcriber, {})
+    now = utcnow()
+    for name, why in (("silent.mp4", "no sound"), ("junk.mp4", "does not decode")):
+        job = Job(
+            id=1, kind="transcript", key=name, subject="answer-1",
+            payload={"source": (media / name).as_uri(), "language": "en"},
+            state=JobState.RUNNING, priority=1, attempts=1, max_attempts=3, progress=0.0,
+            note="", owner="w", result=None, error=None, created_at=now, updated_at=now,
+            finished_at=None, applied_at=None,
+        )  # fmt: skip
+        with pytest.raises(PermanentJobError, match=why):
+            handlers.run(job, lambda _: None, lambda: False)
