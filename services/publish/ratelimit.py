@@ -9,7 +9,9 @@ taking the next reply for that account (:meth:`AccountBudget.wait_s`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +24,10 @@ log = logging.getLogger(__name__)
 
 #: Bucket name for limits that cover every endpoint of the account.
 ACCOUNT = "account"
+#: The longest a platform's reset time may stop an account (seconds): X's longest
+#: windows are a day (the daily post caps), Bluesky's and Mastodon's shorter. A
+#: reset further off (a bogus header, ``Retry-After: inf``) is read as this long.
+MAX_WAIT_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -59,14 +65,27 @@ class AccountBudget:
         self._windows: dict[str, tuple[Window, ...]] = {}
         self._paused_until = 0.0
 
+    def bounded(self, until: float) -> float:
+        """``until`` (epoch seconds), or :data:`MAX_WAIT_S` from now when it is later
+        or not a finite number."""
+        latest = self.clock() + MAX_WAIT_S
+        return until if math.isfinite(until) and until <= latest else latest
+
     def update(self, bucket: str, windows: Iterable[Window]) -> None:
-        """Record the windows one response announced for ``bucket``."""
-        seen = tuple(w for w in windows if w.remaining is not None or w.reset_at is not None)
+        """Record the windows one response announced for ``bucket`` (their resets
+        :meth:`bounded`)."""
+        seen = tuple(
+            w if w.reset_at is None else dataclasses.replace(w, reset_at=self.bounded(w.reset_at))
+            for w in windows
+            if w.remaining is not None or w.reset_at is not None
+        )
         if seen:
             self._windows[bucket] = seen
 
     def pause(self, until: float) -> None:
-        """Stop every call of this account until ``until`` (epoch seconds)."""
+        """Stop every call of this account until ``until`` (epoch seconds,
+        :meth:`bounded`)."""
+        until = self.bounded(until)
         if until > self._paused_until:
             self._paused_until = until
             log.warning(

@@ -18,7 +18,12 @@ from pydantic import SecretStr
 from services.common.messages import MentionReceived, Source
 from services.ingest.config import IngestSettings
 from services.ingest.sink import SubmitResult
-from services.ingest.sources.bluesky import BlueskyError, BlueskyNotifications
+from services.ingest.sources.bluesky import (
+    MAX_RATE_LIMIT_WAIT_S,
+    BlueskyError,
+    BlueskyNotifications,
+    rate_limit_wait_s,
+)
 from tests.ingest.helpers.fake_bluesky import CREATE_SESSION, NOTIFICATIONS, FakePds
 from tests.ingest.helpers.sink import FakeSink
 
@@ -284,3 +289,20 @@ async def test_an_error_in_a_poll_is_logged_and_the_source_polls_again(
     assert source.cursor == key(mention)
     if breaks is _non_object_entries:
         assert len(sink.dead_letters) == 4  # 42, "text", one without indexedAt/uri, a list
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        ({"ratelimit-reset": "1800000300"}, 300.0),
+        ({"ratelimit-reset": "99999999999"}, MAX_RATE_LIMIT_WAIT_S),  # bogus: an hour at most
+        ({"retry-after": "45"}, 45.0),
+        ({"ratelimit-reset": "1799999000"}, 1.0),  # passed already
+        ({}, 60.0),
+        ({"retry-after": "inf"}, 60.0),
+    ],
+)
+def test_a_429s_wait_is_read_from_its_headers_and_bounded(
+    headers: dict[str, str], wait: float
+) -> None:
+    assert rate_limit_wait_s(httpx.Headers(headers), 1_800_000_000.0) == wait

@@ -14,8 +14,9 @@ import pytest
 from pydantic import SecretStr
 
 from services.publish.config import PublishSettings
-from services.publish.exceptions import RetryableError
+from services.publish.exceptions import RateLimited, RetryableError
 from services.publish.platforms import BlueskyClient, ReplyDraft
+from services.publish.ratelimit import MAX_WAIT_S
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -180,3 +181,31 @@ async def test_a_parent_without_a_cid_is_retryable_not_a_key_error() -> None:
             await client.post_reply(
                 ReplyDraft(text="Our answer.", in_reply_to=ASKED, idempotency_key="r-1")
             )
+
+
+async def test_a_429_waits_for_retry_after_on_the_budgets_clock() -> None:
+    """A 429 with only ``Retry-After`` pauses the account that long (it paused 60 s
+    by the wall clock, whatever the PDS said); a far-off reset a day at most."""
+    now = 1_800_000_000.0
+
+    def limited(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"retry-after": "120"}, json={"error": "RateLimit"})
+
+    client, http = _client({"com.atproto.repo.listRecords": limited})
+    client.budget.clock = lambda: now
+    async with http:
+        with pytest.raises(RateLimited) as caught:
+            await client.find_reply(in_reply_to=ASKED, text="Our answer.")
+    assert caught.value.reset_at == now + 120
+    assert client.budget.paused_until == now + 120
+
+    def far_off(_: httpx.Request) -> httpx.Response:
+        headers = {"ratelimit-remaining": "0", "ratelimit-reset": "99999999999"}
+        return httpx.Response(429, headers=headers, json={"error": "RateLimit"})
+
+    client, http = _client({"com.atproto.repo.listRecords": far_off})
+    client.budget.clock = lambda: now
+    async with http:
+        with pytest.raises(RateLimited) as caught:
+            await client.find_reply(in_reply_to=ASKED, text="Our answer.")
+    assert caught.value.reset_at == now + MAX_WAIT_S

@@ -18,9 +18,9 @@ most one poll's pages: older ones may have been produced before, and the dedupe
 memory would not recognise them.
 
 One session is kept (``createSession`` with an app password), refreshed on
-``ExpiredToken``; ``ratelimit-reset`` is honoured on a 429. Any error of a poll is
-logged and the poll retried after a backoff; a malformed entry is dead-lettered
-alone.
+``ExpiredToken``; ``ratelimit-reset`` (else ``Retry-After``) is honoured on a 429,
+for an hour at most. Any error of a poll is logged and the poll retried after a
+backoff; a malformed entry is dead-lettered alone.
 """
 
 from __future__ import annotations
@@ -56,9 +56,28 @@ BACKLOG_MAX_PAGES = 2000
 #: Backoff of polls that fail unexpectedly: doubled per failure up to the maximum.
 ERROR_BACKOFF_INITIAL_S = 5.0
 ERROR_BACKOFF_MAX_S = 300.0
+#: Wait after a 429 that says nothing usable, and the longest wait honoured (a bogus
+#: or far-off ``ratelimit-reset`` must not stop the source for good; Bluesky's
+#: windows are 5 minutes to a day, and the next poll learns the rest).
+RATE_LIMIT_FALLBACK_S = 60.0
+MAX_RATE_LIMIT_WAIT_S = 3600.0
 
 #: ``(indexedAt, uri)`` of a notification: the cursor, and the order of the list.
 Key = tuple[str, str]
+
+
+def rate_limit_wait_s(headers: httpx.Headers, now: float) -> float:
+    """Seconds to wait after a 429: until ``ratelimit-reset`` (epoch seconds), else
+    ``Retry-After`` (seconds), else :data:`RATE_LIMIT_FALLBACK_S`; between 1 s and
+    :data:`MAX_RATE_LIMIT_WAIT_S`."""
+    wait = RATE_LIMIT_FALLBACK_S
+    reset = headers.get("ratelimit-reset", "").strip()
+    retry_after = headers.get("retry-after", "").strip()
+    if reset.isdigit():
+        wait = float(reset) - now
+    elif retry_after.isdigit():
+        wait = float(retry_after)
+    return min(max(wait, 1.0), MAX_RATE_LIMIT_WAIT_S)
 
 
 class BlueskyError(Exception):
@@ -174,9 +193,8 @@ class BlueskyNotifications:
             body = None
         error = body.get("error") if isinstance(body, dict) else None
         if response.status_code == 429:
-            reset = response.headers.get("ratelimit-reset", "")
-            wait = float(reset) - time.time() if reset.isdigit() else 60.0
-            raise BlueskyError(f"{nsid}: rate limited", max(wait, 1.0))
+            wait = rate_limit_wait_s(response.headers, time.time())
+            raise BlueskyError(f"{nsid}: rate limited", wait)
         if error == "ExpiredToken":
             raise BlueskyError("ExpiredToken", 0.0)
         raise BlueskyError(f"{nsid}: HTTP {response.status_code} {error or ''}", 30.0)

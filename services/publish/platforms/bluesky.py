@@ -52,6 +52,7 @@ from services.publish.platforms.base import (
     check_size,
     parse_time,
 )
+from services.publish.platforms.http import reset_after_429
 from services.publish.ratelimit import AccountBudget, Window
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,9 @@ class BlueskyClient:
         nsid = url.rsplit("/xrpc/", maxsplit=1)[-1]
         detail = f"bluesky {method} {nsid}: HTTP {response.status_code}: {body}"
         if response.status_code == 429:
-            reset = next((w.reset_at for w in windows if w.reset_at), time.time() + 60)
+            reset = reset_after_429(
+                response.headers, windows, self.budget, self._settings.rate_limit_fallback_s
+            )
             self.budget.pause(reset)
             raise RateLimited(
                 detail,

@@ -8,9 +8,12 @@ the retryable ones with exponential backoff and jitter (tenacity)."""
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Collection
+from datetime import UTC
 from typing import Any, TypeVar
 
 import httpx
@@ -254,22 +257,44 @@ class PlatformHttp:
             ) from exc
 
     def _reset_at(self, response: httpx.Response, windows: tuple[Window, ...]) -> float:
-        """When a 429 ends: the latest reset of the exhausted windows, else of any
-        window, else ``Retry-After``, else the configured fallback."""
-        now = self.budget.clock()
-        exhausted = [w.reset_at for w in windows if w.exhausted and w.reset_at is not None]
-        announced = [w.reset_at for w in windows if w.reset_at is not None]
-        for candidates in (exhausted, announced):
-            future = [t for t in candidates if t > now]
-            if future:
-                return max(future)
-        retry_after = response.headers.get("retry-after")
-        if retry_after is not None:
-            try:
-                return now + max(0.0, float(retry_after))
-            except ValueError:
-                pass
-        return now + self._settings.rate_limit_fallback_s
+        return reset_after_429(
+            response.headers, windows, self.budget, self._settings.rate_limit_fallback_s
+        )
+
+
+def reset_after_429(
+    headers: httpx.Headers, windows: tuple[Window, ...], budget: AccountBudget, fallback_s: float
+) -> float:
+    """When a 429 ends (epoch seconds): the latest reset of the exhausted windows, else
+    of any window, else ``Retry-After`` (seconds or an HTTP date), else ``fallback_s``
+    from now; never more than :data:`~services.publish.ratelimit.MAX_WAIT_S` away."""
+    now = budget.clock()
+    exhausted = [w.reset_at for w in windows if w.exhausted and w.reset_at is not None]
+    announced = [w.reset_at for w in windows if w.reset_at is not None]
+    for candidates in (exhausted, announced):
+        future = [t for t in candidates if t > now]
+        if future:
+            return budget.bounded(max(future))
+    retry_after = retry_after_s(headers.get("retry-after"), now)
+    return budget.bounded(now + (fallback_s if retry_after is None else retry_after))
+
+
+def retry_after_s(value: str | None, now: float) -> float | None:
+    """``Retry-After`` in seconds from ``now`` (RFC 9110: a number of seconds or an
+    HTTP date); None when absent or unreadable (``inf`` and ``nan`` included)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            at = email.utils.parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+        if at.tzinfo is None:  # RFC 9110 dates are GMT
+            at = at.replace(tzinfo=UTC)
+        seconds = at.timestamp() - now
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def header_int(headers: httpx.Headers, name: str) -> int | None:
