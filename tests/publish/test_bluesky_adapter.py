@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from services.publish.config import PublishSettings
 from services.publish.exceptions import RateLimited, RetryableError
-from services.publish.platforms import BlueskyClient, ReplyDraft
+from services.publish.platforms import BlueskyClient, MediaFile, ReplyDraft
 from services.publish.ratelimit import MAX_WAIT_S
 
 pytestmark = pytest.mark.timeout(30)
@@ -209,3 +209,65 @@ async def test_a_429_waits_for_retry_after_on_the_budgets_clock() -> None:
         with pytest.raises(RateLimited) as caught:
             await client.find_reply(in_reply_to=ASKED, text="Our answer.")
     assert caught.value.reset_at == now + MAX_WAIT_S
+
+
+def _video_routes(upload: Route, job_status: Route) -> dict[str, Route]:
+    def answer(body: dict[str, Any]) -> Route:
+        return lambda _: httpx.Response(200, json=body)
+
+    return {
+        "com.atproto.server.getServiceAuth": answer({"token": "service-token"}),
+        "com.atproto.server.describeServer": answer({"did": "did:web:pds.test"}),
+        "app.bsky.video.getUploadLimits": answer({"canUpload": True}),
+        "app.bsky.video.uploadVideo": upload,
+        "app.bsky.video.getJobStatus": job_status,
+    }
+
+
+def _done(_: httpx.Request) -> httpx.Response:
+    blob = {"$type": "blob", "ref": {"$link": "bafyvideo"}, "mimeType": "video/mp4", "size": 9}
+    return httpx.Response(200, json={"jobStatus": {"state": "JOB_STATE_COMPLETED", "blob": blob}})
+
+
+async def test_the_video_goes_up_with_the_uploads_timeout_not_the_api_calls(
+    media_factory: Callable[..., MediaFile],
+) -> None:
+    """A phone's video may take minutes to send: the upload gets PUBLISH_UPLOAD_TIMEOUT_S
+    (it ran on the shared client's 30 s, as every API call)."""
+    timeouts: list[dict[str, Any]] = []
+
+    def upload(request: httpx.Request) -> httpx.Response:
+        timeouts.append(request.extensions["timeout"])
+        return httpx.Response(200, json={"jobStatus": {"jobId": "job-1", "state": "QUEUED"}})
+
+    client, http = _client(_video_routes(upload, _done), upload_timeout_s=420.0)
+    async with http:
+        assert await client.upload_video(media_factory()) == "job-1"
+    assert timeouts[0]["read"] == 420.0
+    assert timeouts[0]["connect"] == 10.0
+
+
+@pytest.mark.parametrize(
+    ("upload_body", "status_body"),
+    [
+        (b"<html>busy</html>", None),
+        (b'{"jobStatus": "queued"}', None),
+        (b'{"jobId": "job-1"}', b'{"jobStatus": ["done"]}'),
+        (b'{"jobId": "job-1"}', b"[]"),
+    ],
+)
+async def test_a_video_service_answer_that_does_not_fit_is_retryable(
+    media_factory: Callable[..., MediaFile], upload_body: bytes, status_body: bytes | None
+) -> None:
+    """Not a KeyError, AttributeError or JSONDecodeError that dead-letters the reply."""
+
+    def upload(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=upload_body)
+
+    def job_status(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=status_body or b"{}")
+
+    client, http = _client(_video_routes(upload, job_status))
+    async with http:
+        with pytest.raises(RetryableError, match="unexpected bluesky response"):
+            await client.upload_video(media_factory())

@@ -161,7 +161,8 @@ class BlueskyClient:
         )
         self.sessions_created += 1
         log.info("Bluesky session created for %s", self._settings.bluesky_identifier)
-        session: dict[str, Any] = response.json()
+        session = self._body(response)
+        self._string(response, session, "accessJwt")
         return session
 
     async def _renew(self, stale: str) -> None:
@@ -177,7 +178,9 @@ class BlueskyClient:
                     bucket=SESSION,
                     auth=refresh,
                 )
-                self._session = response.json()
+                session = self._body(response)
+                self._string(response, session, "accessJwt")
+                self._session = session
             except FinalError:
                 self._session = await self._create_session()
 
@@ -263,14 +266,14 @@ class BlueskyClient:
         response = await self._xrpc(
             "GET", "com.atproto.server.getServiceAuth", bucket=READ, params=params
         )
-        return str(response.json()["token"])
+        return self._string(response, self._body(response), "token")
 
     async def _pds_did(self) -> str:
         if self._server_did is None:
             response = await self._send(
                 "GET", f"{self._pds}/xrpc/com.atproto.server.describeServer", bucket=READ, auth=None
             )
-            self._server_did = str(response.json()["did"])
+            self._server_did = self._string(response, self._body(response), "did")
         return self._server_did
 
     async def upload_video(self, media: MediaFile) -> str:
@@ -280,7 +283,7 @@ class BlueskyClient:
         limits = await self._send(
             "GET", f"{self._video}/xrpc/app.bsky.video.getUploadLimits", bucket=READ, auth=upload
         )
-        refusal = bluesky_upload_refusal(limits.json(), media.size)
+        refusal = bluesky_upload_refusal(self._body(limits), media.size)
         if refusal is not None:
             raise FinalError(
                 refusal, platform=self.name.value, account=self.budget.account, status=None
@@ -294,9 +297,17 @@ class BlueskyClient:
             params={"did": self.did, "name": media.path.name},
             content=data,
             headers={"Content-Type": media.mime},
+            # The bytes may take minutes over a slow link: the uploads' timeout, not
+            # the API calls' (as X's and Mastodon's uploads).
+            timeout=httpx.Timeout(
+                self._settings.upload_timeout_s, connect=self._settings.connect_timeout_s
+            ),
         )
-        job = response.json()
-        job_id = str(job.get("jobId") or job.get("jobStatus", {}).get("jobId"))
+        job = self._body(response)
+        status = job.get("jobStatus")
+        job_id = self._string(
+            response, status if "jobId" not in job and isinstance(status, dict) else job, "jobId"
+        )
         blob = await self._wait_for_job(job_id, upload)
         self._blobs[job_id] = (blob, media.alt_text)
         self._blobs.move_to_end(job_id)
@@ -314,7 +325,9 @@ class BlueskyClient:
                 auth=token,
                 params={"jobId": job_id},
             )
-            status = response.json().get("jobStatus") or {}
+            status = self._body(response).get("jobStatus")
+            if not isinstance(status, dict):
+                raise self._misfit(response, "no 'jobStatus' object")
             if status.get("state") == "JOB_STATE_COMPLETED" and status.get("blob"):
                 blob: dict[str, Any] = status["blob"]
                 return blob
