@@ -43,6 +43,10 @@ class MediaSettings(ServiceSettings):
     heartbeat_s: float = Field(default=2.0, gt=0)
     #: How often an idle worker looks for work (seconds).
     poll_s: float = Field(default=1.0, gt=0)
+    #: Longest one try of a job may run (seconds): past it the work is stopped and the
+    #: job failed for good (another try would take as long), so that a video hours long
+    #: cannot hold a worker for hours. An answer of a few minutes takes well under one.
+    job_timeout_s: float = Field(default=3600.0, gt=0)
     #: Tries of a job before it is failed for good (a worker that died during one counts).
     max_attempts: int = Field(default=3, ge=1)
     #: Wait before the second try of a failed job (seconds); doubles each try.

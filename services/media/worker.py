@@ -1,8 +1,9 @@
 """The claim loop: take the next job from the table (one conditional UPDATE: two
 workers never both win), run it in a thread, report its progress and keep its lease
 every few seconds, record its result — or its error, tried again with backoff. A
-job cancelled or taken by another worker meanwhile is stopped at its next report;
-a worker that dies leaves a lease that runs out, and the job is claimed again. The
+job cancelled or taken by another worker meanwhile is stopped at its next report,
+and one running past ``MEDIA_JOB_TIMEOUT_S`` is stopped and failed for good; a
+worker that dies leaves a lease that runs out, and the job is claimed again. The
 database out of reach while a result is recorded (a Postgres restart, SQLite locked)
 is waited out while the lease holds; nothing but cancellation ends the loop."""
 
@@ -17,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -40,6 +42,26 @@ RELEASE_TIMEOUT_S = 3.0
 
 def worker_id() -> str:
     return f"{socket.gethostname()[:32]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class _Run:
+    """One job as this worker does it."""
+
+    job: Job
+    #: When it started (monotonic s).
+    started: float
+    #: Until when (monotonic s) its lease holds as far as this worker knows.
+    held_until: float
+    #: What the handler last reported (0-1).
+    progress: float = 0.0
+    #: Tells the handler's thread to stop (cancelled, taken over, timed out, shutdown).
+    stop: threading.Event = field(default_factory=threading.Event)
+    #: It ran past ``job_timeout_s``.
+    timed_out: threading.Event = field(default_factory=threading.Event)
+
+    def report(self, value: float) -> None:
+        self.progress = value
 
 
 class Worker:
@@ -90,64 +112,78 @@ class Worker:
         """One job, start to end; the state it was left in."""
         log.info("job %d (%s %s, try %d) started", job.id, job.kind, job.subject, job.attempts)
         self.current[job.id] = job
-        progress = [0.0]
-        stop = threading.Event()
-        started = time.monotonic()
+        run = _Run(job, started=time.monotonic(), held_until=0.0)
         # Until when (monotonic s) the job's lease holds as far as this worker knows:
         # its claim (just before ``started``), then each heartbeat, plus the lease.
-        held_until = [started + self.settings.lease_s]
-
-        async def heartbeat() -> None:
-            while True:
-                await asyncio.sleep(self.settings.heartbeat_s)
-                sent = time.monotonic()
-                try:
-                    kept = await self.jobs.heartbeat(
-                        self.engine,
-                        job,
-                        progress=progress[0],
-                        note=f"{progress[0]:.0%}",
-                        lease_s=self.settings.lease_s,
-                    )
-                except Exception:
-                    log.warning("job %d: heartbeat failed", job.id)
-                    continue
-                if not kept:
-                    log.info("job %d was cancelled or taken over: stopping it", job.id)
-                    stop.set()
-                    return
-                held_until[0] = sent + self.settings.lease_s
-
-        def report(value: float) -> None:
-            progress[0] = value
-
-        beat = asyncio.create_task(heartbeat())
+        run.held_until = run.started + self.settings.lease_s
+        beat = asyncio.create_task(self._heartbeat(run))
         state: JobState | None
         try:
-            result = await self._handle(job, report, stop)
+            result = await self._handle(job, run.report, run.stop)
         except Exception as exc:  # every error of a job is recorded on the job
-            state = await self._failed(job, exc, stop.is_set(), held_until[0])
+            error: Exception = exc
+            if run.timed_out.is_set():
+                limit = self.settings.job_timeout_s
+                error = PermanentJobError(f"stopped after {limit:.0f} s (MEDIA_JOB_TIMEOUT_S)")
+            cancelled = run.stop.is_set() and not run.timed_out.is_set()
+            state = await self._failed(job, error, cancelled, run.held_until)
         else:
-            elapsed = time.monotonic() - started
-            if stop.is_set() or not await self._recorded(
-                job, "result", lambda: self.jobs.finish(self.engine, job, result), held_until[0]
-            ):
-                state = None
-                metrics.JOBS.labels(job.kind, "lost").inc()
-            else:
-                state = JobState.DONE
-                metrics.JOBS.labels(job.kind, "done").inc()
-                metrics.JOB_SECONDS.labels(job.kind).observe(elapsed)
-                seconds = result.get("duration_s") or result.get("audio_s")
-                if isinstance(seconds, int | float) and elapsed > 0:
-                    metrics.SPEED.labels(job.kind).set(seconds / elapsed)
-                log.info("job %d (%s %s) done in %.1f s", job.id, job.kind, job.subject, elapsed)
+            state = await self._succeeded(run, result)
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
             self.current.pop(job.id, None)
         return state
+
+    async def _heartbeat(self, run: _Run) -> None:
+        """Every ``heartbeat_s``: the job's progress written and its lease kept; the
+        work told to stop when the job was cancelled or taken over, or ran past
+        ``job_timeout_s`` (its lease still kept while the thread stops)."""
+        job = run.job
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            sent = time.monotonic()
+            if not run.stop.is_set() and sent - run.started > self.settings.job_timeout_s:
+                log.warning(
+                    "job %d (%s %s) ran past MEDIA_JOB_TIMEOUT_S (%.0f s): stopping it",
+                    job.id, job.kind, job.subject, self.settings.job_timeout_s,
+                )  # fmt: skip
+                run.timed_out.set()
+                run.stop.set()
+            try:
+                kept = await self.jobs.heartbeat(
+                    self.engine,
+                    job,
+                    progress=run.progress,
+                    note=f"{run.progress:.0%}",
+                    lease_s=self.settings.lease_s,
+                )
+            except Exception:
+                log.warning("job %d: heartbeat failed", job.id)
+                continue
+            if not kept:
+                log.info("job %d was cancelled or taken over: stopping it", job.id)
+                run.stop.set()
+                return
+            run.held_until = sent + self.settings.lease_s
+
+    async def _succeeded(self, run: _Run, result: dict[str, Any]) -> JobState | None:
+        """Record the result (one done just as its time ran out stands)."""
+        job = run.job
+        elapsed = time.monotonic() - run.started
+        if (run.stop.is_set() and not run.timed_out.is_set()) or not await self._recorded(
+            job, "result", lambda: self.jobs.finish(self.engine, job, result), run.held_until
+        ):
+            metrics.JOBS.labels(job.kind, "lost").inc()
+            return None
+        metrics.JOBS.labels(job.kind, "done").inc()
+        metrics.JOB_SECONDS.labels(job.kind).observe(elapsed)
+        seconds = result.get("duration_s") or result.get("audio_s")
+        if isinstance(seconds, int | float) and elapsed > 0:
+            metrics.SPEED.labels(job.kind).set(seconds / elapsed)
+        log.info("job %d (%s %s) done in %.1f s", job.id, job.kind, job.subject, elapsed)
+        return JobState.DONE
 
     async def _handle(
         self, job: Job, report: Callable[[float], None], stop: threading.Event

@@ -255,3 +255,46 @@ async def test_a_worker_stopped_mid_job_stops_its_work_and_gives_the_job_back(
     assert await asyncio.to_thread(seen_stop.wait, 1.0)  # the thread stopped too
     job = await _job(engine, jobs, "long")
     assert (job.state, job.attempts, job.owner) == (JobState.QUEUED, 0, None)
+
+
+async def test_a_job_running_past_its_time_limit_is_stopped_and_failed_for_good(
+    engine: AsyncEngine, jobs: FlakyJobs, tmp_path: Path
+) -> None:
+    """A video hours long must not hold a worker for hours: past MEDIA_JOB_TIMEOUT_S the
+    thread is told to stop and the job fails at once, saying why (another try would take
+    as long); the next job is done."""
+    seen_stop = threading.Event()
+
+    def endless(job: Job, report: Any, stopped: Any) -> dict[str, Any]:
+        if job.key == "next":
+            return {"path": "next"}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if stopped():
+                seen_stop.set()
+                raise RuntimeError("stopped")
+            time.sleep(0.01)
+        return {"path": "late"}
+
+    await _ask(engine, jobs, "hours-long")
+    settings = _settings(tmp_path, lease_s=60, job_timeout_s=0.3)
+    worker = Worker(engine=engine, jobs=jobs, handler=endless, settings=settings, kinds=(KIND,))
+    running = asyncio.create_task(worker.run())
+
+    async def failed() -> bool:
+        return (await _job(engine, jobs, "hours-long")).state == JobState.FAILED
+
+    await _until(failed, timeout_s=5)
+    assert seen_stop.is_set()
+    job = await _job(engine, jobs, "hours-long")
+    assert job.attempts == 1
+    assert job.error is not None
+    assert "MEDIA_JOB_TIMEOUT_S" in job.error
+
+    await _ask(engine, jobs, "next")
+
+    async def done() -> bool:
+        return (await _job(engine, jobs, "next")).state == JobState.DONE
+
+    await _until(done)
+    await _stopped(running)
