@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -122,6 +123,11 @@ class Overrides:
     kafka: bool = True
 
 
+#: Postgres's refusals of text it cannot store (a NUL character, in text or in JSON):
+#: what a request sent, never a fault of ours, so a 400 rather than a 500.
+UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
 def install_triage_errors(app: FastAPI) -> None:
     async def on_triage_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, TriageError)
@@ -148,8 +154,20 @@ def install_triage_errors(app: FastAPI) -> None:
             details = {"expected_offset": exc.expected}
         return error_response(exc.status, str(exc), code=exc.code, details=details, headers=headers)
 
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DBAPIError)
+        if getattr(exc.orig, "sqlstate", None) not in UNSTORABLE_TEXT:
+            raise exc  # a fault of ours: the 500 it is
+        log.info(
+            "%s %s: text the database cannot store: %s", request.method, request.url.path, exc.orig
+        )
+        return error_response(
+            400, "the request holds characters that cannot be stored (a NUL)", code="bad_request"
+        )
+
     app.add_exception_handler(TriageError, on_triage_error)
     app.add_exception_handler(MediaError, on_media_error)
+    app.add_exception_handler(DBAPIError, on_database_error)
 
 
 #: Largest body of any request that is not an upload (forms, JSON).

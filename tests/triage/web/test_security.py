@@ -115,6 +115,27 @@ async def test_a_queue_key_with_an_impossible_priority_is_refused_not_a_server_e
     assert more.status_code == 422, more.text
 
 
+async def test_a_nul_character_anywhere_is_refused_not_a_server_error(web: Web) -> None:
+    """Postgres stores no NUL in text (SQLite does): one in a name, a search or a
+    path reached the database and failed there, a 500, even before sign-in."""
+    question = await assigned(web)
+    signed = await web.client.post("/api/token", data={"username": "mod1\x00", "password": "x"})
+    assert signed.status_code in {400, 401}, signed.text
+    login = await web.client.post(
+        "/login",
+        data={"username": "mod1\x00", "password": "x", "csrf_token": "a" * 32},
+        headers={"Cookie": "ta_login_csrf=" + "a" * 32},
+    )
+    assert login.status_code in {400, 401}, login.text
+    for method, path, body in (
+        ("GET", "/api/questions?q=%00", None),
+        ("GET", "/api/questions/%00", None),
+        ("POST", f"/api/questions/{question}/notes", {"text": "a\x00b"}),
+    ):
+        response = await web.call("mod1", method, path, json=body)
+        assert response.status_code < 500, (path, response.text)
+
+
 # --- Low 3: an oversized chunked body is 413 -------------------------------------------------
 
 
