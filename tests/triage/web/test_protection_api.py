@@ -120,3 +120,22 @@ async def test_the_page_blurs_abusive_text_and_lists_every_state(web: Web) -> No
     assert "Pause this person" in html
     assert "waiting (1)" in html
     assert "kept (1)" in html
+
+
+async def test_a_pause_names_the_person_as_their_consent_does(web: Web) -> None:
+    """Consents are stored trimmed, at most 128 characters: a pause of " Nadia " is a
+    pause of "Nadia" (as sent, it matched no consent, and Nadia's answers were still
+    approved and published); a name no consent can hold is refused."""
+    paused = await web.call(
+        "mod1", "POST", "/api/speakers/pause", json={"speaker_ref": " Nadia \n", "reason": "x"}
+    )
+    assert paused.status_code == 204
+    commands = await outbox(web.runtime.store, topics.SPEAKERS_PAUSED, SpeakerPaused)
+    assert [c.speaker_ref for _, c in commands] == ["Nadia"]
+    assert [p.speaker_ref for p in await web.runtime.store.protection.paused()] == ["Nadia"]
+    resumed = await web.call("mod1", "POST", "/api/speakers/resume", json={"speaker_ref": "Nadia "})
+    assert resumed.status_code == 204
+    too_long = await web.call(
+        "mod1", "POST", "/api/speakers/pause", json={"speaker_ref": "n" * 129}
+    )
+    assert too_long.status_code == 422

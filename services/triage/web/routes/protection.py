@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from services.triage.web.deps import Moderator, Runtime
 from services.triage.web.models import AnswerReply, ProtectionAlert, ReplyEvent, WatchState
@@ -27,8 +27,10 @@ from services.triage.web.store.protection import STATES
 router = APIRouter(tags=["protection"])
 
 ReplyIdText = Annotated[str, Field(min_length=3, max_length=137)]
-#: Not blank: the pause goes to the publisher as a command that names the person.
-SpeakerRef = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^\s*\S")]
+#: The person as their consent names them (trimmed, at most 128 characters, as consents
+#: are stored): a pause of " Amina" matched no consent, so it held nothing back. Not
+#: blank: the pause goes to the publisher as a command that names the person.
+SpeakerRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 
 
 class ReplyView(BaseModel):
