@@ -218,6 +218,28 @@ def assignment_warnings(lang: str | None, languages: str, remaining: int) -> lis
     return warnings
 
 
+class _Reviewable(Protocol):
+    transcript: str
+    translation: str
+    cues_json: str
+    cues_en_json: str
+    subtitles_source: str
+    trim_start_s: float | None
+    trim_end_s: float | None
+
+
+def answer_revision(answer: _Reviewable) -> str:
+    """A fingerprint of what a moderator reviews of an answer besides its video: the
+    words (transcript, translation), the subtitles burned into each version, and the
+    cut. An approval naming another revision is refused: the team changed them after
+    the moderator looked."""
+    seen = (
+        answer.transcript, answer.translation, answer.cues_json, answer.cues_en_json,
+        answer.subtitles_source, answer.trim_start_s, answer.trim_end_s,
+    )  # fmt: skip
+    return hashlib.sha256(repr(seen).encode()).hexdigest()[:16]
+
+
 def reply_id(answer_id: str, mention_id: str) -> str:
     """The publisher's idempotency key for one asker and one answer: the same
     pair always gives the same id, so a repeated approval posts nothing new."""

@@ -84,6 +84,13 @@ class AnswerReplaced(Conflict):
     code = "answer_replaced"
 
 
+class AnswerChanged(Conflict):
+    """The answer's words, subtitles or cut changed after the moderator looked (a team
+    edit meanwhile): review it again."""
+
+    code = "answer_changed"
+
+
 class Invalid(TriageError):
     status = 422
     code = "invalid_request"

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from services.common.media.profiles import Flag, MediaInfo
 from services.common.replyability import Replyability, replyability
+from services.triage.web.domain import answer_revision
 from services.triage.web.models import Answer, Consent, Question, QuestionEvent
 from services.triage.web.store import FeedItem, MediaStatus, Outcome, TeamLoad
 
@@ -347,6 +348,9 @@ class AnswerView(BaseModel):
     video_url: str
     consent: ConsentView | None
     media: AnswerMediaView | None = None
+    #: What a moderator reviews besides the video (words, subtitles, cut), as a
+    #: fingerprint: an approval naming an older one is refused (409 ``answer_changed``).
+    revision: str = ""
 
 
 def answer_view(
@@ -356,6 +360,7 @@ def answer_view(
         AnswerView,
         answer,
         video_url=f"/api/answers/{answer.id}/video",
+        revision=answer_revision(answer),
         consent=from_row(ConsentView, consent) if consent else None,
         media=media_view(answer, status) if status is not None else None,
     )

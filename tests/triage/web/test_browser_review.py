@@ -55,3 +55,46 @@ def test_a_recording_replaced_while_the_dialog_is_open_is_not_sent(
     pending = web.call(web.store.outbox.pending)
     assert [row for row in pending if row.topic == topics.REPLIES_REQUESTED] == []
     assert console.unexpected("status of 404", "status of 409") == []
+
+
+def test_words_the_team_changed_after_the_page_loaded_are_not_sent_unseen(
+    live_web: WebApp, desktop: BrowserContext
+) -> None:
+    """The team corrects the English words while the moderator has the card open: the
+    approval is refused (the words on the page are not the words that would go out),
+    and the page reloads to show the new ones; approved then, they go out."""
+    web, console = live_web, Console()
+    urgent = web.questions["urgent"]
+    web.call(web.store.questions.act, urgent, "assign", web.actor(MODERATOR), team="camp-a")
+    answer = web.call(
+        web.store.answers.record, urgent, web.actor(TEAM_A), stored_answer(caption="Reviewed.")
+    )
+    web.call(run_media_jobs, web.store)
+    page = sign_in(desktop, MODERATOR, "/answers", console)
+    card = page.locator("article.answer")
+    expect(card.locator("textarea[name='translation']")).not_to_have_value("Words nobody read.")
+
+    web.call(
+        web.store.media.edit_transcript,
+        answer.id,
+        web.actor(TEAM_A),
+        transcript=None,
+        translation="Words nobody read.",
+    )
+    web.call(run_media_jobs, web.store)
+    page.get_by_role("button", name="Approve and reply").click()
+    page.locator("dialog.approve-dialog[open]").get_by_role("button", name="Send 1 reply").click()
+
+    expect(page.locator("#toasts .toast")).to_contain_text("changed after you looked")
+    assert status_of(web, urgent) == Status.RECORDED
+    pending = web.call(web.store.outbox.pending)
+    assert [row for row in pending if row.topic == topics.REPLIES_REQUESTED] == []
+    # The page reloads by itself: the words are the team's now, and they can be approved.
+    expect(card.locator("textarea[name='translation']")).to_have_value(
+        "Words nobody read.", timeout=10_000
+    )
+    page.get_by_role("button", name="Approve and reply").click()
+    page.locator("dialog.approve-dialog[open]").get_by_role("button", name="Send 1 reply").click()
+    expect(card).to_contain_text("Approved: 1 reply requested.")
+    assert status_of(web, urgent) == Status.ANSWERED
+    assert console.unexpected("status of 404", "status of 409") == []

@@ -239,3 +239,45 @@ async def test_the_review_s_other_calls_refuse_a_replaced_answer(web: Web) -> No
         "mod1", "POST", f"{base}/return", json={"note": "dark", "answer_id": second}
     )
     assert sent_back.status_code == 204, sent_back.text
+
+
+async def test_approving_words_the_team_changed_after_the_moderator_looked_is_refused(
+    web: Web,
+) -> None:
+    """Four eyes on what goes out: the team may still correct the words while the answer
+    waits for review, and an approval naming the revision the moderator saw is refused
+    once they changed (409 ``answer_changed``, nothing requested); the revision of what
+    is there now approves it, with the words it shows."""
+    question = await assigned(web)
+    answer = await _record(web, question, "Reviewed words.", "Amina")
+    await run_media_jobs(web.runtime.store)
+    [seen] = (await web.call("mod1", "GET", f"/api/questions/{question}/answers")).json()
+    assert seen["revision"]
+    edited = await web.call(
+        "team-a",
+        "PUT",
+        f"/api/answers/{answer}/transcript",
+        json={"translation": "Words the moderator never read."},
+    )
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["revision"] != seen["revision"]
+    await run_media_jobs(web.runtime.store)
+    url = f"/api/questions/{question}/answer/approve"
+
+    stale = await web.call(
+        "mod1", "POST", url, json={"answer_id": answer, "revision": seen["revision"]}
+    )
+
+    assert stale.status_code == 409, stale.text
+    assert stale.json()["error"]["code"] == "answer_changed"
+    assert await outbox(web.runtime.store, "replies.requested", PublishReply) == []
+    assert (await web.call("mod1", "GET", f"/api/questions/{question}")).json()["status"] == (
+        "recorded"
+    )
+    [now] = (await web.call("mod1", "GET", f"/api/questions/{question}/answers")).json()
+    assert now["revision"] == edited.json()["revision"]
+    approved = await web.call(
+        "mod1", "POST", url, json={"answer_id": answer, "revision": now["revision"]}
+    )
+    assert approved.status_code == 200, approved.text
+    assert len(await outbox(web.runtime.store, "replies.requested", PublishReply)) == 1

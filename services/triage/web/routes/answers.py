@@ -206,6 +206,10 @@ class ApproveIn(BaseModel):
     #: replaced it, the approval is refused (409 ``answer_replaced``). Unset: the
     #: answer waiting for review, whichever it is.
     answer_id: str | None = Field(default=None, max_length=64)
+    #: The answer's ``revision`` as the moderator saw it (its words, subtitles and cut):
+    #: when the team changed them since, the approval is refused (409
+    #: ``answer_changed``). Unset: not checked.
+    revision: str | None = Field(default=None, max_length=64)
 
 
 @router.post(
@@ -218,7 +222,11 @@ async def approve_answer(
     moment: nothing is requested."""
     body = body or ApproveIn()
     replies = await runtime.store.review.approve(
-        question_id, principal.actor, standalone=body.standalone, reviewed=body.answer_id
+        question_id,
+        principal.actor,
+        standalone=body.standalone,
+        reviewed=body.answer_id,
+        revision=body.revision,
     )
     metrics.ACTIONS.labels("approve_answer", "ok").inc()
     return [

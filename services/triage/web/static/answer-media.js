@@ -29,12 +29,38 @@
     follow(next);
   }
 
+  // The words, subtitles or cut changed since the page was loaded (the machine's
+  // transcript came, or the team edited them): what the page shows is not what would
+  // go out, so it says so and approving waits for a reload (the server refuses it too).
+  function stale(card, panel) {
+    if (!card.dataset) return false; // not in an answer's card
+    const seen = card.dataset.revision;
+    const changed = Boolean(seen && panel.dataset.revision && panel.dataset.revision !== seen);
+    let note = card.querySelector(".answer-changed");
+    if (changed && !note) {
+      note = document.createElement("p");
+      note.className = "answer-changed";
+      note.setAttribute("role", "status");
+      note.textContent = "The words, subtitles or cut changed since this page was loaded. ";
+      const reload = document.createElement("button");
+      reload.type = "button";
+      reload.textContent = "Reload to review them";
+      reload.addEventListener("click", () => location.reload());
+      note.append(reload);
+      panel.after(note);
+    }
+    if (note) note.hidden = !changed;
+    return changed;
+  }
+
   function follow(panel) {
     const card = cardOf(panel);
+    const changed = stale(card, panel);
     const approve = card.querySelector && card.querySelector("button[data-review='approve']");
     if (approve) {
       const ready = panel.dataset.ready === "yes";
-      approve.disabled = !ready || approve.dataset.noConsent === "yes" || approve.dataset.own === "yes";
+      approve.disabled =
+        !ready || changed || approve.dataset.noConsent === "yes" || approve.dataset.own === "yes";
       const why = card.querySelector(".approve-why");
       if (why) why.hidden = ready;
     }
@@ -51,12 +77,17 @@
   document.querySelectorAll(".media-panel").forEach(follow);
   setInterval(poll, POLL_MS);
 
+  // work() answers with the answer as saved: its revision is now what this page shows.
   async function act(button, work, done) {
     if (button) button.disabled = true;
     try {
-      await work();
+      const saved = await work();
       if (done) TA.toast(done);
-      const panel = cardOf(button).querySelector(".media-panel");
+      const card = cardOf(button);
+      if (saved && saved.revision && card.dataset && card.dataset.revision !== undefined) {
+        card.dataset.revision = saved.revision;
+      }
+      const panel = card.querySelector(".media-panel");
       if (panel) refresh(panel);
     } catch (error) {
       TA.toast(error.message || "Not saved: the connection failed.", "bad");
@@ -100,7 +131,7 @@
       act(
         words.querySelector("button[type='submit']"),
         async () => {
-          await TA.api("PUT", "/api/answers/" + id + "/transcript", {
+          let saved = await TA.api("PUT", "/api/answers/" + id + "/transcript", {
             transcript: words.elements.transcript.value,
             translation: words.elements.translation.value,
           });
@@ -116,7 +147,9 @@
               const body = await response.json().catch(() => ({}));
               throw new Error((body.error && body.error.message) || "the subtitle file was refused");
             }
+            saved = await response.json();
           }
+          return saved;
         },
         "Saved: on the question's timeline.",
       );

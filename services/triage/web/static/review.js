@@ -122,7 +122,8 @@
       if (caption.value.trim() !== (caption.dataset.original || "").trim()) {
         await TA.api("PUT", "/api/questions/" + question + "/answer/caption", { caption: caption.value, answer_id: answer });
       }
-      const body = { answer_id: answer };
+      // The words, subtitles and cut as this page shows them: a team edit since refuses it.
+      const body = { answer_id: answer, revision: card.dataset.revision };
       if (button.dataset.standalone === "yes") body.standalone = true;
       const replies = await TA.api("POST", "/api/questions/" + question + "/answer/approve", body);
       dialog.close();
@@ -133,6 +134,10 @@
     } catch (error) {
       TA.toast(error.message || "Not saved: the connection failed.", "bad");
       button.disabled = false;
+      if (error.code === "answer_changed") {
+        dialog.close();
+        setTimeout(() => location.reload(), 2500); // show what changed
+      }
     }
   }
 

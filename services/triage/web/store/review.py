@@ -15,7 +15,14 @@ from services.common.messages import Author, Media, MentionClassified, Platform,
 from services.common.messages import Consent as ConsentMessage
 from services.common.replyability import replyability
 from services.triage.web import domain, policy
-from services.triage.web.exceptions import AnswerReplaced, Conflict, ConsentMissing, SpeakerPaused
+from services.triage.web.domain import answer_revision
+from services.triage.web.exceptions import (
+    AnswerChanged,
+    AnswerReplaced,
+    Conflict,
+    ConsentMissing,
+    SpeakerPaused,
+)
 from services.triage.web.models import (
     Answer,
     AnswerState,
@@ -152,6 +159,7 @@ class Review:
         *,
         standalone: bool = False,
         reviewed: str | None = None,
+        revision: str | None = None,
     ) -> list[Reply]:
         """Approve the question's recorded answer: one ``replies.requested`` per
         asker in its cluster, each with its own idempotency key. Approving again
@@ -160,7 +168,9 @@ class Review:
         ``standalone``: an asker the platform will not let us answer by reply (X: the
         post did not summon the account) gets a standalone post instead. ``reviewed``:
         the answer the moderator reviewed; a newer recording since refuses the approval
-        (:class:`AnswerReplaced`), so nothing no moderator saw goes out. A withdrawal
+        (:class:`AnswerReplaced`), so nothing no moderator saw goes out; ``revision``:
+        the :func:`answer_revision` of the words, subtitles and cut the moderator saw,
+        refused when they changed since (:class:`AnswerChanged`). A withdrawal
         of the consent and the approval exclude each other on the answer's row: one
         committed first refuses the approval (409, nothing requested); one recorded
         while the approval runs waits for it and names every reply it requested."""
@@ -184,6 +194,11 @@ class Review:
             # committed first and the approval is refused. Everything below is read
             # after it, under the lock.
             await self._lock_for_approval(session, answer, actor, now)
+            if revision is not None and answer_revision(answer) != revision:
+                raise AnswerChanged(
+                    "the words, subtitles or cut of this answer changed after you looked"
+                    " (the team edited them): review it again"
+                )
             consent = await session.scalar(select(Consent).where(Consent.answer_id == answer.id))
             if consent is None:
                 raise ConsentMissing("the consent of the person filmed is missing")
