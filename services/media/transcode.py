@@ -45,6 +45,30 @@ class Rendered:
     duration_s: float
 
 
+#: Transfer functions of HDR video (SMPTE 2084 "PQ", ARIB STD-B67 "HLG": iPhones and
+#: many Android phones record HLG by default) and the BT.2020 primaries (H.273 codes).
+HDR_TRANSFERS = frozenset({16, 18})
+BT2020 = 9
+#: What a rendition and a poster are: SDR, BT.709 (what every platform and player
+#: shows as it is).
+BT709 = 1
+#: swscale's colour management (FFmpeg 8): from the frame's own tags to SDR BT.709,
+#: HDR tone-mapped. Without it an HLG picture kept its code values and its tags in
+#: 8 bits: dim and washed out once a platform reads it as SDR.
+TO_SDR = "out_transfer=bt709:out_primaries=bt709:out_color_matrix=bt709"
+
+
+def is_hdr(frame: av.VideoFrame) -> bool:
+    """Whether ``frame`` is HDR or wide-gamut (tone-mapped to SDR BT.709 when shown)."""
+    return frame.color_trc in HDR_TRANSFERS or frame.color_primaries == BT2020
+
+
+def _tag_tone_mapped(context: av.VideoCodecContext, first: av.VideoFrame) -> None:
+    """Tag the rendition BT.709 when the graph tone-mapped it (``first`` is HDR)."""
+    if is_hdr(first):
+        context.color_primaries = context.color_trc = context.colorspace = BT709
+
+
 def rotation_filters(rotation: float) -> list[tuple[str, str | None]]:
     """The filters that show the picture upright (``rotation``: counter-clockwise
     degrees, as PyAV's ``VideoFrame.rotation`` and ffprobe say)."""
@@ -71,7 +95,10 @@ def _graph(stream: av.VideoStream, first: av.VideoFrame, recipe: Recipe) -> av.f
     ]
     for name, args in rotation_filters(first.rotation):
         chain.append(graph.add(name, args))
-    chain.append(graph.add("scale", f"{recipe.width}:{recipe.height}:flags=bicubic"))
+    scale = f"{recipe.width}:{recipe.height}:flags=bicubic"
+    if is_hdr(first):
+        scale += f":{TO_SDR}:out_range=tv"
+    chain.append(graph.add("scale", scale))
     chain.append(graph.add("fps", str(recipe.fps)))
     chain.append(graph.add("format", "yuv420p"))
     chain.append(graph.add("buffersink"))
@@ -131,6 +158,7 @@ def render(  # noqa: PLR0915 - one pipeline, read top to bottom
                     },
                 )
                 vs.width, vs.height, vs.pix_fmt = recipe.width, recipe.height, "yuv420p"
+                _tag_tone_mapped(vs.codec_context, first)
                 vs.codec_context.thread_count = threads
                 aout = resampler = None
                 if audio is not None:
@@ -225,6 +253,24 @@ def _silence(samples: int, layout: str) -> av.AudioFrame:
     return frame
 
 
+def _sdr(frame: av.VideoFrame) -> av.VideoFrame:
+    """``frame`` as SDR BT.709 RGB when it is HDR (tone-mapped), else as it is."""
+    if not is_hdr(frame):
+        return frame
+    graph = av.filter.Graph()
+    chain = [
+        graph.add_buffer(
+            width=frame.width, height=frame.height, format=frame.format, time_base=Fraction(1, 1)
+        ),
+        graph.add("scale", f"{TO_SDR}:out_range=pc"),
+        graph.add("format", "rgb24"),
+        graph.add("buffersink"),
+    ]
+    graph.link_nodes(*chain).configure()
+    graph.vpush(frame)
+    return graph.vpull()
+
+
 def poster(source: Path, target: Path, *, at_s: float = 1.0, max_side: int = 640) -> Path:
     """A JPEG of the picture about ``at_s`` in (upright, at most ``max_side`` pixels on its
     long side), written atomically."""
@@ -242,7 +288,7 @@ def poster(source: Path, target: Path, *, at_s: float = 1.0, max_side: int = 640
                 break
         if chosen is None:
             raise ValueError("no picture to make a poster of")
-        image = chosen.to_image()  # type: ignore[no-untyped-call]
+        image = _sdr(chosen).to_image()  # type: ignore[no-untyped-call]
         clockwise = (-round(chosen.rotation)) % 360
         if clockwise:
             image = image.rotate(-clockwise, expand=True)

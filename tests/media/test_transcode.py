@@ -189,3 +189,47 @@ def test_a_picture_larger_than_any_phone_records_is_refused_before_it_decodes(
     eight_k = make_clip(tmp_path / "8k.mp4", size=(4320, 7680), fps=1, seconds=1.0,
                         acodec=None, vopts={"preset": "ultrafast"})  # fmt: skip
     assert probe(eight_k, thorough=False).display_size == (4320, 7680)
+
+
+def _hlg_clip(path: Path, luma: int, seconds: float = 1.0) -> Path:
+    """A flat grey in HLG, BT.2020, 10-bit HEVC (what an iPhone records by default):
+    ``luma`` a 10-bit limited-range code (721: HLG's reference white)."""
+    fps = 10
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(
+            "libx265", rate=fps, options={"preset": "ultrafast", "x265-params": "log-level=error"}
+        )
+        vs.width, vs.height, vs.pix_fmt = 160, 120, "yuv420p10le"
+        context = vs.codec_context
+        context.color_primaries, context.color_trc, context.colorspace = 9, 18, 9
+        for n in range(round(seconds * fps)):
+            frame = av.VideoFrame(160, 120, "yuv420p10le")
+            for i, plane in enumerate(frame.planes):
+                value = luma if i == 0 else 512
+                rows = np.full((plane.height, plane.line_size // 2), value, dtype=np.uint16)
+                plane.update(rows.tobytes())
+            frame.color_primaries, frame.color_trc, frame.colorspace = 9, 18, 9
+            frame.pts = n
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+    return path
+
+
+def test_an_hdr_answer_is_tone_mapped_to_sdr(tmp_path: Path) -> None:
+    """HLG's reference white is SDR's white once shown as SDR: the rendition and the
+    poster tone-map it (they kept the code values, 8 bits, tagged HLG: a dim, washed-out
+    grey, 179 of 235, once a platform reads it as SDR), and the rendition says BT.709."""
+    clip = _hlg_clip(tmp_path / "hlg.mp4", luma=721)
+    out = render(clip, tmp_path / "out.mp4", recipe(probe(clip), X)).path
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        tags = (stream.codec_context.color_primaries, stream.codec_context.color_trc)
+        frame = next(container.decode(stream))
+        luma = float(frame.to_ndarray()[: frame.height].mean())
+    assert tags == (1, 1)
+    assert luma == pytest.approx(234, abs=6)
+    still = poster(clip, tmp_path / "poster.jpg", at_s=0.0)
+    from PIL import Image  # noqa: PLC0415 - as the poster does
+
+    with Image.open(still) as image:
+        assert float(np.asarray(image.convert("L")).mean()) > 240
