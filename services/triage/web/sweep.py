@@ -5,7 +5,9 @@ logged by its key and counted. The rules, and why they are safe, are in the tria
 README ("Answers").
 
 Only ``objects/``, ``posters/``, ``subtitles/`` and ``renditions/<sha256>/`` are looked
-at; unfinished uploads have their own expiry and anything else is left alone. No
+at (a ``renditions/<sha256>/`` folder left empty goes too, once it has been empty for
+the grace period and no media job of that original is queued or running); unfinished
+uploads have their own expiry and anything else is left alone. No
 symbolic link is followed or removed: folders are opened one step at a time with
 ``O_NOFOLLOW`` and files removed relative to them. The database is read after the
 folder is listed and read again right before each batch of removals; when it cannot
@@ -119,12 +121,13 @@ class OrphanSweep:
     async def sweep(self, now: float | None = None) -> list[str]:
         """One round; the keys removed."""
         cutoff = (time.time() if now is None else now) - self.grace_s
-        old = await asyncio.to_thread(_scan, self.root, cutoff)
-        if not old:
+        old, empty = await asyncio.to_thread(_scan, self.root, cutoff)
+        if not old and not empty:
             return []
         refs = await self._read()
         if refs is None:
             return []
+        await self._remove_empty(empty, refs[0])
         orphans = [f for f in old if not referenced(f, *refs)]
         removed: list[str] = []
         for start in range(0, len(orphans), BATCH):
@@ -148,6 +151,18 @@ class OrphanSweep:
             log.warning("media sweep: references unreadable, no file removed this round: %r", exc)
             return None
         return refs, uploads
+
+    async def _remove_empty(self, shas: list[str], refs: References) -> None:
+        """Remove the empty ``renditions/<sha256>/`` folders no live job may write into."""
+        for sha in shas:
+            if sha in refs.live:
+                continue
+            try:
+                await asyncio.to_thread(_remove_empty_folder, self.root, sha)
+            except OSError as exc:  # not empty any more, gone, or refused: left alone
+                log.debug("media sweep: renditions/%s kept: %s", sha, exc)
+            else:
+                log.info("media sweep: removed the empty folder renditions/%s", sha)
 
     async def _remove(self, found: Found, cutoff: float) -> bool:
         try:
@@ -215,15 +230,27 @@ def _old_files(root: Path, folder: tuple[str, ...], cutoff: float) -> Iterator[F
             yield Found(folder, entry.name, st.st_dev, st.st_ino)
 
 
-def _scan(root: Path, cutoff: float) -> list[Found]:
-    """The regular files of the swept folders unchanged since before ``cutoff``."""
+def _scan(root: Path, cutoff: float) -> tuple[list[Found], list[str]]:
+    """The regular files of the swept folders unchanged since before ``cutoff``, and the
+    ``renditions/<sha256>/`` folders empty and unchanged since then."""
     found = [f for top in FLAT for f in _old_files(root, (top,), cutoff)]
-    originals = [
-        entry.name for entry in _entries(root, (RENDITIONS,)) if entry.is_dir(follow_symlinks=False)
-    ]
-    for sha in originals:
-        found += _old_files(root, (RENDITIONS, sha), cutoff)
-    return found
+    empty: list[str] = []
+    for entry in _entries(root, (RENDITIONS,)):
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        files = list(_old_files(root, (RENDITIONS, entry.name), cutoff))
+        found += files
+        if (
+            not files
+            and _changed(st) < cutoff
+            and next(_entries(root, (RENDITIONS, entry.name)), None) is None
+        ):
+            empty.append(entry.name)
+    return found, empty
 
 
 def _upload_stems(root: Path) -> frozenset[str]:
@@ -233,6 +260,15 @@ def _upload_stems(root: Path) -> frozenset[str]:
     except FileNotFoundError:
         return frozenset()
     return frozenset(n.partition(".")[0] for n in names)
+
+
+def _remove_empty_folder(root: Path, sha: str) -> None:
+    """``rmdir renditions/<sha>`` (refused by the system when something is in it)."""
+    fd = _open_dir(root, (RENDITIONS,))
+    try:
+        os.rmdir(sha, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def _remove(root: Path, found: Found, cutoff: float) -> bool:

@@ -240,6 +240,29 @@ async def test_a_failed_read_before_the_removals_removes_nothing(tmp_path: Path)
     assert orphan.exists()
 
 
+async def test_an_emptied_renditions_folder_goes_a_grace_after_it_emptied(
+    tmp_path: Path,
+) -> None:
+    """A ``renditions/<sha256>/`` folder whose files were swept stayed for good, one per
+    original ever rendered: it goes once empty for the grace period, unless a queued or
+    running job of that original may write into it; a young one stays."""
+    old_sha, live_sha, young_sha, full_sha = "a" * 64, "b" * 64, "c" * 64, "d" * 64
+    for sha in (old_sha, live_sha, young_sha):
+        (tmp_path / "renditions" / sha).mkdir(parents=True)
+    put(tmp_path, "renditions", full_sha, "x.mp4")
+    live = References(frozenset({live_sha}), frozenset({live_sha}), subtitles_unknown=False)
+    sweep = OrphanSweep(tmp_path, Reads(live, live), grace_s=GRACE_S)
+    now = later()
+    young = tmp_path / "renditions" / young_sha
+    os.utime(young, (now - 600, now - 600))  # emptied 10 minutes before the sweep
+
+    assert await sweep.sweep(now=now) == [f"renditions/{full_sha}/x.mp4"]
+
+    left = sorted(p.name for p in (tmp_path / "renditions").iterdir())
+    assert left == sorted([live_sha, young_sha, full_sha])
+    assert not any((tmp_path / "renditions" / full_sha).iterdir())
+
+
 async def test_a_file_a_row_names_after_the_first_read_is_kept(tmp_path: Path) -> None:
     orphan = put(tmp_path, "objects", ORPHAN)
     named = References(frozenset({ORPHAN}), frozenset(), subtitles_unknown=False)
