@@ -23,7 +23,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -84,6 +84,7 @@ class Ledger(PauseLedger):
                 author_handle=request.author.handle,
                 speaker_ref=request.consent.speaker_ref,
                 consent_at=request.consent.at,
+                answer_id=request.answer_id,
                 language=request.language,
                 state=ReplyState.PENDING.value,
                 attempts=0,
@@ -458,21 +459,23 @@ class Ledger(PauseLedger):
             return True
 
     async def withdrawals_for(
-        self, speaker_ref: str, question_id: str
+        self, speaker_ref: str, question_id: str, answer_id: str | None = None
     ) -> tuple[WithdrawalFact, ...]:
         async with self._sessions() as session:
-            return await self._withdrawals(session, speaker_ref, question_id)
+            return await self._withdrawals(session, speaker_ref, question_id, answer_id)
 
     async def published_featuring(
-        self, speaker_ref: str, question_ids: Sequence[str] = ()
+        self, speaker_ref: str, question_ids: Sequence[str] = (), answer_id: str | None = None
     ) -> list[Reply]:
-        """Published replies that feature the speaker (in those questions, if given)."""
+        """Published replies that feature the speaker (in those questions, if given), and
+        those that post ``answer_id``, whatever their question."""
         async with self._sessions() as session:
-            query = select(Reply).where(
-                Reply.speaker_ref == speaker_ref, Reply.state == ReplyState.PUBLISHED.value
-            )
+            match = Reply.speaker_ref == speaker_ref
             if question_ids:
-                query = query.where(Reply.question_id.in_(list(question_ids)))
+                match = and_(match, Reply.question_id.in_(list(question_ids)))
+            if answer_id is not None:
+                match = or_(match, Reply.answer_id == answer_id)
+            query = select(Reply).where(match, Reply.state == ReplyState.PUBLISHED.value)
             return list(await session.scalars(query.order_by(Reply.published_at)))
 
     async def still_up_after_withdrawal(self) -> list[tuple[Reply, WithdrawalFact]]:
@@ -486,7 +489,13 @@ class Ledger(PauseLedger):
             )
             pairs = await session.execute(
                 select(Reply, ConsentWithdrawal)
-                .join(ConsentWithdrawal, ConsentWithdrawal.speaker_ref == Reply.speaker_ref)
+                .join(
+                    ConsentWithdrawal,
+                    or_(
+                        ConsentWithdrawal.speaker_ref == Reply.speaker_ref,
+                        ConsentWithdrawal.answer_id == Reply.answer_id,
+                    ),
+                )
                 .where(
                     Reply.state == ReplyState.PUBLISHED.value,
                     ConsentWithdrawal.at >= Reply.consent_at,
@@ -496,7 +505,8 @@ class Ledger(PauseLedger):
             )
             found: dict[str, tuple[Reply, WithdrawalFact]] = {}
             for reply, withdrawal in pairs:
-                if reply.reply_id not in found and _covers(withdrawal, reply.question_id):
+                covered = _covers(withdrawal, reply.question_id, reply.answer_id)
+                if reply.reply_id not in found and covered:
                     found[reply.reply_id] = (reply, _fact(withdrawal))
             return list(found.values())
 

@@ -102,6 +102,9 @@ class Reply(Base):
     author_handle: Mapped[str] = mapped_column(String(256))
     speaker_ref: Mapped[str] = mapped_column(String(256), index=True)
     consent_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The answer (video) it posts: a withdrawal naming it covers the reply whatever
+    #: questions it names (``None``: a request without one, or a row from before 0011).
+    answer_id: Mapped[str | None] = mapped_column(String(256), index=True)
     language: Mapped[str | None] = mapped_column(String(16))
     #: The text that was (or is being) posted, rendered from a template.
     text: Mapped[str | None] = mapped_column(Text)

@@ -367,7 +367,9 @@ class Publisher:
         # Consent withdrawn while this reply was being sent: take it down at once.
         withdrawn = [
             w
-            for w in await self.ledger.withdrawals_for(row.speaker_ref, row.question_id)
+            for w in await self.ledger.withdrawals_for(
+                row.speaker_ref, row.question_id, row.answer_id
+            )
             if w.at >= row.consent_at
         ]
         if withdrawn:
@@ -472,7 +474,10 @@ class Publisher:
                 ", ".join(event.question_ids) or "all",
             )
         withdrawal = domain.WithdrawalFact(event.at, event.withdrawn_by, event.reason)
-        for row in await self.ledger.published_featuring(event.speaker_ref, event.question_ids):
+        featuring = await self.ledger.published_featuring(
+            event.speaker_ref, event.question_ids, event.answer_id
+        )
+        for row in featuring:
             if event.at < row.consent_at:
                 continue  # consent given again after this withdrawal
             platform = await self._take_down_platform(row)

@@ -1494,3 +1494,42 @@ async def test_a_reply_another_publisher_is_sending_waits_for_its_lease(env: Env
     ledger.now = lambda: datetime.now(UTC) + timedelta(minutes=21)  # the lease ran out
     published(await publisher.handle(request))
     assert len(await env.posts()) == 1
+
+
+def _answer_withdrawn(request: PublishReply) -> ConsentWithdrawn:
+    """A withdrawal naming the request's answer and another question only (a cluster
+    asker whose reply the triage web had not counted yet)."""
+    return ConsentWithdrawn(
+        speaker_ref=request.consent.speaker_ref, question_ids=("another-question",),
+        answer_id=request.answer_id, withdrawn_by="team-b", at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+async def test_a_withdrawal_naming_the_answer_takes_down_its_published_replies(
+    env: Env,
+) -> None:
+    """Every way a published reply comes down reads the answer it posts: the withdrawal
+    consumer, the take-down right after a late publish, and the sweep (they matched
+    speaker and question only, so such a reply stayed up)."""
+    ledger, publisher = env.ledger, env.make_publisher()
+    consumed = await engaged(ledger, answer_id="answer-a")
+    published(await publisher.handle(consumed))
+    assert await publisher.withdraw(_answer_withdrawn(consumed)) == Done()
+    assert await env.posts() == []
+
+    late = await engaged(ledger, answer_id="answer-b")
+    with pytest.raises(SimulatedCrash):
+        await env.make_publisher(wrap=CrashAfterPost).handle(late)
+    assert await publisher.withdraw(_answer_withdrawn(late)) == Done()  # still sending
+    published(await publisher.handle(late))  # found on the platform, then taken down
+    assert await env.posts() == []
+
+    swept = await engaged(ledger, answer_id="answer-c")
+    published(await publisher.handle(swept))
+    await ledger.record_withdrawal(_answer_withdrawn(swept))  # its take-down never ran
+    assert await publisher.take_down_withdrawn() == 1
+    assert await env.posts() == []
+    for request in (consumed, late, swept):
+        row = await ledger.get(request.reply_id)
+        assert row is not None
+        assert (row.state, row.answer_id) == (ReplyState.WITHDRAWN, request.answer_id)
