@@ -65,9 +65,13 @@ def test_the_default_fine_tunes_the_top_two_layers(data: Path, tmp_path: Path) -
     assert 0.0 <= pred.offensive <= 1.0
 
 
+@pytest.mark.timeout(480)
 def test_bf16_training_fine_tunes_every_layer_and_records_it(data: Path, tmp_path: Path) -> None:
     """``--bf16 --top-layers 6``: mixed-precision training of the whole encoder; the
-    weights are saved like any others (fp16) and the config records bf16."""
+    weights are saved like any others (fp16) and the config records bf16. On a CPU
+    without bf16 units (a first-generation EPYC: AVX2 only) bf16 is emulated and this
+    ran past the default 120 s under the suite's load: the work is the same, the limit
+    longer."""
     out = tmp_path / "model"
     args = ["--data-dir", str(data), "--out", str(out), "--epochs", "1", "--top-layers", "6"]
     assert train.main([*args, "--bf16"]) == 0
