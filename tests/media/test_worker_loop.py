@@ -122,6 +122,22 @@ def _count(outcome: str) -> float:
     return value or 0.0
 
 
+def _until_stopped(seconds: float, seen_stop: threading.Event, began: threading.Event) -> Any:
+    """A handler that works ``seconds`` unless told to stop (then it says so and fails)."""
+
+    def handler(job: Job, report: Any, stopped: Any) -> dict[str, Any]:
+        began.set()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if stopped():
+                seen_stop.set()
+                raise RuntimeError("stopped")
+            time.sleep(0.01)
+        return {"path": "late"}
+
+    return handler
+
+
 async def _stopped(task: asyncio.Task[None]) -> None:
     """Cancel the loop: it ends at once, cancelled (not by an error of its own)."""
     task.cancel()
@@ -233,16 +249,7 @@ async def test_a_worker_stopped_mid_job_stops_its_work_and_gives_the_job_back(
     running until its lease runs out, a try lost per deploy)."""
     seen_stop = threading.Event()
     began = threading.Event()
-
-    def slow(job: Job, report: Any, stopped: Any) -> dict[str, Any]:
-        began.set()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if stopped():
-                seen_stop.set()
-                raise RuntimeError("stopped")
-            time.sleep(0.01)
-        return {"path": "late"}
+    slow = _until_stopped(5, seen_stop, began)
 
     await _ask(engine, jobs, "long")
     settings = _settings(tmp_path, lease_s=60)
@@ -264,17 +271,10 @@ async def test_a_job_running_past_its_time_limit_is_stopped_and_failed_for_good(
     thread is told to stop and the job fails at once, saying why (another try would take
     as long); the next job is done."""
     seen_stop = threading.Event()
+    long_one = _until_stopped(20, seen_stop, threading.Event())
 
     def endless(job: Job, report: Any, stopped: Any) -> dict[str, Any]:
-        if job.key == "next":
-            return {"path": "next"}
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if stopped():
-                seen_stop.set()
-                raise RuntimeError("stopped")
-            time.sleep(0.01)
-        return {"path": "late"}
+        return {"path": "next"} if job.key == "next" else long_one(job, report, stopped)
 
     await _ask(engine, jobs, "hours-long")
     settings = _settings(tmp_path, lease_s=60, job_timeout_s=0.3)
