@@ -184,8 +184,12 @@ class EpochWatch:
     refresh: Callable[[], Awaitable[object]] | None = None
     every_s: float = 1.0
     retry_s: float = 1.0
+    #: How long one metadata read may take (aiokafka's has no limit of its own).
+    refresh_timeout_s: float = 10.0
     #: The epoch this process has seen (None until the broker first answers).
     current: str | None = None
+    #: The first epoch this process saw (None until the broker first answers).
+    first: str | None = None
 
     def __post_init__(self) -> None:
         self.callbacks: list[OnNewEpoch] = []
@@ -223,6 +227,7 @@ class EpochWatch:
             if logged != found:
                 self.sent.set_epoch(found)
         previous, self.current = self.current, found
+        self.first = self.first or found
         if previous is not None and previous != found:
             log.warning("new broker epoch %s (was %s)", found, previous)
             if not changed:  # (else refreshed before the resend)
@@ -238,9 +243,13 @@ class EpochWatch:
             return
         while True:
             try:
-                await self.refresh()
-            except (KafkaError, OSError) as exc:
-                log.warning("reading epoch %s's metadata failed: %s; retrying", new, exc)
+                await asyncio.wait_for(self.refresh(), self.refresh_timeout_s)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "reading epoch %s's metadata failed: %s; retrying",
+                    new,
+                    exc or type(exc).__name__,
+                )
                 await asyncio.sleep(self.retry_s)
                 continue
             return

@@ -3,6 +3,7 @@ cluster id sends the window again (once), before the new epoch is noted."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -78,8 +79,10 @@ async def test_a_new_epoch_sends_the_window_again_once(tmp_path: Path) -> None:
 
     watch = EpochWatch(client=lambda: client, sent=log, resend=resend)
     watch.on_new_epoch(on_new)
+    assert watch.first is None
     assert not await watch.check()  # first sight: noted, nothing sent
     assert log.epoch() == "e1"
+    assert watch.first == watch.current == "e1"
     log.record("mentions.raw", b"a", b"1")
     log.record("mentions.classified", b"b", b"2")
 
@@ -90,6 +93,7 @@ async def test_a_new_epoch_sends_the_window_again_once(tmp_path: Path) -> None:
     assert resent == [("mentions.raw", b"a", b"1"), ("mentions.classified", b"b", b"2")]
     assert told == [("e1", "e2")]
     assert log.epoch() == "e2"
+    assert (watch.first, watch.current) == ("e1", "e2")  # the epoch this process read first
     assert not await watch.check()  # once
     assert len(resent) == 2
 
@@ -160,6 +164,34 @@ async def test_the_metadata_is_read_again_before_the_window_goes_out(tmp_path: P
     assert steps == ["refresh", "refresh", "resend"]
     assert await watch.check() is False  # once
     assert steps == ["refresh", "refresh", "resend"]
+
+
+async def test_a_metadata_read_that_never_answers_is_tried_again(tmp_path: Path) -> None:
+    """aiokafka's metadata update has no timeout of its own: one that hangs (its
+    sync task gone with the old broker) must not hold the new epoch for ever."""
+    log = SentLog(tmp_path / "sent.db", window_s=900)
+    log.set_epoch("e1")
+    steps: list[str] = []
+
+    async def refresh() -> None:
+        steps.append("refresh")
+        if steps.count("refresh") == 1:
+            await asyncio.Event().wait()  # never answers
+
+    async def resend(topic: str, key: bytes | None, value: bytes | None) -> Any:
+        return _done()
+
+    watch = EpochWatch(
+        client=lambda: FakeClient("e2"),
+        sent=log,
+        resend=resend,
+        refresh=refresh,
+        retry_s=0,
+        refresh_timeout_s=0.05,
+    )
+    assert await asyncio.wait_for(watch.check(), 5)
+    assert steps == ["refresh", "refresh"]
+    assert log.epoch() == "e2"
 
 
 async def _done() -> None:

@@ -22,7 +22,7 @@ from prometheus_client import generate_latest
 
 from services.common import topics
 from services.common.bootstrap import ensure_topics
-from services.common.epoch import EpochWatch, SentLog, sent_log
+from services.common.epoch import EpochWatch, SentLog, cluster_id, sent_log
 from services.common.kafka import KafkaSettings, broker_problem, refresh_metadata
 from services.common.lifecycle import exit_deadline
 from services.triage.classifier.base import Classifier
@@ -141,6 +141,28 @@ class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by consumer.start()
         return consumer
+
+    async def _commit(self, offsets: Mapping[Any, int]) -> bool:
+        """Commit only to the broker epoch this process reads (the first it saw:
+        it exits on another). Offsets of an old epoch committed to a new broker
+        (Tansu takes a commit from a member it never saw) would make the next
+        worker skip that many of the new epoch's records. Until the epoch watch
+        has seen the broker, while no broker answers, or once the broker is
+        another epoch (the watch is about to exit), nothing is committed: faust
+        commits the next acked offsets a second later, and a restart reads what
+        was not committed again (at least once, never skipped)."""
+        epoch: EpochWatch | None = getattr(self.app, "epoch_watch", None)
+        if epoch is not None:
+            found = await cluster_id(self._ensure_consumer()._client)
+            if epoch.first is None or found != epoch.first:
+                log.log(
+                    logging.DEBUG if found is None else logging.WARNING,
+                    "offsets not committed: the broker is epoch %s, this worker reads %s",
+                    found,
+                    epoch.first,
+                )
+                return False
+        return bool(await super()._commit(offsets))
 
 
 class _Consumer(aiokafka_driver.Consumer):
@@ -338,6 +360,7 @@ def _watch_epochs(app: Any, kafka: KafkaSettings, sent: SentLog | None) -> None:
         os._exit(NEW_EPOCH_EXIT)
 
     watch.on_new_epoch(restart)
+    app.epoch_watch = watch  # read by the consumer thread before each commit
 
     @app.task  # type: ignore[untyped-decorator]
     async def broker_epochs() -> None:
@@ -356,6 +379,14 @@ class _Worker(faust.Worker):
         super()._install_signal_handlers_unix()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, _arm_deadline)
+
+    def on_worker_shutdown(self) -> None:
+        # Not only a signal stops the worker: a crash does too (a commit or fetch
+        # failing as the broker dies), and then nothing had armed the deadline,
+        # so the graceful stop could wait on a dead consumer thread for good,
+        # alive to the supervisor and consuming nothing.
+        exit_deadline()
+        super().on_worker_shutdown()
 
 
 def _arm_deadline(signum: int, _frame: FrameType | None) -> None:
