@@ -25,7 +25,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.devstack import stack
 from services.devstack.broker import free_port
 from tests.bench.soak_stack import scrape, total
-from tests.devstack.test_stack import _read_until, _share_the_speech_model, _show_log_tails, _stop
+from tests.devstack.test_stack import (
+    _read_until,
+    _said,
+    _share_the_speech_model,
+    _show_log_tails,
+    _stop,
+)
 from tests.helpers.media import make_clip
 
 #: Mentions replayed, and the share of them accepted when the broker is killed.
@@ -70,7 +76,8 @@ def test_make_run_loses_nothing_when_the_embedded_broker_is_killed(tmp_path: Pat
         )  # fmt: skip
         accepted = _wait_for_accepted(ports["ingest"], int(MENTIONS * KILL_AT))
         killed_at = _kill_the_broker(var / "run")
-        print(f"FAULTS broker SIGKILLed with {accepted:.0f} mentions accepted")
+        at_kill = _stored(var)
+        print(f"FAULTS broker SIGKILLed with {accepted:.0f} mentions accepted, {at_kill[1]} stored")
         out, _ = replay.communicate(timeout=600)
         assert replay.returncode == 0, out
         # The file's exact repeats (webhook retries: same id, same bytes) are one
@@ -83,7 +90,10 @@ def test_make_run_loses_nothing_when_the_embedded_broker_is_killed(tmp_path: Pat
             f"FAULTS mentions: {MENTIONS} replayed ({expected} distinct, the rest exact"
             f" repeats), {distinct} stored ({stored} rows) {waited:.0f} s after the kill"
         )
-        assert (stored, distinct) == (expected, expected)
+        assert (stored, distinct) == (expected, expected), (
+            f"{at_kill[1]} stored when the broker was killed; the supervisor said:\n"
+            + _restarts(_said(proc))
+        )
 
         # 2. Answers: approved, then the broker dies again before they are all out.
         web = f"http://127.0.0.1:{ports['web']}"
@@ -104,8 +114,9 @@ def test_make_run_loses_nothing_when_the_embedded_broker_is_killed(tmp_path: Pat
         assert {n: len(p) for n, p in per_question.items()} == dict.fromkeys(approved, 1)
     except BaseException:
         print("FAULTS on the broker at the end:", _topic_ends(ports["broker"]))
+        print("----- the supervisor said -----", _said(proc), sep="\n")
         _stop(proc, var / "run")
-        _show_log_tails(var / "log")
+        _show_log_tails(var / "log", first=("triage-worker", "triage-web", "ingest"))
         raise
     _stop(proc, var / "run")
     assert proc.returncode == 0
@@ -169,22 +180,33 @@ def _kill_the_broker(run_dir: Path) -> float:
     pytest.fail("the supervisor did not start a new broker")
 
 
+def _stored(var: Path) -> tuple[int, int]:
+    """Rows and distinct mentions in the triage database now."""
+    db = var / "triage" / "triage.db"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
+        counted: tuple[int, int] = conn.execute(
+            "SELECT count(*), count(DISTINCT mention_id) FROM questions"
+        ).fetchone()
+    return counted
+
+
+def _restarts(said: str) -> str:
+    """The supervisor's lines about processes and the broker dying (an assertion's
+    message: the start of a CI report)."""
+    return "\n".join(
+        line for line in said.splitlines() if "exited" in line or "keeps dying" in line
+    )
+
+
 def _wait_for_stored(var: Path, expected: int, since: float) -> tuple[int, int, float]:
     """Rows and distinct mentions in the triage database, once they reach ``expected``
     (or stop moving for three minutes)."""
-    db = var / "triage" / "triage.db"
     last, still = (-1, -1), time.monotonic()
     while True:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
-            counted: tuple[int, int] = conn.execute(
-                "SELECT count(*), count(DISTINCT mention_id) FROM questions"
-            ).fetchone()
+        counted = _stored(var)
         if counted[1] >= expected:
             time.sleep(5)  # nothing doubles later either
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
-                counted = conn.execute(
-                    "SELECT count(*), count(DISTINCT mention_id) FROM questions"
-                ).fetchone()
+            counted = _stored(var)
             return counted[0], counted[1], time.monotonic() - since
         if counted != last:
             last, still = counted, time.monotonic()

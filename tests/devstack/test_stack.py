@@ -664,9 +664,20 @@ def _read_until(proc: subprocess.Popen[str], marker: str, timeout_s: float) -> s
     pytest.fail("stack did not come up:\n" + "".join(seen))
 
 
-def _show_log_tails(log_dir: Path, lines: int = 40) -> None:
-    """The end of every service log, for the report of a failed stack test."""
-    for log in sorted(log_dir.glob("*.log")):
+def _said(proc: subprocess.Popen[str]) -> str:
+    """What the supervisor printed since the banner (and was not read yet)."""
+    lines = _OUTPUT.get(proc.pid)
+    said = []
+    while lines is not None and not lines.empty():
+        said.append(lines.get_nowait() or "")
+    return "".join(said)
+
+
+def _show_log_tails(log_dir: Path, lines: int = 40, first: tuple[str, ...] = ()) -> None:
+    """The end of every service log, for the report of a failed stack test (the
+    services named in ``first`` first: a CI report may show only the start)."""
+    logs = sorted(log_dir.glob("*.log"), key=lambda log: (log.stem not in first, log.name))
+    for log in logs:
         tail = log.read_text(errors="replace").splitlines()[-lines:]
         print(f"----- {log.name} (last {len(tail)} lines) -----", *tail, sep="\n")
 
@@ -678,12 +689,8 @@ def _exit_code(proc: subprocess.Popen[str], timeout_s: float) -> int | None:
         return proc.wait(timeout_s)
     except subprocess.TimeoutExpired:
         pass
-    lines = _OUTPUT.get(proc.pid)
-    said = []
-    while lines is not None and not lines.empty():
-        said.append(lines.get_nowait() or "")
     print(f"----- supervisor still running after {timeout_s:.0f} s; it said -----")
-    print("".join(said))
+    print(_said(proc))
     spy = Path(sys.executable).with_name("py-spy")
     for command in (
         [str(spy), "dump", "--pid", str(proc.pid)],
