@@ -241,6 +241,45 @@ async def test_the_review_s_other_calls_refuse_a_replaced_answer(web: Web) -> No
     assert sent_back.status_code == 204, sent_back.text
 
 
+async def test_approving_a_reply_text_another_moderator_changed_since_is_refused(
+    web: Web,
+) -> None:
+    """The reply's text the approval dialog showed is the one approved: corrected by
+    another moderator since, the approval is refused (409 ``answer_changed``, nothing
+    requested); the text as it is now approves it."""
+    question = await assigned(web)
+    answer = await _record(web, question, "Reviewed words.", "Amina")
+    await run_media_jobs(web.runtime.store)
+    base = f"/api/questions/{question}/answer"
+    shown = (await web.call("mod1", "GET", f"{base}/preview?answer_id={answer}")).json()
+    edited = await web.call(
+        "mod2",
+        "PUT",
+        f"{base}/caption",
+        json={"caption": "Not what mod1 read.", "answer_id": answer},
+    )
+    assert edited.status_code == 200, edited.text
+
+    stale = await web.call(
+        "mod1",
+        "POST",
+        f"{base}/approve",
+        json={"answer_id": answer, "caption": shown["caption"]},
+    )
+
+    assert stale.status_code == 409, stale.text
+    assert stale.json()["error"]["code"] == "answer_changed"
+    assert await outbox(web.runtime.store, "replies.requested", PublishReply) == []
+    approved = await web.call(
+        "mod1",
+        "POST",
+        f"{base}/approve",
+        json={"answer_id": answer, "caption": " Not what mod1 read. "},
+    )
+    assert approved.status_code == 200, approved.text
+    assert len(await outbox(web.runtime.store, "replies.requested", PublishReply)) == 1
+
+
 async def test_approving_words_the_team_changed_after_the_moderator_looked_is_refused(
     web: Web,
 ) -> None:

@@ -210,6 +210,10 @@ class ApproveIn(BaseModel):
     #: when the team changed them since, the approval is refused (409
     #: ``answer_changed``). Unset: not checked.
     revision: str | None = Field(default=None, max_length=64)
+    #: The reply's text as the moderator confirmed it in the approval dialog: when
+    #: it is no longer the answer's (another moderator corrected it since), the
+    #: approval is refused (409 ``answer_changed``). Unset: not checked.
+    caption: str | None = Field(default=None, max_length=5000)
 
 
 @router.post(
@@ -227,6 +231,7 @@ async def approve_answer(
         standalone=body.standalone,
         reviewed=body.answer_id,
         revision=body.revision,
+        caption=body.caption,
     )
     metrics.ACTIONS.labels("approve_answer", "ok").inc()
     return [

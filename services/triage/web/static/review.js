@@ -122,8 +122,9 @@
       if (caption.value.trim() !== (caption.dataset.original || "").trim()) {
         await TA.api("PUT", "/api/questions/" + question + "/answer/caption", { caption: caption.value, answer_id: answer });
       }
-      // The words, subtitles and cut as this page shows them: a team edit since refuses it.
-      const body = { answer_id: answer, revision: card.dataset.revision };
+      // The words, subtitles and cut as this page shows them, and the reply's text as
+      // the dialog shows it: a change by anyone else since refuses the approval.
+      const body = { answer_id: answer, revision: card.dataset.revision, caption: caption.value };
       if (button.dataset.standalone === "yes") body.standalone = true;
       const replies = await TA.api("POST", "/api/questions/" + question + "/answer/approve", body);
       dialog.close();

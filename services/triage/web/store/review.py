@@ -160,6 +160,7 @@ class Review:
         standalone: bool = False,
         reviewed: str | None = None,
         revision: str | None = None,
+        caption: str | None = None,
     ) -> list[Reply]:
         """Approve the question's recorded answer: one ``replies.requested`` per
         asker in its cluster, each with its own idempotency key. Approving again
@@ -170,7 +171,9 @@ class Review:
         the answer the moderator reviewed; a newer recording since refuses the approval
         (:class:`AnswerReplaced`), so nothing no moderator saw goes out; ``revision``:
         the :func:`answer_revision` of the words, subtitles and cut the moderator saw,
-        refused when they changed since (:class:`AnswerChanged`). A withdrawal
+        refused when they changed since (:class:`AnswerChanged`), as is ``caption``,
+        the reply's text the moderator confirmed, when it is no longer the answer's
+        (another moderator corrected it since). A withdrawal
         of the consent and the approval exclude each other on the answer's row: one
         committed first refuses the approval (409, nothing requested); one recorded
         while the approval runs waits for it and names every reply it requested."""
@@ -198,6 +201,11 @@ class Review:
                 raise AnswerChanged(
                     "the words, subtitles or cut of this answer changed after you looked"
                     " (the team edited them): review it again"
+                )
+            if caption is not None and caption.strip() != answer.caption.strip():
+                raise AnswerChanged(
+                    "the reply's text changed after you looked (another moderator"
+                    " corrected it): review it again"
                 )
             consent = await session.scalar(select(Consent).where(Consent.answer_id == answer.id))
             if consent is None:
