@@ -134,21 +134,36 @@ _PORTS = (
 )
 
 
-def _topic_ends(port: int) -> dict[str, list[int]]:
-    """The end offset of each partition of the answers' topics (what a failure shows)."""
+#: What a failure shows of the broker: each hop's topic, and the groups reading them.
+_SHOWN_TOPICS = ("mentions.raw", "mentions.classified", "replies.requested", "replies.published")
+_SHOWN_GROUPS = {"triage-classifier": "mentions.raw", "triage-web": "mentions.classified"}
 
-    async def ends() -> dict[str, list[int]]:
+
+def _topic_ends(port: int) -> dict[str, list[int | None]]:
+    """The end offset of each partition of each hop's topic, and what the worker's
+    and the web's groups committed (a failure shows which hop stopped)."""
+
+    async def ends() -> dict[str, list[int | None]]:
         consumer = AIOKafkaConsumer(bootstrap_servers=f"127.0.0.1:{port}")
         await consumer.start()
         try:
-            found = {}
-            for topic in ("replies.requested", "replies.published"):
+            found: dict[str, list[int | None]] = {}
+            for topic in _SHOWN_TOPICS:
                 tps = [TopicPartition(topic, n) for n in range(3)]
                 offsets = await consumer.end_offsets(tps)
                 found[topic] = [offsets[tp] for tp in tps]
-            return found
         finally:
             await consumer.stop()
+        for group, topic in _SHOWN_GROUPS.items():
+            reader = AIOKafkaConsumer(bootstrap_servers=f"127.0.0.1:{port}", group_id=group)
+            await reader.start()
+            try:
+                found[f"committed by {group}"] = [
+                    await reader.committed(TopicPartition(topic, n)) for n in range(3)
+                ]
+            finally:
+                await reader.stop()
+        return found
 
     try:
         return asyncio.run(asyncio.wait_for(ends(), 30))
