@@ -188,6 +188,25 @@ class Health:
         self.app = app
         self.classifier_loaded = classifier_loaded
 
+    def dead(self) -> list[str]:
+        """Why the worker is alive but useless until restarted (/healthz, its
+        liveness): faust's app crashed, or its consumer thread died or crashed.
+        (A worker stopping after a signal says so too for its last seconds: it
+        leaves within the exit deadline anyway.)"""
+        app = self.app
+        found = []
+        if getattr(app, "crashed", False) is True:
+            found.append(f"faust's app crashed: {getattr(app, 'crash_reason', None)!r}")
+        thread = getattr(getattr(app, "_consumer", None), "_thread", None)
+        running = getattr(thread, "_thread", None)  # the threading.Thread, once started
+        if running is not None and not running.is_alive():
+            found.append("faust's consumer thread died")
+        elif getattr(thread, "crashed", False) is True:
+            found.append(
+                f"faust's consumer thread crashed: {getattr(thread, 'crash_reason', None)!r}"
+            )
+        return found
+
     async def problems(self) -> list[str]:
         found = [] if self.classifier_loaded else ["classifier not loaded"]
         try:
@@ -314,6 +333,9 @@ def create_worker(
 def _add_pages(app: Any, health: Health) -> None:
     @app.page("/healthz")  # type: ignore[untyped-decorator]
     async def healthz(view: Any, request: Any) -> Any:
+        dead = health.dead()
+        if dead:  # restart me (Kubernetes' liveness probe reads this)
+            return view.json({"status": "dead", "problems": dead}, status=503)
         return view.json({"status": "ok"})
 
     @app.page("/readyz")  # type: ignore[untyped-decorator]

@@ -317,6 +317,9 @@ async def test_worker_through_the_broker(
             health = await http.get("/healthz")
             ready = await http.get("/readyz")
             scraped = await http.get("/metrics")
+            alive = w.health.dead()
+            w.health.dead = lambda: ["faust's consumer thread died"]  # type: ignore[method-assign]
+            dead = await http.get("/healthz")
     for record in classified:
         message = decode(MentionClassified, record.value)
         assert record.key == message.mention.id.encode()
@@ -330,6 +333,8 @@ async def test_worker_through_the_broker(
         assert base64.b64decode(by_key[key].value_b64) == (value or b"")
     assert retweet.text not in classifier.texts_seen  # answered from the cache or its twin
     assert (health.status_code, ready.status_code) == (200, 200)
+    assert alive == []  # the real app, running: not dead
+    assert (dead.status_code, dead.json()["status"]) == (503, "dead")
     assert ready.json() == {"status": "ready"}
     assert "triage_messages_in_total" in scraped.text
     assert scraped.headers["content-type"].startswith("text/plain")

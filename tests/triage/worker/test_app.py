@@ -102,3 +102,42 @@ def test_a_worker_that_stops_for_any_reason_exits_within_the_deadline(
     runner._setproctitle = lambda title: None
     runner.on_worker_shutdown()
     assert armed == [True]
+
+
+class _Thread:
+    """A stand-in for the threading.Thread faust's consumer thread runs in."""
+
+    def __init__(self, alive: bool) -> None:
+        self.alive = alive
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+
+def _app(*, crashed: bool = False, thread: Any = None) -> Any:
+    consumer = SimpleNamespace(_thread=thread) if thread is not None else None
+    return SimpleNamespace(crashed=crashed, crash_reason=None, _consumer=consumer)
+
+
+@pytest.mark.parametrize(
+    ("app", "dead"),
+    [
+        (_app(), []),  # before the consumer exists (starting)
+        (_app(thread=SimpleNamespace(_thread=None, crashed=False)), []),  # not started yet
+        (_app(thread=SimpleNamespace(_thread=_Thread(alive=True), crashed=False)), []),
+        (
+            _app(thread=SimpleNamespace(_thread=_Thread(alive=False), crashed=False)),
+            ["faust's consumer thread died"],
+        ),
+        (
+            _app(thread=SimpleNamespace(_thread=_Thread(True), crashed=True, crash_reason=None)),
+            ["faust's consumer thread crashed: None"],
+        ),
+        (_app(crashed=True), ["faust's app crashed: None"]),
+    ],
+    ids=["starting", "thread-not-started", "running", "thread-died", "thread-crashed", "crashed"],
+)
+def test_liveness_says_when_the_worker_is_up_but_consumes_nothing(
+    app: Any, dead: list[str]
+) -> None:
+    assert worker_app.Health(app).dead() == dead
