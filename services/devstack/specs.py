@@ -21,6 +21,9 @@ class ProcessSpec:
     argv: tuple[str, ...]
     port: int | None = None
     health_path: str = "/healthz"
+    #: Liveness: 503 here means "up but useless, restart me" (every service's
+    #: ``/healthz``; a broker or database being down is ``/readyz``'s).
+    live_path: str = "/healthz"
     env: Mapping[str, str] = field(default_factory=dict)
     #: Lines printed under "URLs" once the stack is up.
     urls: tuple[str, ...] = ()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -149,6 +150,30 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def says_dead(url: str, timeout: float = 1.0) -> bool:
+    """Whether a liveness endpoint answers 503 ``{"status": "dead"}``: up, and asking
+    to be restarted. Anything else is not that answer: ``starting`` (a web still
+    waiting for its broker), no answer at all (a busy process may be slow)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - localhost
+            return False
+    except urllib.error.HTTPError as exc:
+        if exc.code != 503:
+            return False
+        try:
+            return bool(json.loads(exc.read(4096)).get("status") == "dead")
+        except (ValueError, AttributeError, OSError):
+            return False
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+#: How often (s) the supervisor asks each service's liveness, and how many 503s in a
+#: row restart it (as Kubernetes' liveness probes do).
+LIVENESS_EVERY_S = 5.0
+LIVENESS_FAILURES = 3
+
+
 #: How long the services get to stop, all together, before SIGKILL (they exit by
 #: themselves within 10 s of SIGTERM: services.common.lifecycle).
 STOP_TIMEOUT_S = 12.0
@@ -173,6 +198,8 @@ class Process:
         self.pid_path = run_dir / f"{spec.name}.pid"
         self.popen: subprocess.Popen[bytes] | None = None
         self.restarts: list[float] = []
+        #: Liveness answers of 503 in a row (:func:`says_dead`).
+        self.dead_answers = 0
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +225,29 @@ class Process:
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
+
+    def check_liveness(self) -> bool:
+        """Ask the service's liveness; after :data:`LIVENESS_FAILURES` answers of
+        503 ``dead`` in a row, SIGTERM it (it exits within its deadline, and the watch starts
+        it again) and return True. A worker whose consumer died stays up reading
+        nothing, and nothing else would restart it."""
+        if self.spec.port is None or not self.alive():
+            self.dead_answers = 0
+            return False
+        url = f"http://127.0.0.1:{self.spec.port}{self.spec.live_path}"
+        self.dead_answers = self.dead_answers + 1 if says_dead(url) else 0
+        if self.dead_answers < LIVENESS_FAILURES:
+            return False
+        log.warning(
+            "%s says it is dead (%s answered 503 dead %d times in a row); restarting it\n%s",
+            self.spec.name,
+            self.spec.live_path,
+            self.dead_answers,
+            self.tail(5),
+        )
+        self.dead_answers = 0
+        self.terminate()
+        return True
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -360,8 +410,14 @@ class Stack:
             log.warning("demo replay exited with %d; the stack keeps running", result.returncode)
 
     def watch(self, stop: asyncio.Event | None = None) -> None:
-        """Restart a process that died (at most 5 times in 5 minutes)."""
+        """Restart a process that died (at most 5 times in 5 minutes), or that says
+        it is dead (its liveness: :meth:`Process.check_liveness`)."""
+        asked = time.monotonic()
         while True:
+            if time.monotonic() - asked >= LIVENESS_EVERY_S:
+                asked = time.monotonic()
+                for process in self.processes:
+                    process.check_liveness()
             for process in self.processes:
                 if process.alive():
                     continue

@@ -197,6 +197,57 @@ def test_a_process_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) -
     process.stop()
 
 
+#: A service whose /healthz answers what the file named by argv[1] says.
+_LIVENESS_SERVICE = """
+import http.server, json, pathlib, sys
+state, port = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        said = state.read_text()
+        body = json.dumps({"status": said}).encode()
+        self.send_response(200 if said == "ok" else 503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+def test_a_service_that_says_it_is_dead_is_restarted_and_one_starting_is_not(
+    tmp_path: Path,
+) -> None:
+    """The supervisor reads each service's liveness as Kubernetes does: 503 ``dead``
+    three times in a row (a worker up but reading nothing) and it is stopped, for the
+    watch to start again; ``starting`` (a web waiting for its broker) never."""
+    state = tmp_path / "state"
+    state.write_text("ok")
+    port = free_port()
+    spec = devspecs.ProcessSpec(
+        name="liveness",
+        argv=(sys.executable, "-c", _LIVENESS_SERVICE, str(state), str(port)),
+        port=port,
+    )
+    process = stack.Process(spec, {}, tmp_path / "log", tmp_path)
+    process.start()
+    try:
+        process.wait_healthy(timeout=20)
+        state.write_text("starting")
+        assert [process.check_liveness() for _ in range(5)] == [False] * 5
+        assert process.alive()
+        state.write_text("dead")
+        assert [process.check_liveness() for _ in range(2)] == [False, False]
+        state.write_text("ok")  # came back: the count starts again
+        assert process.check_liveness() is False
+        state.write_text("dead")
+        assert [process.check_liveness() for _ in range(3)] == [False, False, True]
+        assert process.popen is not None
+        assert process.popen.wait(10) == -signal.SIGTERM
+    finally:
+        process.stop()
+
+
 @pytest.mark.integration
 @pytest.mark.timeout(540)
 def test_make_run_stack_comes_up_serves_and_stops_cleanly_twice(tmp_path: Path) -> None:
